@@ -1,0 +1,99 @@
+"""Checks the schema can't express: paths exist, names resolve, references parse, no cycles."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from pipeline.config.positions import PositionIndex
+from pipeline.config.schema import ConfigSpec, PipelineSpec
+from pipeline.config.templates import TemplateSyntaxError, image_references, unknown_names
+from pipeline.errors import ConfigError
+from pipeline.graph import dependencies_of, find_cycle
+from pipeline.registry.reference import DOMAIN_RE, parse_repository
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
+    if spec.registry is not None:
+        try:
+            parse_repository(spec.registry)
+        except ConfigError as exc:
+            raise positions.error(("registry",), str(exc)) from None
+    for i, host in enumerate(spec.insecure_registries):
+        if not DOMAIN_RE.match(host):
+            raise positions.error(("insecure_registries", i), f"'{host}' is not a registry host[:port]")
+    for pipeline_name, pipeline in spec.pipelines.items():
+        _check_pipeline(spec, pipeline_name, pipeline, base_dir, positions)
+
+
+def _check_pipeline(
+    spec: ConfigSpec, pipeline_name: str, pipeline: PipelineSpec, base_dir: Path, positions: PositionIndex
+) -> None:
+    at = ("pipelines", pipeline_name)
+    if pipeline.registry is not None:
+        try:
+            parse_repository(pipeline.registry)
+        except ConfigError as exc:
+            raise positions.error((*at, "registry"), str(exc)) from None
+    names = list(pipeline.images)
+    for name, image in pipeline.images.items():
+        img = (*at, "images", name)
+        prefix = pipeline.registry or spec.registry
+        if image.repository is not None:
+            try:
+                parse_repository(image.repository)
+            except ConfigError as exc:
+                raise positions.error((*img, "repository"), str(exc)) from None
+        elif prefix is None:
+            raise positions.error(
+                img, "no repository: set 'repository' here or a top-level 'registry' prefix", at_key=True
+            )
+        else:
+            try:
+                parse_repository(f"{prefix}/{name}")
+            except ConfigError as exc:
+                raise positions.error(img, str(exc), at_key=True) from None
+        context = base_dir / image.context
+        if not context.is_dir():
+            raise positions.error((*img, "context"), f"context directory '{context}' does not exist")
+        dockerfile = context / image.dockerfile
+        if not dockerfile.is_file():
+            key = "dockerfile" if "dockerfile" in image.model_fields_set else "context"
+            raise positions.error((*img, key), f"Dockerfile '{dockerfile}' does not exist")
+        for i, dep in enumerate(image.depends_on):
+            if dep == name:
+                raise positions.error((*img, "depends_on", i), f"image '{name}' cannot depend on itself")
+            if dep not in pipeline.images:
+                raise positions.error(
+                    (*img, "depends_on", i),
+                    f"unknown image '{dep}' in pipeline '{pipeline_name}'{_suggest(dep, names)}",
+                )
+        for arg, value in image.build_args.items():
+            where = (*img, "build_args", arg)
+            try:
+                unknown = unknown_names(value, set(names))
+                refs = image_references(value)
+            except TemplateSyntaxError as exc:
+                raise positions.error(where, str(exc)) from None
+            for ref in refs:
+                if ref not in pipeline.images:
+                    raise positions.error(
+                        where,
+                        f"'{{{{ images.{ref} }}}}' names no image of pipeline '{pipeline_name}'" + _suggest(ref, names),
+                    )
+                if ref == name:
+                    raise positions.error(where, f"image '{name}' cannot reference its own digest")
+            if unknown:
+                raise positions.error(
+                    where,
+                    f"unknown placeholder '{{{{ {unknown[0]} }}}}' "
+                    "(known: images.<name>, version, git.sha, git.short_sha, git.branch)",
+                )
+    cycle = find_cycle(dependencies_of(pipeline))
+    if cycle:
+        raise positions.error((*at, "images", cycle[0]), f"dependency cycle: {' -> '.join(cycle)}", at_key=True)

@@ -1,0 +1,43 @@
+"""The pipelines.yaml schema as pydantic models; defaults live here and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors, and scalars are strings only where a string is meant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class ImageSpec(StrictModel):
+    context: NonEmpty = Field(description="Build context directory, relative to the pipelines.yaml file")
+    dockerfile: NonEmpty = Field("Dockerfile", description="Dockerfile path, relative to the context")
+    depends_on: list[Name] = Field(default_factory=list, description="Images of this pipeline built first")
+    build_args: dict[NonEmpty, str] = Field(
+        default_factory=dict, description="Build args; '{{ images.X }}' is X's pushed digest reference"
+    )
+    repository: NonEmpty | None = Field(None, description="Full repository; default <registry>/<image name>")
+    target: NonEmpty | None = Field(None, description="Multi-stage build target")
+    platform: NonEmpty | None = Field(None, description="os/arch[/variant] to build for")
+    labels: dict[NonEmpty, str] = Field(default_factory=dict, description="Extra image labels")
+
+
+class PipelineSpec(StrictModel):
+    registry: NonEmpty | None = Field(None, description="Repository prefix for this pipeline's images")
+    images: dict[Name, ImageSpec] = Field(min_length=1)
+
+
+class ConfigSpec(StrictModel):
+    registry: NonEmpty | None = Field(None, description="Default repository prefix: image X is <registry>/X")
+    insecure_registries: list[NonEmpty] = Field(
+        default_factory=list, description="Registries reached over plain HTTP (loopback ones always are)"
+    )
+    pipelines: dict[Name, PipelineSpec] = Field(min_length=1)

@@ -1,0 +1,41 @@
+"""The exception hierarchy; cli.py alone maps these to messages and exit codes."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """An expected failure with a message a user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(PipelineError):
+    """pipelines.yaml (or a command's arguments) is invalid; nothing was built."""
+
+    exit_code = 2
+
+
+class UsageError(ConfigError):
+    """A command-line argument is invalid."""
+
+
+class BuildError(PipelineError):
+    """An image failed to build."""
+
+
+class RegistryError(PipelineError):
+    """A registry refused or failed a request (after retries where they apply)."""
+
+
+class AuthError(RegistryError):
+    """A registry rejected our credentials, or we had none."""
+
+
+class RunFailed(PipelineError):
+    """One or more images of a run failed; details are in the run's report."""
+
+
+class EnvironmentProblem(PipelineError):
+    """Something the tool needs is not there (no Docker engine, no git)."""
+
+    exit_code = 3

@@ -1,0 +1,257 @@
+"""Runs a plan: dependency order, N images at a time, fail-fast or keep-going, progress events.
+
+Per image: render build args, build, push, read the digest back from the registry, apply the
+immutable tags. Floating tags move last, for every image at once, and only if every image succeeded.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pipeline.builders import Builder, BuildRequest
+from pipeline.config.templates import render
+from pipeline.errors import PipelineError
+from pipeline.graph import dependants_closure
+from pipeline.plan import Plan, PlannedImage
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.credentials import Credentials
+from pipeline.registry.reference import ImageRef
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class ImageResult:
+    key: str
+    repository: str
+    status: Status = Status.PENDING
+    digest: str | None = None
+    image_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    started: float | None = None
+    duration: float = 0.0
+    error: str | None = None
+
+    @property
+    def reference(self) -> str | None:
+        return f"{self.repository}@{self.digest}" if self.digest else None
+
+
+@dataclass
+class RunResult:
+    images: dict[str, ImageResult]
+    duration: float = 0.0
+    floating_applied: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == Status.SUCCEEDED for r in self.images.values())
+
+
+@dataclass(frozen=True)
+class Event:
+    image: str
+    step: str
+    message: str
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int = 1
+    keep_going: bool = False
+    push: bool = True
+
+
+EventSink = Callable[[Event], None]
+CredentialLookup = Callable[[str], Credentials | None]
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        builder: Builder,
+        registry: RegistryClient,
+        credentials: CredentialLookup,
+        options: RunOptions,
+        on_event: EventSink = lambda event: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan = plan
+        self.builder = builder
+        self.registry = registry
+        self.credentials = credentials
+        self.options = options
+        self.on_event = on_event
+        self.clock = clock
+        self.results = {
+            key: ImageResult(key=key, repository=str(image.repository)) for key, image in plan.images.items()
+        }
+        self._lock = threading.Lock()
+
+    # --- scheduling -------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        start = self.clock()
+        graph = {key: image.depends_on for key, image in self.plan.images.items()}
+        pending = list(self.plan.images)
+        running: dict[Future[None], str] = {}
+        stopped = False
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image") as pool:
+            try:
+                while pending or running:
+                    if not stopped:
+                        for key in [k for k in pending if self._ready(k)]:
+                            if len(running) >= self.options.jobs:
+                                break
+                            pending.remove(key)
+                            self.results[key].status = Status.RUNNING
+                            running[pool.submit(self._run_image, self.plan.images[key])] = key
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        key = running.pop(future)
+                        if self.results[key].status != Status.FAILED:
+                            continue
+                        if self.options.keep_going:
+                            blocked = dependants_closure(graph, {key}) - {key}
+                            for other in [k for k in pending if k in blocked]:
+                                pending.remove(other)
+                                self._skip(other, f"not built: depends on {key}, which failed")
+                        else:
+                            stopped = True
+                for key in pending:
+                    self._skip(key, "not built: the run stopped at the first failure (use --keep-going)")
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+        result = RunResult(images=self.results)
+        if result.ok and self.options.push:
+            result.floating_applied = self._apply_floating_tags()
+        result.duration = self.clock() - start
+        return result
+
+    def _ready(self, key: str) -> bool:
+        return all(self.results[d].status == Status.SUCCEEDED for d in self.plan.images[key].depends_on)
+
+    def _skip(self, key: str, reason: str) -> None:
+        self.results[key].status = Status.SKIPPED
+        self.results[key].error = reason
+        self._emit(key, "skipped", reason)
+
+    # --- one image ----------------------------------------------------------------
+
+    def _emit(self, key: str, step: str, message: str) -> None:
+        started = self.results[key].started
+        elapsed = self.clock() - started if started is not None else 0.0
+        self.on_event(Event(image=key, step=step, message=message, elapsed=elapsed))
+
+    def _run_image(self, image: PlannedImage) -> None:
+        result = self.results[image.key]
+        result.started = self.clock()
+        self._emit(image.key, "start", f"building {image.repository}")
+        try:
+            self._build_and_tag(image, result)
+            result.status = Status.SUCCEEDED
+            self._emit(image.key, "done", result.reference or f"{image.repository}:{image.tags.primary}")
+        except PipelineError as exc:
+            result.status = Status.FAILED
+            result.error = str(exc)
+            self._emit(image.key, "failed", str(exc))
+        except Exception as exc:  # a bug or an unexpected library error: report it, don't lose the run
+            result.status = Status.FAILED
+            result.error = f"{image.key}: unexpected error: {type(exc).__name__}: {exc}"
+            self._emit(image.key, "failed", result.error)
+        finally:
+            result.duration = self.clock() - (result.started or self.clock())
+
+    def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
+        primary = image.repository.with_tag(image.tags.primary)
+        request = BuildRequest(
+            image=image.key,
+            context=image.context,
+            dockerfile=image.dockerfile,
+            tag=primary,
+            build_args=self._render_build_args(image),
+            labels=self._labels(image),
+            target=image.target,
+            platform=image.platform,
+            push=self.options.push,
+            credentials=self.credentials(image.repository.registry) if self.options.push else None,
+        )
+        outcome = self.builder.build(request, lambda step, msg: self._emit(image.key, step, msg))
+        result.image_id = outcome.image_id
+        if not self.options.push:
+            result.tags = [image.tags.primary]
+            return
+        self._emit(image.key, "verify", f"reading {primary} back from the registry")
+        digest = self.registry.resolve_digest(primary)
+        if digest is None or digest != outcome.pushed_digest:
+            raise PipelineError(
+                f"{image.key}: {primary} points at {digest} in the registry, but the push wrote "
+                f"{outcome.pushed_digest} (another push to the same tag?)"
+            )
+        result.digest = digest
+        result.tags = [image.tags.primary]
+        for tag in image.tags.immutable[1:]:
+            self._emit(image.key, "tag", f"{image.repository}:{tag}")
+            self.registry.tag(image.repository, digest, tag)
+            result.tags.append(tag)
+
+    def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
+        values = self.plan.context.template_values()
+        for dep_key in image.depends_on:
+            dep = self.results[dep_key]
+            planned = self.plan.images[dep_key]
+            ref = dep.reference or str(ImageRef(planned.repository, tag=planned.tags.primary))
+            values[f"images.{planned.name}"] = ref
+        return {name: render(value, values) for name, value in image.build_args.items()}
+
+    def _labels(self, image: PlannedImage) -> dict[str, str]:
+        ctx = self.plan.context
+        # `created` is the commit's time, not the wall clock: the same commit and version then build
+        # the same image (layer cache hit, same digest), so re-running a release is a no-op.
+        created = ctx.created or datetime.now(UTC)
+        labels = {
+            "org.opencontainers.image.title": image.name,
+            "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "org.opencontainers.image.version": ctx.template_values()["version"],
+        }
+        if ctx.git_sha:
+            labels["org.opencontainers.image.revision"] = ctx.git_sha
+        if ctx.source_url:
+            labels["org.opencontainers.image.source"] = ctx.source_url
+        labels.update(image.labels)
+        return labels
+
+    def _apply_floating_tags(self) -> bool:
+        for key, image in self.plan.images.items():
+            result = self.results[key]
+            for tag in image.tags.floating:
+                if result.digest is None:
+                    continue
+                self._emit(key, "tag", f"{image.repository}:{tag}")
+                try:
+                    self.registry.tag(image.repository, result.digest, tag)
+                except PipelineError as exc:
+                    result.status = Status.FAILED
+                    result.error = f"{key}: moving floating tag '{tag}' failed: {exc}"
+                    self._emit(key, "failed", result.error)
+                    return False
+                result.tags.append(tag)
+        return True

@@ -1,0 +1,63 @@
+"""What the git checkout around the config says: HEAD, branch, origin URL (for tags and OCI labels)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import git
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    sha: str
+    branch: str | None
+    remote_url: str | None
+    dirty: bool
+    committed_at: datetime
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:12]
+
+    @property
+    def branch_tag(self) -> str:
+        """The branch name made safe for a Docker tag (`feature/x` -> `feature-x`)."""
+        return sanitize_tag(self.branch or "detached")
+
+
+def sanitize_tag(text: str) -> str:
+    cleaned = re.sub(r"[^\w.-]+", "-", text).strip(".-") or "x"
+    return cleaned[:128]
+
+
+def _strip_credentials(url: str) -> str:
+    # https://user:token@host/repo must never end up in an image label.
+    return re.sub(r"//[^/@]+@", "//", url)
+
+
+def read_git_info(path: Path) -> GitInfo | None:
+    """GitInfo for the repository containing `path`, or None outside git (or before the first commit)."""
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        commit = repo.head.commit
+        sha = commit.hexsha
+    except ValueError:
+        return None
+    branch = None if repo.head.is_detached else repo.active_branch.name
+    remote_url = None
+    if "origin" in [r.name for r in repo.remotes]:
+        urls = list(repo.remotes.origin.urls)
+        remote_url = _strip_credentials(urls[0]) if urls else None
+    return GitInfo(
+        sha=sha,
+        branch=branch,
+        remote_url=remote_url,
+        dirty=repo.is_dirty(untracked_files=False),
+        committed_at=commit.committed_datetime,
+    )

@@ -1,0 +1,1 @@
+"""OCI distribution: references, credentials and a small registry client."""

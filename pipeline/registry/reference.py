@@ -1,0 +1,122 @@
+"""Image references (registry/repository[:tag][@digest]) parsed against the distribution grammar."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from pipeline.errors import ConfigError
+
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+
+DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+TAG_RE = re.compile(rf"^{_TAG}$")
+DIGEST_RE = re.compile(rf"^{_DIGEST}$")
+SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+DOCKER_HUB = "docker.io"
+MAX_NAME_LENGTH = 255
+
+
+def _looks_like_domain(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost" or component != component.lower()
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A repository in a registry: `host[:port]/path`."""
+
+    registry: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.path}"
+
+    def with_tag(self, tag: str) -> ImageRef:
+        return ImageRef(self, tag=tag)
+
+    def with_digest(self, digest: str) -> ImageRef:
+        return ImageRef(self, digest=digest)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A repository plus a tag and/or a digest."""
+
+    repository: Repository
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        text = str(self.repository)
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_repository(text: str) -> Repository:
+    """Parse `host[:port]/path` (no tag or digest); raise ConfigError with the reason."""
+    if not text:
+        raise ConfigError("empty repository name")
+    if "@" in text or ":" in text.rsplit("/", 1)[-1] and "/" in text:
+        raise ConfigError(f"'{text}' is a repository name and may not carry a tag or digest")
+    first, _, rest = text.partition("/")
+    if rest and _looks_like_domain(first):
+        registry, path = first, rest
+    else:
+        registry, path = DOCKER_HUB, text
+        if "/" not in path:
+            path = f"library/{path}"
+    if not DOMAIN_RE.match(registry):
+        raise ConfigError(f"'{registry}' is not a valid registry host[:port]")
+    if not PATH_RE.match(path):
+        raise ConfigError(
+            f"'{path}' is not a valid repository path "
+            "(lowercase letters, digits and separators . _ __ - between them, components joined by /)"
+        )
+    if len(f"{registry}/{path}") > MAX_NAME_LENGTH:
+        raise ConfigError(f"repository name '{text}' is longer than {MAX_NAME_LENGTH} characters")
+    return Repository(registry, path)
+
+
+def parse_reference(text: str) -> ImageRef:
+    """Parse `repository[:tag][@digest]`."""
+    name, digest = text, None
+    if "@" in text:
+        name, digest = text.split("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise ConfigError(f"'{digest}' is not a valid digest (expected sha256:<64 hex>)")
+    tag = None
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+        validate_tag(tag)
+    return ImageRef(parse_repository(name), tag=tag, digest=digest)
+
+
+def validate_tag(tag: str) -> str:
+    if not TAG_RE.match(tag):
+        raise ConfigError(f"'{tag}' is not a valid tag (1-128 of letters, digits, _ . -, not starting with . or -)")
+    return tag
+
+
+def is_loopback_host(registry: str) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1, with or without a port."""
+    host = registry
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif ":" in host:
+        host = host.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

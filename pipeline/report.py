@@ -1,0 +1,89 @@
+"""Run results for people (a table, progress lines) and machines (the JSON report)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.executor import Event, RunResult, Status
+from pipeline.plan import Plan
+
+STATUS_STYLE = {
+    Status.SUCCEEDED: "green",
+    Status.FAILED: "red",
+    Status.SKIPPED: "yellow",
+    Status.PENDING: "dim",
+    Status.RUNNING: "cyan",
+}
+
+
+def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
+    ctx = plan.context
+    return {
+        "ok": result.ok,
+        "duration_seconds": round(result.duration, 3),
+        "version": str(ctx.version) if ctx.version else None,
+        "git_sha": ctx.git_sha,
+        "floating_tags_applied": result.floating_applied,
+        "images": [
+            {
+                "image": key,
+                "pipeline": plan.images[key].pipeline,
+                "name": plan.images[key].name,
+                "repository": r.repository,
+                "reference": r.reference,
+                "digest": r.digest,
+                "image_id": r.image_id,
+                "tags": r.tags,
+                "status": r.status.value,
+                "duration_seconds": round(r.duration, 3),
+                "error": r.error,
+            }
+            for key, r in result.images.items()
+        ],
+    }
+
+
+def write_report(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
+    table = Table(title=None, show_lines=False)
+    for column in ("image", "status", "digest", "tags", "time"):
+        table.add_column(column, overflow="fold")
+    for key, r in result.images.items():
+        style = STATUS_STYLE[r.status]
+        table.add_row(
+            key,
+            f"[{style}]{r.status.value}[/{style}]",
+            (r.digest or "-")[:19],
+            ", ".join(r.tags) or "-",
+            f"{r.duration:.1f}s",
+        )
+    console = Console(file=stream or sys.stdout, width=160)
+    console.print(table)
+    for key, r in result.images.items():
+        if r.status == Status.FAILED and r.error:
+            console.print(f"[red]{key}[/red]: {r.error}", markup=True, highlight=False)
+
+
+class ProgressPrinter:
+    """One line per event on stderr: elapsed, image, step, message."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = f"[{event.elapsed:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"
+        with self._lock:
+            print(line, file=self.stream, flush=True)
