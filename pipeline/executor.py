@@ -40,7 +40,9 @@ class ImageResult:
     digest: str | None = None
     image_id: str | None = None
     tags: list[str] = field(default_factory=list)
-    started: float | None = None
+    started: float | None = None  # monotonic clock, for elapsed times
+    started_at: float | None = None  # wall clock (epoch seconds), for the report
+    finished_at: float | None = None
     duration: float = 0.0
     error: str | None = None
 
@@ -164,6 +166,7 @@ class Executor:
     def _run_image(self, image: PlannedImage) -> None:
         result = self.results[image.key]
         result.started = self.clock()
+        result.started_at = time.time()
         self._emit(image.key, "start", f"building {image.repository}")
         try:
             self._build_and_tag(image, result)
@@ -179,6 +182,7 @@ class Executor:
             self._emit(image.key, "failed", result.error)
         finally:
             result.duration = self.clock() - (result.started or self.clock())
+            result.finished_at = time.time()
 
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         primary = image.repository.with_tag(image.tags.primary)

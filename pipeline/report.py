@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,11 +44,19 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "tags": r.tags,
                 "status": r.status.value,
                 "duration_seconds": round(r.duration, 3),
+                "started_at": _iso(r.started_at),
+                "finished_at": _iso(r.finished_at),
                 "error": r.error,
             }
             for key, r in result.images.items()
         ],
     }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def write_report(path: Path, data: dict[str, Any]) -> None:

@@ -59,7 +59,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-_backoff = wait_exponential_jitter(initial=0.25, max=8.0)
+_backoff = wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25)
 
 
 def _wait(state: RetryCallState) -> float:

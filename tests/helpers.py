@@ -1,0 +1,83 @@
+"""Helpers shared by the tests: temporary projects and running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+BUSYBOX = Path(os.environ.get("PIPELINE_BUSYBOX", "/bin/busybox"))
+
+BASE_DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/bin
+RUN echo base > /layers
+"""
+
+
+def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busybox: tuple[str, ...] = ()) -> Path:
+    """Write pipelines.yaml and one context dir per entry of `dockerfiles` (`images/<name>/Dockerfile`).
+    Contexts named in `busybox` get the static busybox binary. Returns the config path."""
+    root.mkdir(parents=True, exist_ok=True)
+    config_file = root / "pipelines.yaml"
+    config_file.write_text(textwrap.dedent(config), encoding="utf-8")
+    for name, dockerfile in dockerfiles.items():
+        context = root / "images" / name
+        context.mkdir(parents=True, exist_ok=True)
+        (context / "Dockerfile").write_text(textwrap.dedent(dockerfile), encoding="utf-8")
+        if name in busybox:
+            shutil.copy(BUSYBOX, context / "busybox")
+    return config_file
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run `python -m pipeline ARGS` as a user would, in `cwd`."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def init_git(root: Path) -> str:
+    """Make `root` a git repository with everything committed; return HEAD's sha."""
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return git(root, "rev-parse", "HEAD")

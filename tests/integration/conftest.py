@@ -1,0 +1,121 @@
+"""Integration fixtures: the real Docker engine and the two loopback registries from scripts/services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+SERVICES_ENV = Path(os.environ.get("PIPELINE_SERVICES_DIR", "/tmp/pipeline-services")) / "env"
+ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    plain_registry: str
+    auth_registry: str
+    auth_docker_config: Path
+    auth_user: str
+    auth_password: str
+
+
+def _read_env() -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if k.startswith("PIPELINE_")}
+    if SERVICES_ENV.exists():
+        for line in SERVICES_ENV.read_text().splitlines():
+            key, _, value = line.partition("=")
+            values.setdefault(key, value)
+    return values
+
+
+def _unavailable(reason: str) -> None:
+    message = f"{reason}; start them with 'bash scripts/services'"
+    if os.environ.get("PIPELINE_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    env = _read_env()
+    if "PIPELINE_PLAIN_REGISTRY" not in env:
+        _unavailable(f"no services env at {SERVICES_ENV}")
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        _unavailable("the Docker engine is not running")
+    result = Services(
+        plain_registry=env["PIPELINE_PLAIN_REGISTRY"],
+        auth_registry=env["PIPELINE_AUTH_REGISTRY"],
+        auth_docker_config=Path(env["PIPELINE_AUTH_DOCKER_CONFIG"]),
+        auth_user=env["PIPELINE_AUTH_USER"],
+        auth_password=env["PIPELINE_AUTH_PASSWORD"],
+    )
+    for registry in (result.plain_registry, result.auth_registry):
+        try:
+            httpx.get(f"http://{registry}/v2/", timeout=5)
+        except httpx.HTTPError:
+            _unavailable(f"registry {registry} is not answering")
+    return result
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A repository namespace no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+class RegistryPeek:
+    """Reads a registry directly (not through pipeline's client) to check what a run left there."""
+
+    def __init__(self, registry: str, auth: tuple[str, str] | None = None) -> None:
+        self.base = f"http://{registry}/v2"
+        self.auth = auth
+
+    def manifest(self, repo_path: str, reference: str) -> tuple[str, dict[str, object]] | None:
+        response = httpx.get(
+            f"{self.base}/{repo_path}/manifests/{reference}", headers={"Accept": ACCEPT}, auth=self.auth, timeout=30
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.headers["Docker-Content-Digest"], json.loads(response.content)
+
+    def digest(self, repo_path: str, reference: str) -> str | None:
+        found = self.manifest(repo_path, reference)
+        return found[0] if found else None
+
+    def tags(self, repo_path: str) -> set[str]:
+        response = httpx.get(f"{self.base}/{repo_path}/tags/list", auth=self.auth, timeout=30)
+        if response.status_code == 404:
+            return set()
+        response.raise_for_status()
+        return set(response.json().get("tags") or [])
+
+    def layers(self, repo_path: str, reference: str) -> list[str]:
+        found = self.manifest(repo_path, reference)
+        assert found is not None, f"{repo_path}:{reference} not in registry"
+        layers = found[1]["layers"]
+        assert isinstance(layers, list)
+        return [layer["digest"] for layer in layers]
+
+
+@pytest.fixture
+def plain_peek(services: Services) -> RegistryPeek:
+    return RegistryPeek(services.plain_registry)
+
+
+@pytest.fixture
+def auth_peek(services: Services) -> RegistryPeek:
+    return RegistryPeek(services.auth_registry, (services.auth_user, services.auth_password))

@@ -1,0 +1,260 @@
+"""`pipeline run` against the real engine and registries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
+from tests.integration.conftest import RegistryPeek, Services
+
+APP_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}} AS build
+RUN echo {name} >> /layers
+FROM build AS runtime
+ARG GREETING=none
+RUN echo "$GREETING" > /greeting
+"""
+
+
+def three_image_config(registry: str) -> str:
+    return f"""\
+    registry: {registry}
+    pipelines:
+      shop:
+        images:
+          base:
+            context: images/base
+          app:
+            context: images/app
+            target: runtime
+            build_args:
+              BASE_IMAGE: "{{{{ images.base }}}}"
+              GREETING: "hello {{{{ version }}}}"
+          worker:
+            context: images/worker
+            depends_on: [base]
+            build_args:
+              BASE_IMAGE: "{{{{ images.base }}}}"
+    """
+
+
+def three_image_project(root: Path, registry: str) -> Path:
+    return write_project(
+        root,
+        three_image_config(registry),
+        {
+            "base": BASE_DOCKERFILE,
+            "app": APP_DOCKERFILE.format(name="app"),
+            "worker": APP_DOCKERFILE.format(name="worker"),
+        },
+        busybox=("base",),
+    )
+
+
+def test_three_image_dag_is_pushed_with_every_tag_on_one_digest(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    three_image_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    sha = init_git(tmp_path)
+    result = run_cli(["run", "--version", "2.1.5", "--report", "report.json"], tmp_path)
+    assert result.code == 0, result.output
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ok"] is True
+    by_name = {image["name"]: image for image in report["images"]}
+    assert set(by_name) == {"base", "app", "worker"}
+    expected_tags = {"2.1.5", "2.1", "2", "latest", f"sha-{sha[:12]}"}
+    for name, image in by_name.items():
+        path = f"{namespace}/{name}"
+        assert image["status"] == "succeeded"
+        assert set(image["tags"]) == expected_tags
+        assert plain_peek.tags(path) == expected_tags
+        digests = {plain_peek.digest(path, tag) for tag in expected_tags}
+        assert digests == {image["digest"]}, f"{name}: tags point at {digests}"
+        assert image["reference"] == f"{services.plain_registry}/{path}@{image['digest']}"
+    # The summary table is on stdout, progress (image, step, elapsed) on stderr.
+    assert "shop/app" in result.stdout and "succeeded" in result.stdout
+    assert "shop/app" in result.stderr and "Step " in result.stderr
+
+
+def test_dependant_is_built_on_this_runs_base(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    three_image_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path)
+    assert result.code == 0, result.output
+    base_layers = plain_peek.layers(f"{namespace}/base", "1.0.0")
+    for dependant in ("app", "worker"):
+        layers = plain_peek.layers(f"{namespace}/{dependant}", "1.0.0")
+        assert layers[: len(base_layers)] == base_layers
+        assert len(layers) > len(base_layers)
+
+    # Change the base: the next run's dependants must start with the *new* base's layers.
+    dockerfile = tmp_path / "images/base/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN echo changed > /changed\n")
+    result = run_cli(["run", "--version", "1.0.1"], tmp_path)
+    assert result.code == 0, result.output
+    new_base = plain_peek.layers(f"{namespace}/base", "1.0.1")
+    assert new_base != base_layers
+    for dependant in ("app", "worker"):
+        assert plain_peek.layers(f"{namespace}/{dependant}", "1.0.1")[: len(new_base)] == new_base
+
+
+def test_oci_labels_are_set(tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek) -> None:
+    three_image_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    sha = init_git(tmp_path)
+    from tests.helpers import git
+
+    git(tmp_path, "remote", "add", "origin", "https://user:s3cret@git.example.com/shop.git")
+    result = run_cli(["run", "shop", "--version", "3.0.0", "--json"], tmp_path)
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)
+    app = next(i for i in report["images"] if i["name"] == "app")
+    inspect = json.loads(
+        __import__("subprocess")
+        .run(["docker", "image", "inspect", app["image_id"]], capture_output=True, text=True, check=True)
+        .stdout
+    )[0]
+    labels = inspect["Config"]["Labels"]
+    assert labels["org.opencontainers.image.title"] == "app"
+    assert labels["org.opencontainers.image.version"] == "3.0.0"
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert labels["org.opencontainers.image.source"] == "https://git.example.com/shop.git"
+    datetime.strptime(labels["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ")
+    assert "s3cret" not in result.output
+
+
+def test_independent_images_build_in_parallel(tmp_path: Path, services: Services, namespace: str) -> None:
+    slow = 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sleep", "3"]\n'
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        pipelines:
+          p:
+            images:
+              one: {{context: images/one}}
+              two: {{context: images/two}}
+        """,
+        {"one": slow, "two": slow.replace("3", "3.1")},
+        busybox=("one", "two"),
+    )
+    result = run_cli(["run", "--jobs", "2", "--report", "r.json"], tmp_path)
+    assert result.code == 0, result.output
+    images = json.loads((tmp_path / "r.json").read_text())["images"]
+    spans = [(datetime.fromisoformat(i["started_at"]), datetime.fromisoformat(i["finished_at"])) for i in images]
+    (start_a, end_a), (start_b, end_b) = spans
+    assert start_a < end_b and start_b < end_a, f"builds did not overlap: {spans}"
+
+    # With --jobs 1 the same two builds must not overlap.
+    (tmp_path / "images/one/Dockerfile").write_text(slow.replace("3", "2.9"))
+    (tmp_path / "images/two/Dockerfile").write_text(slow.replace("3", "2.8"))
+    result = run_cli(["run", "--jobs", "1", "--report", "r1.json"], tmp_path)
+    assert result.code == 0, result.output
+    images = json.loads((tmp_path / "r1.json").read_text())["images"]
+    first, second = sorted(images, key=lambda i: i["started_at"])
+    assert first["finished_at"] <= second["started_at"]
+
+
+FAILING_CONFIG = """\
+registry: {registry}
+pipelines:
+  p:
+    images:
+      base: {{context: images/base}}
+      broken:
+        context: images/broken
+        depends_on: [base]
+      after_broken:
+        context: images/after
+        build_args: {{BASE_IMAGE: "{{{{ images.broken }}}}"}}
+      sibling:
+        context: images/sibling
+        build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
+"""
+
+
+def failing_project(root: Path, registry: str) -> None:
+    write_project(
+        root,
+        FAILING_CONFIG.format(registry=registry),
+        {
+            "base": BASE_DOCKERFILE,
+            "broken": 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "false"]\n',
+            "after": APP_DOCKERFILE.format(name="after"),
+            "sibling": APP_DOCKERFILE.format(name="sibling"),
+        },
+        busybox=("base", "broken"),
+    )
+
+
+def test_failing_image_stops_only_its_dependants_with_keep_going(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    failing_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    result = run_cli(["run", "--keep-going", "--version", "1.0.0", "--report", "r.json"], tmp_path)
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    status = {i["name"]: i for i in json.loads((tmp_path / "r.json").read_text())["images"]}
+    assert status["base"]["status"] == "succeeded"
+    assert status["sibling"]["status"] == "succeeded"
+    assert status["broken"]["status"] == "failed"
+    assert status["after_broken"]["status"] == "skipped"
+    assert "depends on p/broken" in status["after_broken"]["error"]
+    # The failing Dockerfile step is named.
+    assert 'at Step 3/6 : RUN ["/bin/busybox", "false"]' in status["broken"]["error"]
+    assert "p/broken: build failed at Step 3/6" in result.output
+    # Nothing floating moved for anyone: the run failed.
+    assert plain_peek.tags(f"{namespace}/base") == {"1.0.0"}
+    assert plain_peek.tags(f"{namespace}/sibling") == {"1.0.0"}
+    assert plain_peek.tags(f"{namespace}/after_broken") == set()
+
+
+def test_fail_fast_stops_scheduling_after_first_failure(tmp_path: Path, services: Services, namespace: str) -> None:
+    failing_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    result = run_cli(["run", "--jobs", "1", "--report", "r.json"], tmp_path)
+    assert result.code == 1
+    status = {i["name"]: i["status"] for i in json.loads((tmp_path / "r.json").read_text())["images"]}
+    assert status["base"] == "succeeded"
+    assert status["broken"] == "failed"
+    assert status["after_broken"] == "skipped"
+
+
+def test_no_push_builds_locally_only(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    three_image_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    result = run_cli(["run", "--no-push", "--version", "1.0.0"], tmp_path)
+    assert result.code == 0, result.output
+    assert plain_peek.tags(f"{namespace}/base") == set()
+
+
+def test_auth_registry_with_and_without_credentials(
+    tmp_path: Path, services: Services, namespace: str, auth_peek: RegistryPeek
+) -> None:
+    three_image_project(tmp_path, f"{services.auth_registry}/{namespace}")
+    empty_config = tmp_path / "empty-docker-config"
+    empty_config.mkdir()
+    without = run_cli(["run", "--version", "1.0.0"], tmp_path, env={"DOCKER_CONFIG": str(empty_config)})
+    assert without.code == 1
+    assert "Traceback" not in without.output
+    assert "shop/base: push to" in without.output
+    assert "no credentials for this registry in the docker config" in without.output
+    assert auth_peek.tags(f"{namespace}/base") == set()
+
+    with_creds = run_cli(
+        ["run", "--version", "1.0.0"], tmp_path, env={"DOCKER_CONFIG": str(services.auth_docker_config)}
+    )
+    assert with_creds.code == 0, with_creds.output
+    assert auth_peek.tags(f"{namespace}/app") == {"1.0.0", "1.0", "1", "latest"}
+    assert services.auth_password not in with_creds.output
+
+
+def test_engine_unreachable_is_exit_3(tmp_path: Path, services: Services, namespace: str) -> None:
+    three_image_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    result = run_cli(["run"], tmp_path, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert result.code == 3
+    assert result.output.startswith("error: cannot reach the Docker engine at tcp://127.0.0.1:9")
