@@ -108,45 +108,49 @@ class Executor:
 
     def run(self) -> RunResult:
         start = self.clock()
-        graph = {key: image.depends_on for key, image in self.plan.images.items()}
-        pending = list(self.plan.images)
-        running: dict[Future[None], str] = {}
-        stopped = False
-        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image") as pool:
-            try:
-                while pending or running:
-                    if not stopped:
-                        for key in [k for k in pending if self._ready(k)]:
-                            if len(running) >= self.options.jobs:
-                                break
-                            pending.remove(key)
-                            self.results[key].status = Status.RUNNING
-                            running[pool.submit(self._run_image, self.plan.images[key])] = key
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        key = running.pop(future)
-                        if self.results[key].status != Status.FAILED:
-                            continue
-                        if self.options.keep_going:
-                            blocked = dependants_closure(graph, {key}) - {key}
-                            for other in [k for k in pending if k in blocked]:
-                                pending.remove(other)
-                                self._skip(other, f"not built: depends on {key}, which failed")
-                        else:
-                            stopped = True
-                for key in pending:
-                    self._skip(key, "not built: the run stopped at the first failure (use --keep-going)")
-            except BaseException:
-                for future in running:
-                    future.cancel()
-                raise
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image")
+        try:
+            self._schedule(pool)
+        except BaseException:
+            # Ctrl-C: start nothing new and don't wait for builds in flight; nothing floating has moved.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         result = RunResult(images=self.results)
         if result.ok and self.options.push:
             result.floating_applied = self._apply_floating_tags()
         result.duration = self.clock() - start
         return result
+
+    def _schedule(self, pool: ThreadPoolExecutor) -> None:
+        graph = {key: image.depends_on for key, image in self.plan.images.items()}
+        pending = list(self.plan.images)
+        running: dict[Future[None], str] = {}
+        stopped = False
+        while pending or running:
+            if not stopped:
+                for key in [k for k in pending if self._ready(k)]:
+                    if len(running) >= self.options.jobs:
+                        break
+                    pending.remove(key)
+                    self.results[key].status = Status.RUNNING
+                    running[pool.submit(self._run_image, self.plan.images[key])] = key
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                if self.results[key].status != Status.FAILED:
+                    continue
+                if self.options.keep_going:
+                    blocked = dependants_closure(graph, {key}) - {key}
+                    for other in [k for k in pending if k in blocked]:
+                        pending.remove(other)
+                        self._skip(other, f"not built: depends on {key}, which failed")
+                else:
+                    stopped = True
+        for key in pending:
+            self._skip(key, "not built: the run stopped at the first failure (use --keep-going)")
 
     def _ready(self, key: str) -> bool:
         return all(self.results[d].status == Status.SUCCEEDED for d in self.plan.images[key].depends_on)
