@@ -134,9 +134,11 @@ def run(
         click.echo(json.dumps(data, indent=2))
     else:
         print_summary(result)
+    if result.error:
+        raise RunFailed(result.error)
     if not result.ok:
         failed = [k for k, r in result.images.items() if r.status.value == "failed"]
-        raise RunFailed(f"{len(failed)} image(s) failed: {', '.join(failed)}")
+        raise RunFailed(f"{len(failed)} image(s) failed: {', '.join(failed)}; no release or floating tag moved")
 
 
 @cli.command()

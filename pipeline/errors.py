@@ -31,6 +31,10 @@ class AuthError(RegistryError):
     """A registry rejected our credentials, or we had none."""
 
 
+class TagConflict(PipelineError):
+    """A release tag already names a different image; nothing was moved."""
+
+
 class RunFailed(PipelineError):
     """One or more images of a run failed; details are in the run's report."""
 

@@ -1,7 +1,8 @@
 """Runs a plan: dependency order, N images at a time, fail-fast or keep-going, progress events.
 
-Per image: render build args, build, push, read the digest back from the registry, apply the
-immutable tags. Floating tags move last, for every image at once, and only if every image succeeded.
+Per image: render build args, build, push under the build's own tag, read the digest back from the
+registry. Release, floating and extra tags are published last (publish.py), for every image at once,
+and only if every image succeeded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.config.templates import render
 from pipeline.errors import PipelineError
 from pipeline.graph import dependants_closure
 from pipeline.plan import Plan, PlannedImage
+from pipeline.publish import Action, TagChange, apply_changes, check_release_tags, decide_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
@@ -55,11 +57,13 @@ class ImageResult:
 class RunResult:
     images: dict[str, ImageResult]
     duration: float = 0.0
-    floating_applied: bool = False
+    published: bool = False
+    tag_changes: list[TagChange] = field(default_factory=list)
+    error: str | None = None  # a run-level failure (publishing), beside per-image errors
 
     @property
     def ok(self) -> bool:
-        return all(r.status == Status.SUCCEEDED for r in self.images.values())
+        return self.error is None and all(r.status == Status.SUCCEEDED for r in self.images.values())
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class RunOptions:
     jobs: int = 1
     keep_going: bool = False
     push: bool = True
+    force: bool = False  # overwrite existing release tags
 
 
 EventSink = Callable[[Event], None]
@@ -108,6 +113,8 @@ class Executor:
 
     def run(self) -> RunResult:
         start = self.clock()
+        if self.options.push:
+            check_release_tags(self.plan, self.registry, self.options.force, self._emit)
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image")
         try:
             self._schedule(pool)
@@ -118,7 +125,7 @@ class Executor:
         pool.shutdown(wait=True)
         result = RunResult(images=self.results)
         if result.ok and self.options.push:
-            result.floating_applied = self._apply_floating_tags()
+            self._publish(result)
         result.duration = self.clock() - start
         return result
 
@@ -216,7 +223,7 @@ class Executor:
             )
         result.digest = digest
         result.tags = [image.tags.primary]
-        for tag in image.tags.immutable[1:]:
+        for tag in image.tags.build[1:]:
             self._emit(image.key, "tag", f"{image.repository}:{tag}")
             self.registry.tag(image.repository, digest, tag)
             result.tags.append(tag)
@@ -247,19 +254,16 @@ class Executor:
         labels.update(image.labels)
         return labels
 
-    def _apply_floating_tags(self) -> bool:
-        for key, image in self.plan.images.items():
-            result = self.results[key]
-            for tag in image.tags.floating:
-                if result.digest is None:
-                    continue
-                self._emit(key, "tag", f"{image.repository}:{tag}")
-                try:
-                    self.registry.tag(image.repository, result.digest, tag)
-                except PipelineError as exc:
-                    result.status = Status.FAILED
-                    result.error = f"{key}: moving floating tag '{tag}' failed: {exc}"
-                    self._emit(key, "failed", result.error)
-                    return False
-                result.tags.append(tag)
-        return True
+    def _publish(self, result: RunResult) -> None:
+        digests = {key: r.digest for key, r in self.results.items()}
+        try:
+            result.tag_changes = decide_changes(self.plan, digests, self.registry, self.options.force)
+            apply_changes(result.tag_changes, self.plan, self.registry, self._emit)
+        except PipelineError as exc:
+            result.error = str(exc)
+            return
+        result.published = True
+        for change in result.tag_changes:
+            tags = self.results[change.image].tags
+            if change.action != Action.STAYS and change.tag not in tags:
+                tags.append(change.tag)

@@ -22,16 +22,6 @@ class GitInfo:
     def short_sha(self) -> str:
         return self.sha[:12]
 
-    @property
-    def branch_tag(self) -> str:
-        """The branch name made safe for a Docker tag (`feature/x` -> `feature-x`)."""
-        return sanitize_tag(self.branch or "detached")
-
-
-def sanitize_tag(text: str) -> str:
-    cleaned = re.sub(r"[^\w.-]+", "-", text).strip(".-") or "x"
-    return cleaned[:128]
-
 
 def _strip_credentials(url: str) -> str:
     # https://user:token@host/repo must never end up in an image label.

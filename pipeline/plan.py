@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,11 +11,19 @@ from pathlib import Path
 
 import semver
 
-from pipeline.config.schema import ConfigSpec
-from pipeline.errors import UsageError
+from pipeline.config.positions import KeyPath, PositionIndex, format_path
+from pipeline.config.schema import ConfigSpec, TagPolicy
+from pipeline.config.templates import render
+from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import dependencies_of, topological_order
-from pipeline.registry.reference import Repository, parse_repository
-from pipeline.versioning import TagSet, tag_set, version_tag
+from pipeline.registry.reference import Repository, parse_repository, validate_tag
+from pipeline.versioning import FLOATING_KINDS, TagSet, tag_set, version_tag
+
+
+def sanitize_tag(text: str) -> str:
+    """Any text made safe as (part of) a Docker tag: `feature/x` -> `feature-x`."""
+    cleaned = re.sub(r"[^\w.-]+", "-", text).strip(".-") or "x"
+    return cleaned[:128]
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,18 @@ class RunContext:
     git_branch: str | None = None
     source_url: str | None = None
     created: datetime | None = None  # the commit time; None outside git
+    dirty: bool = False  # uncommitted changes to tracked files
 
-    def template_values(self) -> dict[str, str]:
+    def template_values(self, *, for_tags: bool = False) -> dict[str, str]:
+        branch = self.git_branch or "unknown"
         return {
             "version": version_tag(self.version) if self.version else "dev",
+            "major": str(self.version.major) if self.version else "0",
+            "minor": str(self.version.minor) if self.version else "0",
+            "patch": str(self.version.patch) if self.version else "0",
             "git.sha": self.git_sha or "unknown",
             "git.short_sha": (self.git_sha or "unknown")[:12],
-            "git.branch": self.git_branch or "unknown",
+            "git.branch": sanitize_tag(branch) if for_tags else branch,
         }
 
 
@@ -83,10 +97,46 @@ def repository_for(spec: ConfigSpec, pipeline: str, image: str) -> Repository:
     return parse_repository(f"{prefix}/{image}")
 
 
-def make_plan(spec: ConfigSpec, base_dir: Path, pipelines: list[str], context: RunContext) -> Plan:
+def _merged_policy(*policies: TagPolicy) -> TagPolicy:
+    """Field by field, the nearest policy that sets a field wins (image, then pipeline, then top)."""
+    merged: dict[str, object] = {}
+    for policy in reversed(policies):
+        merged.update({k: v for k, v in policy.model_dump(exclude_none=True).items()})
+    return TagPolicy.model_validate(merged)
+
+
+def _tags_for(
+    spec: ConfigSpec, pipeline: str, image: str, context: RunContext, positions: PositionIndex | None
+) -> TagSet:
+    image_spec = spec.pipelines[pipeline].images[image]
+    policy = _merged_policy(image_spec.tags, spec.pipelines[pipeline].tags, spec.tags)
+    suffix = policy.suffix or ""
+    values = context.template_values(for_tags=True)
+    extra = []
+    for template in policy.extra or []:
+        tag = render(template, values)
+        try:
+            validate_tag(tag + suffix)
+        except ConfigError as exc:
+            where: KeyPath = ("pipelines", pipeline, "images", image, "tags")
+            message = f"extra tag template '{template}' renders to an invalid tag: {exc}"
+            if positions is not None:
+                raise positions.error(where, message) from None
+            raise ConfigError(f"{format_path(where)}: {message}") from None
+        extra.append(tag + suffix)
+    floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
+    return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra)
+
+
+def make_plan(
+    spec: ConfigSpec,
+    base_dir: Path,
+    pipelines: list[str],
+    context: RunContext,
+    positions: PositionIndex | None = None,
+) -> Plan:
     """Plan the named pipelines (all when empty). The config must already have passed its checks."""
     images: dict[str, PlannedImage] = {}
-    tags = tag_set(context.version, context.git_sha)
     for pipeline_name in select_pipelines(spec, pipelines):
         pipeline = spec.pipelines[pipeline_name]
         graph = dependencies_of(pipeline)
@@ -104,7 +154,7 @@ def make_plan(spec: ConfigSpec, base_dir: Path, pipelines: list[str], context: R
                 target=image.target,
                 platform=image.platform,
                 labels=dict(image.labels),
-                tags=tags,
+                tags=_tags_for(spec, pipeline_name, name, context, positions),
             )
             images[planned.key] = planned
     return Plan(images=images, context=context)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pipeline.executor import Event, RunResult, Status
 from pipeline.plan import Plan
+from pipeline.publish import TagChange
 
 STATUS_STYLE = {
     Status.SUCCEEDED: "green",
@@ -31,7 +32,9 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
         "duration_seconds": round(result.duration, 3),
         "version": str(ctx.version) if ctx.version else None,
         "git_sha": ctx.git_sha,
-        "floating_tags_applied": result.floating_applied,
+        "published": result.published,
+        "error": result.error,
+        "tag_changes": [tag_change_data(c) for c in result.tag_changes],
         "images": [
             {
                 "image": key,
@@ -50,6 +53,19 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
             }
             for key, r in result.images.items()
         ],
+    }
+
+
+def tag_change_data(change: TagChange) -> dict[str, Any]:
+    return {
+        "image": change.image,
+        "repository": change.repository,
+        "tag": change.tag,
+        "kind": change.kind,
+        "action": change.action.value,
+        "digest": change.digest,
+        "previous": change.previous,
+        "reason": change.reason,
     }
 
 
@@ -83,6 +99,11 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
     for key, r in result.images.items():
         if r.status == Status.FAILED and r.error:
             console.print(f"[red]{key}[/red]: {r.error}", markup=True, highlight=False)
+    stays = [c for c in result.tag_changes if c.action.value == "stays"]
+    for change in stays:
+        console.print(f"{change.image}: {change.tag} {change.reason}", markup=False, highlight=False)
+    if result.error:
+        console.print(f"[red]run[/red]: {result.error}", markup=True, highlight=False)
 
 
 class ProgressPrinter:

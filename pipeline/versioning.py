@@ -1,31 +1,67 @@
-"""Semantic-version tag sets: which tags an image gets for a version. Pure: no I/O."""
+"""Semantic-version tags: the tag set of a build, and when a floating tag may move. Pure: no I/O.
+
+Rules (decided against the repository's tag list, the source of truth):
+- `X.Y.Z` is immutable; `sha-<commit>` names one commit's build.
+- `X.Y` moves only if X.Y.Z is the highest stable X.Y.*, `X` only if it is the highest stable X.*.*,
+  `latest` only if it is the highest stable version in the repository.
+- A prerelease gets its own tag only. Build metadata is dropped (`+` is not valid in a tag).
+- A variant suffix (`-windows`) is appended to every tag and versions are compared within that suffix.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import semver
 
 from pipeline.errors import UsageError
 
 SHA_TAG_LENGTH = 12
+FloatingKind = Literal["minor", "major", "latest"]
+FLOATING_KINDS: tuple[FloatingKind, ...] = ("minor", "major", "latest")
+_VERSION_TAG = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
+
+
+@dataclass(frozen=True)
+class FloatingTag:
+    kind: FloatingKind
+    name: str
 
 
 @dataclass(frozen=True)
 class TagSet:
-    """`immutable` tags name this build only (X.Y.Z, sha-…); `floating` ones move between builds."""
+    """Every tag one image of a run gets.
 
-    immutable: tuple[str, ...]
-    floating: tuple[str, ...]
+    `release` (X.Y.Z) and `build` (sha-…) name this build only; `floating` are candidates that move
+    only by the rules above; `extra` are rendered templates applied with the floating ones.
+    """
+
+    version: semver.Version | None
+    suffix: str
+    release: str | None
+    build: tuple[str, ...]
+    floating: tuple[FloatingTag, ...]
+    extra: tuple[str, ...] = ()
 
     @property
     def primary(self) -> str:
-        """The tag the image is first pushed under; never a floating one when there is a choice."""
-        return (self.immutable or self.floating)[0]
+        """The tag the engine pushes under: the commit's tag, else the release tag, else latest."""
+        if self.build:
+            return self.build[0]
+        if self.release:
+            return self.release
+        return f"latest{self.suffix}"
 
     @property
     def all(self) -> tuple[str, ...]:
-        return self.immutable + self.floating
+        names = [*self.build, *([self.release] if self.release else []), *(f.name for f in self.floating)]
+        names += self.extra
+        if not names:
+            names.append(self.primary)
+        return tuple(dict.fromkeys(names))
 
 
 def parse_version(text: str) -> semver.Version:
@@ -34,12 +70,12 @@ def parse_version(text: str) -> semver.Version:
     try:
         return semver.Version.parse(raw)
     except ValueError:
-        raise UsageError(f"--version '{text}' is not a semantic version X.Y.Z[-prerelease]") from None
+        raise UsageError(f"version '{text}' is not a semantic version X.Y.Z[-prerelease]") from None
 
 
 def version_tag(version: semver.Version) -> str:
-    """The Docker tag for a version. Build metadata ('+meta') is dropped: '+' is not valid in a tag,
-    and by semver it does not change precedence, so 1.2.3+a and 1.2.3+b are the same release."""
+    """The tag for a version. Build metadata ('+meta') is dropped: '+' is not valid in a tag, and by
+    semver it does not change precedence, so 1.2.3+a and 1.2.3+b are the same release."""
     return str(version.replace(build=None))
 
 
@@ -47,16 +83,91 @@ def sha_tag(git_sha: str) -> str:
     return f"sha-{git_sha[:SHA_TAG_LENGTH]}"
 
 
-def tag_set(version: semver.Version | None, git_sha: str | None) -> TagSet:
-    immutable: list[str] = []
-    floating: list[str] = []
-    if version is not None:
-        immutable.append(version_tag(version))
-        if not version.prerelease:
-            floating += [f"{version.major}.{version.minor}", str(version.major), "latest"]
-    if git_sha:
-        immutable.append(sha_tag(git_sha))
-    if not immutable and not floating:
-        # Outside git and without --version there is nothing better to name the build by.
-        floating.append("latest")
-    return TagSet(tuple(immutable), tuple(floating))
+def tag_set(
+    version: semver.Version | None,
+    git_sha: str | None,
+    *,
+    suffix: str = "",
+    floating: Iterable[FloatingKind] = FLOATING_KINDS,
+    extra: Iterable[str] = (),
+) -> TagSet:
+    release = f"{version_tag(version)}{suffix}" if version is not None else None
+    candidates: list[FloatingTag] = []
+    if version is not None and not version.prerelease:
+        names = {"minor": f"{version.major}.{version.minor}", "major": str(version.major), "latest": "latest"}
+        candidates = [FloatingTag(kind, names[kind] + suffix) for kind in FLOATING_KINDS if kind in set(floating)]
+    build = (sha_tag(git_sha) + suffix,) if git_sha else ()
+    return TagSet(version, suffix, release, build, tuple(candidates), tuple(dict.fromkeys(extra)))
+
+
+def versions_in(tags: Iterable[str], suffix: str = "") -> dict[str, semver.Version]:
+    """The tags of a repository that are versions with this suffix, keyed by tag."""
+    found: dict[str, semver.Version] = {}
+    for tag in tags:
+        if suffix and not tag.endswith(suffix):
+            continue
+        core = tag[: len(tag) - len(suffix)] if suffix else tag
+        if _VERSION_TAG.match(core):
+            try:
+                found[tag] = semver.Version.parse(core)
+            except ValueError:
+                continue
+    return found
+
+
+@dataclass(frozen=True)
+class FloatingDecision:
+    tag: FloatingTag
+    moves: bool
+    reason: str
+
+
+def decide_floating(tags: TagSet, existing_tags: Iterable[str]) -> list[FloatingDecision]:
+    """For each floating candidate, whether it moves to this version, and why."""
+    version = tags.version
+    if version is None:
+        return []
+    new = version.replace(build=None)
+    stable = [v for v in versions_in(existing_tags, tags.suffix).values() if not v.prerelease] + [new]
+    decisions = []
+    for candidate in tags.floating:
+        if candidate.kind == "minor":
+            peers = [v for v in stable if (v.major, v.minor) == (new.major, new.minor)]
+            scope = f"{new.major}.{new.minor}.x"
+        elif candidate.kind == "major":
+            peers = [v for v in stable if v.major == new.major]
+            scope = f"{new.major}.x"
+        else:
+            peers = stable
+            scope = "stable versions"
+        highest = max(peers)
+        if highest == new:
+            decisions.append(FloatingDecision(candidate, True, f"{new} is the highest of the {scope}"))
+        else:
+            decisions.append(
+                FloatingDecision(candidate, False, f"stays: {highest} is higher than {new} among the {scope}")
+            )
+    return decisions
+
+
+Bump = Literal["major", "minor", "patch"]
+
+
+def next_version(
+    current: semver.Version | None, bump: Bump, pre: str | None = None, existing: Iterable[semver.Version] = ()
+) -> semver.Version:
+    """The version after the latest stable `current` (0.0.0 when there is none); with `pre`, the next
+    `X.Y.Z-pre.N` after the `existing` prereleases of that version."""
+    base = current.finalize_version() if current is not None else semver.Version(0, 0, 0)
+    target = {"major": base.bump_major, "minor": base.bump_minor, "patch": base.bump_patch}[bump]()
+    if pre is None:
+        return target
+    numbers = [
+        int(v.prerelease.split(".")[-1])
+        for v in existing
+        if v.finalize_version() == target
+        and v.prerelease
+        and v.prerelease.startswith(f"{pre}.")
+        and v.prerelease.split(".")[-1].isdigit()
+    ]
+    return target.replace(prerelease=f"{pre}.{max(numbers, default=0) + 1}")

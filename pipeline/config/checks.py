@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from pipeline.config.positions import PositionIndex
-from pipeline.config.schema import ConfigSpec, PipelineSpec
+from pipeline.config.positions import KeyPath, PositionIndex
+from pipeline.config.schema import ConfigSpec, PipelineSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import dependencies_of, find_cycle
@@ -27,8 +27,24 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
     for i, host in enumerate(spec.insecure_registries):
         if not DOMAIN_RE.match(host):
             raise positions.error(("insecure_registries", i), f"'{host}' is not a registry host[:port]")
+    _check_tag_templates(spec.tags, ("tags",), positions)
     for pipeline_name, pipeline in spec.pipelines.items():
+        _check_tag_templates(pipeline.tags, ("pipelines", pipeline_name, "tags"), positions)
         _check_pipeline(spec, pipeline_name, pipeline, base_dir, positions)
+
+
+def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionIndex) -> None:
+    for i, template in enumerate(policy.extra or []):
+        try:
+            unknown = unknown_names(template, set())
+        except TemplateSyntaxError as exc:
+            raise positions.error((*at, "extra", i), str(exc)) from None
+        if unknown:
+            raise positions.error(
+                (*at, "extra", i),
+                f"unknown placeholder '{{{{ {unknown[0]} }}}}' in a tag "
+                "(known: version, major, minor, patch, git.sha, git.short_sha, git.branch)",
+            )
 
 
 def _check_pipeline(
@@ -92,8 +108,9 @@ def _check_pipeline(
                 raise positions.error(
                     where,
                     f"unknown placeholder '{{{{ {unknown[0]} }}}}' "
-                    "(known: images.<name>, version, git.sha, git.short_sha, git.branch)",
+                    "(known: images.<name>, version, major, minor, patch, git.sha, git.short_sha, git.branch)",
                 )
+        _check_tag_templates(image.tags, (*img, "tags"), positions)
     cycle = find_cycle(dependencies_of(pipeline))
     if cycle:
         raise positions.error((*at, "images", cycle[0]), f"dependency cycle: {' -> '.join(cycle)}", at_key=True)

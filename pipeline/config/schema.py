@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -17,6 +17,21 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
+Suffix = Annotated[str, StringConstraints(pattern=r"^[\w.-]{0,64}$")]
+
+
+class TagPolicy(StrictModel):
+    """Which tags a release gets. Set at the top level, per pipeline or per image; the nearest wins."""
+
+    floating: list[Literal["minor", "major", "latest"]] | None = Field(
+        None, description="Floating tags to move (default: minor, major, latest)"
+    )
+    extra: list[NonEmpty] | None = Field(
+        None, description="Extra tag templates: {{ version }}, {{ major }}, {{ git.short_sha }}, {{ git.branch }}..."
+    )
+    suffix: Suffix | None = Field(None, description="Variant suffix appended to every tag, e.g. '-windows'")
+
+
 class ImageSpec(StrictModel):
     context: NonEmpty = Field(description="Build context directory, relative to the pipelines.yaml file")
     dockerfile: NonEmpty = Field("Dockerfile", description="Dockerfile path, relative to the context")
@@ -28,11 +43,13 @@ class ImageSpec(StrictModel):
     target: NonEmpty | None = Field(None, description="Multi-stage build target")
     platform: NonEmpty | None = Field(None, description="os/arch[/variant] to build for")
     labels: dict[NonEmpty, str] = Field(default_factory=dict, description="Extra image labels")
+    tags: TagPolicy = TagPolicy()
 
 
 class PipelineSpec(StrictModel):
     registry: NonEmpty | None = Field(None, description="Repository prefix for this pipeline's images")
     images: dict[Name, ImageSpec] = Field(min_length=1)
+    tags: TagPolicy = TagPolicy()
 
 
 class ConfigSpec(StrictModel):
@@ -40,4 +57,5 @@ class ConfigSpec(StrictModel):
     insecure_registries: list[NonEmpty] = Field(
         default_factory=list, description="Registries reached over plain HTTP (loopback ones always are)"
     )
+    tags: TagPolicy = TagPolicy()
     pipelines: dict[Name, PipelineSpec] = Field(min_length=1)

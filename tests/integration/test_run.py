@@ -238,11 +238,21 @@ def test_auth_registry_with_and_without_credentials(
     three_image_project(tmp_path, f"{services.auth_registry}/{namespace}")
     empty_config = tmp_path / "empty-docker-config"
     empty_config.mkdir()
-    without = run_cli(["run", "--version", "1.0.0"], tmp_path, env={"DOCKER_CONFIG": str(empty_config)})
+    no_creds = {"DOCKER_CONFIG": str(empty_config)}
+    # A plain run finds out at the engine's push.
+    without = run_cli(["run"], tmp_path, env=no_creds)
     assert without.code == 1
     assert "Traceback" not in without.output
     assert "shop/base: push to" in without.output
     assert "no credentials for this registry in the docker config" in without.output
+    # A release checks its release tags first, so it fails before building anything.
+    release = run_cli(["run", "--version", "1.0.0"], tmp_path, env=no_creds)
+    assert release.code == 1
+    assert release.output.strip().splitlines()[-1] == (
+        f"error: registry {services.auth_registry} requires credentials and the docker config has none for it "
+        "(run 'docker login' or point DOCKER_CONFIG at a config with 'auths')"
+    )
+    assert "Step " not in release.output
     assert auth_peek.tags(f"{namespace}/base") == set()
 
     with_creds = run_cli(

@@ -292,4 +292,4 @@ def test_invalid_version_is_a_usage_error(
     )
     code, output = run_main(["plan", "--version", "1.2"], capsys, monkeypatch, tmp_path)
     assert code == 2
-    assert "--version '1.2' is not a semantic version" in output
+    assert "version '1.2' is not a semantic version" in output

@@ -1,0 +1,278 @@
+"""The transport to registries: URLs, authentication (bearer tokens, basic), retries declared once."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from email.utils import parsedate_to_datetime
+from typing import IO, Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from pipeline.errors import AuthError, RegistryError
+from pipeline.registry.credentials import Credentials
+from pipeline.registry.reference import Repository, is_loopback_host
+
+MAX_ATTEMPTS = 5
+MAX_RETRY_AFTER = 30.0
+
+CredentialLookup = Callable[[str], Credentials | None]
+# A request body: bytes, or a callable giving a fresh chunk iterator per attempt (so a retry restarts it).
+Body = bytes | Callable[[], Iterator[bytes]] | None
+
+
+class TransientRegistryError(Exception):
+    """A response worth retrying (5xx, 429); carries the server's Retry-After if any."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(float(value), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    try:
+        return max(0.0, min(parsedate_to_datetime(value).timestamp() - time.time(), MAX_RETRY_AFTER))
+    except (TypeError, ValueError):
+        return None
+
+
+_backoff = wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25)
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientRegistryError):
+        hinted = _retry_after(exc.response)
+        if hinted is not None:
+            return hinted
+    return float(_backoff(state))
+
+
+# The retry policy for every registry request, declared once.
+_retrying = retry(
+    retry=retry_if_exception_type((httpx.TransportError, TransientRegistryError)),
+    wait=_wait,
+    stop=stop_after_attempt(MAX_ATTEMPTS),
+    reraise=True,
+)
+
+
+def registry_message(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+        parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors]
+        if parts:
+            return "; ".join(parts)
+    except (ValueError, AttributeError):
+        pass
+    return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistrySession:
+    """Sends requests to registries with auth and retries. Thread-safe; tokens cached per registry and scope."""
+
+    def __init__(
+        self,
+        credentials: CredentialLookup,
+        insecure_registries: Iterable[str] = (),
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self._credentials = credentials
+        self._insecure = set(insecure_registries)
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._basic: set[str] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistrySession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def base_url(self, registry: str) -> str:
+        scheme = "http" if is_loopback_host(registry) or registry in self._insecure else "https"
+        host = "registry-1.docker.io" if registry == "docker.io" else registry
+        return f"{scheme}://{host}/v2"
+
+    def request(
+        self,
+        method: str,
+        repository: Repository,
+        path: str,
+        *,
+        accept: Iterable[str] = (),
+        content: Body = None,
+        headers: dict[str, str] | None = None,
+        push: bool = False,
+        url: str | None = None,
+    ) -> httpx.Response:
+        """`path` is below /v2/<repository>/; `url` (an upload location) replaces it when given."""
+        url = url or f"{self.base_url(repository.registry)}/{repository.path}/{path}"
+        scope = f"repository:{repository.path}:{'pull,push' if push else 'pull'}"
+        all_headers = dict(headers or {})
+        if accept:
+            all_headers["Accept"] = ", ".join(accept)
+        response = self._send_reporting(method, url, repository.registry, scope, all_headers, content)
+        if response.status_code == 401:
+            self._authenticate(repository.registry, scope, response)
+            response = self._send_reporting(method, url, repository.registry, scope, all_headers, content)
+            if response.status_code == 401:
+                raise AuthError(
+                    f"{repository}: registry {repository.registry} rejected the credentials "
+                    f"({registry_message(response)})"
+                )
+        return response
+
+    def _send_reporting(
+        self, method: str, url: str, registry: str, scope: str, headers: dict[str, str], content: Body
+    ) -> httpx.Response:
+        try:
+            return self._send(method, url, registry, scope, headers, content)
+        except TransientRegistryError as exc:
+            raise RegistryError(
+                f"registry {registry} kept failing ({registry_message(exc.response)}) "
+                f"after {MAX_ATTEMPTS} attempts: {method} {url}"
+            ) from None
+        except httpx.TransportError as exc:
+            raise RegistryError(
+                f"cannot reach registry {registry} after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"
+            ) from None
+
+    @_retrying
+    def _send(
+        self, method: str, url: str, registry: str, scope: str, headers: dict[str, str], content: Body
+    ) -> httpx.Response:
+        request_headers = dict(headers)
+        auth = self._auth_header(registry, scope)
+        if auth:
+            request_headers["Authorization"] = auth
+        # A callable body is a fresh chunk iterator per attempt, so a retried upload starts over.
+        body = content() if callable(content) else content
+        response = self._http.request(method, url, headers=request_headers, content=body)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientRegistryError(response)
+        return response
+
+    def _auth_header(self, registry: str, scope: str) -> str | None:
+        with self._lock:
+            token = self._tokens.get((registry, scope))
+            basic = registry in self._basic
+        if token:
+            return f"Bearer {token}"
+        if basic:
+            creds = self._credentials(registry)
+            if creds:
+                return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        return None
+
+    def _authenticate(self, registry: str, scope: str, challenge: httpx.Response) -> None:
+        header = challenge.headers.get("WWW-Authenticate", "")
+        creds = self._credentials(registry)
+        scheme = header.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if creds is None:
+                raise AuthError(
+                    f"registry {registry} requires credentials and the docker config has none for it "
+                    "(run 'docker login' or point DOCKER_CONFIG at a config with 'auths')"
+                )
+            with self._lock:
+                self._basic.add(registry)
+            return
+        if scheme != "bearer":
+            raise AuthError(f"registry {registry} asked for unsupported authentication '{scheme or header}'")
+        params = dict(_CHALLENGE_PARAM.findall(header))
+        realm = params.get("realm")
+        if not realm:
+            raise AuthError(f"registry {registry} sent a bearer challenge without a realm")
+        query = {"service": params.get("service", registry), "scope": params.get("scope", scope)}
+        auth = httpx.BasicAuth(creds.username, creds.password) if creds else None
+        try:
+            response = self._fetch_token(realm, query, auth)
+        except (TransientRegistryError, httpx.TransportError) as exc:
+            raise AuthError(f"registry {registry} token service failed after {MAX_ATTEMPTS} attempts: {exc}") from None
+        if response.status_code in (401, 403):
+            what = "rejected the credentials" if creds else "requires credentials and none were found"
+            raise AuthError(f"registry {registry} token service {what} for {scope}")
+        if response.status_code >= 400:
+            raise AuthError(f"registry {registry} token service failed: {registry_message(response)}")
+        data: dict[str, Any] = response.json()
+        token = data.get("token") or data.get("access_token")
+        if not token:
+            raise AuthError(f"registry {registry} token service returned no token")
+        with self._lock:
+            self._tokens[(registry, scope)] = str(token)
+
+    @_retrying
+    def _fetch_token(self, realm: str, query: dict[str, str], auth: httpx.BasicAuth | None) -> httpx.Response:
+        response = self._http.get(realm, params=query, auth=auth) if auth else self._http.get(realm, params=query)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientRegistryError(response)
+        return response
+
+    def download(self, repository: Repository, path: str, sink: IO[bytes]) -> str:
+        """Stream GET /v2/<repository>/<path> into `sink`; return the sha256 digest of what arrived."""
+        probe = self.request("HEAD", repository, path)  # settles authentication before streaming
+        self.raise_for(probe, repository, f"reading {path}")
+        url = f"{self.base_url(repository.registry)}/{repository.path}/{path}"
+        scope = f"repository:{repository.path}:pull"
+        try:
+            return self._download(url, repository.registry, scope, sink)
+        except (TransientRegistryError, httpx.TransportError) as exc:
+            raise RegistryError(
+                f"{repository}: downloading {path} failed after {MAX_ATTEMPTS} attempts: {exc}"
+            ) from None
+
+    @_retrying
+    def _download(self, url: str, registry: str, scope: str, sink: IO[bytes]) -> str:
+        sink.seek(0)
+        sink.truncate()
+        hasher = hashlib.sha256()
+        headers = {}
+        auth = self._auth_header(registry, scope)
+        if auth:
+            headers["Authorization"] = auth
+        with self._http.stream("GET", url, headers=headers) as response:
+            if response.status_code >= 500 or response.status_code == 429:
+                response.read()
+                raise TransientRegistryError(response)
+            if response.status_code >= 400:
+                response.read()
+                raise RegistryError(f"{url}: {registry_message(response)}")
+            for chunk in response.iter_bytes(1 << 20):
+                hasher.update(chunk)
+                sink.write(chunk)
+        sink.flush()
+        return "sha256:" + hasher.hexdigest()
+
+    @staticmethod
+    def raise_for(response: httpx.Response, repository: Repository, action: str) -> None:
+        if response.status_code == 403:
+            raise AuthError(f"{repository}: access denied while {action} ({registry_message(response)})")
+        if response.status_code >= 400:
+            raise RegistryError(f"{repository}: {action} failed: {registry_message(response)}")
