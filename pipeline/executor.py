@@ -20,7 +20,7 @@ from pipeline.config.templates import render
 from pipeline.errors import PipelineError
 from pipeline.graph import dependants_closure
 from pipeline.plan import Plan, PlannedImage
-from pipeline.publish import Action, TagChange, apply_changes, check_release_tags, decide_changes
+from pipeline.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
@@ -114,7 +114,8 @@ class Executor:
     def run(self) -> RunResult:
         start = self.clock()
         if self.options.push:
-            check_release_tags(self.plan, self.registry, self.options.force, self._emit)
+            targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
+            check_release_tags(targets, self.plan.context.git_sha, self.registry, self.options.force, self._emit)
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image")
         try:
             self._schedule(pool)
@@ -255,10 +256,10 @@ class Executor:
         return labels
 
     def _publish(self, result: RunResult) -> None:
-        digests = {key: r.digest for key, r in self.results.items()}
+        targets = [Target(k, i.repository, i.tags, self.results[k].digest) for k, i in self.plan.images.items()]
         try:
-            result.tag_changes = decide_changes(self.plan, digests, self.registry, self.options.force)
-            apply_changes(result.tag_changes, self.plan, self.registry, self._emit)
+            result.tag_changes = decide_changes(targets, self.registry, self.options.force)
+            apply_changes(result.tag_changes, self.registry, self._emit)
         except PipelineError as exc:
             result.error = str(exc)
             return

@@ -4,13 +4,13 @@ rules, then extra tags. Every decision is made against the registry's tag list b
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pipeline.errors import TagConflict
-from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
-from pipeline.versioning import decide_floating
+from pipeline.registry.reference import Repository
+from pipeline.versioning import TagSet, decide_floating
 
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -21,12 +21,23 @@ class Action(enum.StrEnum):
     UNCHANGED = "unchanged"
     STAYS = "stays"  # a floating tag the rules keep where it is
     OVERWRITE = "overwrite"  # a release tag replaced under --force
+    EXISTS = "exists"  # dry run: the release tag exists; unchanged if the build is identical
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image to publish: its repository, its tag set and (after the push) its digest."""
+
+    key: str
+    repository: Repository
+    tags: TagSet
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
 class TagChange:
     image: str
-    repository: str
+    repository: Repository
     tag: str
     kind: str  # release | floating | extra
     action: Action
@@ -42,31 +53,32 @@ class TagChange:
 Notify = Callable[[str, str, str], None]  # (image, step, message)
 
 
-def check_release_tags(plan: Plan, registry: RegistryClient, force: bool, notify: Notify) -> None:
+def check_release_tags(
+    targets: list[Target], git_sha: str | None, registry: RegistryClient, force: bool, notify: Notify
+) -> None:
     """Before building: refuse a release whose X.Y.Z tag already names a build of another commit."""
     conflicts = []
-    for key, image in plan.images.items():
-        tag = image.tags.release
+    for target in targets:
+        tag = target.tags.release
         if tag is None:
             continue
-        existing = registry.resolve_digest(image.repository.with_tag(tag))
+        existing = registry.resolve_digest(target.repository.with_tag(tag))
         if existing is None:
             continue
         if force:
-            notify(key, "warning", f"{image.repository}:{tag} exists at {existing}; --force will overwrite it")
+            notify(target.key, "warning", f"{target.repository}:{tag} exists at {existing}; --force will overwrite it")
             continue
-        sha = plan.context.git_sha
-        if sha is None:
+        if git_sha is None:
             conflicts.append(
-                f"{image.repository}:{tag} already exists at {existing} and outside git this run cannot "
+                f"{target.repository}:{tag} already exists at {existing} and outside git this run cannot "
                 "prove it rebuilds the same image"
             )
             continue
-        revision = registry.image_labels(image.repository.with_digest(existing)).get(REVISION_LABEL)
-        if revision and revision != sha:
+        revision = registry.image_labels(target.repository.with_digest(existing)).get(REVISION_LABEL)
+        if revision and revision != git_sha:
             conflicts.append(
-                f"{image.repository}:{tag} already exists at {existing}, built from commit {revision[:12]}; "
-                f"this run builds commit {sha[:12]}"
+                f"{target.repository}:{tag} already exists at {existing}, built from commit {revision[:12]}; "
+                f"this run builds commit {git_sha[:12]}"
             )
     if conflicts:
         raise TagConflict(
@@ -76,52 +88,52 @@ def check_release_tags(plan: Plan, registry: RegistryClient, force: bool, notify
         )
 
 
-@dataclass(frozen=True)
-class _ImageTags:
-    """One image's side of the decision: where it will point and what its repository holds now."""
+def _change(
+    registry: RegistryClient,
+    target: Target,
+    existing: frozenset[str],
+    tag: str,
+    kind: str,
+    reason: str,
+    moves: bool = True,
+) -> TagChange:
+    previous = registry.resolve_digest(target.repository.with_tag(tag)) if tag in existing else None
+    if not moves:
+        action = Action.STAYS
+    elif previous is None:
+        action = Action.CREATE
+    elif target.digest is None:
+        action = Action.EXISTS if kind == "release" else Action.MOVE
+    elif previous == target.digest:
+        action = Action.UNCHANGED
+    else:
+        action = Action.MOVE
+    return TagChange(target.key, target.repository, tag, kind, action, target.digest, previous, reason)
 
-    key: str
-    image: PlannedImage
-    digest: str | None
-    existing: frozenset[str]
 
-    def change(self, registry: RegistryClient, tag: str, kind: str, reason: str, moves: bool = True) -> TagChange:
-        ref = self.image.repository.with_tag(tag)
-        previous = registry.resolve_digest(ref) if tag in self.existing else None
-        if not moves:
-            action = Action.STAYS
-        elif previous is None:
-            action = Action.CREATE
-        elif self.digest is not None and previous == self.digest:
-            action = Action.UNCHANGED
-        else:
-            action = Action.MOVE
-        return TagChange(self.key, str(self.image.repository), tag, kind, action, self.digest, previous, reason)
-
-
-def decide_changes(
-    plan: Plan, digests: Mapping[str, str | None], registry: RegistryClient, force: bool
-) -> list[TagChange]:
-    """Every tag write the run would make, with its reason; raise TagConflict on a release tag that
-    names another digest (unless forced). Reads the registry only."""
+def decide_changes(targets: list[Target], registry: RegistryClient, force: bool) -> list[TagChange]:
+    """Every tag write publishing would make, with its reason; raise TagConflict on a release tag that
+    names another digest (unless forced). Reads the registry only; with no digests, it is a dry run."""
     changes: list[TagChange] = []
     conflicts: list[str] = []
-    for key, image in plan.images.items():
-        side = _ImageTags(key, image, digests.get(key), frozenset(registry.list_tags(image.repository)))
-        release = image.tags.release
+    for target in targets:
+        existing = frozenset(registry.list_tags(target.repository))
+        release = target.tags.release
         if release is not None:
-            item = side.change(registry, release, "release", "the release tag")
+            item = _change(registry, target, existing, release, "release", "the release tag")
             if item.action == Action.MOVE and force:
                 item = replace(
                     item, action=Action.OVERWRITE, reason=f"--force: overwriting the release tag (was {item.previous})"
                 )
             elif item.action == Action.MOVE:
-                conflicts.append(f"{image.repository}:{release} is {item.previous}, this run built {side.digest}")
+                conflicts.append(f"{target.repository}:{release} is {item.previous}, this run built {target.digest}")
             changes.append(item)
-        for decision in decide_floating(image.tags, side.existing):
-            changes.append(side.change(registry, decision.tag.name, "floating", decision.reason, decision.moves))
-        for tag in image.tags.extra:
-            changes.append(side.change(registry, tag, "extra", "an extra tag template"))
+        for decision in decide_floating(target.tags, existing):
+            changes.append(
+                _change(registry, target, existing, decision.tag.name, "floating", decision.reason, decision.moves)
+            )
+        for tag in target.tags.extra:
+            changes.append(_change(registry, target, existing, tag, "extra", "an extra tag template"))
     if conflicts:
         raise TagConflict(
             "release tags are immutable: "
@@ -131,7 +143,7 @@ def decide_changes(
     return changes
 
 
-def apply_changes(changes: list[TagChange], plan: Plan, registry: RegistryClient, notify: Notify) -> None:
+def apply_changes(changes: list[TagChange], registry: RegistryClient, notify: Notify) -> None:
     """Release tags for every image first, then floating, then extra tags."""
     for kind in ("release", "floating", "extra"):
         for item in changes:
@@ -140,4 +152,4 @@ def apply_changes(changes: list[TagChange], plan: Plan, registry: RegistryClient
             if item.action == Action.OVERWRITE:
                 notify(item.image, "warning", f"overwriting release tag {item.repository}:{item.tag}")
             notify(item.image, "tag", f"{item.repository}:{item.tag} ({item.action.value}: {item.reason})")
-            registry.tag(plan.images[item.image].repository, item.digest, item.tag)
+            registry.tag(item.repository, item.digest, item.tag)

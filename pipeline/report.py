@@ -59,7 +59,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
 def tag_change_data(change: TagChange) -> dict[str, Any]:
     return {
         "image": change.image,
-        "repository": change.repository,
+        "repository": str(change.repository),
         "tag": change.tag,
         "kind": change.kind,
         "action": change.action.value,

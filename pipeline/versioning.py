@@ -90,13 +90,15 @@ def tag_set(
     suffix: str = "",
     floating: Iterable[FloatingKind] = FLOATING_KINDS,
     extra: Iterable[str] = (),
+    dirty: bool = False,
 ) -> TagSet:
     release = f"{version_tag(version)}{suffix}" if version is not None else None
     candidates: list[FloatingTag] = []
     if version is not None and not version.prerelease:
         names = {"minor": f"{version.major}.{version.minor}", "major": str(version.major), "latest": "latest"}
         candidates = [FloatingTag(kind, names[kind] + suffix) for kind in FLOATING_KINDS if kind in set(floating)]
-    build = (sha_tag(git_sha) + suffix,) if git_sha else ()
+    # A build of uncommitted changes must not take the commit's own tag.
+    build = (sha_tag(git_sha) + ("-dirty" if dirty else "") + suffix,) if git_sha else ()
     return TagSet(version, suffix, release, build, tuple(candidates), tuple(dict.fromkeys(extra)))
 
 
@@ -160,8 +162,11 @@ def next_version(
     `X.Y.Z-pre.N` after the `existing` prereleases of that version."""
     base = current.finalize_version() if current is not None else semver.Version(0, 0, 0)
     target = {"major": base.bump_major, "minor": base.bump_minor, "patch": base.bump_patch}[bump]()
-    if pre is None:
-        return target
+    return target if pre is None else next_prerelease(target, pre, existing)
+
+
+def next_prerelease(target: semver.Version, pre: str, existing: Iterable[semver.Version] = ()) -> semver.Version:
+    """`target-pre.N` with N one past the highest existing `target-pre.*`."""
     numbers = [
         int(v.prerelease.split(".")[-1])
         for v in existing

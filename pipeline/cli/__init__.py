@@ -1,0 +1,32 @@
+"""The command line: the only place that parses argv, prints results and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pipeline.cli.build_commands import graph, plan, run, validate
+from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
+from pipeline.cli.release_commands import promote, release, tags
+from pipeline.errors import PipelineError
+
+for command in (run, plan, graph, validate, release, promote, tags):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except PipelineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_CONFIG if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_OK)

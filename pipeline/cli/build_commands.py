@@ -1,0 +1,129 @@
+"""Commands that build: run, plan, graph, validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.cli.common import build_plan, config_option, execute, run_options
+from pipeline.config import load_config
+from pipeline.config.templates import render
+from pipeline.diagram import to_dot, to_mermaid
+from pipeline.executor import RunOptions
+
+
+@click.command()
+@click.argument("pipelines", nargs=-1)
+@config_option
+@click.option("--version", "version", metavar="X.Y.Z", help="Release version: tags X.Y.Z, X.Y, X, latest.")
+@click.option("--no-push", is_flag=True, help="Build and tag locally only.")
+@run_options
+def run(
+    pipelines: tuple[str, ...],
+    config_file: Path,
+    version: str | None,
+    no_push: bool,
+    jobs: int,
+    keep_going: bool,
+    force: bool,
+    report_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Build PIPELINES (default: all) in dependency order and push them.
+
+    Each image is built on the Docker engine (DOCKER_HOST), pushed under sha-<commit> (in git), its
+    digest read back from the registry. With --version X.Y.Z, once every image succeeded: X.Y.Z
+    (immutable: a run fails if it names another image), then X.Y, X and latest where X.Y.Z is the
+    highest version of their range in the registry.
+
+    \b
+    Example:
+      pipeline run shop --version 2.1.5 --jobs 4 --report report.json
+    """
+    config = load_config(config_file)
+    the_plan = build_plan(config, pipelines, version)
+    options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force)
+    execute(config, the_plan, options, report_file, as_json)
+
+
+@click.command()
+@click.argument("pipelines", nargs=-1)
+@config_option
+@click.option("--version", "version", metavar="X.Y.Z", help="Show the tags this version would get.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, as_json: bool) -> None:
+    """Show what `run` would do, without side effects: order, references, build args, tags.
+
+    \b
+    Example:
+      pipeline plan shop --version 2.1.5 --json
+    """
+    config = load_config(config_file)
+    the_plan = build_plan(config, pipelines, version)
+    values = the_plan.context.template_values()
+    rows: list[dict[str, Any]] = []
+    for step, (key, image) in enumerate(the_plan.images.items(), start=1):
+        image_values = dict(values)
+        for dep in image.depends_on:
+            dep_image = the_plan.images[dep]
+            image_values[f"images.{dep_image.name}"] = f"{dep_image.repository}@<digest of {dep} from this run>"
+        rows.append(
+            {
+                "step": step,
+                "image": key,
+                "repository": str(image.repository),
+                "depends_on": list(image.depends_on),
+                "context": str(image.context),
+                "dockerfile": str(image.dockerfile),
+                "build_args": {k: render(v, image_values) for k, v in image.build_args.items()},
+                "target": image.target,
+                "platform": image.platform,
+                "tags": list(image.tags.all),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"version": str(the_plan.context.version or "") or None, "images": rows}, indent=2))
+        return
+    for row in rows:
+        deps = f" (after {', '.join(row['depends_on'])})" if row["depends_on"] else ""
+        click.echo(f"{row['step']}. {row['image']} -> {row['repository']}{deps}")
+        click.echo(f"     tags: {', '.join(row['tags'])}")
+        for name, value in row["build_args"].items():
+            click.echo(f"     build arg {name}={value}")
+
+
+@click.command()
+@click.argument("pipelines", nargs=-1)
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(pipelines: tuple[str, ...], config_file: Path, fmt: str) -> None:
+    """Draw the dependency graph.
+
+    \b
+    Example:
+      pipeline graph --format dot | dot -Tsvg > graph.svg
+    """
+    config = load_config(config_file)
+    the_plan = build_plan(config, pipelines, None)
+    click.echo(to_mermaid(the_plan) if fmt == "mermaid" else to_dot(the_plan), nl=False)
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print {'ok': true, ...} as JSON.")
+def validate(config_file: Path, as_json: bool) -> None:
+    """Check the pipelines file (schema, paths, dependencies, cycles) without building.
+
+    \b
+    Example:
+      pipeline validate -f pipelines.yaml
+    """
+    config = load_config(config_file)
+    counts = {name: len(p.images) for name, p in config.spec.pipelines.items()}
+    if as_json:
+        click.echo(json.dumps({"ok": True, "file": str(config_file), "pipelines": counts}))
+    else:
+        click.echo(f"{config_file}: ok ({', '.join(f'{k}: {v} images' for k, v in counts.items())})")

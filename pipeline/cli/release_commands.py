@@ -1,0 +1,214 @@
+"""Commands for release managers: release, promote, tags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.cli.common import build_plan, config_option, execute, registry_client, run_options
+from pipeline.config import load_config
+from pipeline.executor import RunOptions
+from pipeline.gitrelease import ReleaseRepo
+from pipeline.plan import Plan
+from pipeline.promote import promote as promote_image
+from pipeline.publish import Target, decide_changes
+from pipeline.registry.reference import parse_reference, parse_repository
+from pipeline.release import BumpChoice, ChosenVersion, check_can_tag, choose_version
+from pipeline.report import tag_change_data
+from pipeline.tagview import tag_view
+from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
+
+
+def _progress(step: str, message: str) -> None:
+    click.echo(f"{step:<8} {message}", err=True)
+
+
+def _dry_run(config_insecure: list[str], plan: Plan, chosen: ChosenVersion, as_json: bool) -> None:
+    targets = [Target(key, image.repository, image.tags) for key, image in plan.images.items()]
+    with registry_client(config_insecure) as registry:
+        changes = decide_changes(targets, registry, force=False)
+    if as_json:
+        data = {
+            "version": str(chosen.version),
+            "git_tag": chosen.git_tag,
+            "reason": chosen.reason,
+            "images": {key: list(image.tags.all) for key, image in plan.images.items()},
+            "tag_changes": [tag_change_data(c) for c in changes],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"version {chosen.version} ({chosen.reason}); git tag {chosen.git_tag}")
+    for key, image in plan.images.items():
+        click.echo(f"{key} -> {image.repository}")
+        click.echo(f"  {image.tags.primary:<24} push     the build's own tag")
+        for change in (c for c in changes if c.image == key):
+            click.echo(f"  {change.tag:<24} {change.action.value:<8} {change.reason}")
+
+
+@click.command()
+@click.argument("pipelines", nargs=-1)
+@config_option
+@click.option(
+    "--bump",
+    type=click.Choice(["major", "minor", "patch", "auto"]),
+    help="Next version after the latest vX.Y.Z git tag; auto reads Conventional Commits since it.",
+)
+@click.option("--version", "version", metavar="X.Y.Z", help="Release exactly this version.")
+@click.option("--pre", metavar="LABEL", help="A prerelease: X.Y.Z-LABEL.N with N the next free number.")
+@click.option("--dry-run", is_flag=True, help="Print the version, each image's tags and which floating tags move.")
+@click.option("--push-tag", is_flag=True, help="Push the git tag to origin after a successful release.")
+@run_options
+def release(
+    pipelines: tuple[str, ...],
+    config_file: Path,
+    bump: BumpChoice | None,
+    version: str | None,
+    pre: str | None,
+    dry_run: bool,
+    push_tag: bool,
+    jobs: int,
+    keep_going: bool,
+    force: bool,
+    report_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.
+
+    Refuses a dirty working tree. If any image fails, the git tag is removed again and no release or
+    floating tag moves, so the same command can simply be run again.
+
+    \b
+    Example:
+      pipeline release --bump auto --dry-run     # what would happen, and why
+      pipeline release --bump minor --push-tag
+      pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
+    """
+    config = load_config(config_file)
+    repo = ReleaseRepo(config.base_dir)
+    chosen = choose_version(repo, bump, version, pre)
+    tag_existed = check_can_tag(repo, chosen, allow_dirty=dry_run)
+    plan = build_plan(config, pipelines, str(chosen.version))
+    if dry_run:
+        _dry_run(config.spec.insecure_registries, plan, chosen, as_json)
+        return
+    _progress("release", f"{chosen.version} ({chosen.reason})")
+    if not tag_existed:
+        repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
+    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force)
+    extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
+    try:
+        execute(config, plan, options, report_file, as_json, extra)
+    except BaseException:
+        if not tag_existed:
+            repo.delete_tag(chosen.git_tag)
+            _progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
+        raise
+    if push_tag:
+        repo.push_tag(chosen.git_tag)
+        _progress("release", f"pushed git tag {chosen.git_tag} to origin")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option("--version", "version", required=True, metavar="X.Y.Z", help="The release to tag it as.")
+@click.option("--suffix", default="", help="Variant suffix for every tag (e.g. -windows).")
+@click.option(
+    "--floating",
+    default=",".join(FLOATING_KINDS),
+    show_default=True,
+    help="Floating tags to consider, comma-separated (minor,major,latest; empty for none).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing release tag that names another image.")
+@click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def promote(
+    source: str,
+    destination: str,
+    version: str,
+    suffix: str,
+    floating: str,
+    force: bool,
+    insecure: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Copy a tested image SOURCE (repo:tag or repo@digest) to DESTINATION (a repository) and tag it.
+
+    The image is copied by digest (blobs mounted across repositories of one registry, copied
+    otherwise), so the destination holds exactly the tested bytes. A SOURCE given by tag is
+    resolved once; if the tag moves during the copy, nothing is tagged. Release and floating tags in
+    the destination follow the same rules as `run`.
+
+    \b
+    Example:
+      pipeline promote stage.example.com/shop/app:sha-0123456789ab prod.example.com/shop/app --version 2.1.5
+    """
+    kinds = [k for k in floating.split(",") if k]
+    bad = [k for k in kinds if k not in FLOATING_KINDS]
+    if bad:
+        raise click.BadParameter(
+            f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
+        )
+    source_ref = parse_reference(source)
+    destination_repo = parse_repository(destination)
+    tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
+    with registry_client(list(insecure)) as registry:
+        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress)
+    data: dict[str, Any] = {
+        "source": str(done.source),
+        "digest": done.digest,
+        "destination": str(done.destination),
+        "reference": f"{done.destination}@{done.digest}",
+        "blobs": {
+            "present": done.stats.blobs_present,
+            "mounted": done.stats.blobs_mounted,
+            "copied": done.stats.blobs_copied,
+            "bytes_copied": done.stats.bytes_copied,
+        },
+        "tag_changes": [tag_change_data(c) for c in done.changes],
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['reference']}")
+    for change in done.changes:
+        click.echo(f"  {change.tag:<24} {change.action.value:<9} {change.reason}")
+
+
+@click.command()
+@click.argument("repository")
+@click.option("--suffix", default="", help="Only versions with this variant suffix.")
+@click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
+@click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
+def tags(repository: str, suffix: str, insecure: tuple[str, ...], as_json: bool) -> None:
+    """Show REPOSITORY's tags as versions: each version, its digest, and the tags that share it.
+
+    \b
+    Example:
+      pipeline tags 127.0.0.1:5000/demo/app --json
+    """
+    repo = parse_repository(repository)
+    with registry_client(list(insecure)) as registry:
+        view = tag_view(registry, repo, suffix)
+    if as_json:
+        data = {
+            "repository": str(view.repository),
+            "versions": [
+                {"version": r.version, "tag": r.tag, "digest": r.digest, "also": list(r.also)} for r in view.versions
+            ],
+            "other_tags": view.other,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not view.versions and not view.other:
+        click.echo(f"{view.repository}: no tags")
+        return
+    width = max([len(r.tag) for r in view.versions] + [7])
+    for row in view.versions:
+        also = f"  ({', '.join(row.also)})" if row.also else ""
+        click.echo(f"{row.tag:<{width}}  {(row.digest or '-')[:19]}{also}")
+    for tag, digest in sorted(view.other.items()):
+        click.echo(f"{tag:<{width}}  {(digest or '-')[:19]}  (not on any version)")

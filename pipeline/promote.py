@@ -1,0 +1,51 @@
+"""Promotion: copy an already tested image by digest to another repository and apply its release tags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.errors import RegistryError, TagConflict
+from pipeline.publish import TagChange, Target, apply_changes, decide_changes
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.copy import CopyStats, copy_image
+from pipeline.registry.reference import ImageRef, Repository
+from pipeline.versioning import TagSet
+
+
+@dataclass(frozen=True)
+class Promotion:
+    source: ImageRef
+    digest: str
+    destination: Repository
+    stats: CopyStats
+    changes: list[TagChange]
+
+
+def promote(
+    registry: RegistryClient,
+    source: ImageRef,
+    destination: Repository,
+    tags: TagSet,
+    force: bool,
+    notify: Callable[[str, str], None],
+) -> Promotion:
+    """Resolve the source to a digest, copy it, check a tag-named source did not move meanwhile,
+    then decide and apply the destination's tags (release tag immutable, floating tags by the rules)."""
+    digest = source.digest or registry.resolve_digest(source)
+    if digest is None:
+        raise RegistryError(f"{source}: not found in the registry")
+    if source.digest is None:
+        notify("resolve", f"{source} is {digest}")
+    stats = copy_image(registry, source.repository, digest, destination, lambda m: notify("copy", m))
+    if source.digest is None:
+        now = registry.resolve_digest(source)
+        if now != digest:
+            raise TagConflict(
+                f"{source} moved from {digest} to {now} during the copy; nothing was tagged. "
+                f"Promote by digest: {source.repository}@{digest}"
+            )
+    target = Target(str(destination), destination, tags, digest)
+    changes = decide_changes([target], registry, force)
+    apply_changes(changes, registry, lambda _image, step, message: notify(step, message))
+    return Promotion(source, digest, destination, stats, changes)
