@@ -125,9 +125,7 @@ def _tags_for(
             raise ConfigError(f"{format_path(where)}: {message}") from None
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
-    return tag_set(
-        context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty
-    )
+    return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
 
 
 def make_plan(

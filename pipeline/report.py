@@ -101,7 +101,7 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
             console.print(f"[red]{key}[/red]: {r.error}", markup=True, highlight=False)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
-        console.print(f"{change.image}: {change.tag} {change.reason}", markup=False, highlight=False)
+        console.print(f"{change.image}: {change.tag} stays: {change.reason}", markup=False, highlight=False)
     if result.error:
         console.print(f"[red]run[/red]: {result.error}", markup=True, highlight=False)
 

@@ -146,9 +146,7 @@ def decide_floating(tags: TagSet, existing_tags: Iterable[str]) -> list[Floating
         if highest == new:
             decisions.append(FloatingDecision(candidate, True, f"{new} is the highest of the {scope}"))
         else:
-            decisions.append(
-                FloatingDecision(candidate, False, f"stays: {highest} is higher than {new} among the {scope}")
-            )
+            decisions.append(FloatingDecision(candidate, False, f"{highest} is higher than {new} among the {scope}"))
     return decisions
 
 

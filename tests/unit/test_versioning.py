@@ -91,7 +91,7 @@ def test_versions_are_compared_within_a_suffix() -> None:
 def test_stay_reason_names_the_higher_version() -> None:
     tags = tag_set(parse_version("1.4.3"), None)
     latest = [d for d in decide_floating(tags, ["2.0.0"]) if d.tag.name == "latest"][0]
-    assert latest.reason == "stays: 2.0.0 is higher than 1.4.3 among the stable versions"
+    assert latest.reason == "2.0.0 is higher than 1.4.3 among the stable versions"
 
 
 def test_next_version() -> None:

@@ -1,0 +1,271 @@
+"""Release tag semantics, `pipeline release` and `pipeline promote` against the real registries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.integration.conftest import RegistryPeek, Services
+
+CHILD = """\
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}}
+RUN echo {name} >> /layers
+"""
+
+
+def project(root: Path, registry: str, broken_child: bool = False) -> None:
+    write_project(
+        root,
+        f"""\
+        registry: {registry}
+        pipelines:
+          shop:
+            images:
+              base: {{context: images/base}}
+              app:
+                context: images/app
+                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
+              worker:
+                context: images/worker
+                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
+        """,
+        {
+            "base": BASE_DOCKERFILE,
+            "app": CHILD.format(name="app"),
+            "worker": CHILD.format(name="worker") + ("RUN false\n" if broken_child else ""),
+        },
+        busybox=("base",),
+    )
+
+
+def commit_change(root: Path, marker: str, message: str | None = None) -> None:
+    """A real change to the base (so every image's digest changes), committed."""
+    dockerfile = root / "images/base/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + f"RUN echo {marker} > /marker\n")
+    git(root, "commit", "-qam", message or f"change {marker}")
+
+
+def snapshot(peek: RegistryPeek, namespace: str) -> dict[str, dict[str, str | None]]:
+    """Every tag of every image, with the digest it points at."""
+    return {
+        name: {tag: peek.digest(f"{namespace}/{name}", tag) for tag in sorted(peek.tags(f"{namespace}/{name}"))}
+        for name in ("base", "app", "worker")
+    }
+
+
+def test_backport_moves_its_line_but_not_latest(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "1.4.2"], tmp_path).code == 0
+    commit_change(tmp_path, "two")
+    assert run_cli(["run", "--version", "2.0.0"], tmp_path).code == 0
+    commit_change(tmp_path, "backport")
+    result = run_cli(["run", "--version", "1.4.3", "--json"], tmp_path)
+    assert result.code == 0, result.output
+
+    app = f"{namespace}/app"
+    new, two, old = (plain_peek.digest(app, t) for t in ("1.4.3", "2.0.0", "1.4.2"))
+    assert len({new, two, old}) == 3
+    assert plain_peek.digest(app, "1.4") == new
+    assert plain_peek.digest(app, "1") == new
+    assert plain_peek.digest(app, "latest") == two
+    assert plain_peek.digest(app, "2.0") == two and plain_peek.digest(app, "2") == two
+    assert plain_peek.digest(app, "1.4.2") == old  # release tags never move
+    changes = [c for c in json.loads(result.stdout)["tag_changes"] if c["image"] == "shop/app"]
+    latest = next(c for c in changes if c["tag"] == "latest")
+    assert latest["action"] == "stays"
+    assert latest["reason"] == "2.0.0 is higher than 1.4.3 among the stable versions"
+
+
+def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+
+    # Another commit released under the same version: refused before anything is built.
+    commit_change(tmp_path, "other")
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path)
+    assert result.code == 1
+    assert "Traceback" not in result.output and "Step " not in result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("error: release tags are immutable: ")
+    assert f"{services.plain_registry}/{namespace}/base:1.0.0 already exists at {before['base']['1.0.0']}" in message
+    assert snapshot(plain_peek, namespace) == before
+
+    # Same commit, but uncommitted changes: caught after the build by digest, still nothing moved.
+    git(tmp_path, "reset", "-q", "--hard", "HEAD~1")
+    dockerfile = tmp_path / "images/app/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN echo dirty > /dirty\n")
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path)
+    assert result.code == 1
+    old_app = before["app"]["1.0.0"]
+    assert f"{services.plain_registry}/{namespace}/app:1.0.0 is {old_app}, this run built sha256:" in result.output
+    after = snapshot(plain_peek, namespace)
+    for name, tags in after.items():  # a dirty build is pushed under its own sha-…-dirty tag only
+        dirty = [t for t in tags if t.endswith("-dirty")]
+        assert len(dirty) == 1, name
+        del tags[dirty[0]]
+    assert after == before
+
+    # --force overrides, loudly.
+    forced = run_cli(["run", "--version", "1.0.0", "--force"], tmp_path)
+    assert forced.code == 0, forced.output
+    assert "warning" in forced.stderr and "overwriting release tag" in forced.stderr
+    assert plain_peek.digest(f"{namespace}/app", "1.0.0") != old_app
+
+
+def test_rerun_of_the_same_release_changes_nothing(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "3.1.4"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+    again = run_cli(["run", "--version", "3.1.4", "--json"], tmp_path)
+    assert again.code == 0, again.output
+    assert snapshot(plain_peek, namespace) == before
+    actions = {c["action"] for c in json.loads(again.stdout)["tag_changes"]}
+    assert actions == {"unchanged"}
+
+
+def test_prerelease_moves_nothing_floating(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+    commit_change(tmp_path, "rc")
+    result = run_cli(["run", "--version", "1.1.0-rc.1"], tmp_path)
+    assert result.code == 0, result.output
+    after = snapshot(plain_peek, namespace)
+    for name in ("base", "app", "worker"):
+        new_tags = set(after[name]) - set(before[name])
+        assert len(new_tags) == 2 and "1.1.0-rc.1" in new_tags  # the rc and its sha- tag only
+        assert {t: after[name][t] for t in before[name]} == before[name]
+
+
+def test_one_failing_image_leaves_every_floating_and_release_tag(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+
+    project(tmp_path, f"{services.plain_registry}/{namespace}", broken_child=True)
+    commit_change(tmp_path, "broken")
+    result = run_cli(["run", "--version", "1.1.0", "--keep-going", "--report", "r.json"], tmp_path)
+    assert result.code == 1
+    status = {i["name"]: i["status"] for i in json.loads((tmp_path / "r.json").read_text())["images"]}
+    assert status == {"base": "succeeded", "app": "succeeded", "worker": "failed"}
+    after = snapshot(plain_peek, namespace)
+    for name in ("base", "app", "worker"):
+        assert "1.1.0" not in after[name]
+        for tag in ("1.0.0", "1.0", "1", "latest"):
+            assert after[name][tag] == before[name][tag]
+
+
+def test_promote_from_plain_to_authenticated_registry(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, auth_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    tested = plain_peek.digest(f"{namespace}/app", "1.0.0")
+    env = {"DOCKER_CONFIG": str(services.auth_docker_config)}
+
+    source = f"{services.plain_registry}/{namespace}/app:1.0.0"
+    dest = f"{services.auth_registry}/{namespace}/prod-app"
+    result = run_cli(["promote", source, dest, "--version", "1.0.0", "--json"], tmp_path, env=env)
+    assert result.code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["digest"] == tested
+    assert data["blobs"]["copied"] >= 2
+    assert auth_peek.tags(f"{namespace}/prod-app") == {"1.0.0", "1.0", "1", "latest"}
+    assert {auth_peek.digest(f"{namespace}/prod-app", t) for t in ("1.0.0", "latest")} == {tested}
+    assert plain_peek.layers(f"{namespace}/app", "1.0.0") == auth_peek.layers(f"{namespace}/prod-app", "1.0.0")
+    assert services.auth_password not in result.output
+
+    # Within one registry, blobs are mounted, not copied; by digest works too.
+    same = run_cli(
+        [
+            "promote",
+            f"{services.plain_registry}/{namespace}/app@{tested}",
+            f"{services.plain_registry}/{namespace}/app2",
+            "--version",
+            "1.0.0",
+            "--json",
+        ],
+        tmp_path,
+    )
+    assert same.code == 0, same.output
+    blobs = json.loads(same.stdout)["blobs"]
+    assert blobs["mounted"] >= 2 and blobs["copied"] == 0
+
+    # Without credentials the authenticated registry refuses, clearly.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    denied = run_cli(["promote", source, dest, "--version", "1.0.1"], tmp_path, env={"DOCKER_CONFIG": str(empty)})
+    assert denied.code == 1
+    assert f"registry {services.auth_registry} requires credentials" in denied.output
+
+    # `tags` shows the semver view of what landed.
+    view = run_cli(["tags", dest, "--json"], tmp_path, env=env)
+    assert view.code == 0, view.output
+    versions = json.loads(view.stdout)["versions"]
+    assert versions == [{"version": "1.0.0", "tag": "1.0.0", "digest": tested, "also": ["1", "1.0", "latest"]}]
+
+
+def test_release_bump_auto_from_conventional_commits(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    remote = tmp_path.parent / f"{tmp_path.name}-remote.git"
+    git(tmp_path.parent, "init", "-q", "--bare", str(remote))
+    git(tmp_path, "remote", "add", "origin", str(remote))
+
+    first = run_cli(["release", "--version", "1.2.0"], tmp_path)
+    assert first.code == 0, first.output
+    assert git(tmp_path, "cat-file", "-t", "v1.2.0") == "tag"  # annotated
+
+    commit_change(tmp_path, "fix", "fix: handle empty carts")
+    commit_change(tmp_path, "feat", "feat(api): add wishlist endpoint")
+    dry = run_cli(["release", "--bump", "auto", "--dry-run"], tmp_path)
+    assert dry.code == 0, dry.output
+    assert dry.stdout.splitlines()[0] == (
+        "version 1.3.0 (--bump auto: minor from Conventional Commits since v1.2.0); git tag v1.3.0"
+    )
+    assert "1.3                      move     1.3.0 is the highest of the 1.3.x" not in dry.stdout
+    assert "1.3                      create   1.3.0 is the highest of the 1.3.x" in dry.stdout
+    assert "latest                   move     1.3.0 is the highest of the stable versions" in dry.stdout
+    assert "1.3.0" not in plain_peek.tags(f"{namespace}/app")  # a dry run changes nothing
+    assert git(tmp_path, "tag", "--list", "v1.3.0") == ""
+
+    (tmp_path / "untracked.txt").write_text("x")
+    dirty = run_cli(["release", "--bump", "auto"], tmp_path)
+    assert dirty.code == 2
+    assert "uncommitted changes (untracked.txt)" in dirty.output
+    (tmp_path / "untracked.txt").unlink()
+
+    result = run_cli(["release", "--bump", "auto", "--push-tag"], tmp_path)
+    assert result.code == 0, result.output
+    assert plain_peek.digest(f"{namespace}/app", "1.3.0") == plain_peek.digest(f"{namespace}/app", "latest")
+    assert git(remote, "tag", "--list") == "v1.3.0"
+
+
+def test_failed_release_removes_its_git_tag(tmp_path: Path, services: Services, namespace: str) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}", broken_child=True)
+    init_git(tmp_path)
+    result = run_cli(["release", "--bump", "minor"], tmp_path)
+    assert result.code == 1
+    assert "removed git tag v0.1.0" in result.output
+    assert git(tmp_path, "tag", "--list") == ""
