@@ -35,6 +35,14 @@ class TagConflict(PipelineError):
     """A release tag already names a different image; nothing was moved."""
 
 
+class SigningError(PipelineError):
+    """A key could not be read or used, or a signature could not be made or stored."""
+
+
+class VerificationFailed(PipelineError):
+    """An image has no acceptable signature (none, bad, or the wrong identity)."""
+
+
 class RunFailed(PipelineError):
     """One or more images of a run failed; details are in the run's report."""
 

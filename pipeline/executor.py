@@ -108,6 +108,7 @@ class Executor:
             key: ImageResult(key=key, repository=str(image.repository)) for key, image in plan.images.items()
         }
         self._lock = threading.Lock()
+        self.reusable: dict[str, str] = {}  # image key -> digest of this commit's release, already pushed
 
     # --- scheduling -------------------------------------------------------------
 
@@ -115,7 +116,10 @@ class Executor:
         start = self.clock()
         if self.options.push:
             targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
-            check_release_tags(targets, self.plan.context.git_sha, self.registry, self.options.force, self._emit)
+            ctx = self.plan.context
+            self.reusable = check_release_tags(
+                targets, ctx.git_sha, ctx.dirty, self.registry, self.options.force, self._emit
+            )
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image")
         try:
             self._schedule(pool)
@@ -196,7 +200,19 @@ class Executor:
             result.duration = self.clock() - (result.started or self.clock())
             result.finished_at = time.time()
 
+    def _reuse(self, image: PlannedImage, result: ImageResult, digest: str) -> None:
+        """This commit's release is already in the registry: point the build tag at it, build nothing."""
+        self._emit(image.key, "reuse", f"{image.repository}:{image.tags.release} is this commit's build ({digest})")
+        primary = image.repository.with_tag(image.tags.primary)
+        if self.registry.resolve_digest(primary) != digest:
+            self.registry.tag(image.repository, digest, image.tags.primary)
+        result.digest = digest
+        result.tags = [image.tags.primary]
+
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
+        if image.key in self.reusable:
+            self._reuse(image, result, self.reusable[image.key])
+            return
         primary = image.repository.with_tag(image.tags.primary)
         request = BuildRequest(
             image=image.key,
@@ -245,7 +261,7 @@ class Executor:
         created = ctx.created or datetime.now(UTC)
         labels = {
             "org.opencontainers.image.title": image.name,
-            "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "org.opencontainers.image.version": ctx.template_values()["version"],
         }
         if ctx.git_sha:

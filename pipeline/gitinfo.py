@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import git
+from pipeline.errors import EnvironmentProblem
+from pipeline.gitloader import git
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ def _strip_credentials(url: str) -> str:
 
 def read_git_info(path: Path) -> GitInfo | None:
     """GitInfo for the repository containing `path`, or None outside git (or before the first commit)."""
+    try:
+        return _read(path)
+    except git.GitCommandNotFound:
+        raise EnvironmentProblem("git is not installed, but the config lives in a git repository") from None
+
+
+def _read(path: Path) -> GitInfo | None:
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
 import semver
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import EnvironmentProblem, PipelineError, UsageError
+from pipeline.gitloader import git
 
 _VERSION_TAG = re.compile(r"^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
 
@@ -29,6 +29,8 @@ class ReleaseRepo:
             self.repo = git.Repo(path, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise UsageError(f"{path}: not inside a git repository; releases are cut from git") from None
+        except git.GitCommandNotFound:
+            raise EnvironmentProblem("git is not installed; releases are cut from git") from None
         try:
             self.head = self.repo.head.commit.hexsha
         except ValueError:
@@ -39,9 +41,14 @@ class ReleaseRepo:
         changed = {str(d.a_path or d.b_path) for d in diffs}
         return sorted(changed | {str(p) for p in self.repo.untracked_files})
 
-    def version_tags(self) -> list[VersionTag]:
+    def version_tags(self, reachable_only: bool = False) -> list[VersionTag]:
+        """`vX.Y.Z[-pre]` tags; with `reachable_only`, those on HEAD's history (a maintenance branch
+        must not bump from a newer line's release)."""
+        merged = set(self.repo.git.tag("--merged", "HEAD").split()) if reachable_only else None
         tags = []
         for ref in self.repo.tags:
+            if merged is not None and ref.name not in merged:
+                continue
             match = _VERSION_TAG.match(ref.name)
             if match:
                 try:
@@ -52,7 +59,7 @@ class ReleaseRepo:
 
     def latest_release(self) -> VersionTag | None:
         """The highest stable `vX.Y.Z` tag."""
-        stable = [t for t in self.version_tags() if not t.version.prerelease]
+        stable = [t for t in self.version_tags(reachable_only=True) if not t.version.prerelease]
         return stable[-1] if stable else None
 
     def messages_since(self, tag: VersionTag | None) -> list[str]:

@@ -13,7 +13,7 @@ import semver
 
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
 from pipeline.config.schema import ConfigSpec, TagPolicy
-from pipeline.config.templates import render
+from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import dependencies_of, topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
@@ -22,7 +22,7 @@ from pipeline.versioning import FLOATING_KINDS, TagSet, tag_set, version_tag
 
 def sanitize_tag(text: str) -> str:
     """Any text made safe as (part of) a Docker tag: `feature/x` -> `feature-x`."""
-    cleaned = re.sub(r"[^\w.-]+", "-", text).strip(".-") or "x"
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-") or "x"
     return cleaned[:128]
 
 
@@ -113,7 +113,10 @@ def _tags_for(
     suffix = policy.suffix or ""
     values = context.template_values(for_tags=True)
     extra = []
+    version_names = {"version", "major", "minor", "patch"}
     for template in policy.extra or []:
+        if context.version is None and version_names.intersection(placeholders(template)):
+            continue  # a version tag template means nothing in a run without a version
         tag = render(template, values)
         try:
             validate_tag(tag + suffix)

@@ -54,10 +54,13 @@ Notify = Callable[[str, str, str], None]  # (image, step, message)
 
 
 def check_release_tags(
-    targets: list[Target], git_sha: str | None, registry: RegistryClient, force: bool, notify: Notify
-) -> None:
-    """Before building: refuse a release whose X.Y.Z tag already names a build of another commit."""
+    targets: list[Target], git_sha: str | None, dirty: bool, registry: RegistryClient, force: bool, notify: Notify
+) -> dict[str, str]:
+    """Before building: refuse a release whose X.Y.Z tag already names a build of another commit.
+    Returns the images whose X.Y.Z already names a build of this very commit (clean tree): re-running
+    the release reuses those digests instead of rebuilding, so a fresh CI runner can re-run it too."""
     conflicts = []
+    reusable: dict[str, str] = {}
     for target in targets:
         tag = target.tags.release
         if tag is None:
@@ -75,7 +78,14 @@ def check_release_tags(
             )
             continue
         revision = registry.image_labels(target.repository.with_digest(existing)).get(REVISION_LABEL)
-        if revision and revision != git_sha:
+        if revision == git_sha and not dirty:
+            reusable[target.key] = existing
+        elif revision is None:
+            conflicts.append(
+                f"{target.repository}:{tag} already exists at {existing} and has no {REVISION_LABEL} label "
+                "to show which commit it was built from"
+            )
+        elif revision != git_sha:
             conflicts.append(
                 f"{target.repository}:{tag} already exists at {existing}, built from commit {revision[:12]}; "
                 f"this run builds commit {git_sha[:12]}"
@@ -86,6 +96,7 @@ def check_release_tags(
             + "; ".join(conflicts)
             + " (release a new version, or --force to overwrite); nothing was built or moved"
         )
+    return reusable
 
 
 def _change(

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.errors import PipelineError
 from pipeline.executor import Event, RunResult, Status
 from pipeline.plan import Plan
 from pipeline.publish import TagChange
@@ -77,8 +78,11 @@ def _iso(epoch: float | None) -> str | None:
 
 def write_report(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot write the report: {exc.strerror}") from None
 
 
 def print_summary(result: RunResult, stream: TextIO | None = None) -> None:

@@ -22,6 +22,8 @@ from pipeline.errors import UsageError
 SHA_TAG_LENGTH = 12
 FloatingKind = Literal["minor", "major", "latest"]
 FLOATING_KINDS: tuple[FloatingKind, ...] = ("minor", "major", "latest")
+# Names that only the release rules may write: X, X.Y, X.Y.Z[-pre], latest.
+RESERVED_TAG = re.compile(r"^(latest|\d+|\d+\.\d+|\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$")
 _VERSION_TAG = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
 
 
@@ -99,6 +101,8 @@ def tag_set(
         candidates = [FloatingTag(kind, names[kind] + suffix) for kind in FLOATING_KINDS if kind in set(floating)]
     # A build of uncommitted changes must not take the commit's own tag.
     build = (sha_tag(git_sha) + ("-dirty" if dirty else "") + suffix,) if git_sha else ()
+    if version is not None and version.prerelease:
+        extra = ()  # a prerelease gets only its own tag
     return TagSet(version, suffix, release, build, tuple(candidates), tuple(dict.fromkeys(extra)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -22,8 +23,10 @@ def main() -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        click.echo("interrupted: no release or floating tag was moved by the unfinished run", err=True)
+        sys.stderr.flush()
+        # Build threads may be blocked on the engine for a long time; don't wait for them at exit.
+        os._exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_CONFIG if exc.exit_code == 2 else exc.exit_code)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import build_plan, config_option, execute, run_options
+from pipeline.cli.common import build_plan, check_result, config_option, execute, run_options
 from pipeline.config import load_config
 from pipeline.config.templates import render
 from pipeline.diagram import to_dot, to_mermaid
@@ -46,7 +46,7 @@ def run(
     config = load_config(config_file)
     the_plan = build_plan(config, pipelines, version)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force)
-    execute(config, the_plan, options, report_file, as_json)
+    check_result(execute(config, the_plan, options, report_file, as_json))
 
 
 @click.command()

@@ -13,7 +13,7 @@ import click
 from pipeline import __version__
 from pipeline.builders.docker import DockerBuilder
 from pipeline.config import LoadedConfig
-from pipeline.errors import RunFailed
+from pipeline.errors import RunFailed, UsageError
 from pipeline.executor import Executor, RunOptions, RunResult, Status
 from pipeline.gitinfo import read_git_info
 from pipeline.plan import Plan, RunContext, make_plan
@@ -113,7 +113,9 @@ def execute(
     as_json: bool,
     extra_report: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run the plan, write/print the report; raise RunFailed (exit 1) if anything failed."""
+    """Run the plan and write/print the report (check_result tells whether it succeeded)."""
+    if report_file and not report_file.parent.resolve().is_dir():
+        raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")
     builder = DockerBuilder(os.environ)
     builder.check()
     creds = credentials()
@@ -126,9 +128,13 @@ def execute(
         click.echo(json.dumps(data, indent=2))
     else:
         print_summary(result)
+    return result
+
+
+def check_result(result: RunResult) -> None:
+    """Raise RunFailed (exit 1) if anything in the run failed."""
     if result.error:
         raise RunFailed(result.error)
     if not result.ok:
         failed = [k for k, r in result.images.items() if r.status == Status.FAILED]
         raise RunFailed(f"{len(failed)} image(s) failed: {', '.join(failed)}; no release or floating tag moved")
-    return result

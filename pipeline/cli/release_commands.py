@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import build_plan, config_option, execute, registry_client, run_options
+from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client, run_options
 from pipeline.config import load_config
 from pipeline.executor import RunOptions
 from pipeline.gitrelease import ReleaseRepo
@@ -99,10 +99,13 @@ def release(
         repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force)
     extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
+    published = False
     try:
-        execute(config, plan, options, report_file, as_json, extra)
+        result = execute(config, plan, options, report_file, as_json, extra)
+        published = result.published
+        check_result(result)
     except BaseException:
-        if not tag_existed:
+        if not tag_existed and not published:
             repo.delete_tag(chosen.git_tag)
             _progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
         raise

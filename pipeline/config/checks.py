@@ -7,10 +7,11 @@ from pathlib import Path
 
 from pipeline.config.positions import KeyPath, PositionIndex
 from pipeline.config.schema import ConfigSpec, PipelineSpec, TagPolicy
-from pipeline.config.templates import TemplateSyntaxError, image_references, unknown_names
+from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import dependencies_of, find_cycle
-from pipeline.registry.reference import DOMAIN_RE, parse_repository
+from pipeline.registry.reference import DOMAIN_RE, parse_repository, validate_tag
+from pipeline.versioning import RESERVED_TAG
 
 
 def _suggest(name: str, candidates: list[str]) -> str:
@@ -31,20 +32,60 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
     for pipeline_name, pipeline in spec.pipelines.items():
         _check_tag_templates(pipeline.tags, ("pipelines", pipeline_name, "tags"), positions)
         _check_pipeline(spec, pipeline_name, pipeline, base_dir, positions)
+    _check_unique_repositories(spec, positions)
+
+
+def _check_unique_repositories(spec: ConfigSpec, positions: PositionIndex) -> None:
+    """Two images pushing the same tags to one repository would overwrite each other."""
+    seen: dict[tuple[str, str], str] = {}
+    for pipeline_name, pipeline in spec.pipelines.items():
+        for name, image in pipeline.images.items():
+            prefix = pipeline.registry or spec.registry
+            repository = image.repository or f"{prefix}/{name}"
+            suffix = image.tags.suffix or pipeline.tags.suffix or spec.tags.suffix or ""
+            key = (str(parse_repository(repository)), suffix)
+            if key in seen:
+                raise positions.error(
+                    ("pipelines", pipeline_name, "images", name),
+                    f"pushes to {key[0]} like {seen[key]}; give one of them another repository or a tags.suffix",
+                    at_key=True,
+                )
+            seen[key] = f"pipelines.{pipeline_name}.images.{name}"
+
+
+SAMPLE_TAG_VALUES = {
+    "version": "1.2.3",
+    "major": "1",
+    "minor": "2",
+    "patch": "3",
+    "git.sha": "0" * 40,
+    "git.short_sha": "0" * 12,
+    "git.branch": "main",
+}
 
 
 def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionIndex) -> None:
     for i, template in enumerate(policy.extra or []):
+        where = (*at, "extra", i)
         try:
             unknown = unknown_names(template, set())
         except TemplateSyntaxError as exc:
-            raise positions.error((*at, "extra", i), str(exc)) from None
+            raise positions.error(where, str(exc)) from None
         if unknown:
             raise positions.error(
-                (*at, "extra", i),
+                where,
                 f"unknown placeholder '{{{{ {unknown[0]} }}}}' in a tag "
                 "(known: version, major, minor, patch, git.sha, git.short_sha, git.branch)",
             )
+        sample = render(template, SAMPLE_TAG_VALUES) + (policy.suffix or "")
+        if RESERVED_TAG.match(render(template, SAMPLE_TAG_VALUES)):
+            raise positions.error(
+                where, f"'{template}' would name a release or floating tag; those follow the release rules"
+            )
+        try:
+            validate_tag(sample)
+        except ConfigError as exc:
+            raise positions.error(where, f"'{template}' does not make a valid tag: {exc}") from None
 
 
 def _check_pipeline(

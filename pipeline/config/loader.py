@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config.checks import check_config
 from pipeline.config.positions import KeyPath, PositionIndex, format_path, parse_yaml
-from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec
+from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, TagPolicy
 from pipeline.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "pipelines.yaml"
@@ -52,6 +52,8 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
         return PipelineSpec
     if len(path) == 4 and path[0] == "pipelines" and path[2] == "images":
         return ImageSpec
+    if path in (("tags",),) or (path[:1] == ("pipelines",) and path[-1] == "tags" and len(path) in (3, 5)):
+        return TagPolicy
     return None
 
 
@@ -69,6 +71,8 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
         return f"unknown key '{key}'{hint}", True
     if kind == "missing":
         return f"missing required key '{path[-1]}'", False
+    if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
+        return f"'{error['input']}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
     if kind == "string_pattern_mismatch":
         return (
             f"'{error['input']}' is not a valid name (lowercase letters and digits, separated by single . _ or -)",

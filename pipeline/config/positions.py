@@ -11,6 +11,7 @@ import yaml
 from pipeline.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
+MAX_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,18 @@ class PositionIndex:
     file: Path
     values: dict[KeyPath, Position] = field(default_factory=dict)
     keys: dict[KeyPath, Position] = field(default_factory=dict)
+    nodes: int = 0
 
     def locate(self, path: KeyPath, *, at_key: bool = False) -> str:
         """`file:line:col` of the nearest known position for `path` (walking up to its parents)."""
         probe = path
         while True:
-            table = self.keys if at_key and probe in self.keys else self.values
-            if probe in table:
-                pos = table[probe]
-                return f"{self.file}:{pos.line}:{pos.column}"
+            # A mapping key that YAML read as a number is stored under its text.
+            for candidate in (probe, probe[:-1] + (str(probe[-1]),) if probe else probe):
+                table = self.keys if at_key and candidate in self.keys else self.values
+                if candidate in table:
+                    pos = table[candidate]
+                    return f"{self.file}:{pos.line}:{pos.column}"
             if not probe:
                 return f"{self.file}:1:1"
             probe = probe[:-1]
@@ -59,8 +63,14 @@ def _mark(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _index(node: yaml.Node, path: KeyPath, index: PositionIndex) -> None:
+def _index(node: yaml.Node, path: KeyPath, index: PositionIndex, active: frozenset[int] = frozenset()) -> None:
     index.values[path] = _mark(node)
+    index.nodes += 1
+    if index.nodes > MAX_NODES:  # aliases can expand a small file enormously ("billion laughs")
+        raise ConfigError(f"{index.file}: more than {MAX_NODES} values after expanding aliases")
+    if id(node) in active:
+        raise ConfigError(f"{index.locate(path)}: {format_path(path)}: a YAML alias refers to itself")
+    active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -73,10 +83,10 @@ def _index(node: yaml.Node, path: KeyPath, index: PositionIndex) -> None:
                 raise ConfigError(f"{index.file}:{pos.line}:{pos.column}: {child}: duplicate key '{key}'")
             seen.add(key)
             index.keys[(*path, key)] = _mark(key_node)
-            _index(value_node, (*path, key), index)
+            _index(value_node, (*path, key), index, active)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, (*path, i), index)
+            _index(item, (*path, i), index, active)
 
 
 def parse_yaml(file: Path) -> tuple[Any, PositionIndex]:
@@ -99,5 +109,8 @@ def parse_yaml(file: Path) -> tuple[Any, PositionIndex]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: invalid YAML: {str(exc).splitlines()[0]}") from None
     if node is not None:
-        _index(node, (), index)
+        try:
+            _index(node, (), index)
+        except RecursionError:
+            raise ConfigError(f"{file}: nested too deeply (or an alias refers to itself)") from None
     return data, index

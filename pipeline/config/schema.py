@@ -17,7 +17,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
-Suffix = Annotated[str, StringConstraints(pattern=r"^[\w.-]{0,64}$")]
+Suffix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{0,64}$")]
 
 
 class TagPolicy(StrictModel):

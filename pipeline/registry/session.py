@@ -169,7 +169,7 @@ class RegistrySession:
         self, method: str, url: str, registry: str, scope: str, headers: dict[str, str], content: Body
     ) -> httpx.Response:
         request_headers = dict(headers)
-        auth = self._auth_header(registry, scope)
+        auth = self._auth_header(registry, scope) if self._same_host(url, registry) else None
         if auth:
             request_headers["Authorization"] = auth
         # A callable body is a fresh chunk iterator per attempt, so a retried upload starts over.
@@ -178,6 +178,10 @@ class RegistrySession:
         if response.status_code >= 500 or response.status_code == 429:
             raise TransientRegistryError(response)
         return response
+
+    def _same_host(self, url: str, registry: str) -> bool:
+        """Credentials go only to the registry itself, never to a host an upload Location names."""
+        return url.startswith(self.base_url(registry).rsplit("/v2", 1)[0] + "/")
 
     def _auth_header(self, registry: str, scope: str) -> str | None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
@@ -125,11 +126,20 @@ def test_rerun_of_the_same_release_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     project(tmp_path, f"{services.plain_registry}/{namespace}")
-    init_git(tmp_path)
+    sha = init_git(tmp_path)
     assert run_cli(["run", "--version", "3.1.4"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
+    # Like a fresh CI runner: no local images, no layer cache for this project.
+    for name in ("base", "app", "worker"):
+        subprocess.run(
+            ["docker", "rmi", "-f", f"{services.plain_registry}/{namespace}/{name}:sha-{sha[:12]}"],
+            capture_output=True,
+            check=False,
+        )
     again = run_cli(["run", "--version", "3.1.4", "--json"], tmp_path)
     assert again.code == 0, again.output
+    assert "Step " not in again.stderr  # nothing rebuilt: this commit's release is reused
+    assert again.stderr.count(" reuse ") == 3
     assert snapshot(plain_peek, namespace) == before
     actions = {c["action"] for c in json.loads(again.stdout)["tag_changes"]}
     assert actions == {"unchanged"}

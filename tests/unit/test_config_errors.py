@@ -227,6 +227,71 @@ CASES = {
         """,
         r"build_args\.V: unknown placeholder '\{\{ verison \}\}'",
     ),
+    "two images push to one repository": (
+        """\
+        registry: 127.0.0.1:5000/t
+        pipelines:
+          shop:
+            images:
+              base: {context: images/base}
+          other:
+            images:
+              base: {context: images/app}
+        """,
+        r"pipelines\.yaml:8:7: pipelines\.other\.images\.base: pushes to 127\.0\.0\.1:5000/t/base like "
+        r"pipelines\.shop\.images\.base",
+    ),
+    "extra tag that would be a floating tag": (
+        """\
+        registry: 127.0.0.1:5000/t
+        tags: {extra: ["{{ major }}.{{ minor }}"]}
+        pipelines:
+          shop:
+            images:
+              base: {context: images/base}
+        """,
+        r"pipelines\.yaml:2:16: tags\.extra\[0\]: '\{\{ major \}\}\.\{\{ minor \}\}' would name a release or "
+        r"floating tag",
+    ),
+    "extra tag that cannot be a tag": (
+        """\
+        registry: 127.0.0.1:5000/t
+        pipelines:
+          shop:
+            tags: {extra: ["-{{ version }}"]}
+            images:
+              base: {context: images/base}
+        """,
+        r"pipelines\.shop\.tags\.extra\[0\]: '-\{\{ version \}\}' does not make a valid tag",
+    ),
+    "unknown key under tags": (
+        """\
+        registry: 127.0.0.1:5000/t
+        pipelines:
+          shop:
+            tags: {floatin: [latest]}
+            images:
+              base: {context: images/base}
+        """,
+        r"pipelines\.shop\.tags\.floatin: unknown key 'floatin' \(did you mean 'floating'\?\)",
+    ),
+    "non-ascii suffix": (
+        """\
+        registry: 127.0.0.1:5000/t
+        pipelines:
+          shop:
+            images:
+              base:
+                context: images/base
+                tags: {suffix: "-wïn"}
+        """,
+        r"pipelines\.shop\.images\.base\.tags\.suffix: '-wïn' is not a valid tag suffix",
+    ),
+    "alias that refers to itself": ("a: &x [*x]\n", r"pipelines\.yaml:1:4: a\[0\]: a YAML alias refers to itself"),
+    "numeric key": (
+        "registry: r.example/x\npipelines:\n  shop:\n    images:\n      base: {context: images/base, 1: 2}\n",
+        r"pipelines\.yaml:5:\d+: pipelines\.shop\.images\.base\[1\]: Keys should be strings",
+    ),
     "empty file": ("", r"pipelines\.yaml:1:1: the file is empty"),
     "top level is a list": ("- a\n- b\n", r"pipelines\.yaml:1:1: the top level must be a mapping"),
 }

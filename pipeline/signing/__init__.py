@@ -1,0 +1,1 @@
+"""Sigstore signing: cosign-format keys, simple-signing payloads, signatures stored in the registry."""
