@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +84,10 @@ class RunOptions:
 
 EventSink = Callable[[Event], None]
 CredentialLookup = Callable[[str], Credentials | None]
+# Signs a pushed digest as the image's pipeline says; returns a progress line (None: not signed).
+DigestSigner = Callable[[PlannedImage, str], str | None]
+# Checks an image's base images against the trust policy before it is built; returns what it verified.
+BaseGate = Callable[[PlannedImage, Mapping[str, str]], list[str]]
 
 
 class Executor:
@@ -96,7 +100,11 @@ class Executor:
         options: RunOptions,
         on_event: EventSink = lambda event: None,
         clock: Callable[[], float] = time.monotonic,
+        sign: DigestSigner | None = None,
+        gate: BaseGate | None = None,
     ) -> None:
+        self.sign = sign
+        self.gate = gate
         self.plan = plan
         self.builder = builder
         self.registry = registry
@@ -208,18 +216,30 @@ class Executor:
             self.registry.tag(image.repository, digest, image.tags.primary)
         result.digest = digest
         result.tags = [image.tags.primary]
+        self._sign(image, digest)
+
+    def _sign(self, image: PlannedImage, digest: str) -> None:
+        """Right after the push, by digest, before any release or floating tag can move."""
+        if self.sign is not None:
+            done = self.sign(image, digest)
+            if done:
+                self._emit(image.key, "sign", done)
 
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         if image.key in self.reusable:
             self._reuse(image, result, self.reusable[image.key])
             return
         primary = image.repository.with_tag(image.tags.primary)
+        build_args = self._render_build_args(image)
+        if self.gate is not None:
+            for verified in self.gate(image, build_args):
+                self._emit(image.key, "trust", f"base image {verified} is signed as the policy requires")
         request = BuildRequest(
             image=image.key,
             context=image.context,
             dockerfile=image.dockerfile,
             tag=primary,
-            build_args=self._render_build_args(image),
+            build_args=build_args,
             labels=self._labels(image),
             target=image.target,
             platform=image.platform,
@@ -240,10 +260,7 @@ class Executor:
             )
         result.digest = digest
         result.tags = [image.tags.primary]
-        for tag in image.tags.build[1:]:
-            self._emit(image.key, "tag", f"{image.repository}:{tag}")
-            self.registry.tag(image.repository, digest, tag)
-            result.tags.append(tag)
+        self._sign(image, digest)
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
         values = self.plan.context.template_values()

@@ -12,7 +12,7 @@ from pathlib import Path
 import semver
 
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
-from pipeline.config.schema import ConfigSpec, TagPolicy
+from pipeline.config.schema import ConfigSpec, SignSpec, TagPolicy
 from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import dependencies_of, topological_order
@@ -63,6 +63,8 @@ class PlannedImage:
     platform: str | None
     labels: Mapping[str, str]
     tags: TagSet
+    sign: SignSpec | None = None  # key path made absolute
+    signature_storage: str = "legacy"
 
     @property
     def key(self) -> str:
@@ -131,6 +133,18 @@ def _tags_for(
     return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
 
 
+def _sign_for(spec: ConfigSpec, pipeline: str, base_dir: Path) -> SignSpec | None:
+    sign = spec.pipelines[pipeline].sign or spec.sign
+    if sign is not None and sign.key is not None:
+        return sign.model_copy(update={"key": str((base_dir / sign.key).resolve())})
+    return sign
+
+
+def _storage_for(spec: ConfigSpec, repository: Repository) -> str:
+    settings = spec.registries.get(repository.registry)
+    return settings.signature_storage if settings else "legacy"
+
+
 def make_plan(
     spec: ConfigSpec,
     base_dir: Path,
@@ -158,6 +172,8 @@ def make_plan(
                 platform=image.platform,
                 labels=dict(image.labels),
                 tags=_tags_for(spec, pipeline_name, name, context, positions),
+                sign=_sign_for(spec, pipeline_name, base_dir),
+                signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),
             )
             images[planned.key] = planned
     return Plan(images=images, context=context)

@@ -10,6 +10,7 @@ from pipeline.publish import TagChange, Target, apply_changes, decide_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import CopyStats, copy_image
 from pipeline.registry.reference import ImageRef, Repository
+from pipeline.trust import TrustPolicy, enforce
 from pipeline.versioning import TagSet
 
 
@@ -29,6 +30,7 @@ def promote(
     tags: TagSet,
     force: bool,
     notify: Callable[[str, str], None],
+    policy: TrustPolicy | None = None,
 ) -> Promotion:
     """Resolve the source to a digest, copy it, check a tag-named source did not move meanwhile,
     then decide and apply the destination's tags (release tag immutable, floating tags by the rules)."""
@@ -37,6 +39,8 @@ def promote(
         raise RegistryError(f"{source}: not found in the registry")
     if source.digest is None:
         notify("resolve", f"{source} is {digest}")
+    if policy is not None and enforce(registry, policy, source.repository.with_digest(digest), "promote: source"):
+        notify("trust", f"{source.repository}@{digest} is signed as the trust policy requires")
     stats = copy_image(registry, source.repository, digest, destination, lambda m: notify("copy", m))
     if source.digest is None:
         now = registry.resolve_digest(source)

@@ -10,9 +10,10 @@ import click
 from pipeline.cli.build_commands import graph, plan, run, validate
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
 from pipeline.cli.release_commands import promote, release, tags
+from pipeline.cli.sign_commands import keys, sign, verify
 from pipeline.errors import PipelineError
 
-for command in (run, plan, graph, validate, release, promote, tags):
+for command in (run, plan, graph, validate, release, promote, tags, keys, sign, verify):
     cli.add_command(command)
 
 

@@ -31,6 +31,7 @@ def run(
     force: bool,
     report_file: Path | None,
     as_json: bool,
+    token: str | None,
 ) -> None:
     """Build PIPELINES (default: all) in dependency order and push them.
 
@@ -46,7 +47,7 @@ def run(
     config = load_config(config_file)
     the_plan = build_plan(config, pipelines, version)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force)
-    check_result(execute(config, the_plan, options, report_file, as_json))
+    check_result(execute(config, the_plan, options, report_file, as_json, token=token))
 
 
 @click.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +21,10 @@ from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.report import ProgressPrinter, print_summary, report_data, write_report
+from pipeline.signing.keyless import KeylessSigner
+from pipeline.signing.keys import read_private_key
+from pipeline.signing.runsigner import RunSigner
+from pipeline.trust import BaseImageGate, TrustPolicy
 from pipeline.versioning import parse_version
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -74,6 +79,13 @@ def run_options(func: F) -> F:
             help="Write the JSON report here.",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout instead of the table."),
+        click.option(
+            "--identity-token",
+            "token",
+            metavar="JWT",
+            envvar=None,
+            help="OIDC token for keyless signing (default: SIGSTORE_ID_TOKEN or the CI's ambient one).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -105,6 +117,47 @@ def build_plan(config: LoadedConfig, pipelines: tuple[str, ...], version: str | 
     return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions)
 
 
+def passphrase(what: str) -> str:
+    """COSIGN_PASSWORD, else a prompt on a terminal; never an argument (it would show in `ps`)."""
+    if "COSIGN_PASSWORD" in os.environ:
+        return os.environ["COSIGN_PASSWORD"]
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what} needs a passphrase: set COSIGN_PASSWORD (no terminal to prompt on)")
+    return str(click.prompt(f"Passphrase for {what}", hide_input=True, default="", show_default=False))
+
+
+def identity_token(explicit: str | None) -> str | None:
+    """--identity-token, else SIGSTORE_ID_TOKEN, else the CI's ambient OIDC credential if any."""
+    if explicit:
+        return explicit
+    if os.environ.get("SIGSTORE_ID_TOKEN"):
+        return os.environ["SIGSTORE_ID_TOKEN"]
+    from sigstore.oidc import detect_credential
+
+    try:
+        return detect_credential()
+    except Exception:  # noqa: BLE001 - no ambient credential is the normal case outside CI
+        return None
+
+
+def run_signer(plan: Plan, registry: RegistryClient, config: LoadedConfig, token: str | None) -> RunSigner | None:
+    """Decrypt each signing key the plan uses once, before anything is built."""
+    specs = [image.sign for image in plan.images.values() if image.sign is not None]
+    if not specs:
+        return None
+    keys = {}
+    for path in sorted({s.key for s in specs if s.key}):
+        keys[path] = read_private_key(Path(path), passphrase(path))
+    keyless = None
+    if any(s.keyless for s in specs):
+        found = identity_token(token)
+        if not found:
+            raise UsageError("keyless signing needs an OIDC identity token: --identity-token or SIGSTORE_ID_TOKEN")
+        trust = config.spec.sigstore.trust_config
+        keyless = KeylessSigner(found, str(config.base_dir / trust) if trust else None)
+    return RunSigner(registry, keys, keyless)
+
+
 def execute(
     config: LoadedConfig,
     plan: Plan,
@@ -112,6 +165,7 @@ def execute(
     report_file: Path | None,
     as_json: bool,
     extra_report: dict[str, Any] | None = None,
+    token: str | None = None,
 ) -> RunResult:
     """Run the plan and write/print the report (check_result tells whether it succeeded)."""
     if report_file and not report_file.parent.resolve().is_dir():
@@ -120,7 +174,11 @@ def execute(
     builder.check()
     creds = credentials()
     with RegistryClient(creds, config.spec.insecure_registries) as registry:
-        result = Executor(plan, builder, registry, creds, options, on_event=ProgressPrinter()).run()
+        signer = run_signer(plan, registry, config, token) if options.push else None
+        policy = TrustPolicy.from_config(config.spec, config.base_dir)
+        gate = BaseImageGate(registry, policy, {str(i.repository) for i in plan.images.values()})
+        executor = Executor(plan, builder, registry, creds, options, on_event=ProgressPrinter(), sign=signer, gate=gate)
+        result = executor.run()
     data = {**report_data(plan, result), **(extra_report or {})}
     if report_file:
         write_report(report_file, data)

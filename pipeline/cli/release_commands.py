@@ -19,6 +19,7 @@ from pipeline.registry.reference import parse_reference, parse_repository
 from pipeline.release import BumpChoice, ChosenVersion, check_can_tag, choose_version
 from pipeline.report import tag_change_data
 from pipeline.tagview import tag_view
+from pipeline.trust import TrustPolicy
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
@@ -74,6 +75,7 @@ def release(
     force: bool,
     report_file: Path | None,
     as_json: bool,
+    token: str | None,
 ) -> None:
     """Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.
 
@@ -101,7 +103,7 @@ def release(
     extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
     published = False
     try:
-        result = execute(config, plan, options, report_file, as_json, extra)
+        result = execute(config, plan, options, report_file, as_json, extra, token=token)
         published = result.published
         check_result(result)
     except BaseException:
@@ -127,6 +129,13 @@ def release(
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing release tag that names another image.")
 @click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
+@click.option(
+    "-f",
+    "--file",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Apply this pipelines file's trust policy to the source (default: ./pipelines.yaml if present).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def promote(
     source: str,
@@ -136,6 +145,7 @@ def promote(
     floating: str,
     force: bool,
     insecure: tuple[str, ...],
+    config_file: Path | None,
     as_json: bool,
 ) -> None:
     """Copy a tested image SOURCE (repo:tag or repo@digest) to DESTINATION (a repository) and tag it.
@@ -158,8 +168,15 @@ def promote(
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
     tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
-    with registry_client(list(insecure)) as registry:
-        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress)
+    policy = None
+    path = config_file or (Path("pipelines.yaml") if Path("pipelines.yaml").is_file() else None)
+    insecure_list = list(insecure)
+    if path is not None:
+        config = load_config(path)
+        policy = TrustPolicy.from_config(config.spec, config.base_dir)
+        insecure_list += config.spec.insecure_registries
+    with registry_client(insecure_list) as registry:
+        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy)
     data: dict[str, Any] = {
         "source": str(done.source),
         "digest": done.digest,

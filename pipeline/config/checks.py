@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 
 from pipeline.config.positions import KeyPath, PositionIndex
-from pipeline.config.schema import ConfigSpec, PipelineSpec, TagPolicy
+from pipeline.config.schema import ConfigSpec, PipelineSpec, SignSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import dependencies_of, find_cycle
@@ -33,6 +33,34 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
         _check_tag_templates(pipeline.tags, ("pipelines", pipeline_name, "tags"), positions)
         _check_pipeline(spec, pipeline_name, pipeline, base_dir, positions)
     _check_unique_repositories(spec, positions)
+    _check_signing(spec, base_dir, positions)
+
+
+def _check_file(base_dir: Path, value: str, where: KeyPath, what: str, positions: PositionIndex) -> None:
+    if not (base_dir / value).is_file():
+        raise positions.error(where, f"{what} '{base_dir / value}' does not exist")
+
+
+def _check_signing(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
+    signs: list[tuple[KeyPath, SignSpec | None]] = [(("sign",), spec.sign)]
+    signs += [(("pipelines", name, "sign"), p.sign) for name, p in spec.pipelines.items()]
+    for where, sign in signs:
+        if sign is None:
+            continue
+        if (sign.key is None) == (not sign.keyless):
+            raise positions.error(where, "set exactly one of 'key: PATH' or 'keyless: true'")
+        if sign.key is not None:
+            _check_file(base_dir, sign.key, (*where, "key"), "signing key", positions)
+    for host in spec.registries:
+        if not DOMAIN_RE.match(host):
+            raise positions.error(("registries", host), f"'{host}' is not a registry host[:port]", at_key=True)
+    for i, rule in enumerate(spec.trust):
+        if not rule.keys and not rule.identities:
+            raise positions.error(("trust", i), "a trust rule needs 'keys' or 'identities'")
+        for j, key in enumerate(rule.keys):
+            _check_file(base_dir, key, ("trust", i, "keys", j), "public key", positions)
+    if spec.sigstore.trust_config is not None:
+        _check_file(base_dir, spec.sigstore.trust_config, ("sigstore", "trust_config"), "trust config", positions)
 
 
 def _check_unique_repositories(spec: ConfigSpec, positions: PositionIndex) -> None:

@@ -11,7 +11,16 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config.checks import check_config
 from pipeline.config.positions import KeyPath, PositionIndex, format_path, parse_yaml
-from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, TagPolicy
+from pipeline.config.schema import (
+    ConfigSpec,
+    ImageSpec,
+    PipelineSpec,
+    RegistrySpec,
+    SignSpec,
+    SigstoreSpec,
+    TagPolicy,
+    TrustRule,
+)
 from pipeline.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "pipelines.yaml"
@@ -54,6 +63,14 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
         return ImageSpec
     if path in (("tags",),) or (path[:1] == ("pipelines",) and path[-1] == "tags" and len(path) in (3, 5)):
         return TagPolicy
+    if path == ("sign",) or (len(path) == 3 and path[0] == "pipelines" and path[2] == "sign"):
+        return SignSpec
+    if len(path) == 2 and path[0] == "trust":
+        return TrustRule
+    if len(path) == 2 and path[0] == "registries":
+        return RegistrySpec
+    if path == ("sigstore",):
+        return SigstoreSpec
     return None
 
 

@@ -32,6 +32,38 @@ class TagPolicy(StrictModel):
     suffix: Suffix | None = Field(None, description="Variant suffix appended to every tag, e.g. '-windows'")
 
 
+class SignSpec(StrictModel):
+    """Sign every pushed digest: with a cosign key, or keyless (an OIDC token given at run time)."""
+
+    key: NonEmpty | None = Field(None, description="cosign private key file, relative to this file")
+    keyless: bool = Field(False, description="Sign with a Fulcio certificate for the run's OIDC identity token")
+
+
+class RegistrySpec(StrictModel):
+    signature_storage: Literal["legacy", "referrers", "both"] = Field(
+        "legacy", description="legacy: cosign's sha256-<hex>.sig tag; referrers: OCI 1.1 bundle; both"
+    )
+
+
+class IdentitySpec(StrictModel):
+    issuer: NonEmpty
+    subject: NonEmpty
+
+
+class TrustRule(StrictModel):
+    """Images of matching repositories need a signature from one of these keys or identities."""
+
+    repositories: list[NonEmpty] = Field(min_length=1, description="Glob patterns, e.g. 127.0.0.1:5000/base/*")
+    keys: list[NonEmpty] = Field(default_factory=list, description="cosign public keys, relative to this file")
+    identities: list[IdentitySpec] = Field(default_factory=list, description="Keyless signer identities")
+
+
+class SigstoreSpec(StrictModel):
+    trust_config: NonEmpty | None = Field(
+        None, description="sigstore ClientTrustConfig JSON for a private deployment (default: public instance)"
+    )
+
+
 class ImageSpec(StrictModel):
     context: NonEmpty = Field(description="Build context directory, relative to the pipelines.yaml file")
     dockerfile: NonEmpty = Field("Dockerfile", description="Dockerfile path, relative to the context")
@@ -50,6 +82,7 @@ class PipelineSpec(StrictModel):
     registry: NonEmpty | None = Field(None, description="Repository prefix for this pipeline's images")
     images: dict[Name, ImageSpec] = Field(min_length=1)
     tags: TagPolicy = TagPolicy()
+    sign: SignSpec | None = None
 
 
 class ConfigSpec(StrictModel):
@@ -58,4 +91,8 @@ class ConfigSpec(StrictModel):
         default_factory=list, description="Registries reached over plain HTTP (loopback ones always are)"
     )
     tags: TagPolicy = TagPolicy()
+    sign: SignSpec | None = Field(None, description="Default signing for every pipeline")
+    registries: dict[NonEmpty, RegistrySpec] = Field(default_factory=dict, description="Per-registry settings")
+    trust: list[TrustRule] = Field(default_factory=list, description="Signatures required per repository")
+    sigstore: SigstoreSpec = SigstoreSpec()
     pipelines: dict[Name, PipelineSpec] = Field(min_length=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -145,6 +146,22 @@ class RegistryClient:
         return {str(k): str(v) for k, v in labels.items()}
 
     # --- blobs ------------------------------------------------------------------
+
+    def push_blob(self, repository: Repository, data: bytes) -> str:
+        """Upload a small blob unless it is already there; return its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.blob_exists(repository, digest):
+            self.upload_blob(repository, digest, io.BytesIO(data))
+        return digest
+
+    def referrers(self, repository: Repository, digest: str) -> list[dict[str, Any]] | None:
+        """Descriptors from the OCI 1.1 referrers API, or None where the registry has no such API."""
+        response = self.session.request("GET", repository, f"referrers/{digest}", accept=(OCI_INDEX,))
+        if response.status_code in (404, 405) or "json" not in response.headers.get("Content-Type", ""):
+            return None
+        self.session.raise_for(response, repository, f"listing referrers of {digest}")
+        manifests = response.json().get("manifests") or []
+        return [m for m in manifests if isinstance(m, dict)]
 
     def get_blob(self, repository: Repository, digest: str) -> bytes:
         response = self.session.request("GET", repository, f"blobs/{digest}")

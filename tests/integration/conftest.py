@@ -30,6 +30,9 @@ class Services:
     auth_docker_config: Path
     auth_user: str
     auth_password: str
+    cosign: str
+    skopeo: str
+    sigstore_mock_node_path: str
 
 
 def _read_env() -> dict[str, str]:
@@ -61,7 +64,13 @@ def services() -> Services:
         auth_docker_config=Path(env["PIPELINE_AUTH_DOCKER_CONFIG"]),
         auth_user=env["PIPELINE_AUTH_USER"],
         auth_password=env["PIPELINE_AUTH_PASSWORD"],
+        cosign=env.get("PIPELINE_COSIGN", ""),
+        skopeo=env.get("PIPELINE_SKOPEO", ""),
+        sigstore_mock_node_path=env.get("PIPELINE_SIGSTORE_MOCK_NODE_PATH", ""),
     )
+    for tool in (result.cosign, result.skopeo):
+        if not tool or not Path(tool).exists():
+            _unavailable(f"sigstore tool '{tool}' is missing")
     for registry in (result.plain_registry, result.auth_registry):
         try:
             httpx.get(f"http://{registry}/v2/", timeout=5)

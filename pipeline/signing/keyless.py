@@ -1,0 +1,86 @@
+"""Keyless signing and verification with sigstore-python: a Fulcio certificate for an OIDC identity,
+a Rekor entry, and a bundle. The trust config (Fulcio/Rekor URLs and roots) is configurable so that
+private sigstore deployments (and the local test services) work the same as the public one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sigstore import dsse
+from sigstore.errors import Error as SigstoreError
+from sigstore.models import Bundle, ClientTrustConfig
+from sigstore.oidc import IdentityError, IdentityToken
+from sigstore.sign import SigningContext
+from sigstore.verify import Verifier, policy
+
+from pipeline.errors import SigningError
+from pipeline.signing.payloads import SIGN_PREDICATE
+from pipeline.signing.verify import IdentityRequirement
+
+_trust_cache: dict[str | None, ClientTrustConfig] = {}
+
+
+def load_trust_config(path: str | None) -> ClientTrustConfig:
+    """The ClientTrustConfig at `path`, or the public-good instance (which needs the network)."""
+    if path not in _trust_cache:
+        try:
+            if path is None:
+                _trust_cache[path] = ClientTrustConfig.production()
+            else:
+                _trust_cache[path] = ClientTrustConfig.from_json(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SigningError(f"{path}: cannot read the sigstore trust config: {exc.strerror}") from None
+        except (ValueError, SigstoreError) as exc:
+            raise SigningError(f"sigstore trust config {path or '(public instance)'}: {exc}") from None
+    return _trust_cache[path]
+
+
+class KeylessSigner:
+    """Signs digests as the identity in an OIDC token; one Fulcio certificate serves a whole run."""
+
+    def __init__(self, identity_token: str, trust_config: str | None) -> None:
+        try:
+            self.token = IdentityToken(identity_token)
+        except IdentityError as exc:
+            raise SigningError(f"the identity token is not usable: {exc}") from None
+        self.context = SigningContext.from_trust_config(load_trust_config(trust_config))
+
+    @property
+    def identity(self) -> str:
+        return f"{self.token.identity} ({self.token.issuer})"
+
+    def bundle(self, repository: str, digest: str) -> dict[str, Any]:
+        algorithm, _, hexdigest = digest.partition(":")
+        statement = (
+            dsse.StatementBuilder()
+            .subjects([dsse.Subject(name=repository, digest={algorithm: hexdigest})])
+            .predicate_type(SIGN_PREDICATE)
+            .predicate({})
+            .build()
+        )
+        try:
+            with self.context.signer(self.token, cache=True) as signer:
+                signed = signer.sign_dsse(statement)
+        except (SigstoreError, ValueError) as exc:
+            raise SigningError(f"{repository}@{digest}: keyless signing failed: {exc}") from None
+        document: dict[str, Any] = json.loads(signed.to_json())
+        return document
+
+
+def verify_identity_bundle(bundle: dict[str, Any], requirement: IdentityRequirement) -> bytes | None:
+    """The signed payload if `bundle` carries a certificate for the required identity that chains to
+    the trust config's roots and is logged in its transparency log; otherwise None."""
+    material = bundle.get("verificationMaterial") or {}
+    if "publicKey" in material:
+        return None
+    verifier = Verifier(trusted_root=load_trust_config(requirement.trust_config).trusted_root)
+    try:
+        parsed = Bundle.from_json(json.dumps(bundle))
+        _, payload = verifier.verify_dsse(
+            parsed, policy.Identity(identity=requirement.subject, issuer=requirement.issuer)
+        )
+    except (SigstoreError, ValueError):
+        return None
+    return payload

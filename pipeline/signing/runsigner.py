@@ -1,0 +1,40 @@
+"""Signing a run's pushed digests as each pipeline's `sign:` says (a cosign key or keyless)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pipeline.errors import SigningError
+from pipeline.plan import PlannedImage
+from pipeline.registry.client import RegistryClient
+from pipeline.signing.keyless import KeylessSigner
+from pipeline.signing.keys import SigningKey
+from pipeline.signing.signer import SignatureStorage, sign_digest
+from pipeline.signing.storage import write_bundle
+
+
+class RunSigner:
+    def __init__(self, registry: RegistryClient, keys: Mapping[str, SigningKey], keyless: KeylessSigner | None) -> None:
+        self.registry = registry
+        self.keys = keys
+        self.keyless = keyless
+
+    def __call__(self, image: PlannedImage, digest: str) -> str | None:
+        """Sign `digest` if the image's pipeline signs; return what was done, for progress."""
+        sign = image.sign
+        if sign is None:
+            return None
+        storage: SignatureStorage = (
+            "both"
+            if image.signature_storage == "both"
+            else ("referrers" if image.signature_storage == "referrers" else "legacy")
+        )
+        if sign.key is not None:
+            key = self.keys[sign.key]
+            outcome = sign_digest(self.registry, image.repository, digest, key, storage)
+            done = ", ".join(outcome.written) or f"already signed ({', '.join(outcome.already)})"
+            return f"signed {digest[:19]} with {outcome.key_id}: {done}"
+        if self.keyless is None:
+            raise SigningError(f"{image.key}: keyless signing needs an identity token (--identity-token)")
+        write_bundle(self.registry, image.repository, digest, self.keyless.bundle(str(image.repository), digest))
+        return f"signed {digest[:19]} as {self.keyless.identity} (bundle, referrers)"

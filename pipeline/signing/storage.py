@@ -1,0 +1,182 @@
+"""Where signatures live in a registry.
+
+Legacy (cosign's original scheme, works everywhere): an OCI manifest tagged `sha256-<hex>.sig` whose
+layers are simple-signing payloads, each signature in the layer annotation
+`dev.cosignproject.cosign/signature`. Referrers (OCI 1.1): a manifest whose `subject` is the image and
+whose single layer is a sigstore bundle; found through the referrers API or, on registries without
+it, through the fallback index tagged `sha256-<hex>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import RegistryError
+from pipeline.registry.client import OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
+from pipeline.registry.reference import Repository
+from pipeline.signing.payloads import SIMPLE_SIGNING_MEDIA_TYPE
+
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+EMPTY_CONFIG = {
+    "mediaType": "application/vnd.oci.empty.v1+json",
+    "size": 2,
+    "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+}
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+@dataclass(frozen=True)
+class LegacySignature:
+    payload: bytes
+    signature: bytes
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def signature_tag(digest: str) -> str:
+    return digest.replace(":", "-") + ".sig"
+
+
+def fallback_referrers_tag(digest: str) -> str:
+    return digest.replace(":", "-")
+
+
+def _json_manifest(document: dict[str, Any], media_type: str) -> Manifest:
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return Manifest(media_type, "sha256:" + hashlib.sha256(body).hexdigest(), body)
+
+
+# --- legacy ------------------------------------------------------------------------
+
+
+def read_legacy(
+    registry: RegistryClient, repository: Repository, digest: str
+) -> tuple[list[LegacySignature], Manifest | None]:
+    tag = signature_tag(digest)
+    if registry.resolve_digest(repository.with_tag(tag)) is None:
+        return [], None
+    manifest = registry.get_manifest(repository.with_tag(tag))
+    signatures = []
+    payloads: dict[str, bytes] = {}
+    for layer in manifest.json().get("layers") or []:
+        annotations = {str(k): str(v) for k, v in (layer.get("annotations") or {}).items()}
+        if layer.get("mediaType") != SIMPLE_SIGNING_MEDIA_TYPE or SIGNATURE_ANNOTATION not in annotations:
+            continue
+        blob = str(layer["digest"])
+        if blob not in payloads:
+            payloads[blob] = registry.get_blob(repository, blob)
+        try:
+            signature = base64.b64decode(annotations[SIGNATURE_ANNOTATION], validate=True)
+        except ValueError:
+            continue
+        signatures.append(LegacySignature(payloads[blob], signature, annotations))
+    return signatures, manifest
+
+
+def write_legacy(
+    registry: RegistryClient,
+    repository: Repository,
+    digest: str,
+    payload: bytes,
+    signature: bytes,
+    existing: Manifest | None,
+    extra_annotations: dict[str, str] | None = None,
+) -> None:
+    """Add one signature layer to the `.sig` manifest (creating it if needed), as cosign does."""
+    layers: list[dict[str, Any]] = list(existing.json().get("layers") or []) if existing else []
+    payload_digest = registry.push_blob(repository, payload)
+    annotations = {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(), **(extra_annotations or {})}
+    layers.append(
+        {
+            "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
+            "size": len(payload),
+            "digest": payload_digest,
+            "annotations": annotations,
+        }
+    )
+    config = {
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"} for _ in layers],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+        "config": {},
+    }
+    config_bytes = json.dumps(config, separators=(",", ":")).encode()
+    config_digest = registry.push_blob(repository, config_bytes)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": len(config_bytes), "digest": config_digest},
+        "layers": layers,
+    }
+    registry.put_manifest(repository, signature_tag(digest), _json_manifest(manifest, OCI_MANIFEST))
+
+
+# --- referrers -----------------------------------------------------------------------
+
+
+def read_bundles(registry: RegistryClient, repository: Repository, digest: str) -> list[dict[str, Any]]:
+    """Every sigstore bundle attached to `digest` as a referrer."""
+    descriptors = registry.referrers(repository, digest)
+    if descriptors is None:
+        tag = fallback_referrers_tag(digest)
+        if registry.resolve_digest(repository.with_tag(tag)) is None:
+            return []
+        descriptors = registry.get_manifest(repository.with_tag(tag)).json().get("manifests") or []
+    bundles = []
+    for descriptor in descriptors:
+        if descriptor.get("artifactType") != BUNDLE_MEDIA_TYPE:
+            continue
+        manifest = registry.get_manifest(repository.with_digest(str(descriptor["digest"])))
+        for layer in manifest.json().get("layers") or []:
+            if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
+                try:
+                    bundles.append(json.loads(registry.get_blob(repository, str(layer["digest"]))))
+                except ValueError:
+                    continue
+    return bundles
+
+
+def write_bundle(registry: RegistryClient, repository: Repository, digest: str, bundle: dict[str, Any]) -> None:
+    """Attach a bundle as a referrer of `digest`, updating the fallback index where the registry has
+    no referrers API."""
+    subject = registry.get_manifest(repository.with_digest(digest))
+    bundle_bytes = json.dumps(bundle, separators=(",", ":")).encode()
+    registry.push_blob(repository, b"{}")
+    bundle_digest = registry.push_blob(repository, bundle_bytes)
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_MEDIA_TYPE,
+        "config": EMPTY_CONFIG,
+        "layers": [{"mediaType": BUNDLE_MEDIA_TYPE, "size": len(bundle_bytes), "digest": bundle_digest}],
+        "subject": {"mediaType": subject.media_type or OCI_MANIFEST, "size": len(subject.body), "digest": digest},
+        "annotations": {"dev.sigstore.bundle.content": "dsse-envelope"},
+    }
+    manifest = _json_manifest(document, OCI_MANIFEST)
+    registry.put_manifest(repository, manifest.digest, manifest)
+    if registry.referrers(repository, digest) is not None:
+        return  # the registry indexes referrers itself
+    tag = fallback_referrers_tag(digest)
+    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    if registry.resolve_digest(repository.with_tag(tag)) is not None:
+        index = registry.get_manifest(repository.with_tag(tag)).json()
+        if index.get("mediaType") != OCI_INDEX:
+            raise RegistryError(f"{repository}:{tag} is not a referrers index; refusing to overwrite it")
+    if all(m.get("digest") != manifest.digest for m in index.get("manifests") or []):
+        index.setdefault("manifests", []).append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "size": len(manifest.body),
+                "digest": manifest.digest,
+                "artifactType": BUNDLE_MEDIA_TYPE,
+                "annotations": document["annotations"],
+            }
+        )
+        registry.put_manifest(repository, tag, _json_manifest(index, OCI_INDEX))

@@ -1,0 +1,93 @@
+"""The trust policy of pipelines.yaml: which signatures a repository's images need."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config.schema import ConfigSpec
+from pipeline.dockerfile import base_images
+from pipeline.errors import ConfigError, VerificationFailed
+from pipeline.plan import PlannedImage
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import ImageRef, parse_reference
+from pipeline.signing.keys import read_public_key
+from pipeline.signing.verify import IdentityRequirement, KeyRequirement, Requirement, verify_digest
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    rules: tuple[tuple[tuple[str, ...], tuple[Requirement, ...]], ...] = ()
+
+    @classmethod
+    def from_config(cls, spec: ConfigSpec, base_dir: Path) -> TrustPolicy:
+        rules = []
+        trust_config = str(base_dir / spec.sigstore.trust_config) if spec.sigstore.trust_config else None
+        for rule in spec.trust:
+            requirements: list[Requirement] = [
+                KeyRequirement(read_public_key(base_dir / key), key) for key in rule.keys
+            ]
+            requirements += [IdentityRequirement(i.issuer, i.subject, trust_config) for i in rule.identities]
+            rules.append((tuple(rule.repositories), tuple(requirements)))
+        return cls(tuple(rules))
+
+    def requirements_for(self, repository: str) -> list[list[Requirement]]:
+        """One list per matching rule; each rule is met by any one of its keys or identities."""
+        return [
+            list(reqs) for patterns, reqs in self.rules if any(fnmatch.fnmatchcase(repository, p) for p in patterns)
+        ]
+
+
+def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: str) -> str | None:
+    """Verify `ref` against every matching rule; return its digest, None if no rule applies.
+    Raise VerificationFailed naming `what` (e.g. "shop/app: base image …") otherwise."""
+    alternatives_per_rule = policy.requirements_for(str(ref.repository))
+    if not alternatives_per_rule:
+        return None
+    digest = ref.digest or registry.resolve_digest(ref)
+    if digest is None:
+        raise VerificationFailed(f"{what} {ref}: not found in the registry, so its signature cannot be checked")
+    for alternatives in alternatives_per_rule:
+        reasons = []
+        for requirement in alternatives:
+            result = verify_digest(registry, ref.repository, digest, [requirement])
+            if result.verified:
+                break
+            reasons.append(result.reason or "not verified")
+        else:
+            raise VerificationFailed(
+                f"{what} {ref.repository}@{digest} is not signed as the trust policy requires: {reasons[0]}"
+            )
+    return digest
+
+
+class BaseImageGate:
+    """Before an image is built: every base image it did not build in this run, where the trust
+    policy covers it, must carry the required signature."""
+
+    def __init__(self, registry: RegistryClient, policy: TrustPolicy, own_repositories: set[str]) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.own = own_repositories
+
+    def __call__(self, image: PlannedImage, build_args: Mapping[str, str]) -> list[str]:
+        if not self.policy.rules:
+            return []
+        try:
+            text = image.dockerfile.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise VerificationFailed(f"{image.key}: cannot read {image.dockerfile}: {exc.strerror}") from None
+        verified = []
+        for reference in base_images(text, build_args):
+            try:
+                ref = parse_reference(reference)
+            except ConfigError as exc:
+                raise VerificationFailed(f"{image.key}: base image '{reference}': {exc}") from None
+            if str(ref.repository) in self.own:
+                continue  # built (and signed, if configured) in this run
+            digest = enforce(self.registry, self.policy, ref, f"{image.key}: base image")
+            if digest:
+                verified.append(f"{ref.repository}@{digest}")
+        return verified
