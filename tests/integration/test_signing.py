@@ -47,7 +47,8 @@ def push_unsigned(root: Path, services: Services, namespace: str) -> str:
     """Build and push an image nobody signed; return it by digest."""
     write_project(
         root,
-        f"registry: {services.plain_registry}/{namespace}\npipelines:\n  p:\n    images:\n      base: {{context: images/base}}\n",
+        f"registry: {services.plain_registry}/{namespace}\n"
+        "pipelines:\n  p:\n    images:\n      base: {context: images/base}\n",
         {"base": BASE_DOCKERFILE + "RUN echo unsigned > /unsigned\n"},
         busybox=("base",),
     )
