@@ -1,0 +1,88 @@
+"""Keyless signing end to end, offline: sigstore-python against local Fulcio and Rekor (@sigstore/mock)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
+from tests.integration.conftest import Services
+from tests.keyless.services import ISSUER, SUBJECT, make_token, running_sigstore
+
+
+@pytest.fixture
+def trust_config(tmp_path: Path, services: Services) -> Iterator[Path]:
+    if not services.sigstore_mock_node_path or shutil.which("node") is None:
+        pytest.fail("node and @sigstore/mock are needed (bash scripts/services installs them)")
+    workdir = tmp_path / "sigstore"
+    workdir.mkdir()
+    with running_sigstore(workdir, services.sigstore_mock_node_path) as config:
+        yield config
+
+
+def test_keyless_sign_and_verify_with_identity(
+    tmp_path: Path, services: Services, namespace: str, trust_config: Path
+) -> None:
+    project = tmp_path / "project"
+    write_project(
+        project,
+        f"registry: {services.plain_registry}/{namespace}\n"
+        "pipelines:\n  p:\n    images:\n      base: {context: images/base}\n",
+        {"base": BASE_DOCKERFILE},
+        busybox=("base",),
+    )
+    pushed = run_cli(["run", "--json"], project)
+    assert pushed.code == 0, pushed.output
+    ref = json.loads(pushed.stdout)["images"][0]["reference"]
+
+    token = make_token()
+    signed = run_cli(["sign", ref, "--identity-token", token, "--trust-config", str(trust_config), "--json"], project)
+    assert signed.code == 0, signed.output
+    assert json.loads(signed.stdout)["signer"] == f"{SUBJECT} ({ISSUER})"
+    assert token not in signed.output
+
+    verify = ["verify", ref, "--trust-config", str(trust_config), "--certificate-oidc-issuer", ISSUER]
+    ok = run_cli([*verify, "--certificate-identity", SUBJECT, "--json"], project)
+    assert ok.code == 0, ok.output
+    assert json.loads(ok.stdout)["satisfied"] == [f"identity {SUBJECT} from {ISSUER} (referrers)"]
+
+    wrong = run_cli([*verify, "--certificate-identity", "mailto:mallory@pipeline.test"], project)
+    assert wrong.code == 1
+    assert "wrong identity" in wrong.output
+
+
+def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
+    tmp_path: Path, services: Services, namespace: str, trust_config: Path
+) -> None:
+    project = tmp_path / "project"
+    write_project(
+        project,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        sigstore: {{trust_config: {trust_config}}}
+        sign: {{keyless: true}}
+        trust:
+          - repositories: ["{services.plain_registry}/{namespace}/*"]
+            identities: [{{issuer: "{ISSUER}", subject: "{SUBJECT}"}}]
+        pipelines:
+          p:
+            images:
+              base: {{context: images/base}}
+        """,
+        {"base": BASE_DOCKERFILE},
+        busybox=("base",),
+    )
+    init_git(project)
+    result = run_cli(["run", "--version", "1.0.0"], project, env={"SIGSTORE_ID_TOKEN": make_token()})
+    assert result.code == 0, result.output
+    assert f"as {SUBJECT} ({ISSUER})" in result.stderr
+    # `verify` with no flags applies the trust policy of ./pipelines.yaml.
+    verified = run_cli(["verify", f"{services.plain_registry}/{namespace}/base:1.0.0"], project)
+    assert verified.code == 0, verified.output
+    missing_token = run_cli(["run", "--version", "1.0.1"], project, env={"SIGSTORE_ID_TOKEN": ""})
+    assert missing_token.code == 2
+    assert "keyless signing needs an OIDC identity token" in missing_token.output
