@@ -264,6 +264,10 @@ class Executor:
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
         values = self.plan.context.template_values()
+        for pinned_key, reference in self.plan.pinned.items():
+            pipeline, _, name = pinned_key.partition("/")
+            if pipeline == image.pipeline:
+                values[f"images.{name}"] = reference
         for dep_key in image.depends_on:
             dep = self.results[dep_key]
             planned = self.plan.images[dep_key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -75,9 +75,27 @@ class PlannedImage:
 class Plan:
     images: Mapping[str, PlannedImage]  # by key, in a valid build order
     context: RunContext = field(default_factory=RunContext)
+    # Images left out of this run that images in it reference: key -> `repo@digest` already pushed.
+    pinned: Mapping[str, str] = field(default_factory=dict)
 
     def order(self) -> list[str]:
         return list(self.images)
+
+    def subset(self, keys: set[str], pinned: Mapping[str, str]) -> Plan:
+        """Only `keys`; their dependencies outside `keys` must be given as `pinned` references."""
+        images = {}
+        for key, image in self.images.items():
+            if key in keys:
+                outside = [d for d in image.depends_on if d not in keys]
+                missing = [d for d in outside if d not in pinned]
+                if missing:
+                    raise ValueError(f"{key} depends on {missing[0]}, which is neither built nor pinned")
+                images[key] = replace(image, depends_on=tuple(d for d in image.depends_on if d in keys))
+        return Plan(images=images, context=self.context, pinned=dict(pinned))
+
+    def outside_dependencies(self, keys: set[str]) -> set[str]:
+        """Direct dependencies of `keys` that are not themselves in `keys`."""
+        return {d for key in keys for d in self.images[key].depends_on if d not in keys}
 
 
 def select_pipelines(spec: ConfigSpec, names: list[str]) -> list[str]:
@@ -108,7 +126,12 @@ def _merged_policy(*policies: TagPolicy) -> TagPolicy:
 
 
 def _tags_for(
-    spec: ConfigSpec, pipeline: str, image: str, context: RunContext, positions: PositionIndex | None
+    spec: ConfigSpec,
+    pipeline: str,
+    image: str,
+    context: RunContext,
+    positions: PositionIndex | None,
+    trigger_tags: tuple[str, ...] = (),
 ) -> TagSet:
     image_spec = spec.pipelines[pipeline].images[image]
     policy = _merged_policy(image_spec.tags, spec.pipelines[pipeline].tags, spec.tags)
@@ -116,7 +139,7 @@ def _tags_for(
     values = context.template_values(for_tags=True)
     extra = []
     version_names = {"version", "major", "minor", "patch"}
-    for template in policy.extra or []:
+    for template in [*(policy.extra or []), *trigger_tags]:
         if context.version is None and version_names.intersection(placeholders(template)):
             continue  # a version tag template means nothing in a run without a version
         tag = render(template, values)
@@ -151,6 +174,7 @@ def make_plan(
     pipelines: list[str],
     context: RunContext,
     positions: PositionIndex | None = None,
+    trigger_tags: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Plan:
     """Plan the named pipelines (all when empty). The config must already have passed its checks."""
     images: dict[str, PlannedImage] = {}
@@ -171,7 +195,9 @@ def make_plan(
                 target=image.target,
                 platform=image.platform,
                 labels=dict(image.labels),
-                tags=_tags_for(spec, pipeline_name, name, context, positions),
+                tags=_tags_for(
+                    spec, pipeline_name, name, context, positions, (trigger_tags or {}).get(pipeline_name, ())
+                ),
                 sign=_sign_for(spec, pipeline_name, base_dir),
                 signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),
             )

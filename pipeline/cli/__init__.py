@@ -11,9 +11,26 @@ from pipeline.cli.build_commands import graph, plan, run, validate
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
 from pipeline.cli.release_commands import promote, release, tags
 from pipeline.cli.sign_commands import keys, sign, verify
+from pipeline.cli.trigger_commands import changed, hook_run, hooks, trigger, watch
 from pipeline.errors import PipelineError
 
-for command in (run, plan, graph, validate, release, promote, tags, keys, sign, verify):
+for command in (
+    run,
+    plan,
+    graph,
+    validate,
+    release,
+    promote,
+    tags,
+    keys,
+    sign,
+    verify,
+    changed,
+    trigger,
+    hooks,
+    hook_run,
+    watch,
+):
     cli.add_command(command)
 
 

@@ -8,11 +8,15 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import build_plan, check_result, config_option, execute, run_options
-from pipeline.config import load_config
+from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client, run_options
+from pipeline.config import LoadedConfig, load_config
 from pipeline.config.templates import render
 from pipeline.diagram import to_dot, to_mermaid
 from pipeline.executor import RunOptions
+from pipeline.plan import Plan, sanitize_tag
+from pipeline.triggers.changed import affected_for_paths
+from pipeline.triggers.lastbuild import narrow_plan
+from pipeline.triggers.source import GitSource
 
 
 @click.command()
@@ -20,12 +24,14 @@ from pipeline.executor import RunOptions
 @config_option
 @click.option("--version", "version", metavar="X.Y.Z", help="Release version: tags X.Y.Z, X.Y, X, latest.")
 @click.option("--no-push", is_flag=True, help="Build and tag locally only.")
+@click.option("--since", metavar="REF", help="Build only the images changed since REF, and their dependants.")
 @run_options
 def run(
     pipelines: tuple[str, ...],
     config_file: Path,
     version: str | None,
     no_push: bool,
+    since: str | None,
     jobs: int,
     keep_going: bool,
     force: bool,
@@ -46,8 +52,26 @@ def run(
     """
     config = load_config(config_file)
     the_plan = build_plan(config, pipelines, version)
+    if since is not None:
+        the_plan = _narrow_to_changes(config, the_plan, since)
+        if not the_plan.images:
+            click.echo(f"nothing changed since {since} affects an image", err=True)
+            return
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force)
     check_result(execute(config, the_plan, options, report_file, as_json, token=token))
+
+
+def _narrow_to_changes(config: LoadedConfig, plan: Plan, since: str) -> Plan:
+    """Only affected images; unaffected ones they reference resolve to their last pushed digest."""
+    source = GitSource(str(config.base_dir), Path("."))
+    affected = affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
+    for item in affected:
+        click.echo(f"{item.key}: {item.reason}", err=True)
+    head = source.resolve("HEAD")
+    history = source.history(head) if head else []
+    branch = plan.context.git_branch
+    with registry_client(config.spec.insecure_registries) as registry:
+        return narrow_plan(plan, {a.key for a in affected}, registry, history, sanitize_tag(branch) if branch else None)
 
 
 @click.command()

@@ -104,17 +104,24 @@ def registry_client(insecure: list[str] | None = None) -> RegistryClient:
     return RegistryClient(credentials(), insecure or [])
 
 
-def build_plan(config: LoadedConfig, pipelines: tuple[str, ...], version: str | None) -> Plan:
+def build_plan(
+    config: LoadedConfig,
+    pipelines: tuple[str, ...],
+    version: str | None,
+    branch: str | None = None,
+    trigger_tags: dict[str, tuple[str, ...]] | None = None,
+) -> Plan:
+    """The plan for this checkout; `branch` names the branch of a detached checkout (triggers)."""
     git = read_git_info(config.base_dir)
     context = RunContext(
         version=parse_version(version) if version else None,
         git_sha=git.sha if git else None,
-        git_branch=git.branch if git else None,
+        git_branch=branch or (git.branch if git else None),
         source_url=git.remote_url if git else None,
         created=git.committed_at if git else None,
         dirty=git.dirty if git else False,
     )
-    return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions)
+    return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags)
 
 
 def passphrase(what: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from pipeline.config.positions import KeyPath, PositionIndex
@@ -34,6 +35,25 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
         _check_pipeline(spec, pipeline_name, pipeline, base_dir, positions)
     _check_unique_repositories(spec, positions)
     _check_signing(spec, base_dir, positions)
+    _check_triggers(spec, positions)
+
+
+def _check_triggers(spec: ConfigSpec, positions: PositionIndex) -> None:
+    for name, pipeline in spec.pipelines.items():
+        for i, rule in enumerate(pipeline.triggers):
+            where: KeyPath = ("pipelines", name, "triggers", i)
+            if (rule.branch is None) == (rule.tag is None):
+                raise positions.error(where, "a trigger needs exactly one of 'branch' or 'tag'")
+            pattern = rule.branch or rule.tag or ""
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise positions.error(
+                    (*where, "branch" if rule.branch else "tag"), f"not a regular expression: {exc}"
+                ) from None
+            if rule.release and (rule.tag is None or "version" not in compiled.groupindex):
+                raise positions.error(where, "'release: true' needs a tag pattern with a (?P<version>...) group")
+            _check_tag_templates(TagPolicy(extra=rule.tags), (*where, "tags"), positions, index_key=False)
 
 
 def _check_file(base_dir: Path, value: str, where: KeyPath, what: str, positions: PositionIndex) -> None:
@@ -92,9 +112,9 @@ SAMPLE_TAG_VALUES = {
 }
 
 
-def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionIndex) -> None:
+def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionIndex, index_key: bool = True) -> None:
     for i, template in enumerate(policy.extra or []):
-        where = (*at, "extra", i)
+        where = (*at, "extra", i) if index_key else (*at, i)
         try:
             unknown = unknown_names(template, set())
         except TemplateSyntaxError as exc:

@@ -19,6 +19,7 @@ from pipeline.config.schema import (
     SignSpec,
     SigstoreSpec,
     TagPolicy,
+    TriggerRule,
     TrustRule,
 )
 from pipeline.errors import ConfigError
@@ -71,6 +72,8 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
         return RegistrySpec
     if path == ("sigstore",):
         return SigstoreSpec
+    if len(path) == 4 and path[0] == "pipelines" and path[2] == "triggers":
+        return TriggerRule
     return None
 
 

@@ -76,6 +76,18 @@ class ImageSpec(StrictModel):
     platform: NonEmpty | None = Field(None, description="os/arch[/variant] to build for")
     labels: dict[NonEmpty, str] = Field(default_factory=dict, description="Extra image labels")
     tags: TagPolicy = TagPolicy()
+    paths: list[NonEmpty] = Field(
+        default_factory=list, description="Extra globs (relative to this file) whose changes rebuild the image"
+    )
+
+
+class TriggerRule(StrictModel):
+    """Docker Hub style: a branch rule builds what a push changed, a tag rule can cut a release."""
+
+    branch: NonEmpty | None = Field(None, description="Regular expression a pushed branch name must match")
+    tag: NonEmpty | None = Field(None, description="Regular expression a pushed tag must match")
+    tags: list[NonEmpty] = Field(default_factory=list, description="Extra tag templates for builds it triggers")
+    release: bool = Field(False, description="Tag rules: release the version in the (?P<version>...) group")
 
 
 class PipelineSpec(StrictModel):
@@ -83,6 +95,7 @@ class PipelineSpec(StrictModel):
     images: dict[Name, ImageSpec] = Field(min_length=1)
     tags: TagPolicy = TagPolicy()
     sign: SignSpec | None = None
+    triggers: list[TriggerRule] = Field(default_factory=list, description="Which pushes build this pipeline")
 
 
 class ConfigSpec(StrictModel):

@@ -1,0 +1,107 @@
+"""The repository triggers build from: a local path (bare or not) or a URL mirrored into a cache,
+with throwaway checkouts (git worktrees) of exact commits."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import PipelineError, UsageError
+from pipeline.gitloader import git
+
+ZERO_SHA = "0" * 40
+
+
+class GitSource:
+    def __init__(self, repo: str, cache_dir: Path) -> None:
+        self.spec = repo
+        local = Path(repo)
+        try:
+            if local.exists():
+                self.repo = git.Repo(local)
+                self.mirrored = False
+            else:
+                mirror = cache_dir / (hashlib.sha256(repo.encode()).hexdigest()[:16] + ".git")
+                if not mirror.exists():
+                    mirror.parent.mkdir(parents=True, exist_ok=True)
+                    git.Repo.clone_from(repo, mirror, bare=True)
+                self.repo = git.Repo(mirror)
+                self.mirrored = True
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise UsageError(f"{repo}: not a git repository") from None
+        except git.GitCommandError as exc:
+            raise PipelineError(f"{repo}: cannot clone: {_last_line(exc)}") from None
+
+    def fetch(self) -> None:
+        """Bring the mirror up to date (a local repository is read as it is)."""
+        if not self.mirrored:
+            return
+        try:
+            self.repo.git.fetch("--prune", "--tags", self.spec, "+refs/heads/*:refs/heads/*")
+        except git.GitCommandError as exc:
+            raise PipelineError(f"{self.spec}: fetch failed: {_last_line(exc)}") from None
+
+    def resolve(self, rev: str) -> str | None:
+        try:
+            return str(self.repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}"))
+        except git.GitCommandError:
+            return None
+
+    def commits_between(self, old: str, new: str) -> list[str]:
+        """Commits after `old` up to `new` on the first-parent line, oldest first."""
+        spec = new if old == ZERO_SHA else f"{old}..{new}"
+        output = str(self.repo.git.rev_list("--reverse", "--first-parent", spec))
+        return output.split()
+
+    def first_parent(self, sha: str) -> str:
+        return self.resolve(f"{sha}^") or ZERO_SHA
+
+    def changed_paths(self, old: str, new: str) -> list[str] | None:
+        """Paths changed between two commits; None when there is no `old` (everything is new)."""
+        if old == ZERO_SHA or self.resolve(old) is None:
+            return None
+        output = str(self.repo.git.diff("--name-only", "--no-renames", "-z", old, new))
+        return [p for p in output.split("\0") if p]
+
+    def working_tree_changes(self, since: str) -> list[str]:
+        """Tracked paths that differ between `since` and the working tree (committed or not)."""
+        if self.resolve(since) is None:
+            raise UsageError(f"--since {since}: no such commit in {self.spec}")
+        output = str(self.repo.git.diff("--name-only", "--no-renames", "-z", since))
+        return [p for p in output.split("\0") if p]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.repo.working_tree_dir or self.repo.git_dir)
+
+    def history(self, sha: str, limit: int = 500) -> list[str]:
+        return str(self.repo.git.rev_list(f"--max-count={limit}", "--first-parent", sha)).split()
+
+    @contextmanager
+    def checkout(self, sha: str) -> Iterator[Path]:
+        """A clean worktree at `sha`, removed afterwards."""
+        directory = Path(tempfile.mkdtemp(prefix="pipeline-checkout-"))
+        target = directory / "src"
+        try:
+            self.repo.git.worktree("add", "--detach", "--force", str(target), sha)
+        except git.GitCommandError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise PipelineError(f"{self.spec}: cannot check out {sha[:12]}: {_last_line(exc)}") from None
+        try:
+            yield target
+        finally:
+            try:
+                self.repo.git.worktree("remove", "--force", str(target))
+            except git.GitCommandError:
+                pass
+            shutil.rmtree(directory, ignore_errors=True)
+            self.repo.git.worktree("prune")
+
+
+def _last_line(exc: git.GitCommandError) -> str:
+    lines = str(exc.stderr or exc).strip().splitlines()
+    return lines[-1].strip() if lines else str(exc)

@@ -1,0 +1,113 @@
+"""The polling watcher: fetch, hand each new commit of a branch to the trigger in order, remember the
+last one handled (so a restart neither rebuilds nor skips), keep going after failures, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError, UsageError
+from pipeline.triggers.source import ZERO_SHA, GitSource
+
+HandleCommit = Callable[[str, str], bool]  # (before, after) -> succeeded
+Log = Callable[[str], None]
+
+
+def parse_interval(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise UsageError(f"--interval '{text}': expected a duration like 30s, 5m, 1h")
+    value = float(match.group(1))
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    if value * factor <= 0:
+        raise UsageError("--interval must be positive")
+    return value * factor
+
+
+@dataclass
+class WatchState:
+    path: Path
+    last: str | None = None
+    history: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> WatchState:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path, None, [])
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: unreadable watch state ({exc}); move it away to start over") from None
+        return cls(path, data.get("last"), list(data.get("history") or []))
+
+    def record(self, sha: str, ok: bool) -> None:
+        """Durably: write a temporary file, then rename over the old state."""
+        self.last = sha
+        self.history = ([*(self.history or []), {"commit": sha, "ok": ok, "at": time.time()}])[-100:]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"last": self.last, "history": self.history}, indent=2), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+class Watcher:
+    def __init__(self, source: GitSource, branch: str, state: WatchState, handle: HandleCommit, log: Log) -> None:
+        self.source = source
+        self.branch = branch
+        self.state = state
+        self.handle = handle
+        self.log = log
+        self.stopping = threading.Event()
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            self.log(f"received {signal.Signals(signum).name}: stopping after the current step")
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def poll(self) -> int:
+        """One round: fetch and handle every new commit, oldest first. Returns how many were handled."""
+        self.source.fetch()
+        head = self.source.resolve(f"refs/heads/{self.branch}")
+        if head is None:
+            raise PipelineError(f"{self.source.spec}: no branch '{self.branch}'")
+        if self.state.last is None:
+            pending = [head]  # first start: the branch's current commit, compared with its parent
+        elif self.source.resolve(self.state.last) is None:
+            raise PipelineError(f"the last handled commit {self.state.last[:12]} is gone (history rewritten?)")
+        else:
+            pending = self.source.commits_between(self.state.last, head)
+        handled = 0
+        for sha in pending:
+            if self.stopping.is_set():
+                break
+            before = self.state.last if self.state.last else self.source.first_parent(sha)
+            since = before[:12] if before != ZERO_SHA else "the start"
+            self.log(f"{self.branch}: building {sha[:12]} (changes since {since})")
+            try:
+                ok = self.handle(before, sha)
+            except PipelineError as exc:
+                self.log(f"{sha[:12]}: {exc}")
+                ok = False
+            self.state.record(sha, ok)
+            self.log(f"{sha[:12]}: {'succeeded' if ok else 'failed; continuing with the next commit'}")
+            handled += 1
+        return handled
+
+    def run(self, interval: float, once: bool = False) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.poll()
+            except PipelineError as exc:
+                self.log(f"poll failed: {exc}; retrying in {interval:g}s")
+            if once:
+                return
+            self.stopping.wait(interval)
