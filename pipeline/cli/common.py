@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__
-from pipeline.builders.docker import DockerBuilder
 from pipeline.config import LoadedConfig
 from pipeline.errors import RunFailed, UsageError
 from pipeline.executor import Executor, RunOptions, RunResult, Status
@@ -21,7 +20,6 @@ from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.report import ProgressPrinter, print_summary, report_data, write_report
-from pipeline.signing.keyless import KeylessSigner
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.runsigner import RunSigner
 from pipeline.trust import BaseImageGate, TrustPolicy
@@ -161,6 +159,8 @@ def run_signer(plan: Plan, registry: RegistryClient, config: LoadedConfig, token
         if not found:
             raise UsageError("keyless signing needs an OIDC identity token: --identity-token or SIGSTORE_ID_TOKEN")
         trust = config.spec.sigstore.trust_config
+        from pipeline.signing.keyless import KeylessSigner  # sigstore is slow to import; only when used
+
         keyless = KeylessSigner(found, str(config.base_dir / trust) if trust else None)
     return RunSigner(registry, keys, keyless)
 
@@ -177,6 +177,8 @@ def execute(
     """Run the plan and write/print the report (check_result tells whether it succeeded)."""
     if report_file and not report_file.parent.resolve().is_dir():
         raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")
+    from pipeline.builders.docker import DockerBuilder  # the docker package is slow to import
+
     builder = DockerBuilder(os.environ)
     builder.check()
     creds = credentials()

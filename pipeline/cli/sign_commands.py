@@ -12,7 +12,6 @@ from pipeline.config import load_config
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
-from pipeline.signing.keyless import KeylessSigner
 from pipeline.signing.signer import SignatureStorage, sign_digest
 from pipeline.signing.storage import write_bundle
 from pipeline.signing.verify import IdentityRequirement, KeyRequirement, Requirement, verify_digest
@@ -92,6 +91,8 @@ def sign(
             found = identity_token(token)
             if not found:
                 raise UsageError("give --key FILE, or an OIDC identity token for keyless signing")
+            from pipeline.signing.keyless import KeylessSigner  # sigstore is slow to import
+
             keyless = KeylessSigner(found, str(trust_config) if trust_config else None)
             write_bundle(registry, ref.repository, digest, keyless.bundle(str(ref.repository), digest))
             data = {"digest": digest, "signer": keyless.identity, "written": ["referrers"], "already_signed": []}

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pipeline.errors import SigningError
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
-from pipeline.signing.keyless import KeylessSigner
 from pipeline.signing.keys import SigningKey
 from pipeline.signing.signer import SignatureStorage, sign_digest
 from pipeline.signing.storage import write_bundle
+
+if TYPE_CHECKING:
+    from pipeline.signing.keyless import KeylessSigner
 
 
 class RunSigner:
