@@ -11,6 +11,8 @@ import yaml
 from pipeline.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
+# libyaml's parser when PyYAML has it (about 10x faster on big files), the pure-Python one otherwise.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 100_000
 
 
@@ -99,8 +101,8 @@ def parse_yaml(file: Path) -> tuple[Any, PositionIndex]:
         raise ConfigError(f"{file}: cannot read: {exc}") from None
     index = PositionIndex(file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
