@@ -10,6 +10,7 @@ import click
 from pipeline.cli.build_commands import graph, plan, run, validate
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
 from pipeline.cli.release_commands import promote, release, tags
+from pipeline.cli.serve_command import serve
 from pipeline.cli.sign_commands import keys, sign, verify
 from pipeline.cli.trigger_commands import changed, hook_run, hooks, trigger, watch
 from pipeline.errors import PipelineError
@@ -30,6 +31,7 @@ for command in (
     hooks,
     hook_run,
     watch,
+    serve,
 ):
     cli.add_command(command)
 

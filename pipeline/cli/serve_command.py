@@ -1,0 +1,137 @@
+"""The `serve` command: webhook receiver, run queue and status page."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from pipeline.errors import UsageError
+from pipeline.triggers.server import ServeSettings, Service
+from pipeline.triggers.worker import DEFAULT_COMMAND, Scrubber, WorkerSettings
+
+# URLs and scp-like `user@host:path` are handed to the runs as they are; anything else is a local path.
+_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/]+@[^/:]+:")
+
+
+def _repo_argument(repo: str) -> str:
+    if _REMOTE.match(repo):
+        return repo
+    path = Path(repo).expanduser().resolve()
+    if not path.exists():
+        raise UsageError(f"--repo {repo}: no such directory (give a local repository path or a URL)")
+    return str(path)
+
+
+def _secret(secret_env: str, insecure: bool) -> bytes | None:
+    value = os.environ.get(secret_env, "")
+    if value:
+        return value.encode("utf-8")
+    if insecure:
+        return None
+    raise UsageError(
+        f"{secret_env} is not set: webhooks would run builds for anyone who can reach the port; "
+        f"set it to the webhook's secret, or pass --insecure-no-secret on a trusted network"
+    )
+
+
+def _log(message: str) -> None:
+    click.echo(f"serve    {message}", err=True)
+
+
+@click.command()
+@click.option("--repo", required=True, metavar="PATH_OR_URL", help="The repository the pushes are to.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".pipeline-serve"),
+    show_default=True,
+    help="The run queue (SQLite), each run's log and report.",
+)
+@click.option("-f", "--file", "config_file", metavar="PATH", help="The pipelines file, as a path inside the repo.")
+@click.option(
+    "--secret-env",
+    default="PIPELINE_WEBHOOK_SECRET",
+    show_default=True,
+    metavar="NAME",
+    help="Environment variable holding the webhook secret (HMAC key; GitLab token).",
+)
+@click.option("--insecure-no-secret", is_flag=True, help="Accept unauthenticated deliveries (trusted networks only).")
+@click.option(
+    "--command",
+    "command",
+    metavar="COMMAND",
+    help="Run this instead of `pipeline trigger` (its arguments are appended: --repo, --ref, --before, "
+    "--after, --report, -f).",
+)
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="On SIGTERM/SIGINT, seconds the current run may still take before it is terminated.",
+)
+def serve(
+    repo: str,
+    host: str,
+    port: int,
+    state_dir: Path,
+    config_file: str | None,
+    secret_env: str,
+    insecure_no_secret: bool,
+    command: str | None,
+    stop_timeout: float,
+) -> None:
+    """Receive push webhooks (GitHub, GitLab, generic JSON), run `pipeline trigger` for each pushed
+    range one at a time, and show the runs on a status page.
+
+    Deliveries must be signed with the secret (X-Hub-Signature-256, or X-Gitlab-Token); a redelivery
+    runs nothing, and queued pushes to one branch are coalesced into one run. Endpoints: POST
+    /webhook, GET / (status page), /runs/ID, /api/runs, /api/runs/ID, /healthz.
+
+    \b
+    Example:
+      PIPELINE_WEBHOOK_SECRET=... pipeline serve --repo /srv/git/shop.git --port 8080 -f pipelines.yaml
+    """
+    secret = _secret(secret_env, insecure_no_secret)
+    state_dir = state_dir.resolve()
+    prefix = tuple(shlex.split(command)) if command else DEFAULT_COMMAND
+    if not prefix:
+        raise UsageError("--command: empty command")
+    # The runs don't need the webhook secret; keep it out of their environment altogether.
+    env = {name: value for name, value in os.environ.items() if name != secret_env}
+    worker = WorkerSettings(
+        repo=_repo_argument(repo),
+        runs_dir=state_dir / "runs",
+        config=config_file,
+        command=prefix,
+        env=env,
+        stop_timeout=stop_timeout,
+    )
+    scrub = Scrubber.from_env(os.environ, [secret.decode("utf-8")] if secret else [])
+    service = Service(ServeSettings(host, port, state_dir, secret, worker), scrub, _log)
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    service.start()
+    _log(f"listening on {service.url} for {worker.repo} (state: {state_dir})")
+    if secret is None:
+        _log("warning: --insecure-no-secret: deliveries are not authenticated")
+    while not stopping.wait(1.0):
+        pass
+    _log("stopping: no new deliveries; waiting for the current run")
+    service.stop()
+    _log("stopped")

@@ -1,0 +1,178 @@
+"""The worker of `pipeline serve`: one thread that executes queued runs one at a time.
+
+Each run is a subprocess (by default `pipeline trigger` for the run's range) whose output is copied,
+secrets scrubbed, into `<state-dir>/runs/<id>/log.txt`; its JSON report is kept in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pipeline.triggers.queue import Run, RunQueue
+
+DEFAULT_COMMAND = (sys.executable, "-m", "pipeline", "trigger")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
+# Shorter values ("1", "true") would mangle every log line and are not worth hiding.
+_MIN_SECRET_LENGTH = 4
+_KILL_GRACE = 10.0
+
+
+class Scrubber:
+    """Replaces known secret values with ***, longest first (so a secret's prefix can't leak its tail)."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        kept = sorted({v for v in values if len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in kept)) if kept else None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], extra: Iterable[str] = ()) -> Scrubber:
+        """Every value of a variable named like *PASSWORD*, *SECRET* or *TOKEN*, plus `extra`."""
+        return cls([*extra, *(value for name, value in env.items() if _SECRET_NAME.search(name))])
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub("***", text) if self._pattern else text
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    repo: str
+    runs_dir: Path
+    config: str | None = None  # -f, a path inside the repository
+    command: tuple[str, ...] = DEFAULT_COMMAND
+    env: Mapping[str, str] | None = None  # the runs' environment (default: ours)
+    stop_timeout: float = 60.0  # on shutdown, how long the current run may still take
+
+
+def run_argv(settings: WorkerSettings, run: Run, report: Path) -> list[str]:
+    argv = [*settings.command, "--repo", settings.repo, "--ref", run.ref, "--before", run.before]
+    argv += ["--after", run.after, "--report", str(report)]
+    if settings.config:
+        argv += ["-f", settings.config]
+    return argv
+
+
+class Worker(threading.Thread):
+    def __init__(self, queue: RunQueue, settings: WorkerSettings, scrub: Scrubber, log: Callable[[str], None]) -> None:
+        super().__init__(name="pipeline-serve-worker", daemon=True)
+        self.queue = queue
+        self.settings = settings
+        self.scrub = scrub
+        self.log = log
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._stop_deadline = 0.0
+        self._log_lock = threading.Lock()  # the output copier and the stop path both write the log
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Take no new run; the current one may finish within stop_timeout, then it is terminated."""
+        self._stop_deadline = time.monotonic() + self.settings.stop_timeout
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            run = self.queue.claim_next()
+            if run is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self._execute(run)
+
+    def _execute(self, run: Run) -> None:
+        run_dir = self.settings.runs_dir / str(run.id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_path, report_path = run_dir / "log.txt", run_dir / "report.json"
+        report_path.unlink(missing_ok=True)  # a run requeued after a crash starts afresh
+        self.queue.set_log_path(run.id, log_path)
+        argv = run_argv(self.settings, run, report_path)
+        covers = f", covering {run.coalesced} superseded push(es)" if run.coalesced else ""
+        self.log(f"run {run.id} started: {run.ref} {run.before[:12]}..{run.after[:12]}{covers}")
+        with log_path.open("w", encoding="utf-8") as log:
+            log.write(self.scrub(f"# run {run.id}: {run.ref} {run.before}..{run.after}{covers}\n"))
+            log.write(self.scrub(f"$ {shlex.join(argv)}\n"))
+            log.flush()
+            code = self._spawn_and_wait(argv, log)
+            log.write(f"\n# exit code {code}\n" if code is not None else "\n# the command did not run\n")
+        finished = self.queue.finish(run.id, code, self._read_report(report_path))
+        self.log(f"run {run.id} {finished.status} (exit {code}) in {finished.duration() or 0:.1f}s")
+
+    def _spawn_and_wait(self, argv: list[str], log: IO[str]) -> int | None:
+        env = dict(self.settings.env if self.settings.env is not None else os.environ)
+        env["PYTHONUNBUFFERED"] = "1"  # so the log fills while the run goes on
+        try:
+            # A session of its own: a Ctrl-C at the server's terminal reaches the server, which decides.
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except OSError as exc:
+            log.write(f"cannot start {argv[0]}: {exc.strerror or exc}\n")
+            return None
+        assert proc.stdout is not None
+        copier = threading.Thread(target=self._copy, args=(proc.stdout, log), daemon=True)
+        copier.start()
+        code = self._wait(proc, log)
+        copier.join(timeout=10)
+        return code
+
+    def _copy(self, source: IO[str], log: IO[str]) -> None:
+        for line in source:
+            with self._log_lock:
+                log.write(self.scrub(line))
+                log.flush()
+
+    def _wait(self, proc: subprocess.Popen[str], log: IO[str]) -> int:
+        while True:
+            try:
+                return proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            if self._stopping.is_set() and time.monotonic() >= self._stop_deadline:
+                break
+        self.log(f"terminating pid {proc.pid}: the server is stopping and the run did not finish in time")
+        with self._log_lock:
+            log.write("\n# terminated: the server stopped before this run finished\n")
+        for sig, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                return proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+        return proc.wait()
+
+    def _read_report(self, path: Path) -> str | None:
+        try:
+            text = self.scrub(path.read_text(encoding="utf-8"))
+        except OSError:
+            return None
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        path.write_text(text, encoding="utf-8")
+        return text

@@ -1,0 +1,396 @@
+"""`pipeline serve` as a real process: webhooks over HTTP, the SQLite queue, runs, the status page in
+a headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pipeline.triggers.webhooks import ZERO_SHA, signature_header
+from tests.helpers import BASE_DOCKERFILE, git, init_git, write_project
+from tests.integration.conftest import RegistryPeek, Services
+
+SECRET = "serve-test-webhook-secret-9c1e"
+REGISTRY_PASSWORD = "serve-test-registry-password-41d"
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+
+# Stands in for `pipeline trigger` where a test needs to control timing: it appends its arguments to
+# calls.jsonl, prints two secrets (which must reach the log as ***), waits while `hold` exists, then
+# writes a report like `pipeline run --report` and fails for refs/heads/broken.
+FAKE_TRIGGER = """\
+import json, os, sys, time
+from pathlib import Path
+here = Path(__file__).parent
+args = sys.argv[1:]
+opt = {args[i]: args[i + 1] for i in range(0, len(args) - 1, 2)}
+with open(here / "calls.jsonl", "a") as calls:
+    calls.write(json.dumps(opt) + "\\n")
+print("fake trigger", opt["--ref"], opt["--before"][:12], opt["--after"][:12])
+print("registry password:", os.environ.get("SERVE_TEST_REGISTRY_PASSWORD"))
+print("webhook secret:", os.environ.get("FAKE_ECHO"), os.environ.get("PIPELINE_WEBHOOK_SECRET"))
+while (here / "hold").exists():
+    time.sleep(0.05)
+ok = opt["--ref"] != "refs/heads/broken"
+image = {
+    "image": "shop/app", "pipeline": "shop", "name": "app", "repository": "127.0.0.1:5000/fake/app",
+    "reference": "127.0.0.1:5000/fake/app@sha256:" + "ab" * 32, "digest": "sha256:" + "ab" * 32,
+    "image_id": None, "tags": ["sha-" + opt["--after"][:12]], "status": "succeeded" if ok else "failed",
+    "duration_seconds": 0.1, "started_at": None, "finished_at": None, "error": None if ok else "boom",
+}
+report = {"ok": ok, "duration_seconds": 0.1, "version": None, "git_sha": opt["--after"], "published": ok,
+          "error": None, "tag_changes": [], "images": [image]}
+Path(opt["--report"]).write_text(json.dumps(report))
+sys.exit(0 if ok else 1)
+"""
+
+
+class Serve:
+    """A `pipeline serve` subprocess on a free loopback port."""
+
+    def __init__(self, tmp_path: Path, repo: Path, extra: list[str], env: dict[str, str]) -> None:
+        self.state = tmp_path / "state"
+        self.stderr_path = tmp_path / "serve.stderr"
+        self._stderr = self.stderr_path.open("w")
+        argv = [sys.executable, "-m", "pipeline", "serve", "--repo", str(repo), "--port", "0"]
+        argv += ["--state-dir", str(self.state), "--stop-timeout", "30", *extra]
+        self.proc = subprocess.Popen(
+            argv, cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=self._stderr
+        )
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"listening on (http://\S+)", self.stderr)):
+            assert self.proc.poll() is None, f"serve exited {self.proc.returncode}:\n{self.stderr}"
+            assert time.monotonic() < deadline, f"serve did not start:\n{self.stderr}"
+            time.sleep(0.05)
+        self.url = found.group(1)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def deliver(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post("/webhook", content=body, headers={"Content-Type": "application/json", **headers})
+
+    def github_push(self, ref: str, before: str, after: str, delivery: str | None = None) -> httpx.Response:
+        body = json.dumps({"ref": ref, "before": before, "after": after, "repository": {"full_name": "t/shop"}})
+        return self.deliver(
+            body.encode(),
+            {
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+                "X-Hub-Signature-256": signature_header(SECRET.encode(), body.encode()),
+            },
+        )
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        response = self.http.get(f"/api/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def runs(self) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self.http.get("/api/runs").json()["runs"]
+        return runs
+
+    def wait_for(self, run_id: int, statuses: set[str], timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (run := self.run(run_id))["status"] not in statuses:
+            assert self.proc.poll() is None, f"serve exited:\n{self.stderr}"
+            assert time.monotonic() < deadline, f"run {run_id} still {run['status']}:\n{self.log(run_id)}"
+            time.sleep(0.1)
+        return run
+
+    def log(self, run_id: int) -> str:
+        log_file = self.state / "runs" / str(run_id) / "log.txt"
+        return log_file.read_text() if log_file.exists() else "(no log)"
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.http.close()
+        self._stderr.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def serve_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[Serve] = []
+
+    def start(repo: Path, extra: list[str] | None = None, env: dict[str, str] | None = None) -> Serve:
+        server = Serve(tmp_path, repo, extra or [], {"PIPELINE_WEBHOOK_SECRET": SECRET, **(env or {})})
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PIPELINE_WEBHOOK_SECRET"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "serve", "--repo", str(tmp_path), "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "PIPELINE_WEBHOOK_SECRET is not set" in done.stderr and "--insecure-no-secret" in done.stderr
+
+
+def test_authentication_dedup_coalescing_and_secrets_in_logs(tmp_path: Path, serve_factory: Any) -> None:
+    fake_dir = tmp_path / "fake"
+    fake_dir.mkdir()
+    (fake_dir / "trigger.py").write_text(FAKE_TRIGGER)
+    env = {"SERVE_TEST_REGISTRY_PASSWORD": REGISTRY_PASSWORD, "FAKE_ECHO": SECRET}
+    server = serve_factory(tmp_path, ["--command", f"{sys.executable} {fake_dir / 'trigger.py'}"], env)
+
+    assert server.http.get("/healthz").json() == {"ok": True, "queued": 0, "running": 0}
+
+    # Unsigned, wrongly signed, a wrong GitLab token: 401, nothing queued.
+    body = json.dumps({"ref": "refs/heads/main", "before": sha(1), "after": sha(2), "id": "x1"}).encode()
+    assert server.deliver(body, {}).status_code == 401
+    wrong = signature_header(b"not the secret", body)
+    assert server.deliver(body, {"X-Hub-Signature-256": wrong}).status_code == 401
+    tampered = body.replace(sha(2).encode(), sha(3).encode())
+    good = signature_header(SECRET.encode(), body)
+    assert server.deliver(tampered, {"X-Hub-Signature-256": good}).status_code == 401
+    gitlab = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "g1", "X-Gitlab-Token": "nope"}
+    assert server.deliver(body, gitlab).status_code == 401
+    assert server.runs() == []
+
+    # A signed push queues a run; its redelivery is a duplicate.
+    (fake_dir / "hold").touch()
+    first = server.github_push("refs/heads/main", sha(1), sha(2), delivery="delivery-1")
+    assert first.status_code == 202, first.text
+    run_id = first.json()["run"]
+    assert first.json() == {"status": "queued", "run": run_id}
+    again = server.github_push("refs/heads/main", sha(1), sha(2), delivery="delivery-1")
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate", "run": run_id})
+    server.wait_for(run_id, {"running"})
+
+    # While it runs, a burst of 5 pushes to main (generic JSON form) coalesces into one more run.
+    burst = []
+    for n in range(2, 7):
+        pushed = json.dumps({"ref": "refs/heads/main", "before": sha(n), "after": sha(n + 1), "id": f"burst-{n}"})
+        response = server.deliver(
+            pushed.encode(), {"X-Hub-Signature-256": signature_header(SECRET.encode(), pushed.encode())}
+        )
+        assert response.status_code == 202, response.text
+        burst.append(response.json()["run"])
+    assert server.http.get("/healthz").json() == {"ok": True, "queued": 5, "running": 1}
+    # A branch deletion is acknowledged and ignored.
+    deleted = server.github_push("refs/heads/main", sha(7), ZERO_SHA)
+    assert (deleted.status_code, deleted.json()["status"]) == (200, "ignored")
+    # The page refreshes itself while something is queued or running.
+    assert 'http-equiv="refresh"' in server.http.get("/").text
+
+    (fake_dir / "hold").unlink()
+    assert server.wait_for(run_id, {"succeeded", "failed"})["status"] == "succeeded"
+    newest = server.wait_for(burst[-1], {"succeeded", "failed"})
+    assert newest["status"] == "succeeded"
+    assert (newest["before"], newest["after"], newest["coalesced"]) == (sha(2), sha(7), 4)
+    for older in burst[:-1]:
+        run = server.run(older)
+        assert (run["status"], run["superseded_by"]) == ("superseded", burst[-1])
+    calls = [json.loads(line) for line in (fake_dir / "calls.jsonl").read_text().splitlines()]
+    assert [(c["--before"], c["--after"]) for c in calls] == [(sha(1), sha(2)), (sha(2), sha(7))]
+    assert calls[1]["--report"] == str(server.state / "runs" / str(burst[-1]) / "report.json")
+    assert newest["report"]["images"][0]["tags"] == [f"sha-{sha(7)[:12]}"]
+
+    # A failing run (GitLab form) is recorded as failed with its exit code.
+    broken = json.dumps({"ref": "refs/heads/broken", "before": sha(8), "after": sha(9)}).encode()
+    gitlab["X-Gitlab-Token"] = SECRET
+    queued = server.deliver(broken, gitlab)
+    assert queued.status_code == 202, queued.text
+    failed = server.wait_for(queued.json()["run"], {"succeeded", "failed"})
+    assert (failed["status"], failed["exit_code"], failed["source"]) == ("failed", 1, "gitlab")
+
+    # Secrets never reach the stored or served log; the webhook secret is not even in the run's env.
+    page = server.http.get(f"/runs/{run_id}").text
+    for text in (server.log(run_id), page):
+        assert "fake trigger refs/heads/main" in text
+        assert REGISTRY_PASSWORD not in text and SECRET not in text
+        assert "registry password: ***" in text and "webhook secret: *** None" in text
+    assert 'http-equiv="refresh"' not in server.http.get("/").text
+    assert server.http.get("/healthz").json() == {"ok": True, "queued": 0, "running": 0}
+    assert server.http.get("/api/runs/999").status_code == 404
+
+    assert server.stop() == 0
+    assert "stopped" in server.stderr
+
+
+def test_sigterm_lets_the_current_run_finish(tmp_path: Path, serve_factory: Any) -> None:
+    fake_dir = tmp_path / "fake"
+    fake_dir.mkdir()
+    (fake_dir / "trigger.py").write_text(FAKE_TRIGGER)
+    server = serve_factory(tmp_path, ["--command", f"{sys.executable} {fake_dir / 'trigger.py'}"])
+    (fake_dir / "hold").touch()
+    run_id = server.github_push("refs/heads/main", sha(1), sha(2)).json()["run"]
+    server.wait_for(run_id, {"running"})
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    assert server.proc.poll() is None  # still waiting for the run
+    (fake_dir / "hold").unlink()
+    assert server.proc.wait(timeout=30) == 0
+    # The API is gone with the server; the history is in the state database.
+    with closing(sqlite3.connect(server.state / "serve.sqlite3")) as db:
+        assert db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone() == ("succeeded",)
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    message = "chromium is not installed; run 'bash scripts/services'"
+    if os.environ.get("PIPELINE_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+SHOP = """\
+registry: {registry}
+pipelines:
+  shop:
+    triggers: [{{branch: "main"}}]
+    images:
+      base: {{context: images/base}}
+      app:
+        context: images/app
+        build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
+"""
+
+APP = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY app.sh /app.sh
+RUN echo app >> /layers
+"""
+
+
+def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, serve_factory: Any
+) -> None:
+    browser = chromium()
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    clone = tmp_path / "clone"
+    write_project(
+        clone,
+        SHOP.format(registry=f"{services.plain_registry}/{namespace}"),
+        {"base": BASE_DOCKERFILE, "app": APP},
+        busybox=("base",),
+    )
+    (clone / "images/app/app.sh").write_text("echo app\n")
+    first = init_git(clone)
+    git(clone, "remote", "add", "origin", str(remote))
+    git(clone, "push", "-q", "origin", "main")
+    server = serve_factory(remote, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+
+    # The branch is created: everything is built and pushed.
+    created = server.github_push("refs/heads/main", ZERO_SHA, first)
+    assert created.status_code == 202, created.text
+    run = server.wait_for(created.json()["run"], {"succeeded", "failed"})
+    assert run["status"] == "succeeded", server.log(run["id"])
+    images = {image["name"]: image for image in run["report"]["images"]}
+    assert set(images) == {"base", "app"}
+    for name, image in images.items():
+        assert image["status"] == "succeeded"
+        assert f"sha-{first[:12]}" in image["tags"]
+        assert plain_peek.digest(f"{namespace}/{name}", f"sha-{first[:12]}") == image["digest"]
+
+    # Only the app changes: only the app is rebuilt, by a second signed push.
+    (clone / "images/app/app.sh").write_text("echo app v2\n")
+    git(clone, "commit", "-qam", "app v2")
+    second = git(clone, "rev-parse", "HEAD")
+    git(clone, "push", "-q", "origin", "main")
+    pushed = server.github_push("refs/heads/main", first, second)
+    assert pushed.status_code == 202, pushed.text
+    run2 = server.wait_for(pushed.json()["run"], {"succeeded", "failed"})
+    assert run2["status"] == "succeeded", server.log(run2["id"])
+    built = {image["name"]: image for image in run2["report"]["images"] if image["status"] == "succeeded"}
+    assert "app" in built and "base" not in built
+    assert plain_peek.digest(f"{namespace}/app", f"sha-{second[:12]}") == built["app"]["digest"]
+
+    # The status page, in a real browser.
+    profile = tmp_path / "chromium-profile"
+    dom = headless(browser, profile, "--dump-dom", f"{server.url}/")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for commit in (first, second):
+        assert commit[:12] in dom.stdout
+    assert "succeeded" in dom.stdout and built["app"]["digest"][:19] in dom.stdout
+    assert f'href="/runs/{run2["id"]}"' in dom.stdout
+    detail = headless(browser, profile, "--dump-dom", f"{server.url}/runs/{run2['id']}")
+    assert detail.returncode == 0, detail.stderr[-2000:]
+    assert second in detail.stdout and "succeeded" in detail.stdout and "exit code 0" in detail.stdout
+
+    REPORTS.mkdir(exist_ok=True)
+    shot = REPORTS / "status-page.png"
+    shot.unlink(missing_ok=True)
+    taken = headless(browser, profile, f"--screenshot={shot}", "--window-size=1280,900", f"{server.url}/")
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    headless(browser, profile, f"--screenshot={REPORTS / 'status-run.png'}", "--window-size=1280,900",
+             f"{server.url}/runs/{run2['id']}")  # fmt: skip
+    assert "shop/app" in server.log(run2["id"])
+    assert server.stop() == 0
+
+
+def test_sigterm_terminates_a_run_that_outlasts_the_stop_timeout(tmp_path: Path, serve_factory: Any) -> None:
+    fake_dir = tmp_path / "fake"
+    fake_dir.mkdir()
+    (fake_dir / "trigger.py").write_text(FAKE_TRIGGER)
+    command = f"{sys.executable} {fake_dir / 'trigger.py'}"
+    server = serve_factory(tmp_path, ["--command", command, "--stop-timeout", "1"])
+    (fake_dir / "hold").touch()
+    run_id = server.github_push("refs/heads/main", sha(1), sha(2)).json()["run"]
+    queued = server.github_push("refs/heads/dev", sha(3), sha(4)).json()["run"]
+    server.wait_for(run_id, {"running"})
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    with closing(sqlite3.connect(server.state / "serve.sqlite3")) as db:
+        rows = dict(db.execute("SELECT id, status FROM runs").fetchall())
+    assert rows == {run_id: "failed", queued: "queued"}  # the queued one runs after a restart
+    assert "terminated: the server stopped" in server.log(run_id)

@@ -1,0 +1,119 @@
+"""`pipeline serve` without a network: the SQLite queue (dedup, coalescing), secret scrubbing, the page."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pipeline.triggers.queue import Duplicate, Queued, RunQueue
+from pipeline.triggers.statuspage import index_page, run_json, run_page
+from pipeline.triggers.webhooks import Ignored, Push
+from pipeline.triggers.worker import Scrubber, WorkerSettings, run_argv
+
+
+def sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+def push(n: int, ref: str = "refs/heads/main") -> Push:
+    return Push("github", f"github:d-{n}", ref, sha(n), sha(n + 1))
+
+
+def test_a_delivery_id_queues_at_most_once(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    first = queue.enqueue(push(1))
+    assert isinstance(first, Queued)
+    assert queue.enqueue(push(1)) == Duplicate(first.run_id)
+    assert queue.counts()["queued"] == 1
+
+
+def test_ignored_deliveries_are_remembered(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    ping = Ignored("github", "github:p", "ping")
+    assert queue.record_ignored(ping) is None
+    assert queue.record_ignored(ping) == Duplicate(None)
+
+
+def test_queued_pushes_to_one_ref_coalesce_into_the_newest(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    ids = [queue.enqueue(push(n)) for n in (1, 2, 3)]
+    other = queue.enqueue(push(10, "refs/heads/dev"))
+    assert all(isinstance(i, Queued) for i in [*ids, other])
+    claimed = queue.claim_next()
+    assert claimed is not None
+    assert claimed.id == ids[-1].run_id  # type: ignore[union-attr]
+    assert (claimed.status, claimed.before, claimed.after, claimed.coalesced) == ("running", sha(1), sha(4), 2)
+    for older in ids[:-1]:
+        run = queue.get(older.run_id)  # type: ignore[union-attr]
+        assert run is not None and run.status == "superseded" and run.superseded_by == claimed.id
+    # The other branch is not touched, and comes next.
+    nxt = queue.claim_next()
+    assert nxt is not None and nxt.ref == "refs/heads/dev" and nxt.coalesced == 0 and nxt.before == sha(10)
+    assert queue.claim_next() is None
+    done = queue.finish(claimed.id, 0, '{"ok": true}')
+    assert done.status == "succeeded" and done.exit_code == 0
+    assert queue.finish(nxt.id, 1, None).status == "failed"
+    assert queue.counts() == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1, "superseded": 2}
+
+
+def test_a_run_left_running_is_queued_again_on_restart(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    queue.enqueue(push(1))
+    claimed = queue.claim_next()
+    assert claimed is not None
+    queue.close()
+    again = RunQueue(tmp_path / "q.sqlite3")
+    assert again.requeue_interrupted() == [claimed.id]
+    reclaimed = again.claim_next()
+    assert reclaimed is not None and reclaimed.id == claimed.id
+
+
+def test_scrubber_hides_secret_env_values_and_extras() -> None:
+    env = {"REGISTRY_PASSWORD": "hunter2-pw", "GH_TOKEN": "ghp_abcdef", "app_secret_key": "k3y-value", "HOME": "/root"}
+    scrub = Scrubber.from_env(env, ["webhook-secret"])
+    text = "login hunter2-pw token=ghp_abcdef k3y-value webhook-secret /root"
+    assert scrub(text) == "login *** token=*** *** *** /root"
+
+
+def test_scrubber_ignores_trivially_short_values() -> None:
+    scrub = Scrubber.from_env({"TOKEN_ENABLED": "1", "X_SECRET": ""})
+    assert scrub("1 of 1") == "1 of 1"
+
+
+def test_run_argv_is_pipeline_trigger_for_the_range(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    queue.enqueue(push(1))
+    run = queue.claim_next()
+    assert run is not None
+    settings = WorkerSettings(repo="/srv/shop.git", runs_dir=tmp_path, config="ci/pipelines.yaml")
+    argv = run_argv(settings, run, tmp_path / "report.json")
+    assert argv[:4] == [sys.executable, "-m", "pipeline", "trigger"]
+    assert argv[4:] == [
+        "--repo", "/srv/shop.git", "--ref", "refs/heads/main", "--before", sha(1), "--after", sha(2),
+        "--report", str(tmp_path / "report.json"), "-f", "ci/pipelines.yaml",
+    ]  # fmt: skip
+
+
+def test_pages_show_images_escape_everything_and_refresh_only_while_active(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    queue.enqueue(push(1))
+    run = queue.claim_next()
+    assert run is not None
+    active = index_page(queue.recent(), queue.counts(), "/srv/<repo>")
+    assert 'http-equiv="refresh"' in active and "&lt;repo&gt;" in active
+    report = {
+        "ok": True,
+        "images": [
+            {"image": "shop/<b>", "status": "succeeded", "digest": "sha256:" + "ab" * 32, "tags": ["sha-1", "x"]}
+        ],
+    }
+    done = queue.finish(run.id, 0, json.dumps(report))
+    page = index_page(queue.recent(), queue.counts(), "repo")
+    assert 'http-equiv="refresh"' not in page
+    assert "shop/&lt;b&gt;" in page and "sha256:abababababab" in page and "sha-1, x" in page
+    assert sha(2)[:12] in page and "succeeded" in page
+    detail = run_page(done, "<script>alert(1)</script>")
+    assert "&lt;script&gt;" in detail and "<script>" not in detail
+    data = run_json(done)
+    assert data["report"] == report and data["status"] == "succeeded" and data["created_at"].endswith("Z")
