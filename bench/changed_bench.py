@@ -16,8 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-       "GIT_COMMITTER_EMAIL": "b@b"}
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
 
 
 def generate(root: Path, images: int, files: int) -> None:
@@ -26,7 +31,7 @@ def generate(root: Path, images: int, files: int) -> None:
     for i in range(images):
         context = root / "images" / f"img{i:03d}"
         context.mkdir(parents=True)
-        base = f'ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\n' if i % 10 else "FROM scratch\n"
+        base = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n" if i % 10 else "FROM scratch\n"
         (context / "Dockerfile").write_text(base + "COPY . /app\n")
         (context / ".dockerignore").write_text("*.md\ndocs/**\n")
         for j in range(per_image - 2):
@@ -71,7 +76,9 @@ def main() -> int:
         generate(root, args.images, args.files)
         tracked = len(subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split())
         floor, _ = timed(["git", "diff", "--name-only", "HEAD~1"], root, args.runs)
-        cli, output = timed([sys.executable, "-m", "pipeline", "changed", "--since", "HEAD~1", "--json"], root, args.runs)
+        cli, output = timed(
+            [sys.executable, "-m", "pipeline", "changed", "--since", "HEAD~1", "--json"], root, args.runs
+        )
         started = time.perf_counter()
         from pipeline.cli.common import build_plan
         from pipeline.config import load_config

@@ -32,14 +32,24 @@ def push_tiny_images(registry: RegistryClient, repository: Repository, count: in
     for i in range(count):
         layer = f"layer {i} {uuid.uuid4()}".encode()
         layer_digest = registry.push_blob(repository, layer)
-        config = json.dumps({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}
+        ).encode()
         config_digest = registry.push_blob(repository, config)
-        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "size": len(config), "digest": config_digest},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                       "size": len(layer), "digest": layer_digest}]}).encode()
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "size": len(config),
+                    "digest": config_digest,
+                },
+                "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": len(layer), "digest": layer_digest}
+                ],
+            }
+        ).encode()
         manifest = Manifest(OCI_MANIFEST, "sha256:" + hashlib.sha256(body).hexdigest(), body)
         registry.put_manifest(repository, f"img{i}", manifest)
         digests.append(manifest.digest)
@@ -77,9 +87,19 @@ def main() -> int:
         started = time.perf_counter()
         for digest in peer_digests:
             subprocess.run(
-                [cosign, "sign", "--key", str(key_file), "--tlog-upload=false", "--allow-http-registry", "--yes",
-                 f"{peer_repo}@{digest}"],
-                env={**os.environ, "COSIGN_PASSWORD": password}, capture_output=True, check=True,
+                [
+                    cosign,
+                    "sign",
+                    "--key",
+                    str(key_file),
+                    "--tlog-upload=false",
+                    "--allow-http-registry",
+                    "--yes",
+                    f"{peer_repo}@{digest}",
+                ],
+                env={**os.environ, "COSIGN_PASSWORD": password},
+                capture_output=True,
+                check=True,
             )
         peer = time.perf_counter() - started
 

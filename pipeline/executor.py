@@ -15,11 +15,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pipeline.builders import Builder, BuildRequest
-from pipeline.config.templates import render
+from pipeline.builders import Builder, BuildRequest, Interruptible
+from pipeline.cacheplan import Prediction, cached_digest, predict
 from pipeline.errors import PipelineError
 from pipeline.graph import dependants_closure
-from pipeline.plan import Plan, PlannedImage
+from pipeline.inputs import GitBlobs, InputDigest, input_digest
+from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
@@ -47,6 +48,10 @@ class ImageResult:
     finished_at: float | None = None
     duration: float = 0.0
     error: str | None = None
+    build_started_at: float | None = None  # wall clock while it held a build slot (None: not built)
+    build_finished_at: float | None = None
+    inputs: str | None = None  # the input digest (see inputs.py)
+    cached: bool = False  # reused an earlier build with the same inputs instead of building
 
     @property
     def reference(self) -> str | None:
@@ -80,8 +85,10 @@ class RunOptions:
     keep_going: bool = False
     push: bool = True
     force: bool = False  # overwrite existing release tags
+    cache: bool = True  # reuse an image already pushed with the same input digest
 
 
+IO_CONCURRENCY = 8
 EventSink = Callable[[Event], None]
 CredentialLookup = Callable[[str], Credentials | None]
 # Signs a pushed digest as the image's pipeline says; returns a progress line (None: not signed).
@@ -94,7 +101,7 @@ class Executor:
     def __init__(
         self,
         plan: Plan,
-        builder: Builder,
+        builders: Mapping[str, Builder],
         registry: RegistryClient,
         credentials: CredentialLookup,
         options: RunOptions,
@@ -102,11 +109,17 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         sign: DigestSigner | None = None,
         gate: BaseGate | None = None,
+        blobs: GitBlobs | None = None,
     ) -> None:
         self.sign = sign
         self.gate = gate
+        self.blobs = blobs
+        self._predictions: dict[str, Prediction] | None = None
+        # Registry-bound work (input checks, reuse, tagging) runs wider than builds, which take a slot.
+        self.concurrency = max(options.jobs, IO_CONCURRENCY)
+        self._build_slots = threading.Semaphore(max(1, options.jobs))
         self.plan = plan
-        self.builder = builder
+        self.builders = builders
         self.registry = registry
         self.credentials = credentials
         self.options = options
@@ -126,14 +139,17 @@ class Executor:
             targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
             ctx = self.plan.context
             self.reusable = check_release_tags(
-                targets, ctx.git_sha, ctx.dirty, self.registry, self.options.force, self._emit
+                targets, ctx.git_sha, ctx.dirty, self.registry, self.options.force, self._emit, self._predicted_digest
             )
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="image")
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="image")
         try:
             self._schedule(pool)
         except BaseException:
             # Ctrl-C: start nothing new and don't wait for builds in flight; nothing floating has moved.
             pool.shutdown(wait=False, cancel_futures=True)
+            for builder in self.builders.values():
+                if isinstance(builder, Interruptible):
+                    builder.interrupt()  # remote runs would go on after we exit
             raise
         pool.shutdown(wait=True)
         result = RunResult(images=self.results)
@@ -141,6 +157,14 @@ class Executor:
             self._publish(result)
         result.duration = self.clock() - start
         return result
+
+    def _predicted_digest(self, key: str) -> str | None:
+        """The digest the input cache will reuse for `key`, if any (computed once, on demand)."""
+        if not self.options.cache:
+            return None
+        if self._predictions is None:
+            self._predictions = predict(self.plan, self.registry, self.blobs)
+        return self._predictions[key].digest
 
     def _schedule(self, pool: ThreadPoolExecutor) -> None:
         graph = {key: image.depends_on for key, image in self.plan.images.items()}
@@ -150,7 +174,7 @@ class Executor:
         while pending or running:
             if not stopped:
                 for key in [k for k in pending if self._ready(k)]:
-                    if len(running) >= self.options.jobs:
+                    if len(running) >= self.concurrency:
                         break
                     pending.remove(key)
                     self.results[key].status = Status.RUNNING
@@ -198,8 +222,8 @@ class Executor:
             self._emit(image.key, "done", result.reference or f"{image.repository}:{image.tags.primary}")
         except PipelineError as exc:
             result.status = Status.FAILED
-            result.error = str(exc)
-            self._emit(image.key, "failed", str(exc))
+            result.error = str(exc) if str(exc).startswith(f"{image.key}:") else f"{image.key}: {exc}"
+            self._emit(image.key, "failed", result.error)
         except Exception as exc:  # a bug or an unexpected library error: report it, don't lose the run
             result.status = Status.FAILED
             result.error = f"{image.key}: unexpected error: {type(exc).__name__}: {exc}"
@@ -208,9 +232,9 @@ class Executor:
             result.duration = self.clock() - (result.started or self.clock())
             result.finished_at = time.time()
 
-    def _reuse(self, image: PlannedImage, result: ImageResult, digest: str) -> None:
-        """This commit's release is already in the registry: point the build tag at it, build nothing."""
-        self._emit(image.key, "reuse", f"{image.repository}:{image.tags.release} is this commit's build ({digest})")
+    def _reuse(self, image: PlannedImage, result: ImageResult, digest: str, why: str) -> None:
+        """An earlier build is this build: point the build tag at it (and sign it), build nothing."""
+        self._emit(image.key, "reuse", why)
         primary = image.repository.with_tag(image.tags.primary)
         if self.registry.resolve_digest(primary) != digest:
             self.registry.tag(image.repository, digest, image.tags.primary)
@@ -227,26 +251,46 @@ class Executor:
 
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         if image.key in self.reusable:
-            self._reuse(image, result, self.reusable[image.key])
+            release = self.reusable[image.key]
+            self._reuse(
+                image, result, release, f"{image.repository}:{image.tags.release} is this commit's build ({release})"
+            )
             return
         primary = image.repository.with_tag(image.tags.primary)
         build_args = self._render_build_args(image)
         if self.gate is not None:
             for verified in self.gate(image, build_args):
                 self._emit(image.key, "trust", f"base image {verified} is signed as the policy requires")
+        inputs = None
+        if self.options.push:
+            dependency_digests = {dep: self.results[dep].digest or "" for dep in image.depends_on}
+            inputs = input_digest(image, build_args, dependency_digests, self.blobs)
+            result.inputs = inputs.digest
+            cached = cached_digest(self.registry, self.plan, image.key, inputs) if self.options.cache else None
+            if cached is not None:
+                self._reuse_cached(image, result, cached, inputs)
+                return
         request = BuildRequest(
             image=image.key,
             context=image.context,
             dockerfile=image.dockerfile,
             tag=primary,
             build_args=build_args,
-            labels=self._labels(image),
+            labels={**self._labels(image), **(inputs.labels() if inputs else {})},
             target=image.target,
             platform=image.platform,
             push=self.options.push,
+            acr=image.acr,
             credentials=self.credentials(image.repository.registry) if self.options.push else None,
         )
-        outcome = self.builder.build(request, lambda step, msg: self._emit(image.key, step, msg))
+        with self._build_slots:
+            result.build_started_at = time.time()
+            try:
+                outcome = self.builders[image.builder].build(
+                    request, lambda step, msg: self._emit(image.key, step, msg)
+                )
+            finally:
+                result.build_finished_at = time.time()
         result.image_id = outcome.image_id
         if not self.options.push:
             result.tags = [image.tags.primary]
@@ -260,20 +304,21 @@ class Executor:
             )
         result.digest = digest
         result.tags = [image.tags.primary]
+        if inputs is not None:
+            self.registry.tag(image.repository, digest, inputs.tag)
         self._sign(image, digest)
 
+    def _reuse_cached(self, image: PlannedImage, result: ImageResult, digest: str, inputs: InputDigest) -> None:
+        self._reuse(image, result, digest, f"inputs unchanged ({inputs.tag}): {image.repository}@{digest}")
+        result.cached = True
+
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
-        values = self.plan.context.template_values()
-        for pinned_key, reference in self.plan.pinned.items():
-            pipeline, _, name = pinned_key.partition("/")
-            if pipeline == image.pipeline:
-                values[f"images.{name}"] = reference
+        references = {}
         for dep_key in image.depends_on:
             dep = self.results[dep_key]
             planned = self.plan.images[dep_key]
-            ref = dep.reference or str(ImageRef(planned.repository, tag=planned.tags.primary))
-            values[f"images.{planned.name}"] = ref
-        return {name: render(value, values) for name, value in image.build_args.items()}
+            references[dep_key] = dep.reference or str(ImageRef(planned.repository, tag=planned.tags.primary))
+        return render_build_args(self.plan, image, references)
 
     def _labels(self, image: PlannedImage) -> dict[str, str]:
         ctx = self.plan.context

@@ -12,7 +12,7 @@ from pathlib import Path
 import semver
 
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
-from pipeline.config.schema import ConfigSpec, SignSpec, TagPolicy
+from pipeline.config.schema import AcrSpec, ConfigSpec, SignSpec, TagPolicy
 from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import dependencies_of, topological_order
@@ -65,6 +65,8 @@ class PlannedImage:
     tags: TagSet
     sign: SignSpec | None = None  # key path made absolute
     signature_storage: str = "legacy"
+    builder: str = "docker"
+    acr: AcrSpec | None = None
 
     @property
     def key(self) -> str:
@@ -156,6 +158,18 @@ def _tags_for(
     return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
 
 
+def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
+    """The image's builder, else the pipeline's; Windows images default to ACR unless the local
+    engine builds Windows; then the top-level default."""
+    image_spec = spec.pipelines[pipeline].images[image]
+    chosen = image_spec.builder or spec.pipelines[pipeline].builder
+    if chosen:
+        return chosen
+    if (image_spec.platform or "").startswith("windows/") and not spec.windows_engine:
+        return "acr"
+    return spec.builder
+
+
 def _sign_for(spec: ConfigSpec, pipeline: str, base_dir: Path) -> SignSpec | None:
     sign = spec.pipelines[pipeline].sign or spec.sign
     if sign is not None and sign.key is not None:
@@ -199,7 +213,20 @@ def make_plan(
                     spec, pipeline_name, name, context, positions, (trigger_tags or {}).get(pipeline_name, ())
                 ),
                 sign=_sign_for(spec, pipeline_name, base_dir),
+                builder=builder_for(spec, pipeline_name, name),
+                acr=spec.pipelines[pipeline_name].acr or spec.acr,
                 signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),
             )
             images[planned.key] = planned
     return Plan(images=images, context=context)
+
+
+def render_build_args(plan: Plan, image: PlannedImage, references: Mapping[str, str]) -> dict[str, str]:
+    """Build args with placeholders filled: `{{ images.X }}` from `references` (plan key ->
+    `repo@digest`, or a local tag without a push) and the plan's pinned images; the run's values."""
+    values = plan.context.template_values()
+    for key, reference in {**plan.pinned, **references}.items():
+        pipeline, _, name = key.partition("/")
+        if pipeline == image.pipeline:
+            values[f"images.{name}"] = reference
+    return {name: render(value, values) for name, value in image.build_args.items()}

@@ -54,7 +54,13 @@ Notify = Callable[[str, str, str], None]  # (image, step, message)
 
 
 def check_release_tags(
-    targets: list[Target], git_sha: str | None, dirty: bool, registry: RegistryClient, force: bool, notify: Notify
+    targets: list[Target],
+    git_sha: str | None,
+    dirty: bool,
+    registry: RegistryClient,
+    force: bool,
+    notify: Notify,
+    predicted: Callable[[str], str | None] = lambda key: None,
 ) -> dict[str, str]:
     """Before building: refuse a release whose X.Y.Z tag already names a build of another commit.
     Returns the images whose X.Y.Z already names a build of this very commit (clean tree): re-running
@@ -71,6 +77,8 @@ def check_release_tags(
         if force:
             notify(target.key, "warning", f"{target.repository}:{tag} exists at {existing}; --force will overwrite it")
             continue
+        if predicted(target.key) == existing:
+            continue  # the input cache will reuse exactly that image: a re-run, not a conflict
         if git_sha is None:
             conflicts.append(
                 f"{target.repository}:{tag} already exists at {existing} and outside git this run cannot "

@@ -50,6 +50,10 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "duration_seconds": round(r.duration, 3),
                 "started_at": _iso(r.started_at),
                 "finished_at": _iso(r.finished_at),
+                "build_started_at": _iso(r.build_started_at),
+                "build_finished_at": _iso(r.build_finished_at),
+                "inputs": r.inputs,
+                "reused": r.cached,
                 "error": r.error,
             }
             for key, r in result.images.items()

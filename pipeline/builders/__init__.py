@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from pipeline.config.schema import AcrSpec
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
 
@@ -26,6 +27,7 @@ class BuildRequest:
     platform: str | None = None
     push: bool = True
     credentials: Credentials | None = field(default=None, repr=False)
+    acr: AcrSpec | None = None  # where a remote (ACR Tasks) build runs
 
 
 @dataclass(frozen=True)
@@ -38,4 +40,12 @@ class BuildOutcome:
 class Builder(Protocol):
     def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
         """Build and (if asked) push; raise BuildError / RegistryError with the image and step named."""
+        ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    def interrupt(self) -> None:
+        """Ctrl-C: stop work in flight that would outlive this process (remote runs); called from the
+        main thread while builds still run on others."""
         ...

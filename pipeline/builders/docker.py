@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -73,8 +74,8 @@ class DockerBuilder:
                             continue
                         tail.append(line)
                         if line.startswith("Step "):
-                            step = line
-                            progress("build", line)
+                            step = _user_step(line, len(request.labels))
+                            progress("build", step)
                 elif "error" in chunk:
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
                     where = f" at {step}" if step != "build" else ""
@@ -122,3 +123,20 @@ class DockerBuilder:
 def _is_auth_failure(message: str) -> bool:
     lowered = message.lower()
     return any(s in lowered for s in ("no basic auth credentials", "unauthorized", "authentication required"))
+
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+
+
+def _user_step(line: str, label_count: int) -> str:
+    """The classic builder appends one LABEL step per label we pass; number the steps as the user's
+    Dockerfile does (`Step 3/3`, not `Step 3/14`) and call ours what they are."""
+    match = _STEP.match(line)
+    if not match:
+        return line
+    number, total = int(match.group(1)), int(match.group(2)) - label_count
+    if total <= 0:
+        return line
+    if number > total:
+        return f"labels: {line[match.end() :]}"
+    return f"Step {number}/{total} : {line[match.end() :]}"

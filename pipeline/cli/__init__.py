@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from pipeline.cli.build_commands import graph, plan, run, validate
+from pipeline.cli.acr_commands import acr
+from pipeline.cli.build_commands import explain, graph, plan, run, validate
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
 from pipeline.cli.release_commands import promote, release, tags
 from pipeline.cli.serve_command import serve
@@ -20,6 +21,7 @@ for command in (
     plan,
     graph,
     validate,
+    explain,
     release,
     promote,
     tags,
@@ -32,6 +34,7 @@ for command in (
     hook_run,
     watch,
     serve,
+    acr,
 ):
     cli.add_command(command)
 

@@ -8,11 +8,15 @@ from typing import Any
 
 import click
 
+from pipeline.cacheplan import Prediction, predict
 from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client, run_options
 from pipeline.config import LoadedConfig, load_config
 from pipeline.config.templates import render
 from pipeline.diagram import to_dot, to_mermaid
+from pipeline.errors import RegistryError, UsageError
 from pipeline.executor import RunOptions
+from pipeline.explain import explain_image
+from pipeline.inputs import GitBlobs
 from pipeline.plan import Plan, sanitize_tag
 from pipeline.triggers.changed import affected_for_paths
 from pipeline.triggers.lastbuild import narrow_plan
@@ -35,6 +39,7 @@ def run(
     jobs: int,
     keep_going: bool,
     force: bool,
+    no_cache: bool,
     report_file: Path | None,
     as_json: bool,
     token: str | None,
@@ -57,7 +62,7 @@ def run(
         if not the_plan.images:
             click.echo(f"nothing changed since {since} affects an image", err=True)
             return
-    options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force)
+    options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
     check_result(execute(config, the_plan, options, report_file, as_json, token=token))
 
 
@@ -78,9 +83,11 @@ def _narrow_to_changes(config: LoadedConfig, plan: Plan, since: str) -> Plan:
 @click.argument("pipelines", nargs=-1)
 @config_option
 @click.option("--version", "version", metavar="X.Y.Z", help="Show the tags this version would get.")
+@click.option("--offline", is_flag=True, help="Don't ask the registry which images can be reused.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, as_json: bool) -> None:
-    """Show what `run` would do, without side effects: order, references, build args, tags.
+def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, offline: bool, as_json: bool) -> None:
+    """Show what `run` would do, without side effects: order, references, build args, tags, and for
+    each image "build (why)" or "reuse (digest)" from the registry's input-digest tags.
 
     \b
     Example:
@@ -89,6 +96,7 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, as_
     config = load_config(config_file)
     the_plan = build_plan(config, pipelines, version)
     values = the_plan.context.template_values()
+    predictions = {} if offline else _predictions(config, the_plan)
     rows: list[dict[str, Any]] = []
     for step, (key, image) in enumerate(the_plan.images.items(), start=1):
         image_values = dict(values)
@@ -107,6 +115,9 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, as_
                 "target": image.target,
                 "platform": image.platform,
                 "tags": list(image.tags.all),
+                "action": predictions[key].action if key in predictions else "unknown",
+                "why": predictions[key].why if key in predictions else "offline",
+                "reuse_digest": predictions[key].digest if key in predictions else None,
             }
         )
     if as_json:
@@ -115,9 +126,50 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, as_
     for row in rows:
         deps = f" (after {', '.join(row['depends_on'])})" if row["depends_on"] else ""
         click.echo(f"{row['step']}. {row['image']} -> {row['repository']}{deps}")
+        detail = row["reuse_digest"] if row["action"] == "reuse" else row["why"]
+        click.echo(f"     {row['action']} ({detail})")
         click.echo(f"     tags: {', '.join(row['tags'])}")
         for name, value in row["build_args"].items():
             click.echo(f"     build arg {name}={value}")
+
+
+def _predictions(config: LoadedConfig, the_plan: Plan) -> dict[str, Prediction]:
+    try:
+        with registry_client(config.spec.insecure_registries) as registry:
+            return predict(the_plan, registry, GitBlobs.read(config.base_dir))
+    except RegistryError as exc:
+        click.echo(f"warning: cannot tell what can be reused: {exc}", err=True)
+        return {}
+
+
+@click.command()
+@click.argument("image_name")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+def explain(image_name: str, config_file: Path, as_json: bool) -> None:
+    """Say why IMAGE (pipeline/name, or a unique name) would be rebuilt: which inputs changed since its
+    last pushed build on this line of history, and which context files.
+
+    \b
+    Example:
+      pipeline explain shop/app
+    """
+    config = load_config(config_file)
+    the_plan = build_plan(config, (), None)
+    matches = [k for k in the_plan.images if k == image_name or k.split("/", 1)[1] == image_name]
+    if len(matches) != 1:
+        raise UsageError(
+            f"'{image_name}' names {len(matches)} images; use pipeline/name ({', '.join(the_plan.images)})"
+        )
+    key = matches[0]
+    with registry_client(config.spec.insecure_registries) as registry:
+        explanation = explain_image(the_plan, key, registry, GitBlobs.read(config.base_dir), config.base_dir)
+    if as_json:
+        click.echo(json.dumps(explanation.as_dict(), indent=2))
+        return
+    click.echo(f"{key}: {explanation.verdict}")
+    for line in explanation.details:
+        click.echo(f"  {line}")
 
 
 @click.command()

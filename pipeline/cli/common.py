@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from pipeline import __version__
+from pipeline.builders import Builder
 from pipeline.config import LoadedConfig
+from pipeline.config.schema import AcrSpec
 from pipeline.errors import RunFailed, UsageError
 from pipeline.executor import Executor, RunOptions, RunResult, Status
 from pipeline.gitinfo import read_git_info
+from pipeline.inputs import GitBlobs
 from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.registry.acr_auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.report import ProgressPrinter, print_summary, report_data, write_report
@@ -70,6 +74,7 @@ def run_options(func: F) -> F:
         click.option(
             "--force", is_flag=True, help="Overwrite an existing release tag that names another image (loud)."
         ),
+        click.option("--no-cache", is_flag=True, help="Build every image even if one with the same inputs exists."),
         click.option(
             "--report",
             "report_file",
@@ -94,8 +99,18 @@ def docker_config_dir() -> Path:
     return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
-def credentials() -> DockerConfigCredentials:
-    return DockerConfigCredentials(docker_config_dir())
+def credentials(acr: Iterable[AcrSpec] = ()) -> CredentialLookup:
+    """The docker config, then (for ACR login servers: *.azurecr.io and those of `acr`) an ACR refresh
+    token exchanged for the Azure AD token."""
+    specs = list(acr)
+    arm_endpoint = specs[0].arm_endpoint if specs else AcrSpec.model_fields["arm_endpoint"].default
+
+    def aad_token() -> str:
+        from pipeline.builders.acr_client import aad_token, azure_credential  # the Azure SDK is slow to import
+
+        return aad_token(azure_credential(os.environ), str(arm_endpoint))
+
+    return AcrExchangeCredentials(DockerConfigCredentials(docker_config_dir()), aad_token, [s.server for s in specs])
 
 
 def registry_client(insecure: list[str] | None = None) -> RegistryClient:
@@ -165,6 +180,23 @@ def run_signer(plan: Plan, registry: RegistryClient, config: LoadedConfig, token
     return RunSigner(registry, keys, keyless)
 
 
+def make_builders(plan: Plan) -> dict[str, Builder]:
+    """The backends this plan's images use, each checked before anything is built."""
+    wanted = {image.builder for image in plan.images.values()}
+    builders: dict[str, Builder] = {}
+    if "docker" in wanted:
+        from pipeline.builders.docker import DockerBuilder  # the docker package is slow to import
+
+        docker_builder = DockerBuilder(os.environ)
+        docker_builder.check()
+        builders["docker"] = docker_builder
+    if "acr" in wanted:
+        from pipeline.builders.acr import AcrBuilder  # the Azure SDK is slow to import
+
+        builders["acr"] = AcrBuilder.from_environment(os.environ)
+    return builders
+
+
 def execute(
     config: LoadedConfig,
     plan: Plan,
@@ -177,16 +209,16 @@ def execute(
     """Run the plan and write/print the report (check_result tells whether it succeeded)."""
     if report_file and not report_file.parent.resolve().is_dir():
         raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")
-    from pipeline.builders.docker import DockerBuilder  # the docker package is slow to import
-
-    builder = DockerBuilder(os.environ)
-    builder.check()
-    creds = credentials()
+    builders = make_builders(plan)
+    creds = credentials(image.acr for image in plan.images.values() if image.acr is not None)
     with RegistryClient(creds, config.spec.insecure_registries) as registry:
         signer = run_signer(plan, registry, config, token) if options.push else None
         policy = TrustPolicy.from_config(config.spec, config.base_dir)
         gate = BaseImageGate(registry, policy, {str(i.repository) for i in plan.images.values()})
-        executor = Executor(plan, builder, registry, creds, options, on_event=ProgressPrinter(), sign=signer, gate=gate)
+        blobs = GitBlobs.read(config.base_dir)
+        executor = Executor(
+            plan, builders, registry, creds, options, on_event=ProgressPrinter(), sign=signer, gate=gate, blobs=blobs
+        )
         result = executor.run()
     data = {**report_data(plan, result), **(extra_report or {})}
     if report_file:

@@ -73,6 +73,7 @@ def release(
     jobs: int,
     keep_going: bool,
     force: bool,
+    no_cache: bool,
     report_file: Path | None,
     as_json: bool,
     token: str | None,
@@ -99,7 +100,7 @@ def release(
     _progress("release", f"{chosen.version} ({chosen.reason})")
     if not tag_existed:
         repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
-    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force)
+    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
     published = False
     try:

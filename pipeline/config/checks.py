@@ -36,6 +36,20 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
     _check_unique_repositories(spec, positions)
     _check_signing(spec, base_dir, positions)
     _check_triggers(spec, positions)
+    _check_builders(spec, positions)
+
+
+def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
+    from pipeline.plan import builder_for
+
+    for name, pipeline in spec.pipelines.items():
+        for image in pipeline.images:
+            if builder_for(spec, name, image) == "acr" and (pipeline.acr or spec.acr) is None:
+                raise positions.error(
+                    ("pipelines", name, "images", image),
+                    "builds on ACR Tasks (builder: acr, or a windows/* platform) but no 'acr:' settings are given",
+                    at_key=True,
+                )
 
 
 def _check_triggers(spec: ConfigSpec, positions: PositionIndex) -> None:

@@ -64,6 +64,25 @@ class SigstoreSpec(StrictModel):
     )
 
 
+class AcrSpec(StrictModel):
+    """Where `builder: acr` images build: an Azure Container Registry and its Tasks runners."""
+
+    registry: NonEmpty = Field(description="Registry resource name (its login server is <name>.azurecr.io)")
+    resource_group: NonEmpty
+    subscription: NonEmpty
+    arm_endpoint: NonEmpty = Field("https://management.azure.com", description="ARM endpoint (sovereign clouds)")
+    login_server: NonEmpty | None = Field(None, description="Registry host; default <registry>.azurecr.io")
+    timeout: int = Field(3600, gt=0, description="Seconds a remote run may take before it is cancelled")
+
+    @property
+    def server(self) -> str:
+        """The login server: the registry host that images built here are pushed to."""
+        return self.login_server or f"{self.registry.lower()}.azurecr.io"
+
+
+Builder = Literal["docker", "acr"]
+
+
 class ImageSpec(StrictModel):
     context: NonEmpty = Field(description="Build context directory, relative to the pipelines.yaml file")
     dockerfile: NonEmpty = Field("Dockerfile", description="Dockerfile path, relative to the context")
@@ -79,6 +98,7 @@ class ImageSpec(StrictModel):
     paths: list[NonEmpty] = Field(
         default_factory=list, description="Extra globs (relative to this file) whose changes rebuild the image"
     )
+    builder: Builder | None = Field(None, description="docker (local engine) or acr (ACR Tasks)")
 
 
 class TriggerRule(StrictModel):
@@ -96,6 +116,8 @@ class PipelineSpec(StrictModel):
     tags: TagPolicy = TagPolicy()
     sign: SignSpec | None = None
     triggers: list[TriggerRule] = Field(default_factory=list, description="Which pushes build this pipeline")
+    builder: Builder | None = None
+    acr: AcrSpec | None = None
 
 
 class ConfigSpec(StrictModel):
@@ -108,4 +130,9 @@ class ConfigSpec(StrictModel):
     registries: dict[NonEmpty, RegistrySpec] = Field(default_factory=dict, description="Per-registry settings")
     trust: list[TrustRule] = Field(default_factory=list, description="Signatures required per repository")
     sigstore: SigstoreSpec = SigstoreSpec()
+    builder: Builder = Field("docker", description="Default builder: docker, or acr")
+    acr: AcrSpec | None = Field(None, description="ACR Tasks settings for `builder: acr` images")
+    windows_engine: bool = Field(
+        False, description="The local engine builds Windows images (else platform windows/* goes to ACR)"
+    )
     pipelines: dict[Name, PipelineSpec] = Field(min_length=1)

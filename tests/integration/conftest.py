@@ -105,12 +105,16 @@ class RegistryPeek:
         found = self.manifest(repo_path, reference)
         return found[0] if found else None
 
-    def tags(self, repo_path: str) -> set[str]:
+    def all_tags(self, repo_path: str) -> set[str]:
         response = httpx.get(f"{self.base}/{repo_path}/tags/list", auth=self.auth, timeout=30)
         if response.status_code == 404:
             return set()
         response.raise_for_status()
         return set(response.json().get("tags") or [])
+
+    def tags(self, repo_path: str) -> set[str]:
+        """The tags a user sees: without the input cache's `inputs-…` bookkeeping tags."""
+        return {tag for tag in self.all_tags(repo_path) if not tag.startswith("inputs-")}
 
     def layers(self, repo_path: str, reference: str) -> list[str]:
         found = self.manifest(repo_path, reference)

@@ -72,6 +72,8 @@ def test_three_image_dag_is_pushed_with_every_tag_on_one_digest(
         assert image["status"] == "succeeded"
         assert set(image["tags"]) == expected_tags
         assert plain_peek.tags(path) == expected_tags
+        inputs_tags = plain_peek.all_tags(path) - expected_tags
+        assert len(inputs_tags) == 1 and next(iter(inputs_tags)).startswith("inputs-")
         digests = {plain_peek.digest(path, tag) for tag in expected_tags}
         assert digests == {image["digest"]}, f"{name}: tags point at {digests}"
         assert image["reference"] == f"{services.plain_registry}/{path}@{image['digest']}"
@@ -145,7 +147,9 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
     result = run_cli(["run", "--jobs", "2", "--report", "r.json"], tmp_path)
     assert result.code == 0, result.output
     images = json.loads((tmp_path / "r.json").read_text())["images"]
-    spans = [(datetime.fromisoformat(i["started_at"]), datetime.fromisoformat(i["finished_at"])) for i in images]
+    spans = [
+        (datetime.fromisoformat(i["build_started_at"]), datetime.fromisoformat(i["build_finished_at"])) for i in images
+    ]
     (start_a, end_a), (start_b, end_b) = spans
     assert start_a < end_b and start_b < end_a, f"builds did not overlap: {spans}"
 
@@ -155,8 +159,8 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
     result = run_cli(["run", "--jobs", "1", "--report", "r1.json"], tmp_path)
     assert result.code == 0, result.output
     images = json.loads((tmp_path / "r1.json").read_text())["images"]
-    first, second = sorted(images, key=lambda i: i["started_at"])
-    assert first["finished_at"] <= second["started_at"]
+    first, second = sorted(images, key=lambda i: i["build_started_at"])
+    assert first["build_finished_at"] <= second["build_started_at"]
 
 
 FAILING_CONFIG = """\
@@ -205,8 +209,8 @@ def test_failing_image_stops_only_its_dependants_with_keep_going(
     assert status["after_broken"]["status"] == "skipped"
     assert "depends on p/broken" in status["after_broken"]["error"]
     # The failing Dockerfile step is named.
-    assert 'at Step 3/6 : RUN ["/bin/busybox", "false"]' in status["broken"]["error"]
-    assert "p/broken: build failed at Step 3/6" in result.output
+    assert 'at Step 3/3 : RUN ["/bin/busybox", "false"]' in status["broken"]["error"]
+    assert "p/broken: build failed at Step 3/3" in result.output
     # Nothing floating moved for anyone: the run failed.
     assert plain_peek.tags(f"{namespace}/base") == {"1.0.0"}
     assert plain_peek.tags(f"{namespace}/sibling") == {"1.0.0"}
@@ -239,12 +243,16 @@ def test_auth_registry_with_and_without_credentials(
     empty_config = tmp_path / "empty-docker-config"
     empty_config.mkdir()
     no_creds = {"DOCKER_CONFIG": str(empty_config)}
-    # A plain run finds out at the engine's push.
+    # A plain run finds out before building (the input-cache lookup), naming the fix.
     without = run_cli(["run"], tmp_path, env=no_creds)
     assert without.code == 1
     assert "Traceback" not in without.output
-    assert "shop/base: push to" in without.output
-    assert "no credentials for this registry in the docker config" in without.output
+    assert f"shop/base: registry {services.auth_registry} requires credentials" in without.output
+    # With the input cache off it finds out at the engine's push.
+    pushed = run_cli(["run", "--no-cache"], tmp_path, env=no_creds)
+    assert pushed.code == 1
+    assert "shop/base: push to" in pushed.output
+    assert "no credentials for this registry in the docker config" in pushed.output
     # A release checks its release tags first, so it fails before building anything.
     release = run_cli(["run", "--version", "1.0.0"], tmp_path, env=no_creds)
     assert release.code == 1

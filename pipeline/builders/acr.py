@@ -1,0 +1,201 @@
+"""Remote builds on ACR Tasks, as `az acr build` does them: upload the context, schedule a run, stream
+its log while polling it, read the pushed digest; cancel the run on Ctrl-C or timeout."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from azure.core.credentials import TokenCredential
+
+from pipeline.acrtasks import platform_properties
+from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
+from pipeline.builders.acr_client import (
+    AcrTasksClient,
+    RemoteBuild,
+    RunState,
+    azure_credential,
+    read_log,
+)
+from pipeline.builders.acr_source import source_archive
+from pipeline.config.schema import AcrSpec
+from pipeline.errors import BuildError, ConfigError, PipelineError
+
+LOG_TAIL_LINES = 20
+POLL_SECONDS = 1.0
+
+
+class LogFollower:
+    """Turns the growing log blob into whole lines, each reported once."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.offset = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self._partial = b""
+        self._emit = emit
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        self.offset += len(data)
+        buffered = self._partial + data
+        *lines, self._partial = buffered.split(b"\n")
+        if final and self._partial:
+            lines.append(self._partial)
+            self._partial = b""
+        for raw in lines:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r").rstrip()
+            if line:
+                self.tail.append(line)
+                self._emit(line)
+
+
+class AcrBuilder:
+    """Builds `builder: acr` images on the ACR Tasks of the image's `acr:` settings."""
+
+    def __init__(self, credential: TokenCredential, poll_seconds: float = POLL_SECONDS) -> None:
+        self.credential = credential
+        self.poll_seconds = poll_seconds
+        self._clients: dict[tuple[str, ...], AcrTasksClient] = {}
+        self._active: dict[str, AcrTasksClient] = {}  # run id -> its client, while we wait for it
+        self._interrupted = threading.Event()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str]) -> AcrBuilder:
+        """Credentials: PIPELINE_AZURE_ACCESS_TOKEN (a bearer token for ARM), else DefaultAzureCredential
+        (environment, workload identity, managed identity, Azure CLI, ...)."""
+        return cls(azure_credential(environment))
+
+    def client(self, spec: AcrSpec) -> AcrTasksClient:
+        key = (spec.arm_endpoint, spec.subscription, spec.resource_group, spec.registry)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = AcrTasksClient(self.credential, spec)
+            return self._clients[key]
+
+    def interrupt(self) -> None:
+        """Cancel every run in flight (Ctrl-C); called from another thread than the builds'."""
+        self._interrupted.set()
+        with self._lock:
+            active = list(self._active.items())
+        for run_id, client in active:
+            try:
+                client.cancel(run_id)
+            except PipelineError:
+                pass  # exiting anyway; the run's own timeout still bounds it
+
+    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+        spec = request.acr
+        if spec is None:
+            raise ConfigError(f"{request.image}: builds on ACR Tasks but has no 'acr:' settings")
+        server = spec.server
+        if request.tag.repository.registry != server:
+            raise ConfigError(
+                f"{request.image}: ACR Tasks push to the registry's login server {server}, but the image's "
+                f"repository is {request.tag.repository} (set `repository:` or `registry:` to {server}/...)"
+            )
+        client = self.client(spec)
+        os_name, architecture, variant = platform_properties(request.platform)
+        try:
+            archive = source_archive(request.context, request.dockerfile, request.labels, request.target)
+            with archive.file:
+                upload = client.source_upload()
+                progress("upload", f"uploading the context ({archive.size} bytes) to ACR {spec.registry}")
+                client.upload(upload.upload_url, archive.file, archive.size)
+            build = RemoteBuild(
+                image_names=(f"{request.tag.repository.path}:{request.tag.tag}",),
+                dockerfile=archive.dockerfile,
+                source_location=upload.relative_path,
+                build_args=request.build_args,
+                target=request.target,
+                os=os_name,
+                architecture=architecture,
+                variant=variant,
+                timeout=spec.timeout,
+                push=request.push,
+            )
+            run_id = client.schedule(build)
+        except PipelineError as exc:
+            raise BuildError(f"{request.image}: {exc}") from None
+        progress("queued", f"run {run_id} on ACR {spec.registry}")
+        with self._lock:
+            self._active[run_id] = client
+        try:
+            state, tail = self._follow(client, run_id, spec.timeout, request, progress)
+        except BaseException:
+            # KeyboardInterrupt when building on the main thread, or anything unexpected: don't leave
+            # the run going on Azure's builders.
+            self._cancel_quietly(client, run_id)
+            raise
+        finally:
+            with self._lock:
+                self._active.pop(run_id, None)
+        return self._outcome(request, server, state, tail)
+
+    def _follow(
+        self, client: AcrTasksClient, run_id: str, timeout: int, request: BuildRequest, progress: ProgressFn
+    ) -> tuple[RunState, tuple[str, ...]]:
+        """Poll the run and stream its log until both are finished."""
+        follower = LogFollower(lambda line: progress("remote", line))
+        deadline = time.monotonic() + timeout
+        log_url: str | None = None
+        try:
+            while True:
+                state = client.run(run_id)
+                if log_url is None:
+                    log_url = client.log_url(run_id)
+                chunk = read_log(log_url, follower.offset)
+                follower.feed(chunk.data)
+                if state.finished:
+                    # The log may lag the status; read until the service marks it complete (bounded).
+                    for _ in range(10):
+                        if chunk.complete:
+                            break
+                        time.sleep(self.poll_seconds / 2)
+                        chunk = read_log(log_url, follower.offset)
+                        follower.feed(chunk.data)
+                    follower.feed(b"", final=True)
+                    return state, tuple(follower.tail)
+                if self._interrupted.is_set():
+                    raise BuildError(f"{request.image}: interrupted; run {run_id} cancelled")
+                if time.monotonic() > deadline:
+                    self._cancel_quietly(client, run_id)
+                    raise BuildError(
+                        f"{request.image}: run {run_id} took longer than {timeout}s (acr.timeout) and was "
+                        f"cancelled{_tail_text(tuple(follower.tail))}"
+                    )
+                time.sleep(self.poll_seconds)
+        except BuildError:
+            raise
+        except PipelineError as exc:
+            self._cancel_quietly(client, run_id)
+            raise BuildError(f"{request.image}: run {run_id}: {exc}") from None
+
+    def _outcome(self, request: BuildRequest, server: str, state: RunState, tail: tuple[str, ...]) -> BuildOutcome:
+        if state.status != "Succeeded":
+            reason = f": {state.error}" if state.error else ""
+            raise BuildError(
+                f"{request.image}: remote build failed (run {state.run_id} {state.status}{reason}){_tail_text(tail)}"
+            )
+        path, tag = request.tag.repository.path, request.tag.tag
+        digests = [i.digest for i in state.images if i.repository == path and i.tag == tag and i.digest]
+        digest = digests[0] if digests else None
+        if request.push and digest is None:
+            raise BuildError(f"{request.image}: run {state.run_id} succeeded but reported no digest for {path}:{tag}")
+        return BuildOutcome(
+            image_id=digest or state.run_id, pushed_digest=digest if request.push else None, log_tail=tail
+        )
+
+    @staticmethod
+    def _cancel_quietly(client: AcrTasksClient, run_id: str) -> None:
+        try:
+            client.cancel(run_id)
+        except PipelineError:
+            pass
+
+
+def _tail_text(tail: tuple[str, ...]) -> str:
+    if not tail:
+        return ""
+    return "; last log lines:\n" + "\n".join(f"  | {line}" for line in tail)

@@ -1,0 +1,60 @@
+"""Before a run: which images will be reused (an image with the same input digest is already in the
+registry) and which built, and why. Used by `pipeline plan`, `explain` and the release pre-check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.inputs import INPUTS_LABEL, GitBlobs, InputDigest, input_digest
+from pipeline.plan import Plan, render_build_args
+from pipeline.registry.client import RegistryClient
+
+
+@dataclass(frozen=True)
+class Prediction:
+    action: str  # "reuse" or "build"
+    why: str
+    digest: str | None = None  # the reused image
+    inputs: InputDigest | None = None
+
+
+def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputDigest) -> str | None:
+    image = plan.images[key]
+    digest = registry.resolve_digest(image.repository.with_tag(inputs.tag))
+    if digest is None:
+        return None
+    labels = registry.image_labels(image.repository.with_digest(digest))
+    return digest if labels.get(INPUTS_LABEL) == inputs.digest else None
+
+
+def predict(
+    plan: Plan,
+    registry: RegistryClient,
+    blobs: GitBlobs | None,
+    use_cache: bool = True,
+    on_image: Callable[[str, Prediction], None] | None = None,
+) -> dict[str, Prediction]:
+    """In build order: an image whose dependencies are all reused, and whose inputs match a pushed
+    image, is reused; anything else is built (with the reason)."""
+    predictions: dict[str, Prediction] = {}
+    for key, image in plan.images.items():
+        rebuilt = [dep for dep in image.depends_on if predictions[dep].action == "build"]
+        if rebuilt:
+            prediction = Prediction("build", f"dependency {rebuilt[0]} is rebuilt")
+        else:
+            references = {dep: f"{plan.images[dep].repository}@{predictions[dep].digest}" for dep in image.depends_on}
+            args = render_build_args(plan, image, references)
+            digests = {dep: predictions[dep].digest or "" for dep in image.depends_on}
+            inputs = input_digest(image, args, digests, blobs)
+            found = cached_digest(registry, plan, key, inputs) if use_cache else None
+            if found is not None:
+                prediction = Prediction("reuse", f"inputs unchanged ({inputs.tag})", found, inputs)
+            elif not use_cache:
+                prediction = Prediction("build", "--no-cache", None, inputs)
+            else:
+                prediction = Prediction("build", "no pushed image has these inputs", None, inputs)
+        predictions[key] = prediction
+        if on_image is not None:
+            on_image(key, prediction)
+    return predictions

@@ -1,0 +1,132 @@
+"""Input digests: a hash of everything an image build depends on, so an unchanged image is reused.
+
+Inputs: the Dockerfile, the context files `.dockerignore` lets through (git's blob ids for tracked,
+unmodified files, so they are not read; a content hash otherwise), the resolved build args, target,
+platform and the digests of the images it depends on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from docker.utils.build import exclude_paths
+
+from pipeline.gitloader import git
+from pipeline.plan import PlannedImage
+
+INPUTS_LABEL = "org.pipeline.inputs"
+INPUTS_TAG_PREFIX = "inputs-"
+TAG_DIGEST_LENGTH = 24
+
+
+@dataclass(frozen=True)
+class InputDigest:
+    digest: str  # sha256:<hex> over the components
+    components: Mapping[str, str]  # component -> its own hash, for `pipeline explain`
+
+    @property
+    def tag(self) -> str:
+        return INPUTS_TAG_PREFIX + self.digest.split(":", 1)[1][:TAG_DIGEST_LENGTH]
+
+    def labels(self) -> dict[str, str]:
+        labels = {INPUTS_LABEL: self.digest}
+        labels.update({f"{INPUTS_LABEL}.{name}": value for name, value in self.components.items()})
+        return labels
+
+
+class GitBlobs:
+    """Blob ids of tracked files whose working copy is unmodified, for one repository."""
+
+    def __init__(self, root: Path, blobs: dict[str, str]) -> None:
+        self.root = root
+        self.blobs = blobs
+
+    @classmethod
+    def read(cls, path: Path) -> GitBlobs | None:
+        try:
+            repo = git.Repo(path, search_parent_directories=True)
+            root = Path(str(repo.working_tree_dir))
+            staged = str(repo.git.ls_files("-s", "-z"))
+            dirty = str(repo.git.status("--porcelain", "-z", "--untracked-files=no"))
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+            return None
+        modified = {entry[3:] for entry in dirty.split("\0") if len(entry) > 3}
+        blobs = {}
+        for entry in staged.split("\0"):
+            if not entry:
+                continue
+            meta, _, name = entry.partition("\t")
+            mode, blob, _stage = meta.split(" ")
+            if name not in modified:
+                blobs[name] = f"git:{mode}:{blob}"
+        return cls(root.resolve(), blobs)
+
+    def lookup(self, path: Path) -> str | None:
+        try:
+            relative = path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        return self.blobs.get(relative)
+
+
+def _file_id(path: Path, blobs: GitBlobs | None) -> str:
+    known = blobs.lookup(path) if blobs else None
+    if known:
+        return known
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return "link:" + os.readlink(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    executable = "x" if info.st_mode & stat.S_IXUSR else "-"
+    return f"file:{executable}:{digest.hexdigest()}"
+
+
+def _hash(value: object) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def context_listing(context: Path, dockerfile: Path, blobs: GitBlobs | None) -> dict[str, str]:
+    """Every file the build context sends, with an identity for its content."""
+    try:
+        patterns = [
+            line.strip()
+            for line in (context / ".dockerignore").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
+    except OSError:
+        patterns = []
+    dockerfile_rel = os.path.relpath(dockerfile, context)
+    included = exclude_paths(str(context), patterns, dockerfile=dockerfile_rel)
+    listing = {}
+    for name in sorted(included):
+        path = context / name
+        if path.is_file() or path.is_symlink():
+            listing[name] = _file_id(path, blobs)
+    return listing
+
+
+def input_digest(
+    image: PlannedImage,
+    build_args: Mapping[str, str],
+    dependency_digests: Mapping[str, str],
+    blobs: GitBlobs | None,
+) -> InputDigest:
+    components = {
+        "dockerfile": "sha256:" + hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
+        "context": _hash(context_listing(image.context, image.dockerfile, blobs)),
+        "build_args": _hash(dict(build_args)),
+        "target": _hash(image.target),
+        "platform": _hash(image.platform),
+        "labels": _hash(dict(image.labels)),
+        "dependencies": _hash(dict(dependency_digests)),
+    }
+    return InputDigest(_hash(components), components)

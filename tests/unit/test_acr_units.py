@@ -1,0 +1,191 @@
+"""ACR backend pieces that need no service: labelled Dockerfiles, the source archive, log lines,
+platforms, task definitions and the changes a sync makes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.acrtasks import (
+    IMAGE_TAG,
+    OWNER,
+    OWNER_TAG,
+    SOURCE_TAG,
+    https_repository_url,
+    platform_properties,
+    source_control_type,
+    task_changes,
+    task_name,
+    task_source,
+    wanted_tasks,
+)
+from pipeline.builders import BuildRequest
+from pipeline.builders.acr import AcrBuilder, LogFollower
+from pipeline.builders.acr_client import StaticTokenCredential, arm_scope
+from pipeline.builders.acr_source import GENERATED_DOCKERFILE, source_archive, with_labels
+from pipeline.config import load_config
+from pipeline.config.schema import AcrSpec
+from pipeline.errors import ConfigError
+from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.registry.acr_auth import is_acr_host
+from pipeline.registry.reference import ImageRef, parse_repository
+from tests.helpers import write_project
+
+LABELS = {"org.opencontainers.image.revision": "abc", "team": 'say "hi"'}
+
+
+def test_labels_go_to_the_end_of_the_last_stage() -> None:
+    result = with_labels("FROM a AS build\nRUN x\nFROM b\nCOPY --from=build /x /x", LABELS, None)
+    assert result.splitlines()[-1] == 'LABEL "org.opencontainers.image.revision"="abc" "team"="say \\"hi\\""'
+
+
+def test_labels_go_to_the_end_of_the_target_stage() -> None:
+    result = with_labels("FROM a AS build\nRUN x\n\nFROM b AS final\nRUN y\n", {"k": "v"}, "build")
+    assert result.splitlines() == ["FROM a AS build", "RUN x", "", 'LABEL "k"="v"', "FROM b AS final", "RUN y"]
+    with pytest.raises(Exception, match="target stage 'nope'"):
+        with_labels("FROM a\n", {"k": "v"}, "nope")
+
+
+def test_labels_follow_the_escape_directive() -> None:
+    result = with_labels("# escape=`\nFROM mcr.microsoft.com/windows/nanoserver\n", {"path": "C:\\x`y"}, None)
+    assert result.splitlines()[-1] == 'LABEL "path"="C:\\x``y"'
+    assert with_labels("FROM a\n", {}, None) == "FROM a\n"
+
+
+def test_source_archive_honours_dockerignore_and_adds_the_labelled_dockerfile(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (tmp_path / ".dockerignore").write_text("# comment\nsecret*\nbuild/\n")
+    (tmp_path / "app.txt").write_text("app")
+    (tmp_path / "secret.key").write_text("no")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out.o").write_text("no")
+
+    archive = source_archive(tmp_path, tmp_path / "Dockerfile", {"k": "v"}, None)
+
+    with archive.file:
+        data = archive.file.read()
+    assert len(data) == archive.size and archive.dockerfile == GENERATED_DOCKERFILE
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+        names = set(tar.getnames())
+        generated = tar.extractfile(GENERATED_DOCKERFILE)
+        ignore = tar.extractfile(".dockerignore")
+        assert generated is not None and ignore is not None
+        assert generated.read().decode().endswith('LABEL "k"="v"\n')
+        assert GENERATED_DOCKERFILE in ignore.read().decode()  # `COPY .` does not pick it up
+    assert {"app.txt", "Dockerfile"} <= names
+    assert not {"secret.key", "build/out.o"} & names
+
+
+def test_log_follower_reports_whole_lines_once() -> None:
+    lines: list[str] = []
+    follower = LogFollower(lines.append)
+    follower.feed(b"2024/01/01 Step 1/2 : FROM x\r\n2024/01/01 partial")
+    assert lines == ["2024/01/01 Step 1/2 : FROM x"]
+    follower.feed(b" line\n\n")
+    follower.feed(b"last without newline", final=False)
+    assert lines[-1] == "2024/01/01 partial line"
+    follower.feed(b"", final=True)
+    assert lines[-1] == "last without newline"
+    assert follower.offset == len(b"2024/01/01 Step 1/2 : FROM x\r\n2024/01/01 partial line\n\nlast without newline")
+    assert list(follower.tail) == lines
+
+
+def test_platforms() -> None:
+    assert platform_properties(None) == ("Linux", "amd64", None)
+    assert platform_properties("windows/amd64") == ("Windows", "amd64", None)
+    assert platform_properties("linux/arm64/v8") == ("Linux", "arm64", "v8")
+    with pytest.raises(ConfigError, match="darwin/arm64"):
+        platform_properties("darwin/arm64")
+
+
+def test_arm_scopes_and_acr_hosts() -> None:
+    assert arm_scope("https://management.azure.com") == "https://management.azure.com/.default"
+    assert arm_scope("https://management.usgovcloudapi.net/") == "https://management.core.usgovcloudapi.net/.default"
+    assert arm_scope("https://127.0.0.1:8443") == "https://127.0.0.1:8443/.default"
+    assert is_acr_host("shop.azurecr.io") and is_acr_host("127.0.0.1:9000", ["127.0.0.1:9000"])
+    assert not is_acr_host("ghcr.io")
+    assert AcrSpec(registry="Shop", resource_group="rg", subscription="s").server == "shop.azurecr.io"
+
+
+def test_builder_refuses_a_repository_off_the_login_server(tmp_path: Path) -> None:
+    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
+    request = BuildRequest(
+        image="p/app",
+        context=tmp_path,
+        dockerfile=tmp_path / "Dockerfile",
+        tag=ImageRef(parse_repository("ghcr.io/org/app"), tag="sha-1"),
+        acr=spec,
+    )
+    with pytest.raises(ConfigError, match="login server shop.azurecr.io"):
+        AcrBuilder(StaticTokenCredential("t")).build(request, lambda step, message: None)
+
+
+def test_task_names_and_repository_urls() -> None:
+    assert task_name("shop/app") == "shop-app"
+    assert task_name("a/b") == "pipeline-a-b"
+    long = task_name("p" * 40 + "/" + "i" * 40)
+    assert len(long) == 50 and long == task_name("p" * 40 + "/" + "i" * 40)
+    assert https_repository_url("git@github.com:org/shop.git") == "https://github.com/org/shop.git"
+    assert source_control_type("https://dev.azure.com/org/project/_git/shop") == "VisualStudioTeamService"
+    with pytest.raises(ConfigError, match="GitHub or Azure DevOps"):
+        source_control_type("https://gitlab.com/org/shop.git")
+
+
+def _plan(tmp_path: Path) -> tuple[Plan, Path]:
+    config_file = write_project(
+        tmp_path,
+        """\
+        registry: 127.0.0.1:5000/local
+        acr: {registry: shopacr, resource_group: rg, subscription: sub, timeout: 100}
+        pipelines:
+          shop:
+            images:
+              base: {context: images/base}
+              app:
+                context: images/app
+                repository: shopacr.azurecr.io/shop/app
+                platform: windows/amd64
+                build_args: {BASE: "{{ images.base }}", SHA: "{{ git.short_sha }}"}
+        """,
+        {"base": "FROM scratch\n", "app": "ARG BASE\nFROM $BASE\n"},
+    )
+    config = load_config(config_file)
+    return make_plan(config.spec, config.base_dir, [], RunContext()), config_file
+
+
+def test_wanted_tasks_and_changes(tmp_path: Path) -> None:
+    plan, config_file = _plan(tmp_path)
+    source = task_source("git@github.com:org/shop.git", tmp_path, config_file)
+    assert source == "https://github.com/org/shop.git#pipelines.yaml"
+    wanted, skipped = wanted_tasks(plan, "git@github.com:org/shop.git", "main", tmp_path, source)
+
+    assert list(skipped) == ["shop/base"] and "not on the ACR login server" in skipped["shop/base"]
+    (task,) = [w.spec for w in wanted]
+    assert task.name == "shop-app" and task.os == "Windows" and task.timeout == 300
+    assert task.context_path == "https://github.com/org/shop.git#main:images/app"
+    assert task.image_names == ("shop/app:{{.Run.ID}}", "shop/app:sha-{{slice .Run.Commit 0 12}}")
+    assert task.build_args == {
+        "BASE": "127.0.0.1:5000/local/base:sha-{{slice .Run.Commit 0 12}}",
+        "SHA": "{{slice .Run.Commit 0 12}}",
+    }
+    assert task.tags == {OWNER_TAG: OWNER, SOURCE_TAG: source, IMAGE_TAG: "shop/app"}
+
+    assert [c.action for c in task_changes("shopacr", [task], {}, False, source)] == ["create"]
+    same = {task.name: (dict(task.tags), task)}
+    assert [c.action for c in task_changes("shopacr", [task], same, False, source)] == ["unchanged"]
+    stale = {task.name: (dict(task.tags), None)}
+    assert [c.action for c in task_changes("shopacr", [task], stale, False, source)] == ["update"]
+    existing = {
+        "shop-gone": ({OWNER_TAG: OWNER, SOURCE_TAG: source, IMAGE_TAG: "shop/gone"}, None),
+        "other-file": ({OWNER_TAG: OWNER, SOURCE_TAG: "https://github.com/org/x.git#p.yaml"}, None),
+        "hand-made": ({}, None),
+    }
+    pruned = task_changes("shopacr", [task], existing, True, source)
+    assert [(c.action, c.name) for c in pruned] == [("create", "shop-app"), ("delete", "shop-gone")]
+    assert [c.action for c in task_changes("shopacr", [task], existing, False, source)] == ["create"]
+    with pytest.raises(ConfigError, match="does not manage"):
+        task_changes("shopacr", [task], {task.name: ({}, None)}, False, source)
