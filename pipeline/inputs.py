@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,19 +75,27 @@ class GitBlobs:
         return self.blobs.get(relative)
 
 
+def _git_blob_id(header_size: int, chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha1(f"blob {header_size}\0".encode(), usedforsecurity=False)
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _file_id(path: Path, blobs: GitBlobs | None) -> str:
+    """The file's git identity (mode + blob id): read from the index for tracked, unmodified files,
+    computed the way `git hash-object` does for the rest, so the same content always has one id."""
     known = blobs.lookup(path) if blobs else None
     if known:
         return known
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode):
-        return "link:" + os.readlink(path)
-    digest = hashlib.sha256()
+        target = os.readlink(path).encode()
+        return f"git:120000:{_git_blob_id(len(target), [target])}"
+    mode = "100755" if info.st_mode & stat.S_IXUSR else "100644"
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    executable = "x" if info.st_mode & stat.S_IXUSR else "-"
-    return f"file:{executable}:{digest.hexdigest()}"
+        blob = _git_blob_id(info.st_size, iter(lambda: handle.read(1 << 20), b""))
+    return f"git:{mode}:{blob}"
 
 
 def _hash(value: object) -> str:
