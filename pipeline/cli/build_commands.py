@@ -75,7 +75,7 @@ def _narrow_to_changes(config: LoadedConfig, plan: Plan, since: str) -> Plan:
     head = source.resolve("HEAD")
     history = source.history(head) if head else []
     branch = plan.context.git_branch
-    with registry_client(config.spec.insecure_registries) as registry:
+    with registry_client(config) as registry:
         return narrow_plan(plan, {a.key for a in affected}, registry, history, sanitize_tag(branch) if branch else None)
 
 
@@ -135,7 +135,7 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
 
 def _predictions(config: LoadedConfig, the_plan: Plan) -> dict[str, Prediction]:
     try:
-        with registry_client(config.spec.insecure_registries) as registry:
+        with registry_client(config) as registry:
             return predict(the_plan, registry, GitBlobs.read(config.base_dir))
     except RegistryError as exc:
         click.echo(f"warning: cannot tell what can be reused: {exc}", err=True)
@@ -162,7 +162,7 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
             f"'{image_name}' names {len(matches)} images; use pipeline/name ({', '.join(the_plan.images)})"
         )
     key = matches[0]
-    with registry_client(config.spec.insecure_registries) as registry:
+    with registry_client(config) as registry:
         explanation = explain_image(the_plan, key, registry, GitBlobs.read(config.base_dir), config.base_dir)
     if as_json:
         click.echo(json.dumps(explanation.as_dict(), indent=2))

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,16 +14,18 @@ import click
 
 from pipeline import __version__
 from pipeline.builders import Builder
-from pipeline.config import LoadedConfig
+from pipeline.config import LoadedConfig, load_config
 from pipeline.config.schema import AcrSpec
-from pipeline.errors import RunFailed, UsageError
+from pipeline.errors import RegistryError, RunFailed, UsageError
 from pipeline.executor import Executor, RunOptions, RunResult, Status
 from pipeline.gitinfo import read_git_info
 from pipeline.inputs import GitBlobs
+from pipeline.locks import pipeline_locks
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.acr_auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
+from pipeline.registry.tls import ssl_context
 from pipeline.report import ProgressPrinter, print_summary, report_data, write_report
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.runsigner import RunSigner
@@ -113,8 +116,38 @@ def credentials(acr: Iterable[AcrSpec] = ()) -> CredentialLookup:
     return AcrExchangeCredentials(DockerConfigCredentials(docker_config_dir()), aad_token, [s.server for s in specs])
 
 
-def registry_client(insecure: list[str] | None = None) -> RegistryClient:
-    return RegistryClient(credentials(), insecure or [])
+def ca_files(config: LoadedConfig | None) -> dict[str, Path]:
+    """`registries: {HOST: {ca_file}}`, resolved against pipelines.yaml's directory."""
+    if config is None:
+        return {}
+    found: dict[str, Path] = {}
+    for host, settings in config.spec.registries.items():
+        if settings.ca_file is None:
+            continue
+        path = config.base_dir / settings.ca_file
+        where = ("registries", host, "ca_file")
+        if not path.is_file():
+            raise config.positions.error(where, f"CA file {path} does not exist")
+        try:
+            ssl_context(str(path.resolve()))
+        except RegistryError:
+            raise config.positions.error(where, f"{path} holds no PEM CA certificate") from None
+        found[host] = path.resolve()
+    return found
+
+
+def optional_config(config_file: Path | None) -> LoadedConfig | None:
+    """The pipelines file a registry command also honours (TLS settings, trust policy): -f FILE, else
+    ./pipelines.yaml when there is one."""
+    path = config_file or (Path("pipelines.yaml") if Path("pipelines.yaml").is_file() else None)
+    return load_config(path) if path is not None else None
+
+
+def registry_client(config: LoadedConfig | None, insecure: Iterable[str] = ()) -> RegistryClient:
+    """The client for a command's registry operations, with `config`'s TLS settings
+    (`insecure_registries`, `registries.*.ca_file`) plus any `--insecure-registry` given."""
+    hosts = [*insecure, *(config.spec.insecure_registries if config else [])]
+    return RegistryClient(credentials(), hosts, ca_files=ca_files(config))
 
 
 def build_plan(
@@ -197,6 +230,11 @@ def make_builders(plan: Plan) -> dict[str, Builder]:
     return builders
 
 
+def lock_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pipeline" / "locks"
+
+
 def execute(
     config: LoadedConfig,
     plan: Plan,
@@ -211,7 +249,9 @@ def execute(
         raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")
     builders = make_builders(plan)
     creds = credentials(image.acr for image in plan.images.values() if image.acr is not None)
-    with RegistryClient(creds, config.spec.insecure_registries) as registry:
+    with RegistryClient(creds, config.spec.insecure_registries, ca_files=ca_files(config)) as registry:
+        for host in sorted({image.repository.registry for image in plan.images.values()}):
+            registry.session.connect(host)  # a registry whose certificate does not verify: stop before building
         signer = run_signer(plan, registry, config, token) if options.push else None
         policy = TrustPolicy.from_config(config.spec, config.base_dir)
         gate = BaseImageGate(registry, policy, {str(i.repository) for i in plan.images.values()})
@@ -219,7 +259,10 @@ def execute(
         executor = Executor(
             plan, builders, registry, creds, options, on_event=ProgressPrinter(), sign=signer, gate=gate, blobs=blobs
         )
-        result = executor.run()
+        # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
+        locks = pipeline_locks(plan, lock_dir(), lambda m: click.echo(m, err=True)) if options.push else nullcontext()
+        with locks:
+            result = executor.run()
     data = {**report_data(plan, result), **(extra_report or {})}
     if report_file:
         write_report(report_file, data)

@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client, run_options
-from pipeline.config import load_config
+from pipeline.cli.common import (
+    build_plan,
+    check_result,
+    config_option,
+    execute,
+    optional_config,
+    registry_client,
+    run_options,
+)
+from pipeline.config import LoadedConfig, load_config
 from pipeline.executor import RunOptions
 from pipeline.gitrelease import ReleaseRepo
 from pipeline.plan import Plan
@@ -27,9 +35,9 @@ def _progress(step: str, message: str) -> None:
     click.echo(f"{step:<8} {message}", err=True)
 
 
-def _dry_run(config_insecure: list[str], plan: Plan, chosen: ChosenVersion, as_json: bool) -> None:
+def _dry_run(config: LoadedConfig, plan: Plan, chosen: ChosenVersion, as_json: bool) -> None:
     targets = [Target(key, image.repository, image.tags) for key, image in plan.images.items()]
-    with registry_client(config_insecure) as registry:
+    with registry_client(config) as registry:
         changes = decide_changes(targets, registry, force=False)
     if as_json:
         data = {
@@ -95,7 +103,7 @@ def release(
     tag_existed = check_can_tag(repo, chosen, allow_dirty=dry_run)
     plan = build_plan(config, pipelines, str(chosen.version))
     if dry_run:
-        _dry_run(config.spec.insecure_registries, plan, chosen, as_json)
+        _dry_run(config, plan, chosen, as_json)
         return
     _progress("release", f"{chosen.version} ({chosen.reason})")
     if not tag_existed:
@@ -169,14 +177,9 @@ def promote(
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
     tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
-    policy = None
-    path = config_file or (Path("pipelines.yaml") if Path("pipelines.yaml").is_file() else None)
-    insecure_list = list(insecure)
-    if path is not None:
-        config = load_config(path)
-        policy = TrustPolicy.from_config(config.spec, config.base_dir)
-        insecure_list += config.spec.insecure_registries
-    with registry_client(insecure_list) as registry:
+    config = optional_config(config_file)
+    policy = TrustPolicy.from_config(config.spec, config.base_dir) if config else None
+    with registry_client(config, insecure) as registry:
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy)
     data: dict[str, Any] = {
         "source": str(done.source),
@@ -203,8 +206,15 @@ def promote(
 @click.argument("repository")
 @click.option("--suffix", default="", help="Only versions with this variant suffix.")
 @click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
+@click.option(
+    "-f",
+    "--file",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Use this pipelines file's registry settings (default: ./pipelines.yaml if present).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
-def tags(repository: str, suffix: str, insecure: tuple[str, ...], as_json: bool) -> None:
+def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: Path | None, as_json: bool) -> None:
     """Show REPOSITORY's tags as versions: each version, its digest, and the tags that share it.
 
     \b
@@ -212,7 +222,7 @@ def tags(repository: str, suffix: str, insecure: tuple[str, ...], as_json: bool)
       pipeline tags 127.0.0.1:5000/demo/app --json
     """
     repo = parse_repository(repository)
-    with registry_client(list(insecure)) as registry:
+    with registry_client(optional_config(config_file), insecure) as registry:
         view = tag_view(registry, repo, suffix)
     if as_json:
         data = {

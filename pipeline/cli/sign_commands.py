@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import identity_token, passphrase, registry_client
-from pipeline.config import load_config
+from pipeline.cli.common import identity_token, optional_config, passphrase, registry_client
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
@@ -57,6 +56,13 @@ def generate(output_prefix: str, force: bool) -> None:
     help="sigstore ClientTrustConfig JSON (private deployments); default: the public instance.",
 )
 @click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
+@click.option(
+    "-f",
+    "--file",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Use this pipelines file's registry settings (default: ./pipelines.yaml if present).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sign(
     reference: str,
@@ -65,6 +71,7 @@ def sign(
     token: str | None,
     trust_config: Path | None,
     insecure: tuple[str, ...],
+    config_file: Path | None,
     as_json: bool,
 ) -> None:
     """Sign REFERENCE's digest (a tag is resolved to its digest first; the tag itself is never signed).
@@ -74,7 +81,7 @@ def sign(
       COSIGN_PASSWORD=... pipeline sign 127.0.0.1:5000/demo/app:1.0.0 --key cosign.key
     """
     ref = parse_reference(reference)
-    with registry_client(list(insecure)) as registry:
+    with registry_client(optional_config(config_file), insecure) as registry:
         digest = ref.digest or registry.resolve_digest(ref)
         if digest is None:
             raise VerificationFailed(f"{ref}: not found in the registry")
@@ -155,18 +162,15 @@ def verify(
     required: list[Requirement] = [KeyRequirement(keyfiles.read_public_key(p), str(p)) for p in key_paths]
     if subject and issuer:
         required.append(IdentityRequirement(issuer, subject, str(trust_config) if trust_config else None))
+    config = optional_config(config_file)
     policy_rules: list[list[Requirement]] = []
-    path = config_file or (Path("pipelines.yaml") if Path("pipelines.yaml").is_file() else None)
-    insecure_list = list(insecure)
-    if path is not None:
-        config = load_config(path)
+    if config is not None:
         policy_rules = TrustPolicy.from_config(config.spec, config.base_dir).requirements_for(str(ref.repository))
-        insecure_list += config.spec.insecure_registries
     if not required and not policy_rules:
         raise UsageError(
             f"nothing to verify {ref.repository} against: give --key, a certificate identity, or a trust rule"
         )
-    with registry_client(insecure_list) as registry:
+    with registry_client(config, insecure) as registry:
         digest = ref.digest or registry.resolve_digest(ref)
         if digest is None:
             raise VerificationFailed(f"{ref}: not found in the registry")

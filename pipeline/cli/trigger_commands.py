@@ -107,7 +107,7 @@ def trigger_push(
                 if report_file:
                     write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
                 continue
-            with registry_client(config.spec.insecure_registries) as registry:
+            with registry_client(config) as registry:
                 fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
                 plan = narrow_plan(plan, {a.key for a in affected}, registry, source.history(commit), fallback)
             result = execute(

@@ -6,12 +6,13 @@ import difflib
 import re
 from pathlib import Path
 
+from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.positions import KeyPath, PositionIndex
-from pipeline.config.schema import ConfigSpec, PipelineSpec, SignSpec, TagPolicy
+from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SignSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import dependencies_of, find_cycle
-from pipeline.registry.reference import DOMAIN_RE, parse_repository, validate_tag
+from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
 from pipeline.versioning import RESERVED_TAG
 
 
@@ -22,21 +23,32 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
     if spec.registry is not None:
-        try:
-            parse_repository(spec.registry)
-        except ConfigError as exc:
-            raise positions.error(("registry",), str(exc)) from None
+        _check_prefix(spec.registry, ("registry",), positions)
     for i, host in enumerate(spec.insecure_registries):
-        if not DOMAIN_RE.match(host):
-            raise positions.error(("insecure_registries", i), f"'{host}' is not a registry host[:port]")
+        _check_host(host, ("insecure_registries", i), positions)
     _check_tag_templates(spec.tags, ("tags",), positions)
+    root = repository_root(base_dir)
     for pipeline_name, pipeline in spec.pipelines.items():
         _check_tag_templates(pipeline.tags, ("pipelines", pipeline_name, "tags"), positions)
-        _check_pipeline(spec, pipeline_name, pipeline, base_dir, positions)
+        _check_pipeline(spec, pipeline_name, pipeline, base_dir, root, positions)
     _check_unique_repositories(spec, positions)
     _check_signing(spec, base_dir, positions)
     _check_triggers(spec, positions)
     _check_builders(spec, positions)
+
+
+def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:
+    try:
+        validate_prefix(prefix)
+    except ConfigError as exc:
+        raise positions.error(where, str(exc)) from None
+
+
+def _check_host(host: str, where: KeyPath, positions: PositionIndex, *, at_key: bool = False) -> None:
+    try:
+        validate_registry_host(host)
+    except ConfigError as exc:
+        raise positions.error(where, str(exc), at_key=at_key) from None
 
 
 def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
@@ -59,19 +71,20 @@ def _check_triggers(spec: ConfigSpec, positions: PositionIndex) -> None:
             if (rule.branch is None) == (rule.tag is None):
                 raise positions.error(where, "a trigger needs exactly one of 'branch' or 'tag'")
             pattern = rule.branch or rule.tag or ""
+            key = "branch" if rule.branch else "tag"
             try:
                 compiled = re.compile(pattern)
-            except re.error as exc:
-                raise positions.error(
-                    (*where, "branch" if rule.branch else "tag"), f"not a regular expression: {exc}"
-                ) from None
+            except (re.error, OverflowError) as exc:  # 'a{99999999999}' overflows
+                raise positions.error((*where, key), f"not a regular expression: {exc}") from None
+            except RecursionError:  # '((((...))))' hundreds deep
+                raise positions.error((*where, key), "not a regular expression: nested too deeply") from None
             if rule.release and (rule.tag is None or "version" not in compiled.groupindex):
                 raise positions.error(where, "'release: true' needs a tag pattern with a (?P<version>...) group")
             _check_tag_templates(TagPolicy(extra=rule.tags), (*where, "tags"), positions, index_key=False)
 
 
 def _check_file(base_dir: Path, value: str, where: KeyPath, what: str, positions: PositionIndex) -> None:
-    if not (base_dir / value).is_file():
+    if not is_file(base_dir / value):
         raise positions.error(where, f"{what} '{base_dir / value}' does not exist")
 
 
@@ -86,8 +99,7 @@ def _check_signing(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
         if sign.key is not None:
             _check_file(base_dir, sign.key, (*where, "key"), "signing key", positions)
     for host in spec.registries:
-        if not DOMAIN_RE.match(host):
-            raise positions.error(("registries", host), f"'{host}' is not a registry host[:port]", at_key=True)
+        _check_host(host, ("registries", host), positions, at_key=True)
     for i, rule in enumerate(spec.trust):
         if not rule.keys and not rule.identities:
             raise positions.error(("trust", i), "a trust rule needs 'keys' or 'identities'")
@@ -113,6 +125,28 @@ def _check_unique_repositories(spec: ConfigSpec, positions: PositionIndex) -> No
                     at_key=True,
                 )
             seen[key] = f"pipelines.{pipeline_name}.images.{name}"
+
+
+def _check_build_files(image: ImageSpec, img: KeyPath, base_dir: Path, root: Path, positions: PositionIndex) -> None:
+    """The context and Dockerfile exist and stay inside the repository (no '..', absolute path or
+    symlink out of it): a build must not send files from elsewhere on the machine."""
+    context = base_dir / image.context
+    problem = escape_problem(root, context, image.context, "context")
+    if problem:
+        raise positions.error((*img, "context"), problem)
+    if not is_dir(context):
+        raise positions.error((*img, "context"), f"context directory '{context}' does not exist")
+    dockerfile = context / image.dockerfile
+    key = "dockerfile" if "dockerfile" in image.model_fields_set else "context"
+    problem = escape_problem(root, dockerfile, image.dockerfile, "Dockerfile")
+    if problem:
+        raise positions.error((*img, key), problem)
+    if not is_file(dockerfile):
+        raise positions.error((*img, key), f"Dockerfile '{dockerfile}' does not exist")
+    for i, pattern in enumerate(image.paths):
+        problem = glob_problem(pattern)
+        if problem:
+            raise positions.error((*img, "paths", i), problem)
 
 
 SAMPLE_TAG_VALUES = {
@@ -151,14 +185,16 @@ def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionInde
 
 
 def _check_pipeline(
-    spec: ConfigSpec, pipeline_name: str, pipeline: PipelineSpec, base_dir: Path, positions: PositionIndex
+    spec: ConfigSpec,
+    pipeline_name: str,
+    pipeline: PipelineSpec,
+    base_dir: Path,
+    root: Path,
+    positions: PositionIndex,
 ) -> None:
     at = ("pipelines", pipeline_name)
     if pipeline.registry is not None:
-        try:
-            parse_repository(pipeline.registry)
-        except ConfigError as exc:
-            raise positions.error((*at, "registry"), str(exc)) from None
+        _check_prefix(pipeline.registry, (*at, "registry"), positions)
     names = list(pipeline.images)
     for name, image in pipeline.images.items():
         img = (*at, "images", name)
@@ -177,13 +213,7 @@ def _check_pipeline(
                 parse_repository(f"{prefix}/{name}")
             except ConfigError as exc:
                 raise positions.error(img, str(exc), at_key=True) from None
-        context = base_dir / image.context
-        if not context.is_dir():
-            raise positions.error((*img, "context"), f"context directory '{context}' does not exist")
-        dockerfile = context / image.dockerfile
-        if not dockerfile.is_file():
-            key = "dockerfile" if "dockerfile" in image.model_fields_set else "context"
-            raise positions.error((*img, key), f"Dockerfile '{dockerfile}' does not exist")
+        _check_build_files(image, img, base_dir, root, positions)
         for i, dep in enumerate(image.depends_on):
             if dep == name:
                 raise positions.error((*img, "depends_on", i), f"image '{name}' cannot depend on itself")

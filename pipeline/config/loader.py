@@ -5,23 +5,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config.checks import check_config
-from pipeline.config.positions import KeyPath, PositionIndex, format_path, parse_yaml
-from pipeline.config.schema import (
-    ConfigSpec,
-    ImageSpec,
-    PipelineSpec,
-    RegistrySpec,
-    SignSpec,
-    SigstoreSpec,
-    TagPolicy,
-    TriggerRule,
-    TrustRule,
-)
+from pipeline.config.positions import KeyPath, PositionIndex, format_path, one_line, parse_yaml
+from pipeline.config.schema import ConfigSpec
 from pipeline.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "pipelines.yaml"
@@ -55,33 +46,52 @@ def load_config(file: Path | str = DEFAULT_CONFIG_FILE) -> LoadedConfig:
 
 
 def _model_at(path: KeyPath) -> type[BaseModel] | None:
-    """The model whose fields live at `path` (for 'did you mean' on unknown keys)."""
-    if len(path) == 0:
-        return ConfigSpec
-    if len(path) == 2 and path[0] == "pipelines":
-        return PipelineSpec
-    if len(path) == 4 and path[0] == "pipelines" and path[2] == "images":
-        return ImageSpec
-    if path in (("tags",),) or (path[:1] == ("pipelines",) and path[-1] == "tags" and len(path) in (3, 5)):
-        return TagPolicy
-    if path == ("sign",) or (len(path) == 3 and path[0] == "pipelines" and path[2] == "sign"):
-        return SignSpec
-    if len(path) == 2 and path[0] == "trust":
-        return TrustRule
-    if len(path) == 2 and path[0] == "registries":
-        return RegistrySpec
-    if path == ("sigstore",):
-        return SigstoreSpec
-    if len(path) == 4 and path[0] == "pipelines" and path[2] == "triggers":
-        return TriggerRule
-    return None
+    """The model whose fields live at `path` (for 'did you mean' on unknown keys), found by walking the
+    schema's annotations: models by field name, lists by index, dicts by any key."""
+    annotation: Any = ConfigSpec
+    for part in path:
+        annotation = _unwrap(annotation)
+        origin = get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif origin is list and isinstance(part, int):
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` and `Annotated[X, ...]` to X."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
     """A message for one pydantic error, and whether it should point at the key rather than the value."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        key = str(path[-1])
+        key = _shown(path[-1])
         model = _model_at(path[:-1])
         hint = ""
         if model is not None:
@@ -92,10 +102,11 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
     if kind == "missing":
         return f"missing required key '{path[-1]}'", False
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
-        return f"'{error['input']}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
+        return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
     if kind == "string_pattern_mismatch":
         return (
-            f"'{error['input']}' is not a valid name (lowercase letters and digits, separated by single . _ or -)",
+            f"'{_shown(error['input'])}' is not a valid name "
+            "(lowercase letters and digits, separated by single . _ or -)",
             True,
         )
     if kind == "too_short" and isinstance(error.get("input"), dict):
@@ -104,8 +115,12 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
 
 
 def _first_error(exc: ValidationError, positions: PositionIndex) -> ConfigError:
+    errors = exc.errors()
+    # 'registy: x' reads better as an unknown key (did you mean 'registry'?) than as 'registry' missing.
+    misspelt = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    shown = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in misspelt)]
     located = []
-    for error in exc.errors():
+    for error in shown:
         loc = tuple(error["loc"])
         path: KeyPath = tuple(p for p in loc if p != "[key]")
         message, at_key = _describe(error, path)
@@ -121,5 +136,5 @@ def _first_error(exc: ValidationError, positions: PositionIndex) -> ConfigError:
 
     located.sort(key=order)
     where, path, message = located[0]
-    more = f" (+{len(located) - 1} more)" if len(located) > 1 else ""
-    return ConfigError(f"{where}: {format_path(path)}: {message}{more}")
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ConfigError(one_line(f"{where}: {format_path(path)}: {message}{more}"))

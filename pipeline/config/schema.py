@@ -43,6 +43,11 @@ class RegistrySpec(StrictModel):
     signature_storage: Literal["legacy", "referrers", "both"] = Field(
         "legacy", description="legacy: cosign's sha256-<hex>.sig tag; referrers: OCI 1.1 bundle; both"
     )
+    ca_file: NonEmpty | None = Field(
+        None,
+        description="PEM CA certificate(s), relative to this file, that the registry's TLS certificate is "
+        "verified against (in addition to the system CAs); the registry is then always reached over HTTPS",
+    )
 
 
 class IdentitySpec(StrictModel):
@@ -123,7 +128,8 @@ class PipelineSpec(StrictModel):
 class ConfigSpec(StrictModel):
     registry: NonEmpty | None = Field(None, description="Default repository prefix: image X is <registry>/X")
     insecure_registries: list[NonEmpty] = Field(
-        default_factory=list, description="Registries reached over plain HTTP (loopback ones always are)"
+        default_factory=list,
+        description="Registries reached over plain HTTP or unverified TLS (loopback: only if they speak no TLS)",
     )
     tags: TagPolicy = TagPolicy()
     sign: SignSpec | None = Field(None, description="Default signing for every pipeline")

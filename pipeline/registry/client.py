@@ -6,8 +6,9 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -56,8 +57,10 @@ class RegistryClient:
         insecure_registries: Iterable[str] = (),
         transport: httpx.BaseTransport | None = None,
         timeout: float = 60.0,
+        ca_files: Mapping[str, str | Path] | None = None,
     ) -> None:
-        self.session = RegistrySession(credentials, insecure_registries, transport, timeout)
+        """`ca_files`: registry host -> a CA file its TLS certificate is verified against."""
+        self.session = RegistrySession(credentials, insecure_registries, transport, timeout, ca_files)
 
     def close(self) -> None:
         self.session.close()

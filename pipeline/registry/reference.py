@@ -22,6 +22,7 @@ SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 DOCKER_HUB = "docker.io"
 MAX_NAME_LENGTH = 255
+MAX_PORT = 65535
 
 
 def _looks_like_domain(component: str) -> bool:
@@ -66,6 +67,7 @@ def parse_repository(text: str) -> Repository:
     """Parse `host[:port]/path` (no tag or digest); raise ConfigError with the reason."""
     if not text:
         raise ConfigError("empty repository name")
+    _refuse_scheme(text)
     if "@" in text or ":" in text.rsplit("/", 1)[-1] and "/" in text:
         raise ConfigError(f"'{text}' is a repository name and may not carry a tag or digest")
     first, _, rest = text.partition("/")
@@ -75,8 +77,7 @@ def parse_repository(text: str) -> Repository:
         registry, path = DOCKER_HUB, text
         if "/" not in path:
             path = f"library/{path}"
-    if not DOMAIN_RE.match(registry):
-        raise ConfigError(f"'{registry}' is not a valid registry host[:port]")
+    validate_registry_host(registry)
     if not PATH_RE.match(path):
         raise ConfigError(
             f"'{path}' is not a valid repository path "
@@ -85,6 +86,36 @@ def parse_repository(text: str) -> Repository:
     if len(f"{registry}/{path}") > MAX_NAME_LENGTH:
         raise ConfigError(f"repository name '{text}' is longer than {MAX_NAME_LENGTH} characters")
     return Repository(registry, path)
+
+
+def _refuse_scheme(text: str) -> None:
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        raise ConfigError(f"'{text}' is a URL; write it without '{scheme}://' ('{rest}')")
+
+
+def validate_registry_host(host: str) -> str:
+    """`host[:port]` as the reference grammar has it, with the port in 1-65535."""
+    _refuse_scheme(host)
+    if not DOMAIN_RE.match(host):
+        raise ConfigError(f"'{host}' is not a valid registry host[:port]")
+    _, bracket, after = host.rpartition("]")
+    port = (after if bracket else host).partition(":")[2]
+    if port and (len(port) > len(str(MAX_PORT)) or not 0 < int(port) <= MAX_PORT):
+        raise ConfigError(f"'{host}' has port {port}, outside 1-{MAX_PORT}")
+    return host
+
+
+def validate_prefix(text: str) -> str:
+    """A repository prefix (`registry:` in pipelines.yaml): image X pushes to `<prefix>/X`, so a bare
+    `host[:port]` is as good as `host[:port]/path` or a Docker Hub namespace."""
+    first, slash, _ = text.partition("/")
+    if not slash and _looks_like_domain(first):
+        if "@" in text:
+            raise ConfigError(f"'{text}' is a repository prefix and may not carry a digest")
+        return validate_registry_host(text)
+    parse_repository(text)
+    return text
 
 
 def parse_reference(text: str) -> ImageRef:

@@ -1,4 +1,5 @@
-"""The transport to registries: URLs, authentication (bearer tokens, basic), retries declared once."""
+"""The transport to registries: URLs and TLS (per registry, see tls.py), authentication (bearer tokens,
+basic), retries declared once."""
 
 from __future__ import annotations
 
@@ -7,22 +8,33 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
 from tenacity import (
     RetryCallState,
     retry,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.reference import Repository, is_loopback_host
+from pipeline.registry.reference import Repository
+from pipeline.registry.tls import (
+    Connections,
+    Prober,
+    Route,
+    TlsPolicy,
+    TlsRefused,
+    certificate_failure,
+    probe_tls,
+    refusal,
+)
 
 MAX_ATTEMPTS = 5
 MAX_RETRY_AFTER = 30.0
@@ -66,9 +78,16 @@ def _wait(state: RetryCallState) -> float:
     return float(_backoff(state))
 
 
+def _worth_retrying(exc: BaseException) -> bool:
+    """Transient answers and transport errors, except a certificate that did not verify (it won't)."""
+    if isinstance(exc, TransientRegistryError):
+        return True
+    return isinstance(exc, httpx.TransportError) and certificate_failure(exc) is None
+
+
 # The retry policy for every registry request, declared once.
 _retrying = retry(
-    retry=retry_if_exception_type((httpx.TransportError, TransientRegistryError)),
+    retry=retry_if_exception(_worth_retrying),
     wait=_wait,
     stop=stop_after_attempt(MAX_ATTEMPTS),
     reraise=True,
@@ -90,7 +109,10 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 class RegistrySession:
-    """Sends requests to registries with auth and retries. Thread-safe; tokens cached per registry and scope."""
+    """Sends requests to registries with auth and retries. Thread-safe; tokens cached per registry and scope.
+
+    `ca_files` maps a registry host to a CA file its certificate is verified against (besides the system
+    CAs); one httpx client per distinct verify setting."""
 
     def __init__(
         self,
@@ -98,16 +120,18 @@ class RegistrySession:
         insecure_registries: Iterable[str] = (),
         transport: httpx.BaseTransport | None = None,
         timeout: float = 60.0,
+        ca_files: Mapping[str, str | Path] | None = None,
+        prober: Prober = probe_tls,
     ) -> None:
         self._credentials = credentials
-        self._insecure = set(insecure_registries)
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+        policy = TlsPolicy.of(insecure_registries, ca_files)
+        self._connections = Connections(policy, transport, timeout, prober)
         self._tokens: dict[tuple[str, str], str] = {}
         self._basic: set[str] = set()
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._http.close()
+        self._connections.close()
 
     def __enter__(self) -> RegistrySession:
         return self
@@ -116,9 +140,14 @@ class RegistrySession:
         self.close()
 
     def base_url(self, registry: str) -> str:
-        scheme = "http" if is_loopback_host(registry) or registry in self._insecure else "https"
+        """The registry's API root: as probed, or (before any request) as the policy expects it."""
+        scheme = self._connections.scheme(registry)
         host = "registry-1.docker.io" if registry == "docker.io" else registry
         return f"{scheme}://{host}/v2"
+
+    def connect(self, registry: str) -> Route:
+        """Settle how `registry` is reached; raise TlsRefused if its certificate does not verify."""
+        return self._connections.connect(registry)
 
     def request(
         self,
@@ -133,6 +162,7 @@ class RegistrySession:
         url: str | None = None,
     ) -> httpx.Response:
         """`path` is below /v2/<repository>/; `url` (an upload location) replaces it when given."""
+        self.connect(repository.registry)
         url = url or f"{self.base_url(repository.registry)}/{repository.path}/{path}"
         scope = f"repository:{repository.path}:{'pull,push' if push else 'pull'}"
         all_headers = dict(headers or {})
@@ -160,9 +190,15 @@ class RegistrySession:
                 f"after {MAX_ATTEMPTS} attempts: {method} {url}"
             ) from None
         except httpx.TransportError as exc:
-            raise RegistryError(
-                f"cannot reach registry {registry} after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self._transport_failure(registry, exc) from None
+
+    def _transport_failure(self, registry: str, exc: httpx.TransportError) -> RegistryError:
+        reason = certificate_failure(exc)
+        if reason is not None:
+            return TlsRefused(refusal(registry, reason, self.connect(registry).verify))
+        return RegistryError(
+            f"cannot reach registry {registry} after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"
+        )
 
     @_retrying
     def _send(
@@ -174,7 +210,7 @@ class RegistrySession:
             request_headers["Authorization"] = auth
         # A callable body is a fresh chunk iterator per attempt, so a retried upload starts over.
         body = content() if callable(content) else content
-        response = self._http.request(method, url, headers=request_headers, content=body)
+        response = self._connections.client_for(registry).request(method, url, headers=request_headers, content=body)
         if response.status_code >= 500 or response.status_code == 429:
             raise TransientRegistryError(response)
         return response
@@ -217,7 +253,8 @@ class RegistrySession:
         query = {"service": params.get("service", registry), "scope": params.get("scope", scope)}
         auth = httpx.BasicAuth(creds.username, creds.password) if creds else None
         try:
-            response = self._fetch_token(realm, query, auth)
+            http = self._connections.realm_client(registry, realm)
+            response = self._fetch_token(http, realm, query, auth)
         except (TransientRegistryError, httpx.TransportError) as exc:
             raise AuthError(f"registry {registry} token service failed after {MAX_ATTEMPTS} attempts: {exc}") from None
         if response.status_code in (401, 403):
@@ -233,8 +270,10 @@ class RegistrySession:
             self._tokens[(registry, scope)] = str(token)
 
     @_retrying
-    def _fetch_token(self, realm: str, query: dict[str, str], auth: httpx.BasicAuth | None) -> httpx.Response:
-        response = self._http.get(realm, params=query, auth=auth) if auth else self._http.get(realm, params=query)
+    def _fetch_token(
+        self, http: httpx.Client, realm: str, query: dict[str, str], auth: httpx.BasicAuth | None
+    ) -> httpx.Response:
+        response = http.get(realm, params=query, auth=auth) if auth else http.get(realm, params=query)
         if response.status_code >= 500 or response.status_code == 429:
             raise TransientRegistryError(response)
         return response
@@ -247,7 +286,13 @@ class RegistrySession:
         scope = f"repository:{repository.path}:pull"
         try:
             return self._download(url, repository.registry, scope, sink)
-        except (TransientRegistryError, httpx.TransportError) as exc:
+        except httpx.TransportError as exc:
+            if certificate_failure(exc) is not None:
+                raise self._transport_failure(repository.registry, exc) from None
+            raise RegistryError(
+                f"{repository}: downloading {path} failed after {MAX_ATTEMPTS} attempts: {exc}"
+            ) from None
+        except TransientRegistryError as exc:
             raise RegistryError(
                 f"{repository}: downloading {path} failed after {MAX_ATTEMPTS} attempts: {exc}"
             ) from None
@@ -261,7 +306,7 @@ class RegistrySession:
         auth = self._auth_header(registry, scope)
         if auth:
             headers["Authorization"] = auth
-        with self._http.stream("GET", url, headers=headers) as response:
+        with self._connections.client_for(registry).stream("GET", url, headers=headers) as response:
             if response.status_code >= 500 or response.status_code == 429:
                 response.read()
                 raise TransientRegistryError(response)

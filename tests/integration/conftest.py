@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -132,3 +133,26 @@ def plain_peek(services: Services) -> RegistryPeek:
 @pytest.fixture
 def auth_peek(services: Services) -> RegistryPeek:
     return RegistryPeek(services.auth_registry, (services.auth_user, services.auth_password))
+
+
+@dataclass(frozen=True)
+class TlsRegistry:
+    """The registry on loopback that speaks only TLS, with a certificate from a test CA (scripts/services)."""
+
+    registry: str
+    ca_file: Path
+
+
+@pytest.fixture(scope="session")
+def tls_registry(services: Services) -> TlsRegistry:
+    env = _read_env()
+    if "PIPELINE_TLS_REGISTRY" not in env or "PIPELINE_TLS_CA" not in env:
+        _unavailable(f"no TLS registry in {SERVICES_ENV}")
+    found = TlsRegistry(env["PIPELINE_TLS_REGISTRY"], Path(env["PIPELINE_TLS_CA"]))
+    if not found.ca_file.is_file():
+        _unavailable(f"the TLS registry's CA {found.ca_file} is missing")
+    try:
+        httpx.get(f"https://{found.registry}/v2/", verify=ssl.create_default_context(cafile=found.ca_file), timeout=5)
+    except httpx.HTTPError:
+        _unavailable(f"registry {found.registry} is not answering over https with its CA")
+    return found

@@ -1,0 +1,58 @@
+"""Paths named in pipelines.yaml stay inside the repository: contexts, Dockerfiles and `paths:` globs.
+
+"The repository" is the git work tree around the config file, or the file's directory outside git.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repository_root(config_dir: Path) -> Path:
+    """The nearest directory at or above `config_dir` holding `.git` (a directory, or a file in a
+    linked worktree or submodule), else `config_dir`; symlinks resolved."""
+    start = Path(os.path.realpath(config_dir))
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def escape_problem(root: Path, path: Path, shown: str, what: str) -> str | None:
+    """Why `path` (as written: `shown`) leaves the repository at `root`, or None when it stays inside.
+    Symlinks count where they point: a link out of the repository leaves it."""
+    try:
+        real = Path(os.path.realpath(path))
+    except (OSError, ValueError) as exc:
+        return f"{what} '{shown}' is not a usable path ({exc})"
+    if real == root or real.is_relative_to(root):
+        return None
+    lexical = Path(os.path.normpath(os.path.abspath(path)))
+    if lexical == root or lexical.is_relative_to(root):
+        return f"{what} '{shown}' leads through a symlink to {real}, outside the repository {root}"
+    return f"{what} '{shown}' is outside the repository {root}; keep build inputs inside it"
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why a `paths:` glob could match outside the repository, or None."""
+    if pattern.startswith(("/", "\\")):
+        return f"'{pattern}' is absolute; globs are relative to pipelines.yaml"
+    if ".." in pattern.replace("\\", "/").split("/"):
+        return f"'{pattern}' has a '..' segment; globs must stay inside the repository"
+    return None
+
+
+def is_dir(path: Path) -> bool:
+    """Path.is_dir, with unusable paths (too long, undecodable) counting as missing."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,262 @@
+"""Secrets put into runs appear nowhere: not in any command's output, report, `pipeline serve`'s state
+(SQLite, run logs, reports) or its pages. Every secret the tool handles is used for real: the htpasswd
+registry password (docker config), COSIGN_PASSWORD, an OIDC token, the webhook secret."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pipeline.triggers.webhooks import ZERO_SHA, signature_header
+from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, write_project
+from tests.integration.conftest import ACCEPT, Services
+
+COSIGN_PASSWORD = "cosign-pass-SECRETSCAN-q81Zr"
+WRONG_COSIGN_PASSWORD = "cosign-wrong-SECRETSCAN-7Hn2w"
+WRONG_REGISTRY_PASSWORD = "registry-wrong-SECRETSCAN-Vb5nT"
+WEBHOOK_SECRET = "webhook-secret-SECRETSCAN-M4x7k"
+GIT_TOKEN = "git-token-SECRETSCAN-R2d8s"  # in the origin URL, as CI checkouts have it
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+# Shaped like an OIDC JWT (so it is parsed as one) but with no usable claims: every command rejects it.
+IDENTITY_TOKEN = ".".join(
+    [
+        _b64url(b'{"alg":"RS256","kid":"secretscan"}'),
+        _b64url(b'{"iss":"https://oidc.invalid","aud":"sigstore","sub":"oidc-token-SECRETSCAN-Kp9vY"}'),
+        _b64url(b"signature-SECRETSCAN-oidc-Kp9vY"),
+    ]
+)
+
+PROJECT = """\
+registry: {registry}/{namespace}
+sign: {{key: cosign.key}}
+pipelines:
+  shop:
+    images:
+      app: {{context: images/app}}
+"""
+
+KEYLESS = """\
+registry: {registry}/{namespace}
+sign: {{keyless: true}}
+pipelines:
+  shop:
+    images:
+      app: {{context: images/app}}
+"""
+
+
+def forms(value: str) -> set[str]:
+    """A secret as it could leak: itself and its base64 forms (standard and URL-safe, with and without
+    padding)."""
+    raw = value.encode()
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return {value} | encoded | {e.rstrip("=") for e in encoded}
+
+
+class Scan:
+    """Collects everything a user or an attacker could read, and says where a secret shows up."""
+
+    def __init__(self, secrets: dict[str, set[str]]) -> None:
+        self.secrets = {name: [f.encode() for f in found] for name, found in secrets.items()}
+        self.scanned: list[str] = []
+        self.leaks: list[str] = []
+
+    def text(self, where: str, content: str | bytes) -> None:
+        blob = content.encode() if isinstance(content, str) else content
+        self.scanned.append(where)
+        for name, variants in self.secrets.items():
+            for variant in variants:
+                if variant in blob:
+                    at = blob.index(variant)
+                    context = blob[max(0, at - 80) : at + len(variant) + 40].decode(errors="replace")
+                    self.leaks.append(f"{where}: {name} ({variant.decode()!r}) in ...{context}...")
+
+    def result(self, what: str, result: CliResult) -> None:
+        self.text(f"{what}: stdout", result.stdout)
+        self.text(f"{what}: stderr", result.stderr)
+
+    def tree(self, root: Path, skip: tuple[Path, ...] = ()) -> None:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not any(path.is_relative_to(s) for s in skip):
+                self.text(str(path.relative_to(root.parent)), path.read_bytes())
+
+
+def docker_config(path: Path, registry: str, user: str, password: str) -> Path:
+    path.mkdir(parents=True)
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (path / "config.json").write_text(json.dumps({"auths": {registry: {"auth": auth}}}))
+    return path
+
+
+class Serve:
+    """`pipeline serve` on a free loopback port with a state dir of its own."""
+
+    def __init__(self, cwd: Path, repo: Path, state: Path, env: dict[str, str]) -> None:
+        self.stderr_path = cwd / "serve.stderr"
+        self._stderr = self.stderr_path.open("w")
+        argv = [sys.executable, "-m", "pipeline", "serve", "--repo", str(repo), "--port", "0"]
+        argv += ["--state-dir", str(state), "--stop-timeout", "60"]
+        self.proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=self._stderr, stderr=self._stderr)
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"listening on (http://\S+)", self.stderr_path.read_text())):
+            assert self.proc.poll() is None, self.stderr_path.read_text()
+            assert time.monotonic() < deadline, self.stderr_path.read_text()
+            time.sleep(0.05)
+        self.http = httpx.Client(base_url=found.group(1), timeout=30)
+
+    def deliver(self, payload: dict[str, str], secret: str) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_header(secret.encode(), body)}
+        return self.http.post("/webhook", content=body, headers=headers)
+
+    def wait_for(self, run_id: int, timeout: float = 300) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while True:
+            run: dict[str, object] = self.http.get(f"/api/runs/{run_id}").json()
+            if run["status"] in ("succeeded", "failed"):
+                return run
+            assert self.proc.poll() is None, self.stderr_path.read_text()
+            assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=90)
+        self.http.close()
+        self._stderr.close()
+        return self.proc.returncode
+
+
+def test_no_secret_appears_in_outputs_reports_logs_or_pages(tmp_path: Path, services: Services, namespace: str) -> None:
+    canary = Scan({"canary": forms("canary-value")})
+    canary.text("the scanner itself", b"a " + base64.b64encode(b"canary-value") + b" b")
+    assert canary.leaks, "the scanner finds a base64-encoded secret"
+
+    registry = services.auth_registry
+    scan = Scan(
+        {
+            "registry password": forms(services.auth_password)
+            | forms(f"{services.auth_user}:{services.auth_password}"),
+            "wrong registry password": forms(WRONG_REGISTRY_PASSWORD)
+            | forms(f"{services.auth_user}:{WRONG_REGISTRY_PASSWORD}"),
+            "COSIGN_PASSWORD": forms(COSIGN_PASSWORD),
+            "wrong COSIGN_PASSWORD": forms(WRONG_COSIGN_PASSWORD),
+            "identity token": forms(IDENTITY_TOKEN) | {IDENTITY_TOKEN.split(".")[1], IDENTITY_TOKEN.split(".")[2]},
+            "webhook secret": forms(WEBHOOK_SECRET),
+            "git token": forms(GIT_TOKEN),
+        }
+    )
+    work = tmp_path / "work"  # everything the runs write lives here and is scanned
+    repo = work / "repo"
+    write_project(
+        repo, PROJECT.format(registry=registry, namespace=namespace), {"app": BASE_DOCKERFILE}, busybox=("app",)
+    )
+    (repo / "keyless.yaml").write_text(KEYLESS.format(registry=registry, namespace=namespace))
+    secrets_dir = tmp_path / "secret-config"  # holds credentials on purpose: not scanned
+    wrong_config = docker_config(secrets_dir / "wrong", registry, services.auth_user, WRONG_REGISTRY_PASSWORD)
+    env = {
+        "DOCKER_CONFIG": str(services.auth_docker_config),
+        "COSIGN_PASSWORD": COSIGN_PASSWORD,
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "XDG_RUNTIME_DIR": str(work / "runtime"),
+    }
+    (work / "runtime").mkdir(parents=True)
+
+    def cli(what: str, args: list[str], expect: int, **extra: str) -> CliResult:
+        result = run_cli(args, repo, env={**env, **extra})
+        scan.result(what, result)
+        assert result.code == expect, f"{what}: exit {result.code}\n{result.output}"
+        return result
+
+    cli("keys generate", ["keys", "generate"], 0)
+    head = init_git(repo)
+    git(repo, "remote", "add", "origin", f"https://x-access-token:{GIT_TOKEN}@git.invalid/shop.git")
+    tag = f"sha-{head[:12]}"
+    ref = f"{registry}/{namespace}/app:{tag}"
+
+    # A run that pushes to the htpasswd registry and signs with the encrypted key.
+    ran = cli("run", ["run", "--report", str(work / "run.json"), "--json"], 0)
+    assert json.loads(ran.stdout)["images"][0]["status"] == "succeeded"
+    cli("verify", ["verify", ref, "--key", "cosign.pub", "--json"], 0)
+    cli("tags", ["tags", f"{registry}/{namespace}/app", "--json"], 0)
+    cli("plan", ["plan", "--json"], 0)
+    # What the run left in the registry: the manifest, the image config (labels) and the signature.
+    auth = (services.auth_user, services.auth_password)
+    digest = json.loads(ran.stdout)["images"][0]["digest"]
+    for reference in (digest, f"sha256-{digest.removeprefix('sha256:')}.sig"):
+        manifest = httpx.get(
+            f"http://{registry}/v2/{namespace}/app/manifests/{reference}", headers={"Accept": ACCEPT}, auth=auth
+        )
+        assert manifest.status_code == 200, manifest.text
+        scan.text(f"registry: manifest {reference}", manifest.content)
+        for blob in [manifest.json()["config"], *manifest.json()["layers"]]:
+            if blob["size"] < 1 << 20:
+                content = httpx.get(f"http://{registry}/v2/{namespace}/app/blobs/{blob['digest']}", auth=auth)
+                scan.text(f"registry: blob {blob['digest']} of {reference}", content.content)
+
+    # Wrong secrets: refused, and the refusals don't echo them either.
+    wrong_key = cli(
+        "sign, wrong passphrase", ["sign", ref, "--key", "cosign.key"], 1, COSIGN_PASSWORD=WRONG_COSIGN_PASSWORD
+    )
+    assert "error:" in wrong_key.stderr
+    wrong_login = cli(
+        "tags, wrong password", ["tags", f"{registry}/{namespace}/app"], 1, DOCKER_CONFIG=str(wrong_config)
+    )
+    assert "rejected the credentials" in wrong_login.stderr
+    cli(
+        "run, wrong password",
+        ["run", "--no-cache", "--report", str(work / "wrong-password.json")],
+        1,
+        DOCKER_CONFIG=str(wrong_config),
+    )
+    # The OIDC token, given where keyless signing would use it; it is not a usable token.
+    rejected = cli("sign --identity-token", ["sign", ref, "--identity-token", IDENTITY_TOKEN], 1)
+    assert "identity token is not usable" in rejected.stderr
+    cli(
+        "run --identity-token",
+        ["run", "-f", "keyless.yaml", "--identity-token", IDENTITY_TOKEN, "--report", str(work / "keyless.json")],
+        1,
+    )
+
+    # pipeline serve, with the webhook secret: a wrongly signed and a correctly signed delivery.
+    serve = Serve(work, repo, work / "state", {**env, "PIPELINE_WEBHOOK_SECRET": WEBHOOK_SECRET})
+    try:
+        push = {"ref": "refs/heads/main", "before": ZERO_SHA, "after": head, "id": "secretscan-1"}
+        assert serve.deliver({**push, "id": "secretscan-0"}, "not-the-secret").status_code == 401
+        accepted = serve.deliver(push, WEBHOOK_SECRET)
+        assert accepted.status_code == 202, accepted.text
+        run_id = accepted.json()["run"]
+        finished = serve.wait_for(run_id)
+        assert finished["status"] == "succeeded", (work / "state" / "runs" / str(run_id) / "log.txt").read_text()
+        for page in ("/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}", "/healthz"):
+            response = serve.http.get(page)
+            assert response.status_code == 200, page
+            scan.text(f"serve GET {page}", response.content)
+    finally:
+        assert serve.stop() == 0
+    scan.text("serve: output", serve.stderr_path.read_bytes())
+
+    # Every file the commands and the server left: reports, serve's SQLite db, run logs and reports,
+    # caches and the git worktrees of the trigger runs (not the repository's config: the test put the
+    # token there).
+    scan.tree(work, skip=(repo / ".git" / "config",))
+    scanned = "\n".join(scan.scanned)
+    expected_scans = ("run.json", "state/serve.sqlite3", f"state/runs/{run_id}/log.txt", "serve GET /api/runs")
+    for expected in (*expected_scans, "registry: blob"):
+        assert expected in scanned, f"{expected} was not scanned"
+    assert not scan.leaks, "secrets leaked:\n" + "\n".join(scan.leaks)
