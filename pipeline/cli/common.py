@@ -62,6 +62,22 @@ def config_option(func: F) -> F:
     )(func)
 
 
+insecure_option = click.option(
+    "--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP (or unverified TLS)."
+)
+
+
+def optional_config_option(purpose: str) -> Callable[[F], F]:
+    """-f for commands that work without a pipelines file but honour one (`purpose` says for what)."""
+    return click.option(
+        "-f",
+        "--file",
+        "config_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=f"Use this pipelines file's {purpose} (default: ./pipelines.yaml if present).",
+    )
+
+
 def run_options(func: F) -> F:
     """Options that `run` and `release` share."""
     options = [

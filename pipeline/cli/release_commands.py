@@ -13,7 +13,9 @@ from pipeline.cli.common import (
     check_result,
     config_option,
     execute,
+    insecure_option,
     optional_config,
+    optional_config_option,
     registry_client,
     run_options,
 )
@@ -137,14 +139,8 @@ def release(
     help="Floating tags to consider, comma-separated (minor,major,latest; empty for none).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing release tag that names another image.")
-@click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
-@click.option(
-    "-f",
-    "--file",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Apply this pipelines file's trust policy to the source (default: ./pipelines.yaml if present).",
-)
+@insecure_option
+@optional_config_option("trust policy (checked on the source) and registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def promote(
     source: str,
@@ -205,14 +201,8 @@ def promote(
 @click.command()
 @click.argument("repository")
 @click.option("--suffix", default="", help="Only versions with this variant suffix.")
-@click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
-@click.option(
-    "-f",
-    "--file",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Use this pipelines file's registry settings (default: ./pipelines.yaml if present).",
-)
+@insecure_option
+@optional_config_option("registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
 def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: Path | None, as_json: bool) -> None:
     """Show REPOSITORY's tags as versions: each version, its digest, and the tags that share it.

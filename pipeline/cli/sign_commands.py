@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import identity_token, optional_config, passphrase, registry_client
+from pipeline.cli.common import (
+    identity_token,
+    insecure_option,
+    optional_config,
+    optional_config_option,
+    passphrase,
+    registry_client,
+)
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
@@ -55,14 +62,8 @@ def generate(output_prefix: str, force: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="sigstore ClientTrustConfig JSON (private deployments); default: the public instance.",
 )
-@click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
-@click.option(
-    "-f",
-    "--file",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Use this pipelines file's registry settings (default: ./pipelines.yaml if present).",
-)
+@insecure_option
+@optional_config_option("registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sign(
     reference: str,
@@ -127,14 +128,8 @@ def sign(
     type=click.Path(path_type=Path, dir_okay=False),
     help="sigstore ClientTrustConfig JSON for keyless verification.",
 )
-@click.option(
-    "-f",
-    "--file",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Also apply this pipelines file's trust policy (default: ./pipelines.yaml if present).",
-)
-@click.option("--insecure-registry", "insecure", multiple=True, help="Reach this registry over plain HTTP.")
+@optional_config_option("trust policy and registry settings")
+@insecure_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(
     reference: str,

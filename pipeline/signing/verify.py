@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,32 +88,37 @@ def _key_bundle_payload(bundle: dict[str, Any], key: PublicKey) -> bytes | None:
     return None
 
 
-def check_key(evidence: Evidence, requirement: KeyRequirement, repository: Repository, digest: str) -> Outcome:
+Candidate = tuple[str, Callable[[bytes], Claims], bytes]  # (storage form, payload parser, verified payload)
+
+
+def _judge(candidates: Iterable[Candidate], repository: Repository, digest: str, none_found: str) -> Outcome:
+    """The first cryptographically verified payload whose claims name this image wins; a verified
+    payload naming another image is a wrong identity; no verified payload at all is `none_found`."""
     mismatch = None
-    for stored in evidence.legacy:
-        if not requirement.key.verify(stored.signature, stored.payload):
-            continue
+    for form, parse, payload in candidates:
         try:
-            problem = _claims_match(parse_simple_signing(stored.payload), repository, digest)
+            problem = _claims_match(parse(payload), repository, digest)
         except ValueError as exc:
             problem = f"wrong identity: {exc}"
         if problem is None:
-            return Outcome(True, form="legacy")
+            return Outcome(True, form=form)
         mismatch = problem
-    for bundle in evidence.bundles:
-        payload = _key_bundle_payload(bundle, requirement.key)
-        if payload is None:
-            continue
-        try:
-            problem = _claims_match(parse_in_toto(payload), repository, digest)
-        except ValueError as exc:
-            problem = f"wrong identity: {exc}"
-        if problem is None:
-            return Outcome(True, form="referrers")
-        mismatch = problem
-    if mismatch:
-        return Outcome(False, mismatch)
-    return Outcome(False, f"bad signature: no signature verifies with {requirement.describe()}")
+    return Outcome(False, mismatch or none_found)
+
+
+def check_key(evidence: Evidence, requirement: KeyRequirement, repository: Repository, digest: str) -> Outcome:
+    def candidates() -> Iterator[Candidate]:
+        for stored in evidence.legacy:
+            if requirement.key.verify(stored.signature, stored.payload):
+                yield "legacy", parse_simple_signing, stored.payload
+        for bundle in evidence.bundles:
+            payload = _key_bundle_payload(bundle, requirement.key)
+            if payload is not None:
+                yield "referrers", parse_in_toto, payload
+
+    return _judge(
+        candidates(), repository, digest, f"bad signature: no signature verifies with {requirement.describe()}"
+    )
 
 
 def check_identity(
@@ -120,21 +126,13 @@ def check_identity(
 ) -> Outcome:
     from pipeline.signing.keyless import verify_identity_bundle  # sigstore is heavy; load it only when needed
 
-    mismatch = None
-    for bundle in evidence.bundles:
-        payload = verify_identity_bundle(bundle, requirement)
-        if payload is None:
-            continue
-        try:
-            problem = _claims_match(parse_in_toto(payload), repository, digest)
-        except ValueError as exc:
-            problem = f"wrong identity: {exc}"
-        if problem is None:
-            return Outcome(True, form="referrers")
-        mismatch = problem
-    if mismatch:
-        return Outcome(False, mismatch)
-    return Outcome(False, f"wrong identity: no bundle is signed by {requirement.describe()}")
+    def candidates() -> Iterator[Candidate]:
+        for bundle in evidence.bundles:
+            payload = verify_identity_bundle(bundle, requirement)
+            if payload is not None:
+                yield "referrers", parse_in_toto, payload
+
+    return _judge(candidates(), repository, digest, f"wrong identity: no bundle is signed by {requirement.describe()}")
 
 
 @dataclass(frozen=True)
