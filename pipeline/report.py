@@ -106,7 +106,8 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
     console.print(table)
     for key, r in result.images.items():
         if r.status == Status.FAILED and r.error:
-            console.print(f"[red]{key}[/red]: {r.error}", markup=True, highlight=False)
+            message = r.error[len(key) + 2 :] if r.error.startswith(f"{key}: ") else r.error
+            console.print(f"[red]{key}[/red]: {message}", markup=True, highlight=False)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
         console.print(f"{change.image}: {change.tag} stays: {change.reason}", markup=False, highlight=False)

@@ -11,12 +11,14 @@ import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
 from pipeline.errors import AuthError, BuildError, EnvironmentProblem, RegistryError
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
 LOG_TAIL_LINES = 30
+PUSH_ATTEMPTS = 4
 
 
 class DockerBuilder:
@@ -91,6 +93,21 @@ class DockerBuilder:
         return image_id, tuple(tail)
 
     def _push(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
+        """The engine gives up on a registry's 5xx/429 or a dropped connection; a push is idempotent
+        (layers already there are skipped), so try again, a bounded number of times."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(TransientPushError),
+            wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
+            stop=stop_after_attempt(PUSH_ATTEMPTS),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    progress("push", f"retrying the push (attempt {attempt.retry_state.attempt_number})")
+                return self._push_once(client, request, progress)
+        raise AssertionError("unreachable")  # Retrying either returns or reraises
+
+    def _push_once(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
         repository, tag = str(request.tag.repository), request.tag.tag
         auth = request.credentials.engine_auth_config() if request.credentials else None
         digest = None
@@ -99,7 +116,13 @@ class DockerBuilder:
             for chunk in client.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
                 if "error" in chunk:
                     message = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
-                    error = AuthError if _is_auth_failure(message) else RegistryError
+                    error = (
+                        AuthError
+                        if _is_auth_failure(message)
+                        else TransientPushError
+                        if _is_transient(message)
+                        else RegistryError
+                    )
                     hint = (
                         " (no credentials for this registry in the docker config: "
                         "run 'docker login' or set DOCKER_CONFIG)"
@@ -118,6 +141,29 @@ class DockerBuilder:
         if digest is None:
             raise RegistryError(f"{request.image}: push to {repository} reported no digest")
         return digest
+
+
+class TransientPushError(RegistryError):
+    """A push failure worth another attempt (the registry was unavailable, the connection dropped)."""
+
+
+def _is_transient(message: str) -> bool:
+    lowered = message.lower()
+    markers = (
+        "status: 5",
+        "status: 429",
+        "too many requests",
+        "eof",
+        "connection reset",
+        "broken pipe",
+        "timeout",
+        "connection refused",
+        'head "',
+        "unavailable",
+        "internal server error",
+        "toomanyrequests",
+    )
+    return any(marker in lowered for marker in markers)
 
 
 def _is_auth_failure(message: str) -> bool:

@@ -90,7 +90,8 @@ def test_randomized_registry_faults_leave_a_consistent_registry(
                 outcomes["failed"] += 1
                 last = result.stderr.strip().splitlines()[-1]
                 assert last.startswith("error: "), result.output
-                failures.append(last[:200])
+                detail = [line for line in result.stdout.splitlines() if line.startswith("shop/")]
+                failures.append((detail[0] if detail else last)[:160])
             rate, plan.rate = plan.rate, 0.0  # inspect the registry without faults
             with RegistryClient(lambda _: None) as registry:
                 floating_checked += check_registry(registry, repositories, key, releases)
