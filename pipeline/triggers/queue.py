@@ -161,31 +161,56 @@ class RunQueue:
             return None
 
     def claim_next(self) -> Run | None:
-        """Take the oldest queued run's ref; run only its newest queued push, covering the others.
+        """Take the oldest queued run's ref; run only the tip of its queued pushes, covering the others.
 
-        The older queued runs of that ref become `superseded`, and the newest one's `before` becomes
-        the oldest one's, so the changed range spans every coalesced push.
+        Deliveries may arrive out of order, so the queued pushes of a ref are read as a chain
+        (before -> after): the run to execute is the one whose `after` no other queued push builds on,
+        and its `before` becomes the chain's first `before`, so the changed range spans every coalesced
+        push. Pushes that a run already started from (a late, older delivery) are superseded by it.
         """
         now = time.time()
         with self._transaction() as db:
-            first = db.execute("SELECT ref FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
-            if first is None:
-                return None
-            rows = db.execute(
-                "SELECT id, before FROM runs WHERE status = 'queued' AND ref = ? ORDER BY id", (first["ref"],)
-            ).fetchall()
-            newest, older = rows[-1], rows[:-1]
-            before = older[0]["before"] if older else newest["before"]
-            for row in older:
+            while True:
+                first = db.execute("SELECT ref FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+                if first is None:
+                    return None
+                ref = first["ref"]
+                queued = db.execute(
+                    "SELECT id, before, after FROM runs WHERE status = 'queued' AND ref = ? ORDER BY id", (ref,)
+                ).fetchall()
+                rows = []
+                for row in queued:
+                    started = db.execute(
+                        "SELECT id FROM runs WHERE ref = ? AND status IN ('running', 'succeeded', 'failed') "
+                        "AND before = ? ORDER BY id DESC LIMIT 1",
+                        (ref, row["after"]),
+                    ).fetchone()
+                    if started:  # a late, older delivery: a run already started from its commit
+                        db.execute(
+                            "UPDATE runs SET status = 'superseded', superseded_by = ?, finished_at = ? WHERE id = ?",
+                            (started["id"], now, row["id"]),
+                        )
+                    else:
+                        rows.append(row)
+                if not rows:
+                    continue
+                befores = {row["before"] for row in rows}
+                afters = {row["after"] for row in rows}
+                tips = [row for row in rows if row["after"] not in befores]
+                chosen = tips[-1] if tips else rows[-1]
+                roots = [row for row in rows if row["before"] not in afters]
+                before = roots[0]["before"] if roots else rows[0]["before"]
+                for row in rows:
+                    if row["id"] != chosen["id"]:
+                        db.execute(
+                            "UPDATE runs SET status = 'superseded', superseded_by = ?, finished_at = ? WHERE id = ?",
+                            (chosen["id"], now, row["id"]),
+                        )
                 db.execute(
-                    "UPDATE runs SET status = 'superseded', superseded_by = ?, finished_at = ? WHERE id = ?",
-                    (newest["id"], now, row["id"]),
+                    "UPDATE runs SET status = 'running', started_at = ?, before = ?, coalesced = ? WHERE id = ?",
+                    (now, before, len(rows) - 1, chosen["id"]),
                 )
-            db.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, before = ?, coalesced = ? WHERE id = ?",
-                (now, before, len(older), newest["id"]),
-            )
-            return self._get(db, newest["id"])
+                return self._get(db, chosen["id"])
 
     def set_log_path(self, run_id: int, log_path: Path) -> None:
         with self._transaction() as db:

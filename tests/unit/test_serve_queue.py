@@ -117,3 +117,27 @@ def test_pages_show_images_escape_everything_and_refresh_only_while_active(tmp_p
     assert "&lt;script&gt;" in detail and "<script>" not in detail
     data = run_json(done)
     assert data["report"] == report and data["status"] == "succeeded" and data["created_at"].endswith("Z")
+
+
+def test_out_of_order_deliveries_still_run_the_tip_from_the_chain_root(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    for n in (3, 1, 4, 2):  # pushes 1->2 .. 4->5 of one branch, delivered out of order
+        queue.enqueue(push(n))
+    run = queue.claim_next()
+    assert run is not None
+    assert (run.before, run.after) == (sha(1), sha(5))
+    assert queue.claim_next() is None
+
+
+def test_a_late_older_delivery_does_not_rebuild_an_older_commit(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q.sqlite3")
+    queue.enqueue(push(2))  # 2 -> 3 arrives first and is built
+    first = queue.claim_next()
+    assert first is not None and first.after == sha(3)
+    queue.finish(first.id, 0, None)
+    queue.enqueue(push(3))  # 3 -> 4
+    queue.enqueue(push(1))  # 1 -> 2 arrives late: the build of 3 started from 2 already
+    second = queue.claim_next()
+    assert second is not None and (second.before, second.after) == (sha(3), sha(4))
+    queue.finish(second.id, 0, None)
+    assert queue.claim_next() is None
