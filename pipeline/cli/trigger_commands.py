@@ -121,12 +121,8 @@ def trigger_push(
         return ok
 
 
-@click.command()
-@click.option("--repo", required=True, help="Repository path or URL.")
-@click.option("--ref", required=True, help="The pushed ref (refs/heads/main, refs/tags/v1.2.3).")
-@click.option("--before", default=ZERO_SHA, show_default="0000… (new ref)", help="The ref's previous commit.")
-@click.option("--after", required=True, help="The pushed commit.")
-@click.option(
+# Shared by the commands that read pipelines.yaml from inside a repository checkout (trigger, watch).
+repo_config_option = click.option(
     "-f",
     "--file",
     "config_path",
@@ -134,7 +130,16 @@ def trigger_push(
     show_default=True,
     help="The pipelines file, relative to the repository root.",
 )
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
+jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
+
+
+@click.command()
+@click.option("--repo", required=True, help="Repository path or URL.")
+@click.option("--ref", required=True, help="The pushed ref (refs/heads/main, refs/tags/v1.2.3).")
+@click.option("--before", default=ZERO_SHA, show_default="0000… (new ref)", help="The ref's previous commit.")
+@click.option("--after", required=True, help="The pushed commit.")
+@repo_config_option
+@jobs_option
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="JSON report.")
 def trigger(
     repo: str, ref: str, before: str, after: str, config_path: str, jobs: int, report_file: Path | None
@@ -256,15 +261,8 @@ def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: s
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where the last handled commit is kept (default: .pipeline-watch-<branch>.json).",
 )
-@click.option(
-    "-f",
-    "--file",
-    "config_path",
-    default="pipelines.yaml",
-    show_default=True,
-    help="The pipelines file, relative to the repository root.",
-)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
+@repo_config_option
+@jobs_option
 @click.option("--once", is_flag=True, help="Poll once and exit.")
 def watch(
     repo: str, branch: str, interval: str, state_file: Path | None, config_path: str, jobs: int, once: bool
