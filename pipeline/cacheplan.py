@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.inputs import INPUTS_LABEL, GitBlobs, InputDigest, input_digest
+from pipeline.inputs import INPUTS_LABEL, GitBlobs, InputDigest, image_inputs
 from pipeline.plan import Plan, render_build_args
 from pipeline.registry.client import RegistryClient
 
@@ -45,8 +45,8 @@ def predict(
         else:
             references = {dep: f"{plan.images[dep].repository}@{predictions[dep].digest}" for dep in image.depends_on}
             args = render_build_args(plan, image, references)
-            digests = {dep: predictions[dep].digest or "" for dep in image.depends_on}
-            inputs = input_digest(image, args, digests, blobs)
+            built = {dep: predictions[dep].digest for dep in image.depends_on}
+            inputs = image_inputs(plan, image, args, built, blobs)
             found = cached_digest(registry, plan, key, inputs) if use_cache else None
             if found is not None:
                 prediction = Prediction("reuse", f"inputs unchanged ({inputs.tag})", found, inputs)

@@ -35,6 +35,10 @@ class TagConflict(PipelineError):
     """A release tag already names a different image; nothing was moved."""
 
 
+class PublishFailed(PipelineError):
+    """Publishing a run's tags failed part-way; what could be moved back was (the message names the rest)."""
+
+
 class SigningError(PipelineError):
     """A key could not be read or used, or a signature could not be made or stored."""
 

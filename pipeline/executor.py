@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pipeline.builders import Builder, BuildRequest, Interruptible
 from pipeline.cacheplan import Prediction, cached_digest, predict
 from pipeline.errors import PipelineError
 from pipeline.graph import dependants_closure
-from pipeline.inputs import GitBlobs, InputDigest, input_digest
+from pipeline.inputs import GitBlobs, image_inputs
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 from pipeline.registry.client import RegistryClient
@@ -110,7 +111,10 @@ class Executor:
         sign: DigestSigner | None = None,
         gate: BaseGate | None = None,
         blobs: GitBlobs | None = None,
+        journals: Callable[[str], Path] | None = None,
     ) -> None:
+        """`journals`: a pipeline's name -> the directory of its publish journal (None: no journal)."""
+        self.journals = journals
         self.sign = sign
         self.gate = gate
         self.blobs = blobs
@@ -232,14 +236,13 @@ class Executor:
             result.duration = self.clock() - (result.started or self.clock())
             result.finished_at = time.time()
 
-    def _reuse(self, image: PlannedImage, result: ImageResult, digest: str, why: str) -> None:
+    def _reuse(self, image: PlannedImage, result: ImageResult, digest: str, why: str, build_tag: str) -> None:
         """An earlier build is this build: point the build tag at it (and sign it), build nothing."""
         self._emit(image.key, "reuse", why)
-        primary = image.repository.with_tag(image.tags.primary)
-        if self.registry.resolve_digest(primary) != digest:
-            self.registry.tag(image.repository, digest, image.tags.primary)
+        if self.registry.resolve_digest(image.repository.with_tag(build_tag)) != digest:
+            self.registry.tag(image.repository, digest, build_tag)
         result.digest = digest
-        result.tags = [image.tags.primary]
+        result.tags = [build_tag]
         self._sign(image, digest)
 
     def _sign(self, image: PlannedImage, digest: str) -> None:
@@ -253,28 +256,38 @@ class Executor:
         if image.key in self.reusable:
             release = self.reusable[image.key]
             self._reuse(
-                image, result, release, f"{image.repository}:{image.tags.release} is this commit's build ({release})"
+                image,
+                result,
+                release,
+                f"{image.repository}:{image.tags.release} is this commit's build ({release})",
+                image.tags.primary,
             )
             return
-        primary = image.repository.with_tag(image.tags.primary)
         build_args = self._render_build_args(image)
         if self.gate is not None:
             for verified in self.gate(image, build_args):
                 self._emit(image.key, "trust", f"base image {verified} is signed as the policy requires")
         inputs = None
+        build_tag = image.tags.primary  # without a push, only a local name
         if self.options.push:
-            dependency_digests = {dep: self.results[dep].digest or "" for dep in image.depends_on}
-            inputs = input_digest(image, build_args, dependency_digests, self.blobs)
+            built = {dep: self.results[dep].digest for dep in image.depends_on}
+            inputs = image_inputs(self.plan, image, build_args, built, self.blobs)
             result.inputs = inputs.digest
+            # The engine pushes under a tag that names this build only: the commit's, else (outside git)
+            # the input digest's. Release, floating and extra tags move later, after every image succeeded.
+            build_tag = image.tags.build[0] if image.tags.build else inputs.tag
             cached = cached_digest(self.registry, self.plan, image.key, inputs) if self.options.cache else None
             if cached is not None:
-                self._reuse_cached(image, result, cached, inputs)
+                why = f"inputs unchanged ({inputs.tag}): {image.repository}@{cached}"
+                self._reuse(image, result, cached, why, build_tag)
+                result.cached = True
                 return
+        pushed = image.repository.with_tag(build_tag)
         request = BuildRequest(
             image=image.key,
             context=image.context,
             dockerfile=image.dockerfile,
-            tag=primary,
+            tag=pushed,
             build_args=build_args,
             labels={**self._labels(image), **(inputs.labels() if inputs else {})},
             target=image.target,
@@ -292,25 +305,20 @@ class Executor:
             finally:
                 result.build_finished_at = time.time()
         result.image_id = outcome.image_id
+        result.tags = [build_tag]
         if not self.options.push:
-            result.tags = [image.tags.primary]
             return
-        self._emit(image.key, "verify", f"reading {primary} back from the registry")
-        digest = self.registry.resolve_digest(primary)
+        self._emit(image.key, "verify", f"reading {pushed} back from the registry")
+        digest = self.registry.resolve_digest(pushed)
         if digest is None or digest != outcome.pushed_digest:
             raise PipelineError(
-                f"{image.key}: {primary} points at {digest} in the registry, but the push wrote "
+                f"{image.key}: {pushed} points at {digest} in the registry, but the push wrote "
                 f"{outcome.pushed_digest} (another push to the same tag?)"
             )
         result.digest = digest
-        result.tags = [image.tags.primary]
-        if inputs is not None:
+        if inputs is not None and inputs.tag != build_tag:
             self.registry.tag(image.repository, digest, inputs.tag)
         self._sign(image, digest)
-
-    def _reuse_cached(self, image: PlannedImage, result: ImageResult, digest: str, inputs: InputDigest) -> None:
-        self._reuse(image, result, digest, f"inputs unchanged ({inputs.tag}): {image.repository}@{digest}")
-        result.cached = True
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
         references = {}
@@ -341,7 +349,13 @@ class Executor:
         targets = [Target(k, i.repository, i.tags, self.results[k].digest) for k, i in self.plan.images.items()]
         try:
             result.tag_changes = decide_changes(targets, self.registry, self.options.force)
-            apply_changes(result.tag_changes, self.registry, self._emit)
+            journals = self.journals
+            journal_dir = (lambda c: journals(self.plan.images[c.image].pipeline)) if journals is not None else None
+            ctx = self.plan.context
+            what = f"version {ctx.template_values()['version']}" + (
+                f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else ""
+            )
+            apply_changes(result.tag_changes, self.registry, self._emit, journal_dir, what)
         except PipelineError as exc:
             result.error = str(exc)
             return

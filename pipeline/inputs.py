@@ -18,7 +18,7 @@ from pathlib import Path
 from docker.utils.build import exclude_paths
 
 from pipeline.gitloader import git
-from pipeline.plan import PlannedImage
+from pipeline.plan import Plan, PlannedImage
 
 INPUTS_LABEL = "org.pipeline.inputs"
 INPUTS_TAG_PREFIX = "inputs-"
@@ -122,6 +122,16 @@ def context_listing(context: Path, dockerfile: Path, blobs: GitBlobs | None) -> 
     return listing
 
 
+def dependency_digests(plan: Plan, image: PlannedImage, built: Mapping[str, str | None]) -> dict[str, str]:
+    """Every dependency's digest, built in this run (`built`: key -> digest) or pinned to its last pushed
+    digest (a run of affected images only): the same dependencies give the same input digest on every
+    path (`run`, `run --since`, `trigger`, `watch`, hooks), so none of them rebuilds what another built."""
+    digests = {dep: built.get(dep) or "" for dep in image.depends_on}
+    for dep in image.pinned_dependencies:
+        digests[dep] = plan.pinned[dep].rpartition("@")[2]
+    return digests
+
+
 def input_digest(
     image: PlannedImage,
     build_args: Mapping[str, str],
@@ -138,3 +148,15 @@ def input_digest(
         "dependencies": _hash(dict(dependency_digests)),
     }
     return InputDigest(_hash(components), components)
+
+
+def image_inputs(
+    plan: Plan,
+    image: PlannedImage,
+    build_args: Mapping[str, str],
+    built: Mapping[str, str | None],
+    blobs: GitBlobs | None,
+) -> InputDigest:
+    """The input digest of `image` in `plan`: the one function every path (run, predict, explain,
+    partial runs) computes it with."""
+    return input_digest(image, build_args, dependency_digests(plan, image, built), blobs)

@@ -14,14 +14,19 @@ from pathlib import Path
 from pipeline.plan import Plan
 
 
-def lock_keys(plan: Plan) -> list[str]:
+def pipeline_keys(plan: Plan) -> dict[str, str]:
+    """Each pipeline of the plan -> a name for it on this machine (its lock, its state directory)."""
     repositories: dict[str, set[str]] = {}
     for image in plan.images.values():
         repositories.setdefault(image.pipeline, set()).add(str(image.repository))
-    return sorted(
-        f"{name}-{hashlib.sha256(' '.join(sorted(repos)).encode()).hexdigest()[:16]}"
+    return {
+        name: f"{name}-{hashlib.sha256(' '.join(sorted(repos)).encode()).hexdigest()[:16]}"
         for name, repos in repositories.items()
-    )
+    }
+
+
+def lock_keys(plan: Plan) -> list[str]:
+    return sorted(pipeline_keys(plan).values())
 
 
 @contextmanager

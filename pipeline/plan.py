@@ -67,6 +67,8 @@ class PlannedImage:
     signature_storage: str = "legacy"
     builder: str = "docker"
     acr: AcrSpec | None = None
+    # Dependencies left out of a partial run (`run --since`, triggers): keys of Plan.pinned.
+    pinned_dependencies: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -92,7 +94,11 @@ class Plan:
                 missing = [d for d in outside if d not in pinned]
                 if missing:
                     raise ValueError(f"{key} depends on {missing[0]}, which is neither built nor pinned")
-                images[key] = replace(image, depends_on=tuple(d for d in image.depends_on if d in keys))
+                images[key] = replace(
+                    image,
+                    depends_on=tuple(d for d in image.depends_on if d in keys),
+                    pinned_dependencies=tuple(outside),
+                )
         return Plan(images=images, context=self.context, pinned=dict(pinned))
 
     def outside_dependencies(self, keys: set[str]) -> set[str]:

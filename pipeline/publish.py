@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
 
-from pipeline.errors import TagConflict
-from pipeline.registry.client import RegistryClient
-from pipeline.registry.reference import Repository
+from pipeline.errors import PipelineError, PublishFailed, RegistryError, TagConflict
+from pipeline.journal import Journal, JournalEntry, remove_journal, write_journal
+from pipeline.registry.client import Manifest, RegistryClient
+from pipeline.registry.reference import Repository, parse_repository
 from pipeline.versioning import TagSet, decide_floating
 
 REVISION_LABEL = "org.opencontainers.image.revision"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Action(enum.StrEnum):
@@ -152,7 +158,8 @@ def decide_changes(targets: list[Target], registry: RegistryClient, force: bool)
                 _change(registry, target, existing, decision.tag.name, "floating", decision.reason, decision.moves)
             )
         for tag in target.tags.extra:
-            changes.append(_change(registry, target, existing, tag, "extra", "an extra tag template"))
+            why = "the newest build (no version, outside git)" if tag == f"latest{target.tags.suffix}" else None
+            changes.append(_change(registry, target, existing, tag, "extra", why or "an extra tag template"))
     if conflicts:
         raise TagConflict(
             "release tags are immutable: "
@@ -162,13 +169,164 @@ def decide_changes(targets: list[Target], registry: RegistryClient, force: bool)
     return changes
 
 
-def apply_changes(changes: list[TagChange], registry: RegistryClient, notify: Notify) -> None:
-    """Release tags for every image first, then floating, then extra tags."""
-    for kind in ("release", "floating", "extra"):
-        for item in changes:
-            if item.kind != kind or not item.writes or item.digest is None:
-                continue
-            if item.action == Action.OVERWRITE:
-                notify(item.image, "warning", f"overwriting release tag {item.repository}:{item.tag}")
-            notify(item.image, "tag", f"{item.repository}:{item.tag} ({item.action.value}: {item.reason})")
-            registry.tag(item.repository, item.digest, item.tag)
+PUBLISH_CONCURRENCY = 16  # tag writes in flight at once: a partial release is visible for one round trip
+JournalDir = Callable[[TagChange], Path]  # where the journal of a change's pipeline lives
+
+
+def _concurrently(items: list[T], work: Callable[[T], R]) -> list[tuple[T, R | BaseException]]:
+    """`work` on every item, PUBLISH_CONCURRENCY at a time; each item's result or its exception."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(PUBLISH_CONCURRENCY, len(items)), thread_name_prefix="tag") as pool:
+        futures = [(item, pool.submit(work, item)) for item in items]
+        outcomes: list[tuple[T, R | BaseException]] = []
+        for item, future in futures:
+            try:
+                outcomes.append((item, future.result()))
+            except Exception as exc:  # noqa: BLE001 - collected and reported with the tag it belongs to
+                outcomes.append((item, exc))
+        return outcomes
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+
+
+def _manifests(registry: RegistryClient, writes: list[TagChange]) -> dict[tuple[str, str], Manifest]:
+    """Each digest's manifest, read before the first write so that a write is one PUT."""
+    wanted = sorted({(str(c.repository), str(c.digest)) for c in writes})
+    by_key = {(str(c.repository), str(c.digest)): c for c in writes}
+    fetched = _concurrently(
+        wanted, lambda key: registry.get_manifest(by_key[key].repository.with_digest(str(by_key[key].digest)))
+    )
+    found: dict[tuple[str, str], Manifest] = {}
+    for key, outcome in fetched:
+        if isinstance(outcome, BaseException):
+            raise PublishFailed(f"publishing failed before any tag moved: {_describe(outcome)}")
+        found[key] = outcome
+    return found
+
+
+def apply_changes(
+    changes: list[TagChange],
+    registry: RegistryClient,
+    notify: Notify,
+    journal_dir: JournalDir | None = None,
+    what: str = "",
+) -> None:
+    """Write every tag change at once (bounded), after recording them in the journal (one per pipeline,
+    via `journal_dir`). On any failure, move back what this run moved and raise PublishFailed naming the
+    tags that could not be restored; their journal stays, so the next run completes the release."""
+    writes = [c for c in changes if c.writes and c.digest is not None]
+    if not writes:
+        return
+    manifests = _manifests(registry, writes)
+    journals: list[Path] = []
+    if journal_dir is not None:
+        grouped: dict[Path, list[JournalEntry]] = {}
+        for c in writes:
+            grouped.setdefault(journal_dir(c), []).append(
+                JournalEntry(c.image, str(c.repository), c.tag, c.kind, str(c.digest), c.previous)
+            )
+        journals = [write_journal(directory, entries, what) for directory, entries in grouped.items()]
+    for item in writes:
+        if item.action == Action.OVERWRITE:
+            notify(item.image, "warning", f"overwriting release tag {item.repository}:{item.tag}")
+        notify(item.image, "tag", f"{item.repository}:{item.tag} ({item.action.value}: {item.reason})")
+
+    def put(item: TagChange) -> None:
+        manifest = manifests[(str(item.repository), str(item.digest))]
+        stored = registry.put_manifest(item.repository, item.tag, manifest)
+        if stored != item.digest:
+            raise RegistryError(
+                f"{item.repository}:{item.tag}: registry stored digest {stored}, expected {item.digest}"
+            )
+
+    failed = [(c, o) for c, o in _concurrently(writes, put) if isinstance(o, BaseException)]
+    if not failed:
+        for path in journals:
+            remove_journal(path)
+        return
+    first, error = failed[0]
+    reason = f"{first.repository}:{first.tag}: {_describe(error)}"
+    unrestored = rollback(writes, registry, notify)
+    if not unrestored:
+        for path in journals:
+            remove_journal(path)
+        raise PublishFailed(
+            f"publishing failed ({reason}); every tag this run had moved was moved back, so no tag of this "
+            "release remains; run the same command again"
+        )
+    where = (
+        f"; the journal {', '.join(map(str, journals))} stays and the next run completes this release"
+        if journals
+        else ""
+    )
+    raise PublishFailed(
+        f"publishing failed ({reason}); moved back what the registry allows, but could not restore: "
+        + ", ".join(unrestored)
+        + where
+    )
+
+
+def rollback(writes: list[TagChange], registry: RegistryClient, notify: Notify) -> list[str]:
+    """Point every tag of `writes` back where it was before this run (a created tag is deleted where
+    the registry can delete tags). Returns `repo:tag (why)` for each tag that could not be restored."""
+
+    def restore(item: TagChange) -> str | None:
+        name = f"{item.repository}:{item.tag}"
+        try:
+            current = registry.resolve_digest(item.repository.with_tag(item.tag))
+            if current == item.previous:
+                return None  # this write never landed
+            if item.previous is not None:
+                registry.tag(item.repository, item.previous, item.tag)
+                notify(item.image, "rollback", f"{name} moved back to {item.previous}")
+                return None
+            if registry.delete_tag(item.repository, item.tag):
+                notify(item.image, "rollback", f"{name} removed (this run had created it)")
+                return None
+            return f"{name} (created at {current}; the registry cannot delete a tag)"
+        except PipelineError as exc:
+            return f"{name} ({exc})"
+
+    return [o for _, o in _concurrently(writes, restore) if isinstance(o, str)]
+
+
+@dataclass(frozen=True)
+class Completion:
+    written: int
+    already: int
+    skipped: list[str]  # tags someone else moved since: left as they are
+
+
+def complete_journal(journal: Journal, registry: RegistryClient, notify: Callable[[str], None]) -> Completion:
+    """Roll an interrupted publish forward: write each recorded change whose tag is still where the
+    interrupted run found it (or absent), leave tags that moved elsewhere since, then drop the journal.
+    Raise (keeping the journal) if a write fails."""
+
+    def finish(entry: JournalEntry) -> str:
+        repository = parse_repository(entry.repository)
+        current = registry.resolve_digest(repository.with_tag(entry.tag))
+        if current == entry.digest:
+            return "already"
+        if current != entry.previous:
+            return f"{entry.repository}:{entry.tag} (now {current}, moved by someone else since)"
+        registry.tag(repository, entry.digest, entry.tag)
+        notify(f"{entry.image}: {entry.repository}:{entry.tag} -> {entry.digest} (completing the interrupted publish)")
+        return "written"
+
+    outcomes = _concurrently(list(journal.entries), finish)
+    errors = [f"{e.repository}:{e.tag}: {_describe(o)}" for e, o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise PublishFailed(
+            f"completing the interrupted publish recorded in {journal.path} failed ({errors[0]}); "
+            "it stays and the next run tries again"
+        )
+    results = [o for _, o in outcomes if isinstance(o, str)]
+    remove_journal(journal.path)
+    return Completion(
+        written=results.count("written"),
+        already=results.count("already"),
+        skipped=[r for r in results if r not in ("written", "already")],
+    )

@@ -103,6 +103,10 @@ def tag_set(
     build = (sha_tag(git_sha) + ("-dirty" if dirty else "") + suffix,) if git_sha else ()
     if version is not None and version.prerelease:
         extra = ()  # a prerelease gets only its own tag
+    if version is None and not git_sha:
+        # Outside git, without a version, `latest` is the only name a user sees. It is published like a
+        # floating tag, after every image succeeded; the build itself is pushed under its input digest.
+        extra = (f"latest{suffix}", *extra)
     return TagSet(version, suffix, release, build, tuple(candidates), tuple(dict.fromkeys(extra)))
 
 

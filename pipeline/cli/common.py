@@ -20,8 +20,10 @@ from pipeline.errors import RegistryError, RunFailed, UsageError
 from pipeline.executor import Executor, RunOptions, RunResult, Status
 from pipeline.gitinfo import read_git_info
 from pipeline.inputs import GitBlobs
-from pipeline.locks import pipeline_locks
+from pipeline.journal import read_journal
+from pipeline.locks import pipeline_keys, pipeline_locks
 from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.publish import complete_journal
 from pipeline.registry.acr_auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
@@ -251,6 +253,37 @@ def lock_dir() -> Path:
     return Path(base) / "pipeline" / "locks"
 
 
+def state_dir() -> Path:
+    """Where pipelines keep state that must outlive a crash (publish journals): XDG's state home."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "pipeline"
+
+
+def journal_dirs(plan: Plan) -> dict[str, Path]:
+    """Each pipeline of the plan -> the directory of its publish journal."""
+    return {name: state_dir() / "pipelines" / key for name, key in pipeline_keys(plan).items()}
+
+
+def complete_interrupted(plan: Plan, registry: RegistryClient) -> None:
+    """Finish what a killed run of these pipelines recorded in its publish journal, before anything else."""
+    for name, directory in journal_dirs(plan).items():
+        journal = read_journal(directory)
+        if journal is None:
+            continue
+        click.echo(
+            f"pipeline {name}: a run interrupted while publishing ({journal.what}, "
+            f"{len(journal.entries)} tag change(s) recorded in {journal.path}); completing it first",
+            err=True,
+        )
+        done = complete_journal(journal, registry, lambda m: click.echo(f"  {m}", err=True))
+        left = f"; left as they are (moved since): {', '.join(done.skipped)}" if done.skipped else ""
+        click.echo(
+            f"pipeline {name}: completed the interrupted publish: {done.written} tag(s) written, "
+            f"{done.already} already in place{left}",
+            err=True,
+        )
+
+
 def execute(
     config: LoadedConfig,
     plan: Plan,
@@ -272,12 +305,24 @@ def execute(
         policy = TrustPolicy.from_config(config.spec, config.base_dir)
         gate = BaseImageGate(registry, policy, {str(i.repository) for i in plan.images.values()})
         blobs = GitBlobs.read(config.base_dir)
+        journals = journal_dirs(plan)
         executor = Executor(
-            plan, builders, registry, creds, options, on_event=ProgressPrinter(), sign=signer, gate=gate, blobs=blobs
+            plan,
+            builders,
+            registry,
+            creds,
+            options,
+            on_event=ProgressPrinter(),
+            sign=signer,
+            gate=gate,
+            blobs=blobs,
+            journals=journals.__getitem__,
         )
         # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
         locks = pipeline_locks(plan, lock_dir(), lambda m: click.echo(m, err=True)) if options.push else nullcontext()
         with locks:
+            if options.push:
+                complete_interrupted(plan, registry)
             result = executor.run()
     data = {**report_data(plan, result), **(extra_report or {})}
     if report_file:

@@ -118,6 +118,17 @@ class RegistryClient:
         if stored != digest:
             raise RegistryError(f"{repository}:{tag}: registry stored digest {stored}, expected {digest}")
 
+    def delete_tag(self, repository: Repository, tag: str) -> bool:
+        """Remove a tag, leaving its manifest (OCI distribution 1.1: DELETE of a tag reference). False
+        where the registry does not delete tags (Docker Distribution 2.x answers 400 or 405)."""
+        response = self.session.request("DELETE", repository, f"manifests/{tag}", push=True)
+        if response.status_code in (200, 202, 204, 404):
+            return True
+        if response.status_code in (400, 405):
+            return False
+        self.session.raise_for(response, repository, f"deleting tag {tag}")
+        return False
+
     def list_tags(self, repository: Repository) -> list[str]:
         tags: list[str] = []
         path = "tags/list?n=1000"
