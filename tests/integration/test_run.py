@@ -211,10 +211,22 @@ def test_failing_image_stops_only_its_dependants_with_keep_going(
     # The failing Dockerfile step is named.
     assert 'at Step 3/3 : RUN ["/bin/busybox", "false"]' in status["broken"]["error"]
     assert "p/broken: build failed at Step 3/3" in result.output
-    # Nothing floating moved for anyone: the run failed.
-    assert plain_peek.tags(f"{namespace}/base") == {"1.0.0"}
-    assert plain_peek.tags(f"{namespace}/sibling") == {"1.0.0"}
-    assert plain_peek.tags(f"{namespace}/after_broken") == set()
+    # The run failed, so nothing is released: outside git the images that succeeded were pushed under
+    # their input-digest tag only (a name for that build), and no release, floating or extra tag exists.
+    for name in ("base", "sibling"):
+        assert plain_peek.tags(f"{namespace}/{name}") == set()
+        (pushed,) = plain_peek.all_tags(f"{namespace}/{name}")
+        assert pushed.startswith("inputs-")
+        assert plain_peek.digest(f"{namespace}/{name}", pushed) == status[name]["digest"]
+    assert plain_peek.all_tags(f"{namespace}/after_broken") == set()
+    # Fixed, the same command releases every image, reusing what the failed run pushed.
+    (tmp_path / "images/broken/Dockerfile").write_text(BASE_DOCKERFILE)
+    again = run_cli(["run", "--version", "1.0.0", "--report", "r2.json"], tmp_path)
+    assert again.code == 0, again.output
+    after = {i["name"]: i for i in json.loads((tmp_path / "r2.json").read_text())["images"]}
+    for name in ("base", "sibling", "broken", "after_broken"):
+        assert plain_peek.tags(f"{namespace}/{name}") == {"1.0.0", "1.0", "1", "latest"}, name
+    assert after["base"]["digest"] == status["base"]["digest"]
 
 
 def test_fail_fast_stops_scheduling_after_first_failure(tmp_path: Path, services: Services, namespace: str) -> None:
