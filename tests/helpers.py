@@ -81,3 +81,39 @@ def init_git(root: Path) -> str:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "initial")
     return git(root, "rev-parse", "HEAD")
+
+
+SHOP_IMAGES = ("base", "app", "worker")
+
+
+def shop_project(root: Path, registry: str, *, sign: bool = True, app_dockerfile: str | None = None) -> Path:
+    """The shop: `base` (busybox on scratch) and `app` and `worker` built FROM its digest, pushed under
+    `registry/`; signed with ./cosign.key when `sign` (make it with `pipeline keys generate`)."""
+    return write_project(
+        root,
+        f"""\
+        registry: {registry}
+        {"sign: {key: cosign.key}" if sign else ""}
+        pipelines:
+          shop:
+            images:
+              base: {{context: images/base}}
+              app:
+                context: images/app
+                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
+              worker:
+                context: images/worker
+                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
+        """,
+        {
+            "base": BASE_DOCKERFILE,
+            "app": app_dockerfile or "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n",
+            "worker": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo worker > /worker\n",
+        },
+        busybox=("base",),
+    )
+
+
+def user_tags(tags: set[str]) -> set[str]:
+    """The tags a user releases with: without build (`sha-…`), cache (`inputs-…`) and signature tags."""
+    return {t for t in tags if not t.startswith(("sha-", "inputs-", "sha256-"))}

@@ -161,11 +161,24 @@ def optional_config(config_file: Path | None) -> LoadedConfig | None:
     return load_config(path) if path is not None else None
 
 
+def registry_timeout() -> float:
+    """Seconds a registry request may wait for the server (PIPELINE_REGISTRY_TIMEOUT, default 60); a
+    request that outlasts it is retried like a dropped connection."""
+    raw = os.environ.get("PIPELINE_REGISTRY_TIMEOUT", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise UsageError(f"PIPELINE_REGISTRY_TIMEOUT={raw!r}: give seconds between 0 and 3600")
+    return value
+
+
 def registry_client(config: LoadedConfig | None, insecure: Iterable[str] = ()) -> RegistryClient:
     """The client for a command's registry operations, with `config`'s TLS settings
     (`insecure_registries`, `registries.*.ca_file`) plus any `--insecure-registry` given."""
     hosts = [*insecure, *(config.spec.insecure_registries if config else [])]
-    return RegistryClient(credentials(), hosts, ca_files=ca_files(config))
+    return RegistryClient(credentials(), hosts, timeout=registry_timeout(), ca_files=ca_files(config))
 
 
 def build_plan(
@@ -298,7 +311,10 @@ def execute(
         raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")
     builders = make_builders(plan)
     creds = credentials(image.acr for image in plan.images.values() if image.acr is not None)
-    with RegistryClient(creds, config.spec.insecure_registries, ca_files=ca_files(config)) as registry:
+    client = RegistryClient(
+        creds, config.spec.insecure_registries, timeout=registry_timeout(), ca_files=ca_files(config)
+    )
+    with client as registry:
         for host in sorted({image.repository.registry for image in plan.images.values()}):
             registry.session.connect(host)  # a registry whose certificate does not verify: stop before building
         signer = run_signer(plan, registry, config, token) if options.push else None

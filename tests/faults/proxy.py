@@ -1,11 +1,15 @@
 """A fault-injecting HTTP proxy for registry tests: forwards to a real registry and, on chosen
 requests, drops the connection, answers 500/503/429 (with Retry-After), loses the answer after the
-registry acted on the request, or stalls. Loopback only; stops with its context manager."""
+registry acted on the request, stalls, or hangs past the client's timeout. Besides random faults it
+takes deterministic rules: fail every write of one tag, or hold the k-th publishing tag write until
+released (so a test can SIGKILL the client at that exact moment). Loopback only; stops with its
+context manager. Every injected fault is logged with the time it happened."""
 
 from __future__ import annotations
 
 import http.client
 import random
+import re
 import socket
 import threading
 import time
@@ -16,30 +20,80 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULTS = ("drop", "500", "503", "429", "lost-answer", "stall")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+# A tag write of publishing: PUT of a manifest under a tag that is not a digest, a signature
+# (`sha256-….sig`), a build's own tag (`sha-…`) or the input cache's (`inputs-…`).
+_MANIFEST_PUT = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/?]+)$")
+
+
+def publish_tag(method: str, path: str) -> tuple[str, str] | None:
+    """(repository path, tag) if this request writes a release, floating or extra tag."""
+    match = _MANIFEST_PUT.match(path)
+    if method != "PUT" or match is None:
+        return None
+    ref = match.group("ref")
+    if ref.startswith(("sha256:", "sha256-", "sha-", "inputs-")):
+        return None
+    return match.group("repo"), ref
+
+
+@dataclass
+class Hold:
+    """Hold the `nth` publishing tag write (1-based) until `release` is set; `held` is set when it is."""
+
+    nth: int
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    what: tuple[str, str] | None = None  # the (repository, tag) being held
 
 
 @dataclass
 class FaultPlan:
-    """Which fault (if any) each request gets: random with a seed, at `rate`."""
+    """Which fault (if any) each request gets: random with a seed at `rate`, a rare `hang` (longer than
+    the client's timeout) at `hang_rate`; plus deterministic rules (`fail_tags`, `hold`)."""
 
     rate: float = 0.0
     seed: int = 0
     stall_seconds: float = 1.5
+    hang_rate: float = 0.0
+    hang_seconds: float = 5.0
+    fail_tags: set[str] = field(default_factory=set)  # every PUT of these (`tag` or `repo/path:tag`) answers 500
+    hold: Hold | None = None
     injected: list[tuple[str, str, str]] = field(default_factory=list)  # (fault, method, path)
+    injected_at: list[float] = field(default_factory=list)  # time.monotonic() of each injection
     requests: int = 0
+    publish_writes: int = 0
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
 
+    def _log(self, fault: str, method: str, path: str) -> str:
+        self.injected.append((fault, method, path))
+        self.injected_at.append(time.monotonic())
+        return fault
+
+    def injected_since(self, moment: float) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return [item for item, at in zip(self.injected, self.injected_at, strict=True) if at >= moment]
+
     def choose(self, method: str, path: str) -> str | None:
         with self._lock:
             self.requests += 1
-            if path in ("/v2/", "/v2") or self._random.random() >= self.rate:
+            tag = publish_tag(method, path)
+            if tag is not None:
+                self.publish_writes += 1
+                if tag[1] in self.fail_tags or f"{tag[0]}:{tag[1]}" in self.fail_tags:
+                    return self._log("fail-tag", method, path)
+                if self.hold is not None and self.publish_writes == self.hold.nth:
+                    self.hold.what = tag
+                    return self._log("hold", method, path)
+            if path in ("/v2/", "/v2"):
                 return None
-            fault = self._random.choice(FAULTS)
-            self.injected.append((fault, method, path))
-            return fault
+            if self.hang_rate and self._random.random() < self.hang_rate:
+                return self._log("hang", method, path)
+            if self._random.random() >= self.rate:
+                return None
+            return self._log(self._random.choice(FAULTS), method, path)
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
@@ -97,8 +151,20 @@ def _handler(upstream: tuple[str, int], plan: FaultPlan) -> type[BaseHTTPRequest
                     {"Retry-After": "1", "Content-Type": "application/json"},
                     b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected fault"}]}',
                 )
+            if fault == "fail-tag":
+                return self._answer(
+                    500,
+                    {"Content-Type": "application/json"},
+                    b'{"errors":[{"code":"UNKNOWN","message":"injected: this tag cannot be written"}]}',
+                )
+            if fault == "hold" and plan.hold is not None:
+                plan.hold.held.set()
+                plan.hold.release.wait()
+                return self._abort()  # the client was killed meanwhile: the write never reaches the registry
             if fault == "stall":
                 time.sleep(plan.stall_seconds)
+            if fault == "hang":  # longer than the client waits: it gives up and retries meanwhile
+                time.sleep(plan.hang_seconds)
             connection = http.client.HTTPConnection(*upstream, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             if body or self.command in ("PUT", "POST", "PATCH"):
