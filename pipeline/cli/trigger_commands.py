@@ -284,4 +284,5 @@ def watch(
 
     watcher = Watcher(source, branch, state, handle, _say)
     watcher.install_signal_handlers()
+    _say(f"watching {repo} branch {branch} every {seconds:g}s (SIGTERM or Ctrl-C stops it)")
     watcher.run(seconds, once=once)

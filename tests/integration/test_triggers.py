@@ -198,6 +198,7 @@ def test_watch_survives_a_failing_commit_and_a_restart(
         text=True,
         env=dict(os.environ),
     )
-    time.sleep(2)
+    assert process.stderr is not None
+    assert "watching" in process.stderr.readline()  # the handlers are in place: no sleep deciding when
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
