@@ -13,6 +13,8 @@ from pipeline.registry.reference import ImageRef, Repository
 from pipeline.trust import TrustPolicy, enforce
 from pipeline.versioning import TagSet
 
+SOURCE_IS = "the source is"
+
 
 @dataclass(frozen=True)
 class Promotion:
@@ -32,8 +34,9 @@ def promote(
     notify: Callable[[str, str], None],
     policy: TrustPolicy | None = None,
 ) -> Promotion:
-    """Resolve the source to a digest, copy it, check a tag-named source did not move meanwhile,
-    then decide and apply the destination's tags (release tag immutable, floating tags by the rules)."""
+    """Resolve the source to a digest, check the destination's tags, copy, check a tag-named source did
+    not move meanwhile, then decide again and apply the destination's tags (release tag immutable,
+    floating tags by the rules)."""
     digest = source.digest or registry.resolve_digest(source)
     if digest is None:
         raise RegistryError(f"{source}: not found in the registry")
@@ -41,6 +44,12 @@ def promote(
         notify("resolve", f"{source} is {digest}")
     if policy is not None and enforce(registry, policy, source.repository.with_digest(digest), "promote: source"):
         notify("trust", f"{source.repository}@{digest} is signed as the trust policy requires")
+    target = Target(str(destination), destination, tags, digest)
+    # A release tag that names another digest refuses the promotion before a single blob is copied.
+    try:
+        decide_changes([target], registry, force, digest_is=SOURCE_IS)
+    except TagConflict as exc:
+        raise TagConflict(f"{exc} and nothing was copied") from None
     stats = copy_image(registry, source.repository, digest, destination, lambda m: notify("copy", m))
     if source.digest is None:
         now = registry.resolve_digest(source)
@@ -49,7 +58,7 @@ def promote(
                 f"{source} moved from {digest} to {now} during the copy; nothing was tagged. "
                 f"Promote by digest: {source.repository}@{digest}"
             )
-    target = Target(str(destination), destination, tags, digest)
-    changes = decide_changes([target], registry, force)
+    # Decided again: the destination's tags may have moved while the blobs were copied.
+    changes = decide_changes([target], registry, force, digest_is=SOURCE_IS)
     apply_changes(changes, registry, lambda _image, step, message: notify(step, message))
     return Promotion(source, digest, destination, stats, changes)

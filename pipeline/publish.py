@@ -136,9 +136,12 @@ def _change(
     return TagChange(target.key, target.repository, tag, kind, action, target.digest, previous, reason)
 
 
-def decide_changes(targets: list[Target], registry: RegistryClient, force: bool) -> list[TagChange]:
+def decide_changes(
+    targets: list[Target], registry: RegistryClient, force: bool, digest_is: str = "this run built"
+) -> list[TagChange]:
     """Every tag write publishing would make, with its reason; raise TagConflict on a release tag that
-    names another digest (unless forced). Reads the registry only; with no digests, it is a dry run."""
+    names another digest (unless forced). Reads the registry only; with no digests, it is a dry run.
+    `digest_is` says in a conflict where the target digest comes from ("the source is" for promote)."""
     changes: list[TagChange] = []
     conflicts: list[str] = []
     for target in targets:
@@ -151,7 +154,7 @@ def decide_changes(targets: list[Target], registry: RegistryClient, force: bool)
                     item, action=Action.OVERWRITE, reason=f"--force: overwriting the release tag (was {item.previous})"
                 )
             elif item.action == Action.MOVE:
-                conflicts.append(f"{target.repository}:{release} is {item.previous}, this run built {target.digest}")
+                conflicts.append(f"{target.repository}:{release} is {item.previous}, {digest_is} {target.digest}")
             changes.append(item)
         for decision in decide_floating(target.tags, existing):
             changes.append(

@@ -32,9 +32,12 @@ from azure.storage.blob import BlobClient, BlobType
 from pipeline.acrtasks import TaskSpec
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import AuthError, PipelineError
+from pipeline.registry.retry import POLICY
 
 TASKS_API_VERSION = "2019-06-01-preview"  # the newest API of 14.x with runs, scheduleRun and tasks
-RETRY_TOTAL = 5  # azure-core's RetryPolicy: connection errors, 408/429/5xx, backoff, honouring Retry-After
+# azure-core's RetryPolicy (connection errors, 408/429/5xx, backoff, Retry-After) counts retries, not
+# attempts: the same number of attempts as every registry operation (pipeline/registry/retry.py).
+RETRY_TOTAL = POLICY.attempts - 1
 TERMINAL = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})
 # A bearer token given directly (CI, tests): no AAD endpoint is consulted.
 STATIC_TOKEN_VARIABLE = "PIPELINE_AZURE_ACCESS_TOKEN"

@@ -11,14 +11,14 @@ import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState
 
 from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
 from pipeline.errors import AuthError, BuildError, EnvironmentProblem, RegistryError
+from pipeline.registry.retry import POLICY, Transient, retry_after_in_text
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
 LOG_TAIL_LINES = 30
-PUSH_ATTEMPTS = 4
 
 
 class DockerBuilder:
@@ -94,18 +94,15 @@ class DockerBuilder:
 
     def _push(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
         """The engine gives up on a registry's 5xx/429 or a dropped connection; a push is idempotent
-        (layers already there are skipped), so try again, a bounded number of times."""
-        for attempt in Retrying(
-            retry=retry_if_exception_type(TransientPushError),
-            wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
-            stop=stop_after_attempt(PUSH_ATTEMPTS),
-            reraise=True,
-        ):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    progress("push", f"retrying the push (attempt {attempt.retry_state.attempt_number})")
-                return self._push_once(client, request, progress)
-        raise AssertionError("unreachable")  # Retrying either returns or reraises
+        (layers already there are skipped), so try again by the registry retry policy."""
+
+        def announce(state: RetryCallState) -> None:
+            progress("push", f"retrying the push (attempt {state.attempt_number + 1} of {POLICY.attempts})")
+
+        try:
+            return POLICY.retrying(before_sleep=announce)(self._push_once, client, request, progress)
+        except TransientPushError as exc:
+            raise RegistryError(f"{exc} (after {POLICY.attempts} attempts)") from None
 
     def _push_once(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
         repository, tag = str(request.tag.repository), request.tag.tag
@@ -143,8 +140,13 @@ class DockerBuilder:
         return digest
 
 
-class TransientPushError(RegistryError):
-    """A push failure worth another attempt (the registry was unavailable, the connection dropped)."""
+class TransientPushError(RegistryError, Transient):
+    """A push failure worth another attempt (the registry was unavailable, the connection dropped).
+    The engine does not pass on the registry's Retry-After; a hint in its error text is honoured."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after_in_text(message)
 
 
 def _is_transient(message: str) -> bool:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
+from pipeline.config.platform import platform_problem
 from pipeline.config.positions import KeyPath, PositionIndex
 from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SignSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
@@ -14,6 +15,8 @@ from pipeline.errors import ConfigError
 from pipeline.graph import dependencies_of, find_cycle
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
 from pipeline.versioning import RESERVED_TAG
+
+ACR_OPERATING_SYSTEMS = ("linux", "windows")
 
 
 def _suggest(name: str, candidates: list[str]) -> str:
@@ -56,11 +59,19 @@ def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
 
     for name, pipeline in spec.pipelines.items():
         for image in pipeline.images:
-            if builder_for(spec, name, image) == "acr" and (pipeline.acr or spec.acr) is None:
+            if builder_for(spec, name, image) != "acr":
+                continue
+            if (pipeline.acr or spec.acr) is None:
                 raise positions.error(
                     ("pipelines", name, "images", image),
                     "builds on ACR Tasks (builder: acr, or a windows/* platform) but no 'acr:' settings are given",
                     at_key=True,
+                )
+            platform = pipeline.images[image].platform
+            if platform is not None and platform.split("/")[0] not in ACR_OPERATING_SYSTEMS:
+                raise positions.error(
+                    ("pipelines", name, "images", image, "platform"),
+                    f"ACR Tasks build linux/* and windows/* images, not '{platform}'",
                 )
 
 
@@ -214,6 +225,10 @@ def _check_pipeline(
             except ConfigError as exc:
                 raise positions.error(img, str(exc), at_key=True) from None
         _check_build_files(image, img, base_dir, root, positions)
+        if image.platform is not None:
+            problem = platform_problem(image.platform)
+            if problem:
+                raise positions.error((*img, "platform"), problem)
         for i, dep in enumerate(image.depends_on):
             if dep == name:
                 raise positions.error((*img, "depends_on", i), f"image '{name}' cannot depend on itself")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+# `platform: 42` is a mistake, not the platform "42"; the grammar is checked in checks.py.
+PlatformText = Annotated[str, Strict(), StringConstraints(min_length=1)]
 
 
 class StrictModel(BaseModel):
@@ -97,7 +99,9 @@ class ImageSpec(StrictModel):
     )
     repository: NonEmpty | None = Field(None, description="Full repository; default <registry>/<image name>")
     target: NonEmpty | None = Field(None, description="Multi-stage build target")
-    platform: NonEmpty | None = Field(None, description="os/arch[/variant] to build for")
+    platform: PlatformText | None = Field(
+        None, description="os/arch[/variant] to build for, lower case as in OCI image indexes (linux/arm64/v8)"
+    )
     labels: dict[NonEmpty, str] = Field(default_factory=dict, description="Extra image labels")
     tags: TagPolicy = TagPolicy()
     paths: list[NonEmpty] = Field(

@@ -8,11 +8,11 @@ import threading
 from collections.abc import Callable, Iterable
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from pipeline.errors import AuthError, PipelineError
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import is_loopback_host
+from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 
 ACR_USERNAME = "00000000-0000-0000-0000-000000000000"
 ACR_DOMAINS = (".azurecr.io", ".azurecr.cn", ".azurecr.us")
@@ -21,8 +21,10 @@ CredentialLookup = Callable[[str], Credentials | None]
 TokenSource = Callable[[], str]  # an AAD access token (ARM audience), fetched when first needed
 
 
-class _Transient(Exception):
-    pass
+class _Transient(Transient):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
 
 def is_acr_host(registry: str, login_servers: Iterable[str] = ()) -> bool:
@@ -88,14 +90,9 @@ class AcrExchangeCredentials:
         return str(token)
 
 
-@retry(
-    retry=retry_if_exception_type((_Transient, httpx.TransportError)),
-    wait=wait_exponential_jitter(multiplier=0.25, max=8.0),
-    stop=stop_after_attempt(5),
-    reraise=True,
-)
+@POLICY.retrying(lambda exc: isinstance(exc, (_Transient, httpx.TransportError))).wraps
 def _post(http: httpx.Client, url: str, form: dict[str, str]) -> httpx.Response:
     response = http.post(url, data=form)
     if response.status_code >= 500 or response.status_code == 429:
-        raise _Transient(f"HTTP {response.status_code}")
+        raise _Transient(response)
     return response

@@ -7,24 +7,16 @@ import base64
 import hashlib
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    retry,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Repository
+from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 from pipeline.registry.tls import (
     Connections,
     Prober,
@@ -36,46 +28,18 @@ from pipeline.registry.tls import (
     refusal,
 )
 
-MAX_ATTEMPTS = 5
-MAX_RETRY_AFTER = 30.0
-
 CredentialLookup = Callable[[str], Credentials | None]
 # A request body: bytes, or a callable giving a fresh chunk iterator per attempt (so a retry restarts it).
 Body = bytes | Callable[[], Iterator[bytes]] | None
 
 
-class TransientRegistryError(Exception):
+class TransientRegistryError(Transient):
     """A response worth retrying (5xx, 429); carries the server's Retry-After if any."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return min(float(value), MAX_RETRY_AFTER)
-    except ValueError:
-        pass
-    try:
-        return max(0.0, min(parsedate_to_datetime(value).timestamp() - time.time(), MAX_RETRY_AFTER))
-    except (TypeError, ValueError):
-        return None
-
-
-_backoff = wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25)
-
-
-def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, TransientRegistryError):
-        hinted = _retry_after(exc.response)
-        if hinted is not None:
-            return hinted
-    return float(_backoff(state))
+        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
 
 def _worth_retrying(exc: BaseException) -> bool:
@@ -85,13 +49,8 @@ def _worth_retrying(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError) and certificate_failure(exc) is None
 
 
-# The retry policy for every registry request, declared once.
-_retrying = retry(
-    retry=retry_if_exception(_worth_retrying),
-    wait=_wait,
-    stop=stop_after_attempt(MAX_ATTEMPTS),
-    reraise=True,
-)
+# Every registry request retries by the one policy (pipeline/registry/retry.py).
+_retrying = POLICY.retrying(_worth_retrying).wraps
 
 
 def registry_message(response: httpx.Response) -> str:
@@ -187,7 +146,7 @@ class RegistrySession:
         except TransientRegistryError as exc:
             raise RegistryError(
                 f"registry {registry} kept failing ({registry_message(exc.response)}) "
-                f"after {MAX_ATTEMPTS} attempts: {method} {url}"
+                f"after {POLICY.attempts} attempts: {method} {url}"
             ) from None
         except httpx.TransportError as exc:
             raise self._transport_failure(registry, exc) from None
@@ -197,7 +156,7 @@ class RegistrySession:
         if reason is not None:
             return TlsRefused(refusal(registry, reason, self.connect(registry).verify))
         return RegistryError(
-            f"cannot reach registry {registry} after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"
+            f"cannot reach registry {registry} after {POLICY.attempts} attempts: {type(exc).__name__}: {exc}"
         )
 
     @_retrying
@@ -256,7 +215,9 @@ class RegistrySession:
             http = self._connections.realm_client(registry, realm)
             response = self._fetch_token(http, realm, query, auth)
         except (TransientRegistryError, httpx.TransportError) as exc:
-            raise AuthError(f"registry {registry} token service failed after {MAX_ATTEMPTS} attempts: {exc}") from None
+            raise AuthError(
+                f"registry {registry} token service failed after {POLICY.attempts} attempts: {exc}"
+            ) from None
         if response.status_code in (401, 403):
             what = "rejected the credentials" if creds else "requires credentials and none were found"
             raise AuthError(f"registry {registry} token service {what} for {scope}")
@@ -290,11 +251,11 @@ class RegistrySession:
             if certificate_failure(exc) is not None:
                 raise self._transport_failure(repository.registry, exc) from None
             raise RegistryError(
-                f"{repository}: downloading {path} failed after {MAX_ATTEMPTS} attempts: {exc}"
+                f"{repository}: downloading {path} failed after {POLICY.attempts} attempts: {exc}"
             ) from None
         except TransientRegistryError as exc:
             raise RegistryError(
-                f"{repository}: downloading {path} failed after {MAX_ATTEMPTS} attempts: {exc}"
+                f"{repository}: downloading {path} failed after {POLICY.attempts} attempts: {exc}"
             ) from None
 
     @_retrying
