@@ -346,3 +346,53 @@ def test_trust_policy_gates_external_base_images_and_promotion(
         ["promote", base_ref, f"{services.plain_registry}/{namespace}/promoted", "--version", "1.0.0"], consumer
     )
     assert promoted.code == (0 if signed_base else 1), promoted.output
+
+
+@pytest.mark.parametrize(
+    ("form", "line", "why"),
+    [
+        # An unset ARG with a default is the default, not ''; a tab after FROM is a separator.
+        ("ARG BASE\nFROM ${{BASE:-{ref}}}\n", 2, "is not signed as the trust policy requires: no signature"),
+        ("# a comment\nFROM\t{ref}\n", 2, "is not signed as the trust policy requires: no signature"),
+        # What cannot be resolved is refused, not skipped.
+        ("ARG TAG\nFROM {repo}:${{TAG}}\n", 2, "TAG is not set); refusing to build unchecked"),
+    ],
+    ids=["default", "tab", "unset"],
+)
+def test_trust_policy_cannot_be_bypassed_by_dockerfile_syntax(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, form: str, line: int, why: str
+) -> None:
+    upstream = tmp_path / "upstream"
+    write_project(
+        upstream,
+        f"registry: {services.plain_registry}/{namespace}-upstream\npipelines:\n  p:\n"
+        "    images:\n      base: {context: images/base}\n",
+        {"base": BASE_DOCKERFILE},
+        busybox=("base",),
+    )
+    assert run_cli(["keys", "generate"], upstream, env=ENV).code == 0
+    assert run_cli(["run"], upstream).code == 0  # pushed, never signed
+    repo = f"{services.plain_registry}/{namespace}-upstream/base"
+
+    consumer = tmp_path / "consumer"
+    write_project(
+        consumer,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        trust:
+          - repositories: ["{services.plain_registry}/{namespace}-upstream/*"]
+            keys: [upstream.pub]
+        pipelines:
+          p:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": form.format(ref=f"{repo}:latest", repo=repo) + "RUN echo app >> /layers\n"},
+    )
+    (consumer / "upstream.pub").write_bytes((upstream / "cosign.pub").read_bytes())
+    result = run_cli(["run", "--version", "1.0.0"], consumer)
+    assert result.code == 1, result.output
+    assert f"images/app/Dockerfile:{line}: " in result.stderr
+    assert why in result.stderr
+    assert "Step " not in result.output  # nothing was built on it
+    assert plain_peek.all_tags(f"{namespace}/app") == set()  # and nothing pushed
