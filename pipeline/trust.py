@@ -9,10 +9,10 @@ from pathlib import Path
 
 from pipeline.config.schema import ConfigSpec
 from pipeline.dockerfile import base_images
-from pipeline.errors import ConfigError, VerificationFailed
+from pipeline.errors import VerificationFailed
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
-from pipeline.registry.reference import ImageRef, parse_reference
+from pipeline.registry.reference import ImageRef
 from pipeline.signing.keys import read_public_key
 from pipeline.signing.verify import IdentityRequirement, KeyRequirement, Requirement, verify_digest
 
@@ -75,19 +75,28 @@ class BaseImageGate:
     def __call__(self, image: PlannedImage, build_args: Mapping[str, str]) -> list[str]:
         if not self.policy.rules:
             return []
+        shown = _shown_path(image.dockerfile)
         try:
             text = image.dockerfile.read_text(encoding="utf-8")
         except OSError as exc:
-            raise VerificationFailed(f"{image.key}: cannot read {image.dockerfile}: {exc.strerror}") from None
+            raise VerificationFailed(f"{image.key}: cannot read {shown}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise VerificationFailed(f"{image.key}: cannot read {shown}: not UTF-8 ({exc.reason})") from None
         verified = []
-        for reference in base_images(text, build_args):
-            try:
-                ref = parse_reference(reference)
-            except ConfigError as exc:
-                raise VerificationFailed(f"{image.key}: base image '{reference}': {exc}") from None
-            if str(ref.repository) in self.own:
+        # Raises UnresolvedBaseImage (naming the line) for a base it cannot work out: never built unchecked.
+        bases = base_images(text, build_args, platform=image.platform, target=image.target, source=shown)
+        for base in bases:
+            if str(base.ref.repository) in self.own:
                 continue  # built (and signed, if configured) in this run
-            digest = enforce(self.registry, self.policy, ref, f"{image.key}: base image")
+            digest = enforce(self.registry, self.policy, base.ref, f"{image.key}: {shown}:{base.line}: base image")
             if digest:
-                verified.append(f"{ref.repository}@{digest}")
+                verified.append(f"{base.ref.repository}@{digest}")
         return verified
+
+
+def _shown_path(path: Path) -> str:
+    """The Dockerfile as the user would type it from here: relative when under the working directory."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)

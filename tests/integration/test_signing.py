@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -346,3 +347,66 @@ def test_trust_policy_gates_external_base_images_and_promotion(
         ["promote", base_ref, f"{services.plain_registry}/{namespace}/promoted", "--version", "1.0.0"], consumer
     )
     assert promoted.code == (0 if signed_base else 1), promoted.output
+
+
+@pytest.fixture(scope="module")
+def unsigned_upstream(tmp_path_factory: pytest.TempPathFactory, services: Services) -> tuple[str, bytes]:
+    """Another team's base image, pushed and never signed, and that team's public key: (repository, key)."""
+    upstream = tmp_path_factory.mktemp("upstream")
+    registry = f"{services.plain_registry}/u{uuid.uuid4().hex[:10]}"
+    write_project(
+        upstream,
+        f"registry: {registry}\npipelines:\n  p:\n    images:\n      base: {{context: images/base}}\n",
+        {"base": BASE_DOCKERFILE},
+        busybox=("base",),
+    )
+    assert run_cli(["keys", "generate"], upstream, env=ENV).code == 0
+    assert run_cli(["run"], upstream).code == 0
+    return f"{registry}/base", (upstream / "cosign.pub").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("form", "line", "why"),
+    [
+        # An unset ARG with a default is the default, not ''; a tab after FROM is a separator.
+        ("ARG BASE\nFROM ${{BASE:-{ref}}}\n", 2, "is not signed as the trust policy requires: no signature"),
+        ("# a comment\nFROM\t{ref}\n", 2, "is not signed as the trust policy requires: no signature"),
+        # What cannot be resolved is refused, not skipped.
+        ("ARG TAG\nFROM {repo}:${{TAG}}\n", 2, "TAG is not set); refusing to build unchecked"),
+    ],
+    ids=["default", "tab", "unset"],
+)
+def test_trust_policy_cannot_be_bypassed_by_dockerfile_syntax(
+    tmp_path: Path,
+    services: Services,
+    namespace: str,
+    plain_peek: RegistryPeek,
+    unsigned_upstream: tuple[str, bytes],
+    form: str,
+    line: int,
+    why: str,
+) -> None:
+    repo, public_key = unsigned_upstream
+    upstream_prefix = repo.rsplit("/", 1)[0]
+    consumer = tmp_path / "consumer"
+    write_project(
+        consumer,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        trust:
+          - repositories: ["{upstream_prefix}/*"]
+            keys: [upstream.pub]
+        pipelines:
+          p:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": form.format(ref=f"{repo}:latest", repo=repo) + "RUN echo app >> /layers\n"},
+    )
+    (consumer / "upstream.pub").write_bytes(public_key)
+    result = run_cli(["run", "--version", "1.0.0"], consumer)
+    assert result.code == 1, result.output
+    assert f"images/app/Dockerfile:{line}: " in result.stderr
+    assert why in result.stderr
+    assert "Step " not in result.output  # nothing was built on it
+    assert plain_peek.all_tags(f"{namespace}/app") == set()  # and nothing pushed

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from pipeline.dockerfile import base_images
 from pipeline.errors import SigningError
 from pipeline.signing import keys
 from pipeline.signing.payloads import parse_in_toto, parse_simple_signing, simple_signing_payload
@@ -63,22 +62,3 @@ def test_simple_signing_payload_matches_cosign_bytes_and_ignores_tags() -> None:
         parse_simple_signing(b'{"critical":{"type":"other"}}')
     with pytest.raises(ValueError):
         parse_in_toto(b"[]")
-
-
-def test_base_images_from_dockerfile() -> None:
-    dockerfile = """\
-    ARG BASE=r.example/base:1
-    ARG TOOLS
-    FROM --platform=linux/amd64 ${BASE} AS build
-    COPY --from=r.example/tools:2 /x /x
-    FROM build AS test
-    FROM scratch
-    COPY --from=build /a /a
-    FROM $TOOLS
-    """
-    assert base_images(dockerfile, {"TOOLS": "r.example/t@sha256:" + "b" * 64}) == [
-        "r.example/base:1",
-        "r.example/tools:2",
-        "r.example/t@sha256:" + "b" * 64,
-    ]
-    assert base_images(dockerfile, {"BASE": "other/base"})[0] == "other/base"
