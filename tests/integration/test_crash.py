@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.faults.proxy import FaultPlan, Hold, fault_proxy
 from tests.helpers import SHOP_IMAGES, git, init_git, run_cli, shop_project, user_tags
 from tests.integration.conftest import RegistryPeek, Services
@@ -58,6 +60,7 @@ def journal_of(state: Path) -> dict[str, object] | None:
     return json.loads(found[0].read_text()) if found else None
 
 
+@pytest.mark.timeout(1800)
 def test_sigkill_at_every_tag_write_of_publishing_then_the_next_run_completes(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
@@ -95,6 +98,7 @@ def test_sigkill_at_every_tag_write_of_publishing_then_the_next_run_completes(
             while landed() < WRITES_PER_RELEASE - 1 and time.monotonic() < deadline:
                 time.sleep(0.2)
             kill(process)
+            print(f"killed {version} at publishing write {k} ({held.what})", flush=True)
             held.release.set()  # the proxy drops the held write: it never reaches the registry
             plan.hold = None
 
