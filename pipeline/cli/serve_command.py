@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 
+from pipeline.cli.trigger_commands import repos_cache_dir
 from pipeline.errors import UsageError
 from pipeline.triggers.server import ServeSettings, Service
 from pipeline.triggers.worker import DEFAULT_COMMAND, Scrubber, WorkerSettings
@@ -115,6 +116,7 @@ def serve(
         command=prefix,
         env=env,
         stop_timeout=stop_timeout,
+        cache_dir=repos_cache_dir(),  # the mirror `pipeline trigger` uses; the worker fetches it between runs
     )
     scrub = Scrubber.from_env(os.environ, [secret.decode("utf-8")] if secret else [])
     service = Service(ServeSettings(host, port, state_dir, secret, worker), scrub, _log)
