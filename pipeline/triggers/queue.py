@@ -222,7 +222,8 @@ class RunQueue:
                     "SELECT id, before, after FROM runs WHERE status = 'queued' AND ref = ? ORDER BY id", (ref,)
                 ).fetchall():
                     if _stale(row["after"], past, ancestry, ref):
-                        # Nothing started yet: the push the ref was force-pushed to is still to come.
+                        # By nothing when nothing started yet (a commit force-pushed away before it ran):
+                        # the delivery of the push that moved the ref is still to come.
                         self._supersede(db, row["id"], newest, now)
                     else:
                         rows.append(row)

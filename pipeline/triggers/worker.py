@@ -70,18 +70,18 @@ class RepoAncestry:
         self.cache_dir = cache_dir
         self.log = log
         self._source: GitSource | None = None
-        self._unavailable = False
+        self._warned = False
         self._fresh = False
-        # Ancestry never changes once both commits exist; a claim asks the same questions again.
+        # Answers for one claim, which asks the same questions several times; dropped at each refresh
+        # so that a server running for months does not keep every question it ever asked.
         self._known: dict[tuple[frozenset[str], str], bool] = {}
-        self._heads: dict[str, str | None] = {}  # per fetch
+        self._heads: dict[str, str | None] = {}
 
     def refresh(self) -> None:
         """Fetch a mirrored repository, so the refs are at least as new as any delivery received."""
         self._fresh = False
+        self._known.clear()
         self._heads.clear()
-        if self._unavailable:
-            return
         try:
             if self._source is None:
                 if self.cache_dir is None and not Path(self.repo).exists():
@@ -90,11 +90,10 @@ class RepoAncestry:
             self._source.fetch()
             self._fresh = True
         except PipelineError as exc:
-            if self._source is None:
-                self._unavailable = True
-                self.log(f"late deliveries are judged by their before/after links only: {exc}")
-            else:
-                self.log(f"warning: {exc}; late deliveries are judged without the branch's current head")
+            if not self._warned:  # tried again before each claim (a clone may fail for a while)
+                self._warned = True
+                judged = "by their before/after links only" if self._source is None else "without the branch's head"
+                self.log(f"warning: {exc}; late deliveries are judged {judged} until git answers")
 
     def contains(self, tips: Collection[str], commit: str) -> bool:
         return self._answer(tips, commit) is True
