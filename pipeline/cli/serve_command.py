@@ -12,8 +12,9 @@ from types import FrameType
 
 import click
 
+from pipeline.cli.trigger_commands import repos_cache_dir
 from pipeline.errors import UsageError
-from pipeline.triggers.server import ServeSettings, Service
+from pipeline.triggers.server import ServerLimits, ServeSettings, Service
 from pipeline.triggers.worker import DEFAULT_COMMAND, Scrubber, WorkerSettings
 
 # URLs and scp-like `user@host:path` are handed to the runs as they are; anything else is a local path.
@@ -79,6 +80,27 @@ def _log(message: str) -> None:
     show_default=True,
     help="On SIGTERM/SIGINT, seconds the current run may still take before it is terminated.",
 )
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1),
+    default=ServerLimits.read_timeout,
+    show_default=True,
+    help="Seconds a client has to send its whole request; a slower one is dropped.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=1024),
+    default=ServerLimits.max_body,
+    show_default=True,
+    help="Largest request body in bytes (413 beyond; GitHub sends up to 25 MB).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=ServerLimits.max_connections,
+    show_default=True,
+    help="Connections served at once; as many more get 503 (/healthz still answers), the rest are closed.",
+)
 def serve(
     repo: str,
     host: str,
@@ -89,6 +111,9 @@ def serve(
     insecure_no_secret: bool,
     command: str | None,
     stop_timeout: float,
+    read_timeout: float,
+    max_body: int,
+    max_connections: int,
 ) -> None:
     """Receive push webhooks (GitHub, GitLab, generic JSON), run `pipeline trigger` for each pushed
     range one at a time, and show the runs on a status page.
@@ -115,9 +140,11 @@ def serve(
         command=prefix,
         env=env,
         stop_timeout=stop_timeout,
+        cache_dir=repos_cache_dir(),  # the mirror `pipeline trigger` uses; the worker fetches it between runs
     )
     scrub = Scrubber.from_env(os.environ, [secret.decode("utf-8")] if secret else [])
-    service = Service(ServeSettings(host, port, state_dir, secret, worker), scrub, _log)
+    limits = ServerLimits(read_timeout, max_body, max_connections)
+    service = Service(ServeSettings(host, port, state_dir, secret, worker, limits), scrub, _log)
 
     stopping = threading.Event()
 

@@ -23,7 +23,7 @@ from pipeline.triggers.source import ZERO_SHA, GitSource
 from pipeline.triggers.watch import Watcher, WatchState, parse_interval
 
 
-def _cache_dir() -> Path:
+def repos_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pipeline" / "repos"
 
 
@@ -45,7 +45,7 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
       pipeline changed --since origin/main --json
     """
     config = load_config(config_file)
-    source = GitSource(str(config.base_dir), _cache_dir())
+    source = GitSource(str(config.base_dir), repos_cache_dir())
     plan = build_plan(config, pipelines, None)
     found = affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
     if as_json:
@@ -68,7 +68,7 @@ def trigger_push(
     keep_going: bool = False,
 ) -> bool:
     """Build what a push of `ref` from `before` to `after` calls for, in a clean checkout of `after`."""
-    source = GitSource(repo, _cache_dir())
+    source = GitSource(repo, repos_cache_dir())
     source.fetch()
     commit = source.resolve(after)
     if commit is None:
@@ -152,7 +152,7 @@ def trigger(
     Example:
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
     """
-    source_before = GitSource(repo, _cache_dir()).resolve(before) if before != ZERO_SHA else ZERO_SHA
+    source_before = GitSource(repo, repos_cache_dir()).resolve(before) if before != ZERO_SHA else ZERO_SHA
     if not trigger_push(repo, ref, source_before or before, after, config_path, report_file, jobs):
         sys.exit(1)
 
@@ -217,7 +217,7 @@ def hooks_uninstall(repo_path: Path, hook_names: tuple[str, ...]) -> None:
 @click.option("-f", "--file", "config_path", default="pipelines.yaml")
 def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: str) -> None:
     """What installed hooks call; reads the pushed ranges the way each hook receives them."""
-    source = GitSource(git_dir, _cache_dir())
+    source = GitSource(git_dir, repos_cache_dir())
     jobs = os.cpu_count() or 1
     pushes: list[tuple[str, str, str]] = []  # (ref, before, after)
     if hook in ("post-commit", "post-merge"):
@@ -276,7 +276,7 @@ def watch(
       pipeline watch --repo https://git.example.com/shop.git --branch main --interval 1m
     """
     seconds = parse_interval(interval)
-    source = GitSource(repo, _cache_dir())
+    source = GitSource(repo, repos_cache_dir())
     state = WatchState.load(state_file or Path(f".pipeline-watch-{branch.replace('/', '-')}.json"))
 
     def handle(before: str, after: str) -> bool:

@@ -1,7 +1,8 @@
 """The run queue and run history of `pipeline serve`, in one SQLite file.
 
 Deliveries are remembered by id (a redelivery runs nothing). Runs go queued → running →
-succeeded|failed; a burst of pushes to one ref is coalesced when the worker claims the next run.
+succeeded|failed; a burst of pushes to one ref is coalesced when the worker claims the next run, and
+a push in the past of a run already started on its ref (a late delivery) never runs.
 """
 
 from __future__ import annotations
@@ -9,17 +10,29 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pipeline.errors import PipelineError
-from pipeline.triggers.webhooks import Ignored, Push
+from pipeline.triggers.webhooks import ZERO_SHA, Ignored, Push
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
 ACTIVE: tuple[RunStatus, ...] = ("queued", "running")
+STARTED: tuple[RunStatus, ...] = ("running", "succeeded", "failed")
+
+
+class Ancestry(Protocol):
+    """What git knows about a ref's commits; "don't know" (a commit not in the repository) is False."""
+
+    def contains(self, tips: Collection[str], commit: str) -> bool:
+        """`commit` is one of `tips` or an ancestor of one."""
+
+    def left_behind(self, ref: str, commit: str) -> bool:
+        """`ref` has moved to a commit that does not contain `commit` (a force-push left it behind)."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -48,7 +61,16 @@ CREATE TABLE IF NOT EXISTS runs (
     coalesced     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, ref, id);
+-- Each push as delivered (a run's `before` is rewritten to the start of the range it covers).
+CREATE TABLE IF NOT EXISTS links (
+    ref    TEXT NOT NULL,
+    before TEXT NOT NULL,
+    after  TEXT NOT NULL,
+    PRIMARY KEY (ref, after, before)
+);
 """
+# A state database from before `links` existed: the runs' ranges are true links too.
+_BACKFILL_LINKS = "INSERT OR IGNORE INTO links (ref, before, after) SELECT ref, before, after FROM runs"
 
 
 @dataclass(frozen=True)
@@ -110,7 +132,10 @@ class RunQueue:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            fresh = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'links'").fetchone() is None
             self._db.executescript(_SCHEMA)
+            if fresh:
+                self._db.execute(_BACKFILL_LINKS)
         except (OSError, sqlite3.Error) as exc:
             raise QueueError(f"{path}: cannot open the state database: {exc}") from None
         self._lock = threading.Lock()
@@ -143,6 +168,9 @@ class RunQueue:
             )
             run_id = int(cursor.lastrowid or 0)
             db.execute(
+                "INSERT OR IGNORE INTO links (ref, before, after) VALUES (?, ?, ?)", (push.ref, push.before, push.after)
+            )
+            db.execute(
                 "INSERT INTO deliveries (id, source, received_at, run_id) VALUES (?, ?, ?, ?)",
                 (push.delivery_id, push.source, now, run_id),
             )
@@ -160,13 +188,16 @@ class RunQueue:
             )
             return None
 
-    def claim_next(self) -> Run | None:
+    def claim_next(self, ancestry: Ancestry | None = None) -> Run | None:
         """Take the oldest queued run's ref; run only the tip of its queued pushes, covering the others.
 
-        Deliveries may arrive out of order, so the queued pushes of a ref are read as a chain
-        (before -> after): the run to execute is the one whose `after` no other queued push builds on,
-        and its `before` becomes the chain's first `before`, so the changed range spans every coalesced
-        push. Pushes that a run already started from (a late, older delivery) are superseded by it.
+        A queued push whose commit is in the past of a run that already started on the ref (a late or
+        repeated delivery) never runs: it is superseded by the newest started run. "The past" is what
+        the deliveries' before -> after links lead back to (the only order a force-push leaves), plus,
+        with `ancestry`, the commits git says those contain, and a commit git says the ref no longer
+        reaches (force-pushed away). Of the rest, the run to execute is the one no other queued push
+        has in its past; its `before` becomes the chain's first `before`, so the changed range spans
+        every coalesced push.
         """
         now = time.time()
         with self._transaction() as db:
@@ -175,42 +206,48 @@ class RunQueue:
                 if first is None:
                     return None
                 ref = first["ref"]
-                queued = db.execute(
-                    "SELECT id, before, after FROM runs WHERE status = 'queued' AND ref = ? ORDER BY id", (ref,)
+                links: dict[str, set[str]] = {}
+                for link in db.execute(
+                    "SELECT before, after FROM links WHERE ref = ? AND before != ?", (ref, ZERO_SHA)
+                ):
+                    links.setdefault(link["after"], set()).add(link["before"])
+                started = db.execute(
+                    "SELECT after, MAX(id) AS id FROM runs WHERE ref = ? AND status IN (?, ?, ?) GROUP BY after",
+                    (ref, *STARTED),
                 ).fetchall()
+                newest = max((row["id"] for row in started), default=None)
+                past = _closure({row["after"] for row in started}, links)
                 rows = []
-                for row in queued:
-                    started = db.execute(
-                        "SELECT id FROM runs WHERE ref = ? AND status IN ('running', 'succeeded', 'failed') "
-                        "AND before = ? ORDER BY id DESC LIMIT 1",
-                        (ref, row["after"]),
-                    ).fetchone()
-                    if started:  # a late, older delivery: a run already started from its commit
-                        db.execute(
-                            "UPDATE runs SET status = 'superseded', superseded_by = ?, finished_at = ? WHERE id = ?",
-                            (started["id"], now, row["id"]),
-                        )
+                for row in db.execute(
+                    "SELECT id, before, after FROM runs WHERE status = 'queued' AND ref = ? ORDER BY id", (ref,)
+                ).fetchall():
+                    if _stale(row["after"], past, ancestry, ref):
+                        # By nothing when nothing started yet (a commit force-pushed away before it ran):
+                        # the delivery of the push that moved the ref is still to come.
+                        self._supersede(db, row["id"], newest, now)
                     else:
                         rows.append(row)
                 if not rows:
                     continue
-                befores = {row["before"] for row in rows}
-                afters = {row["after"] for row in rows}
-                tips = [row for row in rows if row["after"] not in befores]
+                tips = [row for row in rows if not _dominated(row, rows, links, ancestry)]
                 chosen = tips[-1] if tips else rows[-1]
+                afters = {row["after"] for row in rows}
                 roots = [row for row in rows if row["before"] not in afters]
                 before = roots[0]["before"] if roots else rows[0]["before"]
                 for row in rows:
                     if row["id"] != chosen["id"]:
-                        db.execute(
-                            "UPDATE runs SET status = 'superseded', superseded_by = ?, finished_at = ? WHERE id = ?",
-                            (chosen["id"], now, row["id"]),
-                        )
+                        self._supersede(db, row["id"], chosen["id"], now)
                 db.execute(
                     "UPDATE runs SET status = 'running', started_at = ?, before = ?, coalesced = ? WHERE id = ?",
                     (now, before, len(rows) - 1, chosen["id"]),
                 )
                 return self._get(db, chosen["id"])
+
+    @staticmethod
+    def _supersede(db: sqlite3.Connection, run_id: int, by: int | None, now: float) -> None:
+        db.execute(
+            "UPDATE runs SET status = 'superseded', superseded_by = ?, finished_at = ? WHERE id = ?", (by, now, run_id)
+        )
 
     def set_log_path(self, run_id: int, log_path: Path) -> None:
         with self._transaction() as db:
@@ -251,6 +288,39 @@ class RunQueue:
     @staticmethod
     def _get(db: sqlite3.Connection, run_id: int) -> Run:
         return _run(db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+
+
+def _closure(commits: set[str], links: dict[str, set[str]]) -> set[str]:
+    """`commits` and every commit the before -> after links lead back to from them."""
+    seen, todo = set(commits), list(commits)
+    while todo:
+        for before in links.get(todo.pop(), ()):
+            if before not in seen:
+                seen.add(before)
+                todo.append(before)
+    return seen
+
+
+def _stale(commit: str, past: set[str], ancestry: Ancestry | None, ref: str) -> bool:
+    if commit in past:
+        return True
+    if ancestry is None:
+        return False
+    return bool(past) and ancestry.contains(past, commit) or ancestry.left_behind(ref, commit)
+
+
+def _dominated(
+    row: sqlite3.Row, rows: list[sqlite3.Row], links: dict[str, set[str]], ancestry: Ancestry | None
+) -> bool:
+    """Another queued push leads past this one's commit (of two deliveries of one commit, the later counts)."""
+    if any(other["after"] == row["after"] and other["id"] > row["id"] for other in rows):
+        return True
+    others = {other["after"] for other in rows} - {row["after"]}
+    if not others:
+        return False
+    if row["after"] in _closure(others, links):
+        return True
+    return ancestry is not None and ancestry.contains(others, row["after"])
 
 
 def _run(row: sqlite3.Row) -> Run:

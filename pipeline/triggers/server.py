@@ -2,13 +2,18 @@
 
 The standard library's ThreadingHTTPServer is enough for webhook traffic and a status page, and
 needs no extra dependency; requests only touch the SQLite queue, the runs happen in the Worker.
+Its handlers have no limits of their own, so `ServerLimits` adds them: a deadline for reading each
+request, a body cap, and a cap on connections served at once (beyond it: 503, /healthz still answered).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -23,9 +28,21 @@ from pipeline.triggers.statuspage import index_page, run_json, run_page
 from pipeline.triggers.webhooks import DeliveryRejected, Ignored, read_delivery
 from pipeline.triggers.worker import Scrubber, Worker, WorkerSettings
 
-MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 MAX_LOG_SERVED = 2 * 1024 * 1024
 _RUN_PATH = re.compile(r"^/(api/)?runs/(\d+)$")
+# A connection beyond the cap gets this long to say whether it is a health probe, then 503.
+_BUSY_WAIT = 1.0
+_BUSY_RETRY_AFTER = 5
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    # Every request (line, headers, body) must arrive within this many seconds of the connection.
+    read_timeout: float = 10.0
+    # GitHub sends payloads up to 25 MB (larger events are not delivered at all); a lower cap would
+    # answer 413 to a real push and lose it. Memory is bounded by max_body x max_connections.
+    max_body: int = 25 * 1024 * 1024
+    max_connections: int = 16  # served at once; as many more may wait a second for a slot, the rest queue
 
 
 @dataclass(frozen=True)
@@ -35,30 +52,140 @@ class ServeSettings:
     state_dir: Path
     secret: bytes | None  # None: deliveries are not authenticated (--insecure-no-secret)
     worker: WorkerSettings
+    limits: ServerLimits = ServerLimits()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reading side that gives up at a deadline, however slowly the bytes trickle in
+    (a socket timeout alone restarts with every byte)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request was not received in time")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
 
 
 class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True  # a slow client must not hold up shutdown
+    request_queue_size = 128  # the listen backlog, where connections wait while every slot is taken
 
     def __init__(
         self, settings: ServeSettings, queue: RunQueue, worker: Worker, scrub: Scrubber, log: Callable[[str], None]
     ) -> None:
         self.settings = settings
+        self.limits = settings.limits
         self.queue = queue
         self.worker = worker
         self.scrub = scrub
         self.log = log
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self._busy_slots = threading.BoundedSemaphore(self.limits.max_connections)
         super().__init__((settings.host, settings.port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most max_connections of them serving; as many more wait for a
+        slot (a health probe is answered at once) and get 503 after a second. Beyond those, accepting
+        waits, so further connections queue in the listen backlog instead of being dropped: a burst
+        of quick deliveries is only delayed."""
+        if self._slots.acquire(blocking=False):
+            serve, slot = self.finish_request, self._slots
+        elif self._busy_slots.acquire(timeout=self.limits.read_timeout + _BUSY_WAIT):
+            serve, slot = self._answer_busy, self._busy_slots
+        else:  # every waiting slot held for longer than any request may take: something is wrong
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(target=self._serve, args=(serve, slot, request, client_address), daemon=True)
+        thread.start()
+
+    def _serve(
+        self,
+        serve: Callable[[Any, Any], None],
+        slot: threading.BoundedSemaphore,
+        request: Any,
+        client_address: Any,
+    ) -> None:
+        try:
+            serve(request, client_address)
+        except Exception:  # socketserver's own policy: report it and serve the next one
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            slot.release()
+
+    def _answer_busy(self, request: Any, client_address: Any) -> None:
+        """A health probe is served on this connection's overflow slot; anything else waits (up to a
+        second) for a serving slot to free up, which under real traffic takes milliseconds, else 503."""
+        deadline = time.monotonic() + _BUSY_WAIT
+        line = _peek_line(request, deadline)
+        if line.split(b" ")[:2] == [b"GET", b"/healthz"]:
+            self.finish_request(request, client_address)
+            return
+        if self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                self.finish_request(request, client_address)
+            finally:
+                self._slots.release()
+            return
+        payload = (json.dumps({"error": f"busy: {self.limits.max_connections} connections open; retry later"})).encode()
+        response = (
+            "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nRetry-After: {_BUSY_RETRY_AFTER}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            request.settimeout(_BUSY_WAIT)
+            request.sendall(response.encode() + payload)
+        except OSError:
+            return
+        self.log(f"{client_address[0]} busy: answered 503 to {line[:80]!r}")
+
+
+def _peek_line(sock: socket.socket, deadline: float) -> bytes:
+    """The request line as far as it has arrived by `deadline`, left unread for the handler."""
+    seen = b""
+    while b"\n" not in seen and len(seen) < 1024 and (remaining := deadline - time.monotonic()) > 0:
+        try:
+            sock.settimeout(remaining)
+            data = sock.recv(1024, socket.MSG_PEEK)
+        except OSError:  # TimeoutError included
+            break
+        if not data:
+            break
+        if data == seen:
+            time.sleep(0.01)  # a peek returns at once what is already there: wait for more
+        seen = data
+    return seen
+
+
+def health(queue: RunQueue) -> dict[str, Any]:
+    counts = queue.counts()
+    return {"ok": True, "queued": counts["queued"], "running": counts["running"]}
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: WebhookServer
     server_version = "pipeline-serve"
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the plain socket file StreamRequestHandler made: reads go through the deadline
+        self.rfile = io.BufferedReader(
+            _DeadlineReader(self.connection, time.monotonic() + self.server.limits.read_timeout)
+        )
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         self.server.log(f"{self.address_string()} {format % args}")
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self._headers_read()
         if urlsplit(self.path).path != "/webhook":
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found: deliveries go to POST /webhook"})
             return
@@ -90,11 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.ACCEPTED, {"status": "queued", "run": outcome.run_id})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._headers_read()
         url = urlsplit(self.path)
         queue = self.server.queue
         if url.path == "/healthz":
-            counts = queue.counts()
-            self._json(HTTPStatus.OK, {"ok": True, "queued": counts["queued"], "running": counts["running"]})
+            self._json(HTTPStatus.OK, health(queue))
         elif url.path == "/":
             page = index_page(queue.recent(50), queue.counts(), self.server.settings.worker.repo)
             self._html(HTTPStatus.OK, page)
@@ -113,14 +240,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_found(f"no page {url.path}", api=url.path.startswith("/api/"))
 
     def _body(self) -> bytes | None:
+        """The body, or None once the client is answered (or dropped) for not sending it properly."""
         length = self.headers.get("Content-Length")
+        limit = self.server.limits.max_body
         if length is None or not length.isdigit():
             self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
             return None
-        if int(length) > MAX_BODY:
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"bodies are limited to {MAX_BODY} bytes"})
+        if int(length) > limit:  # answered before a byte of the body is read
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"bodies are limited to {limit} bytes"})
             return None
-        return self.rfile.read(int(length))
+        try:
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            body = b""
+        if len(body) < int(length):
+            self.close_connection = True
+            timeout = self.server.limits.read_timeout
+            self.server.log(f"dropped {self.address_string()}: the request was not received within {timeout:g}s")
+            self._json(HTTPStatus.REQUEST_TIMEOUT, {"error": f"the body was not received within {timeout:g}s"})
+            return None
+        return body
+
+    def _headers_read(self) -> None:
+        # The read deadline left the socket's timeout at whatever remained of it; the answer gets its own
+        # (reading the body sets it back to the deadline's remainder).
+        self.connection.settimeout(self.server.limits.read_timeout)
 
     def _log_text(self, log_path: str | None) -> str | None:
         if not log_path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,6 +51,27 @@ class GitSource:
             return str(self.repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}"))
         except git.GitCommandError:
             return None
+
+    def contains(self, tips: Collection[str], commit: str) -> bool | None:
+        """`commit` is one of `tips` or an ancestor of one; None when `commit` is not in the repository.
+
+        One `rev-list` for any number of tips (read from stdin, so thousands fit); tips it does not
+        know are left out.
+        """
+        if self.resolve(commit) is None:
+            return None
+        if not tips:
+            return False
+        revs = "".join([f"{commit}\n", *(f"^{tip}\n" for tip in tips)])
+        argv = ["git", "--git-dir", self.repo.git_dir, "rev-list", "--max-count=1", "--ignore-missing", "--stdin"]
+        try:
+            done = subprocess.run(argv, input=revs, capture_output=True, text=True, check=False, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if done.returncode != 0:
+            return None
+        # Nothing reachable from `commit` that no tip reaches: a tip reaches `commit` itself.
+        return done.stdout.strip() == ""
 
     def commits_between(self, old: str, new: str) -> list[str]:
         """Commits after `old` up to `new` on the first-parent line, oldest first."""

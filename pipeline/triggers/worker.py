@@ -15,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pipeline.errors import PipelineError
 from pipeline.triggers.queue import Run, RunQueue
+from pipeline.triggers.source import GitSource
 
 DEFAULT_COMMAND = (sys.executable, "-m", "pipeline", "trigger")
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
@@ -53,6 +55,70 @@ class WorkerSettings:
     command: tuple[str, ...] = DEFAULT_COMMAND
     env: Mapping[str, str] | None = None  # the runs' environment (default: ours)
     stop_timeout: float = 60.0  # on shutdown, how long the current run may still take
+    cache_dir: Path | None = None  # where a URL repository is mirrored to judge ancestry (None: not judged)
+
+
+class RepoAncestry:
+    """The queue's `Ancestry` from the repository the runs build, opened on first use.
+
+    Anything git cannot answer (no repository, a commit not fetched) is "not known", so the queue
+    falls back on the deliveries' own before -> after links; a failed fetch is logged, never fatal.
+    """
+
+    def __init__(self, repo: str, cache_dir: Path | None, log: Callable[[str], None]) -> None:
+        self.repo = repo
+        self.cache_dir = cache_dir
+        self.log = log
+        self._source: GitSource | None = None
+        self._warned = False
+        self._fresh = False
+        # Answers for one claim, which asks the same questions several times; dropped at each refresh
+        # so that a server running for months does not keep every question it ever asked.
+        self._known: dict[tuple[frozenset[str], str], bool] = {}
+        self._heads: dict[str, str | None] = {}
+
+    def refresh(self) -> None:
+        """Fetch a mirrored repository, so the refs are at least as new as any delivery received."""
+        self._fresh = False
+        self._known.clear()
+        self._heads.clear()
+        try:
+            if self._source is None:
+                if self.cache_dir is None and not Path(self.repo).exists():
+                    raise PipelineError(f"{self.repo}: no mirror directory")
+                self._source = GitSource(self.repo, self.cache_dir or Path("."))  # a local path is read in place
+            self._source.fetch()
+            self._fresh = True
+        except PipelineError as exc:
+            if not self._warned:  # tried again before each claim (a clone may fail for a while)
+                self._warned = True
+                judged = "by their before/after links only" if self._source is None else "without the branch's head"
+                self.log(f"warning: {exc}; late deliveries are judged {judged} until git answers")
+
+    def contains(self, tips: Collection[str], commit: str) -> bool:
+        return self._answer(tips, commit) is True
+
+    def _answer(self, tips: Collection[str], commit: str) -> bool | None:
+        if self._source is None:
+            return None
+        key = (frozenset(tips), commit)
+        if key not in self._known:
+            answer = self._source.contains(tips, commit)
+            if answer is None:  # not fetched (yet): ask again next time
+                return None
+            self._known[key] = answer
+        return self._known[key]
+
+    def left_behind(self, ref: str, commit: str) -> bool:
+        # Only right after a fetch: a stale mirror's head would leave the newest push behind.
+        if self._source is None or not self._fresh:
+            return False
+        if ref not in self._heads:
+            self._heads[ref] = self._source.resolve(ref)
+        head = self._heads[ref]
+        if head is None:
+            return False
+        return self._answer([head], commit) is False
 
 
 def run_argv(settings: WorkerSettings, run: Run, report: Path) -> list[str]:
@@ -67,6 +133,7 @@ class Worker(threading.Thread):
     def __init__(self, queue: RunQueue, settings: WorkerSettings, scrub: Scrubber, log: Callable[[str], None]) -> None:
         super().__init__(name="pipeline-serve-worker", daemon=True)
         self.queue = queue
+        self.ancestry = RepoAncestry(settings.repo, settings.cache_dir, log)
         self.settings = settings
         self.scrub = scrub
         self.log = log
@@ -86,7 +153,9 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            run = self.queue.claim_next()
+            if self.queue.counts()["queued"]:
+                self.ancestry.refresh()  # outside the queue's lock: a fetch may take a while
+            run = self.queue.claim_next(self.ancestry)
             if run is None:
                 self._wake.wait(1.0)
                 self._wake.clear()

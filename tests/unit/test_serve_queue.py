@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.triggers.queue import Duplicate, Queued, RunQueue
 from pipeline.triggers.statuspage import index_page, run_json, run_page
 from pipeline.triggers.webhooks import Ignored, Push
-from pipeline.triggers.worker import Scrubber, WorkerSettings, run_argv
+from pipeline.triggers.worker import RepoAncestry, Scrubber, WorkerSettings, run_argv
+from tests.helpers import git
 
 
 def sha(n: int) -> str:
@@ -141,3 +148,75 @@ def test_a_late_older_delivery_does_not_rebuild_an_older_commit(tmp_path: Path) 
     assert second is not None and (second.before, second.after) == (sha(3), sha(4))
     queue.finish(second.id, 0, None)
     assert queue.claim_next() is None
+
+
+# Late and repeated deliveries, judged against a real repository. `main` is linear; `topic` was
+# force-pushed from c4 back onto c2 (d3, d4), so c3 and c4 are no longer on it.
+@dataclass(frozen=True)
+class History:
+    repo: Path
+    commits: dict[str, str]  # name -> sha
+
+    def pushes(self, ref: str) -> list[tuple[str, str]]:
+        """The pushes, in the order they happened (a push may carry several commits)."""
+        if ref == "refs/heads/main":
+            names = [("c0", "c1"), ("c1", "c2"), ("c2", "c4"), ("c4", "c5"), ("c5", "c6")]
+        else:
+            names = [("c0", "c1"), ("c1", "c2"), ("c2", "c3"), ("c3", "c4"), ("c4", "d3"), ("d3", "d4")]
+        return [(self.commits[b], self.commits[a]) for b, a in names]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    repo = tmp_path_factory.mktemp("history")
+    git(repo, "init", "-q", "-b", "main")
+    commits = {}
+    for n in range(7):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"c{n}")
+        commits[f"c{n}"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "branch", "topic", commits["c2"])
+    git(repo, "checkout", "-q", "topic")
+    for name in ("d3", "d4"):
+        git(repo, "commit", "-q", "--allow-empty", "-m", name)
+        commits[name] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    return History(repo, commits)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data(), ref=st.sampled_from(["refs/heads/main", "refs/heads/topic"]))
+def test_late_and_repeated_deliveries_never_build_an_older_commit(
+    history: History, data: st.DataObject, ref: str
+) -> None:
+    pushes = history.pushes(ref)
+    # Each push delivered once to three times: a redelivery (same id) or the same push under a new id.
+    deliveries = []
+    for n, (before, after) in enumerate(pushes):
+        for copy in range(data.draw(st.integers(1, 3), label=f"copies of push {n}")):
+            same_id = data.draw(st.booleans(), label="redelivery")
+            deliveries.append(Push("github", f"github:p{n}" if same_id else f"github:p{n}-{copy}", ref, before, after))
+    order = data.draw(st.permutations(deliveries), label="arrival order")
+    claims = data.draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)), label="worker runs after")
+    states = [pushes[0][0], *(after for _, after in pushes)]  # the branch's commits, in time
+    ancestry = RepoAncestry(str(history.repo), None, lambda message: None)
+    built: list[str] = []
+
+    def work(queue: RunQueue) -> None:
+        ancestry.refresh()
+        run = queue.claim_next(ancestry)
+        if run is not None:
+            built.append(run.after)
+            queue.finish(run.id, 0, None)
+
+    with tempfile.TemporaryDirectory() as state:
+        queue = RunQueue(Path(state) / "q.sqlite3")
+        for delivery, claim in zip(order, claims, strict=True):
+            queue.enqueue(delivery)
+            if claim:
+                work(queue)
+        while queue.counts()["queued"]:
+            work(queue)
+        queue.close()
+    positions = [states.index(commit) for commit in built]
+    assert positions == sorted(set(positions)), f"built out of order: {positions} (0 = {ref}'s first commit)"
+    assert built[-1] == states[-1]

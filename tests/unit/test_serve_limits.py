@@ -1,0 +1,129 @@
+"""`pipeline serve`'s HTTP side under slow, stalled and oversized clients, over real loopback sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.triggers.server import ServerLimits, ServeSettings, Service
+from pipeline.triggers.webhooks import signature_header
+from pipeline.triggers.worker import Scrubber, WorkerSettings
+
+SECRET = b"limits-test-secret"
+LIMITS = ServerLimits(read_timeout=2.0, max_body=4096, max_connections=3)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    # The worker's command never runs: nothing these tests send is queued except in the last one,
+    # and that one only needs to be queued.
+    worker = WorkerSettings(repo=str(tmp_path), runs_dir=tmp_path / "runs", command=(sys.executable, "-c", "pass"))
+    settings = ServeSettings("127.0.0.1", 0, tmp_path / "state", SECRET, worker, LIMITS)
+    running = Service(settings, Scrubber([]), lambda message: None)
+    running.start()
+    yield running
+    running.stop()
+
+
+def connect(service: Service) -> socket.socket:
+    host, port = service.http.server_address[:2]
+    return socket.create_connection((str(host), port), timeout=10)
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and when it closed (monotonic)."""
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data, time.monotonic()
+
+
+def healthz(service: Service) -> int:
+    return httpx.get(f"{service.url}/healthz", timeout=2).status_code
+
+
+def test_a_stalled_body_is_dropped_within_the_read_timeout_while_healthz_answers(service: Service) -> None:
+    stalled = connect(service)
+    started = time.monotonic()
+    stalled.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n" + b"{" * 100)
+    assert healthz(service) == 200  # meanwhile
+    data, closed = read_until_closed(stalled, timeout=LIMITS.read_timeout + 5)
+    assert data.startswith(b"HTTP/1.0 408 "), data
+    assert closed - started < LIMITS.read_timeout + 1.0
+    assert service.queue.counts()["queued"] == 0
+
+
+def test_headers_trickling_in_are_dropped_at_the_deadline_not_per_byte(service: Service) -> None:
+    # Each byte well within a per-read timeout: only a deadline for the whole request stops this.
+    slow = connect(service)
+    started = time.monotonic()
+    request = b"GET /healthz HTTP/1.1\r\n" + b"X-Padding: " + b"a" * 200
+    with pytest.raises(OSError):  # the server hangs up while we are still sending
+        for byte in request:
+            slow.sendall(bytes([byte]))
+            time.sleep(0.05)
+            assert time.monotonic() - started < LIMITS.read_timeout + 3, "still connected after the read timeout"
+        slow.recv(1)
+        slow.sendall(b"x")
+    assert time.monotonic() - started < LIMITS.read_timeout + 1.0
+
+
+@pytest.mark.parametrize("length", [LIMITS.max_body + 1, 10**12])
+def test_an_oversized_body_is_refused_with_413_before_it_is_read(service: Service, length: int) -> None:
+    client = connect(service)
+    started = time.monotonic()
+    client.sendall(f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+    data, closed = read_until_closed(client, timeout=5)  # no body sent: a server reading it would wait
+    assert data.startswith(b"HTTP/1.0 413 "), data
+    assert f"limited to {LIMITS.max_body} bytes".encode() in data
+    assert closed - started < 1.0
+
+
+def test_more_slow_clients_than_the_cap_get_503_and_healthz_still_answers(service: Service) -> None:
+    k = 2
+    started = time.monotonic()
+    serving = [connect(service) for _ in range(LIMITS.max_connections)]
+    time.sleep(0.2)  # accepted in order: these hold every serving slot
+    excess = [connect(service) for _ in range(k)]
+    # A probe beyond the cap is still answered, at once, with the queue's counts.
+    probe = connect(service)
+    probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data, _ = read_until_closed(probe, timeout=3)
+    assert data.startswith(b"HTTP/1.0 200 "), data
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1]) == {"ok": True, "queued": 0, "running": 0}
+    # The silent excess connections are told to come back later, within about a second.
+    for client in excess:
+        data, closed = read_until_closed(client, timeout=5)
+        assert data.startswith(b"HTTP/1.0 503 ") and b"Retry-After: 5" in data, data
+        assert closed - started < 2.5
+    # The slow ones holding the slots are dropped at the read timeout ...
+    for client in serving:
+        data, closed = read_until_closed(client, timeout=LIMITS.read_timeout + 5)
+        assert data == b""
+        assert closed - started < LIMITS.read_timeout + 1.5
+    # ... and the server serves deliveries again.
+    body = json.dumps({"ref": "refs/heads/main", "before": "1" * 40, "after": "2" * 40, "id": "after-flood"}).encode()
+    headers = {"X-Hub-Signature-256": signature_header(SECRET, body)}
+    response = httpx.post(f"{service.url}/webhook", content=body, headers=headers, timeout=5)
+    assert response.status_code == 202, response.text
+
+
+def test_a_burst_of_quick_deliveries_beyond_the_cap_is_served_not_refused(service: Service) -> None:
+    def deliver(n: int) -> int:
+        body = json.dumps({"ref": f"refs/heads/b{n}", "before": "1" * 40, "after": "2" * 40, "id": f"q{n}"})
+        headers = {"X-Hub-Signature-256": signature_header(SECRET, body.encode())}
+        return httpx.post(f"{service.url}/webhook", content=body, headers=headers, timeout=10).status_code
+
+    # Never more at once than served plus waiting: beyond those a connection is closed by design.
+    with ThreadPoolExecutor(max_workers=LIMITS.max_connections * 2) as pool:
+        codes = list(pool.map(deliver, range(LIMITS.max_connections * 8)))
+    assert codes == [202] * len(codes)
