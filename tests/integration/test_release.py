@@ -383,8 +383,8 @@ def test_a_prerelease_of_a_commit_released_as_stable_is_refused(
         refused = run_cli(["release", *args], tmp_path)
         assert refused.code == 2, refused.output
         assert refused.stderr.strip().splitlines()[-1] == (
-            "error: HEAD is already released as v0.1.0; a release candidate of it would name the same commit: "
-            "commit the next change first, or give the version with --version X.Y.Z-rc.N"
+            "error: HEAD is already released as v0.1.0; a prerelease (--pre rc) after it would name the same "
+            "commit: commit the next change first, or give the version with --version X.Y.Z-rc.N"
         )
     assert git(tmp_path, "tag", "--list").split() == ["v0.1.0"]
     assert snapshot(plain_peek, namespace) == before
@@ -433,8 +433,10 @@ def test_dry_run_refuses_what_the_real_run_refuses_in_git(
     dry = run_cli(["release", "--bump", "minor", "--dry-run"], tmp_path)
     real = run_cli(["release", "--bump", "minor"], tmp_path)
     assert (dry.code, real.code) == (2, 2), dry.output + real.output
-    assert last_line(dry) == last_line(real) == (
-        "error: the working tree has uncommitted changes (untracked.txt); commit or stash them first"
+    assert (
+        last_line(dry)
+        == last_line(real)
+        == ("error: the working tree has uncommitted changes (untracked.txt); commit or stash them first")
     )
     assert dry.stdout.splitlines()[0] == "version 0.1.0 (--bump minor from no previous release (0.0.0)); git tag v0.1.0"
     (tmp_path / "untracked.txt").unlink()
@@ -468,6 +470,15 @@ def test_dry_run_refuses_a_registry_release_tag_of_another_commit_like_the_real_
     assert dry.stdout.splitlines()[0] == "version 1.0.0 (--version 1.0.0); git tag v1.0.0"
     assert snapshot(plain_peek, namespace) == before
     assert git(tmp_path, "tag", "--list") == ""
+
+    # Several refusals: the dry run names each; the first one the release meets decides the exit code.
+    (tmp_path / "untracked.txt").write_text("x")
+    both = run_cli(["release", "--version", "1.0.0", "--dry-run"], tmp_path)
+    assert both.code == 2, both.output
+    assert (
+        last_line(both) == "error: the working tree has uncommitted changes (untracked.txt); commit or stash them first"
+    )
+    assert f"the release would also refuse: {last_line(real).removeprefix('error: ')}" in both.stderr
 
 
 def test_dry_run_refuses_an_unreachable_registry_like_the_real_run(tmp_path: Path, services: Services) -> None:
