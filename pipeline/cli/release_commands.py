@@ -3,60 +3,110 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from pipeline.cli.common import (
     build_plan,
+    ca_files,
     check_result,
     config_option,
+    credentials,
     execute,
     insecure_option,
+    make_builders,
     optional_config,
     optional_config_option,
     registry_client,
     run_options,
+    run_signer,
 )
 from pipeline.config import LoadedConfig, load_config
+from pipeline.errors import PipelineError, UsageError
 from pipeline.executor import RunOptions
 from pipeline.gitrelease import ReleaseRepo
+from pipeline.inputs import GitBlobs
 from pipeline.plan import Plan
 from pipeline.promote import promote as promote_image
-from pipeline.publish import Target, decide_changes
+from pipeline.publish import TagChange
+from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference, parse_repository
-from pipeline.release import BumpChoice, ChosenVersion, check_can_tag, choose_version
+from pipeline.release import BumpChoice, ChosenVersion, check_can_tag, check_publishing, choose_version, tag_refusals
 from pipeline.report import tag_change_data
 from pipeline.tagview import tag_view
 from pipeline.trust import TrustPolicy
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
+
+T = TypeVar("T")
 
 
 def _progress(step: str, message: str) -> None:
     click.echo(f"{step:<8} {message}", err=True)
 
 
-def _dry_run(config: LoadedConfig, plan: Plan, chosen: ChosenVersion, as_json: bool) -> None:
-    targets = [Target(key, image.repository, image.tags) for key, image in plan.images.items()]
-    with registry_client(config) as registry:
-        changes = decide_changes(targets, registry, force=False)
+def _notify(image: str, step: str, message: str) -> None:
+    _progress(step, f"{image}: {message}")
+
+
+def _dry_run(
+    config: LoadedConfig,
+    plan: Plan,
+    chosen: ChosenVersion,
+    refusals: list[PipelineError],
+    options: RunOptions,
+    report_file: Path | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Print the plan, then refuse exactly as the real run would: every pre-build check it makes runs
+    here read-only, in its order, and the first refusal decides the exit code."""
+
+    def check(step: Callable[[], T]) -> T | None:
+        try:
+            return step()
+        except PipelineError as exc:
+            refusals.append(exc)
+            return None
+
+    # The same checks, in the same order, as execute() before anything is built.
+    if report_file and not report_file.parent.resolve().is_dir():
+        refusals.append(UsageError(f"--report {report_file}: directory {report_file.parent} does not exist"))
+    check(lambda: make_builders(plan))
+    changes: list[TagChange] | None = None
+    creds = credentials(image.acr for image in plan.images.values() if image.acr is not None)
+    with RegistryClient(creds, config.spec.insecure_registries, ca_files=ca_files(config)) as registry:
+        hosts = sorted({image.repository.registry for image in plan.images.values()})
+        reachable = check(lambda: [registry.session.connect(host) for host in hosts]) is not None
+        check(lambda: run_signer(plan, registry, config, token))
+        check(lambda: TrustPolicy.from_config(config.spec, config.base_dir))
+        if reachable:
+            blobs = GitBlobs.read(config.base_dir)
+            changes = check(lambda: check_publishing(plan, registry, options.force, options.cache, blobs, _notify))
     if as_json:
         data = {
             "version": str(chosen.version),
             "git_tag": chosen.git_tag,
             "reason": chosen.reason,
+            "rerun": chosen.rerun,
             "images": {key: list(image.tags.all) for key, image in plan.images.items()},
-            "tag_changes": [tag_change_data(c) for c in changes],
+            "tag_changes": [tag_change_data(c) for c in changes or []],
+            "refusals": [{"message": str(r), "exit_code": r.exit_code} for r in refusals],
         }
         click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(f"version {chosen.version} ({chosen.reason}); git tag {chosen.git_tag}")
-    for key, image in plan.images.items():
-        click.echo(f"{key} -> {image.repository}")
-        click.echo(f"  {image.tags.primary:<24} push     the build's own tag")
-        for change in (c for c in changes if c.image == key):
-            click.echo(f"  {change.tag:<24} {change.action.value:<8} {change.reason}")
+    else:
+        click.echo(f"version {chosen.version} ({chosen.reason}); git tag {chosen.git_tag}")
+        for key, image in plan.images.items():
+            click.echo(f"{key} -> {image.repository}")
+            click.echo(f"  {image.tags.primary:<24} push     the build's own tag")
+            for change in (c for c in changes or [] if c.image == key):
+                click.echo(f"  {change.tag:<24} {change.action.value:<8} {change.reason}")
+    if refusals:
+        for other in refusals[1:]:
+            _progress("refused", f"the release would also refuse: {other}")
+        raise refusals[0]
 
 
 @click.command()
@@ -69,7 +119,12 @@ def _dry_run(config: LoadedConfig, plan: Plan, chosen: ChosenVersion, as_json: b
 )
 @click.option("--version", "version", metavar="X.Y.Z", help="Release exactly this version.")
 @click.option("--pre", metavar="LABEL", help="A prerelease: X.Y.Z-LABEL.N with N the next free number.")
-@click.option("--dry-run", is_flag=True, help="Print the version, each image's tags and which floating tags move.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the version, each image's tags and which floating tags move; then refuse, with the same exit "
+    "code, whatever the release would refuse.",
+)
 @click.option("--push-tag", is_flag=True, help="Push the git tag to origin after a successful release.")
 @run_options
 def release(
@@ -91,7 +146,9 @@ def release(
     """Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.
 
     Refuses a dirty working tree. If any image fails, the git tag is removed again and no release or
-    floating tag moves, so the same command can simply be run again.
+    floating tag moves, so the same command can simply be run again. On a HEAD that already carries a
+    release of the requested kind (stable, or --pre LABEL) the command is a re-run of that release:
+    it finishes what is unfinished (tags, --push-tag) and cuts no new version.
 
     \b
     Example:
@@ -102,15 +159,22 @@ def release(
     config = load_config(config_file)
     repo = ReleaseRepo(config.base_dir)
     chosen = choose_version(repo, bump, version, pre)
-    tag_existed = check_can_tag(repo, chosen, allow_dirty=dry_run)
-    plan = build_plan(config, pipelines, str(chosen.version))
+    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
-        _dry_run(config, plan, chosen, as_json)
+        refusals: list[PipelineError] = list(tag_refusals(repo, chosen))
+        try:
+            plan = build_plan(config, pipelines, str(chosen.version))
+        except PipelineError:
+            if refusals:
+                raise refusals[0] from None  # the release stops at this one before planning
+            raise
+        _dry_run(config, plan, chosen, refusals, options, report_file, token, as_json)
         return
+    tag_existed = check_can_tag(repo, chosen)
+    plan = build_plan(config, pipelines, str(chosen.version))
     _progress("release", f"{chosen.version} ({chosen.reason})")
     if not tag_existed:
         repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
-    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
     published = False
     try:

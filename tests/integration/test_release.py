@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 CHILD = """\
@@ -278,4 +278,216 @@ def test_failed_release_removes_its_git_tag(tmp_path: Path, services: Services, 
     result = run_cli(["release", "--bump", "minor"], tmp_path)
     assert result.code == 1
     assert "removed git tag v0.1.0" in result.output
+    assert git(tmp_path, "tag", "--list") == ""
+
+
+def with_origin(root: Path) -> Path:
+    """A bare repository as `origin`, like a clone's."""
+    remote = root.parent / f"{root.name}-remote.git"
+    git(root.parent, "init", "-q", "--bare", str(remote))
+    git(root, "remote", "add", "origin", str(remote))
+    return remote
+
+
+def tags_on_head(root: Path) -> list[str]:
+    return git(root, "tag", "--points-at", "HEAD").split()
+
+
+def test_rerunning_a_bump_release_on_its_commit_changes_nothing(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    remote = with_origin(tmp_path)
+    assert run_cli(["release", "--version", "0.1.0"], tmp_path).code == 0
+    commit_change(tmp_path, "next")
+
+    first = run_cli(["release", "--bump", "patch", "--push-tag"], tmp_path)
+    assert first.code == 0, first.output
+    assert tags_on_head(tmp_path) == ["v0.1.1"]
+    before = snapshot(plain_peek, namespace)
+    assert "0.1.1" in before["app"]
+
+    # The same command again, as a user would after a CI retry: that release, not the next one.
+    again = run_cli(["release", "--bump", "patch", "--push-tag"], tmp_path)
+    assert again.code == 0, again.output
+    assert "re-run of release 0.1.1: v0.1.1 is already on HEAD" in again.stderr
+    assert tags_on_head(tmp_path) == ["v0.1.1"]
+    assert git(tmp_path, "tag", "--list").split() == ["v0.1.0", "v0.1.1"]
+    assert snapshot(plain_peek, namespace) == before
+    assert "Step " not in again.stderr  # this commit's release images are reused, not rebuilt
+
+    # A re-run finishes what is unfinished: origin lost the tag, --push-tag pushes it again.
+    git(remote, "tag", "-d", "v0.1.1")
+    finish = run_cli(["release", "--bump", "minor", "--push-tag"], tmp_path)
+    assert finish.code == 0, finish.output
+    assert git(remote, "tag", "--list").split() == ["v0.1.1"]
+    assert git(tmp_path, "tag", "--list").split() == ["v0.1.0", "v0.1.1"]
+    assert snapshot(plain_peek, namespace) == before
+
+
+def test_a_release_left_with_only_its_git_tag_is_finished_by_the_same_command(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """A run killed after tagging HEAD (before anything was published) leaves v0.0.1 behind; the same
+    command publishes 0.0.1 instead of cutting 0.0.2."""
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    git(tmp_path, "tag", "-a", "v0.0.1", "-m", "Release 0.0.1")
+    result = run_cli(["release", "--bump", "patch"], tmp_path)
+    assert result.code == 0, result.output
+    assert git(tmp_path, "tag", "--list").split() == ["v0.0.1"]
+    for name in ("base", "app", "worker"):
+        tags = plain_peek.tags(f"{namespace}/{name}")
+        assert {"0.0.1", "0.0", "0", "latest"} <= tags and not any(t.startswith("0.0.2") for t in tags)
+
+
+def test_rerunning_a_prerelease_on_its_commit_changes_nothing(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    first = run_cli(["release", "--bump", "minor", "--pre", "rc"], tmp_path)
+    assert first.code == 0, first.output
+    assert tags_on_head(tmp_path) == ["v0.1.0-rc.1"]
+    before = snapshot(plain_peek, namespace)
+
+    again = run_cli(["release", "--bump", "minor", "--pre", "rc"], tmp_path)
+    assert again.code == 0, again.output
+    assert "re-run of release 0.1.0-rc.1: v0.1.0-rc.1 is already on HEAD" in again.stderr
+    assert tags_on_head(tmp_path) == ["v0.1.0-rc.1"]
+    assert snapshot(plain_peek, namespace) == before
+
+    # The tested rc becomes the release: a stable request is another kind, so it is cut as usual.
+    final = run_cli(["release", "--bump", "minor"], tmp_path)
+    assert final.code == 0, final.output
+    assert sorted(tags_on_head(tmp_path)) == ["v0.1.0", "v0.1.0-rc.1"]
+    assert plain_peek.digest(f"{namespace}/app", "0.1.0") == before["app"]["0.1.0-rc.1"]
+    released = snapshot(plain_peek, namespace)
+
+    # HEAD is released: it is no candidate for anything any more.
+    late = run_cli(["release", "--bump", "patch", "--pre", "rc"], tmp_path)
+    assert late.code == 0, late.output  # rc.1 is still on HEAD: a re-run of it
+    assert "re-run of release 0.1.0-rc.1" in late.stderr
+    assert snapshot(plain_peek, namespace) == released
+
+
+def test_a_prerelease_of_a_commit_released_as_stable_is_refused(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["release", "--bump", "minor"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+    for args in (["--bump", "patch", "--pre", "rc"], ["--bump", "patch", "--pre", "rc", "--dry-run"]):
+        refused = run_cli(["release", *args], tmp_path)
+        assert refused.code == 2, refused.output
+        assert refused.stderr.strip().splitlines()[-1] == (
+            "error: HEAD is already released as v0.1.0; a prerelease (--pre rc) after it would name the same "
+            "commit: commit the next change first, or give the version with --version X.Y.Z-rc.N"
+        )
+    assert git(tmp_path, "tag", "--list").split() == ["v0.1.0"]
+    assert snapshot(plain_peek, namespace) == before
+
+
+def test_rerunning_bump_auto_on_a_released_commit_is_that_release(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["release", "--version", "1.2.0"], tmp_path).code == 0
+    commit_change(tmp_path, "fix", "fix: handle empty carts")
+    first = run_cli(["release", "--bump", "auto"], tmp_path)
+    assert first.code == 0, first.output
+    assert tags_on_head(tmp_path) == ["v1.2.1"]
+    before = snapshot(plain_peek, namespace)
+
+    dry = run_cli(["release", "--bump", "auto", "--dry-run"], tmp_path)
+    assert dry.code == 0, dry.output
+    assert dry.stdout.splitlines()[0] == (
+        "version 1.2.1 (re-run of release 1.2.1: v1.2.1 is already on HEAD; only what is unfinished is done); "
+        "git tag v1.2.1"
+    )
+    assert "1.2.1                    unchanged the release tag" in dry.stdout
+    assert "latest                   unchanged 1.2.1 is the highest of the stable versions" in dry.stdout
+
+    again = run_cli(["release", "--bump", "auto", "--json"], tmp_path)
+    assert again.code == 0, again.output
+    assert json.loads(again.stdout)["release"]["version"] == "1.2.1"
+    assert {c["action"] for c in json.loads(again.stdout)["tag_changes"]} == {"unchanged"}
+    assert tags_on_head(tmp_path) == ["v1.2.1"]
+    assert snapshot(plain_peek, namespace) == before
+
+
+def last_line(result: CliResult) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_dry_run_refuses_what_the_real_run_refuses_in_git(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+
+    (tmp_path / "untracked.txt").write_text("x")
+    dry = run_cli(["release", "--bump", "minor", "--dry-run"], tmp_path)
+    real = run_cli(["release", "--bump", "minor"], tmp_path)
+    assert (dry.code, real.code) == (2, 2), dry.output + real.output
+    assert (
+        last_line(dry)
+        == last_line(real)
+        == ("error: the working tree has uncommitted changes (untracked.txt); commit or stash them first")
+    )
+    assert dry.stdout.splitlines()[0] == "version 0.1.0 (--bump minor from no previous release (0.0.0)); git tag v0.1.0"
+    (tmp_path / "untracked.txt").unlink()
+
+    # v0.1.0 already names another commit.
+    git(tmp_path, "tag", "-a", "v0.1.0", "-m", "Release 0.1.0")
+    commit_change(tmp_path, "other")
+    dry = run_cli(["release", "--version", "0.1.0", "--dry-run"], tmp_path)
+    real = run_cli(["release", "--version", "0.1.0"], tmp_path)
+    assert (dry.code, real.code) == (2, 2), dry.output + real.output
+    assert last_line(dry) == last_line(real)
+    assert last_line(real).startswith("error: git tag v0.1.0 already exists on commit ")
+    assert plain_peek.tags(f"{namespace}/app") == set()
+
+
+def test_dry_run_refuses_a_registry_release_tag_of_another_commit_like_the_real_run(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0  # released without a git tag
+    commit_change(tmp_path, "other")
+    before = snapshot(plain_peek, namespace)
+
+    dry = run_cli(["release", "--version", "1.0.0", "--dry-run"], tmp_path)
+    real = run_cli(["release", "--version", "1.0.0"], tmp_path)
+    assert (dry.code, real.code) == (1, 1), dry.output + real.output
+    assert last_line(dry) == last_line(real)
+    assert last_line(real).startswith("error: release tags are immutable: ")
+    assert "built from commit" in last_line(real)
+    assert dry.stdout.splitlines()[0] == "version 1.0.0 (--version 1.0.0); git tag v1.0.0"
+    assert snapshot(plain_peek, namespace) == before
+    assert git(tmp_path, "tag", "--list") == ""
+
+    # Several refusals: the dry run names each; the first one the release meets decides the exit code.
+    (tmp_path / "untracked.txt").write_text("x")
+    both = run_cli(["release", "--version", "1.0.0", "--dry-run"], tmp_path)
+    assert both.code == 2, both.output
+    assert (
+        last_line(both) == "error: the working tree has uncommitted changes (untracked.txt); commit or stash them first"
+    )
+    assert f"the release would also refuse: {last_line(real).removeprefix('error: ')}" in both.stderr
+
+
+def test_dry_run_refuses_an_unreachable_registry_like_the_real_run(tmp_path: Path, services: Services) -> None:
+    project(tmp_path, "127.0.0.1:9/nothing")  # the discard port: nothing listens there
+    init_git(tmp_path)
+    dry = run_cli(["release", "--version", "1.0.0", "--dry-run"], tmp_path)
+    real = run_cli(["release", "--version", "1.0.0"], tmp_path)
+    assert (dry.code, real.code) == (1, 1), dry.output + real.output
+    assert last_line(dry) == last_line(real)
+    assert "cannot reach registry 127.0.0.1:9" in last_line(real)
+    assert dry.stdout.splitlines()[0] == "version 1.0.0 (--version 1.0.0); git tag v1.0.0"
     assert git(tmp_path, "tag", "--list") == ""
