@@ -202,3 +202,30 @@ def test_watch_survives_a_failing_commit_and_a_restart(
     assert "watching" in process.stderr.readline()  # the handlers are in place: no sleep deciding when
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+def test_a_partial_run_records_the_inputs_a_full_run_computes(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """`run --since` (the path of trigger, watch and hooks) pins unchanged dependencies; it must record the
+    same input digest a full run computes, so the full run of that commit rebuilds nothing and a later
+    release keeps the sha- tag where the partial run put it."""
+    shop(tmp_path, f"{services.plain_registry}/{namespace}")
+    init_git(tmp_path)
+    assert run_cli(["run"], tmp_path).code == 0
+    sha = change(tmp_path, "images/app/app.sh")
+    partial = run_cli(["run", "--since", "HEAD~1", "--json"], tmp_path)
+    assert partial.code == 0, partial.output
+    built = {i["name"]: i for i in json.loads(partial.stdout)["images"]}
+    assert set(built) == {"app"} and not built["app"]["reused"]
+    explained = run_cli(["explain", "shop/app", "--json"], tmp_path)
+    assert explained.code == 0, explained.output
+    assert "dependencies" not in explained.stdout, explained.stdout
+    full = run_cli(["run", "--version", "1.0.0", "--json"], tmp_path)
+    assert full.code == 0, full.output
+    images = {i["name"]: i for i in json.loads(full.stdout)["images"]}
+    assert all(i["reused"] for i in images.values()), full.stderr
+    assert images["app"]["inputs"] == built["app"]["inputs"]
+    assert images["app"]["digest"] == built["app"]["digest"]
+    assert plain_peek.digest(f"{namespace}/app", f"sha-{sha[:12]}") == built["app"]["digest"]
+    assert plain_peek.digest(f"{namespace}/app", "1.0.0") == built["app"]["digest"]
