@@ -96,7 +96,7 @@ def test_randomized_registry_faults_leave_a_consistent_registry(
             f"""\
             registry: {proxy}/{namespace}
             sign: {{key: cosign.key}}
-            tags: {{extra: ["{{{{ version }}}}-{{{{ git.short_sha }}}}"]}}
+            tags: {{extra: ["release-{{{{ version }}}}"]}}
             pipelines:
               shop:
                 images:
