@@ -1,8 +1,8 @@
 """Two runs of one pipeline at once, and a burst of webhook deliveries.
 
-Order is decided by observable state (the lock file and its kernel lock, a run's log, the queue's
-counts) and enforced with SIGSTOP/SIGCONT or the fake command's hold file, never by sleeping; helper
-threads only collect, every assertion runs in the test's own thread.
+Order is decided by observable state (the lock file, the kernel's table of locks in /proc/locks, the
+commands a fake run recorded, the queue's counts) and enforced with SIGSTOP/SIGCONT or the fake command's
+hold file, never by sleeping; helper threads only collect, every assertion runs in the test's own thread.
 """
 
 from __future__ import annotations
@@ -80,10 +80,30 @@ def lock_is_held(path: Path) -> bool:
         return False
 
 
+def lock_file(lock_dir: Path) -> Path | None:
+    files = list(lock_dir.glob("shop-*.lock")) if lock_dir.is_dir() else []
+    assert len(files) <= 1, files
+    return files[0] if files else None
+
+
 def holds_lock(lock_dir: Path, pid: int) -> bool:
     """The holder writes `pid N` into the lock file only after it got the lock, and the lock is still taken."""
-    files = list(lock_dir.glob("shop-*.lock")) if lock_dir.is_dir() else []
-    return len(files) == 1 and files[0].read_text().strip() == f"pid {pid}" and lock_is_held(files[0])
+    path = lock_file(lock_dir)
+    return path is not None and path.read_text().strip() == f"pid {pid}" and lock_is_held(path)
+
+
+def queued_for_lock(lock_dir: Path, pid: int) -> bool:
+    """The kernel's table of locks shows `pid` blocked (`->`) behind the holder of the lock file's flock."""
+    path = lock_file(lock_dir)
+    if path is None:
+        return False
+    inode = str(path.stat().st_ino)
+    for line in Path("/proc/locks").read_text().splitlines():
+        # "3: -> FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF"
+        fields = line.split()
+        if fields[1:3] == ["->", "FLOCK"] and fields[5] == str(pid) and fields[6].rsplit(":", 1)[-1] == inode:
+            return True
+    return False
 
 
 def registry_snapshot(peek: RegistryPeek, repositories: list[str]) -> dict[str, dict[str, str | None]]:
@@ -143,11 +163,14 @@ def test_two_runs_at_once_end_as_one_run_would(
             # Stopped, it keeps the lock for as long as the second needs to reach it: no race on timing.
             assert holds_lock(lock_dir, first.proc.pid), "the first run finished before it could be stopped"
             second = late = Cli("second", args, tmp_path, env)
-            waiting = f"waiting for the other run of pipeline shop (pid {first.proc.pid})"
-            wait_until(lambda: waiting in late.stderr or late.proc.poll() is not None, "the second run to wait")
+            # Blocked in the kernel on the first's lock (or gone, which the assertions below report).
+            wait_until(
+                lambda: queued_for_lock(lock_dir, late.proc.pid) or late.proc.poll() is not None,
+                "the second run to queue for the lock",
+            )
             still_running = late.proc.poll() is None
             if still_running:
-                late.proc.send_signal(signal.SIGSTOP)  # blocked in flock; held back so the registry can be read
+                late.proc.send_signal(signal.SIGSTOP)  # out of the lock's queue until SIGCONT: the registry can be read
         code1, out1, err1 = first.finish()
         before_second = registry_snapshot(plain_peek, repositories)
         if still_running:
@@ -164,7 +187,8 @@ def test_two_runs_at_once_end_as_one_run_would(
     assert code2 == 0, err2
     one, two = json.loads(out1), json.loads(out2)
     assert "waiting for the other run" not in err1
-    assert waiting in err2, err2  # it found the lock taken, and named who holds it
+    # It found the lock taken, and said who holds it.
+    assert f"waiting for the other run of pipeline shop (pid {first.proc.pid})" in err2, err2
     # It waited: its first image started only after the first run's last image had finished.
     first_done = max(_when(image["finished_at"]) for image in one["images"])
     second_started = min(_when(image["started_at"]) for image in two["images"])
