@@ -108,7 +108,13 @@ def queued_for_lock(lock_dir: Path, pid: int) -> bool:
 
 def registry_snapshot(peek: RegistryPeek, repositories: list[str]) -> dict[str, dict[str, str | None]]:
     """Every tag (the input cache's too) of each repository, with the digest it names."""
-    return {repo: {tag: peek.digest(repo, tag) for tag in sorted(peek.all_tags(repo))} for repo in repositories}
+    tags = [(repo, tag) for repo in repositories for tag in sorted(peek.all_tags(repo))]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # the threads only read; the caller compares
+        digests = list(pool.map(lambda rt: peek.digest(*rt), tags))
+    snapshot: dict[str, dict[str, str | None]] = {repo: {} for repo in repositories}
+    for (repo, tag), digest in zip(tags, digests, strict=True):
+        snapshot[repo][tag] = digest
+    return snapshot
 
 
 @contextmanager
