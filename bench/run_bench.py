@@ -4,7 +4,8 @@
    `docker build` (fully layer-cached) + `docker push`.              target: < 2 s and >= 10x faster
 2. Cold makespan: a DAG whose Dockerfiles sleep -> `pipeline run --jobs 4` vs the critical path, vs a
    sequential `docker build` loop, vs `docker-compose build --parallel`. target: <= 1.15x critical path
-3. Tag fan-out: 4 tags on a pushed image -> registry-side tagging vs `docker tag` + `docker push` each.
+3. Tag fan-out: 12 tags on a pushed image -> publishing (journal, writes together) vs tagging one by
+   one in the registry vs `docker tag` + `docker push` each.
                                                                       target: >= 5x faster
 Needs the engine and registry from scripts/services and Debian's docker-compose; a missing peer is an
 error, never a number without its comparison.
@@ -24,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from pipeline.publish import Action, TagChange, apply_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
 
@@ -207,22 +209,32 @@ def makespan(registry: str) -> None:
 def fanout(registry: str) -> None:
     namespace = f"bench-fanout-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
-        context = Path(tmp)
+        context = Path(tmp) / "context"
+        context.mkdir()
         for i in range(20):
             (context / f"layer{i}.bin").write_bytes(os.urandom(256 * 1024))
         (context / "Dockerfile").write_text("FROM scratch\nCOPY . /data\n")
         image = f"{registry}/{namespace}/app"
         sh("docker", "build", "-q", "-t", f"{image}:1.2.3", str(context))
         sh("docker", "push", "-q", f"{image}:1.2.3")
-        tags = ["1.2", "1", "latest", "stable"]
+        tags = ["1.2", "1", "latest", "stable", *(f"extra-{i}" for i in range(8))]
 
         with RegistryClient(lambda _: None) as client:
             ref = parse_reference(f"{image}:1.2.3")
             digest = client.resolve_digest(ref)
             assert digest is not None
+            client.tag(ref.repository, digest, "warm")  # connections and auth settled before timing
             started = time.perf_counter()
             for tag in tags:
-                client.tag(ref.repository, digest, tag)
+                client.tag(ref.repository, digest, f"{tag}-seq")
+            sequential = time.perf_counter() - started
+
+            changes = [
+                TagChange("app", ref.repository, tag, "extra", Action.CREATE, digest, None, "bench") for tag in tags
+            ]
+            journal = Path(tmp) / "state"
+            started = time.perf_counter()
+            apply_changes(changes, client, lambda *_: None, lambda _c: journal, "bench")
             ours = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -230,10 +242,10 @@ def fanout(registry: str) -> None:
             sh("docker", "tag", f"{image}:1.2.3", f"{image}:{tag}-cli")
             sh("docker", "push", "-q", f"{image}:{tag}-cli")
         cli = time.perf_counter() - started
-    print("3. tag fan-out: 4 tags on a pushed 5 MiB image")
-    print(f"   registry-side tagging (pipeline)         {ours * 1000:7.1f} ms")
-    print(f"   docker tag + docker push, x4             {cli * 1000:7.1f} ms")
-    print(f"   ratio                                    {cli / ours:7.1f}x  target >= 5x")
+    print(f"3. tag fan-out: {len(tags)} tags on a pushed 5 MiB image")
+    print(f"   pipeline publish (journal, writes together)  {ours * 1000:7.1f} ms")
+    print(f"   registry-side tagging one by one             {sequential * 1000:7.1f} ms   {sequential / ours:5.1f}x")
+    print(f"   docker tag + docker push, one by one         {cli * 1000:7.1f} ms   {cli / ours:5.1f}x  target >= 5x")
 
 
 def main() -> int:
