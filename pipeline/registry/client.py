@@ -208,7 +208,19 @@ class RegistryClient:
         return response.status_code == 201
 
     def upload_blob(self, repository: Repository, digest: str, source: IO[bytes]) -> None:
-        """Monolithic upload: POST for a session, then PUT the bytes with the digest."""
+        """Monolithic upload: POST for a session, then PUT the bytes with the digest. If the PUT's answer
+        was lost and its retry finds the session gone (the registry had completed it), the blob is there
+        or the upload starts over in a new session: an upload session is single-use."""
+        for _session in range(2):
+            done = self._upload_once(repository, digest, source)
+            if done.status_code != 404 or "BLOB_UPLOAD_UNKNOWN" not in done.text:
+                self.session.raise_for(done, repository, f"uploading blob {digest}")
+                return
+            if self.blob_exists(repository, digest):
+                return
+        self.session.raise_for(done, repository, f"uploading blob {digest}")
+
+    def _upload_once(self, repository: Repository, digest: str, source: IO[bytes]) -> httpx.Response:
         started = self.session.request("POST", repository, "blobs/uploads/", push=True)
         self.session.raise_for(started, repository, "starting a blob upload")
         location = started.headers.get("Location")
@@ -223,7 +235,7 @@ class RegistryClient:
 
         source.seek(0, 2)
         size = source.tell()
-        done = self.session.request(
+        return self.session.request(
             "PUT",
             repository,
             "",
@@ -232,4 +244,3 @@ class RegistryClient:
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             push=True,
         )
-        self.session.raise_for(done, repository, f"uploading blob {digest}")

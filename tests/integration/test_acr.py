@@ -188,7 +188,7 @@ def test_ctrl_c_cancels_the_remote_run(
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run"],
         cwd=tmp_path,
-        env={**os.environ, **env_for(emulator)},
+        env={**os.environ, **env_for(emulator), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -208,7 +208,14 @@ def test_ctrl_c_cancels_the_remote_run(
     try:
         assert started.wait(120), "".join(seen)
         process.send_signal(signal.SIGINT)
-        assert process.wait(60) == 130, "".join(seen)
+        try:
+            code = process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack: where it hangs
+            process.wait(30)
+            reader.join(10)
+            raise AssertionError("no exit 120 s after SIGINT:\n" + "".join(seen)) from None
+        assert code == 130, "".join(seen)
     finally:
         if process.poll() is None:
             process.kill()

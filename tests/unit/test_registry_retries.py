@@ -100,3 +100,35 @@ def test_plain_http_only_for_loopback_and_listed_registries() -> None:
     assert client.base_url("build.lan:5000") == "http://build.lan:5000/v2"
     assert client.base_url("registry.example.com") == "https://registry.example.com/v2"
     assert client.base_url("docker.io") == "https://registry-1.docker.io/v2"
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_blob_upload_whose_answer_was_lost_is_not_reported_as_failed(landed: bool) -> None:
+    """The PUT completing an upload reached the registry but its answer was lost: the retried PUT finds the
+    (single-use) session gone. The blob is then there, or the upload starts over in a new session."""
+    import io
+
+    data = b"layer bytes"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    sessions: list[str] = []
+    puts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            sessions.append(f"/v2/demo/app/blobs/uploads/{len(sessions)}")
+            return httpx.Response(202, headers={"Location": sessions[-1]})
+        if request.method == "PUT":
+            puts.append(request.url.path)
+            if len(puts) == 1:
+                raise httpx.ReadError("connection lost after the registry acted", request=request)
+            if request.url.path == sessions[0]:
+                return httpx.Response(404, json={"errors": [{"code": "BLOB_UPLOAD_UNKNOWN", "message": "unknown"}]})
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+        if request.method == "HEAD":
+            return httpx.Response(200 if landed else 404)
+        return httpx.Response(500)
+
+    client = RegistryClient(lambda _: None, transport=httpx.MockTransport(handler))
+    client.upload_blob(parse_reference("127.0.0.1:5000/demo/app:x").repository, digest, io.BytesIO(data))
+    assert len(sessions) == (1 if landed else 2)
+    assert puts[-1] == sessions[-1]
