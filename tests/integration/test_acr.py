@@ -192,6 +192,9 @@ def test_ctrl_c_cancels_the_remote_run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test worker (pytest-xdist) may ignore SIGINT, and a child inherits that: Ctrl-C as a user's
+        # terminal delivers it needs the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen: list[str] = []
     started = threading.Event()
