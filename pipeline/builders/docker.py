@@ -165,7 +165,8 @@ def _is_transient(message: str) -> bool:
         "internal server error",
         "toomanyrequests",
     )
-    return any(marker in lowered for marker in markers)
+    # The engine also reports a 429/5xx whose body it could not parse: "error parsing HTTP 429 response body".
+    return any(marker in lowered for marker in markers) or _HTTP_TRANSIENT.search(lowered) is not None
 
 
 def _is_auth_failure(message: str) -> bool:
@@ -174,6 +175,7 @@ def _is_auth_failure(message: str) -> bool:
 
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+_HTTP_TRANSIENT = re.compile(r"\bhttp (429|5\d\d)\b")
 
 
 def _user_step(line: str, label_count: int) -> str:

@@ -147,7 +147,9 @@ def test_randomized_registry_faults_leave_a_consistent_registry(
                 # The failure was one of ours: faults were injected during this run, and its message
                 # is a registry failure's, not some other bug's.
                 assert injected, f"run {version} failed with no fault injected: {result.output}"
-                detail = [line for line in result.output.splitlines() if "failed" in line and "shop/" in line]
+                # The progress line of the failing step: `[ 1.8s] shop/app  failed  shop/app: <why>`.
+                lines = result.stderr.splitlines()
+                detail = [line.split(" failed ", 1)[1].strip() for line in lines if " failed " in line]
                 assert any(FAULT_SIGNS.search(line) for line in [*detail, last]), result.output
                 failures.append(f"{version}: {(detail[0] if detail else last)[:150]}")
                 # Nothing of this version was published: no tag moved, none appeared.
