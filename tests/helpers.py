@@ -9,6 +9,13 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+
+class RegistryPeekLike(Protocol):
+    def digest(self, repo_path: str, reference: str) -> str | None: ...
+    def all_tags(self, repo_path: str) -> set[str]: ...
+
 
 BUSYBOX = Path(os.environ.get("PIPELINE_BUSYBOX", "/bin/busybox"))
 
@@ -117,3 +124,11 @@ def shop_project(root: Path, registry: str, *, sign: bool = True, app_dockerfile
 def user_tags(tags: set[str]) -> set[str]:
     """The tags a user releases with: without build (`sha-…`), cache (`inputs-…`) and signature tags."""
     return {t for t in tags if not t.startswith(("sha-", "inputs-", "sha256-"))}
+
+
+def release_tags(peek: RegistryPeekLike, namespace: str) -> dict[str, dict[str, str | None]]:
+    """Per shop image, every release/floating/extra tag and the digest it names."""
+    return {
+        name: {tag: peek.digest(f"{namespace}/{name}", tag) for tag in user_tags(peek.all_tags(f"{namespace}/{name}"))}
+        for name in SHOP_IMAGES
+    }

@@ -96,7 +96,7 @@ class FaultPlan:
             return self._log(self._random.choice(FAULTS), method, path)
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
         chunks = []
         while True:
@@ -135,7 +135,7 @@ def _handler(upstream: tuple[str, int], plan: FaultPlan) -> type[BaseHTTPRequest
                 self.wfile.write(body)
 
         def _handle(self) -> None:
-            body = _read_body(self)
+            body = read_body(self)
             fault = plan.choose(self.command, self.path)
             if fault == "drop":
                 return self._abort()
@@ -183,7 +183,7 @@ def _handler(upstream: tuple[str, int], plan: FaultPlan) -> type[BaseHTTPRequest
     return Proxy
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -195,7 +195,7 @@ class _QuietServer(ThreadingHTTPServer):
 def fault_proxy(upstream: str, plan: FaultPlan) -> Iterator[str]:
     """Serve on a free loopback port; yield its `127.0.0.1:PORT`."""
     host, port = upstream.rsplit(":", 1)
-    server = _QuietServer(("127.0.0.1", 0), _handler((host, int(port)), plan))
+    server = QuietServer(("127.0.0.1", 0), _handler((host, int(port)), plan))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

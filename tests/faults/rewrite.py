@@ -11,8 +11,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Protocol
+
+from tests.faults.proxy import QuietServer, read_body
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 MANIFEST_PATH = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<reference>[^/?]+)(?P<query>\?.*)?$")
@@ -86,21 +88,6 @@ class OnFirstBlob:
         pass
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks: list[bytes] = []
-        while True:
-            size = int(handler.rfile.readline().strip().split(b";")[0], 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-    length = int(handler.headers.get("Content-Length") or 0)
-    return handler.rfile.read(length) if length else b""
-
-
 def _handler(upstream: tuple[str, int], rules: list[Rule]) -> type[BaseHTTPRequestHandler]:
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -109,7 +96,7 @@ def _handler(upstream: tuple[str, int], rules: list[Rule]) -> type[BaseHTTPReque
             pass
 
         def _handle(self) -> None:
-            body = _read_body(self)
+            body = read_body(self)
             path = self.path
             for rule in rules:
                 path = rule.forward(self.command, path)
@@ -139,18 +126,11 @@ def _handler(upstream: tuple[str, int], rules: list[Rule]) -> type[BaseHTTPReque
     return Proxy
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # a client hanging up is not the test's concern; the rules record what matters
-
-
 @contextmanager
 def rewrite_proxy(upstream: str, *rules: Rule) -> Iterator[str]:
     """Serve on a free loopback port in front of `upstream` (`host:port`); yield `127.0.0.1:PORT`."""
     host, port = upstream.rsplit(":", 1)
-    server = _QuietServer(("127.0.0.1", 0), _handler((host, int(port)), list(rules)))
+    server = QuietServer(("127.0.0.1", 0), _handler((host, int(port)), list(rules)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.proxy import FaultPlan, Hold, fault_proxy
-from tests.helpers import SHOP_IMAGES, git, init_git, run_cli, shop_project, user_tags
+from tests.helpers import SHOP_IMAGES, git, init_git, release_tags, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
 ENV = {"COSIGN_PASSWORD": "crash-test-passphrase"}
@@ -40,14 +40,6 @@ def kill(process: subprocess.Popen[str]) -> None:
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
     assert process.stderr is not None
     process.stderr.close()
-
-
-def release_state(peek: RegistryPeek, namespace: str) -> dict[str, dict[str, str | None]]:
-    """Per image, every release/floating tag and its digest."""
-    return {
-        name: {tag: peek.digest(f"{namespace}/{name}", tag) for tag in user_tags(peek.all_tags(f"{namespace}/{name}"))}
-        for name in SHOP_IMAGES
-    }
 
 
 def signed(peek: RegistryPeek, namespace: str, name: str, digest: str | None) -> bool:
@@ -78,7 +70,7 @@ def test_sigkill_at_every_tag_write_of_publishing_then_the_next_run_completes(
             (root / "images/base/release.txt").write_text(f"{version}\n")  # every image gets a new digest
             git(root, "add", "-A")
             git(root, "commit", "-qm", version)
-            previous = release_state(plain_peek, namespace)
+            previous = release_tags(plain_peek, namespace)
             plan.publish_writes = 0
             plan.hold = held = Hold(nth=k)
             process = start(["run", "--version", version], root, env)
@@ -89,7 +81,7 @@ def test_sigkill_at_every_tag_write_of_publishing_then_the_next_run_completes(
             assert isinstance(changes, list) and len(changes) == WRITES_PER_RELEASE
 
             def landed(changes: list[dict[str, str]] = changes) -> int:
-                now = release_state(plain_peek, namespace)
+                now = release_tags(plain_peek, namespace)
                 return sum(now[c["repository"].rsplit("/", 1)[1]].get(c["tag"]) == c["digest"] for c in changes)
 
             # Writes go out together: while one is held, every other one lands (a sequential publisher
@@ -102,7 +94,7 @@ def test_sigkill_at_every_tag_write_of_publishing_then_the_next_run_completes(
             held.release.set()  # the proxy drops the held write: it never reaches the registry
             plan.hold = None
 
-            killed = release_state(plain_peek, namespace)
+            killed = release_tags(plain_peek, namespace)
             for change in changes:
                 name = change["repository"].rsplit("/", 1)[1]
                 now = killed[name].get(change["tag"])
@@ -123,7 +115,7 @@ def test_sigkill_at_every_tag_write_of_publishing_then_the_next_run_completes(
             assert f"1 tag(s) written, {WRITES_PER_RELEASE - 1} already in place" in done.stderr, done.stderr
             assert journal_of(state) is None
             assert {c["action"] for c in json.loads(done.stdout)["tag_changes"]} == {"unchanged"}
-            final = release_state(plain_peek, namespace)
+            final = release_tags(plain_peek, namespace)
             for name in SHOP_IMAGES:
                 digest = final[name][version]
                 assert digest != previous[name]["latest"]
@@ -147,7 +139,7 @@ def test_sigkill_at_each_step_of_a_run_then_converge(
     assert done.code == 0, done.output
     lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
     steps = [line.split("]", 1)[1].split()[1] for line in lines]
-    expected = release_state(plain_peek, f"{namespace}-ref")
+    expected = release_tags(plain_peek, f"{namespace}-ref")
     # Every progress line before the last tag write is a moment to die at.
     last = max(i for i, step in enumerate(steps) if step == "tag")
     moments = []
@@ -157,13 +149,13 @@ def test_sigkill_at_each_step_of_a_run_then_converge(
         seen = [process.stderr.readline() for _ in range(n)]
         kill(process)
         moments.append(seen[-1].split("]", 1)[-1].split()[1] if seen[-1] else "?")
-        state = release_state(plain_peek, f"{namespace}-crash")
+        state = release_tags(plain_peek, f"{namespace}-crash")
         versions = {tag for tags in state.values() for tag in tags}
         assert versions <= set(expected["app"]), versions  # nothing but this release's tags
     # Reach convergence with the input cache (a killed run's pushes are reused, nothing forced).
     final = run_cli(["run", "--version", "2.0.0"], crashed, env=env)
     assert final.code == 0, final.output
-    converged = release_state(plain_peek, f"{namespace}-crash")
+    converged = release_tags(plain_peek, f"{namespace}-crash")
     for name in SHOP_IMAGES:
         assert set(converged[name]) == set(expected[name]), name
         assert len(set(converged[name].values())) == 1, converged[name]  # one digest behind every tag

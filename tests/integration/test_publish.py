@@ -7,17 +7,10 @@ import json
 from pathlib import Path
 
 from tests.faults.proxy import FaultPlan, fault_proxy
-from tests.helpers import SHOP_IMAGES, git, init_git, run_cli, shop_project, user_tags
+from tests.helpers import SHOP_IMAGES, git, init_git, release_tags, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
 ENV = {"COSIGN_PASSWORD": "publish-test-passphrase"}
-
-
-def snapshot(peek: RegistryPeek, namespace: str) -> dict[str, dict[str, str | None]]:
-    return {
-        name: {tag: peek.digest(f"{namespace}/{name}", tag) for tag in user_tags(peek.all_tags(f"{namespace}/{name}"))}
-        for name in SHOP_IMAGES
-    }
 
 
 def journals(state: Path) -> list[Path]:
@@ -34,7 +27,7 @@ def test_a_tag_that_cannot_be_written_rolls_back_and_the_next_run_completes(
         shop_project(root, f"{proxy}/{namespace}", sign=False)
         init_git(root)
         assert run_cli(["run", "--version", "1.0.0"], root, env=env).code == 0
-        before = snapshot(plain_peek, namespace)
+        before = release_tags(plain_peek, namespace)
         assert set(before["app"]) == {"1.0.0", "1.0", "1", "latest"}
 
         (root / "images/app/feature.txt").write_text("1.1\n")
@@ -50,7 +43,7 @@ def test_a_tag_that_cannot_be_written_rolls_back_and_the_next_run_completes(
 
         # Moved tags went back; the tags this run created cannot be deleted on Docker Distribution 2.x,
         # and the error names exactly those.
-        after = snapshot(plain_peek, namespace)
+        after = release_tags(plain_peek, namespace)
         for name in SHOP_IMAGES:
             assert after[name]["latest"] == before[name]["latest"], name
             assert after[name]["1"] == before[name]["1"], name
@@ -73,7 +66,7 @@ def test_a_tag_that_cannot_be_written_rolls_back_and_the_next_run_completes(
         assert again.code == 0, again.output
         assert "completing it first" in again.stderr
         assert "completed the interrupted publish" in again.stderr
-        final = snapshot(plain_peek, namespace)
+        final = release_tags(plain_peek, namespace)
         for name in SHOP_IMAGES:
             for tag in ("1.1.0", "1.1", "1", "latest"):
                 assert final[name][tag] == new[name], (name, tag)
@@ -102,7 +95,7 @@ def test_a_failure_that_moved_only_existing_tags_leaves_no_trace(
         config.write_text(config.read_text() + 'tags: {extra: ["{{ git.branch }}"]}\n')
         git(root, "commit", "-qam", "branch tag")
         assert run_cli(["run"], root, env=env).code == 0
-        before = snapshot(plain_peek, namespace)
+        before = release_tags(plain_peek, namespace)
         (root / "images/app/feature.txt").write_text("3\n")
         (root / "images/worker/feature.txt").write_text("3\n")
         git(root, "commit", "-qam", "third")
@@ -112,5 +105,5 @@ def test_a_failure_that_moved_only_existing_tags_leaves_no_trace(
         assert failed.code == 1, failed.output
         assert "every tag this run had moved was moved back" in failed.stderr, failed.stderr
         assert "rollback" in failed.stderr and f"{namespace}/app:main moved back" in failed.stderr
-        assert snapshot(plain_peek, namespace) == before
+        assert release_tags(plain_peek, namespace) == before
         assert journals(tmp_path / "state") == []
