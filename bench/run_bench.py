@@ -25,9 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline.publish import Action, TagChange, apply_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
+from pipeline.release.publish import Action, TagChange, apply_changes
 
 GIT_ENV = {
     **os.environ,

@@ -10,16 +10,16 @@ from collections.abc import Callable, Mapping
 
 from azure.core.credentials import TokenCredential
 
-from pipeline.acrtasks import platform_properties
-from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
-from pipeline.builders.acr_client import (
+from pipeline.acr.client import (
     AcrTasksClient,
     RemoteBuild,
     RunState,
     azure_credential,
     read_log,
 )
-from pipeline.builders.acr_source import source_archive
+from pipeline.acr.source import source_archive
+from pipeline.acr.tasks import platform_properties
+from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.acrtasks import TaskChange, TaskSpec, WantedTask, task_changes, task_source, wanted_tasks
+from pipeline.acr.tasks import TaskChange, TaskSpec, WantedTask, task_changes, task_source, wanted_tasks
 from pipeline.cli.common import build_plan, config_option
 from pipeline.config import load_config
 from pipeline.config.schema import AcrSpec
@@ -83,7 +83,7 @@ def _sync(
     prune: bool,
     dry_run: bool,
 ) -> list[TaskChange]:
-    from pipeline.builders.acr_client import AcrTasksClient, azure_credential  # the Azure SDK is slow to import
+    from pipeline.acr.client import AcrTasksClient, azure_credential  # the Azure SDK is slow to import
 
     credential = azure_credential(os.environ)
     changes: list[TaskChange] = []

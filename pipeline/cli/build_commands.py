@@ -8,18 +8,18 @@ from typing import Any
 
 import click
 
-from pipeline.cacheplan import Prediction, predict
+from pipeline.cache.explain import explain_image
+from pipeline.cache.inputs import GitBlobs
+from pipeline.cache.lastbuild import narrow_plan
+from pipeline.cache.predict import Prediction, predict
 from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client, run_options
+from pipeline.cli.diagram import to_dot, to_mermaid
 from pipeline.config import LoadedConfig, load_config
 from pipeline.config.templates import render
-from pipeline.diagram import to_dot, to_mermaid
 from pipeline.errors import RegistryError, UsageError
-from pipeline.executor import RunOptions
-from pipeline.explain import explain_image
-from pipeline.inputs import GitBlobs
 from pipeline.plan import Plan, sanitize_tag
+from pipeline.run.executor import RunOptions
 from pipeline.triggers.changed import affected_for_paths
-from pipeline.triggers.lastbuild import narrow_plan
 from pipeline.triggers.source import GitSource
 
 

@@ -13,25 +13,25 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__
+from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.builders import Builder
+from pipeline.cache.inputs import GitBlobs
 from pipeline.config import LoadedConfig, load_config
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import RegistryError, RunFailed, UsageError
-from pipeline.executor import Executor, RunOptions, RunResult, Status
-from pipeline.gitinfo import read_git_info
-from pipeline.inputs import GitBlobs
-from pipeline.journal import read_journal
-from pipeline.locks import pipeline_keys, pipeline_locks
 from pipeline.plan import Plan, RunContext, make_plan
-from pipeline.publish import complete_journal
-from pipeline.registry.acr_auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.registry.tls import ssl_context
-from pipeline.report import ProgressPrinter, print_summary, report_data, write_report
+from pipeline.release.journal import read_journal
+from pipeline.release.publish import complete_journal
+from pipeline.run.executor import Executor, RunOptions, RunResult, Status
+from pipeline.run.locks import pipeline_keys, pipeline_locks
+from pipeline.run.report import ProgressPrinter, print_summary, report_data, write_report
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.runsigner import RunSigner
-from pipeline.trust import BaseImageGate, TrustPolicy
+from pipeline.signing.trust import BaseImageGate, TrustPolicy
+from pipeline.vcs.info import read_git_info
 from pipeline.versioning import parse_version
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -127,7 +127,7 @@ def credentials(acr: Iterable[AcrSpec] = ()) -> CredentialLookup:
     arm_endpoint = specs[0].arm_endpoint if specs else AcrSpec.model_fields["arm_endpoint"].default
 
     def aad_token() -> str:
-        from pipeline.builders.acr_client import aad_token, azure_credential  # the Azure SDK is slow to import
+        from pipeline.acr.client import aad_token, azure_credential  # the Azure SDK is slow to import
 
         return aad_token(azure_credential(os.environ), str(arm_endpoint))
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from pipeline.cache.inputs import GitBlobs
 from pipeline.cli.common import (
     build_plan,
     ca_files,
@@ -26,18 +27,24 @@ from pipeline.cli.common import (
 )
 from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import PipelineError, UsageError
-from pipeline.executor import RunOptions
-from pipeline.gitrelease import ReleaseRepo
-from pipeline.inputs import GitBlobs
 from pipeline.plan import Plan
-from pipeline.promote import promote as promote_image
-from pipeline.publish import TagChange
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference, parse_repository
-from pipeline.release import BumpChoice, ChosenVersion, check_can_tag, check_publishing, choose_version, tag_refusals
-from pipeline.report import tag_change_data
-from pipeline.tagview import tag_view
-from pipeline.trust import TrustPolicy
+from pipeline.release.cut import (
+    BumpChoice,
+    ChosenVersion,
+    check_can_tag,
+    check_publishing,
+    choose_version,
+    tag_refusals,
+)
+from pipeline.release.gittag import ReleaseRepo
+from pipeline.release.promote import promote as promote_image
+from pipeline.release.publish import TagChange
+from pipeline.release.tagview import tag_view
+from pipeline.run.executor import RunOptions
+from pipeline.run.report import tag_change_data
+from pipeline.signing.trust import TrustPolicy
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 T = TypeVar("T")

@@ -20,8 +20,8 @@ from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
 from pipeline.signing.signer import SignatureStorage, sign_digest
 from pipeline.signing.storage import write_bundle
+from pipeline.signing.trust import TrustPolicy
 from pipeline.signing.verify import IdentityRequirement, KeyRequirement, Requirement, verify_digest
-from pipeline.trust import TrustPolicy
 
 
 @click.group()

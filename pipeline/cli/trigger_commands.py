@@ -10,14 +10,14 @@ from typing import Any
 
 import click
 
+from pipeline.cache.lastbuild import narrow_plan
 from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client
 from pipeline.config import load_config
 from pipeline.errors import PipelineError, UsageError
-from pipeline.executor import RunOptions
-from pipeline.report import write_report
+from pipeline.run.executor import RunOptions
+from pipeline.run.report import write_report
 from pipeline.triggers import hooks as git_hooks
 from pipeline.triggers.changed import Affected, affected_for_paths
-from pipeline.triggers.lastbuild import narrow_plan
 from pipeline.triggers.rules import match_ref, ref_name
 from pipeline.triggers.source import ZERO_SHA, GitSource
 from pipeline.triggers.watch import Watcher, WatchState, parse_interval

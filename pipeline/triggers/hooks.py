@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.gitloader import git
+from pipeline.vcs.loader import git
 
 HOOKS = ("post-commit", "post-merge", "pre-push", "post-receive")
 READS_STDIN = {"pre-push", "post-receive"}

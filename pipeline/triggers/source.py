@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import PipelineError, UsageError
-from pipeline.gitloader import git
+from pipeline.vcs.loader import git
 
 ZERO_SHA = "0" * 40
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.acr.auth import ACR_USERNAME, AcrExchangeCredentials
 from pipeline.errors import AuthError
-from pipeline.registry.acr_auth import ACR_USERNAME, AcrExchangeCredentials
 from tests.acr.azurite import Azurite
 from tests.acr.emulator import AcrEmulator
 from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.acrtasks import (
+from pipeline.acr.auth import is_acr_host
+from pipeline.acr.client import StaticTokenCredential, arm_scope
+from pipeline.acr.source import GENERATED_DOCKERFILE, source_archive, with_labels
+from pipeline.acr.tasks import (
     IMAGE_TAG,
     OWNER,
     OWNER_TAG,
@@ -25,13 +28,10 @@ from pipeline.acrtasks import (
 )
 from pipeline.builders import BuildRequest
 from pipeline.builders.acr import AcrBuilder, LogFollower
-from pipeline.builders.acr_client import StaticTokenCredential, arm_scope
-from pipeline.builders.acr_source import GENERATED_DOCKERFILE, source_archive, with_labels
 from pipeline.config import load_config
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import ConfigError
 from pipeline.plan import Plan, RunContext, make_plan
-from pipeline.registry.acr_auth import is_acr_host
 from pipeline.registry.reference import ImageRef, parse_repository
 from tests.helpers import write_project
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from pipeline.cache.inputs import GitBlobs, context_listing, input_digest
 from pipeline.config.schema import ConfigSpec
-from pipeline.inputs import GitBlobs, context_listing, input_digest
 from pipeline.plan import RunContext, make_plan
 from tests.helpers import init_git, write_project
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.gitrelease import ReleaseRepo
-from pipeline.release import check_can_tag, choose_version, tag_refusals
+from pipeline.release.cut import check_can_tag, choose_version, tag_refusals
+from pipeline.release.gittag import ReleaseRepo
 from tests.helpers import git, init_git
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.acr.auth import AcrExchangeCredentials
 from pipeline.builders import BuildRequest
 from pipeline.builders.docker import DockerBuilder
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry import retry
-from pipeline.registry.acr_auth import AcrExchangeCredentials
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import semver
 
-from pipeline.conventional import bump_from_commits
 from pipeline.errors import UsageError
+from pipeline.release.conventional import bump_from_commits
 from pipeline.versioning import decide_floating, next_version, parse_version, tag_set, versions_in
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import semver
 
 from pipeline.errors import EnvironmentProblem, PipelineError, UsageError
-from pipeline.gitloader import git
+from pipeline.vcs.loader import git
 
 _VERSION_TAG = re.compile(r"^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import RegistryError, TagConflict
-from pipeline.publish import TagChange, Target, apply_changes, decide_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import CopyStats, copy_image
 from pipeline.registry.reference import ImageRef, Repository
-from pipeline.trust import TrustPolicy, enforce
+from pipeline.release.publish import TagChange, Target, apply_changes, decide_changes
+from pipeline.signing.trust import TrustPolicy, enforce
 from pipeline.versioning import TagSet
 
 SOURCE_IS = "the source is"

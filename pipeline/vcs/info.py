@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.errors import EnvironmentProblem
-from pipeline.gitloader import git
+from pipeline.vcs.loader import git
 
 
 @dataclass(frozen=True)

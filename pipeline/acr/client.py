@@ -29,7 +29,7 @@ from azure.mgmt.containerregistry.v2025_04_01 import (
 from azure.mgmt.core.tools import get_arm_endpoints
 from azure.storage.blob import BlobClient, BlobType
 
-from pipeline.acrtasks import TaskSpec
+from pipeline.acr.tasks import TaskSpec
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import AuthError, PipelineError
 from pipeline.registry.retry import POLICY

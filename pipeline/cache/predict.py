@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.inputs import INPUTS_LABEL, GitBlobs, InputDigest, image_inputs
+from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs, InputDigest, image_inputs
 from pipeline.plan import Plan, render_build_args
 from pipeline.registry.client import RegistryClient
 

@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.builders import Builder, BuildRequest, Interruptible
-from pipeline.cacheplan import Prediction, cached_digest, predict
+from pipeline.cache.inputs import GitBlobs, image_inputs
+from pipeline.cache.predict import Prediction, cached_digest, predict
 from pipeline.errors import PipelineError
 from pipeline.graph import dependants_closure
-from pipeline.inputs import GitBlobs, image_inputs
 from pipeline.plan import Plan, PlannedImage, render_build_args
-from pipeline.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
+from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 
 
 class Status(enum.StrEnum):

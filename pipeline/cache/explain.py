@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.cacheplan import predict
-from pipeline.gitloader import git
-from pipeline.inputs import INPUTS_LABEL, GitBlobs
+from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs
+from pipeline.cache.predict import predict
 from pipeline.plan import Plan
-from pipeline.publish import REVISION_LABEL
 from pipeline.registry.client import RegistryClient
+from pipeline.release.publish import REVISION_LABEL
+from pipeline.vcs.loader import git
 from pipeline.versioning import sha_tag
 
 

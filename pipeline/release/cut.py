@@ -7,14 +7,14 @@ from typing import Literal
 
 import semver
 
-from pipeline.cacheplan import Prediction, predict
-from pipeline.conventional import bump_from_commits
+from pipeline.cache.inputs import GitBlobs
+from pipeline.cache.predict import Prediction, predict
 from pipeline.errors import UsageError
-from pipeline.gitrelease import ReleaseRepo, VersionTag
-from pipeline.inputs import GitBlobs
 from pipeline.plan import Plan
-from pipeline.publish import Notify, TagChange, Target, check_release_tags, decide_changes
 from pipeline.registry.client import RegistryClient
+from pipeline.release.conventional import bump_from_commits
+from pipeline.release.gittag import ReleaseRepo, VersionTag
+from pipeline.release.publish import Notify, TagChange, Target, check_release_tags, decide_changes
 from pipeline.versioning import Bump, next_prerelease, next_version, parse_version
 
 BumpChoice = Literal["major", "minor", "patch", "auto"]

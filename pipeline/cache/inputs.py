@@ -17,10 +17,10 @@ from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
-from pipeline.gitloader import git
 from pipeline.plan import Plan, PlannedImage
+from pipeline.vcs.loader import git
 
-INPUTS_LABEL = "org.pipeline.inputs"
+INPUTS_LABEL = "org.pipeline.cache.inputs"
 INPUTS_TAG_PREFIX = "inputs-"
 TAG_DIGEST_LENGTH = 24
 

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import PipelineError
-from pipeline.executor import Event, RunResult, Status
 from pipeline.plan import Plan
-from pipeline.publish import TagChange
+from pipeline.release.publish import TagChange
+from pipeline.run.executor import Event, RunResult, Status
 
 STATUS_STYLE = {
     Status.SUCCEEDED: "green",

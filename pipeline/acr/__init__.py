@@ -1,0 +1,2 @@
+"""Everything Azure: ACR Tasks (wanted tasks, run requests), the Azure SDK adapter, build-source upload
+and the ACR refresh-token exchange for registry access."""
