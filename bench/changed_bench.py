@@ -80,18 +80,16 @@ def main() -> int:
             [sys.executable, "-m", "pipeline", "changed", "--since", "HEAD~1", "--json"], root, args.runs
         )
         started = time.perf_counter()
-        from pipeline.cli.common import build_plan
         from pipeline.config import load_config
-        from pipeline.triggers.changed import affected_for_paths
-        from pipeline.triggers.source import GitSource
+        from pipeline.run.session import Session, Settings
+        from pipeline.triggers.push import affected_since
 
         samples = []
         for _ in range(args.runs):
             started = time.perf_counter()
             config = load_config(root / "pipelines.yaml")
-            source = GitSource(str(root), root)
-            plan = build_plan(config, (), None)
-            affected = affected_for_paths(config, plan, source.root, source.working_tree_changes("HEAD~1"))
+            plan = Session(config, Settings.from_environment(os.environ)).plan((), None)
+            affected = affected_since(config, plan, "HEAD~1")
             samples.append(time.perf_counter() - started)
         in_process = statistics.median(samples)
     print(f"pipeline changed: {tracked} tracked files, {args.images} images, {len(affected)} affected")

@@ -1,13 +1,19 @@
-"""Builders turn a build request into a pushed image; each backend sits behind the Builder protocol."""
+"""Builders turn a build request into a pushed image: the `Builder` protocol, and `BACKENDS`, the
+`builder:` names of pipelines.yaml mapped to the module of each backend (one module per backend).
+
+>>> sorted(BACKENDS)
+['acr', 'docker']
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pipeline.config.schema import AcrSpec
+from pipeline.plan import PlannedImage
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
 
@@ -27,7 +33,6 @@ class BuildRequest:
     platform: str | None = None
     push: bool = True
     credentials: Credentials | None = field(default=None, repr=False)
-    acr: AcrSpec | None = None  # where a remote (ACR Tasks) build runs
 
 
 @dataclass(frozen=True)
@@ -49,3 +54,35 @@ class Interruptible(Protocol):
         """Ctrl-C: stop work in flight that would outlive this process (remote runs); called from the
         main thread while builds still run on others."""
         ...
+
+
+class Backend(Protocol):
+    """One kind of builder, opened once per run (and checked then, before anything is built); it hands
+    each image the builder for that image's own settings (an ACR image: its registry's Tasks)."""
+
+    def builder_for(self, image: PlannedImage) -> Builder: ...
+
+
+class BackendModule(Protocol):
+    """What a backend's module provides: `open_backend(environment)`, which checks what it needs (an
+    engine to answer, credentials to exist) and raises a PipelineError naming it otherwise."""
+
+    def open_backend(self, environment: Mapping[str, str]) -> Backend: ...
+
+
+# `builder:` name -> the backend's module, imported only when a plan uses it (the docker package and
+# the Azure SDK each take a noticeable time to import). A new backend is one module and one line here.
+BACKENDS: Mapping[str, str] = {
+    "docker": "pipeline.builders.docker",
+    "acr": "pipeline.builders.acr",
+}
+
+
+def open_backends(names: set[str], environment: Mapping[str, str]) -> dict[str, Backend]:
+    """The backends named, each opened (and so checked) in BACKENDS' order."""
+    opened: dict[str, Backend] = {}
+    for name, module_name in BACKENDS.items():
+        if name in names:
+            module: BackendModule = importlib.import_module(module_name)
+            opened[name] = module.open_backend(environment)
+    return opened

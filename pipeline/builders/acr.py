@@ -19,9 +19,10 @@ from pipeline.acr.client import (
 )
 from pipeline.acr.source import source_archive
 from pipeline.acr.tasks import platform_properties
-from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
+from pipeline.builders import Builder, BuildOutcome, BuildRequest, ProgressFn
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
+from pipeline.plan import PlannedImage
 
 LOG_TAIL_LINES = 20
 POLL_SECONDS = 1.0
@@ -85,8 +86,14 @@ class AcrBuilder:
             except PipelineError:
                 pass  # exiting anyway; the run's own timeout still bounds it
 
-    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
-        spec = request.acr
+    def builder_for(self, image: PlannedImage) -> Builder:
+        return self.for_settings(image.acr)
+
+    def for_settings(self, spec: AcrSpec | None) -> Builder:
+        """The builder for images whose `acr:` settings are `spec` (their registry's Tasks)."""
+        return _OnTasks(self, spec)
+
+    def build(self, spec: AcrSpec | None, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
         if spec is None:
             raise ConfigError(f"{request.image}: builds on ACR Tasks but has no 'acr:' settings")
         server = spec.server
@@ -199,3 +206,18 @@ def _tail_text(tail: tuple[str, ...]) -> str:
     if not tail:
         return ""
     return "; last log lines:\n" + "\n".join(f"  | {line}" for line in tail)
+
+
+class _OnTasks:
+    """A Builder bound to one image's `acr:` settings: the settings travel with the backend, not with the
+    neutral BuildRequest."""
+
+    def __init__(self, backend: AcrBuilder, spec: AcrSpec | None) -> None:
+        self.backend, self.spec = backend, spec
+
+    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+        return self.backend.build(self.spec, request, progress)
+
+
+def open_backend(environment: Mapping[str, str]) -> AcrBuilder:
+    return AcrBuilder.from_environment(environment)

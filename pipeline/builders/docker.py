@@ -13,8 +13,9 @@ import docker.utils
 import requests.exceptions
 from tenacity import RetryCallState
 
-from pipeline.builders import BuildOutcome, BuildRequest, ProgressFn
+from pipeline.builders import Builder, BuildOutcome, BuildRequest, ProgressFn
 from pipeline.errors import AuthError, BuildError, EnvironmentProblem, RegistryError
+from pipeline.plan import PlannedImage
 from pipeline.registry.retry import POLICY, Transient, retry_after_in_text
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
@@ -38,6 +39,9 @@ class DockerBuilder:
 
     def check(self) -> None:
         self._client().close()
+
+    def builder_for(self, image: PlannedImage) -> Builder:
+        return self  # one engine builds every image
 
     def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
         client = self._client()
@@ -190,3 +194,10 @@ def _user_step(line: str, label_count: int) -> str:
     if number > total:
         return f"labels: {line[match.end() :]}"
     return f"Step {number}/{total} : {line[match.end() :]}"
+
+
+def open_backend(environment: Mapping[str, str]) -> DockerBuilder:
+    """The engine at DOCKER_HOST (or the default socket), checked to answer before anything is built."""
+    builder = DockerBuilder(environment)
+    builder.check()
+    return builder

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from pipeline.acr.tasks import TaskChange, TaskSpec, WantedTask, task_changes, task_source, wanted_tasks
-from pipeline.cli.common import build_plan, config_option
+from pipeline.cli.common import config_option, session
 from pipeline.config import load_config
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import UsageError
@@ -49,7 +49,7 @@ def sync_tasks(
     import git  # GitPython: the repository root, the contexts are relative to it
 
     config = load_config(config_file)
-    plan = build_plan(config, pipelines, None)
+    plan = session(config).plan(pipelines, None)
     try:
         repo = git.Repo(config.base_dir, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -8,19 +8,17 @@ from typing import Any
 
 import click
 
-from pipeline.cache.explain import explain_image
-from pipeline.cache.inputs import GitBlobs
-from pipeline.cache.lastbuild import narrow_plan
-from pipeline.cache.predict import Prediction, predict
-from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client, run_options
+from pipeline.cache.predict import Prediction
+from pipeline.cli.common import config_option, run_options, secrets, session
 from pipeline.cli.diagram import to_dot, to_mermaid
-from pipeline.config import LoadedConfig, load_config
+from pipeline.config import load_config
 from pipeline.config.templates import render
 from pipeline.errors import RegistryError, UsageError
-from pipeline.plan import Plan, sanitize_tag
+from pipeline.plan import Plan
 from pipeline.run.executor import RunOptions
-from pipeline.triggers.changed import affected_for_paths
-from pipeline.triggers.source import GitSource
+from pipeline.run.report import check_report_file, emit_report
+from pipeline.run.session import Session, check_result
+from pipeline.triggers.push import narrow_to_changes
 
 
 @click.command()
@@ -55,28 +53,18 @@ def run(
     Example:
       pipeline run shop --version 2.1.5 --jobs 4 --report report.json
     """
-    config = load_config(config_file)
-    the_plan = build_plan(config, pipelines, version)
+    the_session = session(load_config(config_file))
+    the_plan = the_session.plan(pipelines, version)
     if since is not None:
-        the_plan = _narrow_to_changes(config, the_plan, since)
+        the_plan = narrow_to_changes(the_session, the_plan, since)
         if not the_plan.images:
             click.echo(f"nothing changed since {since} affects an image", err=True)
             return
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
-    check_result(execute(config, the_plan, options, report_file, as_json, token=token))
-
-
-def _narrow_to_changes(config: LoadedConfig, plan: Plan, since: str) -> Plan:
-    """Only affected images; unaffected ones they reference resolve to their last pushed digest."""
-    source = GitSource(str(config.base_dir), Path("."))
-    affected = affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
-    for item in affected:
-        click.echo(f"{item.key}: {item.reason}", err=True)
-    head = source.resolve("HEAD")
-    history = source.history(head) if head else []
-    branch = plan.context.git_branch
-    with registry_client(config) as registry:
-        return narrow_plan(plan, {a.key for a in affected}, registry, history, sanitize_tag(branch) if branch else None)
+    check_report_file(report_file)
+    result = the_session.execute(the_plan, options, secrets(token))
+    emit_report(the_plan, result, report_file, as_json)
+    check_result(result)
 
 
 @click.command()
@@ -93,10 +81,10 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
     Example:
       pipeline plan shop --version 2.1.5 --json
     """
-    config = load_config(config_file)
-    the_plan = build_plan(config, pipelines, version)
+    the_session = session(load_config(config_file))
+    the_plan = the_session.plan(pipelines, version)
     values = the_plan.context.template_values()
-    predictions = {} if offline else _predictions(config, the_plan)
+    predictions = {} if offline else _predictions(the_session, the_plan)
     rows: list[dict[str, Any]] = []
     for step, (key, image) in enumerate(the_plan.images.items(), start=1):
         image_values = dict(values)
@@ -133,10 +121,9 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
             click.echo(f"     build arg {name}={value}")
 
 
-def _predictions(config: LoadedConfig, the_plan: Plan) -> dict[str, Prediction]:
+def _predictions(the_session: Session, the_plan: Plan) -> dict[str, Prediction]:
     try:
-        with registry_client(config) as registry:
-            return predict(the_plan, registry, GitBlobs.read(config.base_dir))
+        return the_session.predictions(the_plan)
     except RegistryError as exc:
         click.echo(f"warning: cannot tell what can be reused: {exc}", err=True)
         return {}
@@ -154,16 +141,15 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
     Example:
       pipeline explain shop/app
     """
-    config = load_config(config_file)
-    the_plan = build_plan(config, (), None)
+    the_session = session(load_config(config_file))
+    the_plan = the_session.plan((), None)
     matches = [k for k in the_plan.images if k == image_name or k.split("/", 1)[1] == image_name]
     if len(matches) != 1:
         raise UsageError(
             f"'{image_name}' names {len(matches)} images; use pipeline/name ({', '.join(the_plan.images)})"
         )
     key = matches[0]
-    with registry_client(config) as registry:
-        explanation = explain_image(the_plan, key, registry, GitBlobs.read(config.base_dir), config.base_dir)
+    explanation = the_session.explain(the_plan, key)
     if as_json:
         click.echo(json.dumps(explanation.as_dict(), indent=2))
         return
@@ -183,8 +169,7 @@ def graph(pipelines: tuple[str, ...], config_file: Path, fmt: str) -> None:
     Example:
       pipeline graph --format dot | dot -Tsvg > graph.svg
     """
-    config = load_config(config_file)
-    the_plan = build_plan(config, pipelines, None)
+    the_plan = session(load_config(config_file)).plan(pipelines, None)
     click.echo(to_mermaid(the_plan) if fmt == "mermaid" else to_dot(the_plan), nl=False)
 
 

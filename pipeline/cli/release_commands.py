@@ -3,95 +3,38 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from pipeline.cache.inputs import GitBlobs
 from pipeline.cli.common import (
-    build_plan,
-    ca_files,
-    check_result,
     config_option,
-    credentials,
-    execute,
     insecure_option,
-    make_builders,
     optional_config,
     optional_config_option,
-    registry_client,
     run_options,
-    run_signer,
+    secrets,
+    session,
 )
-from pipeline.config import LoadedConfig, load_config
-from pipeline.errors import PipelineError, UsageError
-from pipeline.plan import Plan
-from pipeline.registry.client import RegistryClient
+from pipeline.config import load_config
 from pipeline.registry.reference import parse_reference, parse_repository
-from pipeline.release.cut import (
-    BumpChoice,
-    ChosenVersion,
-    check_can_tag,
-    check_publishing,
-    choose_version,
-    tag_refusals,
-)
-from pipeline.release.gittag import ReleaseRepo
+from pipeline.release.cut import BumpChoice
 from pipeline.release.promote import promote as promote_image
-from pipeline.release.publish import TagChange
 from pipeline.release.tagview import tag_view
 from pipeline.run.executor import RunOptions
+from pipeline.run.release import Release, ReleasePreview
 from pipeline.run.report import tag_change_data
-from pipeline.signing.trust import TrustPolicy
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
-
-T = TypeVar("T")
 
 
 def _progress(step: str, message: str) -> None:
     click.echo(f"{step:<8} {message}", err=True)
 
 
-def _notify(image: str, step: str, message: str) -> None:
-    _progress(step, f"{image}: {message}")
-
-
-def _dry_run(
-    config: LoadedConfig,
-    plan: Plan,
-    chosen: ChosenVersion,
-    refusals: list[PipelineError],
-    options: RunOptions,
-    report_file: Path | None,
-    token: str | None,
-    as_json: bool,
-) -> None:
-    """Print the plan, then refuse exactly as the real run would: every pre-build check it makes runs
-    here read-only, in its order, and the first refusal decides the exit code."""
-
-    def check(step: Callable[[], T]) -> T | None:
-        try:
-            return step()
-        except PipelineError as exc:
-            refusals.append(exc)
-            return None
-
-    # The same checks, in the same order, as execute() before anything is built.
-    if report_file and not report_file.parent.resolve().is_dir():
-        refusals.append(UsageError(f"--report {report_file}: directory {report_file.parent} does not exist"))
-    check(lambda: make_builders(plan))
-    changes: list[TagChange] | None = None
-    creds = credentials(image.acr for image in plan.images.values() if image.acr is not None)
-    with RegistryClient(creds, config.spec.insecure_registries, ca_files=ca_files(config)) as registry:
-        hosts = sorted({image.repository.registry for image in plan.images.values()})
-        reachable = check(lambda: [registry.session.connect(host) for host in hosts]) is not None
-        check(lambda: run_signer(plan, registry, config, token))
-        check(lambda: TrustPolicy.from_config(config.spec, config.base_dir))
-        if reachable:
-            blobs = GitBlobs.read(config.base_dir)
-            changes = check(lambda: check_publishing(plan, registry, options.force, options.cache, blobs, _notify))
+def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
+    """Print the plan, then refuse exactly as the real run would: the first refusal decides the exit code."""
+    chosen, plan, changes, refusals = found.chosen, found.plan, found.preview.changes, found.preview.refusals
     if as_json:
         data = {
             "version": str(chosen.version),
@@ -163,39 +106,12 @@ def release(
       pipeline release --bump minor --push-tag
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
-    config = load_config(config_file)
-    repo = ReleaseRepo(config.base_dir)
-    chosen = choose_version(repo, bump, version, pre)
+    cut = Release(session(load_config(config_file)), bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
-        refusals: list[PipelineError] = list(tag_refusals(repo, chosen))
-        try:
-            plan = build_plan(config, pipelines, str(chosen.version))
-        except PipelineError:
-            if refusals:
-                raise refusals[0] from None  # the release stops at this one before planning
-            raise
-        _dry_run(config, plan, chosen, refusals, options, report_file, token, as_json)
+        _print_dry_run(cut.dry_run(pipelines, options, secrets(token), report_file, _progress), as_json)
         return
-    tag_existed = check_can_tag(repo, chosen)
-    plan = build_plan(config, pipelines, str(chosen.version))
-    _progress("release", f"{chosen.version} ({chosen.reason})")
-    if not tag_existed:
-        repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
-    extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
-    published = False
-    try:
-        result = execute(config, plan, options, report_file, as_json, extra, token=token)
-        published = result.published
-        check_result(result)
-    except BaseException:
-        if not tag_existed and not published:
-            repo.delete_tag(chosen.git_tag)
-            _progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
-        raise
-    if push_tag:
-        repo.push_tag(chosen.git_tag)
-        _progress("release", f"pushed git tag {chosen.git_tag} to origin")
+    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress)
 
 
 @click.command()
@@ -244,9 +160,9 @@ def promote(
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
     tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
-    config = optional_config(config_file)
-    policy = TrustPolicy.from_config(config.spec, config.base_dir) if config else None
-    with registry_client(config, insecure) as registry:
+    the_session = session(optional_config(config_file))
+    policy = the_session.trust_policy()
+    with the_session.registry(insecure) as registry:
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy)
     data: dict[str, Any] = {
         "source": str(done.source),
@@ -283,7 +199,7 @@ def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: P
       pipeline tags 127.0.0.1:5000/demo/app --json
     """
     repo = parse_repository(repository)
-    with registry_client(optional_config(config_file), insecure) as registry:
+    with session(optional_config(config_file)).registry(insecure) as registry:
         view = tag_view(registry, repo, suffix)
     if as_json:
         data = {

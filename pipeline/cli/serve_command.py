@@ -12,7 +12,7 @@ from types import FrameType
 
 import click
 
-from pipeline.cli.trigger_commands import repos_cache_dir
+from pipeline.cli.common import settings
 from pipeline.errors import UsageError
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
 from pipeline.triggers.worker import DEFAULT_COMMAND, Scrubber, WorkerSettings
@@ -140,7 +140,7 @@ def serve(
         command=prefix,
         env=env,
         stop_timeout=stop_timeout,
-        cache_dir=repos_cache_dir(),  # the mirror `pipeline trigger` uses; the worker fetches it between runs
+        cache_dir=settings().repos_dir,  # the mirror `pipeline trigger` uses; the worker fetches it between runs
     )
     scrub = Scrubber.from_env(os.environ, [secret.decode("utf-8")] if secret else [])
     limits = ServerLimits(read_timeout, max_body, max_connections)

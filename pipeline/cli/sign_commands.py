@@ -13,7 +13,7 @@ from pipeline.cli.common import (
     optional_config,
     optional_config_option,
     passphrase,
-    registry_client,
+    session,
 )
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
@@ -82,7 +82,7 @@ def sign(
       COSIGN_PASSWORD=... pipeline sign 127.0.0.1:5000/demo/app:1.0.0 --key cosign.key
     """
     ref = parse_reference(reference)
-    with registry_client(optional_config(config_file), insecure) as registry:
+    with session(optional_config(config_file)).registry(insecure) as registry:
         digest = ref.digest or registry.resolve_digest(ref)
         if digest is None:
             raise VerificationFailed(f"{ref}: not found in the registry")
@@ -165,7 +165,7 @@ def verify(
         raise UsageError(
             f"nothing to verify {ref.repository} against: give --key, a certificate identity, or a trust rule"
         )
-    with registry_client(config, insecure) as registry:
+    with session(config).registry(insecure) as registry:
         digest = ref.digest or registry.resolve_digest(ref)
         if digest is None:
             raise VerificationFailed(f"{ref}: not found in the registry")

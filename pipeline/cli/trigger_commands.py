@@ -6,25 +6,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from pipeline.cache.lastbuild import narrow_plan
-from pipeline.cli.common import build_plan, check_result, config_option, execute, registry_client
+from pipeline.cli.common import config_option, secrets, session, settings
 from pipeline.config import load_config
-from pipeline.errors import PipelineError, UsageError
-from pipeline.run.executor import RunOptions
-from pipeline.run.report import write_report
+from pipeline.errors import PipelineError
 from pipeline.triggers import hooks as git_hooks
-from pipeline.triggers.changed import Affected, affected_for_paths
-from pipeline.triggers.rules import match_ref, ref_name
-from pipeline.triggers.source import ZERO_SHA, GitSource
+from pipeline.triggers.push import Push, affected_since, hook_pushes, resolve_before, trigger_push
+from pipeline.triggers.source import ZERO_SHA
 from pipeline.triggers.watch import Watcher, WatchState, parse_interval
-
-
-def repos_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pipeline" / "repos"
 
 
 def _say(message: str) -> None:
@@ -45,9 +36,8 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
       pipeline changed --since origin/main --json
     """
     config = load_config(config_file)
-    source = GitSource(str(config.base_dir), repos_cache_dir())
-    plan = build_plan(config, pipelines, None)
-    found = affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
+    plan = session(config).plan(pipelines, None)
+    found = affected_since(config, plan, since)
     if as_json:
         click.echo(json.dumps({"since": since, "images": [{"image": a.key, "reason": a.reason} for a in found]}))
         return
@@ -57,68 +47,8 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
         click.echo(f"{item.key:<30} {item.reason}")
 
 
-def trigger_push(
-    repo: str,
-    ref: str,
-    before: str,
-    after: str,
-    config_path: str,
-    report_file: Path | None,
-    jobs: int,
-    keep_going: bool = False,
-) -> bool:
-    """Build what a push of `ref` from `before` to `after` calls for, in a clean checkout of `after`."""
-    source = GitSource(repo, repos_cache_dir())
-    source.fetch()
-    commit = source.resolve(after)
-    if commit is None:
-        raise UsageError(f"{repo}: no commit {after}")
-    kind, name = ref_name(ref)
-    with source.checkout(commit) as tree:
-        config = load_config(tree / config_path)
-        matches = match_ref(config.spec, ref)
-        trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}
-        if not matches:
-            _say(f"{ref}: no trigger rule matches; nothing to build")
-            if report_file:
-                write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
-            return True
-        ok = True
-        for version in sorted({m.release_version for m in matches}, key=lambda v: v or ""):
-            group = [m for m in matches if m.release_version == version]
-            tags = {m.pipeline: m.extra_tags for m in group}
-            plan = build_plan(
-                config,
-                tuple(m.pipeline for m in group),
-                version,
-                branch=name if kind == "branch" else None,
-                trigger_tags=tags,
-            )
-            if version is None:
-                paths = source.changed_paths(before, commit) if before != ZERO_SHA else None
-                affected: list[Affected] = affected_for_paths(config, plan, tree, paths)
-            else:
-                affected = [Affected(key, f"release {version} from {ref}") for key in plan.images]
-            trigger["affected"] += [{"image": a.key, "reason": a.reason} for a in affected]
-            for item in affected:
-                _say(f"{item.key}: {item.reason}")
-            if not affected:
-                _say(f"{ref} {commit[:12]}: no image affected")
-                if report_file:
-                    write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
-                continue
-            with registry_client(config) as registry:
-                fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
-                plan = narrow_plan(plan, {a.key for a in affected}, registry, source.history(commit), fallback)
-            result = execute(
-                config, plan, RunOptions(jobs=jobs, keep_going=keep_going), report_file, False, {"trigger": trigger}
-            )
-            ok = ok and result.ok
-            try:
-                check_result(result)
-            except PipelineError as exc:
-                _say(f"error: {exc}")
-        return ok
+def _trigger(repo: str, push: Push, config_path: str, report_file: Path | None, jobs: int) -> bool:
+    return trigger_push(settings(), secrets(), repo, push, config_path, report_file, jobs, _say)
 
 
 # Shared by the commands that read pipelines.yaml from inside a repository checkout (trigger, watch).
@@ -152,8 +82,7 @@ def trigger(
     Example:
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
     """
-    source_before = GitSource(repo, repos_cache_dir()).resolve(before) if before != ZERO_SHA else ZERO_SHA
-    if not trigger_push(repo, ref, source_before or before, after, config_path, report_file, jobs):
+    if not _trigger(repo, Push(ref, resolve_before(settings(), repo, before), after), config_path, report_file, jobs):
         sys.exit(1)
 
 
@@ -217,32 +146,16 @@ def hooks_uninstall(repo_path: Path, hook_names: tuple[str, ...]) -> None:
 @click.option("-f", "--file", "config_path", default="pipelines.yaml")
 def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: str) -> None:
     """What installed hooks call; reads the pushed ranges the way each hook receives them."""
-    source = GitSource(git_dir, repos_cache_dir())
     jobs = os.cpu_count() or 1
-    pushes: list[tuple[str, str, str]] = []  # (ref, before, after)
-    if hook in ("post-commit", "post-merge"):
-        head = source.resolve("HEAD")
-        if head is None:
-            return
-        branch = str(source.repo.git.symbolic_ref("-q", "HEAD")) if not source.repo.head.is_detached else "HEAD"
-        before = source.resolve("ORIG_HEAD") if hook == "post-merge" else source.first_parent(head)
-        pushes.append((branch, before or ZERO_SHA, head))
-    else:
-        for line in sys.stdin.read().splitlines():
-            parts = line.split()
-            if hook == "pre-push" and len(parts) == 4:
-                _local_ref, local_sha, remote_ref, remote_sha = parts
-                pushes.append((remote_ref, remote_sha, local_sha))
-            elif hook == "post-receive" and len(parts) == 3:
-                old, new, ref = parts
-                pushes.append((ref, old, new))
+    stdin = [] if hook in ("post-commit", "post-merge") else sys.stdin.read().splitlines()
+    pushes = hook_pushes(settings(), hook, git_dir, stdin)
     ok = True
-    for ref, before, after in pushes:
-        if after == ZERO_SHA:
+    for push in pushes:
+        if push.after == ZERO_SHA:
             continue  # a deleted ref builds nothing
-        _say(f"pipeline: {hook} {ref} {before[:12]}..{after[:12]}")
+        _say(f"pipeline: {hook} {push.ref} {push.before[:12]}..{push.after[:12]}")
         try:
-            ok = trigger_push(git_dir, ref, before, after, config_path, None, jobs) and ok
+            ok = _trigger(git_dir, push, config_path, None, jobs) and ok
         except PipelineError as exc:
             _say(f"pipeline: {exc}")
             ok = False
@@ -276,13 +189,12 @@ def watch(
       pipeline watch --repo https://git.example.com/shop.git --branch main --interval 1m
     """
     seconds = parse_interval(interval)
-    source = GitSource(repo, repos_cache_dir())
     state = WatchState.load(state_file or Path(f".pipeline-watch-{branch.replace('/', '-')}.json"))
 
     def handle(before: str, after: str) -> bool:
-        return trigger_push(repo, f"refs/heads/{branch}", before, after, config_path, None, jobs)
+        return _trigger(repo, Push(f"refs/heads/{branch}", before, after), config_path, None, jobs)
 
-    watcher = Watcher(source, branch, state, handle, _say)
+    watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _say)
     watcher.install_signal_handlers()
     _say(f"watching {repo} branch {branch} every {seconds:g}s (SIGTERM or Ctrl-C stops it)")
     watcher.run(seconds, once=once)

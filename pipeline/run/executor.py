@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.builders import Builder, BuildRequest, Interruptible
+from pipeline.builders import Backend, BuildRequest, Interruptible
 from pipeline.cache.inputs import GitBlobs, image_inputs
 from pipeline.cache.predict import Prediction, cached_digest, predict
 from pipeline.errors import PipelineError
@@ -102,7 +102,7 @@ class Executor:
     def __init__(
         self,
         plan: Plan,
-        builders: Mapping[str, Builder],
+        backends: Mapping[str, Backend],
         registry: RegistryClient,
         credentials: CredentialLookup,
         options: RunOptions,
@@ -123,7 +123,7 @@ class Executor:
         self.concurrency = max(options.jobs, IO_CONCURRENCY)
         self._build_slots = threading.Semaphore(max(1, options.jobs))
         self.plan = plan
-        self.builders = builders
+        self.backends = backends
         self.registry = registry
         self.credentials = credentials
         self.options = options
@@ -151,9 +151,9 @@ class Executor:
         except BaseException:
             # Ctrl-C: start nothing new and don't wait for builds in flight; nothing floating has moved.
             pool.shutdown(wait=False, cancel_futures=True)
-            for builder in self.builders.values():
-                if isinstance(builder, Interruptible):
-                    builder.interrupt()  # remote runs would go on after we exit
+            for backend in self.backends.values():
+                if isinstance(backend, Interruptible):
+                    backend.interrupt()  # remote runs would go on after we exit
             raise
         pool.shutdown(wait=True)
         result = RunResult(images=self.results)
@@ -293,14 +293,15 @@ class Executor:
             target=image.target,
             platform=image.platform,
             push=self.options.push,
-            acr=image.acr,
             credentials=self.credentials(image.repository.registry) if self.options.push else None,
         )
         with self._build_slots:
             result.build_started_at = time.time()
             try:
-                outcome = self.builders[image.builder].build(
-                    request, lambda step, msg: self._emit(image.key, step, msg)
+                outcome = (
+                    self.backends[image.builder]
+                    .builder_for(image)
+                    .build(request, lambda step, msg: self._emit(image.key, step, msg))
                 )
             finally:
                 result.build_finished_at = time.time()

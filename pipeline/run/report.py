@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
 from pipeline.run.executor import Event, RunResult, Status
@@ -126,3 +126,22 @@ class ProgressPrinter:
         line = f"[{event.elapsed:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"
         with self._lock:
             print(line, file=self.stream, flush=True)
+
+
+def emit_report(
+    plan: Plan, result: RunResult, report_file: Path | None, as_json: bool, extra: dict[str, Any] | None = None
+) -> None:
+    """The run's report: written to `report_file` if given, and printed as JSON or as the summary table."""
+    data = {**report_data(plan, result), **(extra or {})}
+    if report_file:
+        write_report(report_file, data)
+    if as_json:
+        print(json.dumps(data, indent=2), flush=True)
+    else:
+        print_summary(result)
+
+
+def check_report_file(report_file: Path | None) -> None:
+    """Refuse a report path whose directory is missing before anything is built, not after."""
+    if report_file and not report_file.parent.resolve().is_dir():
+        raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")

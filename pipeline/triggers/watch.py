@@ -65,6 +65,13 @@ class Watcher:
         self.log = log
         self.stopping = threading.Event()
 
+    @classmethod
+    def for_repository(
+        cls, repo: str, cache_dir: Path, branch: str, state: WatchState, handle: HandleCommit, log: Log
+    ) -> Watcher:
+        """Watch `repo` (a path, or a URL mirrored under `cache_dir`)."""
+        return cls(GitSource(repo, cache_dir), branch, state, handle, log)
+
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: object) -> None:
             self.log(f"received {signal.Signals(signum).name}: stopping after the current step")

@@ -118,10 +118,9 @@ def test_builder_refuses_a_repository_off_the_login_server(tmp_path: Path) -> No
         context=tmp_path,
         dockerfile=tmp_path / "Dockerfile",
         tag=ImageRef(parse_repository("ghcr.io/org/app"), tag="sha-1"),
-        acr=spec,
     )
     with pytest.raises(ConfigError, match="login server shop.azurecr.io"):
-        AcrBuilder(StaticTokenCredential("t")).build(request, lambda step, message: None)
+        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, lambda step, message: None)
 
 
 def test_task_names_and_repository_urls() -> None:

@@ -1,0 +1,96 @@
+"""A release run: the version chosen, HEAD tagged, the plan built and published through the session, the
+git tag removed again when nothing was published; and its dry run, which refuses what the run refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from pipeline.plan import Plan
+from pipeline.release.cut import BumpChoice, ChosenVersion, check_can_tag, choose_version, tag_refusals
+from pipeline.release.gittag import ReleaseRepo
+from pipeline.run.executor import RunOptions, RunResult
+from pipeline.run.report import check_report_file, emit_report
+from pipeline.run.session import Preview, Secrets, Session, check_result
+
+Progress = Callable[[str, str], None]  # (step, message)
+
+
+@dataclass
+class ReleasePreview:
+    chosen: ChosenVersion
+    plan: Plan
+    preview: Preview
+
+
+class Release:
+    """One release of a checkout: `choose` reads the git tags and picks the version (or finds that HEAD
+    already is this release: a re-run), then `run` or `dry_run`."""
+
+    def __init__(self, session: Session, bump: BumpChoice | None, version: str | None, pre: str | None) -> None:
+        self.session = session
+        self.repo = ReleaseRepo(session.loaded.base_dir)
+        self.chosen = choose_version(self.repo, bump, version, pre)
+
+    def run(
+        self,
+        pipelines: Iterable[str],
+        options: RunOptions,
+        secrets: Secrets,
+        report_file: Path | None,
+        as_json: bool,
+        push_tag: bool,
+        progress: Progress,
+    ) -> RunResult:
+        chosen = self.chosen
+        tag_existed = check_can_tag(self.repo, chosen)
+        plan = self.session.plan(pipelines, str(chosen.version))
+        progress("release", f"{chosen.version} ({chosen.reason})")
+        if not tag_existed:
+            self.repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
+        extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
+        published = False
+        try:
+            check_report_file(report_file)
+            result = self.session.execute(plan, options, secrets)
+            published = result.published
+            emit_report(plan, result, report_file, as_json, extra)
+            check_result(result)
+        except BaseException:
+            if not tag_existed and not published:
+                self.repo.delete_tag(chosen.git_tag)
+                progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
+            raise
+        if push_tag:
+            self.repo.push_tag(chosen.git_tag)
+            progress("release", f"pushed git tag {chosen.git_tag} to origin")
+        return result
+
+    def dry_run(
+        self,
+        pipelines: Iterable[str],
+        options: RunOptions,
+        secrets: Secrets,
+        report_file: Path | None,
+        notify: Progress,
+    ) -> ReleasePreview:
+        """The plan and the tag changes, and every refusal the run would meet, in its order: the git tag,
+        the plan, the report path, then the session's pre-build checks and the registry's release tags."""
+        refusals: list[PipelineError] = list(tag_refusals(self.repo, self.chosen))
+        try:
+            plan = self.session.plan(pipelines, str(self.chosen.version))
+        except PipelineError:
+            if refusals:
+                raise refusals[0] from None  # the release stops at this one before planning
+            raise
+        try:
+            check_report_file(report_file)
+        except PipelineError as exc:
+            refusals.append(exc)
+        preview = self.session.preview(
+            plan, options, secrets, lambda image, step, message: notify(step, f"{image}: {message}")
+        )
+        preview.refusals[:0] = refusals
+        return ReleasePreview(self.chosen, plan, preview)

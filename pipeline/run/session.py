@@ -1,0 +1,342 @@
+"""The run session: a loaded config plus settings turned into ready parts (plan, registry client, build
+backends, signer, trust gate, locks) and a plan run through them. Every command that builds or talks to
+a registry on a config's behalf (`run`, `release`, `trigger`, hooks, `watch`, `serve`'s worker, bench/)
+comes through here, so a run is wired in one place.
+
+>>> session = Session(load_config(Path("pipelines.yaml")), Settings.from_environment(os.environ))  # doctest: +SKIP
+>>> result = session.execute(session.plan(("shop",), "2.1.5"), RunOptions(jobs=4), Secrets())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
+from pipeline.builders import Backend, open_backends
+from pipeline.cache.explain import Explanation, explain_image
+from pipeline.cache.inputs import GitBlobs
+from pipeline.cache.predict import Prediction, predict
+from pipeline.config import LoadedConfig
+from pipeline.config.schema import AcrSpec
+from pipeline.errors import PipelineError, RegistryError, RunFailed, UsageError
+from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.credentials import DockerConfigCredentials
+from pipeline.registry.tls import ssl_context
+from pipeline.release.cut import check_publishing
+from pipeline.release.journal import read_journal
+from pipeline.release.publish import Notify, TagChange, complete_journal
+from pipeline.run.executor import EventSink, Executor, RunOptions, RunResult, Status
+from pipeline.run.locks import pipeline_keys, pipeline_locks
+from pipeline.run.report import ProgressPrinter
+from pipeline.signing.keys import read_private_key
+from pipeline.signing.runsigner import RunSigner
+from pipeline.signing.trust import BaseImageGate, TrustPolicy
+from pipeline.vcs.info import read_git_info
+from pipeline.versioning import parse_version
+
+T = TypeVar("T")
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says, read once (by the CLI) and passed in; nothing below reads it again."""
+
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # for backends: DOCKER_HOST, AZURE_*
+    docker_config: Path = Path.home() / ".docker"
+    lock_dir: Path = Path.home() / ".cache" / "pipeline" / "locks"
+    state_dir: Path = Path.home() / ".local" / "state" / "pipeline"
+    cache_dir: Path = Path.home() / ".cache" / "pipeline"
+    registry_timeout: float = 60.0
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        home = Path.home()
+        cache = Path(environ.get("XDG_CACHE_HOME") or home / ".cache")
+        runtime = environ.get("XDG_RUNTIME_DIR") or environ.get("XDG_CACHE_HOME") or str(home / ".cache")
+        return cls(
+            environment=dict(environ),
+            docker_config=Path(environ.get("DOCKER_CONFIG") or home / ".docker"),
+            lock_dir=Path(runtime) / "pipeline" / "locks",
+            # Publish journals must outlive a crash: XDG's state home.
+            state_dir=Path(environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "pipeline",
+            cache_dir=cache / "pipeline",
+            registry_timeout=_registry_timeout(environ.get("PIPELINE_REGISTRY_TIMEOUT", "60")),
+        )
+
+    @property
+    def repos_dir(self) -> Path:
+        """Where remote repositories are mirrored (triggers, watch, serve)."""
+        return self.cache_dir / "repos"
+
+
+def _registry_timeout(raw: str) -> float:
+    """Seconds a registry request may wait for the server; one that outlasts it is retried like a
+    dropped connection."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise UsageError(f"PIPELINE_REGISTRY_TIMEOUT={raw!r}: give seconds between 0 and 3600")
+    return value
+
+
+def _no_passphrase(what: str) -> str:
+    raise UsageError(f"{what} needs a passphrase: set COSIGN_PASSWORD (no terminal to prompt on)")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """How a run gets what must never be an argument: a key's passphrase (asked for each key once, before
+    anything is built) and the OIDC token for keyless signing (asked for only when a plan signs keyless)."""
+
+    passphrase: Callable[[str], str] = _no_passphrase
+    identity_token: Callable[[], str | None] = lambda: None
+
+
+class _Check(Protocol):
+    """Runs one pre-build step: raising its refusal (a run) or recording it (a dry run)."""
+
+    def __call__(self, step: Callable[[], T]) -> T | None: ...
+
+
+def _strict(step: Callable[[], T]) -> T | None:
+    return step()
+
+
+@dataclass
+class _Parts:
+    backends: dict[str, Backend] | None
+    credentials: CredentialLookup
+    registry: RegistryClient
+    reachable: bool
+    signer: RunSigner | None
+    policy: TrustPolicy | None
+
+
+@dataclass
+class Preview:
+    """What a dry run found: the tag changes the run would make, and every refusal it would stop at, in
+    the order the run meets them (the first decides the exit code)."""
+
+    changes: list[TagChange] | None
+    refusals: list[PipelineError]
+
+
+class Session:
+    """One config (or none: registry commands outside a project) and the settings; makes plans and runs
+    them. `say` takes progress lines meant for stderr."""
+
+    def __init__(self, config: LoadedConfig | None, settings: Settings, say: Say = lambda message: None) -> None:
+        self.config = config
+        self.settings = settings
+        self.say = say
+
+    @property
+    def loaded(self) -> LoadedConfig:
+        if self.config is None:
+            raise UsageError("no pipelines file: pass -f FILE")
+        return self.config
+
+    # --- planning --------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        pipelines: Iterable[str],
+        version: str | None,
+        branch: str | None = None,
+        trigger_tags: dict[str, tuple[str, ...]] | None = None,
+    ) -> Plan:
+        """The plan for this checkout; `branch` names the branch of a detached checkout (triggers)."""
+        config = self.loaded
+        git = read_git_info(config.base_dir)
+        context = RunContext(
+            version=parse_version(version) if version else None,
+            git_sha=git.sha if git else None,
+            git_branch=branch or (git.branch if git else None),
+            source_url=git.remote_url if git else None,
+            created=git.committed_at if git else None,
+            dirty=git.dirty if git else False,
+        )
+        return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags)
+
+    def blobs(self) -> GitBlobs | None:
+        return GitBlobs.read(self.loaded.base_dir)
+
+    def predictions(self, plan: Plan) -> dict[str, Prediction]:
+        """Which images the registry's input-digest tags let a run reuse (`plan`)."""
+        with self.registry() as registry:
+            return predict(plan, registry, self.blobs())
+
+    def explain(self, plan: Plan, key: str) -> Explanation:
+        with self.registry() as registry:
+            return explain_image(plan, key, registry, self.blobs(), self.loaded.base_dir)
+
+    # --- the registry ----------------------------------------------------------------------------
+
+    def credentials(self, acr: Iterable[AcrSpec] = ()) -> CredentialLookup:
+        """The docker config, then (for ACR login servers: *.azurecr.io and those of `acr`) an ACR refresh
+        token exchanged for the Azure AD token."""
+        specs = list(acr)
+        arm_endpoint = specs[0].arm_endpoint if specs else AcrSpec.model_fields["arm_endpoint"].default
+        environment = self.settings.environment
+
+        def aad_token() -> str:
+            from pipeline.acr.client import aad_token, azure_credential  # the Azure SDK is slow to import
+
+            return aad_token(azure_credential(environment), str(arm_endpoint))
+
+        docker_config = DockerConfigCredentials(self.settings.docker_config)
+        return AcrExchangeCredentials(docker_config, aad_token, [s.server for s in specs])
+
+    def registry(self, insecure: Iterable[str] = (), credentials: CredentialLookup | None = None) -> RegistryClient:
+        """The client for the config's registries, with its TLS settings (`insecure_registries`,
+        `registries.*.ca_file`) plus any `--insecure-registry` given."""
+        hosts = [*insecure, *(self.config.spec.insecure_registries if self.config else [])]
+        return RegistryClient(
+            credentials or self.credentials(), hosts, timeout=self.settings.registry_timeout, ca_files=self._ca_files()
+        )
+
+    def trust_policy(self) -> TrustPolicy | None:
+        """The config's trust policy (None without a config)."""
+        return TrustPolicy.from_config(self.config.spec, self.config.base_dir) if self.config else None
+
+    def _ca_files(self) -> dict[str, Path]:
+        """`registries: {HOST: {ca_file}}`, resolved against pipelines.yaml's directory."""
+        config = self.config
+        if config is None:
+            return {}
+        found: dict[str, Path] = {}
+        for host, settings in config.spec.registries.items():
+            if settings.ca_file is None:
+                continue
+            path = config.base_dir / settings.ca_file
+            where = ("registries", host, "ca_file")
+            if not path.is_file():
+                raise config.positions.error(where, f"CA file {path} does not exist")
+            try:
+                ssl_context(str(path.resolve()))
+            except RegistryError:
+                raise config.positions.error(where, f"{path} holds no PEM CA certificate") from None
+            found[host] = path.resolve()
+        return found
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def journal_dirs(self, plan: Plan) -> dict[str, Path]:
+        """Each pipeline of the plan -> the directory of its publish journal."""
+        return {name: self.settings.state_dir / "pipelines" / key for name, key in pipeline_keys(plan).items()}
+
+    def execute(
+        self, plan: Plan, options: RunOptions, secrets: Secrets, on_event: EventSink | None = None
+    ) -> RunResult:
+        """Check everything a run needs, then build, push, sign and publish the plan; a failed image is
+        in the result (check_result raises for it), a refusal before building is raised."""
+        with self._prepare(plan, options, secrets, _strict) as parts:
+            assert parts.backends is not None and parts.policy is not None  # _strict raised otherwise
+            registry = parts.registry
+            gate = BaseImageGate(registry, parts.policy, {str(i.repository) for i in plan.images.values()})
+            journals = self.journal_dirs(plan)
+            executor = Executor(
+                plan,
+                parts.backends,
+                registry,
+                parts.credentials,
+                options,
+                on_event=on_event or ProgressPrinter(),
+                sign=parts.signer,
+                gate=gate,
+                blobs=self.blobs(),
+                journals=journals.__getitem__,
+            )
+            # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
+            locks = pipeline_locks(plan, self.settings.lock_dir, self.say) if options.push else nullcontext()
+            with locks:
+                if options.push:
+                    self._complete_interrupted(plan, registry)
+                return executor.run()
+
+    def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
+        """A dry run: every check `execute` makes before building, read-only and in its order, each refusal
+        recorded instead of raised; then the tag changes the run would publish."""
+        refusals: list[PipelineError] = []
+
+        def check(step: Callable[[], T]) -> T | None:
+            try:
+                return step()
+            except PipelineError as exc:
+                refusals.append(exc)
+                return None
+
+        changes = None
+        with self._prepare(plan, options, secrets, check) as parts:
+            if parts.reachable:
+                blobs = self.blobs()
+                changes = check(
+                    lambda: check_publishing(plan, parts.registry, options.force, options.cache, blobs, notify)
+                )
+        return Preview(changes, refusals)
+
+    @contextmanager
+    def _prepare(self, plan: Plan, options: RunOptions, secrets: Secrets, check: _Check) -> Iterator[_Parts]:
+        """The pre-build steps, in the order a run meets them: backends (an engine that answers), the
+        registries (a certificate that does not verify stops here), the signing keys, the trust policy."""
+        backends = check(lambda: open_backends({i.builder for i in plan.images.values()}, self.settings.environment))
+        credentials = self.credentials(image.acr for image in plan.images.values() if image.acr is not None)
+        with self.registry(credentials=credentials) as registry:
+            hosts = sorted({image.repository.registry for image in plan.images.values()})
+            reachable = check(lambda: [registry.session.connect(host) for host in hosts]) is not None
+            signer = check(lambda: self._signer(plan, registry, secrets)) if options.push else None
+            policy = check(lambda: TrustPolicy.from_config(self.loaded.spec, self.loaded.base_dir))
+            yield _Parts(backends, credentials, registry, reachable, signer, policy)
+
+    def _signer(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> RunSigner | None:
+        """Decrypt each signing key the plan uses once, before anything is built."""
+        specs = [image.sign for image in plan.images.values() if image.sign is not None]
+        if not specs:
+            return None
+        keys = {}
+        for path in sorted({s.key for s in specs if s.key}):
+            keys[path] = read_private_key(Path(path), secrets.passphrase(path))
+        keyless = None
+        if any(s.keyless for s in specs):
+            found = secrets.identity_token()
+            if not found:
+                raise UsageError("keyless signing needs an OIDC identity token: --identity-token or SIGSTORE_ID_TOKEN")
+            trust = self.loaded.spec.sigstore.trust_config
+            from pipeline.signing.keyless import KeylessSigner  # sigstore is slow to import; only when used
+
+            keyless = KeylessSigner(found, str(self.loaded.base_dir / trust) if trust else None)
+        return RunSigner(registry, keys, keyless)
+
+    def _complete_interrupted(self, plan: Plan, registry: RegistryClient) -> None:
+        """Finish what a killed run of these pipelines recorded in its publish journal, before anything else."""
+        for name, directory in self.journal_dirs(plan).items():
+            journal = read_journal(directory)
+            if journal is None:
+                continue
+            self.say(
+                f"pipeline {name}: a run interrupted while publishing ({journal.what}, "
+                f"{len(journal.entries)} tag change(s) recorded in {journal.path}); completing it first"
+            )
+            done = complete_journal(journal, registry, lambda m: self.say(f"  {m}"))
+            left = f"; left as they are (moved since): {', '.join(done.skipped)}" if done.skipped else ""
+            self.say(
+                f"pipeline {name}: completed the interrupted publish: {done.written} tag(s) written, "
+                f"{done.already} already in place{left}"
+            )
+
+
+def check_result(result: RunResult) -> None:
+    """Raise RunFailed (exit 1) if anything in the run failed."""
+    if result.error:
+        raise RunFailed(result.error)
+    if not result.ok:
+        failed = [k for k, r in result.images.items() if r.status == Status.FAILED]
+        raise RunFailed(f"{len(failed)} image(s) failed: {', '.join(failed)}; no release or floating tag moved")

@@ -1,0 +1,146 @@
+"""What a push calls for, handed to the run session: the pipelines whose trigger rules match the ref, cut
+down to the images the pushed commits affect (`trigger`, hooks, `watch`, `serve`'s worker); and the same
+question for a working tree (`changed`, `run --since`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.cache.lastbuild import narrow_plan
+from pipeline.config import LoadedConfig, load_config
+from pipeline.errors import PipelineError, UsageError
+from pipeline.plan import Plan, sanitize_tag
+from pipeline.run.executor import RunOptions
+from pipeline.run.report import check_report_file, emit_report, write_report
+from pipeline.run.session import Secrets, Session, Settings, check_result
+from pipeline.triggers.changed import Affected, affected_for_paths
+from pipeline.triggers.rules import match_ref, ref_name
+from pipeline.triggers.source import ZERO_SHA, GitSource
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Push:
+    """One ref update: `ref` moved from `before` (ZERO_SHA: a new ref) to `after`."""
+
+    ref: str
+    before: str
+    after: str
+
+
+def trigger_push(
+    settings: Settings,
+    secrets: Secrets,
+    repo: str,
+    push: Push,
+    config_path: str,
+    report_file: Path | None,
+    jobs: int,
+    say: Say,
+    keep_going: bool = False,
+) -> bool:
+    """Build what a push calls for, in a clean checkout of `push.after`; True when every build succeeded."""
+    source = GitSource(repo, settings.repos_dir)
+    source.fetch()
+    commit = source.resolve(push.after)
+    if commit is None:
+        raise UsageError(f"{repo}: no commit {push.after}")
+    ref, before = push.ref, push.before
+    kind, name = ref_name(ref)
+    with source.checkout(commit) as tree:
+        config = load_config(tree / config_path)
+        session = Session(config, settings, say)
+        matches = match_ref(config.spec, ref)
+        trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}
+        if not matches:
+            say(f"{ref}: no trigger rule matches; nothing to build")
+            if report_file:
+                write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
+            return True
+        ok = True
+        for version in sorted({m.release_version for m in matches}, key=lambda v: v or ""):
+            group = [m for m in matches if m.release_version == version]
+            tags = {m.pipeline: m.extra_tags for m in group}
+            plan = session.plan(
+                [m.pipeline for m in group], version, branch=name if kind == "branch" else None, trigger_tags=tags
+            )
+            if version is None:
+                paths = source.changed_paths(before, commit) if before != ZERO_SHA else None
+                affected: list[Affected] = affected_for_paths(config, plan, tree, paths)
+            else:
+                affected = [Affected(key, f"release {version} from {ref}") for key in plan.images]
+            trigger["affected"] += [{"image": a.key, "reason": a.reason} for a in affected]
+            for item in affected:
+                say(f"{item.key}: {item.reason}")
+            if not affected:
+                say(f"{ref} {commit[:12]}: no image affected")
+                if report_file:
+                    write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
+                continue
+            with session.registry() as registry:
+                fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
+                plan = narrow_plan(plan, {a.key for a in affected}, registry, source.history(commit), fallback)
+            check_report_file(report_file)
+            result = session.execute(plan, RunOptions(jobs=jobs, keep_going=keep_going), secrets)
+            emit_report(plan, result, report_file, False, {"trigger": trigger})
+            ok = ok and result.ok
+            try:
+                check_result(result)
+            except PipelineError as exc:
+                say(f"error: {exc}")
+        return ok
+
+
+def resolve_before(settings: Settings, repo: str, before: str) -> str:
+    """`--before` as a commit (HEAD~1 works), ZERO_SHA for a new ref."""
+    if before == ZERO_SHA:
+        return before
+    return GitSource(repo, settings.repos_dir).resolve(before) or before
+
+
+def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterable[str]) -> list[Push]:
+    """The ref updates an installed git hook stands for, read the way each hook receives them."""
+    pushes: list[Push] = []
+    if hook in ("post-commit", "post-merge"):
+        source = GitSource(git_dir, settings.repos_dir)
+        head = source.resolve("HEAD")
+        if head is None:
+            return []
+        branch = str(source.repo.git.symbolic_ref("-q", "HEAD")) if not source.repo.head.is_detached else "HEAD"
+        before = source.resolve("ORIG_HEAD") if hook == "post-merge" else source.first_parent(head)
+        pushes.append(Push(branch, before or ZERO_SHA, head))
+        return pushes
+    for line in stdin_lines:
+        parts = line.split()
+        if hook == "pre-push" and len(parts) == 4:
+            _local_ref, local_sha, remote_ref, remote_sha = parts
+            pushes.append(Push(remote_ref, remote_sha, local_sha))
+        elif hook == "post-receive" and len(parts) == 3:
+            old, new, ref = parts
+            pushes.append(Push(ref, old, new))
+    return pushes
+
+
+def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affected]:
+    """The images the working tree's changes since `since` affect, each with the reason, plus dependants."""
+    source = GitSource(str(config.base_dir), Path("."))
+    return affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
+
+
+def narrow_to_changes(session: Session, plan: Plan, since: str) -> Plan:
+    """`run --since`: only affected images; unaffected ones they reference resolve to their last pushed
+    digest on this line of history."""
+    config = session.loaded
+    affected = affected_since(config, plan, since)
+    for item in affected:
+        session.say(f"{item.key}: {item.reason}")
+    source = GitSource(str(config.base_dir), Path("."))
+    head = source.resolve("HEAD")
+    history = source.history(head) if head else []
+    branch = plan.context.git_branch
+    with session.registry() as registry:
+        return narrow_plan(plan, {a.key for a in affected}, registry, history, sanitize_tag(branch) if branch else None)
