@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs
+from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import Plan
 from pipeline.registry.client import RegistryClient
 from pipeline.release.publish import REVISION_LABEL
 from pipeline.vcs.loader import git
-from pipeline.versioning import sha_tag
 
 
 @dataclass
@@ -32,20 +32,6 @@ class Explanation:
         }
 
 
-def _last_build(
-    registry: RegistryClient, plan: Plan, key: str, history: list[str]
-) -> tuple[str, dict[str, str]] | None:
-    image = plan.images[key]
-    tags = set(registry.list_tags(image.repository))
-    for sha in history:
-        tag = sha_tag(sha) + image.tags.suffix
-        if tag in tags:
-            digest = registry.resolve_digest(image.repository.with_tag(tag))
-            if digest:
-                return digest, registry.image_labels(image.repository.with_digest(digest))
-    return None
-
-
 def explain_image(
     plan: Plan, key: str, registry: RegistryClient, blobs: GitBlobs | None, base_dir: Path
 ) -> Explanation:
@@ -59,10 +45,11 @@ def explain_image(
         history = str(repo.git.rev_list("--max-count=500", "--first-parent", "HEAD")).split()
     except (git.InvalidGitRepositoryError, git.GitCommandError):
         repo, history = None, []
-    found = _last_build(registry, plan, key, history)
+    found = last_build(registry, image, history)
     if found is None:
         return Explanation(f"build: {prediction.why}; no earlier build of it is tagged on this line of history")
-    digest, labels = found
+    digest = found.digest
+    labels = registry.image_labels(image.repository.with_digest(digest))
     explanation = Explanation(f"build: {prediction.why}", last_build=f"{image.repository}@{digest}")
     if INPUTS_LABEL not in labels:
         explanation.details.append(f"the last build {digest[:19]} records no inputs (built without the input cache)")

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
-from pipeline.acr.tasks import TaskChange, TaskSpec, WantedTask, task_changes, task_source, wanted_tasks
+from pipeline.acr import sync
+from pipeline.acr.tasks import TaskSpec
 from pipeline.cli.common import config_option, session
 from pipeline.config import load_config
-from pipeline.config.schema import AcrSpec
-from pipeline.errors import UsageError
-
-GIT_TOKEN_VARIABLE = "PIPELINE_ACR_GIT_TOKEN"  # a PAT ACR uses to register the commit webhook
 
 
 @click.group()
@@ -46,75 +42,15 @@ def sync_tasks(
       pipeline acr sync-tasks --dry-run --json
       pipeline acr sync-tasks --branch main --prune
     """
-    import git  # GitPython: the repository root, the contexts are relative to it
-
     config = load_config(config_file)
     plan = session(config).plan(pipelines, None)
-    try:
-        repo = git.Repo(config.base_dir, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{config.file}: not in a git repository; ACR tasks build from a git remote") from None
-    remote_url = plan.context.source_url
-    branch = branch or plan.context.git_branch
-    if not remote_url or not branch or repo.working_tree_dir is None:
-        raise UsageError("ACR tasks need an 'origin' remote and a branch (check out one, or pass --branch)")
-    root = Path(repo.working_tree_dir)
-    source = task_source(remote_url, root, config.file)
-    wanted, skipped = wanted_tasks(plan, remote_url, branch, root, source)
-    registries = _registries(image.acr for image in plan.images.values())
-    changes: list[TaskChange] = []
-    if registries:
-        changes = _sync(registries, wanted, source, prune, dry_run)
-    _print(wanted, skipped, changes, dry_run, as_json)
+    environ = os.environ  # read here only; pipeline/acr/ gets the values passed in
+    result = sync.sync_tasks(plan, config.file, config.base_dir, branch, prune=prune, dry_run=dry_run, environ=environ)
+    _print(result, dry_run, as_json)
 
 
-def _registries(specs: Iterable[AcrSpec | None]) -> dict[tuple[str, str, str, str], AcrSpec]:
-    found: dict[tuple[str, str, str, str], AcrSpec] = {}
-    for spec in specs:
-        if spec is not None:
-            found.setdefault(_key(spec), spec)
-    return found
-
-
-def _sync(
-    registries: dict[tuple[str, str, str, str], AcrSpec],
-    wanted: list[WantedTask],
-    source: str,
-    prune: bool,
-    dry_run: bool,
-) -> list[TaskChange]:
-    from pipeline.acr.client import AcrTasksClient, azure_credential  # the Azure SDK is slow to import
-
-    credential = azure_credential(os.environ)
-    changes: list[TaskChange] = []
-    for key, spec in registries.items():
-        client = AcrTasksClient(credential, spec)
-        try:
-            mine = [w.spec for w in wanted if _key(w.acr) == key]
-            details = {s.name: s for s in client.tasks()}
-            existing = {name: (tags, details.get(name)) for name, tags in client.task_tags().items()}
-            planned = task_changes(spec.registry, mine, existing, prune, source)
-            changes.extend(planned)
-            if dry_run:
-                continue
-            location = client.location() if any(c.action in ("create", "update") for c in planned) else ""
-            for change in planned:
-                if change.action in ("create", "update") and change.spec is not None:
-                    client.put_task(change.spec, location, os.environ.get(GIT_TOKEN_VARIABLE))
-                elif change.action == "delete":
-                    client.delete_task(change.name)
-        finally:
-            client.close()
-    return changes
-
-
-def _key(spec: AcrSpec) -> tuple[str, str, str, str]:
-    return (spec.arm_endpoint, spec.subscription, spec.resource_group, spec.registry)
-
-
-def _print(
-    wanted: list[WantedTask], skipped: dict[str, str], changes: list[TaskChange], dry_run: bool, as_json: bool
-) -> None:
+def _print(result: sync.TaskSync, dry_run: bool, as_json: bool) -> None:
+    wanted, skipped, changes = result.wanted, result.skipped, result.changes
     specs: dict[str, TaskSpec] = {w.spec.name: w.spec for w in wanted}
     if as_json:
         data = {

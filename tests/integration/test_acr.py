@@ -17,13 +17,17 @@ from pathlib import Path
 import pytest
 
 from pipeline.acr.auth import ACR_USERNAME, AcrExchangeCredentials
+from pipeline.acr.sync import GIT_TOKEN_VARIABLE, sync_tasks
+from pipeline.config import load_config
 from pipeline.errors import AuthError
+from pipeline.plan import RunContext, make_plan
 from tests.acr.azurite import Azurite
 from tests.acr.emulator import AcrEmulator
 from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
 
 PASSWORD = "correct horse battery staple"
+ORIGIN = "git@github.com:example/shop.git"
 APP_DOCKERFILE = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
@@ -351,3 +355,36 @@ def _image_labels(reference: str) -> dict[str, str]:
     ).stdout
     labels: dict[str, str] = json.loads(out)
     return labels
+
+
+def test_sync_tasks_reads_azure_and_git_tokens_from_the_environ_it_is_given(
+    tmp_path: Path, services: Services, emulator: AcrEmulator, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI reads the environment once and passes it in; the process's own must not matter (REQUESTS_CA_BUNDLE
+    # is the Azure SDK's transport setting, which trusts the emulator's certificate).
+    for name in ("PIPELINE_AZURE_ACCESS_TOKEN", GIT_TOKEN_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.client_environment()["REQUESTS_CA_BUNDLE"])
+    config_file = write_project(
+        tmp_path,
+        f"registry: {services.plain_registry}/{namespace}\n"
+        + acr_block(emulator)
+        + f"""\
+pipelines:
+  environ:
+    images:
+      app: {{context: images/app, repository: {emulator.login_server}/{namespace}/app}}
+""",
+        {"app": "FROM scratch\n"},
+    )
+    init_git(tmp_path)
+    config = load_config(config_file)
+    plan = make_plan(config.spec, config.base_dir, [], RunContext(git_branch="main", source_url=ORIGIN))
+    environ = {**emulator.client_environment(), GIT_TOKEN_VARIABLE: "pat-from-environ"}
+
+    result = sync_tasks(plan, config.file, config.base_dir, None, prune=False, dry_run=False, environ=environ)
+
+    assert [(c.action, c.name) for c in result.changes] == [("create", "environ-app")] and result.skipped == {}
+    (trigger,) = emulator.tasks["environ-app"]["properties"]["trigger"]["sourceTriggers"]
+    assert trigger["sourceRepository"]["sourceControlAuthProperties"]["token"] == "pat-from-environ"
+    assert emulator.unexpected == []
