@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from pipeline.acr import sync
 from pipeline.acr.tasks import TaskSpec
-from pipeline.cli.common import config_option, session
+from pipeline.cli.common import config_option, session, settings
 from pipeline.config import load_config
 
 
@@ -44,8 +43,9 @@ def sync_tasks(
     """
     config = load_config(config_file)
     plan = session(config).plan(pipelines, None)
-    environ = os.environ  # read here only; pipeline/acr/ gets the values passed in
-    result = sync.sync_tasks(plan, config.file, config.base_dir, branch, prune=prune, dry_run=dry_run, environ=environ)
+    result = sync.sync_tasks(
+        plan, config.file, config.base_dir, branch, prune=prune, dry_run=dry_run, environ=settings().environment
+    )
     _print(result, dry_run, as_json)
 
 
