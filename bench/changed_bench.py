@@ -81,7 +81,8 @@ def main() -> int:
         )
         started = time.perf_counter()
         from pipeline.config import load_config
-        from pipeline.run.session import Session, Settings
+        from pipeline.run.session import Session
+        from pipeline.run.settings import Settings
         from pipeline.triggers.push import affected_since
 
         samples = []

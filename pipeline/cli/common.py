@@ -13,7 +13,8 @@ import click
 from pipeline import __version__
 from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import UsageError
-from pipeline.run.session import Secrets, Session, Settings
+from pipeline.run.session import Session
+from pipeline.run.settings import Secrets, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

@@ -13,7 +13,8 @@ from pipeline.release.cut import BumpChoice, ChosenVersion, check_can_tag, choos
 from pipeline.release.gittag import ReleaseRepo
 from pipeline.run.executor import RunOptions, RunResult
 from pipeline.run.report import check_report_file, emit_report
-from pipeline.run.session import Preview, Secrets, Session, check_result
+from pipeline.run.session import Preview, Session, check_result
+from pipeline.run.settings import Secrets
 
 Progress = Callable[[str, str], None]  # (step, message)
 

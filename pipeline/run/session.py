@@ -9,9 +9,9 @@ comes through here, so a run is wired in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -33,6 +33,7 @@ from pipeline.release.publish import Notify, TagChange, complete_journal
 from pipeline.run.executor import EventSink, Executor, RunOptions, RunResult, Status
 from pipeline.run.locks import pipeline_keys, pipeline_locks
 from pipeline.run.report import ProgressPrinter
+from pipeline.run.settings import Secrets, Settings
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.runsigner import RunSigner
 from pipeline.signing.trust import BaseImageGate, TrustPolicy
@@ -41,63 +42,6 @@ from pipeline.versioning import parse_version
 
 T = TypeVar("T")
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the environment says, read once (by the CLI) and passed in; nothing below reads it again."""
-
-    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # for backends: DOCKER_HOST, AZURE_*
-    docker_config: Path = Path.home() / ".docker"
-    lock_dir: Path = Path.home() / ".cache" / "pipeline" / "locks"
-    state_dir: Path = Path.home() / ".local" / "state" / "pipeline"
-    cache_dir: Path = Path.home() / ".cache" / "pipeline"
-    registry_timeout: float = 60.0
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
-        home = Path.home()
-        cache = Path(environ.get("XDG_CACHE_HOME") or home / ".cache")
-        runtime = environ.get("XDG_RUNTIME_DIR") or environ.get("XDG_CACHE_HOME") or str(home / ".cache")
-        return cls(
-            environment=dict(environ),
-            docker_config=Path(environ.get("DOCKER_CONFIG") or home / ".docker"),
-            lock_dir=Path(runtime) / "pipeline" / "locks",
-            # Publish journals must outlive a crash: XDG's state home.
-            state_dir=Path(environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "pipeline",
-            cache_dir=cache / "pipeline",
-            registry_timeout=_registry_timeout(environ.get("PIPELINE_REGISTRY_TIMEOUT", "60")),
-        )
-
-    @property
-    def repos_dir(self) -> Path:
-        """Where remote repositories are mirrored (triggers, watch, serve)."""
-        return self.cache_dir / "repos"
-
-
-def _registry_timeout(raw: str) -> float:
-    """Seconds a registry request may wait for the server; one that outlasts it is retried like a
-    dropped connection."""
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise UsageError(f"PIPELINE_REGISTRY_TIMEOUT={raw!r}: give seconds between 0 and 3600")
-    return value
-
-
-def _no_passphrase(what: str) -> str:
-    raise UsageError(f"{what} needs a passphrase: set COSIGN_PASSWORD (no terminal to prompt on)")
-
-
-@dataclass(frozen=True)
-class Secrets:
-    """How a run gets what must never be an argument: a key's passphrase (asked for each key once, before
-    anything is built) and the OIDC token for keyless signing (asked for only when a plan signs keyless)."""
-
-    passphrase: Callable[[str], str] = _no_passphrase
-    identity_token: Callable[[], str | None] = lambda: None
 
 
 class _Check(Protocol):

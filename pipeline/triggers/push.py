@@ -15,7 +15,8 @@ from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
 from pipeline.run.executor import RunOptions
 from pipeline.run.report import check_report_file, emit_report, write_report
-from pipeline.run.session import Secrets, Session, Settings, check_result
+from pipeline.run.session import Session, check_result
+from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected, affected_for_paths
 from pipeline.triggers.rules import match_ref, ref_name
 from pipeline.triggers.source import ZERO_SHA, GitSource

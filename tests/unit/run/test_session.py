@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.run.session import Session, Settings
+from pipeline.run.session import Session
+from pipeline.run.settings import Settings
 
 
 def test_settings_come_from_the_environment_given() -> None:

@@ -1,0 +1,67 @@
+"""What a run is given from outside: the settings the CLI reads from the environment (once), and the
+secrets it asks for (a key's passphrase, an OIDC token), so nothing below the CLI reads either itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says, read once (by the CLI) and passed in; nothing below reads it again."""
+
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # for backends: DOCKER_HOST, AZURE_*
+    docker_config: Path = Path.home() / ".docker"
+    lock_dir: Path = Path.home() / ".cache" / "pipeline" / "locks"
+    state_dir: Path = Path.home() / ".local" / "state" / "pipeline"
+    cache_dir: Path = Path.home() / ".cache" / "pipeline"
+    registry_timeout: float = 60.0
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        home = Path.home()
+        cache = Path(environ.get("XDG_CACHE_HOME") or home / ".cache")
+        runtime = environ.get("XDG_RUNTIME_DIR") or environ.get("XDG_CACHE_HOME") or str(home / ".cache")
+        return cls(
+            environment=dict(environ),
+            docker_config=Path(environ.get("DOCKER_CONFIG") or home / ".docker"),
+            lock_dir=Path(runtime) / "pipeline" / "locks",
+            # Publish journals must outlive a crash: XDG's state home.
+            state_dir=Path(environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "pipeline",
+            cache_dir=cache / "pipeline",
+            registry_timeout=_registry_timeout(environ.get("PIPELINE_REGISTRY_TIMEOUT", "60")),
+        )
+
+    @property
+    def repos_dir(self) -> Path:
+        """Where remote repositories are mirrored (triggers, watch, serve)."""
+        return self.cache_dir / "repos"
+
+
+def _registry_timeout(raw: str) -> float:
+    """Seconds a registry request may wait for the server; one that outlasts it is retried like a
+    dropped connection."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise UsageError(f"PIPELINE_REGISTRY_TIMEOUT={raw!r}: give seconds between 0 and 3600")
+    return value
+
+
+def _no_passphrase(what: str) -> str:
+    raise UsageError(f"{what} needs a passphrase: set COSIGN_PASSWORD (no terminal to prompt on)")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """How a run gets what must never be an argument: a key's passphrase (asked for each key once, before
+    anything is built) and the OIDC token for keyless signing (asked for only when a plan signs keyless)."""
+
+    passphrase: Callable[[str], str] = _no_passphrase
+    identity_token: Callable[[], str | None] = lambda: None
