@@ -13,8 +13,7 @@ from pipeline.cli.common import config_option, secrets, session, settings
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
 from pipeline.triggers import hooks as git_hooks
-from pipeline.triggers.push import Push, affected_since, hook_pushes, resolve_before, trigger_push
-from pipeline.triggers.source import ZERO_SHA
+from pipeline.triggers.push import ZERO_SHA, Push, affected_since, hook_pushes, resolve_before, trigger_push
 from pipeline.triggers.watch import Watcher, WatchState, parse_interval
 
 
