@@ -13,7 +13,8 @@ from pipeline.cli.common import config_option, secrets, session, settings
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
 from pipeline.triggers import hooks as git_hooks
-from pipeline.triggers.push import ZERO_SHA, Push, affected_since, hook_pushes, resolve_before, trigger_push
+from pipeline.triggers.push import RefUpdate, affected_since, hook_pushes, resolve_before, trigger_push
+from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.watch import Watcher, WatchState, parse_interval
 
 
@@ -46,7 +47,7 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
         click.echo(f"{item.key:<30} {item.reason}")
 
 
-def _trigger(repo: str, push: Push, config_path: str, report_file: Path | None, jobs: int) -> bool:
+def _trigger(repo: str, push: RefUpdate, config_path: str, report_file: Path | None, jobs: int) -> bool:
     return trigger_push(settings(), secrets(), repo, push, config_path, report_file, jobs, _say)
 
 
@@ -81,7 +82,9 @@ def trigger(
     Example:
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
     """
-    if not _trigger(repo, Push(ref, resolve_before(settings(), repo, before), after), config_path, report_file, jobs):
+    if not _trigger(
+        repo, RefUpdate(ref, resolve_before(settings(), repo, before), after), config_path, report_file, jobs
+    ):
         sys.exit(1)
 
 
@@ -191,7 +194,7 @@ def watch(
     state = WatchState.load(state_file or Path(f".pipeline-watch-{branch.replace('/', '-')}.json"))
 
     def handle(before: str, after: str) -> bool:
-        return _trigger(repo, Push(f"refs/heads/{branch}", before, after), config_path, None, jobs)
+        return _trigger(repo, RefUpdate(f"refs/heads/{branch}", before, after), config_path, None, jobs)
 
     watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _say)
     watcher.install_signal_handlers()

@@ -18,14 +18,14 @@ from pipeline.run.report import check_report_file, emit_report, write_report
 from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected, affected_for_paths
-from pipeline.triggers.rules import match_ref, ref_name
-from pipeline.triggers.source import ZERO_SHA, GitSource
+from pipeline.triggers.rules import ZERO_SHA, match_ref, ref_name
+from pipeline.triggers.source import GitSource
 
 Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Push:
+class RefUpdate:
     """One ref update: `ref` moved from `before` (ZERO_SHA: a new ref) to `after`."""
 
     ref: str
@@ -37,7 +37,7 @@ def trigger_push(
     settings: Settings,
     secrets: Secrets,
     repo: str,
-    push: Push,
+    push: RefUpdate,
     config_path: str,
     report_file: Path | None,
     jobs: int,
@@ -103,9 +103,9 @@ def resolve_before(settings: Settings, repo: str, before: str) -> str:
     return GitSource(repo, settings.repos_dir).resolve(before) or before
 
 
-def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterable[str]) -> list[Push]:
+def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterable[str]) -> list[RefUpdate]:
     """The ref updates an installed git hook stands for, read the way each hook receives them."""
-    pushes: list[Push] = []
+    pushes: list[RefUpdate] = []
     if hook in ("post-commit", "post-merge"):
         source = GitSource(git_dir, settings.repos_dir)
         head = source.resolve("HEAD")
@@ -113,16 +113,16 @@ def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterab
             return []
         branch = str(source.repo.git.symbolic_ref("-q", "HEAD")) if not source.repo.head.is_detached else "HEAD"
         before = source.resolve("ORIG_HEAD") if hook == "post-merge" else source.first_parent(head)
-        pushes.append(Push(branch, before or ZERO_SHA, head))
+        pushes.append(RefUpdate(branch, before or ZERO_SHA, head))
         return pushes
     for line in stdin_lines:
         parts = line.split()
         if hook == "pre-push" and len(parts) == 4:
             _local_ref, local_sha, remote_ref, remote_sha = parts
-            pushes.append(Push(remote_ref, remote_sha, local_sha))
+            pushes.append(RefUpdate(remote_ref, remote_sha, local_sha))
         elif hook == "post-receive" and len(parts) == 3:
             old, new, ref = parts
-            pushes.append(Push(ref, old, new))
+            pushes.append(RefUpdate(ref, old, new))
     return pushes
 
 

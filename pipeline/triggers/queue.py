@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pipeline.errors import PipelineError
-from pipeline.triggers.webhooks import ZERO_SHA, Ignored, Push
+from pipeline.triggers.rules import ZERO_SHA
+from pipeline.triggers.webhooks import Ignored, Push
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
 ACTIVE: tuple[RunStatus, ...] = ("queued", "running")

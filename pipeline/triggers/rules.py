@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from pipeline.config.schema import ConfigSpec
 
+# The `before` of a new ref and the `after` of a deleted one, as git and every forge write it.
+ZERO_SHA = "0" * 40
+
 
 @dataclass(frozen=True)
 class Match:

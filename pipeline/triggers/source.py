@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import PipelineError, UsageError
+from pipeline.triggers.rules import ZERO_SHA
 from pipeline.vcs.loader import git
-
-ZERO_SHA = "0" * 40
 
 
 class GitSource:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, UsageError
-from pipeline.triggers.source import ZERO_SHA, GitSource
+from pipeline.triggers.rules import ZERO_SHA
+from pipeline.triggers.source import GitSource
 
 HandleCommit = Callable[[str, str], bool]  # (before, after) -> succeeded
 Log = Callable[[str], None]

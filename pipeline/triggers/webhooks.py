@@ -17,7 +17,6 @@ from pipeline.errors import PipelineError
 
 Source = Literal["github", "gitlab", "generic"]
 
-ZERO_SHA = "0" * 40
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Patterns are used with fullmatch (`$` would accept a trailing newline).
 # A git ref as a forge sends it; narrower than git-check-ref-format(1), and never an option (`-x`).

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.triggers.webhooks import ZERO_SHA, signature_header
+from pipeline.triggers.rules import ZERO_SHA
+from pipeline.triggers.webhooks import signature_header
 from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, write_project
 from tests.integration.conftest import ACCEPT, Services
 

@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.triggers.webhooks import ZERO_SHA, signature_header
+from pipeline.triggers.rules import ZERO_SHA
+from pipeline.triggers.webhooks import signature_header
 from tests.helpers import BASE_DOCKERFILE, git, init_git, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
