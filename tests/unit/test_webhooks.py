@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import (
-    ZERO_SHA,
     BadDelivery,
     Ignored,
     NotAuthentic,
