@@ -18,10 +18,11 @@ from pipeline.cli.common import (
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
+from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.signer import SignatureStorage, sign_digest
 from pipeline.signing.storage import write_bundle
 from pipeline.signing.trust import TrustPolicy
-from pipeline.signing.verify import IdentityRequirement, KeyRequirement, Requirement, verify_digest
+from pipeline.signing.verify import verify_digest
 
 
 @click.group()

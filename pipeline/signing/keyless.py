@@ -17,7 +17,7 @@ from sigstore.verify import Verifier, policy
 
 from pipeline.errors import SigningError
 from pipeline.signing.payloads import SIGN_PREDICATE
-from pipeline.signing.verify import IdentityRequirement
+from pipeline.signing.policy import IdentityRequirement
 
 _trust_cache: dict[str | None, ClientTrustConfig] = {}
 

@@ -14,7 +14,8 @@ from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import ImageRef
 from pipeline.signing.keys import read_public_key
-from pipeline.signing.verify import IdentityRequirement, KeyRequirement, Requirement, verify_digest
+from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
+from pipeline.signing.verify import verify_digest
 
 
 @dataclass(frozen=True)

@@ -16,29 +16,8 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
 from pipeline.signing.keys import PublicKey
 from pipeline.signing.payloads import Claims, pae, parse_in_toto, parse_simple_signing
+from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.storage import LegacySignature, read_bundles, read_legacy
-
-
-@dataclass(frozen=True)
-class KeyRequirement:
-    key: PublicKey
-    name: str  # where the key came from, for messages
-
-    def describe(self) -> str:
-        return f"key {self.name}"
-
-
-@dataclass(frozen=True)
-class IdentityRequirement:
-    issuer: str
-    subject: str
-    trust_config: str | None = None  # path to a sigstore ClientTrustConfig JSON; None = public instance
-
-    def describe(self) -> str:
-        return f"identity {self.subject} from {self.issuer}"
-
-
-Requirement = KeyRequirement | IdentityRequirement
 
 
 @dataclass

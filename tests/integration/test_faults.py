@@ -15,7 +15,8 @@ import pytest
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_repository
 from pipeline.signing.keys import read_public_key
-from pipeline.signing.verify import KeyRequirement, verify_digest
+from pipeline.signing.policy import KeyRequirement
+from pipeline.signing.verify import verify_digest
 from tests.faults.proxy import FaultPlan, fault_proxy
 from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
 from tests.integration.conftest import Services
