@@ -1,27 +1,11 @@
-"""Dependency graphs of images: edges from depends_on and {{ images.X }}, cycles, topological order.
-
-Pure: no I/O.
-"""
+"""Dependency graphs of images (name -> direct dependencies, as config.resolve.dependencies_of gives them):
+cycles, topological order, dependants. Pure: no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipeline.config.schema import PipelineSpec
-from pipeline.config.templates import image_references
-
 Graph = Mapping[str, tuple[str, ...]]
-
-
-def dependencies_of(pipeline: PipelineSpec) -> dict[str, tuple[str, ...]]:
-    """Each image's direct dependencies, explicit and implied by `{{ images.X }}`, in a stable order."""
-    graph: dict[str, tuple[str, ...]] = {}
-    for name, image in pipeline.images.items():
-        deps = list(image.depends_on)
-        for value in image.build_args.values():
-            deps.extend(image_references(value))
-        graph[name] = tuple(dict.fromkeys(d for d in deps if d in pipeline.images))
-    return graph
 
 
 def find_cycle(graph: Graph) -> list[str] | None:

@@ -12,10 +12,11 @@ from pathlib import Path
 import semver
 
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
+from pipeline.config.resolve import builder_for, dependencies_of
 from pipeline.config.schema import AcrSpec, ConfigSpec, SignSpec, TagPolicy
 from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
-from pipeline.graph import dependencies_of, topological_order
+from pipeline.graph import topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
 from pipeline.versioning import FLOATING_KINDS, TagSet, tag_set, version_tag
 
@@ -162,18 +163,6 @@ def _tags_for(
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
     return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
-
-
-def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
-    """The image's builder, else the pipeline's; Windows images default to ACR unless the local
-    engine builds Windows; then the top-level default."""
-    image_spec = spec.pipelines[pipeline].images[image]
-    chosen = image_spec.builder or spec.pipelines[pipeline].builder
-    if chosen:
-        return chosen
-    if (image_spec.platform or "").startswith("windows/") and not spec.windows_engine:
-        return "acr"
-    return spec.builder
 
 
 def _sign_for(spec: ConfigSpec, pipeline: str, base_dir: Path) -> SignSpec | None:

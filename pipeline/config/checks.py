@@ -9,10 +9,11 @@ from pathlib import Path
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.platform import platform_problem
 from pipeline.config.positions import KeyPath, PositionIndex
+from pipeline.config.resolve import builder_for, dependencies_of
 from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SignSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
-from pipeline.graph import dependencies_of, find_cycle
+from pipeline.graph import find_cycle
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
 from pipeline.versioning import RESERVED_TAG
 
@@ -55,8 +56,6 @@ def _check_host(host: str, where: KeyPath, positions: PositionIndex, *, at_key: 
 
 
 def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
-    from pipeline.plan import builder_for
-
     for name, pipeline in spec.pipelines.items():
         for image in pipeline.images:
             if builder_for(spec, name, image) != "acr":

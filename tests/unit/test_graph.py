@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from pipeline.config.resolve import dependencies_of
 from pipeline.config.schema import PipelineSpec
-from pipeline.graph import dependants_closure, dependencies_of, find_cycle, topological_order
+from pipeline.graph import dependants_closure, find_cycle, topological_order
 
 
 def test_template_reference_is_an_implicit_dependency() -> None:
