@@ -20,6 +20,14 @@ from pipeline.graph import topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
 from pipeline.versioning import FLOATING_KINDS, TagSet, tag_set, version_tag
 
+# Labels every built image carries, named by the OCI image annotations spec
+# (https://github.com/opencontainers/image-spec/blob/main/annotations.md); release and cache read them back.
+TITLE_LABEL = "org.opencontainers.image.title"
+CREATED_LABEL = "org.opencontainers.image.created"
+VERSION_LABEL = "org.opencontainers.image.version"
+REVISION_LABEL = "org.opencontainers.image.revision"
+SOURCE_LABEL = "org.opencontainers.image.source"
+
 
 def sanitize_tag(text: str) -> str:
     """Any text made safe as (part of) a Docker tag: `feature/x` -> `feature-x`."""

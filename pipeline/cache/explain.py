@@ -10,9 +10,8 @@ from typing import Any
 from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
-from pipeline.plan import Plan
+from pipeline.plan import REVISION_LABEL, Plan
 from pipeline.registry.client import RegistryClient
-from pipeline.release.publish import REVISION_LABEL
 from pipeline.vcs.loader import git
 
 

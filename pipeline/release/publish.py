@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from pipeline.errors import PipelineError, PublishFailed, RegistryError, TagConflict
+from pipeline.plan import REVISION_LABEL
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.reference import Repository, parse_repository
 from pipeline.release.journal import Journal, JournalEntry, remove_journal, write_journal
 from pipeline.versioning import TagSet, decide_floating
 
-REVISION_LABEL = "org.opencontainers.image.revision"
 T = TypeVar("T")
 R = TypeVar("R")
 

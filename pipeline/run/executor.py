@@ -21,7 +21,16 @@ from pipeline.cache.inputs import GitBlobs, image_inputs
 from pipeline.cache.predict import Prediction, cached_digest, predict
 from pipeline.errors import PipelineError
 from pipeline.graph import dependants_closure
-from pipeline.plan import Plan, PlannedImage, render_build_args
+from pipeline.plan import (
+    CREATED_LABEL,
+    REVISION_LABEL,
+    SOURCE_LABEL,
+    TITLE_LABEL,
+    VERSION_LABEL,
+    Plan,
+    PlannedImage,
+    render_build_args,
+)
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
@@ -335,14 +344,14 @@ class Executor:
         # the same image (layer cache hit, same digest), so re-running a release is a no-op.
         created = ctx.created or datetime.now(UTC)
         labels = {
-            "org.opencontainers.image.title": image.name,
-            "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "org.opencontainers.image.version": ctx.template_values()["version"],
+            TITLE_LABEL: image.name,
+            CREATED_LABEL: created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            VERSION_LABEL: ctx.template_values()["version"],
         }
         if ctx.git_sha:
-            labels["org.opencontainers.image.revision"] = ctx.git_sha
+            labels[REVISION_LABEL] = ctx.git_sha
         if ctx.source_url:
-            labels["org.opencontainers.image.source"] = ctx.source_url
+            labels[SOURCE_LABEL] = ctx.source_url
         labels.update(image.labels)
         return labels
 
