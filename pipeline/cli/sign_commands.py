@@ -18,11 +18,10 @@ from pipeline.cli.common import (
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
+from pipeline.signing.actions import sign_reference, verify_reference
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
-from pipeline.signing.signer import SignatureStorage, sign_digest
-from pipeline.signing.storage import write_bundle
+from pipeline.signing.signer import SignatureStorage
 from pipeline.signing.trust import TrustPolicy
-from pipeline.signing.verify import verify_digest
 
 
 @click.group()
@@ -84,33 +83,27 @@ def sign(
     """
     ref = parse_reference(reference)
     with session(optional_config(config_file)).registry(insecure) as registry:
-        digest = ref.digest or registry.resolve_digest(ref)
-        if digest is None:
-            raise VerificationFailed(f"{ref}: not found in the registry")
-        if key_path is not None:
-            key = keyfiles.read_private_key(key_path, passphrase(str(key_path)))
-            outcome = sign_digest(registry, ref.repository, digest, key, storage)
-            data = {
-                "digest": digest,
-                "signer": outcome.key_id,
-                "written": list(outcome.written),
-                "already_signed": list(outcome.already),
-            }
-        else:
-            found = identity_token(token)
-            if not found:
-                raise UsageError("give --key FILE, or an OIDC identity token for keyless signing")
-            from pipeline.signing.keyless import KeylessSigner  # sigstore is slow to import
-
-            keyless = KeylessSigner(found, str(trust_config) if trust_config else None)
-            write_bundle(registry, ref.repository, digest, keyless.bundle(str(ref.repository), digest))
-            data = {"digest": digest, "signer": keyless.identity, "written": ["referrers"], "already_signed": []}
-    data["reference"] = f"{ref.repository}@{digest}"
+        signed = sign_reference(
+            registry,
+            ref,
+            key_path=key_path,
+            passphrase=passphrase,
+            identity_token=lambda: identity_token(token),
+            trust_config=str(trust_config) if trust_config else None,
+            storage=storage,
+        )
+    data = {
+        "digest": signed.digest,
+        "signer": signed.signer,
+        "written": list(signed.written),
+        "already_signed": list(signed.already_signed),
+        "reference": signed.reference,
+    }
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        done = ", ".join(data["written"]) or f"already signed ({', '.join(data['already_signed'])})"
-        click.echo(f"{data['reference']}: signed by {data['signer']}: {done}")
+        done = ", ".join(signed.written) or f"already signed ({', '.join(signed.already_signed)})"
+        click.echo(f"{signed.reference}: signed by {signed.signer}: {done}")
 
 
 @click.command()
@@ -167,30 +160,17 @@ def verify(
             f"nothing to verify {ref.repository} against: give --key, a certificate identity, or a trust rule"
         )
     with session(config).registry(insecure) as registry:
-        digest = ref.digest or registry.resolve_digest(ref)
-        if digest is None:
-            raise VerificationFailed(f"{ref}: not found in the registry")
-        result = verify_digest(registry, ref.repository, digest, required)
-        satisfied = list(result.satisfied)
-        reason = result.reason
-        for alternatives in policy_rules if result.verified else []:
-            outcomes = [verify_digest(registry, ref.repository, digest, [req]) for req in alternatives]
-            passing = [o for o in outcomes if o.verified]
-            if not passing:
-                reason = f"trust policy: {outcomes[0].reason}"
-                break
-            satisfied += [s for o in passing[:1] for s in o.satisfied]
-    verified = reason is None
+        result = verify_reference(registry, ref, required, policy_rules)
     data = {
-        "reference": f"{ref.repository}@{digest}",
-        "verified": verified,
-        "reason": reason,
-        "satisfied": satisfied,
+        "reference": result.reference,
+        "verified": result.verified,
+        "reason": result.reason,
+        "satisfied": list(result.satisfied),
         "signatures_found": result.signatures_found,
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
-    elif verified:
-        click.echo(f"{data['reference']}: verified ({'; '.join(satisfied)})")
-    if not verified:
-        raise VerificationFailed(f"{data['reference']}: not verified: {reason}")
+    elif result.verified:
+        click.echo(f"{result.reference}: verified ({'; '.join(result.satisfied)})")
+    if not result.verified:
+        raise VerificationFailed(f"{result.reference}: not verified: {result.reason}")

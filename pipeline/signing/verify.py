@@ -123,6 +123,10 @@ class Verification:
     satisfied: tuple[str, ...]
     signatures_found: int
 
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
 
 def verify_digest(
     registry: RegistryClient, repository: Repository, digest: str, requirements: list[Requirement]
