@@ -21,7 +21,7 @@ from pipeline.registry import retry
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 PUSHED = "sha256:" + "ab" * 32

@@ -1,4 +1,4 @@
-"""Hostile pipelines.yaml files: each in tests/unit/bad_configs/ gives one line with file:line:col, exit 2.
+"""Hostile pipelines.yaml files: each in tests/unit/config/bad_configs/ gives one line with file:line:col, exit 2.
 
 Every corpus file starts with `# expect: REGEX` (after an optional BOM); the regex must match the one
 line of output and name the position (`pipelines\\.yaml:LINE:COL`). Each file runs as
@@ -23,7 +23,7 @@ from pipeline.config import load_config
 from pipeline.config.paths import repository_root
 from pipeline.errors import ConfigError
 from pipeline.registry.reference import validate_registry_host
-from tests.unit.test_config_errors import run_main
+from tests.unit.config.test_config_errors import run_main
 
 CORPUS = Path(__file__).parent / "bad_configs"
 FILES = sorted(CORPUS.glob("*.yaml"))

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config.platform import platform_problem
 from tests.helpers import write_project
-from tests.unit.test_config_errors import GOOD_IMAGES, run_main
+from tests.unit.config.test_config_errors import GOOD_IMAGES, run_main
 
 VALID = [
     "linux/amd64",
