@@ -20,7 +20,7 @@ from docker.utils.build import exclude_paths
 from pipeline.plan import Plan, PlannedImage
 from pipeline.vcs.loader import git
 
-INPUTS_LABEL = "org.pipeline.cache.inputs"
+INPUTS_LABEL = "org.pipeline.inputs"
 INPUTS_TAG_PREFIX = "inputs-"
 TAG_DIGEST_LENGTH = 24
 

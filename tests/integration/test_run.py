@@ -126,6 +126,9 @@ def test_oci_labels_are_set(tmp_path: Path, services: Services, namespace: str, 
     assert labels["org.opencontainers.image.revision"] == sha
     assert labels["org.opencontainers.image.source"] == "https://git.example.com/shop.git"
     datetime.strptime(labels["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ")
+    # README names the input-digest label: images pushed by earlier versions are reused only under it.
+    assert labels["org.pipeline.inputs"].startswith("sha256:")
+    assert labels["org.pipeline.inputs.dockerfile"]
     assert "s3cret" not in result.output
 
 
