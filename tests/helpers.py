@@ -93,31 +93,44 @@ def init_git(root: Path) -> str:
 SHOP_IMAGES = ("base", "app", "worker")
 
 
-def shop_project(root: Path, registry: str, *, sign: bool = True, app_dockerfile: str | None = None) -> Path:
+def shop_project(
+    root: Path,
+    registry: str,
+    *,
+    sign: bool = True,
+    images: tuple[str, ...] = SHOP_IMAGES,
+    app_dockerfile: str | None = None,
+    extra_config: str = "",
+    triggers: str = "",
+) -> Path:
     """The shop: `base` (busybox on scratch) and `app` and `worker` built FROM its digest, pushed under
-    `registry/`; signed with ./cosign.key when `sign` (make it with `pipeline keys generate`)."""
+    `registry/`; signed with ./cosign.key when `sign` (make it with `pipeline keys generate`).
+    `images` picks a subset (base always included), `extra_config` adds top-level YAML (unindented lines),
+    `triggers` the pipeline's `triggers:` value."""
+    assert images[0] == "base" and set(images) <= set(SHOP_IMAGES), images
+    dockerfiles = {
+        "base": BASE_DOCKERFILE,
+        "app": app_dockerfile or "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n",
+        "worker": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo worker > /worker\n",
+    }
+    config = [
+        f"registry: {registry}",
+        *(["sign: {key: cosign.key}"] if sign else []),
+        *extra_config.splitlines(),
+        "pipelines:",
+        "  shop:",
+        *([f"    triggers: {triggers}"] if triggers else []),
+        "    images:",
+        "      base: {context: images/base}",
+    ]
+    for name in images[1:]:
+        config += [
+            f"      {name}:",
+            f"        context: images/{name}",
+            '        build_args: {BASE_IMAGE: "{{ images.base }}"}',
+        ]
     return write_project(
-        root,
-        f"""\
-        registry: {registry}
-        {"sign: {key: cosign.key}" if sign else ""}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-              worker:
-                context: images/worker
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {
-            "base": BASE_DOCKERFILE,
-            "app": app_dockerfile or "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n",
-            "worker": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo worker > /worker\n",
-        },
-        busybox=("base",),
+        root, "\n".join(config) + "\n", {name: dockerfiles[name] for name in images}, busybox=("base",)
     )
 
 

@@ -6,31 +6,13 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
-
-CHILD = "ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nCOPY . /{name}\n"
 
 
 def shop(root: Path, registry: str) -> None:
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-              worker:
-                context: images/worker
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {"base": BASE_DOCKERFILE, "app": CHILD.format(name="app"), "worker": CHILD.format(name="worker")},
-        busybox=("base",),
-    )
+    """The shop with a file of app's context and one outside every context, for commits to change."""
+    shop_project(root, registry, sign=False)
     (root / "images/app/main.txt").write_text("v1\n")
     (root / "README.md").write_text("docs\n")
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from tests.helpers import BASE_DOCKERFILE, init_git, write_project
+from tests.helpers import init_git, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_serve import FAKE_TRIGGER, serve_factory  # noqa: F401 - the fixture
 
@@ -134,25 +134,14 @@ def _when(timestamp: str) -> datetime:
 def test_two_runs_at_once_end_as_one_run_would(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    write_project(
+    shop_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {
-            # Its labels name this commit and repository, so the first run really builds (for seconds)
-            # while it holds the lock: time for the test to see that and stop it there.
-            "base": BASE_DOCKERFILE,
-            "app": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo app > /app\n",
-        },
-        busybox=("base",),
+        f"{services.plain_registry}/{namespace}",
+        sign=False,
+        images=("base", "app"),
+        # Its labels name this commit and repository, so the first run really builds (for seconds)
+        # while it holds the lock: time for the test to see that and stop it there.
+        app_dockerfile="ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo app > /app\n",
     )
     init_git(tmp_path)
     # A lock directory of its own, so the only lock file in it is this pipeline's.

@@ -18,7 +18,7 @@ from pipeline.signing.keys import read_public_key
 from pipeline.signing.policy import KeyRequirement
 from pipeline.signing.verify import verify_digest
 from tests.faults.proxy import FaultPlan, fault_proxy
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import git, init_git, run_cli, shop_project
 from tests.integration.conftest import Services
 
 RUNS = int(os.environ.get("PIPELINE_FAULT_RUNS", "60"))
@@ -92,22 +92,11 @@ def test_randomized_registry_faults_leave_a_consistent_registry(
     failures: list[str] = []
     releases: dict[str, str] = {}
     with fault_proxy(services.plain_registry, plan) as proxy:
-        write_project(
+        shop_project(
             tmp_path,
-            f"""\
-            registry: {proxy}/{namespace}
-            sign: {{key: cosign.key}}
-            tags: {{extra: ["release-{{{{ version }}}}"]}}
-            pipelines:
-              shop:
-                images:
-                  base: {{context: images/base}}
-                  app:
-                    context: images/app
-                    build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-            """,
-            {"base": BASE_DOCKERFILE, "app": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n"},
-            busybox=("base",),
+            f"{proxy}/{namespace}",
+            images=("base", "app"),
+            extra_config='tags: {extra: ["release-{{ version }}"]}',
         )
         env = {
             "COSIGN_PASSWORD": PASSWORD,

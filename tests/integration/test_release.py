@@ -6,39 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, write_project
+from tests.helpers import CliResult, git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
-CHILD = """\
-ARG BASE_IMAGE
-FROM ${{BASE_IMAGE}}
-RUN echo {name} >> /layers
-"""
 
-
-def project(root: Path, registry: str, broken_child: bool = False) -> None:
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-              worker:
-                context: images/worker
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {
-            "base": BASE_DOCKERFILE,
-            "app": CHILD.format(name="app"),
-            "worker": CHILD.format(name="worker") + ("RUN false\n" if broken_child else ""),
-        },
-        busybox=("base",),
-    )
+def break_worker(root: Path) -> None:
+    """worker's build fails from now on (base and app still build)."""
+    dockerfile = root / "images/worker/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN false\n")
 
 
 def commit_change(root: Path, marker: str, message: str | None = None) -> None:
@@ -59,7 +34,7 @@ def snapshot(peek: RegistryPeek, namespace: str) -> dict[str, dict[str, str | No
 def test_backport_moves_its_line_but_not_latest(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["run", "--version", "1.4.2"], tmp_path).code == 0
     commit_change(tmp_path, "two")
@@ -85,7 +60,7 @@ def test_backport_moves_its_line_but_not_latest(
 def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
@@ -125,7 +100,7 @@ def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
 def test_rerun_of_the_same_release_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     sha = init_git(tmp_path)
     assert run_cli(["run", "--version", "3.1.4"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
@@ -148,7 +123,7 @@ def test_rerun_of_the_same_release_changes_nothing(
 def test_prerelease_moves_nothing_floating(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
@@ -165,12 +140,12 @@ def test_prerelease_moves_nothing_floating(
 def test_one_failing_image_leaves_every_floating_and_release_tag(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
 
-    project(tmp_path, f"{services.plain_registry}/{namespace}", broken_child=True)
+    break_worker(tmp_path)
     commit_change(tmp_path, "broken")
     result = run_cli(["run", "--version", "1.1.0", "--keep-going", "--report", "r.json"], tmp_path)
     assert result.code == 1
@@ -186,7 +161,7 @@ def test_one_failing_image_leaves_every_floating_and_release_tag(
 def test_promote_from_plain_to_authenticated_registry(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, auth_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
     tested = plain_peek.digest(f"{namespace}/app", "1.0.0")
@@ -237,7 +212,7 @@ def test_promote_from_plain_to_authenticated_registry(
 def test_release_bump_auto_from_conventional_commits(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     remote = tmp_path.parent / f"{tmp_path.name}-remote.git"
     git(tmp_path.parent, "init", "-q", "--bare", str(remote))
@@ -273,7 +248,8 @@ def test_release_bump_auto_from_conventional_commits(
 
 
 def test_failed_release_removes_its_git_tag(tmp_path: Path, services: Services, namespace: str) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}", broken_child=True)
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
+    break_worker(tmp_path)
     init_git(tmp_path)
     result = run_cli(["release", "--bump", "minor"], tmp_path)
     assert result.code == 1
@@ -296,7 +272,7 @@ def tags_on_head(root: Path) -> list[str]:
 def test_rerunning_a_bump_release_on_its_commit_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     remote = with_origin(tmp_path)
     assert run_cli(["release", "--version", "0.1.0"], tmp_path).code == 0
@@ -331,7 +307,7 @@ def test_a_release_left_with_only_its_git_tag_is_finished_by_the_same_command(
 ) -> None:
     """A run killed after tagging HEAD (before anything was published) leaves v0.0.1 behind; the same
     command publishes 0.0.1 instead of cutting 0.0.2."""
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     git(tmp_path, "tag", "-a", "v0.0.1", "-m", "Release 0.0.1")
     result = run_cli(["release", "--bump", "patch"], tmp_path)
@@ -345,7 +321,7 @@ def test_a_release_left_with_only_its_git_tag_is_finished_by_the_same_command(
 def test_rerunning_a_prerelease_on_its_commit_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     first = run_cli(["release", "--bump", "minor", "--pre", "rc"], tmp_path)
     assert first.code == 0, first.output
@@ -375,7 +351,7 @@ def test_rerunning_a_prerelease_on_its_commit_changes_nothing(
 def test_a_prerelease_of_a_commit_released_as_stable_is_refused(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["release", "--bump", "minor"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
@@ -393,7 +369,7 @@ def test_a_prerelease_of_a_commit_released_as_stable_is_refused(
 def test_rerunning_bump_auto_on_a_released_commit_is_that_release(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["release", "--version", "1.2.0"], tmp_path).code == 0
     commit_change(tmp_path, "fix", "fix: handle empty carts")
@@ -426,7 +402,7 @@ def last_line(result: CliResult) -> str:
 def test_dry_run_refuses_what_the_real_run_refuses_in_git(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
 
     (tmp_path / "untracked.txt").write_text("x")
@@ -455,7 +431,7 @@ def test_dry_run_refuses_what_the_real_run_refuses_in_git(
 def test_dry_run_refuses_a_registry_release_tag_of_another_commit_like_the_real_run(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    project(tmp_path, f"{services.plain_registry}/{namespace}")
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
     init_git(tmp_path)
     assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0  # released without a git tag
     commit_change(tmp_path, "other")
@@ -482,7 +458,7 @@ def test_dry_run_refuses_a_registry_release_tag_of_another_commit_like_the_real_
 
 
 def test_dry_run_refuses_an_unreachable_registry_like_the_real_run(tmp_path: Path, services: Services) -> None:
-    project(tmp_path, "127.0.0.1:9/nothing")  # the discard port: nothing listens there
+    shop_project(tmp_path, "127.0.0.1:9/nothing", sign=False)  # the discard port: nothing listens there
     init_git(tmp_path)
     dry = run_cli(["release", "--version", "1.0.0", "--dry-run"], tmp_path)
     real = run_cli(["release", "--version", "1.0.0"], tmp_path)

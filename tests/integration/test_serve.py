@@ -23,7 +23,7 @@ import pytest
 
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import signature_header
-from tests.helpers import BASE_DOCKERFILE, git, init_git, write_project
+from tests.helpers import git, init_git, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
 SECRET = "serve-test-webhook-secret-9c1e"
@@ -291,26 +291,6 @@ def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
-SHOP = """\
-registry: {registry}
-pipelines:
-  shop:
-    triggers: [{{branch: "main"}}]
-    images:
-      base: {{context: images/base}}
-      app:
-        context: images/app
-        build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-"""
-
-APP = """\
-ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
-COPY app.sh /app.sh
-RUN echo app >> /layers
-"""
-
-
 def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, serve_factory: Any
 ) -> None:
@@ -318,11 +298,12 @@ def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     clone = tmp_path / "clone"
-    write_project(
+    shop_project(
         clone,
-        SHOP.format(registry=f"{services.plain_registry}/{namespace}"),
-        {"base": BASE_DOCKERFILE, "app": APP},
-        busybox=("base",),
+        f"{services.plain_registry}/{namespace}",
+        sign=False,
+        images=("base", "app"),
+        triggers='[{branch: "main"}]',
     )
     (clone / "images/app/app.sh").write_text("echo app\n")
     first = init_git(clone)

@@ -14,7 +14,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import copy_image
 from pipeline.registry.reference import parse_repository
 from pipeline.signing.storage import signature_tag
-from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 PASSWORD = "correct horse battery staple"
@@ -23,23 +23,11 @@ CHILD = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo child >> /layers\n"
 
 
 def signed_project(root: Path, registry: str, storage: str = "legacy") -> None:
-    write_project(
+    shop_project(
         root,
-        f"""\
-        registry: {registry}
-        registries:
-          {registry.split("/")[0]}: {{signature_storage: {storage}}}
-        sign: {{key: cosign.key}}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {"base": BASE_DOCKERFILE, "app": CHILD},
-        busybox=("base",),
+        registry,
+        images=("base", "app"),
+        extra_config=f"registries:\n  {registry.split('/')[0]}: {{signature_storage: {storage}}}",
     )
     assert run_cli(["keys", "generate"], root, env=ENV).code == 0
 

@@ -10,37 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
-
-CHILD = """\
-ARG BASE_IMAGE
-FROM ${{BASE_IMAGE}}
-COPY . /{name}
-RUN echo {name} >> /layers
-"""
 
 
 def shop(root: Path, registry: str, triggers: str = "") -> None:
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        pipelines:
-          shop:
-            {triggers}
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-              worker:
-                context: images/worker
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {"base": BASE_DOCKERFILE, "app": CHILD.format(name="app"), "worker": CHILD.format(name="worker")},
-        busybox=("base",),
-    )
+    """The shop with a script in app's context and a file its `.dockerignore` leaves out."""
+    shop_project(root, registry, sign=False, triggers=triggers)
     (root / "images/app/app.sh").write_text("echo app\n")
     (root / "images/app/NOTES.md").write_text("notes\n")
     (root / "images/app/.dockerignore").write_text("*.md\n")
@@ -108,7 +84,7 @@ def test_post_receive_hook_builds_pushed_commits(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     triggers = (
-        'triggers: [{branch: "main", tags: ["latest-main"]},'
+        '[{branch: "main", tags: ["latest-main"]},'
         ' {tag: "^v(?P<version>\\\\d+\\\\.\\\\d+\\\\.\\\\d+)$", release: true}]'
     )
     remote, clone = bare_remote(tmp_path, f"{services.plain_registry}/{namespace}", triggers)
