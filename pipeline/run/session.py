@@ -4,7 +4,7 @@ a registry on a config's behalf (`run`, `release`, `trigger`, hooks, `watch`, `s
 comes through here, so a run is wired in one place.
 
 >>> session = Session(load_config(Path("pipelines.yaml")), Settings.from_environment(os.environ))  # doctest: +SKIP
->>> result = session.execute(session.plan(("shop",), "2.1.5"), RunOptions(jobs=4), Secrets())  # doctest: +SKIP
+>>> result = session.execute(session.plan(("shop",), "2.1.5"), RunOptions(jobs=4), Secrets(ask))  # doctest: +SKIP
 """
 
 from __future__ import annotations

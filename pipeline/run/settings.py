@@ -14,15 +14,16 @@ from pipeline.errors import UsageError
 class Settings:
     """What the environment says, read once (by the CLI) and passed in; nothing below reads it again."""
 
-    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # for backends: DOCKER_HOST, AZURE_*
-    docker_config: Path = Path.home() / ".docker"
-    lock_dir: Path = Path.home() / ".cache" / "pipeline" / "locks"
-    state_dir: Path = Path.home() / ".local" / "state" / "pipeline"
-    cache_dir: Path = Path.home() / ".cache" / "pipeline"
-    registry_timeout: float = 60.0
+    environment: Mapping[str, str] = field(repr=False)  # for backends: DOCKER_HOST, AZURE_*
+    docker_config: Path
+    lock_dir: Path
+    state_dir: Path
+    cache_dir: Path
+    registry_timeout: float
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        """The one place the defaults live: `from_environment({})` is a run with nothing set."""
         home = Path.home()
         cache = Path(environ.get("XDG_CACHE_HOME") or home / ".cache")
         runtime = environ.get("XDG_RUNTIME_DIR") or environ.get("XDG_CACHE_HOME") or str(home / ".cache")
@@ -54,14 +55,10 @@ def _registry_timeout(raw: str) -> float:
     return value
 
 
-def _no_passphrase(what: str) -> str:
-    raise UsageError(f"{what} needs a passphrase: set COSIGN_PASSWORD (no terminal to prompt on)")
-
-
 @dataclass(frozen=True)
 class Secrets:
     """How a run gets what must never be an argument: a key's passphrase (asked for each key once, before
     anything is built) and the OIDC token for keyless signing (asked for only when a plan signs keyless)."""
 
-    passphrase: Callable[[str], str] = _no_passphrase
+    passphrase: Callable[[str], str]  # a key's path -> its passphrase (the CLI: COSIGN_PASSWORD or a prompt)
     identity_token: Callable[[], str | None] = lambda: None

@@ -126,9 +126,9 @@ def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterab
     return pushes
 
 
-def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affected]:
+def affected_since(config: LoadedConfig, plan: Plan, since: str, source: GitSource | None = None) -> list[Affected]:
     """The images the working tree's changes since `since` affect, each with the reason, plus dependants."""
-    source = GitSource(str(config.base_dir), Path("."))
+    source = source or GitSource(str(config.base_dir), Path("."))
     return affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
 
 
@@ -136,10 +136,10 @@ def narrow_to_changes(session: Session, plan: Plan, since: str) -> Plan:
     """`run --since`: only affected images; unaffected ones they reference resolve to their last pushed
     digest on this line of history."""
     config = session.loaded
-    affected = affected_since(config, plan, since)
+    source = GitSource(str(config.base_dir), Path("."))  # one repository handle for the diff and the history
+    affected = affected_since(config, plan, since, source)
     for item in affected:
         session.say(f"{item.key}: {item.reason}")
-    source = GitSource(str(config.base_dir), Path("."))
     head = source.resolve("HEAD")
     history = source.history(head) if head else []
     branch = plan.context.git_branch

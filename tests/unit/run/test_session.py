@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,11 +47,11 @@ def test_a_bad_registry_timeout_is_refused(raw: str) -> None:
 
 def test_credentials_read_the_docker_config_of_the_settings(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"auths": {"r.example": {"auth": "dTpw"}}}')
-    session = Session(None, Settings(docker_config=tmp_path))
+    session = Session(None, replace(Settings.from_environment({}), docker_config=tmp_path))
     found = session.credentials()("r.example")
     assert found is not None and (found.username, found.password) == ("u", "p")
 
 
 def test_a_session_without_a_config_refuses_to_plan() -> None:
     with pytest.raises(UsageError, match="no pipelines file"):
-        Session(None, Settings()).plan((), None)
+        Session(None, Settings.from_environment({})).plan((), None)
