@@ -14,7 +14,7 @@ from pipeline.signing.keys import read_private_key
 from pipeline.signing.policy import Requirement
 from pipeline.signing.signer import SignatureStorage, sign_digest
 from pipeline.signing.storage import write_bundle
-from pipeline.signing.verify import Verification, verify_digest
+from pipeline.signing.verify import Verification, verify_any, verify_digest
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,9 @@ def verify_reference(
     satisfied = list(result.satisfied)
     reason = result.reason
     for alternatives in policy_rules if result.verified else []:
-        outcomes = [verify_digest(registry, ref.repository, digest, [req]) for req in alternatives]
-        passing = [o for o in outcomes if o.verified]
-        if not passing:
-            reason = f"trust policy: {outcomes[0].reason}"
+        passing, why = verify_any(registry, ref.repository, digest, alternatives)
+        if passing is None:
+            reason = f"trust policy: {why}"
             break
-        satisfied += [s for o in passing[:1] for s in o.satisfied]
+        satisfied += passing.satisfied
     return Verification(ref.repository, digest, reason is None, reason, tuple(satisfied), result.signatures_found)

@@ -15,7 +15,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import ImageRef
 from pipeline.signing.keys import read_public_key
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
-from pipeline.signing.verify import verify_digest
+from pipeline.signing.verify import verify_any
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,10 @@ def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: 
     if digest is None:
         raise VerificationFailed(f"{what} {ref}: not found in the registry, so its signature cannot be checked")
     for alternatives in alternatives_per_rule:
-        reasons = []
-        for requirement in alternatives:
-            result = verify_digest(registry, ref.repository, digest, [requirement])
-            if result.verified:
-                break
-            reasons.append(result.reason or "not verified")
-        else:
+        passing, why = verify_any(registry, ref.repository, digest, alternatives)
+        if passing is None:
             raise VerificationFailed(
-                f"{what} {ref.repository}@{digest} is not signed as the trust policy requires: {reasons[0]}"
+                f"{what} {ref.repository}@{digest} is not signed as the trust policy requires: {why}"
             )
     return digest
 

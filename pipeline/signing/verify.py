@@ -146,3 +146,17 @@ def verify_digest(
             return Verification(repository, digest, False, outcome.problem, tuple(satisfied), found)
         satisfied.append(f"{requirement.describe()} ({outcome.form})")
     return Verification(repository, digest, True, None, tuple(satisfied), found)
+
+
+def verify_any(
+    registry: RegistryClient, repository: Repository, digest: str, alternatives: list[Requirement]
+) -> tuple[Verification | None, str]:
+    """One trust-policy rule: the first alternative `digest` meets (its verification, ""), else (None, the
+    first alternative's reason). Shared by `pipeline verify` and the trust gate of run and promote."""
+    first_reason = None
+    for requirement in alternatives:
+        result = verify_digest(registry, repository, digest, [requirement])
+        if result.verified:
+            return result, ""
+        first_reason = first_reason or result.reason or "not verified"
+    return None, first_reason or "not verified"

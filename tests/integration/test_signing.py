@@ -336,6 +336,24 @@ def test_trust_policy_gates_external_base_images_and_promotion(
     )
     assert promoted.code == (0 if signed_base else 1), promoted.output
 
+    # `pipeline verify` holds the base to the consumer's trust policy the same way the gate does.
+    verified = run_cli(["verify", base_ref, "--json"], consumer)
+    verdict = json.loads(verified.stdout)
+    if signed_base:
+        assert (verified.code, verdict["verified"]) == (0, True), verified.output
+        assert any("upstream.pub" in s for s in verdict["satisfied"]), verdict
+    else:
+        assert (verified.code, verdict["verified"]) == (1, False), verified.output
+        assert verdict["reason"] == "no signature", verdict
+        # Signed, but by a key the policy does not name: the policy's rule is what refuses it.
+        assert run_cli(["keys", "generate", "--output-prefix", "other"], consumer, env=ENV).code == 0
+        assert run_cli(["sign", base_ref, "--key", "other.key"], consumer, env=ENV).code == 0
+        verified = run_cli(["verify", base_ref, "--json"], consumer)
+        verdict = json.loads(verified.stdout)
+        assert (verified.code, verdict["verified"]) == (1, False), verified.output
+        assert verdict["reason"].startswith("trust policy: "), verdict
+        assert verdict["reason"] == "trust policy: bad signature: no signature verifies with key upstream.pub", verdict
+
 
 @pytest.fixture(scope="module")
 def unsigned_upstream(tmp_path_factory: pytest.TempPathFactory, services: Services) -> tuple[str, bytes]:
