@@ -20,7 +20,19 @@ class UsageError(ConfigError):
 
 
 class BuildError(PipelineError):
-    """An image failed to build."""
+    """An image failed to build; `log_tail` holds the failing step's last output lines."""
+
+    def __init__(self, message: str, log_tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class EngineUnavailable(BuildError):
+    """The engine a build ran on stopped answering (checked, not guessed from an error text)."""
+
+    def __init__(self, message: str, engine: str) -> None:
+        super().__init__(message)
+        self.engine = engine
 
 
 class RegistryError(PipelineError):

@@ -60,6 +60,31 @@ class RunContext:
 
 
 @dataclass(frozen=True)
+class Engine:
+    """Where local builds run: a Docker engine (`host` URL or docker `context`) or a buildx builder.
+    The implicit engine of a config without `engines:` is DEFAULT_ENGINE: DOCKER_HOST, or the socket."""
+
+    name: str
+    host: str | None = None
+    context: str | None = None
+    buildx_builder: str | None = None
+    cert_path: Path | None = None
+    jobs: int | None = None  # None: the run's --jobs
+
+
+DEFAULT_ENGINE = "default"
+
+
+@dataclass(frozen=True)
+class BuildSecret:
+    """A build secret's id and where its value is read at build time (never the value itself)."""
+
+    id: str
+    env: str | None = None
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
 class PlannedImage:
     pipeline: str
     name: str
@@ -78,6 +103,9 @@ class PlannedImage:
     acr: AcrSpec | None = None
     # Dependencies left out of a partial run (`run --since`, triggers): keys of Plan.pinned.
     pinned_dependencies: tuple[str, ...] = ()
+    network: str | None = None  # docker build --network; None: the engine's default
+    secrets: tuple[BuildSecret, ...] = ()
+    engine: str | None = None  # pinned to this engine (a key of Plan.engines); None: any
 
     @property
     def key(self) -> str:
@@ -90,6 +118,8 @@ class Plan:
     context: RunContext = field(default_factory=RunContext)
     # Images left out of this run that images in it reference: key -> `repo@digest` already pushed.
     pinned: Mapping[str, str] = field(default_factory=dict)
+    # Where local builds run, by name; empty: the one engine of the environment (DEFAULT_ENGINE).
+    engines: Mapping[str, Engine] = field(default_factory=dict)
 
     def order(self) -> list[str]:
         return list(self.images)
@@ -108,7 +138,7 @@ class Plan:
                     depends_on=tuple(d for d in image.depends_on if d in keys),
                     pinned_dependencies=tuple(outside),
                 )
-        return Plan(images=images, context=self.context, pinned=dict(pinned))
+        return Plan(images=images, context=self.context, pinned=dict(pinned), engines=self.engines)
 
     def outside_dependencies(self, keys: set[str]) -> set[str]:
         """Direct dependencies of `keys` that are not themselves in `keys`."""
@@ -185,6 +215,33 @@ def _storage_for(spec: ConfigSpec, repository: Repository) -> str:
     return settings.signature_storage if settings else "legacy"
 
 
+def _secrets_for(spec: ConfigSpec, pipeline: str, image: str, base_dir: Path) -> tuple[BuildSecret, ...]:
+    """The pipeline's secrets with the image's over them, by id; files made absolute."""
+    merged = {**spec.pipelines[pipeline].secrets, **spec.pipelines[pipeline].images[image].secrets}
+    return tuple(
+        BuildSecret(
+            id=secret_id,
+            env=source.env,
+            file=(base_dir / Path(source.file).expanduser()).resolve() if source.file else None,
+        )
+        for secret_id, source in sorted(merged.items())
+    )
+
+
+def _engines(spec: ConfigSpec, base_dir: Path) -> dict[str, Engine]:
+    return {
+        name: Engine(
+            name=name,
+            host=engine.host,
+            context=engine.context,
+            buildx_builder=engine.buildx.builder if engine.buildx else None,
+            cert_path=(base_dir / Path(engine.cert_path).expanduser()).resolve() if engine.cert_path else None,
+            jobs=engine.jobs,
+        )
+        for name, engine in spec.engines.items()
+    }
+
+
 def make_plan(
     spec: ConfigSpec,
     base_dir: Path,
@@ -219,9 +276,12 @@ def make_plan(
                 builder=builder_for(spec, pipeline_name, name),
                 acr=spec.pipelines[pipeline_name].acr or spec.acr,
                 signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),
+                network=image.network or pipeline.network or spec.network,
+                secrets=_secrets_for(spec, pipeline_name, name, base_dir),
+                engine=image.engine or pipeline.engine,
             )
             images[planned.key] = planned
-    return Plan(images=images, context=context)
+    return Plan(images=images, context=context, engines=_engines(spec, base_dir))
 
 
 def render_build_args(plan: Plan, image: PlannedImage, references: Mapping[str, str]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 `builder:` names of pipelines.yaml mapped to the module of each backend (one module per backend).
 
 >>> sorted(BACKENDS)
-['acr', 'docker']
+['acr', 'classic', 'docker']
 """
 
 from __future__ import annotations
@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pipeline.plan import PlannedImage
+from pipeline.plan import BuildSecret, Engine, PlannedImage
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
 
-# Called with one human-readable line about what the build is doing now ("Step 2/4 : COPY ...").
+# Called with one human-readable line about what the build is doing now: step "build" for a Dockerfile
+# step starting ("[2/4] COPY ..."), "push" for the push, "log" for one line of a step's own output
+# (shown only with --progress plain).
 ProgressFn = Callable[[str, str], None]  # (step, message)
+WarnFn = Callable[[str], None]
+LOG_TAIL_LINES = 20  # a failure shows this many of the failing step's last output lines
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class BuildRequest:
     platform: str | None = None
     push: bool = True
     credentials: Credentials | None = field(default=None, repr=False)
+    network: str | None = None
+    secrets: tuple[BuildSecret, ...] = ()
+    cache_from: tuple[str, ...] = ()  # image references whose inline cache a build may reuse
 
 
 @dataclass(frozen=True)
@@ -58,31 +65,60 @@ class Interruptible(Protocol):
 
 class Backend(Protocol):
     """One kind of builder, opened once per run (and checked then, before anything is built); it hands
-    each image the builder for that image's own settings (an ACR image: its registry's Tasks)."""
+    each image the builder for that image's own settings (an ACR image: its registry's Tasks) on the
+    engine the scheduler chose (None for backends that build remotely: `uses_engines` is False)."""
 
-    def builder_for(self, image: PlannedImage) -> Builder: ...
+    uses_engines: bool
+
+    def serves(self, engine: Engine) -> bool:
+        """Whether this backend can build on `engine` (the classic builder: not on a buildx builder)."""
+        ...
+
+    def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder: ...
 
 
 class BackendModule(Protocol):
-    """What a backend's module provides: `open_backend(environment)`, which checks what it needs (an
-    engine to answer, credentials to exist) and raises a PipelineError naming it otherwise."""
+    """What a backend's module provides: `open_backend(environment, engines, warn)`, which checks what
+    it needs (each engine to answer, credentials to exist) and raises a PipelineError naming it
+    otherwise; it may hand back another backend (`docker` without buildx: the classic one, warned)."""
 
-    def open_backend(self, environment: Mapping[str, str]) -> Backend: ...
+    def open_backend(self, environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> Backend: ...
 
 
 # `builder:` name -> the backend's module, imported only when a plan uses it (the docker package and
 # the Azure SDK each take a noticeable time to import). A new backend is one module and one line here.
 BACKENDS: Mapping[str, str] = {
-    "docker": "pipeline.builders.docker",
+    "docker": "pipeline.builders.buildx",
+    "classic": "pipeline.builders.classic",
     "acr": "pipeline.builders.acr",
 }
 
 
-def open_backends(names: set[str], environment: Mapping[str, str]) -> dict[str, Backend]:
-    """The backends named, each opened (and so checked) in BACKENDS' order."""
+def open_backends(
+    names: set[str], environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn
+) -> dict[str, Backend]:
+    """The backends named, each opened (and so checked) in BACKENDS' order, on `engines` (the plan's,
+    or the one engine of the environment)."""
     opened: dict[str, Backend] = {}
     for name, module_name in BACKENDS.items():
         if name in names:
             module: BackendModule = importlib.import_module(module_name)
-            opened[name] = module.open_backend(environment)
+            opened[name] = module.open_backend(environment, engines, warn)
     return opened
+
+
+def engine_environment(environment: Mapping[str, str], engine: Engine) -> dict[str, str]:
+    """The environment a docker client (CLI or library) needs to reach `engine`."""
+    env = dict(environment)
+    if engine.host is not None:
+        env["DOCKER_HOST"] = engine.host
+        env.pop("DOCKER_CONTEXT", None)
+        for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+            env.pop(name, None)
+        if engine.cert_path is not None:
+            env["DOCKER_CERT_PATH"] = str(engine.cert_path)
+            env["DOCKER_TLS_VERIFY"] = "1"
+    elif engine.context is not None:
+        env["DOCKER_CONTEXT"] = engine.context
+        env.pop("DOCKER_HOST", None)
+    return env

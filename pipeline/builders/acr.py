@@ -19,10 +19,10 @@ from pipeline.acr.client import (
 )
 from pipeline.acr.source import source_archive
 from pipeline.acr.tasks import platform_properties
-from pipeline.builders import Builder, BuildOutcome, BuildRequest, ProgressFn
+from pipeline.builders import Builder, BuildOutcome, BuildRequest, ProgressFn, WarnFn
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
-from pipeline.plan import PlannedImage
+from pipeline.plan import Engine, PlannedImage
 
 LOG_TAIL_LINES = 20
 POLL_SECONDS = 1.0
@@ -86,7 +86,12 @@ class AcrBuilder:
             except PipelineError:
                 pass  # exiting anyway; the run's own timeout still bounds it
 
-    def builder_for(self, image: PlannedImage) -> Builder:
+    uses_engines = False
+
+    def serves(self, engine: Engine) -> bool:
+        return False  # builds remotely, on ACR Tasks
+
+    def builder_for(self, image: PlannedImage, engine: Engine | None = None) -> Builder:
         return self.for_settings(image.acr)
 
     def for_settings(self, spec: AcrSpec | None) -> Builder:
@@ -219,5 +224,5 @@ class _OnTasks:
         return self.backend.build(self.spec, request, progress)
 
 
-def open_backend(environment: Mapping[str, str]) -> AcrBuilder:
+def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> AcrBuilder:
     return AcrBuilder.from_environment(environment)

@@ -10,7 +10,7 @@ from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file,
 from pipeline.config.platform import platform_problem
 from pipeline.config.positions import KeyPath, PositionIndex
 from pipeline.config.resolve import builder_for, dependencies_of
-from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SignSpec, TagPolicy
+from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SecretSource, SignSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import find_cycle
@@ -39,6 +39,8 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
     _check_signing(spec, base_dir, positions)
     _check_triggers(spec, positions)
     _check_builders(spec, positions)
+    _check_engines(spec, base_dir, positions)
+    _check_secrets(spec, positions)
 
 
 def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:
@@ -71,6 +73,51 @@ def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
                 raise positions.error(
                     ("pipelines", name, "images", image, "platform"),
                     f"ACR Tasks build linux/* and windows/* images, not '{platform}'",
+                )
+
+
+def _check_engines(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
+    for name, engine in spec.engines.items():
+        where: KeyPath = ("engines", name)
+        kinds = [k for k in ("host", "context", "buildx") if getattr(engine, k) is not None]
+        if len(kinds) != 1:
+            raise positions.error(where, "an engine needs exactly one of 'host', 'context' or 'buildx'", at_key=True)
+        if engine.host is not None and not re.match(r"^(unix|tcp|ssh|npipe)://.", engine.host):
+            raise positions.error(
+                (*where, "host"), f"'{engine.host}' is not a Docker host URL (unix://, tcp://, ssh://, npipe://)"
+            )
+        if engine.cert_path is not None:
+            if not (engine.host or "").startswith("tcp://"):
+                raise positions.error((*where, "cert_path"), "'cert_path' is for a tcp:// host")
+            if not (base_dir / engine.cert_path).expanduser().is_dir():
+                raise positions.error((*where, "cert_path"), f"'{engine.cert_path}' is not a directory")
+    for pipeline_name, pipeline in spec.pipelines.items():
+        pinned: list[tuple[KeyPath, str | None]] = [(("pipelines", pipeline_name, "engine"), pipeline.engine)]
+        pinned += [(("pipelines", pipeline_name, "images", i, "engine"), s.engine) for i, s in pipeline.images.items()]
+        for where, engine_name in pinned:
+            if engine_name is not None and engine_name not in spec.engines:
+                known = list(spec.engines)
+                hint = _suggest(engine_name, known) if known else " (no 'engines:' are declared)"
+                raise positions.error(where, f"no engine named '{engine_name}'{hint}")
+
+
+def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:
+    for pipeline_name, pipeline in spec.pipelines.items():
+        owners: list[tuple[KeyPath, dict[str, SecretSource]]] = [(("pipelines", pipeline_name), pipeline.secrets)]
+        owners += [(("pipelines", pipeline_name, "images", i), s.secrets) for i, s in pipeline.images.items()]
+        for where, secrets in owners:
+            for secret_id, source in secrets.items():
+                if (source.env is None) == (source.file is None):
+                    raise positions.error(
+                        (*where, "secrets", secret_id), "a secret needs exactly one of 'env: VARIABLE' or 'file: PATH'"
+                    )
+        for image in pipeline.images:
+            builder = builder_for(spec, pipeline_name, image)
+            if builder != "docker" and (pipeline.secrets or pipeline.images[image].secrets):
+                raise positions.error(
+                    ("pipelines", pipeline_name, "images", image),
+                    f"build secrets need BuildKit (builder: docker), not builder: {builder}",
+                    at_key=True,
                 )
 
 

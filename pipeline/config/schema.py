@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
+SecretId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 # `platform: 42` is a mistake, not the platform "42"; the grammar is checked in checks.py.
 PlatformText = Annotated[str, Strict(), StringConstraints(min_length=1)]
@@ -87,7 +88,32 @@ class AcrSpec(StrictModel):
         return self.login_server or f"{self.registry.lower()}.azurecr.io"
 
 
-Builder = Literal["docker", "acr"]
+Builder = Literal["docker", "classic", "acr"]
+# As `docker build --network` takes them; unset: the engine's own default.
+Network = Literal["default", "none", "host"]
+
+
+class SecretSource(StrictModel):
+    """Where a build secret's value comes from at run time; it is never stored, logged or layered."""
+
+    env: NonEmpty | None = Field(None, description="Environment variable holding the value")
+    file: NonEmpty | None = Field(None, description="File holding the value (relative to this file; ~ expands)")
+
+
+class BuildxSpec(StrictModel):
+    builder: NonEmpty = Field(description="A builder made with `docker buildx create` (any driver), used as is")
+
+
+class EngineSpec(StrictModel):
+    """A place to build: a Docker engine (URL or docker context) or a buildx builder."""
+
+    host: NonEmpty | None = Field(None, description="DOCKER_HOST-style URL: unix://, tcp:// (with cert_path), ssh://")
+    context: NonEmpty | None = Field(None, description="A docker context name (docker context ls)")
+    buildx: BuildxSpec | None = Field(None, description="A buildx builder instead of an engine")
+    cert_path: NonEmpty | None = Field(
+        None, description="Directory with ca.pem, cert.pem, key.pem for tcp:// with TLS (relative to this file)"
+    )
+    jobs: int | None = Field(None, gt=0, description="Builds at once on this engine (default: the run's --jobs)")
 
 
 class ImageSpec(StrictModel):
@@ -107,7 +133,14 @@ class ImageSpec(StrictModel):
     paths: list[NonEmpty] = Field(
         default_factory=list, description="Extra globs (relative to this file) whose changes rebuild the image"
     )
-    builder: Builder | None = Field(None, description="docker (local engine) or acr (ACR Tasks)")
+    builder: Builder | None = Field(
+        None, description="docker (BuildKit through docker buildx), classic (the engine's legacy builder) or acr"
+    )
+    network: Network | None = Field(None, description="Network for RUN steps: default, none or host")
+    secrets: dict[SecretId, SecretSource] = Field(
+        default_factory=dict, description="Build secrets by id (RUN --mount=type=secret,id=ID)"
+    )
+    engine: Name | None = Field(None, description="Build only on this engine (a name under engines:)")
 
 
 class TriggerRule(StrictModel):
@@ -127,6 +160,9 @@ class PipelineSpec(StrictModel):
     triggers: list[TriggerRule] = Field(default_factory=list, description="Which pushes build this pipeline")
     builder: Builder | None = None
     acr: AcrSpec | None = None
+    network: Network | None = None
+    secrets: dict[SecretId, SecretSource] = Field(default_factory=dict, description="Build secrets for every image")
+    engine: Name | None = None
 
 
 class ConfigSpec(StrictModel):
@@ -140,7 +176,11 @@ class ConfigSpec(StrictModel):
     registries: dict[NonEmpty, RegistrySpec] = Field(default_factory=dict, description="Per-registry settings")
     trust: list[TrustRule] = Field(default_factory=list, description="Signatures required per repository")
     sigstore: SigstoreSpec = SigstoreSpec()
-    builder: Builder = Field("docker", description="Default builder: docker, or acr")
+    builder: Builder = Field("docker", description="Default builder: docker (BuildKit), classic, or acr")
+    network: Network | None = Field(None, description="Default network for RUN steps (default: the engine's)")
+    engines: dict[Name, EngineSpec] = Field(
+        default_factory=dict, description="Engines to spread builds over (default: DOCKER_HOST alone)"
+    )
     acr: AcrSpec | None = Field(None, description="ACR Tasks settings for `builder: acr` images")
     windows_engine: bool = Field(
         False, description="The local engine builds Windows images (else platform windows/* goes to ACR)"

@@ -8,6 +8,7 @@ and only if every image succeeded.
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,17 +17,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.builders import Backend, BuildRequest, Interruptible
+from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
 from pipeline.cache.inputs import GitBlobs, image_inputs
 from pipeline.cache.predict import Prediction, cached_digest, predict
-from pipeline.errors import PipelineError
+from pipeline.errors import BuildError, EngineUnavailable, PipelineError
 from pipeline.graph import dependants_closure
 from pipeline.plan import (
     CREATED_LABEL,
+    DEFAULT_ENGINE,
     REVISION_LABEL,
     SOURCE_LABEL,
     TITLE_LABEL,
     VERSION_LABEL,
+    Engine,
     Plan,
     PlannedImage,
     render_build_args,
@@ -62,6 +65,8 @@ class ImageResult:
     build_finished_at: float | None = None
     inputs: str | None = None  # the input digest (see inputs.py)
     cached: bool = False  # reused an earlier build with the same inputs instead of building
+    engine: str | None = None  # where it was built (None: not built, or built remotely)
+    log_tail: tuple[str, ...] = ()  # a failed build: the failing step's last output lines
 
     @property
     def reference(self) -> str | None:
@@ -86,7 +91,7 @@ class Event:
     image: str
     step: str
     message: str
-    elapsed: float
+    elapsed: float  # seconds since the run started (one clock for every image)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,75 @@ class RunOptions:
 
 
 IO_CONCURRENCY = 8
+REMOTE = "remote"  # the slots of builds that need no engine (ACR Tasks)
+
+
+class NoEngineLeft(BuildError):
+    pass
+
+
+class EngineSlots:
+    """Build slots per engine. A waiting image takes a free slot on one of the engines it may use
+    (the one with the most free slots); when images compete, the most urgent (longest chain of
+    dependants) goes first. An engine marked down gives no more slots."""
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self._free = dict(limits)
+        self._down: set[str] = set()
+        self._cond = threading.Condition()
+        self._waiting: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._tickets = itertools.count()
+
+    def acquire(self, candidates: tuple[str, ...], urgency: int) -> str:
+        with self._cond:
+            ticket = (-urgency, next(self._tickets))
+            self._waiting[ticket] = candidates
+            try:
+                while True:
+                    live = [c for c in candidates if c not in self._down]
+                    if not live:
+                        raise NoEngineLeft(f"no engine left to build on ({', '.join(candidates)} stopped answering)")
+                    free = [c for c in live if self._free[c] > 0]
+                    if free and not self._outranked(ticket, set(free)):
+                        chosen = max(free, key=lambda c: self._free[c])
+                        self._free[chosen] -= 1
+                        return chosen
+                    self._cond.wait()
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()
+
+    def _outranked(self, ticket: tuple[int, int], free: set[str]) -> bool:
+        return any(other < ticket and free.intersection(c) for other, c in self._waiting.items())
+
+    def release(self, engine: str) -> None:
+        with self._cond:
+            self._free[engine] += 1
+            self._cond.notify_all()
+
+    def mark_down(self, engine: str) -> None:
+        with self._cond:
+            self._down.add(engine)
+            self._cond.notify_all()
+
+    def is_down(self, engine: str) -> bool:
+        with self._cond:
+            return engine in self._down
+
+
+def urgencies(plan: Plan) -> dict[str, int]:
+    """Each image's longest chain of dependants (itself included): the critical path runs through the
+    highest numbers, so they are built first when slots are short."""
+    dependants: dict[str, list[str]] = {key: [] for key in plan.images}
+    for key, image in plan.images.items():
+        for dep in image.depends_on:
+            dependants[dep].append(key)
+    result: dict[str, int] = {}
+    for key in reversed(list(plan.images)):  # plan order is a build order: dependants come later
+        result[key] = 1 + max((result[d] for d in dependants[key]), default=0)
+    return result
+
+
 EventSink = Callable[[Event], None]
 CredentialLookup = Callable[[str], Credentials | None]
 # Signs a pushed digest as the image's pipeline says; returns a progress line (None: not signed).
@@ -128,9 +202,12 @@ class Executor:
         self.gate = gate
         self.blobs = blobs
         self._predictions: dict[str, Prediction] | None = None
+        self.engines: dict[str, Engine] = dict(plan.engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
+        limits = {name: engine.jobs or max(1, options.jobs) for name, engine in self.engines.items()}
+        self._slots = EngineSlots({**limits, REMOTE: max(1, options.jobs)})
+        self._urgency = urgencies(plan)
         # Registry-bound work (input checks, reuse, tagging) runs wider than builds, which take a slot.
-        self.concurrency = max(options.jobs, IO_CONCURRENCY)
-        self._build_slots = threading.Semaphore(max(1, options.jobs))
+        self.concurrency = max(sum(limits.values()), options.jobs, IO_CONCURRENCY)
         self.plan = plan
         self.backends = backends
         self.registry = registry
@@ -147,7 +224,7 @@ class Executor:
     # --- scheduling -------------------------------------------------------------
 
     def run(self) -> RunResult:
-        start = self.clock()
+        start = self._run_started = self.clock()
         if self.options.push:
             targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
             ctx = self.plan.context
@@ -186,7 +263,8 @@ class Executor:
         stopped = False
         while pending or running:
             if not stopped:
-                for key in [k for k in pending if self._ready(k)]:
+                ready = sorted((k for k in pending if self._ready(k)), key=lambda k: -self._urgency[k])
+                for key in ready:
                     if len(running) >= self.concurrency:
                         break
                     pending.remove(key)
@@ -220,7 +298,7 @@ class Executor:
     # --- one image ----------------------------------------------------------------
 
     def _emit(self, key: str, step: str, message: str) -> None:
-        started = self.results[key].started
+        started = getattr(self, "_run_started", None)
         elapsed = self.clock() - started if started is not None else 0.0
         self.on_event(Event(image=key, step=step, message=message, elapsed=elapsed))
 
@@ -236,6 +314,8 @@ class Executor:
         except PipelineError as exc:
             result.status = Status.FAILED
             result.error = str(exc) if str(exc).startswith(f"{image.key}:") else f"{image.key}: {exc}"
+            if isinstance(exc, BuildError):
+                result.log_tail = exc.log_tail
             self._emit(image.key, "failed", result.error)
         except Exception as exc:  # a bug or an unexpected library error: report it, don't lose the run
             result.status = Status.FAILED
@@ -303,17 +383,11 @@ class Executor:
             platform=image.platform,
             push=self.options.push,
             credentials=self.credentials(image.repository.registry) if self.options.push else None,
+            network=image.network,
+            secrets=image.secrets,
+            cache_from=self._cache_sources(image, build_tag),
         )
-        with self._build_slots:
-            result.build_started_at = time.time()
-            try:
-                outcome = (
-                    self.backends[image.builder]
-                    .builder_for(image)
-                    .build(request, lambda step, msg: self._emit(image.key, step, msg))
-                )
-            finally:
-                result.build_finished_at = time.time()
+        outcome = self._build_on_an_engine(image, result, request)
         result.image_id = outcome.image_id
         result.tags = [build_tag]
         if not self.options.push:
@@ -329,6 +403,46 @@ class Executor:
         if inputs is not None and inputs.tag != build_tag:
             self.registry.tag(image.repository, digest, inputs.tag)
         self._sign(image, digest)
+
+    def _build_on_an_engine(self, image: PlannedImage, result: ImageResult, request: BuildRequest) -> BuildOutcome:
+        """Wait for a slot on an engine the image may use and build there. An engine that stops
+        answering is marked down for the rest of the run, and an image not pinned to it moves to
+        another engine (the build is repeatable: it pushes under the same build tag)."""
+        backend = self.backends[image.builder]
+        if not backend.uses_engines:
+            candidates: tuple[str, ...] = (REMOTE,)
+        elif image.engine is not None:
+            candidates = (image.engine,)
+        else:
+            candidates = tuple(name for name, engine in self.engines.items() if backend.serves(engine))
+        progress = lambda step, msg: self._emit(image.key, step, msg)  # noqa: E731
+        while True:
+            slot = self._slots.acquire(candidates, self._urgency[image.key])
+            engine = self.engines.get(slot) if backend.uses_engines else None
+            if engine is not None and len(self.engines) > 1:
+                self._emit(image.key, "engine", f"building on engine {slot}")
+            result.build_started_at = time.time()
+            try:
+                outcome = backend.builder_for(image, engine).build(request, progress)
+                result.engine = engine.name if engine is not None else None
+                return outcome
+            except EngineUnavailable as exc:
+                self._slots.mark_down(exc.engine)
+                others = [c for c in candidates if not self._slots.is_down(c)]
+                if not others:
+                    raise
+                self._emit(image.key, "engine", f"engine {exc.engine} stopped answering; moving to another engine")
+            finally:
+                result.build_finished_at = time.time()
+                self._slots.release(slot)
+
+    def _cache_sources(self, image: PlannedImage, build_tag: str) -> tuple[str, ...]:
+        """Images whose inline layer cache an engine that never built this image may reuse: this
+        build's own tag (the same commit built elsewhere before) and the newest release (latest)."""
+        if not self.options.push or not self.options.cache:
+            return ()
+        refs = [image.repository.with_tag(build_tag), image.repository.with_tag(f"latest{image.tags.suffix}")]
+        return tuple(dict.fromkeys(str(ref) for ref in refs))
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
         references = {}

@@ -9,7 +9,8 @@ comes through here, so a run is wired in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,12 @@ class Session:
     def _prepare(self, plan: Plan, options: RunOptions, secrets: Secrets, check: _Check) -> Iterator[_Parts]:
         """The pre-build steps, in the order a run meets them: backends (an engine that answers), the
         registries (a certificate that does not verify stops here), the signing keys, the trust policy."""
-        backends = check(lambda: open_backends({i.builder for i in plan.images.values()}, self.settings.environment))
+        backends = check(
+            lambda: open_backends(
+                {i.builder for i in plan.images.values()}, self.settings.environment, plan.engines, self.say
+            )
+        )
+        check(lambda: check_build_secrets(plan, self.settings.environment))
         credentials = self.credentials(image.acr for image in plan.images.values() if image.acr is not None)
         with self.registry(credentials=credentials) as registry:
             hosts = sorted({image.repository.registry for image in plan.images.values()})
@@ -275,6 +281,17 @@ class Session:
                 f"pipeline {name}: completed the interrupted publish: {done.written} tag(s) written, "
                 f"{done.already} already in place{left}"
             )
+
+
+def check_build_secrets(plan: Plan, environment: Mapping[str, str]) -> None:
+    """Every build secret's source is there before anything is built (its value is not read here:
+    buildx reads it itself)."""
+    for key, image in plan.images.items():
+        for secret in image.secrets:
+            if secret.env is not None and secret.env not in environment:
+                raise UsageError(f"{key}: build secret '{secret.id}': environment variable {secret.env} is not set")
+            if secret.file is not None and not (secret.file.is_file() and os.access(secret.file, os.R_OK)):
+                raise UsageError(f"{key}: build secret '{secret.id}': cannot read the file {secret.file}")
 
 
 def check_result(result: RunResult) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.builders import BuildRequest
-from pipeline.builders.docker import DockerBuilder
+from pipeline.builders.classic import DockerBuilder
 from pipeline.registry import retry
 from pipeline.registry.reference import parse_reference
 from tests.faults.proxy import FaultPlan, fault_proxy

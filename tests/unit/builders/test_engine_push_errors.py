@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.builders.docker import _is_transient
+from pipeline.builders.classic import _is_transient
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.acr.auth import AcrExchangeCredentials
 from pipeline.builders import BuildRequest
-from pipeline.builders.docker import DockerBuilder
+from pipeline.builders.classic import DockerBuilder
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry import retry
 from pipeline.registry.client import RegistryClient

@@ -1,9 +1,11 @@
-"""Local builds and pushes through the Docker Engine API (the `docker` package)."""
+"""Local builds with the engine's classic (pre-BuildKit) builder through the Docker Engine API (the
+`docker` package), and pushes from an engine (the BuildKit builder pushes through this module too)."""
 
 from __future__ import annotations
 
 import collections
 import re
+import subprocess
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -13,35 +15,62 @@ import docker.utils
 import requests.exceptions
 from tenacity import RetryCallState
 
-from pipeline.builders import Builder, BuildOutcome, BuildRequest, ProgressFn
-from pipeline.errors import AuthError, BuildError, EnvironmentProblem, RegistryError
-from pipeline.plan import PlannedImage
+from pipeline.builders import (
+    LOG_TAIL_LINES,
+    Builder,
+    BuildOutcome,
+    BuildRequest,
+    ProgressFn,
+    WarnFn,
+    engine_environment,
+)
+from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
+from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
 from pipeline.registry.retry import POLICY, Transient, retry_after_in_text
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
-LOG_TAIL_LINES = 30
 
 
 class DockerBuilder:
     """Builds with the engine at `environment['DOCKER_HOST']` (or the default socket)."""
 
-    def __init__(self, environment: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environment: Mapping[str, str] | None = None, name: str = DEFAULT_ENGINE) -> None:
+        self.name = name
         self._client_kwargs = docker.utils.kwargs_from_env(environment=dict(environment or {}))
+
+    @property
+    def where(self) -> str:
+        return str(self._client_kwargs.get("base_url", "the default socket"))
 
     def _client(self) -> docker.APIClient:
         try:
             client = docker.APIClient(timeout=BUILD_TIMEOUT_SECONDS, **self._client_kwargs)
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            where = self._client_kwargs.get("base_url", "the default socket")
-            raise EnvironmentProblem(f"cannot reach the Docker engine at {where}: {exc}") from None
+            raise EnvironmentProblem(f"cannot reach the Docker engine {self.name} at {self.where}: {exc}") from None
         return client
 
     def check(self) -> None:
         self._client().close()
 
-    def builder_for(self, image: PlannedImage) -> Builder:
-        return self  # one engine builds every image
+    def answers(self) -> bool:
+        """A quick ping: does the engine still answer?"""
+        try:
+            client = docker.APIClient(timeout=5, **self._client_kwargs)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+
+    def push(self, request: BuildRequest, progress: ProgressFn) -> str:
+        """Push `request.tag` from this engine (retried by the registry policy); the pushed digest."""
+        client = self._client()
+        try:
+            return self._push(client, request, progress)
+        finally:
+            client.close()
 
     def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
         client = self._client()
@@ -55,6 +84,8 @@ class DockerBuilder:
     def _build(
         self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn
     ) -> tuple[str, tuple[str, ...]]:
+        if request.secrets:
+            raise BuildError(f"{request.image}: build secrets need BuildKit (builder: docker with docker buildx)")
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         step = "build"
         image_id = None
@@ -67,6 +98,7 @@ class DockerBuilder:
                 labels=dict(request.labels),
                 target=request.target,
                 platform=request.platform,
+                network_mode=request.network,
                 rm=True,
                 forcerm=True,
                 pull=False,
@@ -78,19 +110,28 @@ class DockerBuilder:
                         line = line.rstrip()
                         if not line:
                             continue
-                        tail.append(line)
                         if line.startswith("Step "):
                             step = _user_step(line, len(request.labels))
-                            progress("build", step)
+                            tail.clear()  # the tail is the current step's own output
+                            if not step.startswith("labels: "):  # our bookkeeping, not the user's steps
+                                progress("build", step)
+                        else:
+                            tail.append(line)
+                            progress("log", line)
                 elif "error" in chunk:
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
                     where = f" at {step}" if step != "build" else ""
-                    raise BuildError(f"{request.image}: build failed{where}: {detail}")
+                    raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail))
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
         except docker.errors.APIError as exc:
-            raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}") from None
+            raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}", tuple(tail)) from None
         except requests.exceptions.RequestException as exc:
+            if not self.answers():
+                raise EngineUnavailable(
+                    f"{request.image}: lost the Docker engine {self.name} ({self.where}) during the build: {exc}",
+                    self.name,
+                ) from None
             raise BuildError(f"{request.image}: lost the Docker engine during the build: {exc}") from None
         if image_id is None:
             image_id = str(client.inspect_image(str(request.tag))["Id"])  # type: ignore[no-untyped-call]
@@ -196,8 +237,51 @@ def _user_step(line: str, label_count: int) -> str:
     return f"Step {number}/{total} : {line[match.end() :]}"
 
 
-def open_backend(environment: Mapping[str, str]) -> DockerBuilder:
-    """The engine at DOCKER_HOST (or the default socket), checked to answer before anything is built."""
-    builder = DockerBuilder(environment)
-    builder.check()
-    return builder
+class ClassicBackend:
+    """The classic builder on each engine (a buildx builder is no engine to it)."""
+
+    uses_engines = True
+
+    def __init__(self, engines: Mapping[str, DockerBuilder]) -> None:
+        self.engines = dict(engines)
+
+    def serves(self, engine: Engine) -> bool:
+        return engine.name in self.engines
+
+    def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
+        return self.engines[engine.name if engine is not None else DEFAULT_ENGINE]
+
+
+def engine_clients(environment: Mapping[str, str], engines: Mapping[str, Engine]) -> dict[str, DockerBuilder]:
+    """A client per engine (the environment's own engine when none are named), each checked to answer
+    before anything is built. An engine named by a docker context is reached at the context's host."""
+    chosen = dict(engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
+    clients = {}
+    for name, engine in chosen.items():
+        if engine.buildx_builder is not None:
+            continue  # not an engine: buildx pushes its own results
+        env = engine_environment(environment, engine)
+        if engine.context is not None:
+            env["DOCKER_HOST"] = context_host(engine.context, env)
+        clients[name] = DockerBuilder(env, name)
+        clients[name].check()
+    return clients
+
+
+def context_host(context: str, environment: Mapping[str, str]) -> str:
+    """The engine URL of a docker context, as the docker CLI has it stored."""
+    done = subprocess.run(
+        ["docker", "context", "inspect", context, "--format", "{{.Endpoints.docker.Host}}"],
+        capture_output=True,
+        text=True,
+        env=dict(environment),
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise EnvironmentProblem(f"engine {context}: no docker context named '{context}' ({done.stderr.strip()})")
+    return done.stdout.strip()
+
+
+def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> ClassicBackend:
+    """The classic builder on every engine, each checked to answer before anything is built."""
+    return ClassicBackend(engine_clients(environment, engines))

@@ -1,0 +1,326 @@
+"""BuildKit builds through `docker buildx build`, the default local builder.
+
+A thin subprocess adapter rather than a wrapper library: it needs `--progress rawjson` (BuildKit's own
+per-step status, read as it streams, for one progress line per step and the failing step's log tail)
+and `--metadata-file` (the image's digest), which wrappers such as python-on-whales do not expose, and
+the plugin's command line is the interface Docker documents and keeps stable.
+
+On an engine (the `docker` driver) the result lands in the engine's image store and is pushed from
+there through the engine API, as the classic builder's results are (same retries, credentials and
+error classes). On a buildx builder (`engines: {x: {buildx: {builder: NAME}}}`: docker-container,
+kubernetes or remote drivers) buildx pushes itself, with the docker config's credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.builders import (
+    LOG_TAIL_LINES,
+    Backend,
+    Builder,
+    BuildOutcome,
+    BuildRequest,
+    ProgressFn,
+    WarnFn,
+    engine_environment,
+)
+from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
+from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
+from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
+
+# Marks of a client that lost its engine or builder (then the engine is pinged to be sure).
+_LOST = re.compile(
+    r"cannot connect to the docker daemon|error during connect|connection refused|connection reset|"
+    r"no such file or directory.*\.sock|broken pipe|unexpected eof|\beof\b|closed network connection|"
+    r"rpc error: code = unavailable",
+    re.IGNORECASE,
+)
+
+
+def buildx_version(environment: Mapping[str, str]) -> str | None:
+    """`docker buildx version`'s line, or None when the plugin is not installed (or the CLI is absent)."""
+    if shutil.which("docker", path=environment.get("PATH")) is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, text=True, env=dict(environment), timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.startswith("github.com/docker/buildx") else None
+
+
+class BuildxBackend:
+    uses_engines = True
+
+    def __init__(
+        self, environment: Mapping[str, str], engines: Mapping[str, Engine], pushers: dict[str, DockerBuilder]
+    ):
+        self._environment = dict(environment)
+        self._engines = dict(engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
+        self._pushers = pushers
+
+    def serves(self, engine: Engine) -> bool:
+        return True
+
+    def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
+        chosen = engine or self._engines[DEFAULT_ENGINE]
+        return BuildxBuilder(engine_environment(self._environment, chosen), chosen, self._pushers.get(chosen.name))
+
+
+class BuildxBuilder:
+    def __init__(self, environment: Mapping[str, str], engine: Engine, pusher: DockerBuilder | None) -> None:
+        self.environment = dict(environment)
+        self.engine = engine
+        self.pusher = pusher  # None: a buildx builder, which pushes by itself
+
+    def command(self, request: BuildRequest, metadata: Path) -> list[str]:
+        argv = ["docker", "buildx", "build", "--progress", "rawjson", "--metadata-file", str(metadata)]
+        argv += ["--file", str(request.dockerfile), "--tag", str(request.tag)]
+        if self.engine.buildx_builder is not None:
+            argv += ["--builder", self.engine.buildx_builder]
+            if request.push:
+                argv.append("--push")
+        for name, value in request.build_args.items():
+            argv += ["--build-arg", f"{name}={value}"]
+        for name, value in request.labels.items():
+            argv += ["--label", f"{name}={value}"]
+        if request.target:
+            argv += ["--target", request.target]
+        if request.platform:
+            argv += ["--platform", request.platform]
+        if request.network:
+            argv += ["--network", request.network]
+        for secret in request.secrets:
+            # The source, never the value: buildx reads the variable or file itself.
+            source = f"env={secret.env}" if secret.env is not None else f"src={secret.file}"
+            argv += ["--secret", f"id={secret.id},{source}"]
+        for reference in request.cache_from:
+            argv += ["--cache-from", f"type=registry,ref={reference}"]
+        if request.push:
+            argv += ["--cache-to", "type=inline"]  # the pushed image carries its layer cache for other engines
+        argv.append(str(request.context))
+        return argv
+
+    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+        with tempfile.TemporaryDirectory(prefix="pipeline-buildx-") as scratch:
+            metadata_file = Path(scratch) / "metadata.json"
+            tail = self._run(request, self.command(request, metadata_file), progress)
+            try:
+                metadata: dict[str, Any] = json.loads(metadata_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise BuildError(f"{request.image}: docker buildx wrote no build metadata: {exc}") from None
+        # The config digest (the engine's image ID); an engine's build that was not pushed names only
+        # that, as containerimage.digest.
+        image_id = str(metadata.get("containerimage.config.digest") or metadata.get("containerimage.digest") or "")
+        if not image_id:
+            raise BuildError(f"{request.image}: docker buildx reported no image digest")
+        if not request.push:
+            return BuildOutcome(image_id=image_id, pushed_digest=None, log_tail=tail)
+        if self.pusher is None:
+            digest = str(metadata.get("containerimage.digest", ""))
+            if not digest:
+                raise BuildError(f"{request.image}: docker buildx pushed but reported no digest")
+            return BuildOutcome(image_id=image_id, pushed_digest=digest, log_tail=tail)
+        return BuildOutcome(image_id=image_id, pushed_digest=self.pusher.push(request, progress), log_tail=tail)
+
+    def _run(self, request: BuildRequest, argv: list[str], progress: ProgressFn) -> tuple[str, ...]:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.environment,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            raise EnvironmentProblem(f"{request.image}: cannot run docker buildx: {exc}") from None
+        assert process.stdout is not None and process.stderr is not None
+        stdout: list[str] = []
+        reader = threading.Thread(target=lambda: stdout.extend(process.stdout or ()), daemon=True)
+        reader.start()
+        steps = StepTracker(progress)
+        try:
+            for item in read_progress(process.stderr):
+                if isinstance(item, str):
+                    steps.text(item)
+                else:
+                    steps.status(item)
+        finally:
+            code = process.wait()
+            reader.join(timeout=5)
+        if code == 0:
+            return steps.last_tail()
+        detail = steps.error or (steps.texts[-1] if steps.texts else f"docker buildx exited with {code}")
+        detail = detail.removeprefix("ERROR: ")
+        if _LOST.search(detail) and self.pusher is not None and not self.pusher.answers():
+            raise EngineUnavailable(
+                f"{request.image}: lost the Docker engine {self.engine.name} ({self.pusher.where}): {detail}",
+                self.engine.name,
+            )
+        where = f" at {steps.failed_step}" if steps.failed_step else ""
+        return_tail = steps.failed_tail() or tuple(steps.texts[-LOG_TAIL_LINES:])
+        raise BuildError(f"{request.image}: build failed{where}: {detail}", return_tail)
+
+
+def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
+    """BuildKit's rawjson progress: a stream of (pretty-printed) JSON objects, one per status update,
+    with buildx's own plain-text lines (`ERROR: ...`) in between. Yields each object or text line."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for line in stream:
+        buffer += line
+        while True:
+            stripped = buffer.lstrip()
+            if not stripped:
+                buffer = ""
+                break
+            if stripped[0] != "{":
+                text, newline, rest = stripped.partition("\n")
+                if not newline:
+                    buffer = stripped  # the rest of this line has not arrived yet
+                    break
+                if text.strip():
+                    yield text.rstrip()
+                buffer = rest
+                continue
+            try:
+                item, end = decoder.raw_decode(stripped)
+            except ValueError:
+                buffer = stripped  # an object still arriving
+                break
+            if isinstance(item, dict):
+                yield item
+            buffer = stripped[end:]
+    if buffer.strip():
+        yield from (text for text in buffer.strip().splitlines() if text.strip())
+
+
+_STEP_NAME = re.compile(r"^\[(?:([^\]\s]+) )?(\d+/\d+)\] (.*)$", re.DOTALL)
+
+
+class StepTracker:
+    """Turns BuildKit's vertex updates into one progress line per Dockerfile step (when it starts),
+    each log line of a step as a "log" line, and remembers the failing step and its output's tail."""
+
+    def __init__(self, progress: ProgressFn) -> None:
+        self.progress = progress
+        self.names: dict[str, str] = {}
+        self.started: set[str] = set()
+        self.tails: dict[str, collections.deque[str]] = {}
+        self.partial: dict[str, str] = {}
+        self.order: list[str] = []
+        self.texts: list[str] = []
+        self.error: str | None = None
+        self.failed_step: str | None = None
+        self._failed_vertex: str | None = None
+
+    def text(self, line: str) -> None:
+        self.texts.append(line)
+        self.progress("log", line)
+
+    def status(self, update: Mapping[str, Any]) -> None:
+        for vertex in update.get("vertexes") or ():
+            digest = str(vertex.get("digest", ""))
+            name = str(vertex.get("name", ""))
+            self.names[digest] = name
+            if vertex.get("started") and digest not in self.started:
+                self.started.add(digest)
+                self.order.append(digest)
+                step = user_step(name)
+                if step is not None:
+                    self.progress("build", step + (" (cached)" if vertex.get("cached") else ""))
+            if vertex.get("error") and self.error is None:
+                self.error = str(vertex["error"])
+                self.failed_step = user_step(name) or name
+                self._failed_vertex = digest
+        for log in update.get("logs") or ():
+            digest = str(log.get("vertex", ""))
+            try:
+                data = base64.b64decode(str(log.get("data", ""))).decode("utf-8", "replace")
+            except ValueError:
+                continue
+            text = self.partial.pop(digest, "") + data
+            lines = text.split("\n")
+            if not text.endswith("\n"):
+                self.partial[digest] = lines.pop()
+            for line in lines:
+                line = line.rstrip("\r")
+                if line:
+                    self.tails.setdefault(digest, collections.deque(maxlen=LOG_TAIL_LINES)).append(line)
+                    self.progress("log", line)
+
+    def _tail(self, digest: str) -> tuple[str, ...]:
+        tail = list(self.tails.get(digest, ()))
+        if self.partial.get(digest):
+            tail.append(self.partial[digest])
+        return tuple(tail[-LOG_TAIL_LINES:])
+
+    def failed_tail(self) -> tuple[str, ...]:
+        return self._tail(self._failed_vertex) if self._failed_vertex else ()
+
+    def last_tail(self) -> tuple[str, ...]:
+        """The output of the last step that printed any (kept with a successful build's outcome)."""
+        for digest in reversed(self.order):
+            if self.tails.get(digest):
+                return self._tail(digest)
+        return ()
+
+
+def user_step(name: str) -> str | None:
+    """A Dockerfile step as the user wrote it (`[2/4] RUN make`), or None for BuildKit's own
+    bookkeeping vertices (`[internal] load .dockerignore`, exporting, pushing)."""
+    match = _STEP_NAME.match(name)
+    if not match:
+        return None
+    stage, number, text = match.groups()
+    named = stage is not None and not re.fullmatch(r"stage-\d+", stage)
+    return f"[{stage} {number}] {text}" if named else f"[{number}] {text}"
+
+
+def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> Backend:
+    """BuildKit on every engine (each checked to answer); without the buildx plugin, the classic
+    builder, with one warning (a buildx builder engine then cannot be used: an error)."""
+    version = buildx_version(environment)
+    if version is None:
+        named = [e.name for e in engines.values() if e.buildx_builder is not None]
+        if named:
+            raise EnvironmentProblem(
+                f"engine {named[0]} is a buildx builder, but the docker buildx plugin is not installed"
+            )
+        warn(
+            "docker buildx is not installed: building with the engine's classic builder "
+            "(no RUN --mount, no build secrets; install the docker-buildx plugin for BuildKit)"
+        )
+        return ClassicBackend(engine_clients(environment, engines))
+    for engine in engines.values():
+        if engine.buildx_builder is not None:
+            _check_builder(engine, environment)
+    return BuildxBackend(environment, engines, engine_clients(environment, engines))
+
+
+def _check_builder(engine: Engine, environment: Mapping[str, str]) -> None:
+    done = subprocess.run(
+        ["docker", "buildx", "inspect", "--bootstrap", str(engine.buildx_builder)],
+        capture_output=True,
+        text=True,
+        env=dict(environment),
+        check=False,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        problem = (done.stderr.strip().splitlines() or ["it does not answer"])[-1]
+        raise EnvironmentProblem(f"engine {engine.name}: buildx builder '{engine.buildx_builder}': {problem}")
