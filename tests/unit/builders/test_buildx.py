@@ -1,0 +1,117 @@
+"""The buildx adapter's pure parts: the rawjson progress stream, step lines, the failing step's log
+tail, and the command line (a secret's source goes in, never its value)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+from pipeline.builders import BuildRequest
+from pipeline.builders.buildx import BuildxBuilder, StepTracker, read_progress, user_step
+from pipeline.plan import BuildSecret, Engine
+from pipeline.registry.reference import parse_reference
+
+RUN = "sha256:run"
+
+
+def _update(**fields: object) -> str:
+    return json.dumps(fields, indent=2) + "\n"  # buildx pretty-prints each status object
+
+
+def _log(text: str) -> dict[str, object]:
+    return {"vertex": RUN, "stream": 1, "data": base64.b64encode(text.encode()).decode()}
+
+
+def _stream() -> str:
+    numbers = "".join(f"line {i}\n" for i in range(1, 31))
+    return "".join(
+        [
+            _update(vertexes=[{"digest": "sha256:a", "name": "[internal] load build definition from Dockerfile"}]),
+            _update(vertexes=[{"digest": "sha256:a", "name": "[internal] load .dockerignore", "started": "t"}]),
+            _update(
+                vertexes=[
+                    {"digest": "sha256:c", "name": "[1/2] COPY busybox /bin/busybox", "started": "t", "cached": True}
+                ]
+            ),
+            _update(vertexes=[{"digest": RUN, "name": "[build 2/2] RUN make", "started": "t"}]),
+            _update(vertexes=[{"digest": RUN, "name": "[build 2/2] RUN make", "started": "t"}]),  # a repeat
+            _update(logs=[_log(numbers[:17])]),  # "line 1\n"... then half a line
+            _update(logs=[_log(numbers[17:])]),
+            _update(
+                vertexes=[
+                    {
+                        "digest": RUN,
+                        "name": "[build 2/2] RUN make",
+                        "started": "t",
+                        "completed": "t",
+                        "error": 'process "make" did not complete successfully: exit code: 3',
+                    }
+                ]
+            ),
+            'ERROR: failed to solve: process "make" did not complete successfully: exit code: 3\n',
+        ]
+    )
+
+
+def test_progress_stream_gives_objects_and_text_lines() -> None:
+    items = list(read_progress(io.StringIO(_stream())))
+    assert sum(isinstance(i, dict) for i in items) == 8
+    assert [i for i in items if isinstance(i, str)] == [
+        'ERROR: failed to solve: process "make" did not complete successfully: exit code: 3'
+    ]
+
+
+def test_progress_stream_read_in_odd_chunks() -> None:
+    whole = _stream()
+    chunks = [whole[i : i + 7] for i in range(0, len(whole), 7)]  # objects split mid-token
+    assert list(read_progress(iter(chunks))) == list(read_progress(io.StringIO(whole)))  # type: ignore[arg-type]
+
+
+def test_one_line_per_user_step_and_the_failing_steps_tail() -> None:
+    lines: list[tuple[str, str]] = []
+    steps = StepTracker(lambda step, message: lines.append((step, message)))
+    for item in read_progress(io.StringIO(_stream())):
+        steps.text(item) if isinstance(item, str) else steps.status(item)
+    assert [m for s, m in lines if s == "build"] == [
+        "[1/2] COPY busybox /bin/busybox (cached)",
+        "[build 2/2] RUN make",
+    ]
+    assert [m for s, m in lines if s == "log"][:30] == [f"line {i}" for i in range(1, 31)]
+    assert steps.failed_step == "[build 2/2] RUN make"
+    assert steps.error is not None and "exit code: 3" in steps.error
+    assert steps.failed_tail() == tuple(f"line {i}" for i in range(11, 31))
+
+
+def test_bookkeeping_vertices_are_not_steps() -> None:
+    assert user_step("[internal] load build context") is None
+    assert user_step("exporting to image") is None
+    assert user_step("[stage-0 3/4] RUN x") == "[3/4] RUN x"
+    assert user_step("[runtime 1/1] RUN x") == "[runtime 1/1] RUN x"
+
+
+def test_command_passes_secret_sources_labels_network_and_cache(tmp_path: Path) -> None:
+    request = BuildRequest(
+        image="shop/app",
+        context=tmp_path,
+        dockerfile=tmp_path / "Dockerfile",
+        tag=parse_reference("127.0.0.1:5000/shop/app:sha-abc"),
+        build_args={"BASE": "127.0.0.1:5000/shop/base@sha256:" + "0" * 64},
+        labels={"org.opencontainers.image.title": "app"},
+        network="none",
+        secrets=(BuildSecret("npm_token", env="NPM_TOKEN"), BuildSecret("netrc", file=tmp_path / ".netrc")),
+        cache_from=("127.0.0.1:5000/shop/app:latest",),
+    )
+    argv = BuildxBuilder({}, Engine("default"), None).command(request, tmp_path / "meta.json")
+    joined = " ".join(argv)
+    assert "--secret id=npm_token,env=NPM_TOKEN" in joined
+    assert f"--secret id=netrc,src={tmp_path / '.netrc'}" in joined
+    assert "--label org.opencontainers.image.title=app" in joined
+    assert "--network none" in joined
+    assert "--cache-from type=registry,ref=127.0.0.1:5000/shop/app:latest" in joined
+    assert "--cache-to type=inline" in joined
+    assert "--push" not in argv  # on an engine, the engine pushes (same retries and credentials)
+    assert argv[-1] == str(tmp_path)
+    pushed = BuildxBuilder({}, Engine("k8s", buildx_builder="k8s"), None).command(request, tmp_path / "m.json")
+    assert pushed[pushed.index("--builder") + 1] == "k8s" and "--push" in pushed
