@@ -12,6 +12,7 @@ from typing import IO, cast
 
 import docker.utils.build
 
+from pipeline.dockerfile.ignore import ignore_patterns
 from pipeline.errors import BuildError
 
 # The generated Dockerfile's name inside the archive; docker.utils.build also lists it in the archive's
@@ -61,12 +62,8 @@ def _quote(value: str, escape: str) -> str:
 
 
 def _dockerignore(context: Path) -> list[str]:
-    """The patterns as the docker CLI reads them (what docker-py's build does too)."""
-    path = context / ".dockerignore"
-    if not path.is_file():
-        return []
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    """The context's patterns, as the docker CLI reads them (what docker-py's build does too)."""
+    return ignore_patterns(context / ".dockerignore")
 
 
 def source_archive(context: Path, dockerfile: Path, labels: Mapping[str, str], target: str | None) -> SourceArchive:

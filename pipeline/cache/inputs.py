@@ -17,6 +17,7 @@ from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
+from pipeline.dockerfile.ignore import ignore_file, ignore_patterns
 from pipeline.plan import Plan, PlannedImage
 from pipeline.vcs.loader import git
 
@@ -102,16 +103,12 @@ def _hash(value: object) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def context_listing(context: Path, dockerfile: Path, blobs: GitBlobs | None) -> dict[str, str]:
-    """Every file the build context sends, with an identity for its content."""
-    try:
-        patterns = [
-            line.strip()
-            for line in (context / ".dockerignore").read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.strip().startswith("#")
-        ]
-    except OSError:
-        patterns = []
+def context_listing(
+    context: Path, dockerfile: Path, blobs: GitBlobs | None, *, buildkit: bool = False
+) -> dict[str, str]:
+    """Every file the build context sends (by the ignore file that builder reads), with an identity
+    for its content."""
+    patterns = ignore_patterns(ignore_file(context, dockerfile, buildkit=buildkit))
     dockerfile_rel = os.path.relpath(dockerfile, context)
     included = exclude_paths(str(context), patterns, dockerfile=dockerfile_rel)
     listing = {}
@@ -140,13 +137,15 @@ def input_digest(
 ) -> InputDigest:
     components = {
         "dockerfile": "sha256:" + hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
-        "context": _hash(context_listing(image.context, image.dockerfile, blobs)),
+        "context": _hash(context_listing(image.context, image.dockerfile, blobs, buildkit=image.builder == "docker")),
         "build_args": _hash(dict(build_args)),
         "target": _hash(image.target),
         "platform": _hash(image.platform),
         "labels": _hash(dict(image.labels)),
         "dependencies": _hash(dict(dependency_digests)),
     }
+    if image.network is not None:  # what RUN steps could reach; unset keeps older digests valid
+        components["network"] = _hash(image.network)
     return InputDigest(_hash(components), components)
 
 
