@@ -102,6 +102,10 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
                 "build_args": {k: render(v, image_values) for k, v in image.build_args.items()},
                 "target": image.target,
                 "platform": image.platform,
+                "builder": image.builder,
+                "engine": image.engine,
+                "network": image.network,
+                "secrets": [secret.id for secret in image.secrets],  # ids only: values are read by buildx
                 "tags": list(image.tags.all),
                 "action": predictions[key].action if key in predictions else "unknown",
                 "why": predictions[key].why if key in predictions else "offline",
@@ -117,6 +121,10 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
         detail = row["reuse_digest"] if row["action"] == "reuse" else row["why"]
         click.echo(f"     {row['action']} ({detail})")
         click.echo(f"     tags: {', '.join(row['tags'])}")
+        where = f" on engine {row['engine']}" if row["engine"] else ""
+        click.echo(f"     builder: {row['builder']}{where}" + (f", network {row['network']}" if row["network"] else ""))
+        if row["secrets"]:
+            click.echo(f"     secrets: {', '.join(row['secrets'])}")
         for name, value in row["build_args"].items():
             click.echo(f"     build arg {name}={value}")
 
