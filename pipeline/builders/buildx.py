@@ -70,20 +70,57 @@ class BuildxBackend:
         self._environment = dict(environment)
         self._engines = dict(engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
         self._pushers = pushers
+        self._running = _Running()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop the buildx processes in flight (a signal sent to this process alone would
+        leave them building)."""
+        self._running.terminate_all()
 
     def serves(self, engine: Engine) -> bool:
         return True
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
         chosen = engine or self._engines[DEFAULT_ENGINE]
-        return BuildxBuilder(engine_environment(self._environment, chosen), chosen, self._pushers.get(chosen.name))
+        return BuildxBuilder(
+            engine_environment(self._environment, chosen), chosen, self._pushers.get(chosen.name), self._running
+        )
+
+
+class _Running:
+    """The buildx processes in flight, for an interrupt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: set[subprocess.Popen[str]] = set()
+
+    def add(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._processes.add(process)
+
+    def discard(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def terminate_all(self) -> None:
+        with self._lock:
+            for process in self._processes:
+                if process.poll() is None:
+                    process.terminate()
 
 
 class BuildxBuilder:
-    def __init__(self, environment: Mapping[str, str], engine: Engine, pusher: DockerBuilder | None) -> None:
+    def __init__(
+        self,
+        environment: Mapping[str, str],
+        engine: Engine,
+        pusher: DockerBuilder | None,
+        running: _Running | None = None,
+    ) -> None:
         self.environment = dict(environment)
         self.engine = engine
         self.pusher = pusher  # None: a buildx builder, which pushes by itself
+        self._running = running or _Running()
 
     def command(self, request: BuildRequest, metadata: Path) -> list[str]:
         argv = ["docker", "buildx", "build", "--progress", "rawjson", "--metadata-file", str(metadata)]
@@ -149,6 +186,7 @@ class BuildxBuilder:
         except OSError as exc:
             raise EnvironmentProblem(f"{request.image}: cannot run docker buildx: {exc}") from None
         assert process.stdout is not None and process.stderr is not None
+        self._running.add(process)
         stdout: list[str] = []
         reader = threading.Thread(target=lambda: stdout.extend(process.stdout or ()), daemon=True)
         reader.start()
@@ -162,6 +200,7 @@ class BuildxBuilder:
         finally:
             code = process.wait()
             reader.join(timeout=5)
+            self._running.discard(process)
         if code == 0:
             return steps.last_tail()
         detail = steps.error or (steps.texts[-1] if steps.texts else f"docker buildx exited with {code}")
