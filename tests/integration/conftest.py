@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import ssl
 import subprocess
+import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +126,19 @@ class RegistryPeek:
         layers = found[1]["layers"]
         assert isinstance(layers, list)
         return [layer["digest"] for layer in layers]
+
+    def files(self, repo_path: str, reference: str) -> dict[str, bytes]:
+        """The regular files of an image as its layers in the registry hold them (later layers win)."""
+        files: dict[str, bytes] = {}
+        for digest in self.layers(repo_path, reference):
+            response = httpx.get(f"{self.base}/{repo_path}/blobs/{digest}", auth=self.auth, timeout=30)
+            response.raise_for_status()
+            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(response.content))) as layer:
+                for member in layer.getmembers():
+                    extracted = layer.extractfile(member) if member.isfile() else None
+                    if extracted is not None:
+                        files[member.name] = extracted.read()
+        return files
 
 
 @pytest.fixture
