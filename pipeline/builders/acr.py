@@ -30,7 +30,7 @@ POLL_SECONDS = 1.0
 # The run log: ACR's own lines stamped "2024/01/01 12:00:00 ...", and the engine's (classic) build output,
 # whose steps start "Step 2/3 : RUN make"; between a step's lines, the builder's notes about it.
 _STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
-_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _BOOKKEEPING = re.compile(r"^ --->( |$)|^Removing intermediate container [0-9a-f]+$")
 
 
@@ -46,6 +46,7 @@ class LogFollower:
         self._partial = b""
         self._progress = progress
         self._label_keys = [json.dumps(key) for key in labels or {}]
+        self._past_labels = False
 
     def feed(self, data: bytes, final: bool = False) -> None:
         self.offset += len(data)
@@ -67,12 +68,18 @@ class LogFollower:
             if not _BOOKKEEPING.match(text):
                 self.tail.append(line)
             return
-        self.step = text
+        number, total, instruction = int(step.group(1)), int(step.group(2)), step.group(3)
+        ours = instruction.startswith("LABEL ") and bool(self._label_keys)
+        ours = ours and all(key in instruction for key in self._label_keys)
         self.tail.clear()
-        instruction = step.group(1)
-        ours = instruction.startswith("LABEL ") and self._label_keys and all(k in instruction for k in self._label_keys)
-        if not ours:  # our labels are bookkeeping, not the user's steps
-            self._progress("build", text)
+        if ours:  # our labels are bookkeeping, not the user's steps
+            self.step, self._past_labels = f"labels: {instruction}", True
+            return
+        # Number the steps as the user's Dockerfile does: without the LABEL step the upload added.
+        if self._label_keys:
+            number, total = number - self._past_labels, total - 1
+        self.step = f"Step {number}/{total} : {instruction}"
+        self._progress("build", self.step)
 
 
 class AcrBuilder:

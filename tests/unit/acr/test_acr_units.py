@@ -103,13 +103,14 @@ def test_log_follower_keeps_the_failing_steps_last_lines_and_hides_the_label_ste
     log += [f"line {n}" for n in range(1, 31)] + ["Removing intermediate container 4d5e6f"]
     follower.feed(("\n".join(log) + "\n").encode())
 
-    assert follower.step == "Step 2/3 : RUN ./make.sh"
+    # Numbered as the user's Dockerfile: without the LABEL step the upload adds (3/3 here).
+    assert follower.step == "Step 2/2 : RUN ./make.sh"
     assert list(follower.tail) == [f"line {n}" for n in range(11, 31)]
-    assert [line for step, line in lines if step == "build"] == ["Step 1/3 : FROM x", "Step 2/3 : RUN ./make.sh"]
+    assert [line for step, line in lines if step == "build"] == ["Step 1/2 : FROM x", "Step 2/2 : RUN ./make.sh"]
     assert [line for step, line in lines if step == "log"][2:32] == [f"line {n}" for n in range(1, 31)]
 
     follower.feed(b'Step 3/3 : LABEL "org.opencontainers.image.revision"="abc"\n')
-    assert [line for step, line in lines if step == "build"][-1] == "Step 2/3 : RUN ./make.sh"  # not a user step
+    assert [line for step, line in lines if step == "build"][-1] == "Step 2/2 : RUN ./make.sh"  # not a user step
     assert list(follower.tail) == []
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.config import load_config
 from pipeline.plan import RunContext, make_plan
 from pipeline.run.executor import Event, ImageResult, RunResult, Status
-from pipeline.run.report import ProgressMode, ProgressPrinter, report_data
+from pipeline.run.report import ProgressMode, ProgressPrinter, print_summary, report_data
 from tests.helpers import write_project
 
 TAIL = tuple(f"line {n}" for n in range(11, 31))
@@ -93,3 +93,14 @@ def test_the_report_has_the_failing_steps_tail_beside_the_error(tmp_path: Path) 
     assert images["shop/app"]["error"] == "shop/app: build failed"
     assert images["shop/app"]["log_tail"] == list(TAIL)
     assert images["shop/base"]["log_tail"] == []
+
+
+def test_the_summary_prints_an_error_naming_a_step_in_brackets() -> None:
+    # BuildKit names steps "[2/2] RUN ..." and the engine quotes "[/bin/sh -c ...]": text, not markup.
+    error = "shop/app: build failed at [2/2] RUN x: executor failed running [/bin/sh -c x]: exit code: 3"
+    result = RunResult({"shop/app": ImageResult("shop/app", "r/app", Status.FAILED, error=error)})
+    stream = io.StringIO()
+
+    print_summary(result, stream)
+
+    assert "executor failed running [/bin/sh -c x]: exit code: 3" in " ".join(stream.getvalue().split())
