@@ -4,9 +4,11 @@ its log while polling it, read the pushed digest; cancel the run on Ctrl-C or ti
 from __future__ import annotations
 
 import collections
+import json
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from azure.core.credentials import TokenCredential
 
@@ -19,23 +21,32 @@ from pipeline.acr.client import (
 )
 from pipeline.acr.source import source_archive
 from pipeline.acr.tasks import platform_properties
-from pipeline.builders import Builder, BuildOutcome, BuildRequest, ProgressFn, WarnFn
+from pipeline.builders import LOG_TAIL_LINES, Builder, BuildOutcome, BuildRequest, ProgressFn, WarnFn
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
 from pipeline.plan import Engine, PlannedImage
 
-LOG_TAIL_LINES = 20
 POLL_SECONDS = 1.0
+# The run log: ACR's own lines stamped "2024/01/01 12:00:00 ...", and the engine's (classic) build output,
+# whose steps start "Step 2/3 : RUN make"; between a step's lines, the builder's notes about it.
+_STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_BOOKKEEPING = re.compile(r"^ --->( |$)|^Removing intermediate container [0-9a-f]+$")
 
 
 class LogFollower:
-    """Turns the growing log blob into whole lines, each reported once."""
+    """Turns the growing log blob into whole lines, each reported once: a Dockerfile step starting as a
+    "build" line (not the LABEL step source upload adds for `labels`), every other line as a "log" line.
+    `step` is the step running, `tail` the last output lines since it started."""
 
-    def __init__(self, emit: Callable[[str], None]) -> None:
+    def __init__(self, progress: ProgressFn, labels: Mapping[str, str] | None = None) -> None:
         self.offset = 0
+        self.step: str | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._partial = b""
-        self._emit = emit
+        self._progress = progress
+        self._label_keys = [json.dumps(key) for key in labels or {}]
+        self._past_labels = False
 
     def feed(self, data: bytes, final: bool = False) -> None:
         self.offset += len(data)
@@ -47,8 +58,28 @@ class LogFollower:
         for raw in lines:
             line = raw.decode("utf-8", errors="replace").rstrip("\r").rstrip()
             if line:
+                self._line(line)
+
+    def _line(self, line: str) -> None:
+        text = _STAMP.sub("", line, count=1)
+        step = _STEP.match(text)
+        if step is None:
+            self._progress("log", line)
+            if not _BOOKKEEPING.match(text):
                 self.tail.append(line)
-                self._emit(line)
+            return
+        number, total, instruction = int(step.group(1)), int(step.group(2)), step.group(3)
+        ours = instruction.startswith("LABEL ") and bool(self._label_keys)
+        ours = ours and all(key in instruction for key in self._label_keys)
+        self.tail.clear()
+        if ours:  # our labels are bookkeeping, not the user's steps
+            self.step, self._past_labels = f"labels: {instruction}", True
+            return
+        # Number the steps as the user's Dockerfile does: without the LABEL step the upload added.
+        if self._label_keys:
+            number, total = number - self._past_labels, total - 1
+        self.step = f"Step {number}/{total} : {instruction}"
+        self._progress("build", self.step)
 
 
 class AcrBuilder:
@@ -134,7 +165,7 @@ class AcrBuilder:
         with self._lock:
             self._active[run_id] = client
         try:
-            state, tail = self._follow(client, run_id, spec.timeout, request, progress)
+            state, follower = self._follow(client, run_id, spec.timeout, request, progress)
         except BaseException:
             # KeyboardInterrupt when building on the main thread, or anything unexpected: don't leave
             # the run going on Azure's builders.
@@ -143,13 +174,13 @@ class AcrBuilder:
         finally:
             with self._lock:
                 self._active.pop(run_id, None)
-        return self._outcome(request, server, state, tail)
+        return self._outcome(request, server, state, follower)
 
     def _follow(
         self, client: AcrTasksClient, run_id: str, timeout: int, request: BuildRequest, progress: ProgressFn
-    ) -> tuple[RunState, tuple[str, ...]]:
+    ) -> tuple[RunState, LogFollower]:
         """Poll the run and stream its log until both are finished."""
-        follower = LogFollower(lambda line: progress("remote", line))
+        follower = LogFollower(progress, request.labels)
         deadline = time.monotonic() + timeout
         log_url: str | None = None
         try:
@@ -168,14 +199,15 @@ class AcrBuilder:
                         chunk = read_log(log_url, follower.offset)
                         follower.feed(chunk.data)
                     follower.feed(b"", final=True)
-                    return state, tuple(follower.tail)
+                    return state, follower
                 if self._interrupted.is_set():
-                    raise BuildError(f"{request.image}: interrupted; run {run_id} cancelled")
+                    raise BuildError(f"{request.image}: interrupted; run {run_id} cancelled", tuple(follower.tail))
                 if time.monotonic() > deadline:
                     self._cancel_quietly(client, run_id)
                     raise BuildError(
                         f"{request.image}: run {run_id} took longer than {timeout}s (acr.timeout) and was "
-                        f"cancelled{_tail_text(tuple(follower.tail))}"
+                        f"cancelled{_at(follower)}",
+                        tuple(follower.tail),
                     )
                 time.sleep(self.poll_seconds)
         except BuildError:
@@ -184,11 +216,13 @@ class AcrBuilder:
             self._cancel_quietly(client, run_id)
             raise BuildError(f"{request.image}: run {run_id}: {exc}") from None
 
-    def _outcome(self, request: BuildRequest, server: str, state: RunState, tail: tuple[str, ...]) -> BuildOutcome:
+    def _outcome(self, request: BuildRequest, server: str, state: RunState, follower: LogFollower) -> BuildOutcome:
+        tail = tuple(follower.tail)
         if state.status != "Succeeded":
             reason = f": {state.error}" if state.error else ""
             raise BuildError(
-                f"{request.image}: remote build failed (run {state.run_id} {state.status}{reason}){_tail_text(tail)}"
+                f"{request.image}: remote build failed{_at(follower)} (run {state.run_id} {state.status}{reason})",
+                tail,
             )
         path, tag = request.tag.repository.path, request.tag.tag
         digests = [i.digest for i in state.images if i.repository == path and i.tag == tag and i.digest]
@@ -207,10 +241,9 @@ class AcrBuilder:
             pass
 
 
-def _tail_text(tail: tuple[str, ...]) -> str:
-    if not tail:
-        return ""
-    return "; last log lines:\n" + "\n".join(f"  | {line}" for line in tail)
+def _at(follower: LogFollower) -> str:
+    """Where in the build a run stopped: " at Step 2/3 : RUN make", or nothing before the first step."""
+    return f" at {follower.step}" if follower.step else ""
 
 
 class _OnTasks:

@@ -266,6 +266,7 @@ class StepTracker:
         self.error: str | None = None
         self.failed_step: str | None = None
         self._failed_vertex: str | None = None
+        self._failed_in_step = False
 
     def text(self, line: str) -> None:
         self.texts.append(line)
@@ -282,10 +283,14 @@ class StepTracker:
                 step = user_step(name)
                 if step is not None:
                     self.progress("build", step + (" (cached)" if vertex.get("cached") else ""))
-            if vertex.get("error") and self.error is None:
+            # A Dockerfile step's error is the failure; BuildKit's own vertices may fail without failing
+            # the build (a --cache-from image not there yet: "importing cache manifest ... not found").
+            first_step_error = user_step(name) is not None and not self._failed_in_step
+            if vertex.get("error") and (self.error is None or first_step_error):
                 self.error = str(vertex["error"])
                 self.failed_step = user_step(name) or name
                 self._failed_vertex = digest
+                self._failed_in_step = user_step(name) is not None
         for log in update.get("logs") or ():
             digest = str(log.get("vertex", ""))
             try:

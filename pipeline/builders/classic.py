@@ -104,26 +104,20 @@ class DockerBuilder:
                 pull=False,
                 decode=True,
             )
+            pending = ""  # the engine may split one output line over two chunks
             for chunk in stream:
                 if "stream" in chunk:
-                    for line in str(chunk["stream"]).splitlines():
-                        line = line.rstrip()
-                        if not line:
-                            continue
-                        if line.startswith("Step "):
-                            step = _user_step(line, len(request.labels))
-                            tail.clear()  # the tail is the current step's own output
-                            if not step.startswith("labels: "):  # our bookkeeping, not the user's steps
-                                progress("build", step)
-                        else:
-                            tail.append(line)
-                            progress("log", line)
+                    *lines, pending = (pending + str(chunk["stream"])).split("\n")
+                    for line in lines:
+                        step = self._line(line.rstrip(), step, tail, len(request.labels), progress)
                 elif "error" in chunk:
+                    self._line(pending.rstrip(), step, tail, len(request.labels), progress)
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
                     where = f" at {step}" if step != "build" else ""
                     raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail))
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
+            self._line(pending.rstrip(), step, tail, len(request.labels), progress)
         except docker.errors.APIError as exc:
             raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}", tuple(tail)) from None
         except requests.exceptions.RequestException as exc:
@@ -136,6 +130,23 @@ class DockerBuilder:
         if image_id is None:
             image_id = str(client.inspect_image(str(request.tag))["Id"])  # type: ignore[no-untyped-call]
         return image_id, tuple(tail)
+
+    @staticmethod
+    def _line(line: str, step: str, tail: collections.deque[str], labels: int, progress: ProgressFn) -> str:
+        """One line of the build's output: a step starting (the step returned), or that step's own output
+        (kept in `tail`, which holds only the current step's lines)."""
+        if not line:
+            return step
+        if _STEP.match(line):
+            step = _user_step(line, labels)
+            tail.clear()
+            if not step.startswith("labels: "):  # our bookkeeping, not the user's steps
+                progress("build", step)
+            return step
+        progress("log", line)
+        if not _BOOKKEEPING.match(line):  # the builder's own notes are not the step's output
+            tail.append(line)
+        return step
 
     def _push(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
         """The engine gives up on a registry's 5xx/429 or a dropped connection; a push is idempotent
@@ -220,6 +231,9 @@ def _is_auth_failure(message: str) -> bool:
 
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+# The classic builder's lines about a step (" ---> Running in 1a2b", " ---> Using cache", " ---> 3c4d",
+# "Removing intermediate container 1a2b"), between and after the step's own output.
+_BOOKKEEPING = re.compile(r"^ --->( |$)|^Removing intermediate container [0-9a-f]+$")
 _HTTP_TRANSIENT = re.compile(r"\bhttp (429|5\d\d)\b")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from pipeline.cache.predict import Prediction
-from pipeline.cli.common import config_option, run_options, secrets, session
+from pipeline.cli.common import config_option, progress_mode, run_options, secrets, session
 from pipeline.cli.diagram import to_dot, to_mermaid
 from pipeline.config import load_config
 from pipeline.config.templates import render
@@ -41,6 +41,8 @@ def run(
     report_file: Path | None,
     as_json: bool,
     token: str | None,
+    progress: str,
+    quiet: bool,
 ) -> None:
     """Build PIPELINES (default: all) in dependency order and push them.
 
@@ -52,8 +54,9 @@ def run(
     \b
     Example:
       pipeline run shop --version 2.1.5 --jobs 4 --report report.json
+      pipeline run --progress plain       # also every line the build steps print
     """
-    the_session = session(load_config(config_file))
+    the_session = session(load_config(config_file), progress_mode(progress, quiet))
     the_plan = the_session.plan(pipelines, version)
     if since is not None:
         the_plan = narrow_to_changes(the_session, the_plan, since)

@@ -6,13 +6,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from pipeline import __version__
 from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import UsageError
+from pipeline.run.report import PROGRESS_MODES, ProgressMode
 from pipeline.run.session import Session
 from pipeline.run.settings import Secrets, Settings
 
@@ -62,8 +63,28 @@ def optional_config_option(purpose: str) -> Callable[[F], F]:
     )
 
 
+def progress_options(func: F) -> F:
+    """--progress and -q, for the commands that build (`progress_mode` turns them into one mode)."""
+    func = click.option("-q", "--quiet", is_flag=True, help="Print only the results: no progress lines.")(func)
+    return click.option(
+        "--progress",
+        type=click.Choice(PROGRESS_MODES),
+        default="auto",
+        show_default=True,
+        help="auto: one line per build step; plain: also every line the steps print; quiet: as -q. "
+        "A failure shows the failing step's last lines in every mode.",
+    )(func)
+
+
+def progress_mode(progress: str, quiet: bool) -> ProgressMode:
+    if quiet and progress == "plain":
+        raise UsageError("-q and --progress plain contradict each other: pass one")
+    return "quiet" if quiet else cast(ProgressMode, progress)
+
+
 def run_options(func: F) -> F:
     """Options that `run` and `release` share."""
+    func = progress_options(func)
     options = [
         click.option(
             "-j",
@@ -115,8 +136,8 @@ def settings() -> Settings:
     return Settings.from_environment(os.environ)
 
 
-def session(config: LoadedConfig | None) -> Session:
-    return Session(config, settings(), say)
+def session(config: LoadedConfig | None, progress: ProgressMode = "auto") -> Session:
+    return Session(config, settings(), say, progress)
 
 
 def secrets(token: str | None = None) -> Secrets:

@@ -13,6 +13,7 @@ from pipeline.cli.common import (
     insecure_option,
     optional_config,
     optional_config_option,
+    progress_mode,
     run_options,
     secrets,
     session,
@@ -92,6 +93,8 @@ def release(
     report_file: Path | None,
     as_json: bool,
     token: str | None,
+    progress: str,
+    quiet: bool,
 ) -> None:
     """Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.
 
@@ -106,7 +109,7 @@ def release(
       pipeline release --bump minor --push-tag
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
-    cut = Release(session(load_config(config_file)), bump, version, pre)
+    cut = Release(session(load_config(config_file), progress_mode(progress, quiet)), bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
         _print_dry_run(cut.dry_run(pipelines, options, secrets(token), report_file, _progress), as_json)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import config_option, secrets, session, settings
+from pipeline.cli.common import config_option, progress_mode, progress_options, secrets, session, settings
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
+from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
 from pipeline.triggers.push import RefUpdate, affected_since, hook_pushes, resolve_before, trigger_push
 from pipeline.triggers.rules import ZERO_SHA
@@ -47,8 +48,10 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
         click.echo(f"{item.key:<30} {item.reason}")
 
 
-def _trigger(repo: str, push: RefUpdate, config_path: str, report_file: Path | None, jobs: int) -> bool:
-    return trigger_push(settings(), secrets(), repo, push, config_path, report_file, jobs, _say)
+def _trigger(
+    repo: str, push: RefUpdate, config_path: str, report_file: Path | None, jobs: int, progress: ProgressMode = "auto"
+) -> bool:
+    return trigger_push(settings(), secrets(), repo, push, config_path, report_file, jobs, _say, progress=progress)
 
 
 # Shared by the commands that read pipelines.yaml from inside a repository checkout (trigger, watch).
@@ -71,8 +74,17 @@ jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=o
 @repo_config_option
 @jobs_option
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="JSON report.")
+@progress_options
 def trigger(
-    repo: str, ref: str, before: str, after: str, config_path: str, jobs: int, report_file: Path | None
+    repo: str,
+    ref: str,
+    before: str,
+    after: str,
+    config_path: str,
+    jobs: int,
+    report_file: Path | None,
+    progress: str,
+    quiet: bool,
 ) -> None:
     """Build what one push calls for: the pipelines whose trigger rules match REF, limited to the
     images the commits from BEFORE to AFTER affect (a release rule builds everything at its version).
@@ -82,9 +94,8 @@ def trigger(
     Example:
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
     """
-    if not _trigger(
-        repo, RefUpdate(ref, resolve_before(settings(), repo, before), after), config_path, report_file, jobs
-    ):
+    push = RefUpdate(ref, resolve_before(settings(), repo, before), after)
+    if not _trigger(repo, push, config_path, report_file, jobs, progress_mode(progress, quiet)):
         sys.exit(1)
 
 
@@ -179,8 +190,17 @@ def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: s
 @repo_config_option
 @jobs_option
 @click.option("--once", is_flag=True, help="Poll once and exit.")
+@progress_options
 def watch(
-    repo: str, branch: str, interval: str, state_file: Path | None, config_path: str, jobs: int, once: bool
+    repo: str,
+    branch: str,
+    interval: str,
+    state_file: Path | None,
+    config_path: str,
+    jobs: int,
+    once: bool,
+    progress: str,
+    quiet: bool,
 ) -> None:
     """Poll a branch and build each new commit in order (only what it changed). The last handled
     commit survives restarts; a failed build is recorded and the next commit still runs; SIGTERM
@@ -191,10 +211,11 @@ def watch(
       pipeline watch --repo https://git.example.com/shop.git --branch main --interval 1m
     """
     seconds = parse_interval(interval)
+    mode = progress_mode(progress, quiet)
     state = WatchState.load(state_file or Path(f".pipeline-watch-{branch.replace('/', '-')}.json"))
 
     def handle(before: str, after: str) -> bool:
-        return _trigger(repo, RefUpdate(f"refs/heads/{branch}", before, after), config_path, None, jobs)
+        return _trigger(repo, RefUpdate(f"refs/heads/{branch}", before, after), config_path, None, jobs, mode)
 
     watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _say)
     watcher.install_signal_handlers()

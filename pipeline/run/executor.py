@@ -92,6 +92,7 @@ class Event:
     step: str
     message: str
     elapsed: float  # seconds since the run started (one clock for every image)
+    log_tail: tuple[str, ...] = ()  # a "failed" event: the failing step's last output lines
 
 
 @dataclass(frozen=True)
@@ -297,10 +298,10 @@ class Executor:
 
     # --- one image ----------------------------------------------------------------
 
-    def _emit(self, key: str, step: str, message: str) -> None:
+    def _emit(self, key: str, step: str, message: str, log_tail: tuple[str, ...] = ()) -> None:
         started = getattr(self, "_run_started", None)
         elapsed = self.clock() - started if started is not None else 0.0
-        self.on_event(Event(image=key, step=step, message=message, elapsed=elapsed))
+        self.on_event(Event(image=key, step=step, message=message, elapsed=elapsed, log_tail=log_tail))
 
     def _run_image(self, image: PlannedImage) -> None:
         result = self.results[image.key]
@@ -316,7 +317,7 @@ class Executor:
             result.error = str(exc) if str(exc).startswith(f"{image.key}:") else f"{image.key}: {exc}"
             if isinstance(exc, BuildError):
                 result.log_tail = exc.log_tail
-            self._emit(image.key, "failed", result.error)
+            self._emit(image.key, "failed", result.error, result.log_tail)
         except Exception as exc:  # a bug or an unexpected library error: report it, don't lose the run
             result.status = Status.FAILED
             result.error = f"{image.key}: unexpected error: {type(exc).__name__}: {exc}"

@@ -7,9 +7,10 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.errors import PipelineError, UsageError
@@ -55,6 +56,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "inputs": r.inputs,
                 "reused": r.cached,
                 "error": r.error,
+                "log_tail": list(r.log_tail),
             }
             for key, r in result.images.items()
         ],
@@ -107,25 +109,49 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
     for key, r in result.images.items():
         if r.status == Status.FAILED and r.error:
             message = r.error[len(key) + 2 :] if r.error.startswith(f"{key}: ") else r.error
-            console.print(f"[red]{key}[/red]: {message}", markup=True, highlight=False)
+            # escape: a failing step's text ("[2/2] RUN ...", '["/bin/sh", ...]') is not markup
+            console.print(f"[red]{escape(key)}[/red]: {escape(message)}", markup=True, highlight=False)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
         console.print(f"{change.image}: {change.tag} stays: {change.reason}", markup=False, highlight=False)
     if result.error:
-        console.print(f"[red]run[/red]: {result.error}", markup=True, highlight=False)
+        console.print(f"[red]run[/red]: {escape(result.error)}", markup=True, highlight=False)
+
+
+PROGRESS_MODES = ("auto", "plain", "quiet")
+ProgressMode = Literal["auto", "plain", "quiet"]
+LOG_STEP = "log"  # one line of a build step's own output (see pipeline.builders.ProgressFn)
+FAILED_STEP = "failed"
 
 
 class ProgressPrinter:
-    """One line per event on stderr: elapsed, image, step, message."""
+    """Progress on stderr, one line per event: elapsed, image, step, message. `auto` leaves out the
+    steps' own output lines (one line per step), `plain` prints them too, `quiet` prints only failures.
+    A failure is followed by the failing step's last output lines, indented, in every mode."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, mode: ProgressMode = "auto", stream: TextIO | None = None) -> None:
+        self.mode = mode
         self.stream = stream or sys.stderr
         self._lock = threading.Lock()
+        self._shown = 0.0
+
+    def shows(self, event: Event) -> bool:
+        if event.step == FAILED_STEP:
+            return True
+        if self.mode == "quiet":
+            return False
+        return self.mode == "plain" or event.step != LOG_STEP
 
     def __call__(self, event: Event) -> None:
-        line = f"[{event.elapsed:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"
+        if not self.shows(event):
+            return
         with self._lock:
-            print(line, file=self.stream, flush=True)
+            # Builds on other threads stamp their events a moment before they get the lock; the printed
+            # time never goes back, so a reader sees one clock for the whole run.
+            self._shown = max(self._shown, event.elapsed)
+            lines = [f"[{self._shown:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"]
+            lines += [f"    | {line}" for line in event.log_tail]
+            print("\n".join(lines), file=self.stream, flush=True)
 
 
 def emit_report(

@@ -33,7 +33,7 @@ from pipeline.release.journal import read_journal
 from pipeline.release.publish import Notify, TagChange, complete_journal
 from pipeline.run.executor import EventSink, Executor, RunOptions, RunResult, Status
 from pipeline.run.locks import pipeline_keys, pipeline_locks
-from pipeline.run.report import ProgressPrinter
+from pipeline.run.report import ProgressMode, ProgressPrinter
 from pipeline.run.settings import Secrets, Settings
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.runsigner import RunSigner
@@ -76,12 +76,20 @@ class Preview:
 
 class Session:
     """One config (or none: registry commands outside a project) and the settings; makes plans and runs
-    them. `say` takes progress lines meant for stderr."""
+    them. `say` takes progress lines meant for stderr; `progress` is how much of a run's progress is
+    printed there (`--progress`, `-q`)."""
 
-    def __init__(self, config: LoadedConfig | None, settings: Settings, say: Say = lambda message: None) -> None:
+    def __init__(
+        self,
+        config: LoadedConfig | None,
+        settings: Settings,
+        say: Say = lambda message: None,
+        progress: ProgressMode = "auto",
+    ) -> None:
         self.config = config
         self.settings = settings
         self.say = say
+        self.progress = progress
 
     @property
     def loaded(self) -> LoadedConfig:
@@ -194,7 +202,7 @@ class Session:
                 registry,
                 parts.credentials,
                 options,
-                on_event=on_event or ProgressPrinter(),
+                on_event=on_event or ProgressPrinter(self.progress),
                 sign=parts.signer,
                 gate=gate,
                 blobs=self.blobs(),

@@ -14,7 +14,7 @@ from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
 from pipeline.run.executor import RunOptions
-from pipeline.run.report import check_report_file, emit_report, write_report
+from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
 from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected, affected_for_paths
@@ -43,6 +43,7 @@ def trigger_push(
     jobs: int,
     say: Say,
     keep_going: bool = False,
+    progress: ProgressMode = "auto",
 ) -> bool:
     """Build what a push calls for, in a clean checkout of `push.after`; True when every build succeeded."""
     source = GitSource(repo, settings.repos_dir)
@@ -54,7 +55,7 @@ def trigger_push(
     kind, name = ref_name(ref)
     with source.checkout(commit) as tree:
         config = load_config(tree / config_path)
-        session = Session(config, settings, say)
+        session = Session(config, settings, say, progress)
         matches = match_ref(config.spec, ref)
         trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}
         if not matches:

@@ -61,7 +61,7 @@ def mixed_project(
 ) -> None:
     write_project(
         root,
-        f"registry: {services.plain_registry}/{namespace}\n"
+        f"registry: {services.plain_registry}/{namespace}\nnetwork: none\n"
         + acr_block(emu, timeout)
         + ("sign: {key: cosign.key}\n" if sign else "")
         + f"""\
@@ -87,10 +87,10 @@ def env_for(emu: AcrEmulator) -> dict[str, str]:
 
 
 def remote_lines(stderr: str) -> list[tuple[float, str]]:
-    """(elapsed, message) of the progress lines that relay the remote log."""
+    """(elapsed, message) of the progress lines that relay the remote log (`--progress plain`)."""
     found = []
     for line in stderr.splitlines():
-        match = re.match(r"\[\s*([\d.]+)s\] mixed/app\s+remote\s+(.*)", line)
+        match = re.match(r"\[\s*([\d.]+)s\] mixed/app\s+log\s+(.*)", line)
         if match:
             found.append((float(match.group(1)), match.group(2)))
     return found
@@ -104,7 +104,7 @@ def test_mixed_pipeline_builds_locally_and_on_acr_tagged_and_signed(
     sha = init_git(tmp_path)[:12]
     before = len(emulator.runs)
 
-    result = run_cli(["run", "--version", "1.4.0", "--json"], tmp_path, env=env_for(emulator))
+    result = run_cli(["run", "--version", "1.4.0", "--json", "--progress", "plain"], tmp_path, env=env_for(emulator))
 
     assert result.code == 0, result.output
     images = {i["image"]: i for i in json.loads(result.stdout)["images"]}
@@ -153,7 +153,7 @@ def test_source_upload_honours_dockerignore(
     (tmp_path / "images" / "app" / "kept.txt").write_text("kept\n")
     init_git(tmp_path)
 
-    result = run_cli(["run"], tmp_path, env=env_for(emulator))
+    result = run_cli(["run", "--progress", "plain"], tmp_path, env=env_for(emulator))
 
     assert result.code == 0, result.output
     listed = [m for _, m in remote_lines(result.stderr)]
@@ -170,13 +170,19 @@ def test_failing_remote_build_fails_the_image_with_its_log_tail(
     init_git(tmp_path)
     before = len(emulator.runs)
 
-    result = run_cli(["run", "--version", "2.0.0"], tmp_path, env=env_for(emulator))
+    result = run_cli(["run", "--version", "2.0.0", "--report", "report.json"], tmp_path, env=env_for(emulator))
 
     assert result.code == 1, result.output
-    assert "mixed/app: remote build failed (run cb" in result.stderr
-    assert "Failed" in result.stderr
-    tail = result.stderr.split("last log lines:", 1)[1]
-    assert "about-to-fail-remotely" in tail
+    # One error line naming the image and the failing step, then the step's last lines, indented.
+    failed = next(line for line in result.stderr.splitlines() if " failed " in line)
+    assert "mixed/app: remote build failed at Step 3/3 : RUN echo about-to-fail-remotely && exit 3 (run cb" in failed
+    assert failed.endswith("Failed: failed during run, err: exit status 1)"), failed
+    tail = [line for line in result.stderr.splitlines() if line.startswith("    | ")]
+    assert any(line.endswith(" about-to-fail-remotely") for line in tail), result.stderr
+    assert not any("Step 2/3" in line for line in tail)  # only the failing step's lines
+    app = next(i for i in json.loads((tmp_path / "report.json").read_text())["images"] if i["image"] == "mixed/app")
+    assert app["log_tail"] == [line.removeprefix("    | ") for line in tail]
+    assert "\n" not in app["error"] and app["error"] in failed
     assert "Traceback" not in result.output
     assert list(emulator.runs.values())[before].status == "Failed"
     assert "2.0.0" not in plain_peek.tags(f"{namespace}/base")  # nothing released
@@ -190,7 +196,7 @@ def test_ctrl_c_cancels_the_remote_run(
     init_git(tmp_path)
     before = len(emulator.runs)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run"],
+        [sys.executable, "-m", "pipeline", "run", "--progress", "plain"],
         cwd=tmp_path,
         env={**os.environ, **env_for(emulator), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,

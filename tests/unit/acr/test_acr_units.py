@@ -81,17 +81,37 @@ def test_source_archive_honours_dockerignore_and_adds_the_labelled_dockerfile(tm
 
 
 def test_log_follower_reports_whole_lines_once() -> None:
-    lines: list[str] = []
-    follower = LogFollower(lines.append)
-    follower.feed(b"2024/01/01 Step 1/2 : FROM x\r\n2024/01/01 partial")
-    assert lines == ["2024/01/01 Step 1/2 : FROM x"]
+    lines: list[tuple[str, str]] = []
+    follower = LogFollower(lambda step, line: lines.append((step, line)))
+    follower.feed(b"2024/01/01 00:00:00 Step 1/2 : FROM x\r\n2024/01/01 partial")
+    assert lines == [("build", "Step 1/2 : FROM x")]
     follower.feed(b" line\n\n")
     follower.feed(b"last without newline", final=False)
-    assert lines[-1] == "2024/01/01 partial line"
+    assert lines[-1] == ("log", "2024/01/01 partial line")
     follower.feed(b"", final=True)
-    assert lines[-1] == "last without newline"
-    assert follower.offset == len(b"2024/01/01 Step 1/2 : FROM x\r\n2024/01/01 partial line\n\nlast without newline")
-    assert list(follower.tail) == lines
+    assert lines[-1] == ("log", "last without newline")
+    assert follower.offset == len(
+        b"2024/01/01 00:00:00 Step 1/2 : FROM x\r\n2024/01/01 partial line\n\nlast without newline"
+    )
+    assert list(follower.tail) == ["2024/01/01 partial line", "last without newline"]
+
+
+def test_log_follower_keeps_the_failing_steps_last_lines_and_hides_the_label_step() -> None:
+    lines: list[tuple[str, str]] = []
+    follower = LogFollower(lambda step, line: lines.append((step, line)), {"org.opencontainers.image.revision": "abc"})
+    log = ["Step 1/3 : FROM x", " ---> 1a2b3c", "Step 2/3 : RUN ./make.sh", " ---> Running in 4d5e6f"]
+    log += [f"line {n}" for n in range(1, 31)] + ["Removing intermediate container 4d5e6f"]
+    follower.feed(("\n".join(log) + "\n").encode())
+
+    # Numbered as the user's Dockerfile: without the LABEL step the upload adds (3/3 here).
+    assert follower.step == "Step 2/2 : RUN ./make.sh"
+    assert list(follower.tail) == [f"line {n}" for n in range(11, 31)]
+    assert [line for step, line in lines if step == "build"] == ["Step 1/2 : FROM x", "Step 2/2 : RUN ./make.sh"]
+    assert [line for step, line in lines if step == "log"][2:32] == [f"line {n}" for n in range(1, 31)]
+
+    follower.feed(b'Step 3/3 : LABEL "org.opencontainers.image.revision"="abc"\n')
+    assert [line for step, line in lines if step == "build"][-1] == "Step 2/2 : RUN ./make.sh"  # not a user step
+    assert list(follower.tail) == []
 
 
 def test_platforms() -> None:
