@@ -17,13 +17,16 @@ import pytest
 from tests.helpers import init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
-# Busybox on scratch, then a step that reads the secret and keeps only its hash and length.
+# Busybox on scratch, then a step that reads the secret and keeps only its hash and length. BuildKit's
+# cache key for a step does not include a secret's value, so `{unique}` keeps an earlier run's layer
+# (made with another value) from answering for this one.
 DOCKERFILE = """\
 FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 ENV PATH=/bin
-RUN --mount=type=secret,id={id} sha256sum /run/secrets/{id} | cut -d' ' -f1 > /{id}.sha256 \\
+RUN --mount=type=secret,id={id} echo {unique} > /unique \\
+    && sha256sum /run/secrets/{id} | cut -d' ' -f1 > /{id}.sha256 \\
     && wc -c < /run/secrets/{id} | tr -d ' ' > /{id}.length
 """
 
@@ -48,7 +51,10 @@ def secrets_project(root: Path, registry: str) -> Path:
                 secrets:
                   netrc: {{file: ../netrc-secret}}
         """,
-        {"npm": DOCKERFILE.format(id="npm_token"), "netrc": DOCKERFILE.format(id="netrc")},
+        {
+            "npm": DOCKERFILE.format(id="npm_token", unique=uuid.uuid4().hex),
+            "netrc": DOCKERFILE.format(id="netrc", unique=uuid.uuid4().hex),
+        },
         busybox=("npm", "netrc"),
     )
 
