@@ -47,6 +47,10 @@ _LOST = re.compile(
     re.IGNORECASE,
 )
 
+# A --cache-from image that is not there (a new repository, a commit not built yet) fails only its own
+# vertex; BuildKit builds on without it, so that error is never the build's.
+_CACHE_IMPORT = "importing cache manifest from "
+
 
 def buildx_version(environment: Mapping[str, str]) -> str | None:
     """`docker buildx version`'s line, or None when the plugin is not installed (or the CLI is absent)."""
@@ -243,7 +247,7 @@ class StepTracker:
                 step = user_step(name)
                 if step is not None:
                     self.progress("build", step + (" (cached)" if vertex.get("cached") else ""))
-            if vertex.get("error") and self.error is None:
+            if vertex.get("error") and self.error is None and not name.startswith(_CACHE_IMPORT):
                 self.error = str(vertex["error"])
                 self.failed_step = user_step(name) or name
                 self._failed_vertex = digest

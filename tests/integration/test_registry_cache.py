@@ -118,3 +118,28 @@ def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
     assert plain_peek.files(f"{namespace}/app", f"sha-{second_sha[:12]}")["file.txt"] == b"two\n"
     # The rerun RUN step costs the engine SLOW_SECONDS; the cached one does not.
     assert image_seconds(rebuilt) < image_seconds(uncached) - SLOW_SECONDS / 2
+
+
+def test_a_missing_cache_source_is_not_named_as_the_failure(tmp_path: Path, services: Services, namespace: str) -> None:
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          shop:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "exit 3"]\n'},
+        busybox=("app",),
+    )
+    init_git(tmp_path)
+    result = run_cli(["run", "--report", "report.json"], tmp_path)  # cache sources: tags not pushed yet
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    failed = [line for line in result.stderr.splitlines() if re.search(r"\] shop/app +failed ", line)]
+    assert len(failed) == 1 and "shop/app: build failed at [2/2] RUN" in failed[0], result.stderr
+    # The summary on stdout quotes the step as written (its brackets are not markup).
+    assert 'build failed at [2/2] RUN ["/bin/busybox", "sh", "-c", "exit 3"]' in result.stdout.replace("\n", "")
+    assert "importing cache manifest" not in result.stderr + (tmp_path / "report.json").read_text()
