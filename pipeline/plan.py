@@ -45,6 +45,7 @@ class RunContext:
     source_url: str | None = None
     created: datetime | None = None  # the commit time; None outside git
     dirty: bool = False  # uncommitted changes to tracked files
+    earlier_commits: tuple[str, ...] = ()  # HEAD's first-parent ancestors, newest first
 
     def template_values(self, *, for_tags: bool = False) -> dict[str, str]:
         branch = self.git_branch or "unknown"

@@ -47,6 +47,9 @@ _LOST = re.compile(
     re.IGNORECASE,
 )
 
+# A --cache-from image that is not there (a new repository, a commit not built yet) fails only its own
+# vertex; BuildKit builds on without it, so that error is never the build's.
+
 
 def buildx_version(environment: Mapping[str, str]) -> str | None:
     """`docker buildx version`'s line, or None when the plugin is not installed (or the CLI is absent)."""

@@ -103,7 +103,8 @@ def _check_engines(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
 
 def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:
     for pipeline_name, pipeline in spec.pipelines.items():
-        owners: list[tuple[KeyPath, dict[str, SecretSource]]] = [(("pipelines", pipeline_name), pipeline.secrets)]
+        where_pipeline: KeyPath = ("pipelines", pipeline_name)
+        owners: list[tuple[KeyPath, dict[str, SecretSource]]] = [(where_pipeline, pipeline.secrets)]
         owners += [(("pipelines", pipeline_name, "images", i), s.secrets) for i, s in pipeline.images.items()]
         for where, secrets in owners:
             for secret_id, source in secrets.items():
@@ -111,14 +112,17 @@ def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:
                     raise positions.error(
                         (*where, "secrets", secret_id), "a secret needs exactly one of 'env: VARIABLE' or 'file: PATH'"
                     )
-        for image in pipeline.images:
+        for image, image_spec in pipeline.images.items():
             builder = builder_for(spec, pipeline_name, image)
-            if builder != "docker" and (pipeline.secrets or pipeline.images[image].secrets):
-                raise positions.error(
-                    ("pipelines", pipeline_name, "images", image),
-                    f"build secrets need BuildKit (builder: docker), not builder: {builder}",
-                    at_key=True,
-                )
+            if builder == "docker" or not (pipeline.secrets or image_spec.secrets):
+                continue
+            # Point at the `secrets:` that gives this image its secrets: its own, else the pipeline's.
+            owner: KeyPath = ("pipelines", pipeline_name, "images", image) if image_spec.secrets else where_pipeline
+            raise positions.error(
+                (*owner, "secrets"),
+                f"build secrets need BuildKit (builder: docker), but image {image} builds with builder: {builder}",
+                at_key=True,
+            )
 
 
 def _check_triggers(spec: ConfigSpec, positions: PositionIndex) -> None:

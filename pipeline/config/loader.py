@@ -103,6 +103,10 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
         return f"missing required key '{path[-1]}'", False
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
+    if kind == "model_type" and len(path) >= 2 and path[-2] == "secrets":
+        return "a secret is {env: VARIABLE} or {file: PATH}, naming where its value is read", False
+    if kind == "string_pattern_mismatch" and len(path) >= 2 and path[-2] == "secrets":
+        return f"'{_shown(error['input'])}' is not a valid secret id (ASCII letters, digits, _ . -)", True
     if kind == "string_pattern_mismatch":
         return (
             f"'{_shown(error['input'])}' is not a valid name "

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
 from pipeline.cache.inputs import GitBlobs, image_inputs
+from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import Prediction, cached_digest, predict
-from pipeline.errors import BuildError, EngineUnavailable, PipelineError
+from pipeline.errors import BuildError, EngineUnavailable, PipelineError, RegistryError
 from pipeline.graph import dependants_closure
 from pipeline.plan import (
     CREATED_LABEL,
@@ -439,10 +440,18 @@ class Executor:
 
     def _cache_sources(self, image: PlannedImage, build_tag: str) -> tuple[str, ...]:
         """Images whose inline layer cache an engine that never built this image may reuse: this
-        build's own tag (the same commit built elsewhere before) and the newest release (latest)."""
+        build's own tag (the same commit built elsewhere before), the last build on this line of
+        history (a new commit: usually most layers are unchanged) and the newest release (latest)."""
         if not self.options.push or not self.options.cache:
             return ()
-        refs = [image.repository.with_tag(build_tag), image.repository.with_tag(f"latest{image.tags.suffix}")]
+        refs = [image.repository.with_tag(build_tag)]
+        try:
+            earlier = last_build(self.registry, image, list(self.plan.context.earlier_commits))
+        except RegistryError:
+            earlier = None  # only a cache hint: the build itself will meet a registry that is really down
+        if earlier is not None:
+            refs.append(image.repository.with_tag(earlier.tag))
+        refs.append(image.repository.with_tag(f"latest{image.tags.suffix}"))
         return tuple(dict.fromkeys(str(ref) for ref in refs))
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:

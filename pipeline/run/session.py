@@ -116,6 +116,7 @@ class Session:
             source_url=git.remote_url if git else None,
             created=git.committed_at if git else None,
             dirty=git.dirty if git else False,
+            earlier_commits=git.earlier if git else (),
         )
         return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags)
 

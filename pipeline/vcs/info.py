@@ -10,6 +10,9 @@ from pathlib import Path
 from pipeline.errors import EnvironmentProblem
 from pipeline.vcs.loader import git
 
+# How far back a run looks for an earlier build whose layers it may reuse (registry cache sources).
+EARLIER_COMMITS = 100
+
 
 @dataclass(frozen=True)
 class GitInfo:
@@ -18,6 +21,7 @@ class GitInfo:
     remote_url: str | None
     dirty: bool
     committed_at: datetime
+    earlier: tuple[str, ...] = ()  # HEAD's first-parent ancestors, newest first (at most EARLIER_COMMITS)
 
     @property
     def short_sha(self) -> str:
@@ -58,4 +62,5 @@ def _read(path: Path) -> GitInfo | None:
         remote_url=remote_url,
         dirty=repo.is_dirty(untracked_files=False),
         committed_at=commit.committed_datetime,
+        earlier=tuple(str(repo.git.rev_list("--first-parent", f"--max-count={EARLIER_COMMITS + 1}", sha)).split()[1:]),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -12,6 +11,7 @@ import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,18 +127,42 @@ class RegistryPeek:
         assert isinstance(layers, list)
         return [layer["digest"] for layer in layers]
 
+    def blob(self, repo_path: str, digest: str) -> bytes:
+        response = httpx.get(
+            f"{self.base}/{repo_path}/blobs/{digest}", auth=self.auth, timeout=60, follow_redirects=True
+        )
+        response.raise_for_status()
+        return response.content
+
+    def blobs(self, repo_path: str, reference: str) -> dict[str, bytes]:
+        """Every blob of a pushed image by digest (config and layers), with the manifest itself."""
+        found = self.manifest(repo_path, reference)
+        assert found is not None, f"{repo_path}:{reference} not in registry"
+        digest, manifest = found
+        config = manifest["config"]
+        layers = manifest["layers"]
+        assert isinstance(config, dict) and isinstance(layers, list)
+        raw = json.dumps(manifest).encode()
+        return {digest: raw} | {d["digest"]: self.blob(repo_path, d["digest"]) for d in [config, *layers]}
+
     def files(self, repo_path: str, reference: str) -> dict[str, bytes]:
-        """The regular files of an image as its layers in the registry hold them (later layers win)."""
+        """The regular files of a pushed image's filesystem (upper layers win), by path without a leading /."""
         files: dict[str, bytes] = {}
         for digest in self.layers(repo_path, reference):
-            response = httpx.get(f"{self.base}/{repo_path}/blobs/{digest}", auth=self.auth, timeout=30)
-            response.raise_for_status()
-            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(response.content))) as layer:
+            with tarfile.open(fileobj=io.BytesIO(self.blob(repo_path, digest)), mode="r:*") as layer:
                 for member in layer.getmembers():
                     extracted = layer.extractfile(member) if member.isfile() else None
                     if extracted is not None:
-                        files[member.name] = extracted.read()
+                        files[member.name.removeprefix("./")] = extracted.read()
         return files
+
+    def config(self, repo_path: str, reference: str) -> dict[str, Any]:
+        found = self.manifest(repo_path, reference)
+        assert found is not None, f"{repo_path}:{reference} not in registry"
+        descriptor = found[1]["config"]
+        assert isinstance(descriptor, dict)
+        loaded: dict[str, Any] = json.loads(self.blob(repo_path, descriptor["digest"]))
+        return loaded
 
 
 @pytest.fixture

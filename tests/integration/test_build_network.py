@@ -1,0 +1,44 @@
+"""`network:` reaches the build: RUN steps see the network the nearest setting names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import init_git, run_cli, write_project
+from tests.integration.conftest import RegistryPeek, Services
+
+# The namespace makes the step unique to this test run, so no earlier build's layer answers for it.
+DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo {unique} > /unique; /bin/busybox ls /sys/class/net > /networks"]
+"""
+
+
+def test_network_none_and_host_reach_the_run_steps(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          net:
+            images:
+              isolated: {{context: images/isolated}}
+              hosted: {{context: images/hosted, network: host}}
+        """,
+        {name: DOCKERFILE.format(unique=f"{namespace}-{name}") for name in ("isolated", "hosted")},
+        busybox=("isolated", "hosted"),
+    )
+    sha = init_git(tmp_path)
+    result = run_cli(["run"], tmp_path)
+    assert result.code == 0, result.output
+
+    tag = f"sha-{sha[:12]}"
+    isolated = plain_peek.files(f"{namespace}/isolated", tag)["networks"].decode().split()
+    hosted = plain_peek.files(f"{namespace}/hosted", tag)["networks"].decode().split()
+    assert isolated == ["lo"]
+    # The engine's own network namespace: more than loopback (here, this machine's interfaces).
+    assert "lo" in hosted and len(hosted) > 1, hosted

@@ -1,0 +1,145 @@
+"""The registry as a layer cache between engines: an image pushed from one engine carries its layer
+cache inline, and a second engine that never built it rebuilds a one-file change reusing the layers
+below the change, pulled from the registry."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import BUSYBOX, CliResult, git, init_git, run_cli, write_project
+from tests.integration.conftest import RegistryPeek, Services, _read_env
+
+SLOW_SECONDS = 8
+# Unique per project (`{unique}`), so neither engine has the RUN step's layer from another test.
+DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep {seconds} && echo {unique} > /slow"]
+COPY file.txt /file.txt
+"""
+RUN_STEP = re.compile(r"\[2/3\] RUN .*sleep")
+
+
+@pytest.fixture(scope="session")
+def engine2_host(services: Services) -> str:
+    host = _read_env().get("PIPELINE_ENGINE2_HOST", "")
+    if not host:
+        pytest.skip("no second engine (PIPELINE_ENGINE2_HOST) in the services env")
+    answered = subprocess.run(["docker", "info"], env=dict(os.environ, DOCKER_HOST=host), capture_output=True)
+    if answered.returncode != 0:
+        pytest.skip(f"the second engine at {host} is not answering")
+    return host
+
+
+def project(root: Path, registry: str) -> str:
+    """A one-image project (committed); returns the commit."""
+    write_project(
+        root,
+        f"""\
+        registry: {registry}
+        network: none
+        pipelines:
+          shop:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": DOCKERFILE.format(seconds=SLOW_SECONDS, unique=uuid.uuid4().hex)},
+    )
+    shutil.copy(BUSYBOX, root / "images" / "app" / "busybox")
+    (root / "images" / "app" / "file.txt").write_text("one\n")
+    return init_git(root)
+
+
+def change_one_file(root: Path) -> str:
+    (root / "images" / "app" / "file.txt").write_text("two\n")
+    git(root, "commit", "-q", "-am", "change one file")
+    return git(root, "rev-parse", "HEAD")
+
+
+def run_step_lines(result: CliResult) -> list[str]:
+    """The progress lines of the slow RUN step."""
+    return [line.rstrip() for line in result.stderr.splitlines() if RUN_STEP.search(line)]
+
+
+def image_seconds(result: CliResult) -> float:
+    """The run clock at the image's `done` line: its build, push and read-back, without start-up."""
+    found = re.search(r"\[\s*([0-9.]+)s\] \S+\s+done ", result.stderr)
+    assert found, result.stderr
+    return float(found.group(1))
+
+
+def timed(args: list[str], root: Path, host: str) -> tuple[CliResult, float]:
+    started = time.monotonic()
+    result = run_cli(args, root, env={"DOCKER_HOST": host}, timeout=600)
+    return result, time.monotonic() - started
+
+
+def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, engine2_host: str
+) -> None:
+    first_sha = project(tmp_path / "cached", f"{services.plain_registry}/{namespace}")
+    project(tmp_path / "baseline", f"{services.plain_registry}/{namespace}b")
+    for root in (tmp_path / "cached", tmp_path / "baseline"):
+        built = run_cli(["run"], root)  # on the default engine (DOCKER_HOST of the services)
+        assert built.code == 0, built.output
+        assert run_step_lines(built) and not any(line.endswith("(cached)") for line in run_step_lines(built))
+
+    second_sha = change_one_file(tmp_path / "cached")
+    rebuilt, with_cache = timed(["run"], tmp_path / "cached", engine2_host)
+    assert rebuilt.code == 0, rebuilt.output
+    change_one_file(tmp_path / "baseline")
+    uncached, without_cache = timed(["run", "--no-cache"], tmp_path / "baseline", engine2_host)
+    assert uncached.code == 0, uncached.output
+    print(
+        f"\nsecond engine, one-file change, wall time of `pipeline run` (image's build+push on the run clock): "
+        f"registry cache {with_cache:.2f} s ({image_seconds(rebuilt):.1f} s), "
+        f"--no-cache {without_cache:.2f} s ({image_seconds(uncached):.1f} s)"
+    )
+
+    # The RUN step above the changed COPY came from the registry's inline cache, not from a rerun.
+    assert run_step_lines(rebuilt) and all(line.endswith("(cached)") for line in run_step_lines(rebuilt)), (
+        rebuilt.stderr
+    )
+    assert run_step_lines(uncached) and not any(line.endswith("(cached)") for line in run_step_lines(uncached))
+    # Same lower layers (busybox, the RUN step's output), a new top layer for the changed file.
+    first = plain_peek.layers(f"{namespace}/app", f"sha-{first_sha[:12]}")
+    second = plain_peek.layers(f"{namespace}/app", f"sha-{second_sha[:12]}")
+    assert len(first) == len(second) == 3
+    assert second[:2] == first[:2]
+    assert second[2] != first[2]
+    assert plain_peek.files(f"{namespace}/app", f"sha-{second_sha[:12]}")["file.txt"] == b"two\n"
+    # The rerun RUN step costs the engine SLOW_SECONDS; the cached one does not.
+    assert image_seconds(rebuilt) < image_seconds(uncached) - SLOW_SECONDS / 2
+
+
+def test_a_missing_cache_source_is_not_named_as_the_failure(tmp_path: Path, services: Services, namespace: str) -> None:
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          shop:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "exit 3"]\n'},
+        busybox=("app",),
+    )
+    init_git(tmp_path)
+    result = run_cli(["run", "--report", "report.json"], tmp_path)  # cache sources: tags not pushed yet
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    failed = [line for line in result.stderr.splitlines() if re.search(r"\] shop/app +failed ", line)]
+    assert len(failed) == 1 and "shop/app: build failed at [2/2] RUN" in failed[0], result.stderr
+    # The summary on stdout quotes the step as written (its brackets are not markup).
+    assert 'build failed at [2/2] RUN ["/bin/busybox", "sh", "-c", "exit 3"]' in result.stdout.replace("\n", "")
+    assert "importing cache manifest" not in result.stderr + (tmp_path / "report.json").read_text()
