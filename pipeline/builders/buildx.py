@@ -166,7 +166,8 @@ class BuildxBuilder:
             return steps.last_tail()
         detail = steps.error or (steps.texts[-1] if steps.texts else f"docker buildx exited with {code}")
         detail = detail.removeprefix("ERROR: ")
-        if _LOST.search(detail) and self.pusher is not None and not self.pusher.answers():
+        last_words = "\n".join([detail, *steps.texts[-3:]])  # buildx's own final ERROR line says a connection broke
+        if _LOST.search(last_words) and self.pusher is not None and not self.pusher.answers():
             raise EngineUnavailable(
                 f"{request.image}: lost the Docker engine {self.engine.name} ({self.pusher.where}): {detail}",
                 self.engine.name,
@@ -209,6 +210,9 @@ def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
         yield from (text for text in buffer.strip().splitlines() if text.strip())
 
 
+# Vertices whose error BuildKit ignores (a --cache-from image not there yet: the first build of a tag);
+# taking theirs as the build's error would hide the failing step, or a lost engine, behind "not found".
+_BEST_EFFORT = ("importing cache manifest from ",)
 _STEP_NAME = re.compile(r"^\[(?:([^\]\s]+) )?(\d+/\d+)\] (.*)$", re.DOTALL)
 
 
@@ -243,7 +247,7 @@ class StepTracker:
                 step = user_step(name)
                 if step is not None:
                     self.progress("build", step + (" (cached)" if vertex.get("cached") else ""))
-            if vertex.get("error") and self.error is None:
+            if vertex.get("error") and self.error is None and not name.startswith(_BEST_EFFORT):
                 self.error = str(vertex["error"])
                 self.failed_step = user_step(name) or name
                 self._failed_vertex = digest
