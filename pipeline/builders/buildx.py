@@ -328,3 +328,11 @@ def _check_builder(engine: Engine, environment: Mapping[str, str]) -> None:
     if done.returncode != 0:
         problem = (done.stderr.strip().splitlines() or ["it does not answer"])[-1]
         raise EnvironmentProblem(f"engine {engine.name}: buildx builder '{engine.buildx_builder}': {problem}")
+    driver = re.search(r"^Driver:\s*(\S+)", done.stdout, re.MULTILINE)
+    if driver is not None and driver.group(1) == "docker":
+        # buildx lists each docker context as a builder of the docker driver, but builds with it only
+        # from that context ("use `docker --context=X buildx`"): it is an engine, named as one.
+        raise EnvironmentProblem(
+            f"engine {engine.name}: buildx builder '{engine.buildx_builder}' is a Docker engine's own builder "
+            f"(driver docker): name that engine with 'context: {engine.buildx_builder}' instead of 'buildx:'"
+        )

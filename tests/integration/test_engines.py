@@ -428,3 +428,63 @@ def test_an_engine_named_by_a_docker_context(
     assert plain_peek.digest(f"{namespace}/app", "1.0.0") == app["digest"]
     built = f"{registry}/app@{app['digest']}"
     assert _has_image(engine2, built) and not _has_image(LOCAL_HOST, built)
+
+
+# --- buildx builders -----------------------------------------------------------------------
+# Only their checks run here: a builder of another driver than docker needs a BuildKit daemon
+# (buildkitd, or the moby/buildkit image for docker-container), which this machine cannot get.
+
+
+def _builder_project(root: Path, registry: str, builder: str) -> None:
+    write_project(
+        root,
+        f"""\
+        registry: {registry}
+        network: none
+        engines:
+          kit: {{buildx: {{builder: {builder}}}}}
+        pipelines:
+          p:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": BASE_DOCKERFILE},
+        busybox=("app",),
+    )
+
+
+def test_a_docker_context_named_as_a_buildx_builder_is_refused_before_building(
+    tmp_path: Path, services: Services, engine2: str, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    env = {"DOCKER_CONFIG": str(docker_config)}
+    assert _docker(LOCAL_HOST, "context", "create", "second", "--docker", f"host={engine2}", env=env).returncode == 0
+    _builder_project(tmp_path / "project", f"{services.plain_registry}/{namespace}", "second")
+
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path / "project", env=env)
+
+    assert result.code == 3, result.output
+    assert (
+        "error: engine kit: buildx builder 'second' is a Docker engine's own builder (driver docker): "
+        "name that engine with 'context: second' instead of 'buildx:'"
+    ) in result.stderr
+    assert plain_peek.all_tags(f"{namespace}/app") == set()
+
+
+def test_a_buildx_builder_that_does_not_answer_stops_the_run_before_building(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    env = {"DOCKER_CONFIG": str(docker_config)}
+    nothing = f"unix://{tmp_path}/no-buildkitd.sock"
+    created = _docker(LOCAL_HOST, "buildx", "create", "--name", "remote-kit", "--driver", "remote", nothing, env=env)
+    assert created.returncode == 0, created.stderr
+    _builder_project(tmp_path / "project", f"{services.plain_registry}/{namespace}", "remote-kit")
+
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path / "project", env=env)
+
+    assert result.code == 3, result.output
+    assert "error: engine kit: buildx builder 'remote-kit': " in result.stderr, result.stderr
+    assert plain_peek.all_tags(f"{namespace}/app") == set()
