@@ -208,7 +208,8 @@ class BuildxBuilder:
             return steps.last_tail()
         detail = steps.error or (steps.texts[-1] if steps.texts else f"docker buildx exited with {code}")
         detail = detail.removeprefix("ERROR: ")
-        if _LOST.search(detail) and self.pusher is not None and not self.pusher.answers():
+        last_words = "\n".join([detail, *steps.texts[-3:]])  # buildx's own final ERROR line says a connection broke
+        if _LOST.search(last_words) and self.pusher is not None and not self.pusher.answers():
             raise EngineUnavailable(
                 f"{request.image}: lost the Docker engine {self.engine.name} ({self.pusher.where}): {detail}",
                 self.engine.name,
@@ -251,6 +252,9 @@ def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
         yield from (text for text in buffer.strip().splitlines() if text.strip())
 
 
+# Vertices whose error BuildKit ignores (a --cache-from image not there yet: the first build of a tag);
+# taking theirs as the build's error would hide the failing step, or a lost engine, behind "not found".
+_BEST_EFFORT = ("importing cache manifest from ",)
 _STEP_NAME = re.compile(r"^\[(?:([^\]\s]+) )?(\d+/\d+)\] (.*)$", re.DOTALL)
 
 
@@ -289,7 +293,8 @@ class StepTracker:
             # A Dockerfile step's error is the failure; BuildKit's own vertices may fail without failing
             # the build (a --cache-from image not there yet: "importing cache manifest ... not found").
             first_step_error = user_step(name) is not None and not self._failed_in_step
-            if vertex.get("error") and (self.error is None or first_step_error):
+            best_effort = name.startswith(_BEST_EFFORT)  # never the failure, even when nothing else failed
+            if vertex.get("error") and not best_effort and (self.error is None or first_step_error):
                 self.error = str(vertex["error"])
                 self.failed_step = user_step(name) or name
                 self._failed_vertex = digest
@@ -371,3 +376,11 @@ def _check_builder(engine: Engine, environment: Mapping[str, str]) -> None:
     if done.returncode != 0:
         problem = (done.stderr.strip().splitlines() or ["it does not answer"])[-1]
         raise EnvironmentProblem(f"engine {engine.name}: buildx builder '{engine.buildx_builder}': {problem}")
+    driver = re.search(r"^Driver:\s*(\S+)", done.stdout, re.MULTILINE)
+    if driver is not None and driver.group(1) == "docker":
+        # buildx lists each docker context as a builder of the docker driver, but builds with it only
+        # from that context ("use `docker --context=X buildx`"): it is an engine, named as one.
+        raise EnvironmentProblem(
+            f"engine {engine.name}: buildx builder '{engine.buildx_builder}' is a Docker engine's own builder "
+            f"(driver docker): name that engine with 'context: {engine.buildx_builder}' instead of 'buildx:'"
+        )

@@ -13,6 +13,7 @@ import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
+import urllib3.exceptions
 from tenacity import RetryCallState
 
 from pipeline.builders import (
@@ -29,6 +30,9 @@ from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
 from pipeline.registry.retry import POLICY, Transient, retry_after_in_text
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
+# A connection that broke: requests' errors, and urllib3's while a streamed response (build output,
+# push progress) is being read, which docker-py does not wrap.
+_BROKEN = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
 
 
 class DockerBuilder:
@@ -120,7 +124,7 @@ class DockerBuilder:
             self._line(pending.rstrip(), step, tail, len(request.labels), progress)
         except docker.errors.APIError as exc:
             raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}", tuple(tail)) from None
-        except requests.exceptions.RequestException as exc:
+        except _BROKEN as exc:
             if not self.answers():
                 raise EngineUnavailable(
                     f"{request.image}: lost the Docker engine {self.name} ({self.where}) during the build: {exc}",
@@ -191,6 +195,13 @@ class DockerBuilder:
                     progress("push", f"{chunk.get('id', '')}: {status}")
         except docker.errors.APIError as exc:
             raise RegistryError(f"{request.image}: push to {repository} failed: {exc.explanation or exc}") from None
+        except _BROKEN as exc:
+            if not self.answers():
+                raise EngineUnavailable(
+                    f"{request.image}: lost the Docker engine {self.name} ({self.where}) during the push: {exc}",
+                    self.name,
+                ) from None
+            raise TransientPushError(f"{request.image}: push to {repository} failed: {exc}") from None
         if digest is None:
             raise RegistryError(f"{request.image}: push to {repository} reported no digest")
         return digest

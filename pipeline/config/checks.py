@@ -81,7 +81,10 @@ def _check_engines(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
         where: KeyPath = ("engines", name)
         kinds = [k for k in ("host", "context", "buildx") if getattr(engine, k) is not None]
         if len(kinds) != 1:
-            raise positions.error(where, "an engine needs exactly one of 'host', 'context' or 'buildx'", at_key=True)
+            found = f" (it has {' and '.join(kinds)})" if kinds else ""
+            raise positions.error(
+                where, f"an engine needs exactly one of 'host', 'context' or 'buildx'{found}", at_key=True
+            )
         if engine.host is not None and not re.match(r"^(unix|tcp|ssh|npipe)://.", engine.host):
             raise positions.error(
                 (*where, "host"), f"'{engine.host}' is not a Docker host URL (unix://, tcp://, ssh://, npipe://)"
@@ -99,6 +102,33 @@ def _check_engines(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
                 known = list(spec.engines)
                 hint = _suggest(engine_name, known) if known else " (no 'engines:' are declared)"
                 raise positions.error(where, f"no engine named '{engine_name}'{hint}")
+        for image_name, image in pipeline.images.items():
+            _check_image_engine(spec, pipeline_name, image_name, image, positions)
+
+
+def _check_image_engine(
+    spec: ConfigSpec, pipeline_name: str, image_name: str, image: ImageSpec, positions: PositionIndex
+) -> None:
+    """An image's builder can build where it is pinned (else the run would fail only at build time)."""
+    builder = builder_for(spec, pipeline_name, image_name)
+    pinned = image.engine or spec.pipelines[pipeline_name].engine
+    where: KeyPath = ("pipelines", pipeline_name, "images", image_name)
+    pinned_at: KeyPath = (*where, "engine") if image.engine else ("pipelines", pipeline_name, "engine")
+    if builder == "acr" and pinned is not None:
+        raise positions.error(pinned_at, f"{image_name} builds on ACR Tasks (builder: acr), not on engine '{pinned}'")
+    if builder != "classic" or not spec.engines:
+        return
+    if pinned is not None and spec.engines[pinned].buildx is not None:
+        raise positions.error(
+            pinned_at,
+            f"engine '{pinned}' is a buildx builder: builder: classic needs a Docker engine (host or context)",
+        )
+    if pinned is None and all(engine.buildx is not None for engine in spec.engines.values()):
+        raise positions.error(
+            where,
+            "builder: classic needs a Docker engine, but every engine under 'engines:' is a buildx builder",
+            at_key=True,
+        )
 
 
 def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:

@@ -66,7 +66,7 @@ class ImageResult:
     build_finished_at: float | None = None
     inputs: str | None = None  # the input digest (see inputs.py)
     cached: bool = False  # reused an earlier build with the same inputs instead of building
-    engine: str | None = None  # where it was built (None: not built, or built remotely)
+    engine: str | None = None  # where it was built, or its last build failed (None: not built, or remotely)
     log_tail: tuple[str, ...] = ()  # a failed build: the failing step's last output lines
 
     @property
@@ -424,10 +424,9 @@ class Executor:
             if engine is not None and len(self.engines) > 1:
                 self._emit(image.key, "engine", f"building on engine {slot}")
             result.build_started_at = time.time()
+            result.engine = engine.name if engine is not None else None  # a failed build's report names it too
             try:
-                outcome = backend.builder_for(image, engine).build(request, progress)
-                result.engine = engine.name if engine is not None else None
-                return outcome
+                return backend.builder_for(image, engine).build(request, progress)
             except EngineUnavailable as exc:
                 self._slots.mark_down(exc.engine)
                 others = [c for c in candidates if not self._slots.is_down(c)]

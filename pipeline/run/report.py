@@ -53,6 +53,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "finished_at": _iso(r.finished_at),
                 "build_started_at": _iso(r.build_started_at),
                 "build_finished_at": _iso(r.build_finished_at),
+                "engine": r.engine,
                 "inputs": r.inputs,
                 "reused": r.cached,
                 "error": r.error,
