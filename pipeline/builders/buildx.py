@@ -124,14 +124,28 @@ class BuildxBuilder:
         self.engine = engine
         self.pusher = pusher  # None: a buildx builder, which pushes by itself
         self._running = running or _Running()
+        self.builder = self._builder_name()
+
+    def _builder_name(self) -> str:
+        """Always named: buildx would otherwise build on the user's current docker context or
+        `docker buildx use` choice, not on this engine (whose image store the push reads). An engine's
+        builder is its context's: DOCKER_CONTEXT's when set alone, else "default" (DOCKER_HOST or the
+        local socket; the environment then names that context too, as buildx refuses a builder of
+        another context than the current one)."""
+        if self.engine.buildx_builder is not None:
+            return self.engine.buildx_builder
+        context = self.environment.get("DOCKER_CONTEXT")
+        if context and not self.environment.get("DOCKER_HOST"):
+            return context
+        self.environment["DOCKER_CONTEXT"] = "default"  # DOCKER_HOST, when set, still wins over it
+        return "default"
 
     def command(self, request: BuildRequest, metadata: Path) -> list[str]:
         argv = ["docker", "buildx", "build", "--progress", "rawjson", "--metadata-file", str(metadata)]
         argv += ["--file", str(request.dockerfile), "--tag", str(request.tag)]
-        if self.engine.buildx_builder is not None:
-            argv += ["--builder", self.engine.buildx_builder]
-            if request.push:
-                argv.append("--push")
+        argv += ["--builder", self.builder]
+        if self.engine.buildx_builder is not None and request.push:
+            argv.append("--push")
         for name, value in request.build_args.items():
             argv += ["--build-arg", f"{name}={value}"]
         for name, value in request.labels.items():

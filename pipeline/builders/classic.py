@@ -286,8 +286,9 @@ def engine_clients(environment: Mapping[str, str], engines: Mapping[str, Engine]
         if engine.buildx_builder is not None:
             continue  # not an engine: buildx pushes its own results
         env = engine_environment(environment, engine)
-        if engine.context is not None:
-            env["DOCKER_HOST"] = context_host(engine.context, env)
+        context = env.get("DOCKER_CONTEXT")
+        if context and not env.get("DOCKER_HOST"):  # docker-py knows no contexts: reach the context's host
+            env["DOCKER_HOST"] = context_host(context, env)
         clients[name] = DockerBuilder(env, name)
         clients[name].check()
     return clients

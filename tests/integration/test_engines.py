@@ -488,3 +488,47 @@ def test_a_buildx_builder_that_does_not_answer_stops_the_run_before_building(
     assert result.code == 3, result.output
     assert "error: engine kit: buildx builder 'remote-kit': " in result.stderr, result.stderr
     assert plain_peek.all_tags(f"{namespace}/app") == set()
+
+
+def test_the_default_engine_builds_where_it_pushes_whatever_docker_context_is_current(
+    tmp_path: Path, services: Services, namespace: str, engine2: str, plain_peek: RegistryPeek
+) -> None:
+    """A user's `docker context use other` must not send buildx's build to another engine than the
+    one the push reads (DOCKER_HOST, or the local socket): the build is named `--builder default`."""
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    env = {"DOCKER_CONFIG": str(config_dir)}
+    assert _docker(LOCAL_HOST, "context", "create", "other", "--docker", f"host={engine2}", env=env).returncode == 0
+    switched = subprocess.run(
+        ["docker", "context", "use", "other"], capture_output=True, text=True, env={**os.environ, **env}, check=False
+    )
+    assert switched.returncode == 0, switched.stderr
+    assert json.loads((config_dir / "config.json").read_text())["currentContext"] == "other"
+    write_project(
+        tmp_path / "p",
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          p:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": f'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "touch", "/{namespace}"]\n'},
+        busybox=("app",),
+    )
+    init_git(tmp_path / "p")
+    without_host = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--json"],
+        cwd=tmp_path / "p",
+        env={**without_host, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    digest = json.loads(result.stdout)["images"][0]["digest"]
+    assert plain_peek.digest(f"{namespace}/app", digest) == digest
+    assert f"{namespace}" in plain_peek.files(f"{namespace}/app", digest)

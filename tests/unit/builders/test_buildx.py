@@ -112,6 +112,16 @@ def test_command_passes_secret_sources_labels_network_and_cache(tmp_path: Path) 
     assert "--cache-from type=registry,ref=127.0.0.1:5000/shop/app:latest" in joined
     assert "--cache-to type=inline" in joined
     assert "--push" not in argv  # on an engine, the engine pushes (same retries and credentials)
+    assert argv[argv.index("--builder") + 1] == "default"  # not whatever `docker buildx use` chose
     assert argv[-1] == str(tmp_path)
     pushed = BuildxBuilder({}, Engine("k8s", buildx_builder="k8s"), None).command(request, tmp_path / "m.json")
     assert pushed[pushed.index("--builder") + 1] == "k8s" and "--push" in pushed
+
+
+def test_an_engine_builds_on_its_own_contexts_builder(tmp_path: Path) -> None:
+    def builder(environment: dict[str, str], engine: Engine) -> str:
+        return BuildxBuilder(environment, engine, None).builder
+
+    assert builder({"DOCKER_HOST": "unix:///other.sock"}, Engine("two", host="unix:///other.sock")) == "default"
+    assert builder({"DOCKER_CONTEXT": "ci"}, Engine("ci", context="ci")) == "ci"
+    assert builder({"DOCKER_CONTEXT": "ci", "DOCKER_HOST": "tcp://x:2376"}, Engine("default")) == "default"
