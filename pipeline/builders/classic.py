@@ -46,11 +46,17 @@ class DockerBuilder:
     def where(self) -> str:
         return str(self._client_kwargs.get("base_url", "the default socket"))
 
-    def _client(self) -> docker.APIClient:
+    def _client(self, image: str | None = None) -> docker.APIClient:
+        """A connected client; `image` set: the run is under way, so an engine that does not answer is
+        an engine lost mid-run (its images may move), not a setup problem."""
         try:
             client = docker.APIClient(timeout=BUILD_TIMEOUT_SECONDS, **self._client_kwargs)
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            if image is not None:
+                raise EngineUnavailable(
+                    f"{image}: lost the Docker engine {self.name} ({self.where}): {exc}", self.name
+                ) from None
             raise EnvironmentProblem(f"cannot reach the Docker engine {self.name} at {self.where}: {exc}") from None
         return client
 
@@ -70,14 +76,14 @@ class DockerBuilder:
 
     def push(self, request: BuildRequest, progress: ProgressFn) -> str:
         """Push `request.tag` from this engine (retried by the registry policy); the pushed digest."""
-        client = self._client()
+        client = self._client(request.image)
         try:
             return self._push(client, request, progress)
         finally:
             client.close()
 
     def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
-        client = self._client()
+        client = self._client(request.image)
         try:
             image_id, tail = self._build(client, request, progress)
             digest = self._push(client, request, progress) if request.push else None
