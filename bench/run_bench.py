@@ -396,7 +396,8 @@ def perimage(registry: str, rounds: int = 5) -> None:
         f"  {ours_m / loop_m:5.2f}x ({ours_min / loop_min:4.2f}x) the loop  target <= 1.2x"
     )
     print(
-        f"     after start-up (report's duration)     {inside_m:7.2f} s ({inside_min:5.2f})   {inside_m / n:5.2f} s an image"
+        f"     after start-up (report's duration)     {inside_m:7.2f} s ({inside_min:5.2f})   "
+        f"{inside_m / n:5.2f} s an image"
         f"  {inside_m / loop_m:5.2f}x ({inside_min / loop_min:4.2f}x)"
     )
     cpu_ours, cpu_loop = statistics.median(ours_cpu), statistics.median(cli_cpu)
