@@ -415,7 +415,8 @@ def perimage(registry: str, rounds: int = 5) -> None:
 
 # --- 5. two engines ----------------------------------------------------------------------
 
-LEAVES = 8
+LEAVES = 16  # wide enough that two engines each fill their slots for several rounds
+LEAF_SECONDS = 3
 
 
 def write_wide_dag(root: Path, nonce: str) -> None:
@@ -430,7 +431,7 @@ def write_wide_dag(root: Path, nonce: str) -> None:
         leaf.mkdir(exist_ok=True)
         (leaf / "nonce").write_text(f"{nonce} {i}\n")
         (leaf / "Dockerfile").write_text(
-            'ARG BASE\nFROM ${BASE}\nCOPY nonce /nonce\nRUN ["/bin/busybox", "sleep", "1"]\n'
+            f'ARG BASE\nFROM ${{BASE}}\nCOPY nonce /nonce\nRUN ["/bin/busybox", "sleep", "{LEAF_SECONDS}"]\n'
         )
 
 
@@ -482,7 +483,10 @@ def engines(registry: str, jobs: int = 2, rounds: int = 2) -> None:
             one.append(run("one.yaml"))
             both.append(run("two.yaml"))
     one_m, both_m = statistics.median(one), statistics.median(both)
-    print(f"5. two engines: a base and {LEAVES} leaves (RUN sleep 1), fresh content, pushed; median of {rounds}")
+    print(
+        f"5. two engines: a base and {LEAVES} leaves (RUN sleep {LEAF_SECONDS}), fresh content, pushed; "
+        f"median of {rounds}"
+    )
     print(f"   pipeline run --jobs {jobs}, one engine        {one_m:7.2f} s")
     print(
         f"   pipeline run --jobs {jobs}, two engines       {both_m:7.2f} s   {both_m / one_m:5.2f}x one engine"
