@@ -104,7 +104,8 @@ def shop_project(
     triggers: str = "",
 ) -> Path:
     """The shop: `base` (busybox on scratch) and `app` and `worker` built FROM its digest, pushed under
-    `registry/`; signed with ./cosign.key when `sign` (make it with `pipeline keys generate`).
+    `registry/`, RUN steps without a network; signed with ./cosign.key when `sign` (make it with
+    `pipeline keys generate`).
     `images` picks a subset (base always included), `extra_config` adds top-level YAML (unindented lines),
     `triggers` the pipeline's `triggers:` value."""
     assert images[0] == "base" and set(images) <= set(SHOP_IMAGES), images
@@ -115,6 +116,8 @@ def shop_project(
     }
     config = [
         f"registry: {registry}",
+        # BuildKit's RUN steps default to the bridge network, which this machine's engines lack.
+        "network: none",
         *(["sign: {key: cosign.key}"] if sign else []),
         *extra_config.splitlines(),
         "pipelines:",

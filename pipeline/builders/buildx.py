@@ -209,6 +209,9 @@ def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
         yield from (text for text in buffer.strip().splitlines() if text.strip())
 
 
+# `--cache-from` is best-effort: BuildKit marks a cache it cannot import (the first build of an image has
+# none to import) as a failed vertex and builds on without it, so that error never is the build's failure.
+_CACHE_IMPORT = re.compile(r"^importing cache manifest from ")
 _STEP_NAME = re.compile(r"^\[(?:([^\]\s]+) )?(\d+/\d+)\] (.*)$", re.DOTALL)
 
 
@@ -243,7 +246,7 @@ class StepTracker:
                 step = user_step(name)
                 if step is not None:
                     self.progress("build", step + (" (cached)" if vertex.get("cached") else ""))
-            if vertex.get("error") and self.error is None:
+            if vertex.get("error") and self.error is None and not _CACHE_IMPORT.match(name):
                 self.error = str(vertex["error"])
                 self.failed_step = user_step(name) or name
                 self._failed_vertex = digest

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.errors import PipelineError, UsageError
@@ -107,12 +108,14 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
     for key, r in result.images.items():
         if r.status == Status.FAILED and r.error:
             message = r.error[len(key) + 2 :] if r.error.startswith(f"{key}: ") else r.error
-            console.print(f"[red]{key}[/red]: {message}", markup=True, highlight=False)
+            # Escaped: build errors quote commands in brackets (BuildKit: "executor failed running [sh -c ...]"),
+            # which rich would take for markup tags.
+            console.print(f"[red]{key}[/red]: {escape(message)}", markup=True, highlight=False)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
         console.print(f"{change.image}: {change.tag} stays: {change.reason}", markup=False, highlight=False)
     if result.error:
-        console.print(f"[red]run[/red]: {result.error}", markup=True, highlight=False)
+        console.print(f"[red]run[/red]: {escape(result.error)}", markup=True, highlight=False)
 
 
 class ProgressPrinter:

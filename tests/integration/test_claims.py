@@ -25,6 +25,7 @@ def one_image(root: Path, registry: str, dockerfile: str = COPY_APP, content: st
         root,
         f"""\
         registry: {registry}
+        network: none
         pipelines:
           shop:
             images:
@@ -71,6 +72,7 @@ def test_a_read_back_digest_other_than_the_pushed_one_fails_the_run(
             tmp_path,
             f"""\
             registry: {proxy}/{namespace}
+            network: none
             pipelines:
               shop:
                 images:
@@ -155,6 +157,7 @@ def ignoring_project(root: Path, registry: str) -> None:
         root,
         f"""\
         registry: {registry}
+        network: none
         pipelines:
           shop:
             images:
@@ -226,6 +229,7 @@ def test_same_commit_rebuilds_to_the_same_digest(
         tmp_path,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         pipelines:
           shop:
             images:
