@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,15 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
         check=False,
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+_BUILD_PROGRESS = re.compile(r"^\[ *[\d.]+s\] (\S+) +build +(.+)$", re.MULTILINE)
+
+
+def built_steps(progress: str) -> list[str]:
+    """The Dockerfile steps a run's progress (its stderr) shows being built, as `image: step`, on either
+    local builder (BuildKit's `[1/3] COPY ...`, the classic builder's `Step 1/4 : COPY ...`)."""
+    return [f"{image}: {step}" for image, step in _BUILD_PROGRESS.findall(progress)]
 
 
 def git(cwd: Path, *args: str) -> str:
