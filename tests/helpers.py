@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,15 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
+_BUILD_PROGRESS = re.compile(r"^\[ *[\d.]+s\] (\S+) +build +(.+)$", re.MULTILINE)
+
+
+def built_steps(progress: str) -> list[str]:
+    """The Dockerfile steps a run's progress (its stderr) shows being built, as `image: step`, on either
+    local builder (BuildKit's `[1/3] COPY ...`, the classic builder's `Step 1/4 : COPY ...`)."""
+    return [f"{image}: {step}" for image, step in _BUILD_PROGRESS.findall(progress)]
+
+
 def git(cwd: Path, *args: str) -> str:
     env = dict(
         os.environ,
@@ -104,7 +114,8 @@ def shop_project(
     triggers: str = "",
 ) -> Path:
     """The shop: `base` (busybox on scratch) and `app` and `worker` built FROM its digest, pushed under
-    `registry/`; signed with ./cosign.key when `sign` (make it with `pipeline keys generate`).
+    `registry/`, RUN steps without a network; signed with ./cosign.key when `sign` (make it with
+    `pipeline keys generate`).
     `images` picks a subset (base always included), `extra_config` adds top-level YAML (unindented lines),
     `triggers` the pipeline's `triggers:` value."""
     assert images[0] == "base" and set(images) <= set(SHOP_IMAGES), images
@@ -115,6 +126,8 @@ def shop_project(
     }
     config = [
         f"registry: {registry}",
+        # BuildKit's RUN steps default to the bridge network, which this machine's engines lack.
+        "network: none",
         *(["sign: {key: cosign.key}"] if sign else []),
         *extra_config.splitlines(),
         "pipelines:",

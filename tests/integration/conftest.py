@@ -120,6 +120,17 @@ class RegistryPeek:
         """The tags a user sees: without the input cache's `inputs-…` bookkeeping tags."""
         return {tag for tag in self.all_tags(repo_path) if not tag.startswith("inputs-")}
 
+    def image_config(self, repo_path: str, reference: str) -> dict[str, Any]:
+        """The image's config blob (labels, history) as the registry serves it."""
+        found = self.manifest(repo_path, reference)
+        assert found is not None, f"{repo_path}:{reference} not in registry"
+        config = found[1]["config"]
+        assert isinstance(config, dict)
+        response = httpx.get(f"{self.base}/{repo_path}/blobs/{config['digest']}", auth=self.auth, timeout=30)
+        response.raise_for_status()
+        parsed: dict[str, Any] = json.loads(response.content)
+        return parsed
+
     def layers(self, repo_path: str, reference: str) -> list[str]:
         found = self.manifest(repo_path, reference)
         assert found is not None, f"{repo_path}:{reference} not in registry"

@@ -373,7 +373,7 @@ def test_sync_tasks_reads_azure_and_git_tokens_from_the_environ_it_is_given(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.client_environment()["REQUESTS_CA_BUNDLE"])
     config_file = write_project(
         tmp_path,
-        f"registry: {services.plain_registry}/{namespace}\n"
+        f"registry: {services.plain_registry}/{namespace}\nnetwork: none\n"
         + acr_block(emulator)
         + f"""\
 pipelines:

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import git, init_git, run_cli, shop_project
+from tests.helpers import built_steps, git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
 
@@ -38,7 +38,7 @@ def test_unchanged_images_are_reused_from_the_registry(
         subprocess.run(["docker", "rmi", "-f", str(first[name]["image_id"])], capture_output=True, check=False)
     second = run_cli(["run", "--json"], tmp_path)
     assert second.code == 0, second.output
-    assert "Step " not in second.stderr
+    assert not built_steps(second.stderr)
     again = report(second.stdout)
     for name in first:
         assert again[name]["reused"] is True

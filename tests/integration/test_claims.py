@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.faults.rewrite import OnFirstBlob, ReadBackRewrite, rewrite_proxy
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, built_steps, git, init_git, run_cli, write_project
 from tests.integration.conftest import ACCEPT, RegistryPeek, Services
 
 COPY_APP = "FROM scratch\nCOPY app.txt /app.txt\n"
@@ -25,6 +25,7 @@ def one_image(root: Path, registry: str, dockerfile: str = COPY_APP, content: st
         root,
         f"""\
         registry: {registry}
+        network: none
         pipelines:
           shop:
             images:
@@ -71,6 +72,7 @@ def test_a_read_back_digest_other_than_the_pushed_one_fails_the_run(
             tmp_path,
             f"""\
             registry: {proxy}/{namespace}
+            network: none
             pipelines:
               shop:
                 images:
@@ -155,6 +157,7 @@ def ignoring_project(root: Path, registry: str) -> None:
         root,
         f"""\
         registry: {registry}
+        network: none
         pipelines:
           shop:
             images:
@@ -226,6 +229,7 @@ def test_same_commit_rebuilds_to_the_same_digest(
         tmp_path,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         pipelines:
           shop:
             images:
@@ -239,7 +243,7 @@ def test_same_commit_rebuilds_to_the_same_digest(
     for _ in range(2):
         result = run_cli(["run", "--no-cache", "--json"], tmp_path)
         assert result.code == 0, result.output
-        assert "Step 1/" in result.stderr and not report(result.stdout)["base"]["reused"], result.stderr
+        assert built_steps(result.stderr) and not report(result.stdout)["base"]["reused"], result.stderr
         digests.append(report(result.stdout)["base"]["digest"])
     assert digests[0] == digests[1]
     assert plain_peek.digest(f"{namespace}/base", f"sha-{sha[:12]}") == digests[0]

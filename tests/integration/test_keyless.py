@@ -30,7 +30,7 @@ def test_keyless_sign_and_verify_with_identity(
     project = tmp_path / "project"
     write_project(
         project,
-        f"registry: {services.plain_registry}/{namespace}\n"
+        f"registry: {services.plain_registry}/{namespace}\nnetwork: none\n"
         "pipelines:\n  p:\n    images:\n      base: {context: images/base}\n",
         {"base": BASE_DOCKERFILE},
         busybox=("base",),
@@ -63,6 +63,7 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
         project,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         sigstore: {{trust_config: {trust_config}}}
         sign: {{keyless: true}}
         trust:

@@ -36,6 +36,7 @@ def shop_plan(root: Path, registry: str) -> Plan:
         root,
         f"""\
         registry: {registry}
+        network: none
         pipelines:
           shop:
             images:

@@ -17,6 +17,7 @@ def test_promote_onto_a_release_tag_of_another_digest_copies_nothing(
         tmp_path,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         pipelines:
           shop:
             images:

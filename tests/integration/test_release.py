@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import CliResult, git, init_git, run_cli, shop_project
+from tests.helpers import CliResult, built_steps, git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
 
@@ -69,7 +69,7 @@ def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
     commit_change(tmp_path, "other")
     result = run_cli(["run", "--version", "1.0.0"], tmp_path)
     assert result.code == 1
-    assert "Traceback" not in result.output and "Step " not in result.output
+    assert "Traceback" not in result.output and not built_steps(result.output)
     message = result.output.strip().splitlines()[-1]
     assert message.startswith("error: release tags are immutable: ")
     assert f"{services.plain_registry}/{namespace}/base:1.0.0 already exists at {before['base']['1.0.0']}" in message
@@ -113,7 +113,7 @@ def test_rerun_of_the_same_release_changes_nothing(
         )
     again = run_cli(["run", "--version", "3.1.4", "--json"], tmp_path)
     assert again.code == 0, again.output
-    assert "Step " not in again.stderr  # nothing rebuilt: this commit's release is reused
+    assert not built_steps(again.stderr)  # nothing rebuilt: this commit's release is reused
     assert again.stderr.count(" reuse ") == 3
     assert snapshot(plain_peek, namespace) == before
     actions = {c["action"] for c in json.loads(again.stdout)["tag_changes"]}
@@ -291,7 +291,7 @@ def test_rerunning_a_bump_release_on_its_commit_changes_nothing(
     assert tags_on_head(tmp_path) == ["v0.1.1"]
     assert git(tmp_path, "tag", "--list").split() == ["v0.1.0", "v0.1.1"]
     assert snapshot(plain_peek, namespace) == before
-    assert "Step " not in again.stderr  # this commit's release images are reused, not rebuilt
+    assert not built_steps(again.stderr)  # this commit's release images are reused, not rebuilt
 
     # A re-run finishes what is unfinished: origin lost the tag, --push-tag pushes it again.
     git(remote, "tag", "-d", "v0.1.1")

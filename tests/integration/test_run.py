@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, built_steps, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 APP_DOCKERFILE = """\
@@ -22,6 +23,7 @@ RUN echo "$GREETING" > /greeting
 def three_image_config(registry: str) -> str:
     return f"""\
     registry: {registry}
+    network: none
     pipelines:
       shop:
         images:
@@ -79,7 +81,8 @@ def test_three_image_dag_is_pushed_with_every_tag_on_one_digest(
         assert image["reference"] == f"{services.plain_registry}/{path}@{image['digest']}"
     # The summary table is on stdout, progress (image, step, elapsed) on stderr.
     assert "shop/app" in result.stdout and "succeeded" in result.stdout
-    assert "shop/app" in result.stderr and "Step " in result.stderr
+    # One progress line per Dockerfile step, as BuildKit numbers them ("[build 1/2] FROM ...").
+    assert re.search(r"^\[ *[\d.]+s\] shop/app +build +\[(\S+ )?\d+/\d+\] \S", result.stderr, re.MULTILINE)
 
 
 def test_dependant_is_built_on_this_runs_base(
@@ -138,6 +141,7 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
         tmp_path,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         pipelines:
           p:
             images:
@@ -168,6 +172,7 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
 
 FAILING_CONFIG = """\
 registry: {registry}
+network: none
 pipelines:
   p:
     images:
@@ -211,9 +216,10 @@ def test_failing_image_stops_only_its_dependants_with_keep_going(
     assert status["broken"]["status"] == "failed"
     assert status["after_broken"]["status"] == "skipped"
     assert "depends on p/broken" in status["after_broken"]["error"]
-    # The failing Dockerfile step is named.
-    assert 'at Step 3/3 : RUN ["/bin/busybox", "false"]' in status["broken"]["error"]
-    assert "p/broken: build failed at Step 3/3" in result.output
+    # The failing Dockerfile step is named, as BuildKit numbers it (FROM scratch is no step), with the reason.
+    assert 'at [2/2] RUN ["/bin/busybox", "false"]: ' in status["broken"]["error"]
+    assert "exit code: 1" in status["broken"]["error"]
+    assert 'p/broken: build failed at [2/2] RUN ["/bin/busybox", "false"]' in result.stdout
     # The run failed, so nothing is released: outside git the images that succeeded were pushed under
     # their input-digest tag only (a name for that build), and no release, floating or extra tag exists.
     for name in ("base", "sibling"):
@@ -275,7 +281,7 @@ def test_auth_registry_with_and_without_credentials(
         f"error: registry {services.auth_registry} requires credentials and the docker config has none for it "
         "(run 'docker login' or point DOCKER_CONFIG at a config with 'auths')"
     )
-    assert "Step " not in release.output
+    assert not built_steps(release.output)
     assert auth_peek.tags(f"{namespace}/base") == set()
 
     with_creds = run_cli(
@@ -290,4 +296,5 @@ def test_engine_unreachable_is_exit_3(tmp_path: Path, services: Services, namesp
     three_image_project(tmp_path, f"{services.plain_registry}/{namespace}")
     result = run_cli(["run"], tmp_path, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
     assert result.code == 3
-    assert result.output.startswith("error: cannot reach the Docker engine at tcp://127.0.0.1:9")
+    # The engine is named since engines: exists; without it, it is the environment's own, "default".
+    assert result.output.startswith("error: cannot reach the Docker engine default at tcp://127.0.0.1:9")

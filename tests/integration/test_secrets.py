@@ -43,6 +43,7 @@ IDENTITY_TOKEN = ".".join(
 
 PROJECT = """\
 registry: {registry}/{namespace}
+network: none
 sign: {{key: cosign.key}}
 pipelines:
   shop:
@@ -52,6 +53,7 @@ pipelines:
 
 KEYLESS = """\
 registry: {registry}/{namespace}
+network: none
 sign: {{keyless: true}}
 pipelines:
   shop:

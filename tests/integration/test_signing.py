@@ -14,7 +14,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import copy_image
 from pipeline.registry.reference import parse_repository
 from pipeline.signing.storage import signature_tag
-from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, shop_project, write_project
+from tests.helpers import BASE_DOCKERFILE, built_steps, init_git, run_cli, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 PASSWORD = "correct horse battery staple"
@@ -36,7 +36,7 @@ def push_unsigned(root: Path, services: Services, namespace: str) -> str:
     """Build and push an image nobody signed; return it by digest."""
     write_project(
         root,
-        f"registry: {services.plain_registry}/{namespace}\n"
+        f"registry: {services.plain_registry}/{namespace}\nnetwork: none\n"
         "pipelines:\n  p:\n    images:\n      base: {context: images/base}\n",
         {"base": BASE_DOCKERFILE + "RUN echo unsigned > /unsigned\n"},
         busybox=("base",),
@@ -208,7 +208,7 @@ def test_we_decrypt_a_key_cosign_generated(tmp_path: Path, services: Services, n
     assert (tmp_path / "cosign.key").read_text().startswith("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")
     write_project(
         tmp_path / "p",
-        f"registry: {services.plain_registry}/{namespace}\npipelines:\n  p:\n    images:\n"
+        f"registry: {services.plain_registry}/{namespace}\nnetwork: none\npipelines:\n  p:\n    images:\n"
         "      base: {context: images/base}\n",
         {"base": BASE_DOCKERFILE},
         busybox=("base",),
@@ -226,7 +226,7 @@ def test_we_decrypt_a_key_cosign_generated(tmp_path: Path, services: Services, n
 def test_verify_reasons_and_coexisting_keys(tmp_path: Path, services: Services, namespace: str) -> None:
     write_project(
         tmp_path,
-        f"registry: {services.plain_registry}/{namespace}\npipelines:\n  p:\n    images:\n"
+        f"registry: {services.plain_registry}/{namespace}\nnetwork: none\npipelines:\n  p:\n    images:\n"
         "      base: {context: images/base}\n",
         {"base": BASE_DOCKERFILE},
         busybox=("base",),
@@ -293,7 +293,7 @@ def test_trust_policy_gates_external_base_images_and_promotion(
     upstream = tmp_path / "upstream"
     write_project(
         upstream,
-        f"registry: {services.plain_registry}/{namespace}-upstream\npipelines:\n  p:\n"
+        f"registry: {services.plain_registry}/{namespace}-upstream\nnetwork: none\npipelines:\n  p:\n"
         "    images:\n      base: {context: images/base}\n",
         {"base": BASE_DOCKERFILE},
         busybox=("base",),
@@ -309,6 +309,7 @@ def test_trust_policy_gates_external_base_images_and_promotion(
         consumer,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         trust:
           - repositories: ["{services.plain_registry}/{namespace}-upstream/*"]
             keys: [upstream.pub]
@@ -329,7 +330,7 @@ def test_trust_policy_gates_external_base_images_and_promotion(
     else:
         assert result.code == 1
         assert "is not signed as the trust policy requires: no signature" in result.output
-        assert "Step " not in result.output  # nothing was built on it
+        assert not built_steps(result.output)  # nothing was built on it
 
     promoted = run_cli(
         ["promote", base_ref, f"{services.plain_registry}/{namespace}/promoted", "--version", "1.0.0"], consumer
@@ -362,7 +363,7 @@ def unsigned_upstream(tmp_path_factory: pytest.TempPathFactory, services: Servic
     registry = f"{services.plain_registry}/u{uuid.uuid4().hex[:10]}"
     write_project(
         upstream,
-        f"registry: {registry}\npipelines:\n  p:\n    images:\n      base: {{context: images/base}}\n",
+        f"registry: {registry}\nnetwork: none\npipelines:\n  p:\n    images:\n      base: {{context: images/base}}\n",
         {"base": BASE_DOCKERFILE},
         busybox=("base",),
     )
@@ -399,6 +400,7 @@ def test_trust_policy_cannot_be_bypassed_by_dockerfile_syntax(
         consumer,
         f"""\
         registry: {services.plain_registry}/{namespace}
+        network: none
         trust:
           - repositories: ["{upstream_prefix}/*"]
             keys: [upstream.pub]
@@ -414,5 +416,5 @@ def test_trust_policy_cannot_be_bypassed_by_dockerfile_syntax(
     assert result.code == 1, result.output
     assert f"images/app/Dockerfile:{line}: " in result.stderr
     assert why in result.stderr
-    assert "Step " not in result.output  # nothing was built on it
+    assert not built_steps(result.output)  # nothing was built on it
     assert plain_peek.all_tags(f"{namespace}/app") == set()  # and nothing pushed

@@ -20,6 +20,7 @@ from tests.integration.conftest import ACCEPT, Services, TlsRegistry
 
 PROJECT = """\
 registry: {registry}/{namespace}
+network: none
 {extra}
 pipelines:
   tls:
