@@ -225,7 +225,7 @@ class BuildxBuilder:
         last_words = "\n".join([detail, *steps.texts[-3:]])  # buildx's own final ERROR line says a connection broke
         if _LOST.search(last_words) and self.pusher is not None and not self.pusher.answers():
             raise EngineUnavailable(
-                f"{request.image}: lost the Docker engine {self.engine.name} ({self.pusher.where}): {detail}",
+                f"{request.image}: lost {self.pusher.label} ({self.pusher.where}): {detail}",
                 self.engine.name,
             )
         where = f" at {steps.failed_step}" if steps.failed_step else ""

@@ -43,6 +43,11 @@ class DockerBuilder:
         self._client_kwargs = docker.utils.kwargs_from_env(environment=dict(environment or {}))
 
     @property
+    def label(self) -> str:
+        """How messages name this engine: by its `engines:` name, if the config gave engines."""
+        return "the Docker engine" if self.name == DEFAULT_ENGINE else f"the Docker engine {self.name}"
+
+    @property
     def where(self) -> str:
         return str(self._client_kwargs.get("base_url", "the default socket"))
 
@@ -54,10 +59,8 @@ class DockerBuilder:
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if image is not None:
-                raise EngineUnavailable(
-                    f"{image}: lost the Docker engine {self.name} ({self.where}): {exc}", self.name
-                ) from None
-            raise EnvironmentProblem(f"cannot reach the Docker engine {self.name} at {self.where}: {exc}") from None
+                raise EngineUnavailable(f"{image}: lost {self.label} ({self.where}): {exc}", self.name) from None
+            raise EnvironmentProblem(f"cannot reach {self.label} at {self.where}: {exc}") from None
         return client
 
     def check(self) -> None:
@@ -133,7 +136,7 @@ class DockerBuilder:
         except _BROKEN as exc:
             if not self.answers():
                 raise EngineUnavailable(
-                    f"{request.image}: lost the Docker engine {self.name} ({self.where}) during the build: {exc}",
+                    f"{request.image}: lost {self.label} ({self.where}) during the build: {exc}",
                     self.name,
                 ) from None
             raise BuildError(f"{request.image}: lost the Docker engine during the build: {exc}") from None
@@ -204,7 +207,7 @@ class DockerBuilder:
         except _BROKEN as exc:
             if not self.answers():
                 raise EngineUnavailable(
-                    f"{request.image}: lost the Docker engine {self.name} ({self.where}) during the push: {exc}",
+                    f"{request.image}: lost {self.label} ({self.where}) during the push: {exc}",
                     self.name,
                 ) from None
             raise TransientPushError(f"{request.image}: push to {repository} failed: {exc}") from None

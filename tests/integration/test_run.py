@@ -297,4 +297,4 @@ def test_engine_unreachable_is_exit_3(tmp_path: Path, services: Services, namesp
     result = run_cli(["run"], tmp_path, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
     assert result.code == 3
     # The engine is named since engines: exists; without it, it is the environment's own, "default".
-    assert result.output.startswith("error: cannot reach the Docker engine default at tcp://127.0.0.1:9")
+    assert result.output.startswith("error: cannot reach the Docker engine at tcp://127.0.0.1:9")
