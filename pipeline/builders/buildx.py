@@ -298,7 +298,8 @@ class StepTracker:
             digest = str(vertex.get("digest", ""))
             name = str(vertex.get("name", ""))
             self.names[digest] = name
-            if vertex.get("started") and digest not in self.started:
+            # A step answered from the cache may come with no start time at all: still one line.
+            if (vertex.get("started") or vertex.get("cached")) and digest not in self.started:
                 self.started.add(digest)
                 self.order.append(digest)
                 step = user_step(name)

@@ -125,3 +125,17 @@ def test_an_engine_builds_on_its_own_contexts_builder(tmp_path: Path) -> None:
     assert builder({"DOCKER_HOST": "unix:///other.sock"}, Engine("two", host="unix:///other.sock")) == "default"
     assert builder({"DOCKER_CONTEXT": "ci"}, Engine("ci", context="ci")) == "ci"
     assert builder({"DOCKER_CONTEXT": "ci", "DOCKER_HOST": "tcp://x:2376"}, Engine("default")) == "default"
+
+
+def test_a_step_answered_from_the_cache_without_a_start_time_is_still_a_line() -> None:
+    lines: list[tuple[str, str]] = []
+    steps = StepTracker(lambda step, message: lines.append((step, message)))
+    steps.status({"vertexes": [{"digest": "sha256:c", "name": "[1/2] COPY busybox /bin/busybox", "cached": True}]})
+    steps.status(
+        {
+            "vertexes": [
+                {"digest": "sha256:c", "name": "[1/2] COPY busybox /bin/busybox", "cached": True, "completed": "t"}
+            ]
+        }
+    )
+    assert lines == [("build", "[1/2] COPY busybox /bin/busybox (cached)")]
