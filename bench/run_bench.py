@@ -1,7 +1,8 @@
 """Speed of `pipeline run` against the plain docker CLI and docker-compose, on the same work, in one run.
 
 1. No-op: a 100-image DAG already built -> `pipeline run` (input-digest cache) vs a loop of
-   `docker build` (fully layer-cached) + `docker push`.              target: < 2 s and >= 10x faster
+   `docker build` (fully layer-cached) + `docker push`, timed on its second (warm) pass.
+                                                                      target: <= 0.7 s and >= 10x faster
 2. Cold makespan: a DAG whose Dockerfiles sleep -> `pipeline run --jobs 4` vs the critical path (its
    own build slots summed along the longest chain; each image built alone by `docker buildx build` is
    shown too), vs that sequential loop, vs `docker-compose build --parallel`.
@@ -110,45 +111,60 @@ def git_init(root: Path) -> None:
 # --- 1. no-op ---------------------------------------------------------------------------
 
 
+def write_noop_project(root: Path, registry: str, namespace: str) -> None:
+    """The 100-image DAG of benchmark 1 (ten chains of ten) as a committed git checkout in `root`."""
+    lines = [f"registry: {registry}/{namespace}", "pipelines:", "  big:", "    images:"]
+    for i in range(100):
+        context = root / f"img{i:03d}"
+        context.mkdir()
+        for j in range(5):
+            (context / f"file{j}.txt").write_text(f"image {i} file {j}\n")
+        base = i - i % 10
+        if i % 10 == 0:
+            (context / "Dockerfile").write_text("FROM scratch\nCOPY . /data\n")
+            lines += [f"      img{i:03d}: {{context: img{i:03d}}}"]
+        else:
+            (context / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY . /app\n")
+            lines += [
+                f"      img{i:03d}:",
+                f"        context: img{i:03d}",
+                f'        build_args: {{BASE: "{{{{ images.img{base:03d} }}}}"}}',
+            ]
+    (root / "pipelines.yaml").write_text("\n".join(lines) + "\n")
+    git_init(root)
+
+
+def docker_loop(root: Path, registry: str, namespace: str) -> float:
+    """The docker CLI doing a run's work: build every image (in DAG order) and push it."""
+    started = time.perf_counter()
+    for i in range(100):
+        base = i - i % 10
+        tag = f"{registry}/{namespace}/img{i:03d}:cli"
+        args = [] if i % 10 == 0 else ["--build-arg", f"BASE={registry}/{namespace}/img{base:03d}:cli"]
+        sh("docker", "build", "-q", *args, "-t", tag, str(root / f"img{i:03d}"))
+        sh("docker", "push", "-q", tag)
+    return time.perf_counter() - started
+
+
 def noop(registry: str) -> None:
     namespace = f"bench-noop-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        lines = [f"registry: {registry}/{namespace}", "pipelines:", "  big:", "    images:"]
-        for i in range(100):
-            context = root / f"img{i:03d}"
-            context.mkdir()
-            for j in range(5):
-                (context / f"file{j}.txt").write_text(f"image {i} file {j}\n")
-            base = i - i % 10
-            if i % 10 == 0:
-                (context / "Dockerfile").write_text("FROM scratch\nCOPY . /data\n")
-                lines += [f"      img{i:03d}: {{context: img{i:03d}}}"]
-            else:
-                (context / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY . /app\n")
-                lines += [
-                    f"      img{i:03d}:",
-                    f"        context: img{i:03d}",
-                    f'        build_args: {{BASE: "{{{{ images.img{base:03d} }}}}"}}',
-                ]
-        (root / "pipelines.yaml").write_text("\n".join(lines) + "\n")
-        git_init(root)
+        write_noop_project(root, registry, namespace)
         cold = pipeline("run", "--jobs", "2", cwd=root)
-        ours = min(pipeline("run", cwd=root) for _ in range(3))
-
-        # The docker CLI doing the same: build every image (all layers cached) and push it.
-        started = time.perf_counter()
-        for i in range(100):
-            base = i - i % 10
-            tag = f"{registry}/{namespace}/img{i:03d}:cli"
-            args = [] if i % 10 == 0 else ["--build-arg", f"BASE={registry}/{namespace}/img{base:03d}:cli"]
-            sh("docker", "build", "-q", *args, "-t", tag, str(root / f"img{i:03d}"))
-            sh("docker", "push", "-q", tag)
-        cli = time.perf_counter() - started
+        runs = [pipeline("run", cwd=root) for _ in range(3)]
+        # The peer measured warm, like our no-op: a first pass fills the layer cache and the registry,
+        # the second (timed) pass is what `docker build` (all cached) + `docker push` cost on a no-op.
+        docker_loop(root, registry, namespace)
+        cli = docker_loop(root, registry, namespace)
+    ours = min(runs)
     print("1. no-op run, 100-image DAG already built")
     print(f"   pipeline run (cold, first time)          {cold:7.2f} s")
-    print(f"   pipeline run (nothing changed)           {ours:7.2f} s   target < 2 s")
-    print(f"   docker build (cached) + push, x100       {cli:7.2f} s")
+    print(
+        f"   pipeline run (nothing changed), best of 3 {ours:6.2f} s   target <= 0.7 s  "
+        f"(all: {', '.join(f'{r:.2f}' for r in runs)})"
+    )
+    print(f"   docker build (cached) + push, x100, warm {cli:7.2f} s")
     print(f"   ratio docker CLI / pipeline              {cli / ours:7.1f}x  target >= 10x")
 
 

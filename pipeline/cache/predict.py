@@ -20,12 +20,14 @@ class Prediction:
 
 
 def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputDigest) -> str | None:
+    """The digest of the pushed image with these inputs, if any: the input tag's image, checked by its label
+    (the tag holds only a prefix of the input digest)."""
     image = plan.images[key]
-    digest = registry.resolve_digest(image.repository.with_tag(inputs.tag))
-    if digest is None:
+    manifest = registry.find_manifest(image.repository.with_tag(inputs.tag))
+    if manifest is None:
         return None
-    labels = registry.image_labels(image.repository.with_digest(digest))
-    return digest if labels.get(INPUTS_LABEL) == inputs.digest else None
+    labels = registry.manifest_labels(image.repository, manifest)
+    return manifest.digest if labels.get(INPUTS_LABEL) == inputs.digest else None
 
 
 def predict(

@@ -7,36 +7,33 @@ import sys
 
 import click
 
-from pipeline.cli.acr_commands import acr
-from pipeline.cli.build_commands import explain, graph, plan, run, validate
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
-from pipeline.cli.release_commands import promote, release, tags
-from pipeline.cli.serve_command import serve
-from pipeline.cli.sign_commands import keys, sign, verify
-from pipeline.cli.trigger_commands import changed, hook_run, hooks, trigger, watch
 from pipeline.errors import PipelineError
 
-for command in (
-    run,
-    plan,
-    graph,
-    validate,
-    explain,
-    release,
-    promote,
-    tags,
-    keys,
-    sign,
-    verify,
-    changed,
-    trigger,
-    hooks,
-    hook_run,
-    watch,
-    serve,
-    acr,
-):
-    cli.add_command(command)
+# Each command's module is imported only when the command runs (common.LazyGroup): start-up is most of
+# a no-op run's time, and most commands' modules pull in what `run` never uses.
+COMMANDS = {
+    "run": "build_commands:run",
+    "plan": "build_commands:plan",
+    "graph": "build_commands:graph",
+    "validate": "build_commands:validate",
+    "explain": "build_commands:explain",
+    "release": "release_commands:release",
+    "promote": "release_commands:promote",
+    "tags": "release_commands:tags",
+    "keys": "sign_commands:keys",
+    "sign": "sign_commands:sign",
+    "verify": "sign_commands:verify",
+    "changed": "trigger_commands:changed",
+    "trigger": "trigger_commands:trigger",
+    "hooks": "trigger_commands:hooks",
+    "hook-run": "trigger_commands:hook_run",
+    "watch": "trigger_commands:watch",
+    "serve": "serve_command:serve",
+    "acr": "acr_commands:acr",
+}
+for name, where in COMMANDS.items():
+    cli.add_lazy_command(name, f"pipeline.cli.{where}")
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from pipeline.plan import Plan
 from pipeline.run.executor import RunOptions
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Session, check_result
-from pipeline.triggers.push import narrow_to_changes
 
 
 @click.command()
@@ -59,6 +58,8 @@ def run(
     the_session = session(load_config(config_file), progress_mode(progress, quiet))
     the_plan = the_session.plan(pipelines, version)
     if since is not None:
+        from pipeline.triggers.push import narrow_to_changes  # git diffs and triggers: only with --since
+
         the_plan = narrow_to_changes(the_session, the_plan, since)
         if not the_plan.images:
             click.echo(f"nothing changed since {since} affects an image", err=True)

@@ -81,6 +81,9 @@ class RegistryClient:
         response = self.session.request("GET", ref.repository, f"manifests/{reference}", accept=MANIFEST_TYPES)
         if response.status_code == 404:
             raise RegistryError(f"{ref}: not found in the registry")
+        return self._manifest(ref, reference, response)
+
+    def _manifest(self, ref: ImageRef, reference: str, response: httpx.Response) -> Manifest:
         self.session.raise_for(response, ref.repository, f"reading manifest {reference}")
         body = response.content
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -143,19 +146,31 @@ class RegistryClient:
             path = match.group(1) if match else ""
         return tags
 
+    def find_manifest(self, ref: ImageRef) -> Manifest | None:
+        """The manifest a tag (or digest) names, or None if there is none: one GET where resolving the
+        digest and then reading the manifest takes two round trips."""
+        reference = ref.digest or ref.tag or "latest"
+        response = self.session.request("GET", ref.repository, f"manifests/{reference}", accept=MANIFEST_TYPES)
+        if response.status_code == 404:
+            return None
+        return self._manifest(ref, reference, response)
+
     def image_labels(self, ref: ImageRef) -> dict[str, str]:
         """The image config's labels (for an index, its first image's)."""
-        manifest = self.get_manifest(ref)
+        return self.manifest_labels(ref.repository, self.get_manifest(ref))
+
+    def manifest_labels(self, repository: Repository, manifest: Manifest) -> dict[str, str]:
+        """The labels in the config of `manifest`, read from `repository` (for an index, its first image's)."""
         data = manifest.json()
         if manifest.is_index:
             children = data.get("manifests") or []
             if not children:
                 return {}
-            return self.image_labels(ref.repository.with_digest(str(children[0]["digest"])))
+            return self.image_labels(repository.with_digest(str(children[0]["digest"])))
         config_digest = str(data.get("config", {}).get("digest", ""))
         if not config_digest:
             return {}
-        config = json.loads(self.get_blob(ref.repository, config_digest))
+        config = json.loads(self.get_blob(repository, config_digest))
         labels = (config.get("config") or {}).get("Labels") or {}
         return {str(k): str(v) for k, v in labels.items()}
 

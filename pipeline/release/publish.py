@@ -113,6 +113,25 @@ def check_release_tags(
     return reusable
 
 
+PUBLISH_CONCURRENCY = 16  # tag writes in flight at once: a partial release is visible for one round trip
+JournalDir = Callable[[TagChange], Path]  # where the journal of a change's pipeline lives
+
+
+def _concurrently(items: list[T], work: Callable[[T], R]) -> list[tuple[T, R | BaseException]]:
+    """`work` on every item, PUBLISH_CONCURRENCY at a time; each item's result or its exception."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(PUBLISH_CONCURRENCY, len(items)), thread_name_prefix="tag") as pool:
+        futures = [(item, pool.submit(work, item)) for item in items]
+        outcomes: list[tuple[T, R | BaseException]] = []
+        for item, future in futures:
+            try:
+                outcomes.append((item, future.result()))
+            except Exception as exc:  # noqa: BLE001 - collected and reported with the tag it belongs to
+                outcomes.append((item, exc))
+        return outcomes
+
+
 def _change(
     registry: RegistryClient,
     target: Target,
@@ -136,33 +155,48 @@ def _change(
     return TagChange(target.key, target.repository, tag, kind, action, target.digest, previous, reason)
 
 
+def _target_changes(registry: RegistryClient, target: Target, force: bool, digest_is: str) -> list[TagChange | str]:
+    """One target's tag changes in publishing order, and its conflict (a string) after its release tag."""
+    tags = target.tags
+    if tags.release is None and not tags.floating and not tags.extra:
+        return []  # nothing to decide (a run of a commit without a version): no need to list its tags
+    existing = frozenset(registry.list_tags(target.repository))
+    found: list[TagChange | str] = []
+    if tags.release is not None:
+        item = _change(registry, target, existing, tags.release, "release", "the release tag")
+        if item.action == Action.MOVE and force:
+            item = replace(
+                item, action=Action.OVERWRITE, reason=f"--force: overwriting the release tag (was {item.previous})"
+            )
+        elif item.action == Action.MOVE:
+            found.append(f"{target.repository}:{tags.release} is {item.previous}, {digest_is} {target.digest}")
+        found.append(item)
+    for decision in decide_floating(tags, existing):
+        name, reason = decision.tag.name, decision.reason
+        found.append(_change(registry, target, existing, name, "floating", reason, decision.moves))
+    for tag in tags.extra:
+        why = "the newest build (no version, outside git)" if tag == f"latest{tags.suffix}" else None
+        found.append(_change(registry, target, existing, tag, "extra", why or "an extra tag template"))
+    return found
+
+
 def decide_changes(
     targets: list[Target], registry: RegistryClient, force: bool, digest_is: str = "this run built"
 ) -> list[TagChange]:
     """Every tag write publishing would make, with its reason; raise TagConflict on a release tag that
     names another digest (unless forced). Reads the registry only; with no digests, it is a dry run.
-    `digest_is` says in a conflict where the target digest comes from ("the source is" for promote)."""
+    `digest_is` says in a conflict where the target digest comes from ("the source is" for promote).
+    The targets are read together (one round trip each, not one after another); the answer keeps their order."""
     changes: list[TagChange] = []
     conflicts: list[str] = []
-    for target in targets:
-        existing = frozenset(registry.list_tags(target.repository))
-        release = target.tags.release
-        if release is not None:
-            item = _change(registry, target, existing, release, "release", "the release tag")
-            if item.action == Action.MOVE and force:
-                item = replace(
-                    item, action=Action.OVERWRITE, reason=f"--force: overwriting the release tag (was {item.previous})"
-                )
-            elif item.action == Action.MOVE:
-                conflicts.append(f"{target.repository}:{release} is {item.previous}, {digest_is} {target.digest}")
-            changes.append(item)
-        for decision in decide_floating(target.tags, existing):
-            changes.append(
-                _change(registry, target, existing, decision.tag.name, "floating", decision.reason, decision.moves)
-            )
-        for tag in target.tags.extra:
-            why = "the newest build (no version, outside git)" if tag == f"latest{target.tags.suffix}" else None
-            changes.append(_change(registry, target, existing, tag, "extra", why or "an extra tag template"))
+    for _target, outcome in _concurrently(targets, lambda t: _target_changes(registry, t, force, digest_is)):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        for found in outcome:
+            if isinstance(found, str):
+                conflicts.append(found)
+            else:
+                changes.append(found)
     if conflicts:
         raise TagConflict(
             "release tags are immutable: "
@@ -170,25 +204,6 @@ def decide_changes(
             + " (release a new version, or --force to overwrite); no tag was moved"
         )
     return changes
-
-
-PUBLISH_CONCURRENCY = 16  # tag writes in flight at once: a partial release is visible for one round trip
-JournalDir = Callable[[TagChange], Path]  # where the journal of a change's pipeline lives
-
-
-def _concurrently(items: list[T], work: Callable[[T], R]) -> list[tuple[T, R | BaseException]]:
-    """`work` on every item, PUBLISH_CONCURRENCY at a time; each item's result or its exception."""
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(PUBLISH_CONCURRENCY, len(items)), thread_name_prefix="tag") as pool:
-        futures = [(item, pool.submit(work, item)) for item in items]
-        outcomes: list[tuple[T, R | BaseException]] = []
-        for item, future in futures:
-            try:
-                outcomes.append((item, future.result()))
-            except Exception as exc:  # noqa: BLE001 - collected and reported with the tag it belongs to
-                outcomes.append((item, exc))
-        return outcomes
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.builders import Backend, open_backends
-from pipeline.cache.explain import Explanation, explain_image
 from pipeline.cache.inputs import GitBlobs
 from pipeline.cache.predict import Prediction, predict
 from pipeline.config import LoadedConfig
@@ -28,18 +27,20 @@ from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.registry.tls import ssl_context
-from pipeline.release.cut import check_publishing
 from pipeline.release.journal import read_journal
 from pipeline.release.publish import Notify, TagChange, complete_journal
 from pipeline.run.executor import EventSink, Executor, RunOptions, RunResult, Status
 from pipeline.run.locks import pipeline_keys, pipeline_locks
 from pipeline.run.report import ProgressMode, ProgressPrinter
 from pipeline.run.settings import Secrets, Settings
-from pipeline.signing.keys import read_private_key
-from pipeline.signing.runsigner import RunSigner
 from pipeline.signing.trust import BaseImageGate, TrustPolicy
 from pipeline.vcs.info import read_git_info
 from pipeline.versioning import parse_version
+
+# What only some commands or configs use is imported where it is used: start-up is most of a no-op run.
+if TYPE_CHECKING:
+    from pipeline.cache.explain import Explanation
+    from pipeline.signing.runsigner import RunSigner
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -129,6 +130,8 @@ class Session:
             return predict(plan, registry, self.blobs())
 
     def explain(self, plan: Plan, key: str) -> Explanation:
+        from pipeline.cache.explain import explain_image
+
         with self.registry() as registry:
             return explain_image(plan, key, registry, self.blobs(), self.loaded.base_dir)
 
@@ -228,6 +231,8 @@ class Session:
                 refusals.append(exc)
                 return None
 
+        from pipeline.release.cut import check_publishing
+
         changes = None
         with self._prepare(plan, options, secrets, check) as parts:
             if parts.reachable:
@@ -260,6 +265,9 @@ class Session:
         specs = [image.sign for image in plan.images.values() if image.sign is not None]
         if not specs:
             return None
+        from pipeline.signing.keys import read_private_key  # cryptography: only for a plan that signs
+        from pipeline.signing.runsigner import RunSigner
+
         keys = {}
         for path in sorted({s.key for s in specs if s.key}):
             keys[path] = read_private_key(Path(path), secrets.passphrase(path))

@@ -4,8 +4,10 @@ keyless.py alike so that neither needs the other."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pipeline.signing.keys import PublicKey
+if TYPE_CHECKING:  # keys.py loads cryptography; a run whose trust policy names no key never needs it
+    from pipeline.signing.keys import PublicKey
 
 
 @dataclass(frozen=True)

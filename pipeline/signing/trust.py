@@ -13,7 +13,6 @@ from pipeline.errors import VerificationFailed
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import ImageRef
-from pipeline.signing.keys import read_public_key
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.verify import verify_any
 
@@ -27,6 +26,8 @@ class TrustPolicy:
         rules = []
         trust_config = str(base_dir / spec.sigstore.trust_config) if spec.sigstore.trust_config else None
         for rule in spec.trust:
+            from pipeline.signing.keys import read_public_key  # cryptography: only for a policy with rules
+
             requirements: list[Requirement] = [
                 KeyRequirement(read_public_key(base_dir / key), key) for key in rule.keys
             ]

@@ -10,14 +10,16 @@ import base64
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
-from pipeline.signing.keys import PublicKey
 from pipeline.signing.payloads import Claims, pae, parse_in_toto, parse_simple_signing
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.storage import LegacySignature, read_bundles, read_legacy
+
+if TYPE_CHECKING:  # a key arrives as an object: its cryptography is loaded by whoever read it
+    from pipeline.signing.keys import PublicKey
 
 
 @dataclass
