@@ -23,11 +23,14 @@ def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputD
     """The digest of the pushed image with these inputs, if any: the input tag's image, checked by its label
     (the tag holds only a prefix of the input digest)."""
     image = plan.images[key]
-    manifest = registry.find_manifest(image.repository.with_tag(inputs.tag))
-    if manifest is None:
+    # Where the tag points (a HEAD); the manifest and config behind a digest come from the content cache
+    # when an earlier run read them.
+    digest = registry.resolve_digest(image.repository.with_tag(inputs.tag))
+    if digest is None:
         return None
+    manifest = registry.manifest_by_digest(image.repository, digest)
     labels = registry.manifest_labels(image.repository, manifest)
-    return manifest.digest if labels.get(INPUTS_LABEL) == inputs.digest else None
+    return digest if labels.get(INPUTS_LABEL) == inputs.digest else None
 
 
 def predict(

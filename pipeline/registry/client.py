@@ -14,6 +14,7 @@ from typing import IO, Any
 import httpx
 
 from pipeline.errors import RegistryError
+from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.reference import ImageRef, Repository
 from pipeline.registry.session import CredentialLookup, RegistrySession
 
@@ -58,9 +59,12 @@ class RegistryClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 60.0,
         ca_files: Mapping[str, str | Path] | None = None,
+        content_cache: ContentCache | None = None,
     ) -> None:
-        """`ca_files`: registry host -> a CA file its TLS certificate is verified against."""
+        """`ca_files`: registry host -> a CA file its TLS certificate is verified against.
+        `content_cache`: configs and manifests already read, by digest (None: none kept)."""
         self.session = RegistrySession(credentials, insecure_registries, transport, timeout, ca_files)
+        self.content = content_cache
 
     def close(self) -> None:
         self.session.close()
@@ -155,6 +159,17 @@ class RegistryClient:
             return None
         return self._manifest(ref, reference, response)
 
+    def manifest_by_digest(self, repository: Repository, digest: str) -> Manifest:
+        """The manifest with this digest: from the content cache, else read from `repository` (and kept)."""
+        body = self.content.get(digest) if self.content is not None else None
+        if body is not None:
+            media_type = str(json.loads(body).get("mediaType", ""))
+            return Manifest(media_type=media_type, digest=digest, body=body)
+        manifest = self.get_manifest(repository.with_digest(digest))
+        if self.content is not None:
+            self.content.put(digest, manifest.body)
+        return manifest
+
     def image_labels(self, ref: ImageRef) -> dict[str, str]:
         """The image config's labels (for an index, its first image's)."""
         return self.manifest_labels(ref.repository, self.get_manifest(ref))
@@ -193,10 +208,16 @@ class RegistryClient:
         return [m for m in manifests if isinstance(m, dict)]
 
     def get_blob(self, repository: Repository, digest: str) -> bytes:
+        """A small blob (a config, a signature); kept in the content cache."""
+        cached = self.content.get(digest) if self.content is not None else None
+        if cached is not None:
+            return cached
         response = self.session.request("GET", repository, f"blobs/{digest}")
         self.session.raise_for(response, repository, f"reading blob {digest}")
         if "sha256:" + hashlib.sha256(response.content).hexdigest() != digest:
             raise RegistryError(f"{repository}: blob {digest} arrived with other content")
+        if self.content is not None:
+            self.content.put(digest, response.content)
         return response.content
 
     def blob_exists(self, repository: Repository, digest: str) -> bool:

@@ -25,6 +25,7 @@ from pipeline.config.schema import AcrSpec
 from pipeline.errors import PipelineError, RegistryError, RunFailed, UsageError
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
+from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.registry.tls import ssl_context
 from pipeline.release.journal import read_journal
@@ -157,7 +158,11 @@ class Session:
         `registries.*.ca_file`) plus any `--insecure-registry` given."""
         hosts = [*insecure, *(self.config.spec.insecure_registries if self.config else [])]
         return RegistryClient(
-            credentials or self.credentials(), hosts, timeout=self.settings.registry_timeout, ca_files=self._ca_files()
+            credentials or self.credentials(),
+            hosts,
+            timeout=self.settings.registry_timeout,
+            ca_files=self._ca_files(),
+            content_cache=ContentCache(self.settings.cache_dir / "content"),
         )
 
     def trust_policy(self) -> TrustPolicy | None:
