@@ -119,8 +119,8 @@ class Plan:
     context: RunContext = field(default_factory=RunContext)
     # Images left out of this run that images in it reference: key -> `repo@digest` already pushed.
     pinned: Mapping[str, str] = field(default_factory=dict)
-    # Where local builds run, by name; empty: the one engine of the environment (DEFAULT_ENGINE).
-    engines: Mapping[str, Engine] = field(default_factory=dict)
+    # Where local builds run, by name: `engines:`, else the one engine of the environment (DEFAULT_ENGINE).
+    engines: Mapping[str, Engine] = field(default_factory=lambda: default_engines())
 
     def order(self) -> list[str]:
         return list(self.images)
@@ -229,7 +229,14 @@ def _secrets_for(spec: ConfigSpec, pipeline: str, image: str, base_dir: Path) ->
     )
 
 
+def default_engines() -> dict[str, Engine]:
+    """The engines of a config without `engines:`: DOCKER_HOST's (or the local socket) alone."""
+    return {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
+
+
 def _engines(spec: ConfigSpec, base_dir: Path) -> dict[str, Engine]:
+    if not spec.engines:
+        return default_engines()
     return {
         name: Engine(
             name=name,

@@ -37,7 +37,7 @@ from pipeline.builders import (
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
-from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
+from pipeline.plan import Engine, PlannedImage
 
 # Marks of a client that lost its engine or builder (then the engine is pinged to be sure).
 _LOST = re.compile(
@@ -46,9 +46,6 @@ _LOST = re.compile(
     r"rpc error: code = unavailable",
     re.IGNORECASE,
 )
-
-# A --cache-from image that is not there (a new repository, a commit not built yet) fails only its own
-# vertex; BuildKit builds on without it, so that error is never the build's.
 
 
 def buildx_version(environment: Mapping[str, str]) -> str | None:
@@ -71,7 +68,6 @@ class BuildxBackend:
         self, environment: Mapping[str, str], engines: Mapping[str, Engine], pushers: dict[str, DockerBuilder]
     ):
         self._environment = dict(environment)
-        self._engines = dict(engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
         self._pushers = pushers
         self._running = _Running()
 
@@ -84,9 +80,10 @@ class BuildxBackend:
         return True
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
-        chosen = engine or self._engines[DEFAULT_ENGINE]
+        if engine is None:
+            raise ValueError(f"{image.key}: a local build needs an engine")  # the executor always names one
         return BuildxBuilder(
-            engine_environment(self._environment, chosen), chosen, self._pushers.get(chosen.name), self._running
+            engine_environment(self._environment, engine), engine, self._pushers.get(engine.name), self._running
         )
 
 
@@ -194,7 +191,7 @@ class BuildxBuilder:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # progress and errors come on stderr, the digest in the metadata file
                 stderr=subprocess.PIPE,
                 env=self.environment,
                 text=True,
@@ -202,11 +199,8 @@ class BuildxBuilder:
             )
         except OSError as exc:
             raise EnvironmentProblem(f"{request.image}: cannot run docker buildx: {exc}") from None
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stderr is not None
         self._running.add(process)
-        stdout: list[str] = []
-        reader = threading.Thread(target=lambda: stdout.extend(process.stdout or ()), daemon=True)
-        reader.start()
         steps = StepTracker(progress)
         try:
             for item in read_progress(process.stderr):
@@ -216,7 +210,6 @@ class BuildxBuilder:
                     steps.status(item)
         finally:
             code = process.wait()
-            reader.join(timeout=5)
             self._running.discard(process)
         if code == 0:
             return steps.last_tail()
@@ -278,7 +271,6 @@ class StepTracker:
 
     def __init__(self, progress: ProgressFn) -> None:
         self.progress = progress
-        self.names: dict[str, str] = {}
         self.started: set[str] = set()
         self.tails: dict[str, collections.deque[str]] = {}
         self.partial: dict[str, str] = {}
@@ -297,7 +289,6 @@ class StepTracker:
         for vertex in update.get("vertexes") or ():
             digest = str(vertex.get("digest", ""))
             name = str(vertex.get("name", ""))
-            self.names[digest] = name
             # A step answered from the cache may come with no start time at all: still one line.
             if (vertex.get("started") or vertex.get("cached")) and digest not in self.started:
                 self.started.add(digest)

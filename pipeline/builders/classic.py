@@ -283,15 +283,16 @@ class ClassicBackend:
         return engine.name in self.engines
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
-        return self.engines[engine.name if engine is not None else DEFAULT_ENGINE]
+        if engine is None:
+            raise ValueError(f"{image.key}: a local build needs an engine")  # the executor always names one
+        return self.engines[engine.name]
 
 
 def engine_clients(environment: Mapping[str, str], engines: Mapping[str, Engine]) -> dict[str, DockerBuilder]:
-    """A client per engine (the environment's own engine when none are named), each checked to answer
-    before anything is built. An engine named by a docker context is reached at the context's host."""
-    chosen = dict(engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
+    """A client per engine of the plan (buildx builders are none), each checked to answer before
+    anything is built. An engine named by a docker context is reached at the context's host."""
     clients = {}
-    for name, engine in chosen.items():
+    for name, engine in engines.items():
         if engine.buildx_builder is not None:
             continue  # not an engine: buildx pushes its own results
         env = engine_environment(environment, engine)

@@ -25,7 +25,6 @@ from pipeline.errors import BuildError, EngineUnavailable, PipelineError, Regist
 from pipeline.graph import dependants_closure
 from pipeline.plan import (
     CREATED_LABEL,
-    DEFAULT_ENGINE,
     REVISION_LABEL,
     SOURCE_LABEL,
     TITLE_LABEL,
@@ -204,7 +203,7 @@ class Executor:
         self.gate = gate
         self.blobs = blobs
         self._predictions: dict[str, Prediction] | None = None
-        self.engines: dict[str, Engine] = dict(plan.engines) or {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
+        self.engines: dict[str, Engine] = dict(plan.engines)
         limits = {name: engine.jobs or max(1, options.jobs) for name, engine in self.engines.items()}
         self._slots = EngineSlots({**limits, REMOTE: max(1, options.jobs)})
         self._urgency = urgencies(plan)
