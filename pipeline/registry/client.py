@@ -150,15 +150,6 @@ class RegistryClient:
             path = match.group(1) if match else ""
         return tags
 
-    def find_manifest(self, ref: ImageRef) -> Manifest | None:
-        """The manifest a tag (or digest) names, or None if there is none: one GET where resolving the
-        digest and then reading the manifest takes two round trips."""
-        reference = ref.digest or ref.tag or "latest"
-        response = self.session.request("GET", ref.repository, f"manifests/{reference}", accept=MANIFEST_TYPES)
-        if response.status_code == 404:
-            return None
-        return self._manifest(ref, reference, response)
-
     def manifest_by_digest(self, repository: Repository, digest: str) -> Manifest:
         """The manifest with this digest: from the content cache, else read from `repository` (and kept)."""
         body = self.content.get(digest) if self.content is not None else None
@@ -181,7 +172,7 @@ class RegistryClient:
             children = data.get("manifests") or []
             if not children:
                 return {}
-            return self.image_labels(repository.with_digest(str(children[0]["digest"])))
+            return self.manifest_labels(repository, self.manifest_by_digest(repository, str(children[0]["digest"])))
         config_digest = str(data.get("config", {}).get("digest", ""))
         if not config_digest:
             return {}
