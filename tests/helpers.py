@@ -44,6 +44,24 @@ def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busyb
     return config_file
 
 
+def app_project(root: Path, registry: str, dockerfile: str, *, busybox: bool = False) -> Path:
+    """The smallest project: pipeline `shop` with one image `app` (context images/app) under `registry`
+    (a full repository prefix), on BuildKit with `network: none`. Returns the config path."""
+    return write_project(
+        root,
+        f"""\
+        registry: {registry}
+        network: none
+        pipelines:
+          shop:
+            images:
+              app: {{context: images/app}}
+        """,
+        {"app": dockerfile},
+        busybox=("app",) if busybox else (),
+    )
+
+
 @dataclass
 class CliResult:
     code: int

@@ -14,25 +14,14 @@ from pathlib import Path
 import httpx
 
 from tests.faults.rewrite import OnFirstBlob, ReadBackRewrite, rewrite_proxy
-from tests.helpers import BASE_DOCKERFILE, built_steps, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, app_project, built_steps, git, init_git, run_cli, write_project
 from tests.integration.conftest import ACCEPT, RegistryPeek, Services
 
 COPY_APP = "FROM scratch\nCOPY app.txt /app.txt\n"
 
 
 def one_image(root: Path, registry: str, dockerfile: str = COPY_APP, content: str = "v1\n") -> None:
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
-        {"app": dockerfile},
-    )
+    app_project(root, registry, dockerfile)
     (root / "images/app/app.txt").write_text(content)
 
 

@@ -6,26 +6,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli
 from tests.integration.conftest import RegistryPeek, Services
 
 
 def test_promote_onto_a_release_tag_of_another_digest_copies_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, auth_peek: RegistryPeek
 ) -> None:
-    write_project(
-        tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
-        {"app": BASE_DOCKERFILE},
-        busybox=("app",),
-    )
+    app_project(tmp_path, f"{services.plain_registry}/{namespace}", BASE_DOCKERFILE, busybox=True)
     init_git(tmp_path)
     env = {"DOCKER_CONFIG": str(services.auth_docker_config)}
     dest = f"{services.auth_registry}/{namespace}/prod-app"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BUSYBOX, CliResult, git, init_git, run_cli, write_project
+from tests.helpers import BUSYBOX, CliResult, app_project, git, init_git, run_cli
 from tests.integration.conftest import RegistryPeek, Services, _read_env
 
 SLOW_SECONDS = 8
@@ -41,18 +41,7 @@ def engine2_host(services: Services) -> str:
 
 def project(root: Path, registry: str) -> str:
     """A one-image project (committed); returns the commit."""
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
-        {"app": DOCKERFILE.format(seconds=SLOW_SECONDS, unique=uuid.uuid4().hex)},
-    )
+    app_project(root, registry, DOCKERFILE.format(seconds=SLOW_SECONDS, unique=uuid.uuid4().hex))
     shutil.copy(BUSYBOX, root / "images" / "app" / "busybox")
     (root / "images" / "app" / "file.txt").write_text("one\n")
     return init_git(root)
@@ -121,18 +110,11 @@ def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
 
 
 def test_a_missing_cache_source_is_not_named_as_the_failure(tmp_path: Path, services: Services, namespace: str) -> None:
-    write_project(
+    app_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
-        {"app": 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "exit 3"]\n'},
-        busybox=("app",),
+        f"{services.plain_registry}/{namespace}",
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "exit 3"]\n',
+        busybox=True,
     )
     init_git(tmp_path)
     result = run_cli(["run", "--report", "report.json"], tmp_path)  # cache sources: tags not pushed yet
