@@ -12,7 +12,7 @@ from pathlib import Path
 import semver
 
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
-from pipeline.config.resolve import builder_for, dependencies_of
+from pipeline.config.resolve import builder_for, dependencies_of, engine_for
 from pipeline.config.schema import AcrSpec, ConfigSpec, SignSpec, TagPolicy
 from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
@@ -286,7 +286,7 @@ def make_plan(
                 signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),
                 network=image.network or pipeline.network or spec.network,
                 secrets=_secrets_for(spec, pipeline_name, name, base_dir),
-                engine=image.engine or pipeline.engine,
+                engine=engine_for(spec, pipeline_name, name),
             )
             images[planned.key] = planned
     return Plan(images=images, context=context, engines=_engines(spec, base_dir))

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.platform import platform_problem
 from pipeline.config.positions import KeyPath, PositionIndex
-from pipeline.config.resolve import builder_for, dependencies_of
+from pipeline.config.resolve import builder_for, dependencies_of, engine_for
 from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SecretSource, SignSpec, TagPolicy
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
@@ -111,7 +111,7 @@ def _check_image_engine(
 ) -> None:
     """An image's builder can build where it is pinned (else the run would fail only at build time)."""
     builder = builder_for(spec, pipeline_name, image_name)
-    pinned = image.engine or spec.pipelines[pipeline_name].engine
+    pinned = engine_for(spec, pipeline_name, image_name)
     where: KeyPath = ("pipelines", pipeline_name, "images", image_name)
     pinned_at: KeyPath = (*where, "engine") if image.engine else ("pipelines", pipeline_name, "engine")
     if builder == "acr" and pinned is not None:

@@ -19,6 +19,11 @@ def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
     return spec.builder
 
 
+def engine_for(spec: ConfigSpec, pipeline: str, image: str) -> str | None:
+    """The engine the image is pinned to: its own `engine:`, else its pipeline's (None: any)."""
+    return spec.pipelines[pipeline].images[image].engine or spec.pipelines[pipeline].engine
+
+
 def dependencies_of(pipeline: PipelineSpec) -> dict[str, tuple[str, ...]]:
     """Each image's direct dependencies, explicit and implied by `{{ images.X }}`, in a stable order."""
     graph: dict[str, tuple[str, ...]] = {}
