@@ -133,6 +133,11 @@ def test_oci_labels_are_set(tmp_path: Path, services: Services, namespace: str, 
     assert labels["org.pipeline.inputs"].startswith("sha256:")
     assert labels["org.pipeline.inputs.dockerfile"]
     assert "s3cret" not in result.output
+    # README: labels go to BuildKit as --label, in the pushed config and not as extra build steps.
+    pushed = plain_peek.config(f"{namespace}/app", app["digest"])
+    assert pushed["config"]["Labels"]["org.pipeline.inputs"] == labels["org.pipeline.inputs"]
+    steps = [entry.get("created_by", "") for entry in pushed["history"]]
+    assert steps and not [s for s in steps if "org.opencontainers.image" in s or "org.pipeline" in s], steps
 
 
 def test_independent_images_build_in_parallel(tmp_path: Path, services: Services, namespace: str) -> None:
