@@ -12,7 +12,15 @@ from pathlib import Path
 import semver
 
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
-from pipeline.config.resolve import builder_for, dependencies_of, engine_for
+from pipeline.config.resolve import (
+    builder_for,
+    dependencies_of,
+    engine_builds,
+    engine_for,
+    matching_variant,
+    variant_builder,
+    variants_for,
+)
 from pipeline.config.schema import AcrSpec, ConfigSpec, SignSpec, TagPolicy
 from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
@@ -71,6 +79,12 @@ class Engine:
     buildx_builder: str | None = None
     cert_path: Path | None = None
     jobs: int | None = None  # None: the run's --jobs
+    os: str | None = None  # linux or windows; None (the implicit engine): whatever it is asked to build
+    os_version: str | None = None  # a Windows engine's version
+
+    def builds(self, platform: str | None, os_version: str | None) -> bool:
+        """Whether this engine can build for `platform` (None: its own) and Windows version."""
+        return platform is None or engine_builds(self.os, self.os_version, platform, os_version)
 
 
 DEFAULT_ENGINE = "default"
@@ -83,6 +97,18 @@ class BuildSecret:
     id: str
     env: str | None = None
     file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One platform (and Windows version) an image is built for; the image's index lists them all."""
+
+    name: str
+    platform: str
+    os_version: str | None
+    build_args: Mapping[str, str]  # the image's with the variant's over them; may hold {{ placeholders }}
+    builder: str
+    engine: str | None
 
 
 @dataclass(frozen=True)
@@ -107,10 +133,34 @@ class PlannedImage:
     network: str | None = None  # docker build --network; None: the engine's default
     secrets: tuple[BuildSecret, ...] = ()
     engine: str | None = None  # pinned to this engine (a key of Plan.engines); None: any
+    # Built once per variant and published as an image index; () builds one image for `platform`.
+    variants: tuple[Variant, ...] = ()
+    os_version: str | None = None  # a variant's view: the Windows version it is built for
+    variant: str | None = None  # a variant's view: its name
+    # `tags: {variants: true}`: each variant's own tags (2.1.5-ltsc2019), by variant name.
+    variant_tags: Mapping[str, TagSet] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return f"{self.pipeline}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How progress and errors name it: `pipeline/image`, or `pipeline/image[variant]` for a variant."""
+        return f"{self.key}[{self.variant}]" if self.variant else self.key
+
+    def variant_view(self, variant: Variant) -> PlannedImage:
+        """The image as one of its variants builds it: that platform, build args, builder and engine."""
+        return replace(
+            self,
+            platform=variant.platform,
+            os_version=variant.os_version,
+            build_args=variant.build_args,
+            builder=variant.builder,
+            engine=variant.engine,
+            variants=(),
+            variant=variant.name,
+        )
 
 
 @dataclass(frozen=True)
@@ -180,10 +230,12 @@ def _tags_for(
     context: RunContext,
     positions: PositionIndex | None,
     trigger_tags: tuple[str, ...] = (),
+    variant: str | None = None,
 ) -> TagSet:
+    """The image's tags; with `variant`, the per-variant tags (`2.1.5-ltsc2019`: the suffix, then the name)."""
     image_spec = spec.pipelines[pipeline].images[image]
     policy = _merged_policy(image_spec.tags, spec.pipelines[pipeline].tags, spec.tags)
-    suffix = policy.suffix or ""
+    suffix = (policy.suffix or "") + (f"-{variant}" if variant else "")
     values = context.template_values(for_tags=True)
     extra = []
     version_names = {"version", "major", "minor", "patch"}
@@ -202,6 +254,25 @@ def _tags_for(
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
     return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
+
+
+def _variant_tags_for(
+    spec: ConfigSpec,
+    pipeline: str,
+    image: str,
+    context: RunContext,
+    positions: PositionIndex | None,
+    trigger_tags: Mapping[str, tuple[str, ...]] | None,
+) -> dict[str, TagSet]:
+    image_spec = spec.pipelines[pipeline].images[image]
+    policy = _merged_policy(image_spec.tags, spec.pipelines[pipeline].tags, spec.tags)
+    if not policy.variants:
+        return {}
+    extra = (trigger_tags or {}).get(pipeline, ())
+    return {
+        v.name: _tags_for(spec, pipeline, image, context, positions, extra, variant=v.name)
+        for v in variants_for(spec, pipeline, image)
+    }
 
 
 def _sign_for(spec: ConfigSpec, pipeline: str, base_dir: Path) -> SignSpec | None:
@@ -234,6 +305,21 @@ def default_engines() -> dict[str, Engine]:
     return {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
 
 
+def _variants_for(spec: ConfigSpec, pipeline: str, image: str) -> tuple[Variant, ...]:
+    image_spec = spec.pipelines[pipeline].images[image]
+    return tuple(
+        Variant(
+            name=v.name,
+            platform=v.spec.platform,
+            os_version=v.spec.os_version,
+            build_args={**image_spec.build_args, **v.spec.build_args},
+            builder=variant_builder(spec, pipeline, image, v.spec),
+            engine=v.spec.engine or engine_for(spec, pipeline, image),
+        )
+        for v in variants_for(spec, pipeline, image)
+    )
+
+
 def _engines(spec: ConfigSpec, base_dir: Path) -> dict[str, Engine]:
     if not spec.engines:
         return default_engines()
@@ -245,6 +331,8 @@ def _engines(spec: ConfigSpec, base_dir: Path) -> dict[str, Engine]:
             buildx_builder=engine.buildx.builder if engine.buildx else None,
             cert_path=(base_dir / Path(engine.cert_path).expanduser()).resolve() if engine.cert_path else None,
             jobs=engine.jobs,
+            os=engine.os,
+            os_version=engine.os_version,
         )
         for name, engine in spec.engines.items()
     }
@@ -287,9 +375,21 @@ def make_plan(
                 network=image.network or pipeline.network or spec.network,
                 secrets=_secrets_for(spec, pipeline_name, name, base_dir),
                 engine=engine_for(spec, pipeline_name, name),
+                variants=_variants_for(spec, pipeline_name, name),
+                variant_tags=_variant_tags_for(spec, pipeline_name, name, context, positions, trigger_tags),
             )
             images[planned.key] = planned
     return Plan(images=images, context=context, engines=_engines(spec, base_dir))
+
+
+def base_variant(base: PlannedImage, dependant: PlannedImage) -> Variant | None:
+    """The variant of `base` that `dependant` (a variant's view) builds on. None when either has no
+    variants: the dependant then gets the base's whole image (its index, or its one image)."""
+    if dependant.variant is None or not base.variants or dependant.platform is None:
+        return None
+    keys = [(v.name, v.platform, v.os_version) for v in base.variants]
+    name = matching_variant(keys, (dependant.variant, dependant.platform, dependant.os_version))
+    return next((v for v in base.variants if v.name == name), None)
 
 
 def render_build_args(plan: Plan, image: PlannedImage, references: Mapping[str, str]) -> dict[str, str]:

@@ -12,13 +12,13 @@ import json
 import os
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns
-from pipeline.plan import Plan, PlannedImage
+from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.vcs.loader import git
 
 INPUTS_LABEL = "org.pipeline.inputs"
@@ -30,6 +30,8 @@ TAG_DIGEST_LENGTH = 24
 class InputDigest:
     digest: str  # sha256:<hex> over the components
     components: Mapping[str, str]  # component -> its own hash, for `pipeline explain`
+    # An image with variants: each variant's own input digest (the image's is over these).
+    variants: Mapping[str, InputDigest] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -146,6 +148,8 @@ def input_digest(
     }
     if image.network is not None:  # what RUN steps could reach; unset keeps older digests valid
         components["network"] = _hash(image.network)
+    if image.os_version is not None:
+        components["os_version"] = _hash(image.os_version)
     return InputDigest(_hash(components), components)
 
 
@@ -157,5 +161,24 @@ def image_inputs(
     blobs: GitBlobs | None,
 ) -> InputDigest:
     """The input digest of `image` in `plan`: the one function every path (run, predict, explain,
-    partial runs) computes it with."""
-    return input_digest(image, build_args, dependency_digests(plan, image, built), blobs)
+    partial runs) computes it with. An image with variants: over each variant's, computed with the build
+    args rendered for that variant from the dependencies' whole images (an index digest fixes every
+    child, so it is the dependency's input whichever child a variant builds on)."""
+    if not image.variants:
+        return input_digest(image, build_args, dependency_digests(plan, image, built), blobs)
+    references = {dep: f"{plan.images[dep].repository}@{digest}" for dep, digest in built.items() if digest}
+    return index_inputs(
+        {
+            variant.name: input_digest(
+                view, render_build_args(plan, view, references), dependency_digests(plan, view, built), blobs
+            )
+            for variant in image.variants
+            for view in [image.variant_view(variant)]
+        }
+    )
+
+
+def index_inputs(variants: Mapping[str, InputDigest]) -> InputDigest:
+    """An image index's input digest: over its variants' input digests, by variant name."""
+    components = {name: digest.digest for name, digest in sorted(variants.items())}
+    return InputDigest(_hash({"variants": components}), components, dict(variants))

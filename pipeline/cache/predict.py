@@ -29,6 +29,19 @@ def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputD
     if digest is None:
         return None
     manifest = registry.manifest_by_digest(image.repository, digest)
+    if inputs.variants:
+        # An index is reused only when every variant is: its children carry exactly the variants' inputs.
+        if not manifest.is_index:
+            return None
+        children = [str(child["digest"]) for child in manifest.json().get("manifests") or []]
+        found = {
+            registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)).get(
+                INPUTS_LABEL
+            )
+            for child in children
+        }
+        wanted = {variant.digest for variant in inputs.variants.values()}
+        return digest if found == wanted and len(children) == len(wanted) else None
     labels = registry.manifest_labels(image.repository, manifest)
     return digest if labels.get(INPUTS_LABEL) == inputs.digest else None
 

@@ -9,8 +9,25 @@ from pathlib import Path
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.platform import platform_problem
 from pipeline.config.positions import KeyPath, PositionIndex
-from pipeline.config.resolve import builder_for, dependencies_of, engine_for
-from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, SecretSource, SignSpec, TagPolicy
+from pipeline.config.resolve import (
+    ResolvedVariant,
+    builder_for,
+    dependencies_of,
+    engine_builds,
+    engine_for,
+    has_windows_engine,
+    matching_variant,
+    variant_builder,
+    variants_for,
+)
+from pipeline.config.schema import (
+    ConfigSpec,
+    ImageSpec,
+    PipelineSpec,
+    SecretSource,
+    SignSpec,
+    TagPolicy,
+)
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import find_cycle
@@ -26,6 +43,9 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 
 def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
+    _check_variant_lists(spec, (), positions)
+    for variant_name, variant in (spec.variants or {}).items():
+        _check_build_args(variant.build_args, ("variants", variant_name, "build_args"), "", None, [], positions)
     if spec.registry is not None:
         _check_prefix(spec.registry, ("registry",), positions)
     for i, host in enumerate(spec.insecure_registries):
@@ -41,6 +61,7 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
     _check_builders(spec, positions)
     _check_engines(spec, base_dir, positions)
     _check_secrets(spec, positions)
+    _check_variants(spec, positions)
 
 
 def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:
@@ -275,6 +296,40 @@ def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionInde
             raise positions.error(where, f"'{template}' does not make a valid tag: {exc}") from None
 
 
+def _check_build_args(
+    build_args: dict[str, str],
+    at: KeyPath,
+    pipeline_name: str,
+    name: str | None,
+    names: list[str],
+    positions: PositionIndex,
+) -> None:
+    """Templates parse and name images of the pipeline (never `name` itself; None: no image may be named)."""
+    for arg, value in build_args.items():
+        where = (*at, arg)
+        try:
+            unknown = unknown_names(value, set(names))
+            refs = image_references(value)
+        except TemplateSyntaxError as exc:
+            raise positions.error(where, str(exc)) from None
+        for ref in refs:
+            if name is None:
+                raise positions.error(where, f"'{{{{ images.{ref} }}}}': top-level variants apply to every image")
+            if ref not in names:
+                raise positions.error(
+                    where,
+                    f"'{{{{ images.{ref} }}}}' names no image of pipeline '{pipeline_name}'" + _suggest(ref, names),
+                )
+            if ref == name:
+                raise positions.error(where, f"image '{name}' cannot reference its own digest")
+        if unknown:
+            raise positions.error(
+                where,
+                f"unknown placeholder '{{{{ {unknown[0]} }}}}' "
+                "(known: images.<name>, version, major, minor, patch, git.sha, git.short_sha, git.branch)",
+            )
+
+
 def _check_pipeline(
     spec: ConfigSpec,
     pipeline_name: str,
@@ -317,28 +372,129 @@ def _check_pipeline(
                     (*img, "depends_on", i),
                     f"unknown image '{dep}' in pipeline '{pipeline_name}'{_suggest(dep, names)}",
                 )
-        for arg, value in image.build_args.items():
-            where = (*img, "build_args", arg)
-            try:
-                unknown = unknown_names(value, set(names))
-                refs = image_references(value)
-            except TemplateSyntaxError as exc:
-                raise positions.error(where, str(exc)) from None
-            for ref in refs:
-                if ref not in pipeline.images:
-                    raise positions.error(
-                        where,
-                        f"'{{{{ images.{ref} }}}}' names no image of pipeline '{pipeline_name}'" + _suggest(ref, names),
-                    )
-                if ref == name:
-                    raise positions.error(where, f"image '{name}' cannot reference its own digest")
-            if unknown:
-                raise positions.error(
-                    where,
-                    f"unknown placeholder '{{{{ {unknown[0]} }}}}' "
-                    "(known: images.<name>, version, major, minor, patch, git.sha, git.short_sha, git.branch)",
-                )
+        _check_build_args(image.build_args, (*img, "build_args"), pipeline_name, name, names, positions)
         _check_tag_templates(image.tags, (*img, "tags"), positions)
+    _check_variant_lists(pipeline, at, positions)
+    for name, image in pipeline.images.items():
+        _check_variant_lists(image, (*at, "images", name), positions)
+        for variant in variants_for(spec, pipeline_name, name):
+            # Each variant's build args as the image's are: the pipeline's variants apply to every image.
+            # (Top-level variants' build args were checked to name no image at all.)
+            if variant.at[0] == "pipelines":
+                where = (*variant.at, "build_args") if variant.at[-2] == "variants" else variant.at
+                _check_build_args(variant.spec.build_args, where, pipeline_name, name, names, positions)
     cycle = find_cycle(dependencies_of(pipeline))
     if cycle:
         raise positions.error((*at, "images", cycle[0]), f"dependency cycle: {' -> '.join(cycle)}", at_key=True)
+
+
+def _check_variant_lists(owner: ConfigSpec | PipelineSpec | ImageSpec, at: KeyPath, positions: PositionIndex) -> None:
+    """`platforms:` and `variants:` at one level are two answers to one question; each platform is valid
+    and each variant's Windows version is for a Windows platform."""
+    if owner.platforms is not None and owner.variants is not None:
+        raise positions.error((*at, "variants"), "set either 'platforms' or 'variants' here, not both", at_key=True)
+    if isinstance(owner, ImageSpec) and owner.platform is not None:
+        for key in ("platforms", "variants"):
+            if getattr(owner, key) is not None:
+                message = f"an image with 'platform:' builds one platform; drop 'platform' or '{key}'"
+                raise positions.error((*at, key), message, at_key=True)
+    for i, platform in enumerate(owner.platforms or []):
+        problem = platform_problem(platform)
+        if problem:
+            raise positions.error((*at, "platforms", i), problem)
+        if platform in (owner.platforms or [])[:i]:
+            raise positions.error((*at, "platforms", i), f"'{platform}' is listed twice")
+    for name, variant in (owner.variants or {}).items():
+        where = (*at, "variants", name)
+        problem = platform_problem(variant.platform)
+        if problem:
+            raise positions.error((*where, "platform"), problem)
+        if variant.os_version is not None and not variant.platform.startswith("windows/"):
+            message = f"'os_version' is for windows/* variants, not {variant.platform}"
+            raise positions.error((*where, "os_version"), message)
+
+
+def _variant_key(v: ResolvedVariant) -> tuple[str, str, str | None]:
+    return (v.name, v.spec.platform, v.spec.os_version)
+
+
+def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
+    """Every variant can be built by some configured builder, an index can tell the variants apart, and a
+    dependant's variants each have a base variant to build on."""
+    for pipeline_name, pipeline in spec.pipelines.items():
+        resolved = {name: variants_for(spec, pipeline_name, name) for name in pipeline.images}
+        for image_name, variants in resolved.items():
+            seen: dict[tuple[str, str], str] = {}
+            for variant in variants:
+                what = f"{variant.spec.platform}" + (f" {variant.spec.os_version}" if variant.spec.os_version else "")
+                key = (variant.spec.platform, ".".join((variant.spec.os_version or "").split(".")[:3]))
+                if key in seen:
+                    raise positions.error(
+                        variant.at,
+                        f"variants '{seen[key]}' and '{variant.name}' of {image_name} are both {what}: "
+                        "an image index cannot tell them apart",
+                        at_key=variant.at[-2] == "variants",
+                    )
+                seen[key] = variant.name
+                _check_variant_builder(spec, pipeline_name, image_name, variant, positions)
+            for dep in dependencies_of(pipeline)[image_name]:
+                base = [_variant_key(v) for v in resolved[dep]]
+                if not base or not variants:
+                    continue
+                for variant in variants:
+                    match = matching_variant(base, _variant_key(variant))
+                    if match is None:
+                        known = ", ".join(f"{n} ({p})" for n, p, _ in base)
+                        raise positions.error(
+                            variant.at,
+                            f"variant '{variant.name}' of {image_name} ({variant.spec.platform}) has no matching "
+                            f"variant in {dep}, which it builds on (same name, or same platform and Windows "
+                            f"version; {dep} has {known})",
+                            at_key=variant.at[-2] == "variants",
+                        )
+
+
+def _check_variant_builder(
+    spec: ConfigSpec, pipeline_name: str, image_name: str, variant: ResolvedVariant, positions: PositionIndex
+) -> None:
+    """A variant that no configured builder can build is refused now, naming the variant."""
+    pipeline = spec.pipelines[pipeline_name]
+    builder = variant_builder(spec, pipeline_name, image_name, variant.spec)
+    platform, os_version = variant.spec.platform, variant.spec.os_version
+    what = f"variant '{variant.name}' of {image_name} ({platform}" + (f" {os_version})" if os_version else ")")
+    at_key = variant.at[-2] == "variants"
+    if builder == "acr":
+        if (pipeline.acr or spec.acr) is None:
+            raise positions.error(
+                variant.at,
+                f"{what} builds on ACR Tasks (builder: acr, or a Windows platform with no Windows engine) "
+                "but no 'acr:' settings are given; declare an engine with 'os: windows' or add 'acr:'",
+                at_key=at_key,
+            )
+        if platform.split("/")[0] not in ACR_OPERATING_SYSTEMS:
+            raise positions.error(variant.at, f"{what}: ACR Tasks build linux/* and windows/* images", at_key=at_key)
+        if variant.spec.engine is not None:
+            raise positions.error((*variant.at, "engine"), f"{what} builds on ACR Tasks, not on an engine")
+        return
+    pinned = variant.spec.engine or engine_for(spec, pipeline_name, image_name)
+    if pinned is not None and variant.spec.engine is not None and pinned not in spec.engines:
+        known = list(spec.engines)
+        hint = _suggest(pinned, known) if known else " (no 'engines:' are declared)"
+        raise positions.error((*variant.at, "engine"), f"no engine named '{pinned}'{hint}")
+    if spec.engines:
+        candidates = {pinned: spec.engines[pinned]} if pinned in spec.engines else spec.engines
+        able = [n for n, e in candidates.items() if engine_builds(e.os, e.os_version, platform, os_version)]
+    else:
+        # The implicit engine builds Linux, or Windows when `windows_engine: true` says it is one.
+        able = ["default"] if (platform.startswith("windows/") == has_windows_engine(spec)) else []
+    if not able:
+        where = f"engine '{pinned}'" if pinned else "no engine"
+        raise positions.error(
+            variant.at,
+            f"{what} cannot be built: {where} builds {platform.split('/')[0]}"
+            + (f" {os_version}" if os_version else "")
+            + f" images with builder: {builder} (declare an engine with 'os: {platform.split('/')[0]}'"
+            + (f" and 'os_version: {os_version}'" if os_version else "")
+            + (", or build it on ACR Tasks with builder: acr)" if platform.startswith("windows/") else ")"),
+            at_key=at_key,
+        )

@@ -3,7 +3,10 @@ dependencies (explicit and implied by `{{ images.X }}`). Pure."""
 
 from __future__ import annotations
 
-from pipeline.config.schema import ConfigSpec, PipelineSpec
+from dataclasses import dataclass
+
+from pipeline.config.positions import KeyPath
+from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, VariantSpec
 from pipeline.config.templates import image_references
 
 
@@ -14,7 +17,7 @@ def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
     chosen = image_spec.builder or spec.pipelines[pipeline].builder
     if chosen:
         return chosen
-    if (image_spec.platform or "").startswith("windows/") and not spec.windows_engine:
+    if (image_spec.platform or "").startswith("windows/") and not has_windows_engine(spec):
         return "acr"
     return spec.builder
 
@@ -31,5 +34,97 @@ def dependencies_of(pipeline: PipelineSpec) -> dict[str, tuple[str, ...]]:
         deps = list(image.depends_on)
         for value in image.build_args.values():
             deps.extend(image_references(value))
+        # Variants' build args too: the image's own, else the pipeline's it takes (top-level variants
+        # may not name images; the checks say so).
+        variants = image.variants if image.variants is not None or image.platform else pipeline.variants
+        for variant in (variants or {}).values():
+            for value in variant.build_args.values():
+                deps.extend(image_references(value))
         graph[name] = tuple(dict.fromkeys(d for d in deps if d in pipeline.images))
     return graph
+
+
+@dataclass(frozen=True)
+class ResolvedVariant:
+    """One variant of an image as resolved from the nearest `variants:`/`platforms:`, and where it is declared."""
+
+    name: str
+    spec: VariantSpec
+    at: KeyPath
+
+
+def platform_variant_name(platform: str) -> str:
+    """The variant name `platforms:` gives a platform: linux/arm64/v8 -> linux-arm64-v8."""
+    return platform.replace("/", "-")
+
+
+def variants_for(spec: ConfigSpec, pipeline: str, image: str) -> list[ResolvedVariant]:
+    """The image's variants: its own `variants:`/`platforms:`, else its pipeline's, else the top level's.
+    An image's own `platform:` (or an empty list) means one platform and no index: returns []."""
+    image_spec = spec.pipelines[pipeline].images[image]
+    if image_spec.platform is not None:
+        return []
+    levels: list[tuple[ImageSpec | PipelineSpec | ConfigSpec, KeyPath]] = [
+        (image_spec, ("pipelines", pipeline, "images", image)),
+        (spec.pipelines[pipeline], ("pipelines", pipeline)),
+        (spec, ()),
+    ]
+    for owner, at in levels:
+        if owner.variants is not None:
+            return [ResolvedVariant(name, v, (*at, "variants", name)) for name, v in owner.variants.items()]
+        if owner.platforms is not None:
+            return [
+                ResolvedVariant(platform_variant_name(p), VariantSpec(platform=p), (*at, "platforms", i))
+                for i, p in enumerate(owner.platforms)
+            ]
+    return []
+
+
+def has_windows_engine(spec: ConfigSpec) -> bool:
+    return spec.windows_engine or any(engine.os == "windows" for engine in spec.engines.values())
+
+
+def variant_builder(spec: ConfigSpec, pipeline: str, image: str, variant: VariantSpec) -> str:
+    """The variant's builder, else the image's or pipeline's; a Windows variant goes to ACR Tasks unless an
+    engine builds Windows; then the top-level default."""
+    chosen = variant.builder or spec.pipelines[pipeline].images[image].builder or spec.pipelines[pipeline].builder
+    if chosen:
+        return chosen
+    if variant.platform.startswith("windows/") and not has_windows_engine(spec):
+        return "acr"
+    return spec.builder
+
+
+def same_windows_build(a: str, b: str) -> bool:
+    """Process isolation runs a container only on the same Windows build: 10.0.17763(.x) on 10.0.17763(.y)."""
+    return a.split(".")[:3] == b.split(".")[:3]
+
+
+def engine_builds(engine_os: str | None, engine_version: str | None, platform: str, os_version: str | None) -> bool:
+    """Whether an engine of this OS (None: not declared, take what it is asked) builds `platform`
+    (and, for Windows, `os_version`). A Linux engine builds every linux/* platform (other
+    architectures need no emulation unless a RUN step runs; BuildKit says so when it fails)."""
+    if engine_os is None:
+        return True
+    if platform.split("/")[0] != engine_os:
+        return False
+    if engine_os == "windows" and engine_version and os_version:
+        return same_windows_build(engine_version, os_version)
+    return True
+
+
+# A variant as matching sees it: (name, platform, os_version).
+VariantKey = tuple[str, str, str | None]
+
+
+def matching_variant(base: list[VariantKey], wanted: VariantKey) -> str | None:
+    """The base's variant a dependant's variant builds on: the one of the same name, else the one of the
+    same platform and Windows version (a Windows ltsc2019 app on the Windows ltsc2019 base). None: none."""
+    name, platform, os_version = wanted
+    for candidate in base:
+        if candidate[0] == name:
+            return name
+    for candidate in base:
+        if candidate[1] == platform and (candidate[2] or "").split(".")[:3] == (os_version or "").split(".")[:3]:
+            return candidate[0]
+    return None

@@ -12,6 +12,8 @@ SecretId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 # `platform: 42` is a mistake, not the platform "42"; the grammar is checked in checks.py.
 PlatformText = Annotated[str, Strict(), StringConstraints(min_length=1)]
+# A Windows version as Windows reports it (major.minor.build[.revision]): 10.0.17763 is ltsc2019.
+OsVersion = Annotated[str, Strict(), StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+(\.[0-9]+)?$")]
 
 
 class StrictModel(BaseModel):
@@ -33,6 +35,11 @@ class TagPolicy(StrictModel):
         None, description="Extra tag templates: {{ version }}, {{ major }}, {{ git.short_sha }}, {{ git.branch }}..."
     )
     suffix: Suffix | None = Field(None, description="Variant suffix appended to every tag, e.g. '-windows'")
+    variants: bool | None = Field(
+        None,
+        description="Images with variants: also tag each variant alone, as <tag>-<variant> (2.1.5-ltsc2019), "
+        "for users who pin one variant (default: false)",
+    )
 
 
 class SignSpec(StrictModel):
@@ -114,6 +121,25 @@ class EngineSpec(StrictModel):
         None, description="Directory with ca.pem, cert.pem, key.pem for tcp:// with TLS (relative to this file)"
     )
     jobs: int | None = Field(None, gt=0, description="Builds at once on this engine (default: the run's --jobs)")
+    os: Literal["linux", "windows"] = Field("linux", description="What the engine builds: linux or windows images")
+    os_version: OsVersion | None = Field(
+        None, description="A Windows engine's version (process isolation builds only variants of this version)"
+    )
+
+
+class VariantSpec(StrictModel):
+    """One build of an image for one platform (and Windows version); an image's variants are published
+    under one tag as an image index, and each node pulls the variant that matches it."""
+
+    platform: PlatformText = Field(description="os/arch[/variant] of this variant, e.g. windows/amd64")
+    os_version: OsVersion | None = Field(
+        None, description="Windows version the variant's base must match, e.g. 10.0.17763 (ltsc2019)"
+    )
+    build_args: dict[NonEmpty, str] = Field(
+        default_factory=dict, description="Build args over the image's, e.g. the matching servercore tag"
+    )
+    builder: Builder | None = Field(None, description="Builder for this variant (default: the image's)")
+    engine: Name | None = Field(None, description="Build this variant only on this engine")
 
 
 class ImageSpec(StrictModel):
@@ -127,6 +153,12 @@ class ImageSpec(StrictModel):
     target: NonEmpty | None = Field(None, description="Multi-stage build target")
     platform: PlatformText | None = Field(
         None, description="os/arch[/variant] to build for, lower case as in OCI image indexes (linux/arm64/v8)"
+    )
+    platforms: list[PlatformText] | None = Field(
+        None, description="Build for each of these platforms and publish one image index (variants named os-arch)"
+    )
+    variants: dict[Name, VariantSpec] | None = Field(
+        None, description="Build these variants and publish one image index (overrides the pipeline's)"
     )
     labels: dict[NonEmpty, str] = Field(default_factory=dict, description="Extra image labels")
     tags: TagPolicy = TagPolicy()
@@ -163,6 +195,8 @@ class PipelineSpec(StrictModel):
     network: Network | None = None
     secrets: dict[SecretId, SecretSource] = Field(default_factory=dict, description="Build secrets for every image")
     engine: Name | None = None
+    platforms: list[PlatformText] | None = Field(None, description="Default platforms for this pipeline's images")
+    variants: dict[Name, VariantSpec] | None = Field(None, description="Default variants for this pipeline's images")
 
 
 class ConfigSpec(StrictModel):
@@ -182,6 +216,8 @@ class ConfigSpec(StrictModel):
         default_factory=dict, description="Engines to spread builds over (default: DOCKER_HOST alone)"
     )
     acr: AcrSpec | None = Field(None, description="ACR Tasks settings for `builder: acr` images")
+    platforms: list[PlatformText] | None = Field(None, description="Default platforms for every image")
+    variants: dict[Name, VariantSpec] | None = Field(None, description="Default variants for every image")
     windows_engine: bool = Field(
         False, description="The local engine builds Windows images (else platform windows/* goes to ACR)"
     )

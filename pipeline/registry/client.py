@@ -173,12 +173,17 @@ class RegistryClient:
             if not children:
                 return {}
             return self.manifest_labels(repository, self.manifest_by_digest(repository, str(children[0]["digest"])))
-        config_digest = str(data.get("config", {}).get("digest", ""))
+        labels = (self.image_config(repository, manifest).get("config") or {}).get("Labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
+    def image_config(self, repository: Repository, manifest: Manifest) -> dict[str, Any]:
+        """The image config blob of an image manifest ({} when it has none), from the content cache when
+        an earlier read kept it (the blob's digest is checked on every read)."""
+        config_digest = str(manifest.json().get("config", {}).get("digest", ""))
         if not config_digest:
             return {}
         config = json.loads(self.get_blob(repository, config_digest))
-        labels = (config.get("config") or {}).get("Labels") or {}
-        return {str(k): str(v) for k, v in labels.items()}
+        return config if isinstance(config, dict) else {}
 
     # --- blobs ------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
-from pipeline.cache.inputs import GitBlobs, image_inputs
+from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import Prediction, cached_digest, predict
 from pipeline.errors import BuildError, EngineUnavailable, PipelineError, RegistryError
@@ -32,10 +32,13 @@ from pipeline.plan import (
     Engine,
     Plan,
     PlannedImage,
+    base_variant,
     render_build_args,
 )
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
+from pipeline.registry.index import index_children, push_index
+from pipeline.registry.platforms import check_platform
 from pipeline.registry.reference import ImageRef
 from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 
@@ -67,6 +70,8 @@ class ImageResult:
     cached: bool = False  # reused an earlier build with the same inputs instead of building
     engine: str | None = None  # where it was built, or its last build failed (None: not built, or remotely)
     log_tail: tuple[str, ...] = ()  # a failed build: the failing step's last output lines
+    variants: dict[str, ImageResult] = field(default_factory=dict)  # by variant name (an image index's children)
+    platform: str | None = None  # a variant: what it was built for (`windows/amd64 10.0.17763`)
 
     @property
     def reference(self) -> str | None:
@@ -106,6 +111,10 @@ class RunOptions:
 
 IO_CONCURRENCY = 8
 REMOTE = "remote"  # the slots of builds that need no engine (ACR Tasks)
+
+
+def _shown_platform(image: PlannedImage) -> str:
+    return " ".join(p for p in (image.platform, image.os_version) if p)
 
 
 class NoEngineLeft(BuildError):
@@ -329,6 +338,7 @@ class Executor:
     def _reuse(self, image: PlannedImage, result: ImageResult, digest: str, why: str, build_tag: str) -> None:
         """An earlier build is this build: point the build tag at it (and sign it), build nothing."""
         self._emit(image.key, "reuse", why)
+        result.engine = None
         if self.registry.resolve_digest(image.repository.with_tag(build_tag)) != digest:
             self.registry.tag(image.repository, digest, build_tag)
         result.digest = digest
@@ -340,7 +350,7 @@ class Executor:
         if self.sign is not None:
             done = self.sign(image, digest)
             if done:
-                self._emit(image.key, "sign", done)
+                self._emit(image.key, "sign", self._of(image) + done)
 
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         if image.key in self.reusable:
@@ -352,11 +362,12 @@ class Executor:
                 f"{image.repository}:{image.tags.release} is this commit's build ({release})",
                 image.tags.primary,
             )
+            self._variants_of_index(image, result, release)
+            return
+        if image.variants:
+            self._build_variants(image, result)
             return
         build_args = self._render_build_args(image)
-        if self.gate is not None:
-            for verified in self.gate(image, build_args):
-                self._emit(image.key, "trust", f"base image {verified} is signed as the policy requires")
         inputs = None
         build_tag = image.tags.primary  # without a push, only a local name
         if self.options.push:
@@ -366,15 +377,33 @@ class Executor:
             # The engine pushes under a tag that names this build only: the commit's, else (outside git)
             # the input digest's. Release, floating and extra tags move later, after every image succeeded.
             build_tag = image.tags.build[0] if image.tags.build else inputs.tag
-            cached = cached_digest(self.registry, self.plan, image.key, inputs) if self.options.cache else None
+        self._build_one(image, result, build_args, inputs, build_tag)
+
+    def _build_one(
+        self,
+        image: PlannedImage,
+        result: ImageResult,
+        build_args: dict[str, str],
+        inputs: InputDigest | None,
+        build_tag: str,
+    ) -> None:
+        """Build one image (or one variant of one) and push it under `build_tag`, unless an image with
+        the same inputs is already pushed; then sign it by digest."""
+        if self.gate is not None:
+            for verified in self.gate(image, build_args):
+                self._emit(
+                    image.key, "trust", f"{self._of(image)}base image {verified} is signed as the policy requires"
+                )
+        if inputs is not None and self.options.cache:
+            cached = cached_digest(self.registry, self.plan, image.key, inputs)
             if cached is not None:
-                why = f"inputs unchanged ({inputs.tag}): {image.repository}@{cached}"
+                why = f"{self._of(image)}inputs unchanged ({inputs.tag}): {image.repository}@{cached}"
                 self._reuse(image, result, cached, why, build_tag)
                 result.cached = True
                 return
         pushed = image.repository.with_tag(build_tag)
         request = BuildRequest(
-            image=image.key,
+            image=image.label,
             context=image.context,
             dockerfile=image.dockerfile,
             tag=pushed,
@@ -382,6 +411,7 @@ class Executor:
             labels={**self._labels(image), **(inputs.labels() if inputs else {})},
             target=image.target,
             platform=image.platform,
+            os_version=image.os_version,
             push=self.options.push,
             credentials=self.credentials(image.repository.registry) if self.options.push else None,
             network=image.network,
@@ -393,17 +423,121 @@ class Executor:
         result.tags = [build_tag]
         if not self.options.push:
             return
-        self._emit(image.key, "verify", f"reading {pushed} back from the registry")
+        self._emit(image.key, "verify", f"{self._of(image)}reading {pushed} back from the registry")
         digest = self.registry.resolve_digest(pushed)
         if digest is None or digest != outcome.pushed_digest:
             raise PipelineError(
-                f"{image.key}: {pushed} points at {digest} in the registry, but the push wrote "
+                f"{image.label}: {pushed} points at {digest} in the registry, but the push wrote "
                 f"{outcome.pushed_digest} (another push to the same tag?)"
             )
+        if image.variant is not None and image.platform is not None:
+            self._check_platform(image, digest)
         result.digest = digest
         if inputs is not None and inputs.tag != build_tag:
             self.registry.tag(image.repository, digest, inputs.tag)
         self._sign(image, digest)
+
+    @staticmethod
+    def _of(image: PlannedImage) -> str:
+        """A progress line's prefix naming the variant it is about (nothing for a whole image)."""
+        return f"[{image.variant}] " if image.variant else ""
+
+    def _check_platform(self, image: PlannedImage, digest: str) -> None:
+        """Fail closed: a builder that built another platform than the variant asked for (an engine
+        ignoring --platform, a remote runner on the wrong Windows version) must not be published as it."""
+        manifest = self.registry.manifest_by_digest(image.repository, digest)
+        problem = check_platform(
+            self.registry.image_config(image.repository, manifest), image.platform or "", image.os_version
+        )
+        if problem is not None:
+            raise BuildError(
+                f"{image.label}: the pushed image {image.repository}@{digest} is not what was asked: {problem}"
+            )
+
+    def _build_variants(self, image: PlannedImage, result: ImageResult) -> None:
+        """Build every variant (at once, each on an engine or builder that can build it), push each by
+        digest, then push the image index listing them: the index is the image from then on. One failing
+        variant fails the image, so nothing is tagged."""
+        views = [image.variant_view(v) for v in image.variants]
+        for view in views:
+            result.variants[view.variant or ""] = ImageResult(
+                key=view.label, repository=str(image.repository), platform=_shown_platform(view)
+            )
+        inputs = None
+        build_tag = image.tags.primary
+        if self.options.push:
+            built = {dep: self.results[dep].digest for dep in image.depends_on}
+            inputs = image_inputs(self.plan, image, {}, built, self.blobs)
+            result.inputs = inputs.digest
+            build_tag = image.tags.build[0] if image.tags.build else inputs.tag
+            cached = cached_digest(self.registry, self.plan, image.key, inputs) if self.options.cache else None
+            if cached is not None:
+                why = f"inputs unchanged ({inputs.tag}): every variant of {image.repository}@{cached}"
+                self._reuse(image, result, cached, why, build_tag)
+                self._variants_of_index(image, result, cached)
+                result.cached = True
+                return
+        with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="variant") as pool:
+            futures = [
+                pool.submit(
+                    self._build_one,
+                    view,
+                    result.variants[view.variant or ""],
+                    self._render_build_args(view),
+                    inputs.variants[view.variant or ""] if inputs is not None else None,
+                    f"{build_tag}-{view.variant}",
+                )
+                for view in views
+            ]
+            wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        for view, future in zip(views, futures, strict=True):
+            child = result.variants[view.variant or ""]
+            child.status = Status.FAILED if future.exception() is not None else Status.SUCCEEDED
+        if errors:
+            failed = errors[0]
+            if isinstance(failed, BuildError):
+                result.engine = next((c.engine for c in result.variants.values() if c.status == Status.FAILED), None)
+            raise failed  # type: ignore[misc]
+        result.tags = [build_tag]
+        result.engine = ", ".join(dict.fromkeys(c.engine for c in result.variants.values() if c.engine)) or None
+        result.build_started_at = min(
+            (c.build_started_at for c in result.variants.values() if c.build_started_at), default=None
+        )
+        result.build_finished_at = max(
+            (c.build_finished_at for c in result.variants.values() if c.build_finished_at), default=None
+        )
+        if not self.options.push:
+            return
+        children = [result.variants[v.name].digest or "" for v in image.variants]
+        self._emit(image.key, "index", f"pushing the image index of {len(children)} variants")
+        index = push_index(self.registry, image.repository, children)
+        result.digest = index.digest
+        for tag in dict.fromkeys([build_tag, *([inputs.tag] if inputs is not None else [])]):
+            self.registry.tag(image.repository, index.digest, tag)
+        result.cached = all(c.cached for c in result.variants.values())
+        self._sign(image, index.digest)
+
+    def _variants_of_index(self, image: PlannedImage, result: ImageResult, digest: str) -> None:
+        """A reused index: each declared variant's child digest, matched by platform (for dependants'
+        variants and the report). An index that lacks a declared variant is not this image."""
+        if not image.variants:
+            return
+        children = index_children(self.registry, image.repository, digest)
+        for variant in image.variants:
+            view = image.variant_view(variant)
+            found = next(
+                (d for d, config in children if check_platform(config, variant.platform, variant.os_version) is None),
+                None,
+            )
+            if found is None:
+                raise PipelineError(
+                    f"{image.key}: {image.repository}@{digest} has no {_shown_platform(view)} image for variant "
+                    f"'{variant.name}'"
+                )
+            child = ImageResult(key=view.label, repository=str(image.repository), platform=_shown_platform(view))
+            child.digest, child.status, child.cached = found, Status.SUCCEEDED, True
+            result.variants[variant.name] = child
 
     def _build_on_an_engine(self, image: PlannedImage, result: ImageResult, request: BuildRequest) -> BuildOutcome:
         """Wait for a slot on an engine the image may use and build there. An engine that stops
@@ -415,13 +549,17 @@ class Executor:
         elif image.engine is not None:
             candidates = (image.engine,)
         else:
-            candidates = tuple(name for name, engine in self.engines.items() if backend.serves(engine))
-        progress = lambda step, msg: self._emit(image.key, step, msg)  # noqa: E731
+            candidates = tuple(
+                name
+                for name, engine in self.engines.items()
+                if backend.serves(engine) and engine.builds(image.platform, image.os_version)
+            )
+        progress = lambda step, msg: self._emit(image.key, step, self._of(image) + msg)  # noqa: E731
         while True:
             slot = self._slots.acquire(candidates, self._urgency[image.key])
             engine = self.engines.get(slot) if backend.uses_engines else None
             if engine is not None and len(self.engines) > 1:
-                self._emit(image.key, "engine", f"building on engine {slot}")
+                self._emit(image.key, "engine", f"{self._of(image)}building on engine {slot}")
             result.build_started_at = time.time()
             result.engine = engine.name if engine is not None else None  # a failed build's report names it too
             try:
@@ -453,11 +591,19 @@ class Executor:
         return tuple(dict.fromkeys(str(ref) for ref in refs))
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
+        """Build args with `{{ images.X }}` as X's pushed digest; a variant gets the matching variant of X
+        (a Windows ltsc2019 app builds on the Windows ltsc2019 base), not X's index."""
         references = {}
         for dep_key in image.depends_on:
             dep = self.results[dep_key]
             planned = self.plan.images[dep_key]
-            references[dep_key] = dep.reference or str(ImageRef(planned.repository, tag=planned.tags.primary))
+            matching = base_variant(planned, image)
+            if matching is not None:
+                dep = dep.variants[matching.name]
+                tag = f"{planned.tags.primary}-{matching.name}"
+            else:
+                tag = planned.tags.primary
+            references[dep_key] = dep.reference or str(ImageRef(planned.repository, tag=tag))
         return render_build_args(self.plan, image, references)
 
     def _labels(self, image: PlannedImage) -> dict[str, str]:
@@ -479,10 +625,21 @@ class Executor:
 
     def _publish(self, result: RunResult) -> None:
         targets = [Target(k, i.repository, i.tags, self.results[k].digest) for k, i in self.plan.images.items()]
+        # Per-variant tags (2.1.5-ltsc2019) follow the same rules, pointing at the variant's own image.
+        owners: dict[str, tuple[str, str]] = {}
+        for key, image in self.plan.images.items():
+            for name, tags in image.variant_tags.items():
+                label = image.variant_view(next(v for v in image.variants if v.name == name)).label
+                owners[label] = (key, name)
+                targets.append(Target(label, image.repository, tags, self.results[key].variants[name].digest))
         try:
             result.tag_changes = decide_changes(targets, self.registry, self.options.force)
             journals = self.journals
-            journal_dir = (lambda c: journals(self.plan.images[c.image].pipeline)) if journals is not None else None
+            journal_dir = (
+                (lambda c: journals(self.plan.images[owners.get(c.image, (c.image, ""))[0]].pipeline))
+                if journals is not None
+                else None
+            )
             ctx = self.plan.context
             what = f"version {ctx.template_values()['version']}" + (
                 f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else ""
@@ -493,6 +650,10 @@ class Executor:
             return
         result.published = True
         for change in result.tag_changes:
-            tags = self.results[change.image].tags
+            if change.image in owners:
+                key, name = owners[change.image]
+                tags = self.results[key].variants[name].tags
+            else:
+                tags = self.results[change.image].tags
             if change.action != Action.STAYS and change.tag not in tags:
                 tags.append(change.tag)

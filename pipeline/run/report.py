@@ -58,6 +58,22 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "reused": r.cached,
                 "error": r.error,
                 "log_tail": list(r.log_tail),
+                # An image index's children, one per variant (empty: one image, no index).
+                "variants": [
+                    {
+                        "variant": name,
+                        "platform": v.platform,
+                        "digest": v.digest,
+                        "reference": v.reference,
+                        "tags": v.tags,
+                        "status": v.status.value,
+                        "engine": v.engine,
+                        "reused": v.cached,
+                        "build_started_at": _iso(v.build_started_at),
+                        "build_finished_at": _iso(v.build_finished_at),
+                    }
+                    for name, v in r.variants.items()
+                ],
             }
             for key, r in result.images.items()
         ],
