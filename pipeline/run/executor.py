@@ -37,7 +37,7 @@ from pipeline.plan import (
 )
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.index import index_children, push_index
+from pipeline.registry.index import push_index
 from pipeline.registry.platforms import check_platform
 from pipeline.registry.reference import ImageRef
 from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
@@ -514,7 +514,7 @@ class Executor:
         index = push_index(self.registry, image.repository, children)
         result.digest = index.digest
         for tag in dict.fromkeys([build_tag, *([inputs.tag] if inputs is not None else [])]):
-            self.registry.tag(image.repository, index.digest, tag)
+            self.registry.put_manifest(image.repository, tag, index)
         result.cached = all(c.cached for c in result.variants.values())
         self._sign(image, index.digest)
 
@@ -523,11 +523,17 @@ class Executor:
         variants and the report). An index that lacks a declared variant is not this image."""
         if not image.variants:
             return
-        children = index_children(self.registry, image.repository, digest)
+        index = self.registry.manifest_by_digest(image.repository, digest)
+        children = [(str(d["digest"]), d.get("platform") or {}) for d in index.json().get("manifests") or []]
         for variant in image.variants:
             view = image.variant_view(variant)
+            # A descriptor's `platform` has the config's keys (os, architecture, variant, os.version).
             found = next(
-                (d for d, config in children if check_platform(config, variant.platform, variant.os_version) is None),
+                (
+                    d
+                    for d, platform in children
+                    if check_platform(platform, variant.platform, variant.os_version) is None
+                ),
                 None,
             )
             if found is None:
@@ -628,10 +634,10 @@ class Executor:
         # Per-variant tags (2.1.5-ltsc2019) follow the same rules, pointing at the variant's own image.
         owners: dict[str, tuple[str, str]] = {}
         for key, image in self.plan.images.items():
-            for name, tags in image.variant_tags.items():
-                label = image.variant_view(next(v for v in image.variants if v.name == name)).label
+            for name, variant_tags in image.variant_tags.items():
+                label = f"{key}[{name}]"
                 owners[label] = (key, name)
-                targets.append(Target(label, image.repository, tags, self.results[key].variants[name].digest))
+                targets.append(Target(label, image.repository, variant_tags, self.results[key].variants[name].digest))
         try:
             result.tag_changes = decide_changes(targets, self.registry, self.options.force)
             journals = self.journals
