@@ -35,6 +35,7 @@ class BuildRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     platform: str | None = None
+    os_version: str | None = None  # the Windows version a windows/* build is for (10.0.17763); None otherwise
     push: bool = True
     credentials: Credentials | None = field(default=None, repr=False)
     network: str | None = None
