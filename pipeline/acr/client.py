@@ -53,9 +53,16 @@ class SourceUpload:
     relative_path: str  # what scheduleRun takes as sourceLocation
 
 
+# ACR's run request has no field for the Windows version (PlatformProperties is os/architecture/variant):
+# it reaches the build as this build argument, for a Dockerfile to pick its servercore/nanoserver tag.
+OS_VERSION_ARG = "PIPELINE_OS_VERSION"
+
+
 @dataclass(frozen=True)
 class RemoteBuild:
-    """A DockerBuildRequest: what `az acr build` schedules."""
+    """A DockerBuildRequest: what `az acr build` schedules. `os_version`, the Windows version a Windows
+    build is for (`10.0.17763`), travels as the build argument PIPELINE_OS_VERSION (only when set): a
+    Dockerfile may declare `ARG PIPELINE_OS_VERSION` and choose its base from it."""
 
     image_names: tuple[str, ...]  # repository:tag, relative to the registry's login server
     dockerfile: str  # relative to the source's root
@@ -65,8 +72,15 @@ class RemoteBuild:
     os: str = "Linux"
     architecture: str = "amd64"
     variant: str | None = None
+    os_version: str | None = None
     timeout: int = 3600
     push: bool = True
+
+    def arguments(self) -> dict[str, str]:
+        """The build arguments the run gets: the image's, and PIPELINE_OS_VERSION when os_version is set."""
+        if self.os_version is None:
+            return dict(self.build_args)
+        return {**self.build_args, OS_VERSION_ARG: self.os_version}
 
 
 @dataclass(frozen=True)
@@ -182,16 +196,7 @@ class AcrTasksClient:
             blob.upload_blob(data, length=length, blob_type=BlobType.BLOCKBLOB, overwrite=True)
 
     def schedule(self, build: RemoteBuild) -> str:
-        request = m.DockerBuildRequest(
-            image_names=list(build.image_names),
-            is_push_enabled=build.push,
-            docker_file_path=build.dockerfile,
-            target=build.target,
-            arguments=[m.Argument(name=k, value=v, is_secret=False) for k, v in build.build_args.items()],
-            timeout=min(max(build.timeout, 300), 28800),  # the API's bounds
-            platform=m.PlatformProperties(os=build.os, architecture=build.architecture, variant=build.variant),
-            source_location=build.source_location,
-        )
+        request = docker_build_request(build)
         with _azure_errors(f"scheduling a run on {self.where}"):
             # The long-running operation ends when the run is queued, not when it finishes.
             run = self._tasks.registries.begin_schedule_run(self.spec.resource_group, self.spec.registry, request)
@@ -291,6 +296,20 @@ class AcrTasksClient:
     def delete_task(self, name: str) -> None:
         with _azure_errors(f"deleting task {name} on {self.where}"):
             self._tasks.tasks.begin_delete(self.spec.resource_group, self.spec.registry, name).result()
+
+
+def docker_build_request(build: RemoteBuild) -> m.DockerBuildRequest:
+    """The scheduleRun body for `build` (`.serialize()` is what goes on the wire)."""
+    return m.DockerBuildRequest(
+        image_names=list(build.image_names),
+        is_push_enabled=build.push,
+        docker_file_path=build.dockerfile,
+        target=build.target,
+        arguments=[m.Argument(name=k, value=v, is_secret=False) for k, v in build.arguments().items()],
+        timeout=min(max(build.timeout, 300), 28800),  # the API's bounds
+        platform=m.PlatformProperties(os=build.os, architecture=build.architecture, variant=build.variant),
+        source_location=build.source_location,
+    )
 
 
 def read_log(log_url: str, offset: int) -> LogChunk:

@@ -10,12 +10,22 @@
   registry, and the digest in the run is the registry's. The log is the engine's output.
 - The login server (http on loopback) fronts that registry the way ACR does: bearer challenges,
   /oauth2/exchange (AAD token -> refresh token) and /oauth2/token (refresh token -> access token).
+  A run reads its own registry as ACR Tasks do: a build arg naming `<login server>/repo@digest` is
+  given to the engine as the backend registry's `repo@digest`.
+- Windows runs are emulated (there is no Windows engine here): the engine builds a Linux stand-in
+  (linux/amd64), then the pushed config is rewritten to say `os: windows`, the requested architecture
+  (and variant) and `os.version` from the PIPELINE_OS_VERSION build arg; the new config and manifest go
+  to the backend registry under the same tag, and the run reports the new manifest's digest. A later
+  run whose build args name such an image by digest (a dependant's base) builds FROM the Linux
+  original instead: the layers are the same, only the config differs. `write_windows_platform =
+  False` leaves the stand-in's Linux config as it is (a run that pushes the wrong platform).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import io
 import ipaddress
 import itertools
@@ -50,6 +60,9 @@ PROVIDER = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
     r"/providers/Microsoft\.ContainerRegistry/registries/(?P<registry>[^/]+)(?P<rest>/.*)?$"
 )
+OS_VERSION_ARG = "PIPELINE_OS_VERSION"  # how pipeline passes a Windows build's os_version (no field for it)
+DIGEST_REFERENCE = re.compile(r"(?P<name>[^\s@'\"=]+)@(?P<digest>sha256:[0-9a-f]{64})")
+MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
 class _BuildClient(docker.APIClient):
@@ -146,6 +159,8 @@ class AcrEmulator:
         self.unexpected: list[tuple[str, str]] = []
         self.cancels: list[str] = []
         self.exchanges: list[str] = []  # services the AAD token was exchanged for
+        self.standins: dict[str, str] = {}  # digest of a Windows run's image -> its Linux stand-in's
+        self.write_windows_platform = True  # False: a Windows run pushes its stand-in's Linux config as it is
         self._refresh_tokens: set[str] = set()
         self._access_tokens: set[str] = set()
         self._ids = itertools.count(1)
@@ -388,15 +403,18 @@ class AcrEmulator:
         )
         names = [self._backend_name(n) for n in request.get("imageNames") or []]
         platform = request["platform"]
+        arguments = {a["name"]: a.get("value", "") for a in request.get("arguments") or []}
+        windows = platform["os"].lower() == "windows"
         stream = client.build(
             fileobj=io.BytesIO(source),
             custom_context=True,
             encoding="gzip",
             dockerfile=request["dockerFilePath"],
             tag=names[0] if names else None,
-            buildargs={a["name"]: a.get("value", "") for a in request.get("arguments") or []},
+            buildargs={name: self._engine_reference(value) for name, value in arguments.items()},
             target=request.get("target"),
-            platform=f"{platform['os'].lower()}/{platform.get('architecture', 'amd64')}",
+            # A Windows run's stand-in: the Linux engine builds linux/amd64; its config is rewritten below.
+            platform="linux/amd64" if windows else f"{platform['os'].lower()}/{platform.get('architecture', 'amd64')}",
             rm=True,
             forcerm=True,
             pull=False,
@@ -427,13 +445,69 @@ class AcrEmulator:
                         digest = str(aux["Digest"])
                 if digest is None:
                     raise RuntimeError(f"push of {name} reported no digest")
-                self._log(run, f"Successfully pushed image: {self._public_name(name)}")
                 path = repository.split("/", 1)[1]
+                if windows and self.write_windows_platform:
+                    digest = self._as_windows(run, path, tag, digest, platform, arguments.get(OS_VERSION_ARG))
+                self._log(run, f"Successfully pushed image: {self._public_name(name)}")
                 images.append({"registry": self.login_server, "repository": path, "tag": tag, "digest": digest})
         with self._lock:
             run.output_images = images
         client.close()
         self._finish(run, "Succeeded")
+
+    def _engine_reference(self, value: str) -> str:
+        """A build arg as the engine gets it: `repo@digest` on the login server read from the backend
+        registry, and a Windows stand-in's digest replaced by its Linux original's."""
+
+        def swap(match: re.Match[str]) -> str:
+            name, digest = match["name"], match["digest"]
+            if name.startswith(self.login_server + "/"):
+                name = self.backend_registry + name[len(self.login_server) :]
+            with self._lock:
+                digest = self.standins.get(digest, digest)
+            return f"{name}@{digest}"
+
+        return DIGEST_REFERENCE.sub(swap, value)
+
+    def _as_windows(
+        self, run: EmulatedRun, path: str, tag: str, digest: str, platform: dict[str, Any], os_version: str | None
+    ) -> str:
+        """Rewrite the pushed stand-in's config to the Windows platform asked for; the new manifest's digest."""
+        base = f"http://{self.backend_registry}/v2/{path}"
+        with httpx.Client(timeout=120) as http:
+            got = http.get(f"{base}/manifests/{digest}", headers={"Accept": MANIFEST_ACCEPT})
+            got.raise_for_status()
+            media_type = got.headers["Content-Type"]
+            manifest = got.json()
+            config_response = http.get(f"{base}/blobs/{manifest['config']['digest']}")
+            config_response.raise_for_status()
+            config = config_response.json()
+            config.update(os="windows", architecture=platform.get("architecture") or "amd64")
+            for key, value in (("variant", platform.get("variant")), ("os.version", os_version)):
+                if value:
+                    config[key] = value
+                else:
+                    config.pop(key, None)
+            blob = json.dumps(config, separators=(",", ":")).encode()
+            blob_digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+            started = http.post(f"{base}/blobs/uploads/")
+            started.raise_for_status()
+            location = urllib.parse.urljoin(base, started.headers["Location"])
+            separator = "&" if "?" in location else "?"
+            http.put(
+                f"{location}{separator}digest={blob_digest}",
+                content=blob,
+                headers={"Content-Type": "application/octet-stream"},
+            ).raise_for_status()
+            manifest["config"] = {**manifest["config"], "digest": blob_digest, "size": len(blob)}
+            body = json.dumps(manifest, indent=3).encode()
+            http.put(f"{base}/manifests/{tag}", content=body, headers={"Content-Type": media_type}).raise_for_status()
+        windows_digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        with self._lock:
+            self.standins[windows_digest] = digest
+        said = f"windows/{config['architecture']}" + (f" os.version {os_version}" if os_version else "")
+        self._log(run, f"Emulated Windows image: {said}, config of the Linux stand-in {digest} rewritten")
+        return windows_digest
 
     def _backend_name(self, image_name: str) -> str:
         """ACR pushes `repo:tag` (or `<login server>/repo:tag`) into its own storage: the backend registry."""

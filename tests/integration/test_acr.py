@@ -17,10 +17,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.acr.auth import ACR_USERNAME, AcrExchangeCredentials
+from pipeline.acr.client import StaticTokenCredential
 from pipeline.acr.sync import GIT_TOKEN_VARIABLE, sync_tasks
+from pipeline.builders import BuildOutcome, BuildRequest
+from pipeline.builders.acr import AcrBuilder
 from pipeline.config import load_config
+from pipeline.config.schema import AcrSpec
 from pipeline.errors import AuthError
 from pipeline.plan import RunContext, make_plan
+from pipeline.registry.reference import ImageRef, parse_repository
 from tests.acr.azurite import Azurite
 from tests.acr.emulator import AcrEmulator
 from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
@@ -394,3 +399,102 @@ pipelines:
     (trigger,) = emulator.tasks["environ-app"]["properties"]["trigger"]["sourceTriggers"]
     assert trigger["sourceRepository"]["sourceControlAuthProperties"]["token"] == "pat-from-environ"
     assert emulator.unexpected == []
+
+
+LTSC2019 = "10.0.17763"
+WINDOWS_BASE_DOCKERFILE = """\
+FROM scratch
+ARG PIPELINE_OS_VERSION
+COPY base.txt /
+LABEL base.os-version=${PIPELINE_OS_VERSION}
+"""
+WINDOWS_APP_DOCKERFILE = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app.txt /\n"
+
+
+def build_on_acr(
+    emu: AcrEmulator, context: Path, repository: str, base: str | None = None, os_version: str | None = LTSC2019
+) -> BuildOutcome:
+    """One build through the ACR backend (the builder a run uses for a Windows variant)."""
+    credentials = AcrExchangeCredentials(lambda registry: None, lambda: emu.token, [emu.login_server])
+    spec = AcrSpec.model_validate(emu.acr_settings())
+    request = BuildRequest(
+        image=f"win/{context.name}",
+        context=context,
+        dockerfile=context / "Dockerfile",
+        tag=ImageRef(parse_repository(f"{emu.login_server}/{repository}"), tag="sha-0123456789ab"),
+        build_args={"BASE_IMAGE": base} if base else {},
+        platform="windows/amd64",
+        os_version=os_version,
+        credentials=credentials(emu.login_server),
+    )
+    return (
+        AcrBuilder(StaticTokenCredential(emu.token), poll_seconds=0.2)
+        .for_settings(spec)
+        .build(request, lambda step, message: None)
+    )
+
+
+def windows_contexts(root: Path) -> tuple[Path, Path]:
+    write_project(root, "", {"base": WINDOWS_BASE_DOCKERFILE, "app": WINDOWS_APP_DOCKERFILE})
+    (root / "images" / "base" / "base.txt").write_text("base\n")
+    (root / "images" / "app" / "app.txt").write_text("app\n")
+    return root / "images" / "base", root / "images" / "app"
+
+
+def test_windows_variant_on_acr_carries_its_platform_and_a_dependant_builds_from_it_by_digest(
+    tmp_path: Path, emulator: AcrEmulator, namespace: str, plain_peek: RegistryPeek, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.client_environment()["REQUESTS_CA_BUNDLE"])
+    base_context, app_context = windows_contexts(tmp_path)
+    before = len(emulator.runs)
+
+    base = build_on_acr(emulator, base_context, f"{namespace}/winbase")
+
+    run = list(emulator.runs.values())[before]
+    assert run.request["platform"] == {"os": "Windows", "architecture": "amd64"}
+    assert {"name": "PIPELINE_OS_VERSION", "value": LTSC2019, "isSecret": False} in run.request["arguments"]
+    # What the registry holds under the build tag: the digest the build reported, a Windows config of
+    # the version asked for, built by a Dockerfile that read the version from PIPELINE_OS_VERSION.
+    assert base.pushed_digest is not None
+    assert plain_peek.digest(f"{namespace}/winbase", "sha-0123456789ab") == base.pushed_digest
+    config = plain_peek.image_config(f"{namespace}/winbase", base.pushed_digest)
+    assert (config["os"], config["architecture"]) == ("windows", "amd64")
+    assert config["os.version"] == LTSC2019 or config["os.version"].startswith(LTSC2019 + ".")
+    assert config["config"]["Labels"]["base.os-version"] == LTSC2019
+
+    # A dependant Windows variant FROM the base's Windows variant by digest (as `{{ images.base }}` is).
+    base_reference = f"{emulator.login_server}/{namespace}/winbase@{base.pushed_digest}"
+    app = build_on_acr(emulator, app_context, f"{namespace}/winapp", base=base_reference)
+
+    assert app.pushed_digest is not None
+    app_config = plain_peek.image_config(f"{namespace}/winapp", app.pushed_digest)
+    assert (app_config["os"], app_config["os.version"]) == ("windows", LTSC2019)
+    base_layers = plain_peek.layers(f"{namespace}/winbase", base.pushed_digest)
+    app_layers = plain_peek.layers(f"{namespace}/winapp", app.pushed_digest)
+    assert app_layers[: len(base_layers)] == base_layers and len(app_layers) == len(base_layers) + 1
+    assert emulator.unexpected == []
+
+
+def test_a_run_that_pushes_another_platform_than_asked_is_refused(
+    tmp_path: Path, services: Services, emulator: AcrEmulator, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    mixed_project(tmp_path, services, emulator, namespace, "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n", sign=False)
+    config = tmp_path / "pipelines.yaml"
+    config.write_text(
+        config.read_text().replace("        builder: acr\n", "        builder: acr\n        platform: windows/amd64\n")
+    )
+    init_git(tmp_path)
+    emulator.write_windows_platform = False  # the run pushes its Linux stand-in's config: the wrong os
+    try:
+        result = run_cli(["run", "--version", "3.0.0", "--report", "report.json"], tmp_path, env=env_for(emulator))
+    finally:
+        emulator.write_windows_platform = True
+
+    assert result.code == 1, result.output
+    assert "but its config says linux/amd64, not windows/amd64; not published as that variant" in result.stderr
+    report = {i["image"]: i for i in json.loads((tmp_path / "report.json").read_text())["images"]}
+    assert report["mixed/app"]["status"] == "failed" and not report["mixed/app"].get("digest")
+    assert "mixed/app" in report["mixed/app"]["error"] and "windows/amd64" in report["mixed/app"]["error"]
+    # Nothing released: no tag moved on either image (all or nothing).
+    assert "3.0.0" not in plain_peek.tags(f"{namespace}/app") and "latest" not in plain_peek.tags(f"{namespace}/app")
+    assert "3.0.0" not in plain_peek.tags(f"{namespace}/base")

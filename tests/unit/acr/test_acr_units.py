@@ -7,11 +7,12 @@ import gzip
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.acr.auth import is_acr_host
-from pipeline.acr.client import StaticTokenCredential, arm_scope
+from pipeline.acr.client import RemoteBuild, StaticTokenCredential, arm_scope, docker_build_request
 from pipeline.acr.source import GENERATED_DOCKERFILE, source_archive, with_labels
 from pipeline.acr.tasks import (
     IMAGE_TAG,
@@ -120,6 +121,67 @@ def test_platforms() -> None:
     assert platform_properties("linux/arm64/v8") == ("Linux", "arm64", "v8")
     with pytest.raises(ConfigError, match="darwin/arm64"):
         platform_properties("darwin/arm64")
+
+
+def _wire(build: RemoteBuild) -> dict[str, Any]:
+    """The scheduleRun body as it goes to Azure."""
+    return dict(docker_build_request(build).serialize())
+
+
+def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a_build_arg() -> None:
+    build = RemoteBuild(
+        image_names=("shop/app:sha-1",),
+        dockerfile="Dockerfile",
+        source_location="source/x.tar.gz",
+        build_args={"BASE": "mcr.microsoft.com/windows/servercore"},
+        os="Windows",
+        architecture="amd64",
+        os_version="10.0.17763",
+    )
+    body = _wire(build)
+    assert body["platform"] == {"os": "Windows", "architecture": "amd64"}
+    assert body["arguments"] == [
+        {"name": "BASE", "value": "mcr.microsoft.com/windows/servercore", "isSecret": False},
+        {"name": "PIPELINE_OS_VERSION", "value": "10.0.17763", "isSecret": False},
+    ]
+
+
+def test_a_run_request_without_os_version_has_no_pipeline_os_version() -> None:
+    build = RemoteBuild(
+        image_names=("shop/app:sha-1",),
+        dockerfile="Dockerfile",
+        source_location="source/x.tar.gz",
+        build_args={"BASE": "busybox"},
+        architecture="arm64",
+        variant="v8",
+    )
+    body = _wire(build)
+    assert body["platform"] == {"os": "Linux", "architecture": "arm64", "variant": "v8"}
+    assert [a["name"] for a in body["arguments"]] == ["BASE"]
+
+
+@pytest.mark.parametrize(
+    ("platform", "build_args", "message"),
+    [
+        ("linux/amd64", {}, "os_version 10.0.17763 is for windows/\\* platforms, not linux/amd64"),
+        ("windows/amd64", {"PIPELINE_OS_VERSION": "10.0.20348"}, "contradicts os_version 10.0.17763"),
+    ],
+)
+def test_builder_refuses_an_os_version_it_cannot_honour(
+    tmp_path: Path, platform: str, build_args: dict[str, str], message: str
+) -> None:
+    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
+    request = BuildRequest(
+        image="p/app",
+        context=tmp_path,
+        dockerfile=tmp_path / "Dockerfile",
+        tag=ImageRef(parse_repository("shop.azurecr.io/app"), tag="sha-1"),
+        build_args=build_args,
+        platform=platform,
+        os_version="10.0.17763",
+    )
+    with pytest.raises(ConfigError, match=message):
+        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, lambda step, message: None)
 
 
 def test_arm_scopes_and_acr_hosts() -> None:
