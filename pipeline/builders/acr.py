@@ -26,8 +26,6 @@ from pipeline.builders import LOG_TAIL_LINES, Builder, BuildOutcome, BuildReques
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
 from pipeline.plan import Engine, PlannedImage
-from pipeline.registry.client import RegistryClient
-from pipeline.registry.platforms import check_platform
 
 POLL_SECONDS = 1.0
 # The run log: ACR's own lines stamped "2024/01/01 12:00:00 ...", and the engine's (classic) build output,
@@ -179,10 +177,7 @@ class AcrBuilder:
         finally:
             with self._lock:
                 self._active.pop(run_id, None)
-        outcome = self._outcome(request, server, state, follower)
-        if outcome.pushed_digest is not None:
-            _check_pushed_platform(request, server, run_id, outcome.pushed_digest)
-        return outcome
+        return self._outcome(request, server, state, follower)
 
     def _follow(
         self, client: AcrTasksClient, run_id: str, timeout: int, request: BuildRequest, progress: ProgressFn
@@ -261,27 +256,6 @@ def _check_os_version(request: BuildRequest, os_name: str) -> None:
         raise ConfigError(
             f"{request.image}: build arg {OS_VERSION_ARG}={given} contradicts os_version {request.os_version} "
             f"(pipeline passes os_version as {OS_VERSION_ARG}; drop the build arg)"
-        )
-
-
-def _check_pushed_platform(request: BuildRequest, server: str, run_id: str, digest: str) -> None:
-    """Fail closed: read the config of what the run pushed and refuse it unless it is the platform (and
-    Windows version) asked for, so a wrong-platform image is never published as that variant."""
-    platform = request.platform or "linux/amd64"
-    repository = request.tag.repository
-    with RegistryClient(lambda registry: request.credentials if registry == server else None) as registry:
-        manifest = registry.get_manifest(repository.with_digest(digest))
-        if manifest.is_index:
-            problem: str | None = "it is an image index, not one image"
-        else:
-            config_digest = str((manifest.json().get("config") or {}).get("digest", ""))
-            config = json.loads(registry.get_blob(repository, config_digest)) if config_digest else {}
-            problem = check_platform(config if isinstance(config, dict) else {}, platform, request.os_version)
-    if problem is not None:
-        asked = platform + (f" (os_version {request.os_version})" if request.os_version else "")
-        raise BuildError(
-            f"{request.image}: run {run_id} pushed {repository}@{digest} for {asked}, but {problem}; "
-            "not published as that variant"
         )
 
 

@@ -430,7 +430,7 @@ class Executor:
                 f"{image.label}: {pushed} points at {digest} in the registry, but the push wrote "
                 f"{outcome.pushed_digest} (another push to the same tag?)"
             )
-        if image.variant is not None and image.platform is not None:
+        if image.platform is not None:
             self._check_platform(image, digest)
         result.digest = digest
         if inputs is not None and inputs.tag != build_tag:
@@ -443,15 +443,19 @@ class Executor:
         return f"[{image.variant}] " if image.variant else ""
 
     def _check_platform(self, image: PlannedImage, digest: str) -> None:
-        """Fail closed: a builder that built another platform than the variant asked for (an engine
-        ignoring --platform, a remote runner on the wrong Windows version) must not be published as it."""
+        """Fail closed, whatever the builder: an image of another platform than asked for (an engine
+        ignoring --platform, a remote runner on another Windows version) is never published as it."""
         manifest = self.registry.manifest_by_digest(image.repository, digest)
-        problem = check_platform(
-            self.registry.image_config(image.repository, manifest), image.platform or "", image.os_version
-        )
+        if manifest.is_index:
+            problem: str | None = "it is an image index, not one image"
+        else:
+            config = self.registry.image_config(image.repository, manifest)
+            problem = check_platform(config, image.platform or "", image.os_version)
         if problem is not None:
+            asked = _shown_platform(image)
             raise BuildError(
-                f"{image.label}: the pushed image {image.repository}@{digest} is not what was asked: {problem}"
+                f"{image.label}: the build pushed {image.repository}@{digest} for {asked}, but {problem}; "
+                "not published as that variant"
             )
 
     def _build_variants(self, image: PlannedImage, result: ImageResult) -> None:
