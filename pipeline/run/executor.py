@@ -346,8 +346,9 @@ class Executor:
         self._sign(image, digest)
 
     def _sign(self, image: PlannedImage, digest: str) -> None:
-        """Right after the push, by digest, before any release or floating tag can move."""
-        if self.sign is not None:
+        """Right after the push, by digest, before any release or floating tag can move. A variant is
+        signed with its index (the index and every child, as `cosign sign --recursive`), not twice."""
+        if self.sign is not None and image.variant is None:
             done = self.sign(image, digest)
             if done:
                 self._emit(image.key, "sign", self._of(image) + done)
