@@ -195,7 +195,8 @@ def promote(
 @optional_config_option("registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
 def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: Path | None, as_json: bool) -> None:
-    """Show REPOSITORY's tags as versions: each version, its digest, and the tags that share it.
+    """Show REPOSITORY's tags as versions: each version, its digest (with the platforms of an image
+    index), and the tags that share it.
 
     \b
     Example:
@@ -208,7 +209,14 @@ def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: P
         data = {
             "repository": str(view.repository),
             "versions": [
-                {"version": r.version, "tag": r.tag, "digest": r.digest, "also": list(r.also)} for r in view.versions
+                {
+                    "version": r.version,
+                    "tag": r.tag,
+                    "digest": r.digest,
+                    "also": list(r.also),
+                    "platforms": [{"platform": platform, "digest": child} for child, platform in r.platforms],
+                }
+                for r in view.versions
             ],
             "other_tags": view.other,
         }
@@ -220,6 +228,7 @@ def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: P
     width = max([len(r.tag) for r in view.versions] + [7])
     for row in view.versions:
         also = f"  ({', '.join(row.also)})" if row.also else ""
-        click.echo(f"{row.tag:<{width}}  {(row.digest or '-')[:19]}{also}")
+        platforms = f"  [{', '.join(platform for _child, platform in row.platforms)}]" if row.platforms else ""
+        click.echo(f"{row.tag:<{width}}  {(row.digest or '-')[:19]}{platforms}{also}")
     for tag, digest in sorted(view.other.items()):
         click.echo(f"{tag:<{width}}  {(digest or '-')[:19]}  (not on any version)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,10 +19,11 @@ from pipeline.cli.common import (
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
-from pipeline.signing.actions import sign_reference, verify_reference
+from pipeline.signing.actions import SignResult, sign_reference, verify_reference
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.signer import SignatureStorage
 from pipeline.signing.trust import TrustPolicy
+from pipeline.signing.verify import Verification
 
 
 @click.group()
@@ -77,6 +79,9 @@ def sign(
 ) -> None:
     """Sign REFERENCE's digest (a tag is resolved to its digest first; the tag itself is never signed).
 
+    An image index (a multi-platform image) is signed recursively, like `cosign sign --recursive`: each
+    platform's manifest, then the index, so `verify` and cosign accept whichever one a puller gets.
+
     \b
     Example:
       COSIGN_PASSWORD=... pipeline sign 127.0.0.1:5000/demo/app:1.0.0 --key cosign.key
@@ -92,18 +97,28 @@ def sign(
             trust_config=str(trust_config) if trust_config else None,
             storage=storage,
         )
-    data = {
+    data = _signed_data(signed)
+    data["children"] = [_signed_data(child) for child in signed.children]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for done in [*signed.children, signed]:
+        forms = ", ".join(done.written) or f"already signed ({', '.join(done.already_signed)})"
+        platform = f" ({done.platform})" if done.platform else ""
+        click.echo(f"{done.reference}{platform}: signed by {done.signer}: {forms}")
+
+
+def _signed_data(signed: SignResult) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "digest": signed.digest,
         "signer": signed.signer,
         "written": list(signed.written),
         "already_signed": list(signed.already_signed),
         "reference": signed.reference,
     }
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        done = ", ".join(signed.written) or f"already signed ({', '.join(signed.already_signed)})"
-        click.echo(f"{signed.reference}: signed by {signed.signer}: {done}")
+    if signed.platform:
+        data["platform"] = signed.platform
+    return data
 
 
 @click.command()
@@ -138,6 +153,9 @@ def verify(
     """Verify REFERENCE's signatures: exit 0 verified, 1 not (no signature, bad signature or wrong
     identity), with the reason.
 
+    An image index is verified with every platform's manifest: one child without an acceptable
+    signature fails the whole verification, naming the child's platform.
+
     A signature counts only if it verifies with the key (or chains to the trust config's roots for the
     identity) and names this repository and this exact manifest digest.
 
@@ -161,16 +179,26 @@ def verify(
         )
     with session(config).registry(insecure) as registry:
         result = verify_reference(registry, ref, required, policy_rules)
-    data = {
+    data = _verified_data(result)
+    data["children"] = [_verified_data(child) for child in result.children]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    elif result.verified:
+        click.echo(f"{result.reference}: verified ({'; '.join(result.satisfied)})")
+        for child in result.children:
+            click.echo(f"  {child.digest} ({child.platform}): verified ({'; '.join(child.satisfied)})")
+    if not result.verified:
+        raise VerificationFailed(f"{result.reference}: not verified: {result.reason}")
+
+
+def _verified_data(result: Verification) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "reference": result.reference,
         "verified": result.verified,
         "reason": result.reason,
         "satisfied": list(result.satisfied),
         "signatures_found": result.signatures_found,
     }
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    elif result.verified:
-        click.echo(f"{result.reference}: verified ({'; '.join(result.satisfied)})")
-    if not result.verified:
-        raise VerificationFailed(f"{result.reference}: not verified: {result.reason}")
+    if result.platform:
+        data["platform"] = result.platform
+    return data

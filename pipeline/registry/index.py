@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +186,9 @@ def push_index(registry: RegistryClient, repository: Repository, children: Seque
     manifest list. Any other refusal is an error: a list would be refused too."""
     if not children:
         raise RegistryError(f"{repository}: an index needs at least one image")
-    entries = [index_entry(registry, repository, digest) for digest in children]
+    # Each child costs two reads (manifest, config) unless cached: read them side by side, not in turn.
+    with ThreadPoolExecutor(max_workers=min(8, len(children))) as pool:
+        entries = list(pool.map(lambda digest: index_entry(registry, repository, digest), children))
     manifest = _as_manifest(index_body(entries, OCI_INDEX), OCI_INDEX)
     response = _put(registry, repository, manifest)
     if _refuses_kind(response):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import SigningError
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
+from pipeline.registry.index import index_platforms
 from pipeline.signing.keys import SigningKey
 from pipeline.signing.signer import SignatureStorage, sign_digest
 from pipeline.signing.storage import write_bundle
@@ -32,12 +33,20 @@ class RunSigner:
             if image.signature_storage == "both"
             else ("referrers" if image.signature_storage == "referrers" else "legacy")
         )
+        # An index is signed with every child, children first (see signing.actions.sign_reference).
+        subjects = [child for child, _platform in index_platforms(self.registry, image.repository, digest)]
         if sign.key is not None:
             key = self.keys[sign.key]
-            outcome = sign_digest(self.registry, image.repository, digest, key, storage)
+            outcomes = [sign_digest(self.registry, image.repository, d, key, storage) for d in [*subjects, digest]]
+            outcome = outcomes[-1]
             done = ", ".join(outcome.written) or f"already signed ({', '.join(outcome.already)})"
-            return f"signed {digest[:19]} with {outcome.key_id}: {done}"
+            return f"signed {digest[:19]}{_with_children(subjects)} with {outcome.key_id}: {done}"
         if self.keyless is None:
             raise SigningError(f"{image.key}: keyless signing needs an identity token (--identity-token)")
-        write_bundle(self.registry, image.repository, digest, self.keyless.bundle(str(image.repository), digest))
-        return f"signed {digest[:19]} as {self.keyless.identity} (bundle, referrers)"
+        for subject in [*subjects, digest]:
+            write_bundle(self.registry, image.repository, subject, self.keyless.bundle(str(image.repository), subject))
+        return f"signed {digest[:19]}{_with_children(subjects)} as {self.keyless.identity} (bundle, referrers)"
+
+
+def _with_children(children: list[str]) -> str:
+    return f" and its {len(children)} platform images" if children else ""

@@ -12,6 +12,7 @@ from pipeline.dockerfile import base_images
 from pipeline.errors import VerificationFailed
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
+from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import ImageRef
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.verify import verify_any
@@ -44,19 +45,22 @@ class TrustPolicy:
 
 def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: str) -> str | None:
     """Verify `ref` against every matching rule; return its digest, None if no rule applies.
-    Raise VerificationFailed naming `what` (e.g. "shop/app: base image …") otherwise."""
+    Raise VerificationFailed naming `what` (e.g. "shop/app: base image …") otherwise. An index must
+    pass with every child (a build or a puller gets one of them); a failing child is named by platform."""
     alternatives_per_rule = policy.requirements_for(str(ref.repository))
     if not alternatives_per_rule:
         return None
     digest = ref.digest or registry.resolve_digest(ref)
     if digest is None:
         raise VerificationFailed(f"{what} {ref}: not found in the registry, so its signature cannot be checked")
-    for alternatives in alternatives_per_rule:
-        passing, why = verify_any(registry, ref.repository, digest, alternatives)
-        if passing is None:
-            raise VerificationFailed(
-                f"{what} {ref.repository}@{digest} is not signed as the trust policy requires: {why}"
-            )
+    children = index_platforms(registry, ref.repository, digest)
+    subjects = [(digest, f"{ref.repository}@{digest}")]
+    subjects += [(child, f"{ref.repository}@{digest}: its {platform} image {child}") for child, platform in children]
+    for subject, shown in subjects:
+        for alternatives in alternatives_per_rule:
+            passing, why = verify_any(registry, ref.repository, subject, alternatives)
+            if passing is None:
+                raise VerificationFailed(f"{what} {shown} is not signed as the trust policy requires: {why}")
     return digest
 
 

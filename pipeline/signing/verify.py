@@ -124,6 +124,8 @@ class Verification:
     reason: str | None
     satisfied: tuple[str, ...]
     signatures_found: int
+    platform: str = ""  # for a child of an index: `linux/arm64`, `windows/amd64 10.0.17763`
+    children: tuple[Verification, ...] = ()  # an index's children, each verified the same way
 
     @property
     def reference(self) -> str:

@@ -57,6 +57,9 @@ class FaultPlan:
     hang_rate: float = 0.0
     hang_seconds: float = 5.0
     fail_tags: set[str] = field(default_factory=set)  # every PUT of these (`tag` or `repo/path:tag`) answers 500
+    # A manifest PUT with one of these Content-Types answers 400 MANIFEST_INVALID, as registries without
+    # OCI image index support do.
+    refuse_manifest_types: set[str] = field(default_factory=set)
     hold: Hold | None = None
     injected: list[tuple[str, str, str]] = field(default_factory=list)  # (fault, method, path)
     injected_at: list[float] = field(default_factory=list)  # time.monotonic() of each injection
@@ -137,6 +140,15 @@ def _handler(upstream: tuple[str, int], plan: FaultPlan) -> type[BaseHTTPRequest
         def _handle(self) -> None:
             body = read_body(self)
             fault = plan.choose(self.command, self.path)
+            content_type = self.headers.get("Content-Type", "")
+            if self.command == "PUT" and "/manifests/" in self.path and content_type in plan.refuse_manifest_types:
+                with plan._lock:
+                    plan._log("refuse-type", self.command, self.path)
+                return self._answer(
+                    400,
+                    {"Content-Type": "application/json"},
+                    b'{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"unsupported"}]}',
+                )
             if fault == "drop":
                 return self._abort()
             if fault in ("500", "503"):
