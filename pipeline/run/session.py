@@ -158,12 +158,21 @@ class Session:
         `registries.*.ca_file`) plus any `--insecure-registry` given."""
         hosts = [*insecure, *(self.config.spec.insecure_registries if self.config else [])]
         return RegistryClient(
-            credentials or self.credentials(),
+            credentials or self.credentials(self._acr_specs()),
             hosts,
             timeout=self.settings.registry_timeout,
             ca_files=self._ca_files(),
             content_cache=ContentCache(self.settings.cache_dir / "content"),
         )
+
+    def _acr_specs(self) -> list[AcrSpec]:
+        """The config's ACR registries (top level and pipelines'): `sign`, `verify`, `promote` and `tags`
+        on their login servers authenticate as a run does."""
+        if self.config is None:
+            return []
+        spec = self.config.spec
+        found = [spec.acr, *(p.acr for p in spec.pipelines.values())]
+        return list({a.server: a for a in found if a is not None}.values())
 
     def trust_policy(self) -> TrustPolicy | None:
         """The config's trust policy (None without a config)."""
