@@ -1,18 +1,49 @@
 """`pipeline explain`: why an image would be rebuilt — which of its inputs differ from its last
-pushed build on this line of history, down to the context files git says changed since then."""
+pushed build on this line of history, down to the context files git says changed since then. An image
+with variants is predicted as a whole (its index is reused only when every variant is); each variant's
+input digest is listed, and compared with the child of the last build's index for the same platform."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs
+from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs, InputDigest
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
-from pipeline.plan import REVISION_LABEL, Plan
-from pipeline.registry.client import RegistryClient
+from pipeline.config.resolve import same_windows_build
+from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
+from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.vcs.loader import git
+
+
+@dataclass
+class VariantExplanation:
+    name: str
+    platform: str
+    os_version: str | None
+    inputs: str | None  # the variant's input digest; None while a dependency is rebuilt
+    changed_inputs: list[str] = field(default_factory=list)
+    last_build: str | None = None  # its child in the last build's index
+
+    @property
+    def line(self) -> str:
+        where = self.platform + (f" {self.os_version}" if self.os_version else "")
+        inputs = f"inputs {self.inputs[:19]}" if self.inputs else "inputs unknown until its dependencies are built"
+        changed = f"; changed: {', '.join(self.changed_inputs)}" if self.changed_inputs else ""
+        return f"variant {self.name} ({where}): {inputs}{changed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "platform": self.platform,
+            "os_version": self.os_version,
+            "inputs": self.inputs,
+            "changed_inputs": self.changed_inputs,
+            "last_build": self.last_build,
+        }
 
 
 @dataclass
@@ -21,6 +52,7 @@ class Explanation:
     details: list[str] = field(default_factory=list)
     changed_inputs: list[str] = field(default_factory=list)
     last_build: str | None = None
+    variants: list[VariantExplanation] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -28,7 +60,45 @@ class Explanation:
             "details": self.details,
             "changed_inputs": self.changed_inputs,
             "last_build": self.last_build,
+            "variants": [variant.as_dict() for variant in self.variants],
         }
+
+
+def descriptor_platform(descriptor: Mapping[str, Any]) -> tuple[str, str | None]:
+    """An index entry's platform as the config names it (os/arch[/variant]) and its Windows version."""
+    platform = descriptor.get("platform") or {}
+    text = f"{platform.get('os', '')}/{platform.get('architecture', '')}"
+    if platform.get("variant"):
+        text += f"/{platform['variant']}"
+    return text, platform.get("os.version")
+
+
+def match_children(variants: Sequence[Variant], descriptors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Variant name -> digest of the index entry built for it: same platform, and for a Windows variant
+    the same Windows build (an index records 10.0.17763.5458 for a variant declared 10.0.17763)."""
+    found: dict[str, str] = {}
+    for variant in variants:
+        for descriptor in descriptors:
+            platform, os_version = descriptor_platform(descriptor)
+            if platform != variant.platform:
+                continue
+            if variant.os_version is None or same_windows_build(variant.os_version, os_version or ""):
+                found[variant.name] = str(descriptor["digest"])
+                break
+    return found
+
+
+def changed_components(inputs: InputDigest, labels: Mapping[str, str]) -> list[str]:
+    """The input components whose hash differs from the one a build's labels recorded."""
+    return [name for name, value in inputs.components.items() if labels.get(f"{INPUTS_LABEL}.{name}") != value]
+
+
+def _variant_explanations(image: PlannedImage, inputs: InputDigest | None) -> list[VariantExplanation]:
+    digests = inputs.variants if inputs is not None else {}
+    return [
+        VariantExplanation(v.name, v.platform, v.os_version, digests[v.name].digest if v.name in digests else None)
+        for v in image.variants
+    ]
 
 
 def explain_image(
@@ -36,8 +106,25 @@ def explain_image(
 ) -> Explanation:
     predictions = predict(plan, registry, blobs)
     prediction = predictions[key]
+    image = plan.images[key]
+    variants = _variant_explanations(image, prediction.inputs)
     if prediction.action == "reuse":
-        return Explanation(f"reuse {prediction.digest}: its inputs match that pushed image ({prediction.why})")
+        verdict = f"reuse {prediction.digest}: its inputs match that pushed image ({prediction.why})"
+        return Explanation(verdict, [v.line for v in variants], variants=variants)
+    explanation = _explain_build(plan, key, registry, base_dir, prediction.why, prediction.inputs, variants)
+    explanation.variants = variants
+    return explanation
+
+
+def _explain_build(
+    plan: Plan,
+    key: str,
+    registry: RegistryClient,
+    base_dir: Path,
+    why: str,
+    inputs: InputDigest | None,
+    variants: list[VariantExplanation],
+) -> Explanation:
     image = plan.images[key]
     try:
         repo = git.Repo(base_dir, search_parent_directories=True)
@@ -46,24 +133,28 @@ def explain_image(
         repo, history = None, []
     found = last_build(registry, image, history)
     if found is None:
-        return Explanation(f"build: {prediction.why}; no earlier build of it is tagged on this line of history")
+        lines = [v.line for v in variants]
+        return Explanation(f"build: {why}; no earlier build of it is tagged on this line of history", lines)
     digest = found.digest
-    labels = registry.image_labels(image.repository.with_digest(digest))
-    explanation = Explanation(f"build: {prediction.why}", last_build=f"{image.repository}@{digest}")
+    manifest = registry.manifest_by_digest(image.repository, digest)
+    labels = registry.manifest_labels(image.repository, manifest)
+    explanation = Explanation(f"build: {why}", last_build=f"{image.repository}@{digest}")
     if INPUTS_LABEL not in labels:
         explanation.details.append(f"the last build {digest[:19]} records no inputs (built without the input cache)")
+        explanation.details += [v.line for v in variants]
         return explanation
-    if prediction.inputs is None:  # a dependency is rebuilt, so this image's own inputs can't be final yet
-        explanation.details.append(prediction.why)
+    if inputs is None:  # a dependency is rebuilt, so this image's own inputs can't be final yet
+        explanation.details.append(why)
+        explanation.details += [v.line for v in variants]
         return explanation
-    for name, value in prediction.inputs.components.items():
-        if labels.get(f"{INPUTS_LABEL}.{name}") != value:
-            explanation.changed_inputs.append(name)
     explanation.details.append(
         f"last build: {image.repository}@{digest[:19]} from commit {labels.get(REVISION_LABEL, 'unknown')[:12]}"
     )
-    for name in explanation.changed_inputs:
-        explanation.details.append(f"changed: {name}")
+    if variants:
+        _compare_variants(registry, image, manifest, inputs, variants, explanation)
+    else:
+        explanation.changed_inputs = changed_components(inputs, labels)
+        explanation.details += [f"changed: {name}" for name in explanation.changed_inputs]
     revision = labels.get(REVISION_LABEL)
     if "context" in explanation.changed_inputs and repo is not None and revision:
         context = image.context.resolve().relative_to(Path(str(repo.working_tree_dir)).resolve()).as_posix()
@@ -73,3 +164,27 @@ def explain_image(
             files = []
         explanation.details += [f"  {path}" for path in files[:50]]
     return explanation
+
+
+def _compare_variants(
+    registry: RegistryClient,
+    image: PlannedImage,
+    manifest: Manifest,
+    inputs: InputDigest,
+    variants: list[VariantExplanation],
+    explanation: Explanation,
+) -> None:
+    """Each variant against the last index's child for its platform; the image's changed inputs are
+    every component some variant changed (its context's files are listed once, below)."""
+    children = match_children(image.variants, manifest.json().get("manifests") or []) if manifest.is_index else {}
+    for variant in variants:
+        child = children.get(variant.name)
+        if child is None:
+            variant.changed_inputs = ["variant"]  # new, or the last build was one image, not an index
+        else:
+            variant.last_build = child
+            labels = registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child))
+            variant.changed_inputs = changed_components(inputs.variants[variant.name], labels)
+        explanation.details.append(variant.line)
+    every = [name for v in variants for name in v.changed_inputs]
+    explanation.changed_inputs = list(dict.fromkeys(every))

@@ -11,10 +11,11 @@ import click
 from pipeline.cache.predict import Prediction
 from pipeline.cli.common import config_option, progress_mode, run_options, secrets, session
 from pipeline.cli.diagram import to_dot, to_mermaid
+from pipeline.cli.variants import variant_lines_of, variant_row
 from pipeline.config import load_config
 from pipeline.config.templates import render
 from pipeline.errors import RegistryError, UsageError
-from pipeline.plan import Plan
+from pipeline.plan import Plan, PlannedImage, base_variant
 from pipeline.run.executor import RunOptions
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Session, check_result
@@ -91,10 +92,19 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
     predictions = {} if offline else _predictions(the_session, the_plan)
     rows: list[dict[str, Any]] = []
     for step, (key, image) in enumerate(the_plan.images.items(), start=1):
-        image_values = dict(values)
-        for dep in image.depends_on:
-            dep_image = the_plan.images[dep]
-            image_values[f"images.{dep_image.name}"] = f"{dep_image.repository}@<digest of {dep} from this run>"
+        image_values = _values_for(the_plan, image, values)
+        variants = []
+        for variant in image.variants:
+            view = image.variant_view(variant)
+            view_values = _values_for(the_plan, view, values)
+            tags = image.variant_tags.get(variant.name)
+            variants.append(
+                variant_row(variant)
+                | {
+                    "build_args": {k: render(v, view_values) for k, v in view.build_args.items()},
+                    "tags": list(tags.all) if tags is not None else [],
+                }
+            )
         rows.append(
             {
                 "step": step,
@@ -111,6 +121,7 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
                 "network": image.network,
                 "secrets": [secret.id for secret in image.secrets],  # ids only: values are read by buildx
                 "tags": list(image.tags.all),
+                "variants": variants,  # each built alone, then published as one image index
                 "action": predictions[key].action if key in predictions else "unknown",
                 "why": predictions[key].why if key in predictions else "offline",
                 "reuse_digest": predictions[key].digest if key in predictions else None,
@@ -125,12 +136,47 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
         detail = row["reuse_digest"] if row["action"] == "reuse" else row["why"]
         click.echo(f"     {row['action']} ({detail})")
         click.echo(f"     tags: {', '.join(row['tags'])}")
-        where = f" on engine {row['engine']}" if row["engine"] else ""
-        click.echo(f"     builder: {row['builder']}{where}" + (f", network {row['network']}" if row["network"] else ""))
+        network = f"network {row['network']}" if row["network"] else ""
+        if not row["variants"]:
+            where = f" on engine {row['engine']}" if row["engine"] else ""
+            click.echo(f"     builder: {row['builder']}{where}" + (f", {network}" if network else ""))
+        elif network:
+            click.echo(f"     {network}")
         if row["secrets"]:
             click.echo(f"     secrets: {', '.join(row['secrets'])}")
+        _echo_build_args(row)
+
+
+def _values_for(the_plan: Plan, image: PlannedImage, values: dict[str, str]) -> dict[str, str]:
+    """Template values with `{{ images.X }}` as the run will fill it: X's digest, or for a variant's
+    view the digest of X's matching variant."""
+    image_values = dict(values)
+    for dep in image.depends_on:
+        dep_image = the_plan.images[dep]
+        matching = base_variant(dep_image, image)
+        built = f"{dep}[{matching.name}]" if matching is not None else dep
+        image_values[f"images.{dep_image.name}"] = f"{dep_image.repository}@<digest of {built} from this run>"
+    return image_values
+
+
+def _echo_build_args(row: dict[str, Any]) -> None:
+    """Build args every variant shares once, then each variant with the ones that are its own."""
+    if not row["variants"]:
         for name, value in row["build_args"].items():
             click.echo(f"     build arg {name}={value}")
+        return
+    variants: list[dict[str, Any]] = row["variants"]
+    shared = {k: v for k, v in variants[0]["build_args"].items() if all(o["build_args"].get(k) == v for o in variants)}
+    for name, value in shared.items():
+        click.echo(f"     build arg {name}={value}")
+    click.echo(f"     variants: {len(variants)}, published as one image index")
+    for variant, line in zip(variants, variant_lines_of(variants), strict=True):
+        click.echo(f"       {line}")
+        for name, value in variant["build_args"].items():
+            if name not in shared:
+                click.echo(f"         build arg {name}={value}")
+        if variant["tags"]:
+            click.echo(f"         tags: {', '.join(variant['tags'])}")
 
 
 def _predictions(the_session: Session, the_plan: Plan) -> dict[str, Prediction]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import config_option, progress_mode, progress_options, secrets, session, settings
+from pipeline.cli.variants import variant_names, variant_row
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
 from pipeline.run.report import ProgressMode
@@ -40,12 +41,18 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
     plan = session(config).plan(pipelines, None)
     found = affected_since(config, plan, since)
     if as_json:
-        click.echo(json.dumps({"since": since, "images": [{"image": a.key, "reason": a.reason} for a in found]}))
+        images = [
+            {"image": a.key, "reason": a.reason, "variants": [variant_row(v) for v in plan.images[a.key].variants]}
+            for a in found
+        ]
+        click.echo(json.dumps({"since": since, "images": images}))
         return
     if not found:
         click.echo(f"nothing changed since {since} affects an image")
     for item in found:
-        click.echo(f"{item.key:<30} {item.reason}")
+        # Variants share the context, Dockerfile and paths: a change affects the image, so each of them.
+        names = variant_names(plan.images[item.key])
+        click.echo(f"{item.key:<30} {item.reason}" + (f" {names}" if names else ""))
 
 
 def _trigger(

@@ -303,8 +303,10 @@ def _check_build_args(
     name: str | None,
     names: list[str],
     positions: PositionIndex,
+    shared: bool = False,
 ) -> None:
-    """Templates parse and name images of the pipeline (never `name` itself; None: no image may be named)."""
+    """Templates parse and name images of the pipeline (never `name` itself; None: no image may be named).
+    `shared`: the build args are a pipeline-level variant's, which every image of the pipeline takes."""
     for arg, value in build_args.items():
         where = (*at, arg)
         try:
@@ -314,11 +316,21 @@ def _check_build_args(
             raise positions.error(where, str(exc)) from None
         for ref in refs:
             if name is None:
-                raise positions.error(where, f"'{{{{ images.{ref} }}}}': top-level variants apply to every image")
+                raise positions.error(
+                    where,
+                    f"'{{{{ images.{ref} }}}}': top-level variants apply to the images of every pipeline, so they "
+                    "cannot name one; declare this variant under the pipeline's or the image's 'variants:'",
+                )
             if ref not in names:
                 raise positions.error(
                     where,
                     f"'{{{{ images.{ref} }}}}' names no image of pipeline '{pipeline_name}'" + _suggest(ref, names),
+                )
+            if ref == name and shared:
+                raise positions.error(
+                    where,
+                    f"pipeline '{pipeline_name}' variants apply to each of its images, {name} too, and image "
+                    f"'{name}' cannot reference its own digest; give {name} its own 'variants:' or 'platforms:'",
                 )
             if ref == name:
                 raise positions.error(where, f"image '{name}' cannot reference its own digest")
@@ -382,7 +394,8 @@ def _check_pipeline(
             # (Top-level variants' build args were checked to name no image at all.)
             if variant.at[0] == "pipelines":
                 where = (*variant.at, "build_args") if variant.at[-2] == "variants" else variant.at
-                _check_build_args(variant.spec.build_args, where, pipeline_name, name, names, positions)
+                shared = variant.at[2] != "images"
+                _check_build_args(variant.spec.build_args, where, pipeline_name, name, names, positions, shared)
     cycle = find_cycle(dependencies_of(pipeline))
     if cycle:
         raise positions.error((*at, "images", cycle[0]), f"dependency cycle: {' -> '.join(cycle)}", at_key=True)
@@ -426,8 +439,10 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
         for image_name, variants in resolved.items():
             seen: dict[tuple[str, str], str] = {}
             for variant in variants:
-                what = f"{variant.spec.platform}" + (f" {variant.spec.os_version}" if variant.spec.os_version else "")
-                key = (variant.spec.platform, ".".join((variant.spec.os_version or "").split(".")[:3]))
+                build = ".".join((variant.spec.os_version or "").split(".")[:3])
+                # 10.0.17763.1 and 10.0.17763.5458 run on the same hosts: one index entry cannot tell them apart.
+                what = variant.spec.platform + (f" build {build}" if build else "")
+                key = (variant.spec.platform, build)
                 if key in seen:
                     raise positions.error(
                         variant.at,
@@ -460,41 +475,64 @@ def _check_variant_builder(
     """A variant that no configured builder can build is refused now, naming the variant."""
     pipeline = spec.pipelines[pipeline_name]
     builder = variant_builder(spec, pipeline_name, image_name, variant.spec)
+    chosen = variant.spec.builder or pipeline.images[image_name].builder or pipeline.builder
     platform, os_version = variant.spec.platform, variant.spec.os_version
+    system = platform.split("/")[0]
     what = f"variant '{variant.name}' of {image_name} ({platform}" + (f" {os_version})" if os_version else ")")
     at_key = variant.at[-2] == "variants"
+    engine_at: KeyPath = (*variant.at, "engine")
+    wanted = f"'os: {system}'" + (f" and 'os_version: {os_version}'" if os_version else "")
+    if variant.spec.engine is not None:
+        # The variant's own engine is the user's choice: say what is wrong with it before any default
+        # (a Windows variant defaults to ACR Tasks only when no engine is named).
+        name = variant.spec.engine
+        if name not in spec.engines:
+            known = list(spec.engines)
+            hint = _suggest(name, known) if known else " (no 'engines:' are declared)"
+            raise positions.error(engine_at, f"no engine named '{name}'{hint}")
+        if builder == "acr" and chosen == "acr":
+            raise positions.error(engine_at, f"{what} builds on ACR Tasks (builder: acr), not on engine '{name}'")
+        engine = spec.engines[name]
+        if not engine_builds(engine.os, engine.os_version, platform, os_version):
+            builds = engine.os + (f" {engine.os_version}" if engine.os == "windows" and engine.os_version else "")
+            acr = (pipeline.acr or spec.acr) is not None
+            other = ""
+            if system == "windows":
+                other = ", or drop 'engine' to build it on ACR Tasks" + ("" if acr else " with 'acr:' settings")
+            raise positions.error(
+                engine_at,
+                f"{what} is pinned to engine '{name}', which builds {builds} images "
+                f"(pin it to an engine declared with {wanted}{other})",
+            )
+        return
     if builder == "acr":
         if (pipeline.acr or spec.acr) is None:
             raise positions.error(
                 variant.at,
                 f"{what} builds on ACR Tasks (builder: acr, or a Windows platform with no Windows engine) "
-                "but no 'acr:' settings are given; declare an engine with 'os: windows' or add 'acr:'",
+                f"but no 'acr:' settings are given; add 'acr:' or declare an engine with {wanted}",
                 at_key=at_key,
             )
-        if platform.split("/")[0] not in ACR_OPERATING_SYSTEMS:
-            raise positions.error(variant.at, f"{what}: ACR Tasks build linux/* and windows/* images", at_key=at_key)
-        if variant.spec.engine is not None:
-            raise positions.error((*variant.at, "engine"), f"{what} builds on ACR Tasks, not on an engine")
+        if system not in ACR_OPERATING_SYSTEMS:
+            where: KeyPath = (*variant.at, "platform") if at_key else variant.at
+            raise positions.error(where, f"{what}: ACR Tasks build linux/* and windows/* images, not {system}/*")
         return
-    pinned = variant.spec.engine or engine_for(spec, pipeline_name, image_name)
-    if pinned is not None and variant.spec.engine is not None and pinned not in spec.engines:
-        known = list(spec.engines)
-        hint = _suggest(pinned, known) if known else " (no 'engines:' are declared)"
-        raise positions.error((*variant.at, "engine"), f"no engine named '{pinned}'{hint}")
+    pinned = engine_for(spec, pipeline_name, image_name)
     if spec.engines:
         candidates = {pinned: spec.engines[pinned]} if pinned in spec.engines else spec.engines
         able = [n for n, e in candidates.items() if engine_builds(e.os, e.os_version, platform, os_version)]
     else:
         # The implicit engine builds Linux, or Windows when `windows_engine: true` says it is one.
-        able = ["default"] if (platform.startswith("windows/") == has_windows_engine(spec)) else []
+        able = ["default"] if (system == "windows") == has_windows_engine(spec) else []
     if not able:
-        where = f"engine '{pinned}'" if pinned else "no engine"
+        where_built = (
+            f"engine '{pinned}' (the image's) builds {spec.engines[pinned].os} images"
+            if pinned in spec.engines
+            else f"no engine builds {system}" + (f" {os_version}" if os_version else "") + " images"
+        )
+        other = ", or build it on ACR Tasks with builder: acr" if system == "windows" else ""
         raise positions.error(
             variant.at,
-            f"{what} cannot be built: {where} builds {platform.split('/')[0]}"
-            + (f" {os_version}" if os_version else "")
-            + f" images with builder: {builder} (declare an engine with 'os: {platform.split('/')[0]}'"
-            + (f" and 'os_version: {os_version}'" if os_version else "")
-            + (", or build it on ACR Tasks with builder: acr)" if platform.startswith("windows/") else ")"),
+            f"{what} cannot be built with builder: {builder}: {where_built} (declare an engine with {wanted}{other})",
             at_key=at_key,
         )

@@ -107,6 +107,12 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
         return "a secret is {env: VARIABLE} or {file: PATH}, naming where its value is read", False
     if kind == "string_pattern_mismatch" and len(path) >= 2 and path[-2] == "secrets":
         return f"'{_shown(error['input'])}' is not a valid secret id (ASCII letters, digits, _ . -)", True
+    if kind in ("string_pattern_mismatch", "string_type") and path and path[-1] == "os_version":
+        return (
+            f"'{_shown(error['input'])}' is not a Windows version: write it as Windows reports it, "
+            "major.minor.build (10.0.17763 is ltsc2019, 10.0.20348 ltsc2022)",
+            False,
+        )
     if kind == "string_pattern_mismatch":
         return (
             f"'{_shown(error['input'])}' is not a valid name "

@@ -36,7 +36,8 @@ def dependencies_of(pipeline: PipelineSpec) -> dict[str, tuple[str, ...]]:
             deps.extend(image_references(value))
         # Variants' build args too: the image's own, else the pipeline's it takes (top-level variants
         # may not name images; the checks say so).
-        variants = image.variants if image.variants is not None or image.platform else pipeline.variants
+        own = image.variants is not None or image.platforms is not None or image.platform is not None
+        variants = image.variants if own else pipeline.variants
         for variant in (variants or {}).values():
             for value in variant.build_args.values():
                 deps.extend(image_references(value))

@@ -1,0 +1,40 @@
+"""How commands show an image's variants: one row per variant for --json, short text for people. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipeline.plan import PlannedImage, Variant
+
+
+def variant_row(variant: Variant) -> dict[str, Any]:
+    """What --json says of a variant (commands add their own keys: build args, tags, inputs)."""
+    return {
+        "name": variant.name,
+        "platform": variant.platform,
+        "os_version": variant.os_version,
+        "builder": variant.builder,
+        "engine": variant.engine,
+    }
+
+
+def variant_names(image: PlannedImage) -> str:
+    """`[linux-amd64, linux-arm64, ltsc2019]`; empty for an image without variants."""
+    return f"[{', '.join(v.name for v in image.variants)}]" if image.variants else ""
+
+
+def platform_text(row: Mapping[str, Any]) -> str:
+    """`windows/amd64 10.0.17763`, or the platform alone."""
+    return str(row["platform"]) + (f" {row['os_version']}" if row.get("os_version") else "")
+
+
+def variant_lines_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One aligned line per variant row: name, platform (and Windows version), builder, engine."""
+    width = max((len(str(r["name"])) for r in rows), default=0)
+    platform_width = max((len(platform_text(r)) for r in rows), default=0)
+    lines = []
+    for row in rows:
+        where = f" on engine {row['engine']}" if row.get("engine") else ""
+        lines.append(f"{row['name']:<{width}}  {platform_text(row):<{platform_width}}  {row['builder']}{where}")
+    return lines
