@@ -313,10 +313,12 @@ def _variants_for(spec: ConfigSpec, pipeline: str, image: str) -> tuple[Variant,
             platform=v.spec.platform,
             os_version=v.spec.os_version,
             build_args={**image_spec.build_args, **v.spec.build_args},
-            builder=variant_builder(spec, pipeline, image, v.spec),
-            engine=v.spec.engine or engine_for(spec, pipeline, image),
+            builder=builder,
+            # A variant built on ACR Tasks runs on no engine, whatever engine its image is pinned to.
+            engine=None if builder == "acr" else v.spec.engine or engine_for(spec, pipeline, image),
         )
         for v in variants_for(spec, pipeline, image)
+        for builder in [variant_builder(spec, pipeline, image, v.spec)]
     )
 
 

@@ -39,7 +39,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.index import push_index
 from pipeline.registry.platforms import check_platform
-from pipeline.registry.reference import ImageRef
+from pipeline.registry.reference import ImageRef, parse_reference
 from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 
 
@@ -615,7 +615,27 @@ class Executor:
             else:
                 tag = planned.tags.primary
             references[dep_key] = dep.reference or str(ImageRef(planned.repository, tag=tag))
+        if image.variant is not None:
+            for dep_key in image.pinned_dependencies:
+                references[dep_key] = self._pinned_child(image, self.plan.pinned[dep_key])
         return render_build_args(self.plan, image, references)
+
+    def _pinned_child(self, image: PlannedImage, reference: str) -> str:
+        """A dependency left out of this run (`run --since`, triggers) is pinned to its pushed image; when
+        that is an index, a variant builds on its child of the same platform and Windows version."""
+        ref = parse_reference(reference)
+        if ref.digest is None:
+            return reference
+        index = self.registry.manifest_by_digest(ref.repository, ref.digest)
+        if not index.is_index:
+            return reference
+        for child in index.json().get("manifests") or []:
+            if check_platform(child.get("platform") or {}, image.platform or "", image.os_version) is None:
+                return str(ref.repository.with_digest(str(child["digest"])))
+        raise PipelineError(
+            f"{image.label}: {reference} has no {_shown_platform(image)} image to build on (it is an index of "
+            "other platforms)"
+        )
 
     def _labels(self, image: PlannedImage) -> dict[str, str]:
         ctx = self.plan.context

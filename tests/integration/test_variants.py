@@ -112,6 +112,21 @@ def test_platforms_publish_one_index_that_is_the_image(
             v["platform"]: v["digest"] for v in images[name]["variants"]
         }
 
+    # Only the app changed: a run of what changed pins the base to its pushed index, and each app
+    # variant builds on the base's child of its own platform.
+    (tmp_path / "images" / "app" / "app.txt").write_text("app v2\n")
+    git(tmp_path, "commit", "-qam", "app v2")
+    partial = run_cli(["run", "--json", "--since", "HEAD~1"], tmp_path)
+    assert partial.code == 0, partial.output
+    rebuilt = _images(partial.stdout)
+    assert set(rebuilt) == {"app"}, partial.output
+    new_children = _children(plain_peek, f"{namespace}/app", str(rebuilt["app"]["digest"]))
+    for platform in ("linux/amd64", "linux/arm64"):
+        base_layers = plain_peek.layers(f"{namespace}/base", base_children[platform])
+        app_layers = plain_peek.layers(f"{namespace}/app", new_children[platform])
+        assert app_layers[: len(base_layers)] == base_layers, platform
+        assert plain_peek.files(f"{namespace}/app", new_children[platform])["app.txt"] == b"app v2\n"
+
 
 def test_one_failing_variant_moves_no_tag(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek

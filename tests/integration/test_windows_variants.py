@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.acr.emulator import AcrEmulator
-from tests.helpers import init_git, run_cli, write_project
+from tests.helpers import git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_acr import PASSWORD, acr_block, emulator  # noqa: F401 - the emulator fixture
 from tests.integration.test_signing import cosign_verify
@@ -118,6 +118,18 @@ def test_linux_and_windows_variants_publish_signed_indexes_and_promote(
             layers = plain_peek.layers(f"{namespace}/{name}", child)
             assert layers[: len(base_layers[platform])] == base_layers[platform], (name, platform)
             assert len(layers) == len(base_layers[platform]) + 1
+
+    # Only the worker changed: a run of what changed pins the base to its pushed index, and each worker
+    # variant (on ACR Tasks) builds on the base's child of its own platform and Windows version.
+    (tmp_path / "images" / "worker" / "own.txt").write_text("worker v2\n")
+    git(tmp_path, "commit", "-qam", "worker v2")
+    partial = run_cli(["run", "--json", "--since", "HEAD~1"], tmp_path, env=env)
+    assert partial.code == 0, partial.output
+    rebuilt = {i["name"]: i for i in json.loads(partial.stdout)["images"]}
+    assert set(rebuilt) == {"worker"}, partial.output
+    for platform, child in _children(plain_peek, f"{namespace}/worker", str(rebuilt["worker"]["digest"])).items():
+        layers = plain_peek.layers(f"{namespace}/worker", child)
+        assert layers[: len(base_layers[platform])] == base_layers[platform], ("partial", platform)
 
     # Signed: the index and every child verify, with pipeline and with trixie's cosign.
     for name in ("base", "app", "worker"):
