@@ -13,9 +13,9 @@ from typing import Any
 from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs, InputDigest
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
-from pipeline.config.resolve import same_windows_build
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
 from pipeline.registry.client import Manifest, RegistryClient
+from pipeline.registry.platforms import same_windows_build
 from pipeline.vcs.loader import git
 
 

@@ -31,6 +31,7 @@ from pipeline.config.schema import (
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import find_cycle
+from pipeline.registry.platforms import windows_build
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
 from pipeline.versioning import RESERVED_TAG
 
@@ -439,7 +440,7 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
         for image_name, variants in resolved.items():
             seen: dict[tuple[str, str], str] = {}
             for variant in variants:
-                build = ".".join((variant.spec.os_version or "").split(".")[:3])
+                build = windows_build(variant.spec.os_version or "")
                 # 10.0.17763.1 and 10.0.17763.5458 run on the same hosts: one index entry cannot tell them apart.
                 what = variant.spec.platform + (f" build {build}" if build else "")
                 key = (variant.spec.platform, build)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pipeline.config.positions import KeyPath
 from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, VariantSpec
 from pipeline.config.templates import image_references
+from pipeline.registry.platforms import same_windows_build
 
 
 def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
@@ -96,11 +97,6 @@ def variant_builder(spec: ConfigSpec, pipeline: str, image: str, variant: Varian
     return spec.builder
 
 
-def same_windows_build(a: str, b: str) -> bool:
-    """Process isolation runs a container only on the same Windows build: 10.0.17763(.x) on 10.0.17763(.y)."""
-    return a.split(".")[:3] == b.split(".")[:3]
-
-
 def engine_builds(engine_os: str | None, engine_version: str | None, platform: str, os_version: str | None) -> bool:
     """Whether an engine of this OS (None: not declared, take what it is asked) builds `platform`
     (and, for Windows, `os_version`). A Linux engine builds every linux/* platform (other
@@ -126,6 +122,6 @@ def matching_variant(base: list[VariantKey], wanted: VariantKey) -> str | None:
         if candidate[0] == name:
             return name
     for candidate in base:
-        if candidate[1] == platform and (candidate[2] or "").split(".")[:3] == (os_version or "").split(".")[:3]:
+        if candidate[1] == platform and same_windows_build(candidate[2] or "", os_version or ""):
             return candidate[0]
     return None

@@ -21,6 +21,7 @@ import httpx
 
 from pipeline.errors import PipelineError, RegistryError
 from pipeline.registry.client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
+from pipeline.registry.platforms import normalize
 from pipeline.registry.reference import Repository
 from pipeline.registry.session import registry_message
 
@@ -68,10 +69,9 @@ class Platform:
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        """What a puller matches on. arm64 without a variant is arm64/v8 to containerd and the engine, so
-        both spellings are one platform here too."""
-        variant = "v8" if self.architecture == "arm64" and not self.variant else self.variant
-        return (self.os, self.architecture, variant, self.os_version)
+        """What a puller matches on, normalized as containerd does (arm64 without a variant is arm64/v8)."""
+        normal = normalize(self.os, self.architecture, self.variant)
+        return (normal.os, normal.architecture, normal.variant, self.os_version)
 
     def text(self) -> str:
         """`linux/arm64/v8`, `windows/amd64 10.0.17763`."""

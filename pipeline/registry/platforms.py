@@ -34,6 +34,16 @@ class Platform:
         return f"{self.os}/{self.architecture}{written}"
 
 
+def windows_build(version: str) -> str:
+    """The build a Windows version names (major.minor.build): 10.0.17763.5329 -> 10.0.17763. Process
+    isolation runs a container only on a host of the same build; revisions (the fourth part) mix."""
+    return ".".join(version.split(".")[:3])
+
+
+def same_windows_build(a: str, b: str) -> bool:
+    return windows_build(a) == windows_build(b)
+
+
 def normalize(os_name: str, architecture: str, variant: str | None = None) -> Platform:
     """One spelling per platform: lower-case os, containerd's architecture names, the implied variant
     written out (`arm64` -> `arm64/v8`), a bare variant number prefixed (`7` -> `v7`)."""
