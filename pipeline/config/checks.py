@@ -31,7 +31,7 @@ from pipeline.config.schema import (
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import find_cycle
-from pipeline.registry.platforms import windows_build
+from pipeline.registry.platforms import parse_platform, windows_build
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
 from pipeline.versioning import RESERVED_TAG
 
@@ -428,6 +428,10 @@ def _check_variant_lists(owner: ConfigSpec | PipelineSpec | ImageSpec, at: KeyPa
             raise positions.error((*where, "os_version"), message)
 
 
+def _shown(v: ResolvedVariant) -> str:
+    return v.spec.platform + (f" {v.spec.os_version}" if v.spec.os_version else "")
+
+
 def _variant_key(v: ResolvedVariant) -> tuple[str, str, str | None]:
     return (v.name, v.spec.platform, v.spec.os_version)
 
@@ -443,7 +447,7 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
                 build = windows_build(variant.spec.os_version or "")
                 # 10.0.17763.1 and 10.0.17763.5458 run on the same hosts: one index entry cannot tell them apart.
                 what = variant.spec.platform + (f" build {build}" if build else "")
-                key = (variant.spec.platform, build)
+                key = (str(parse_platform(variant.spec.platform)), build)  # linux/arm64 is linux/arm64/v8
                 if key in seen:
                     raise positions.error(
                         variant.at,
@@ -455,17 +459,21 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
                 _check_variant_builder(spec, pipeline_name, image_name, variant, positions)
             for dep in dependencies_of(pipeline)[image_name]:
                 base = [_variant_key(v) for v in resolved[dep]]
+                declared = pipeline.images[dep].platform
+                if not base and declared is not None:
+                    # A base of one declared platform: a variant of another would build FROM the wrong image.
+                    base = [(dep, declared, None)]
                 if not base or not variants:
                     continue
                 for variant in variants:
                     match = matching_variant(base, _variant_key(variant))
                     if match is None:
-                        known = ", ".join(f"{n} ({p})" for n, p, _ in base)
+                        known = ", ".join(f"{n} ({p}{' ' + v if v else ''})" for n, p, v in base)
                         raise positions.error(
                             variant.at,
-                            f"variant '{variant.name}' of {image_name} ({variant.spec.platform}) has no matching "
-                            f"variant in {dep}, which it builds on (same name, or same platform and Windows "
-                            f"version; {dep} has {known})",
+                            f"variant '{variant.name}' of {image_name} ({_shown(variant)}) has no matching "
+                            f"variant in {dep}, which it builds on (one of the same platform and Windows "
+                            f"build; {dep} has {known})",
                             at_key=variant.at[-2] == "variants",
                         )
 

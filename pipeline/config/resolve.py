@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pipeline.config.positions import KeyPath
 from pipeline.config.schema import ConfigSpec, ImageSpec, PipelineSpec, VariantSpec
 from pipeline.config.templates import image_references
-from pipeline.registry.platforms import same_windows_build
+from pipeline.registry.platforms import parse_platform, same_windows_build
 
 
 def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
@@ -92,9 +92,19 @@ def variant_builder(spec: ConfigSpec, pipeline: str, image: str, variant: Varian
     chosen = variant.builder or spec.pipelines[pipeline].images[image].builder or spec.pipelines[pipeline].builder
     if chosen:
         return chosen
-    if variant.platform.startswith("windows/") and not has_windows_engine(spec):
+    if variant.platform.startswith("windows/") and not _engine_for_windows(spec, variant.os_version):
         return "acr"
     return spec.builder
+
+
+def _engine_for_windows(spec: ConfigSpec, os_version: str | None) -> bool:
+    """Some engine builds Windows images of this build (`windows_engine: true`: the implicit one, any)."""
+    if spec.windows_engine:
+        return True
+    return any(
+        engine.os == "windows" and engine_builds(engine.os, engine.os_version, "windows/amd64", os_version)
+        for engine in spec.engines.values()
+    )
 
 
 def engine_builds(engine_os: str | None, engine_version: str | None, platform: str, os_version: str | None) -> bool:
@@ -114,14 +124,16 @@ def engine_builds(engine_os: str | None, engine_version: str | None, platform: s
 VariantKey = tuple[str, str, str | None]
 
 
+def same_platform(a: str, b: str) -> bool:
+    """Two spellings of one platform as containerd matches them (linux/arm64 is linux/arm64/v8)."""
+    return parse_platform(a) == parse_platform(b)
+
+
 def matching_variant(base: list[VariantKey], wanted: VariantKey) -> str | None:
-    """The base's variant a dependant's variant builds on: the one of the same name, else the one of the
-    same platform and Windows version (a Windows ltsc2019 app on the Windows ltsc2019 base). None: none."""
+    """The base's variant a dependant's variant builds on: of the same platform and Windows build (a Windows
+    ltsc2019 app on the Windows ltsc2019 base), the one of the same name if there are several. None: none;
+    a variant of the same name but another platform or Windows build is no match."""
     name, platform, os_version = wanted
-    for candidate in base:
-        if candidate[0] == name:
-            return name
-    for candidate in base:
-        if candidate[1] == platform and same_windows_build(candidate[2] or "", os_version or ""):
-            return candidate[0]
-    return None
+    candidates = [c for c in base if same_platform(c[1], platform) and same_windows_build(c[2] or "", os_version or "")]
+    named = [c for c in candidates if c[0] == name]
+    return (named or candidates or [("", "", None)])[0][0] or None
