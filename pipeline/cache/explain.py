@@ -15,7 +15,7 @@ from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
 from pipeline.registry.client import Manifest, RegistryClient
-from pipeline.registry.platforms import same_windows_build
+from pipeline.registry.platforms import check_platform
 from pipeline.vcs.loader import git
 
 
@@ -64,25 +64,13 @@ class Explanation:
         }
 
 
-def descriptor_platform(descriptor: Mapping[str, Any]) -> tuple[str, str | None]:
-    """An index entry's platform as the config names it (os/arch[/variant]) and its Windows version."""
-    platform = descriptor.get("platform") or {}
-    text = f"{platform.get('os', '')}/{platform.get('architecture', '')}"
-    if platform.get("variant"):
-        text += f"/{platform['variant']}"
-    return text, platform.get("os.version")
-
-
 def match_children(variants: Sequence[Variant], descriptors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Variant name -> digest of the index entry built for it: same platform, and for a Windows variant
-    the same Windows build (an index records 10.0.17763.5458 for a variant declared 10.0.17763)."""
+    """Variant name -> digest of the index entry built for it, by the rule a run uses (check_platform: the
+    same platform as containerd spells it, and for a Windows variant the same Windows build)."""
     found: dict[str, str] = {}
     for variant in variants:
         for descriptor in descriptors:
-            platform, os_version = descriptor_platform(descriptor)
-            if platform != variant.platform:
-                continue
-            if variant.os_version is None or same_windows_build(variant.os_version, os_version or ""):
+            if check_platform(descriptor.get("platform") or {}, variant.platform, variant.os_version) is None:
                 found[variant.name] = str(descriptor["digest"])
                 break
     return found

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,29 +153,47 @@ def input_digest(
     return InputDigest(_hash(components), components)
 
 
+# A dependency's reference (`repo@digest`) and a variant's view -> the reference that variant builds on
+# (for an index, its child of the variant's platform: registry/index.child_for).
+ChildOf = Callable[[str, PlannedImage], str]
+
+
 def image_inputs(
     plan: Plan,
     image: PlannedImage,
     build_args: Mapping[str, str],
     built: Mapping[str, str | None],
     blobs: GitBlobs | None,
+    child_of: ChildOf | None = None,
 ) -> InputDigest:
     """The input digest of `image` in `plan`: the one function every path (run, predict, explain,
-    partial runs) computes it with. An image with variants: over each variant's, computed with the build
-    args rendered for that variant from the dependencies' whole images (an index digest fixes every
-    child, so it is the dependency's input whichever child a variant builds on)."""
+    partial runs) computes it with. An image with variants: over each variant's, each computed with
+    the dependencies' images that variant builds on (`child_of`: an index's child of its platform), so a
+    change to one variant of a base rebuilds only the dependants' variants on it."""
     if not image.variants:
         return input_digest(image, build_args, dependency_digests(plan, image, built), blobs)
-    references = {dep: f"{plan.images[dep].repository}@{digest}" for dep, digest in built.items() if digest}
-    return index_inputs(
-        {
-            variant.name: input_digest(
-                view, render_build_args(plan, view, references), dependency_digests(plan, view, built), blobs
-            )
-            for variant in image.variants
-            for view in [image.variant_view(variant)]
-        }
-    )
+    variants = {}
+    for variant in image.variants:
+        view = image.variant_view(variant)
+        references = variant_references(plan, view, built, child_of)
+        digests = {dep: ref.rpartition("@")[2] for dep, ref in references.items()}
+        variants[variant.name] = input_digest(view, render_build_args(plan, view, references), digests, blobs)
+    return index_inputs(variants)
+
+
+def variant_references(
+    plan: Plan, view: PlannedImage, built: Mapping[str, str | None], child_of: ChildOf | None
+) -> dict[str, str]:
+    """Each dependency of a variant's view as the `repo@digest` it builds on: built in this run or pinned,
+    then (with `child_of`) the child of that index for the variant's platform."""
+    digests = dependency_digests(plan, view, built)
+    references = {
+        dep: plan.pinned[dep] if dep in view.pinned_dependencies else f"{plan.images[dep].repository}@{digest}"
+        for dep, digest in digests.items()
+    }
+    if child_of is not None:
+        references = {dep: child_of(ref, view) for dep, ref in references.items()}
+    return references
 
 
 def index_inputs(variants: Mapping[str, InputDigest]) -> InputDigest:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs, InputDigest, image_inputs
-from pipeline.plan import Plan, render_build_args
+from pipeline.cache.inputs import INPUTS_LABEL, ChildOf, GitBlobs, InputDigest, image_inputs
+from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
+from pipeline.registry.index import child_for
+from pipeline.registry.reference import parse_reference
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,20 @@ class Prediction:
     why: str
     digest: str | None = None  # the reused image
     inputs: InputDigest | None = None
+
+
+def child_lookup(registry: RegistryClient) -> ChildOf:
+    """How a variant finds what it builds on in the registry: an index's child of its platform (one
+    image: itself). The same rule for the run, `plan`, `explain` and partial runs, so their input digests agree."""
+
+    def child_of(reference: str, view: PlannedImage) -> str:
+        ref = parse_reference(reference)
+        if ref.digest is None or view.platform is None:
+            return reference
+        child = child_for(registry, ref.repository, ref.digest, view.platform, view.os_version)
+        return f"{ref.repository}@{child}"
+
+    return child_of
 
 
 def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputDigest) -> str | None:
@@ -64,7 +80,7 @@ def predict(
             references = {dep: f"{plan.images[dep].repository}@{predictions[dep].digest}" for dep in image.depends_on}
             args = render_build_args(plan, image, references)
             built = {dep: predictions[dep].digest for dep in image.depends_on}
-            inputs = image_inputs(plan, image, args, built, blobs)
+            inputs = image_inputs(plan, image, args, built, blobs, child_lookup(registry))
             found = cached_digest(registry, plan, key, inputs) if use_cache else None
             if found is not None:
                 prediction = Prediction("reuse", f"inputs unchanged ({inputs.tag})", found, inputs)

@@ -21,7 +21,7 @@ import httpx
 
 from pipeline.errors import PipelineError, RegistryError
 from pipeline.registry.client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
-from pipeline.registry.platforms import normalize
+from pipeline.registry.platforms import check_platform, normalize
 from pipeline.registry.reference import Repository
 from pipeline.registry.session import registry_message
 
@@ -225,3 +225,19 @@ def index_platforms(registry: RegistryClient, repository: Repository, digest: st
     """(child digest, platform text like `linux/arm64` or `windows/amd64 10.0.17763`) of each child of the
     index `repository@digest`, in its order; [] when the digest is a single image's manifest."""
     return platforms_in(registry.manifest_by_digest(repository, digest))
+
+
+def child_for(
+    registry: RegistryClient, repository: Repository, digest: str, platform: str, os_version: str | None
+) -> str:
+    """What a build for `platform` (and Windows build) takes from `repository@digest`: the digest itself
+    when it is one image, else the index's child of that platform. An index without one is an error."""
+    manifest = registry.manifest_by_digest(repository, digest)
+    if not manifest.is_index:
+        return digest
+    for child in manifest.json().get("manifests") or []:
+        if isinstance(child, dict) and check_platform(child.get("platform") or {}, platform, os_version) is None:
+            return str(child["digest"])
+    wanted = f"{platform} {os_version}" if os_version else platform
+    listed = ", ".join(text for _, text in platforms_in(manifest))
+    raise RegistryError(f"{repository}@{digest} has no {wanted} image to build on (it has {listed})")

@@ -260,7 +260,14 @@ def apply_changes(
                 f"{item.repository}:{item.tag}: registry stored digest {stored}, expected {item.digest}"
             )
 
-    failed = [(c, o) for c, o in _concurrently(writes, put) if isinstance(o, BaseException)]
+    # Images first, then indexes: an index's PUT reads its children's links in the registry, and Docker
+    # Distribution's filesystem storage rewrites those links (not atomically) when a child is tagged at
+    # the same moment (per-variant tags), answering DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN.
+    indexes = [c for c in writes if manifests[(str(c.repository), str(c.digest))].is_index]
+    images = [c for c in writes if c not in indexes]
+    failed = [(c, o) for c, o in _concurrently(images, put) if isinstance(o, BaseException)]
+    if not failed:
+        failed = [(c, o) for c, o in _concurrently(indexes, put) if isinstance(o, BaseException)]
     if not failed:
         for path in journals:
             remove_journal(path)

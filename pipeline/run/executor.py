@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
-from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs
+from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs, variant_references
 from pipeline.cache.lastbuild import last_build
-from pipeline.cache.predict import Prediction, cached_digest, predict
-from pipeline.errors import BuildError, EngineUnavailable, PipelineError, RegistryError
+from pipeline.cache.predict import Prediction, cached_digest, child_lookup, predict
+from pipeline.errors import BuildError, EngineUnavailable, PipelineError, RegistryError, UsageError
 from pipeline.graph import dependants_closure
 from pipeline.plan import (
     CREATED_LABEL,
@@ -39,7 +39,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.index import push_index
 from pipeline.registry.platforms import check_platform
-from pipeline.registry.reference import ImageRef, parse_reference
+from pipeline.registry.reference import ImageRef
 from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 
 
@@ -323,7 +323,9 @@ class Executor:
             self._emit(image.key, "done", result.reference or f"{image.repository}:{image.tags.primary}")
         except PipelineError as exc:
             result.status = Status.FAILED
-            result.error = str(exc) if str(exc).startswith(f"{image.key}:") else f"{image.key}: {exc}"
+            # A variant's error already names it (`shop/base[linux-arm64]: ...`).
+            named = str(exc).startswith((f"{image.key}:", f"{image.key}["))
+            result.error = str(exc) if named else f"{image.key}: {exc}"
             if isinstance(exc, BuildError):
                 result.log_tail = exc.log_tail
             self._emit(image.key, "failed", result.error, result.log_tail)
@@ -378,6 +380,7 @@ class Executor:
             # The engine pushes under a tag that names this build only: the commit's, else (outside git)
             # the input digest's. Release, floating and extra tags move later, after every image succeeded.
             build_tag = image.tags.build[0] if image.tags.build else inputs.tag
+        self._gate(image, build_args)
         self._build_one(image, result, build_args, inputs, build_tag)
 
     def _build_one(
@@ -390,11 +393,6 @@ class Executor:
     ) -> None:
         """Build one image (or one variant of one) and push it under `build_tag`, unless an image with
         the same inputs is already pushed; then sign it by digest."""
-        if self.gate is not None:
-            for verified in self.gate(image, build_args):
-                self._emit(
-                    image.key, "trust", f"{self._of(image)}base image {verified} is signed as the policy requires"
-                )
         if inputs is not None and self.options.cache:
             cached = cached_digest(self.registry, self.plan, image.key, inputs)
             if cached is not None:
@@ -438,6 +436,14 @@ class Executor:
             self.registry.tag(image.repository, digest, inputs.tag)
         self._sign(image, digest)
 
+    def _gate(self, image: PlannedImage, build_args: dict[str, str]) -> None:
+        """The trust policy's base-image check, before anything is built or reused."""
+        if self.gate is not None:
+            for verified in self.gate(image, build_args):
+                self._emit(
+                    image.key, "trust", f"{self._of(image)}base image {verified} is signed as the policy requires"
+                )
+
     @staticmethod
     def _of(image: PlannedImage) -> str:
         """A progress line's prefix naming the variant it is about (nothing for a whole image)."""
@@ -468,11 +474,15 @@ class Executor:
             result.variants[view.variant or ""] = ImageResult(
                 key=view.label, repository=str(image.repository), platform=_shown_platform(view)
             )
+        # Every variant's base images pass the trust policy before anything is built or reused.
+        build_args = {view.variant or "": self._render_build_args(view) for view in views}
+        for view in views:
+            self._gate(view, build_args[view.variant or ""])
         inputs = None
         build_tag = image.tags.primary
         if self.options.push:
             built = {dep: self.results[dep].digest for dep in image.depends_on}
-            inputs = image_inputs(self.plan, image, {}, built, self.blobs)
+            inputs = image_inputs(self.plan, image, {}, built, self.blobs, self._child_of)
             result.inputs = inputs.digest
             build_tag = image.tags.build[0] if image.tags.build else inputs.tag
             cached = cached_digest(self.registry, self.plan, image.key, inputs) if self.options.cache else None
@@ -488,7 +498,7 @@ class Executor:
                     self._build_one,
                     view,
                     result.variants[view.variant or ""],
-                    self._render_build_args(view),
+                    build_args[view.variant or ""],
                     inputs.variants[view.variant or ""] if inputs is not None else None,
                     f"{build_tag}-{view.variant}",
                 )
@@ -498,7 +508,11 @@ class Executor:
         errors = [f.exception() for f in futures if f.exception() is not None]
         for view, future in zip(views, futures, strict=True):
             child = result.variants[view.variant or ""]
-            child.status = Status.FAILED if future.exception() is not None else Status.SUCCEEDED
+            failure = future.exception()
+            child.status = Status.FAILED if failure is not None else Status.SUCCEEDED
+            if failure is not None:
+                child.error = str(failure)
+                child.log_tail = failure.log_tail if isinstance(failure, BuildError) else ()
         if errors:
             failed = errors[0]
             if isinstance(failed, BuildError):
@@ -602,40 +616,32 @@ class Executor:
         return tuple(dict.fromkeys(str(ref) for ref in refs))
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
-        """Build args with `{{ images.X }}` as X's pushed digest; a variant gets the matching variant of X
-        (a Windows ltsc2019 app builds on the Windows ltsc2019 base), not X's index."""
+        """Build args with `{{ images.X }}` as X's pushed digest; a variant builds on X's child of its own
+        platform and Windows build (a Windows ltsc2019 app on the Windows ltsc2019 base), not X's index."""
+        if image.variant is not None and self.options.push:
+            built = {dep: self.results[dep].digest for dep in image.depends_on}
+            return render_build_args(self.plan, image, variant_references(self.plan, image, built, self._child_of))
         references = {}
         for dep_key in image.depends_on:
             dep = self.results[dep_key]
             planned = self.plan.images[dep_key]
+            if dep.reference is not None:
+                references[dep_key] = dep.reference
+                continue
+            # Without a push each variant is only a local image: `<tag>-<variant>`; there is no index.
             matching = base_variant(planned, image)
-            if matching is not None:
-                dep = dep.variants[matching.name]
-                tag = f"{planned.tags.primary}-{matching.name}"
-            else:
-                tag = planned.tags.primary
-            references[dep_key] = dep.reference or str(ImageRef(planned.repository, tag=tag))
-        if image.variant is not None:
-            for dep_key in image.pinned_dependencies:
-                references[dep_key] = self._pinned_child(image, self.plan.pinned[dep_key])
+            if planned.variants and matching is None:
+                raise UsageError(
+                    f"{image.label}: builds on {dep_key}, which has variants; without a push there is no "
+                    f"image index of them to build on (give {image.name} the same variants, or push)"
+                )
+            tag = f"{planned.tags.primary}-{matching.name}" if matching is not None else planned.tags.primary
+            references[dep_key] = str(ImageRef(planned.repository, tag=tag))
         return render_build_args(self.plan, image, references)
 
-    def _pinned_child(self, image: PlannedImage, reference: str) -> str:
-        """A dependency left out of this run (`run --since`, triggers) is pinned to its pushed image; when
-        that is an index, a variant builds on its child of the same platform and Windows version."""
-        ref = parse_reference(reference)
-        if ref.digest is None:
-            return reference
-        index = self.registry.manifest_by_digest(ref.repository, ref.digest)
-        if not index.is_index:
-            return reference
-        for child in index.json().get("manifests") or []:
-            if check_platform(child.get("platform") or {}, image.platform or "", image.os_version) is None:
-                return str(ref.repository.with_digest(str(child["digest"])))
-        raise PipelineError(
-            f"{image.label}: {reference} has no {_shown_platform(image)} image to build on (it is an index of "
-            "other platforms)"
-        )
+    def _child_of(self, reference: str, view: PlannedImage) -> str:
+        """What a variant builds on in `reference` (see cache.predict.child_lookup)."""
+        return child_lookup(self.registry)(reference, view)
 
     def _labels(self, image: PlannedImage) -> dict[str, str]:
         ctx = self.plan.context

@@ -159,3 +159,88 @@ def test_per_variant_tags_point_at_each_variant(
         for tag in ("2.1.5", "2.1", "2", "latest"):
             assert plain_peek.digest(f"{namespace}/base", f"{tag}-{name}") == children[platform], (tag, name)
     assert plain_peek.digest(f"{namespace}/base", "2.1.5") == base["digest"]
+
+
+def test_a_change_to_one_variant_rebuilds_only_it_and_the_dependants_variants_on_it(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    config = write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          shop:
+            variants:
+              linux-amd64: {{platform: linux/amd64, build_args: {{FLAVOUR: amd64}}}}
+              linux-arm64: {{platform: linux/arm64, build_args: {{FLAVOUR: arm64}}}}
+            images:
+              base: {{context: images/base}}
+              app:
+                context: images/app
+                build_args: {{BASE: "{{{{ images.base }}}}"}}
+        """,
+        {"base": "FROM scratch\nARG FLAVOUR\nCOPY ${FLAVOUR}.txt /arch.txt\n", "app": APP},
+    )
+    for name in ("amd64", "arm64", "arm64-patched"):
+        (tmp_path / "images" / "base" / f"{name}.txt").write_text(f"base {name}\n")
+    (tmp_path / "images" / "app" / "app.txt").write_text("app\n")
+    init_git(tmp_path)
+    first = run_cli(["run", "--json"], tmp_path)
+    assert first.code == 0, first.output
+    before = {name: {v["variant"]: v["digest"] for v in i["variants"]} for name, i in _images(first.stdout).items()}
+
+    # One variant's build arg changes: only that variant of base, and the app's variant on it, are new.
+    config.write_text(config.read_text().replace("FLAVOUR: arm64", "FLAVOUR: arm64-patched"))
+    git(tmp_path, "commit", "-qam", "patch the arm64 base")
+    second = run_cli(["run", "--json"], tmp_path)
+    assert second.code == 0, second.output
+    images = _images(second.stdout)
+    sha = git(tmp_path, "rev-parse", "HEAD").strip()[:12]
+    for name in ("base", "app"):
+        variants = {v["variant"]: v for v in images[name]["variants"]}
+        # The amd64 variant is the earlier image, reused by its own inputs; the arm64 one is new.
+        assert variants["linux-amd64"]["reused"] is True, (name, second.output)
+        assert variants["linux-amd64"]["digest"] == before[name]["linux-amd64"]
+        assert variants["linux-arm64"]["reused"] is False, (name, second.output)
+        assert variants["linux-arm64"]["digest"] != before[name]["linux-arm64"]
+        # A new index of both, under the new commit's tag.
+        children = _children(plain_peek, f"{namespace}/{name}", str(images[name]["digest"]))
+        assert children == {
+            "linux/amd64": before[name]["linux-amd64"],
+            "linux/arm64": variants["linux-arm64"]["digest"],
+        }
+        assert plain_peek.digest(f"{namespace}/{name}", f"sha-{sha}") == images[name]["digest"]
+    app_arm64 = {v["variant"]: v["digest"] for v in images["app"]["variants"]}["linux-arm64"]
+    assert plain_peek.files(f"{namespace}/app", app_arm64)["arch.txt"] == b"base arm64-patched\n"
+
+
+def test_without_a_push_a_dependant_without_variants_cannot_build_on_a_base_with_them(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        """\
+        registry: 127.0.0.1:5000/nopush
+        network: none
+        pipelines:
+          shop:
+            images:
+              base: {context: images/base, platforms: [linux/amd64, linux/arm64]}
+              app:
+                context: images/app
+                platform: linux/amd64
+                build_args: {BASE: "{{ images.base }}"}
+        """,
+        {"base": BASE, "app": APP},
+    )
+    for arch in ("amd64", "arm64"):
+        (tmp_path / "images" / "base" / f"{arch}.txt").write_text(f"base for {arch}\n")
+    (tmp_path / "images" / "app" / "app.txt").write_text("app\n")
+    init_git(tmp_path)
+    result = run_cli(["run", "--no-push", "--json"], tmp_path)
+    assert result.code != 0
+    images = _images(result.stdout)
+    assert images["base"]["status"] == "succeeded"
+    assert images["app"]["status"] == "failed"
+    assert "shop/app: builds on shop/base, which has variants; without a push there is no image index" in str(
+        images["app"]["error"]
+    )

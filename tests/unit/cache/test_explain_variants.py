@@ -39,9 +39,13 @@ def test_children_match_by_platform_and_windows_build_in_any_order() -> None:
     }
 
 
-def test_a_variant_without_its_child_is_left_out() -> None:
-    index = [child("sha256:64", "linux", "amd64"), child("sha256:a8", "linux", "arm64")]  # no /v8 recorded
-    assert match_children(VARIANTS, index) == {"linux-amd64": "sha256:64"}
+def test_a_variant_without_its_child_is_left_out_and_spellings_match_as_a_run_matches_them() -> None:
+    index = [
+        child("sha256:64", "linux", "amd64"),
+        child("sha256:a8", "linux", "arm64"),  # no /v8 recorded: the same platform to containerd and the run
+        child("sha256:16", "windows", "amd64", version="10.0.14393.1"),  # another Windows build
+    ]
+    assert match_children(VARIANTS, index) == {"linux-amd64": "sha256:64", "linux-arm64": "sha256:a8"}
 
 
 def test_changed_components_compare_with_the_labels_the_build_recorded() -> None:
