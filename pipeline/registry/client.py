@@ -65,6 +65,9 @@ class RegistryClient:
         `content_cache`: configs and manifests already read, by digest (None: none kept)."""
         self.session = RegistrySession(credentials, insecure_registries, transport, timeout, ca_files)
         self.content = content_cache
+        # Manifests this client wrote, by (repository, digest): tagging what was just pushed (an index: its
+        # build, input and release tags) is then one PUT, not a GET of bytes already in hand and a PUT.
+        self._written: dict[tuple[str, str], Manifest] = {}
 
     def close(self) -> None:
         self.session.close()
@@ -81,6 +84,8 @@ class RegistryClient:
     # --- manifests and tags ---------------------------------------------------
 
     def get_manifest(self, ref: ImageRef) -> Manifest:
+        if ref.digest and (written := self._written.get((str(ref.repository), ref.digest))) is not None:
+            return written
         reference = ref.digest or ref.tag or "latest"
         response = self.session.request("GET", ref.repository, f"manifests/{reference}", accept=MANIFEST_TYPES)
         if response.status_code == 404:
@@ -116,7 +121,15 @@ class RegistryClient:
             push=True,
         )
         self.session.raise_for(response, repository, f"writing manifest {reference}")
-        return str(response.headers.get("Docker-Content-Digest", manifest.digest))
+        stored = str(response.headers.get("Docker-Content-Digest", manifest.digest))
+        if stored == manifest.digest:
+            self.remember_written(repository, manifest)
+        return stored
+
+    def remember_written(self, repository: Repository, manifest: Manifest) -> None:
+        """`manifest` is in `repository` now (this client wrote it); its digest must be its body's."""
+        if manifest.digest == "sha256:" + hashlib.sha256(manifest.body).hexdigest():
+            self._written[(str(repository), manifest.digest)] = manifest
 
     def tag(self, repository: Repository, digest: str, tag: str) -> None:
         """Point `tag` at `digest` in the registry by re-putting the manifest's exact bytes."""

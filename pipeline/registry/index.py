@@ -204,6 +204,7 @@ def push_index(registry: RegistryClient, repository: Repository, children: Seque
     stored = response.headers.get("Docker-Content-Digest", manifest.digest)
     if stored != manifest.digest:
         raise RegistryError(f"{repository}: registry stored the index as {stored}, expected {manifest.digest}")
+    registry.remember_written(repository, manifest)
     if registry.content is not None:
         registry.content.put(manifest.digest, manifest.body)
     return manifest

@@ -241,6 +241,13 @@ class Connections:
             route = Route("https", approach.verify)
         else:
             with self._probe_lock:
+                # Threads starting together (an index's children read side by side) wait for one probe.
+                with self._lock:
+                    if registry in self._refused:
+                        raise TlsRefused(self._refused[registry])
+                    known = self._routes.get(registry)
+                if known:
+                    return known
                 probed = self._prober(registry, self.context(approach.verify), min(self._timeout, MAX_PROBE_SECONDS))
             try:
                 settled = self._policy.route(registry, probed)

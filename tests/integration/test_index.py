@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from pipeline.registry.client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
 from pipeline.registry.index import PlatformClash, index_platforms, push_index
 from pipeline.registry.reference import Repository, parse_repository
+from pipeline.release.publish import Action, TagChange, apply_changes
 from tests.faults.proxy import FaultPlan, fault_proxy
 from tests.helpers import run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
@@ -381,3 +383,40 @@ def test_a_registry_that_refuses_oci_indexes_gets_a_docker_manifest_list(
     inspected = docker("manifest", "inspect", "--insecure", f"{repo}:1.0.0")
     assert inspected.returncode == 0, inspected.stderr
     assert json.loads(inspected.stdout)["mediaType"] == DOCKER_LIST
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """The real connection to the registry, noting each request's method and path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        return super().handle_request(request)
+
+
+def test_tagging_an_index_just_pushed_writes_each_tag_without_reading_the_index_back(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """The executor's build tag and publish's release and floating tags on a new index are one PUT each:
+    the client has the bytes it just wrote (issue 14's budget for an index over one image)."""
+    repo = f"{services.plain_registry}/{namespace}/app"
+    repository = parse_repository(repo)
+    amd64 = build_and_push(tmp_path, f"{repo}:amd64", "linux/amd64", "amd64\n")
+    arm64 = build_and_push(tmp_path, f"{repo}:arm64", "linux/arm64", "arm64\n")
+    transport = RecordingTransport()
+    with RegistryClient(lambda _: None, transport=transport) as registry:
+        index = push_index(registry, repository, [amd64, arm64])
+        registry.tag(repository, index.digest, "sha-build")
+        changes = [
+            TagChange("app", repository, tag, kind, Action.CREATE, index.digest, None, "test")
+            for tag, kind in (("1.0.0", "release"), ("latest", "floating"))
+        ]
+        apply_changes(changes, registry, lambda *_: None)
+    path = f"/v2/{namespace}/app/manifests/"
+    manifest_reads = sorted((m, p) for m, p in transport.requests if p.startswith(path) and m != "PUT")
+    assert manifest_reads == sorted([("GET", path + amd64), ("GET", path + arm64)])  # the children, once each
+    for tag in ("sha-build", "1.0.0", "latest"):
+        assert plain_peek.digest(f"{namespace}/app", tag) == index.digest, tag

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import certifi
@@ -77,18 +80,24 @@ def test_a_loopback_certificate_that_does_not_verify_is_refused_with_the_fix() -
     assert "registries: {127.0.0.1:5443: {ca_file: ca.pem}}" in message and "insecure_registries" in message
 
 
-def fake_prober(outcomes: list[Probe], calls: list[str]) -> Prober:
+def fake_prober(outcomes: list[Probe], calls: list[str], seconds: float = 0.0) -> Prober:
     def probe(registry: str, context: ssl.SSLContext, timeout: float) -> ProbeResult:
         calls.append(registry)
+        time.sleep(seconds)
         return ProbeResult(outcomes.pop(0) if len(outcomes) > 1 else outcomes[0], "self-signed certificate")
 
     return probe
 
 
 def client_with(
-    outcomes: list[Probe], calls: list[str], seen: list[str], ca_files: dict[str, Path] | None = None
+    outcomes: list[Probe],
+    calls: list[str],
+    seen: list[str],
+    ca_files: dict[str, Path] | None = None,
+    probe_seconds: float = 0.0,
 ) -> RegistryClient:
-    """A client whose probe answers `outcomes` in turn (recording `calls`), requests recorded in `seen`."""
+    """A client whose probe answers `outcomes` in turn (recording `calls`, taking `probe_seconds`),
+    requests recorded in `seen`."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
@@ -99,7 +108,7 @@ def client_with(
         lambda _: None,
         transport=httpx.MockTransport(handler),
         ca_files=ca_files,
-        prober=fake_prober(outcomes, calls),
+        prober=fake_prober(outcomes, calls, probe_seconds),
     )
     return client
 
@@ -113,6 +122,30 @@ def test_a_plain_loopback_registry_is_probed_once_and_reached_over_http() -> Non
     client.list_tags(repo)
     assert calls == ["127.0.0.1:5000"]
     assert all(url.startswith("http://127.0.0.1:5000/v2/demo/app/tags/list") for url in seen) and len(seen) == 2
+
+
+@pytest.mark.parametrize("outcome", [Probe.PLAIN, Probe.CERT_INVALID])
+def test_threads_starting_together_wait_for_one_probe(outcome: Probe) -> None:
+    """An index's children are read side by side by a new client: one probe, not one per thread."""
+    calls: list[str] = []
+    seen: list[str] = []
+    client = client_with([outcome], calls, seen, probe_seconds=0.05)
+    repo = parse_reference("127.0.0.1:5000/demo/app").repository
+    start = threading.Barrier(4)
+
+    def read() -> str:
+        start.wait()
+        try:
+            client.list_tags(repo)
+            return "listed"
+        except TlsRefused:
+            return "refused"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: read(), range(4)))
+    assert calls == ["127.0.0.1:5000"]
+    assert outcomes == ["listed" if outcome is Probe.PLAIN else "refused"] * 4
+    assert len(seen) == (4 if outcome is Probe.PLAIN else 0)
 
 
 def test_a_loopback_registry_speaking_verified_tls_is_reached_over_https() -> None:
