@@ -5,11 +5,12 @@ platform, each pushed by digest, and published as one image index that is the im
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from tests.helpers import git, init_git, run_cli, write_project
-from tests.integration.conftest import RegistryPeek, Services
+from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -244,3 +245,42 @@ def test_without_a_push_a_dependant_without_variants_cannot_build_on_a_base_with
     assert "shop/app: builds on shop/base, which has variants; without a push there is no image index" in str(
         images["app"]["error"]
     )
+
+
+def test_each_variant_builds_on_the_engine_it_names(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    second = _read_env().get("PIPELINE_ENGINE2_HOST", "")
+    if not second:
+        _unavailable("no second engine (PIPELINE_ENGINE2_HOST) in the services env")
+    local = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        engines:
+          here: {{host: "{local}"}}
+          there: {{host: "{second}"}}
+        pipelines:
+          shop:
+            images:
+              base:
+                context: images/base
+                engine: here
+                variants:
+                  linux-amd64: {{platform: linux/amd64, engine: there}}
+                  linux-arm64: {{platform: linux/arm64, engine: there}}
+        """,
+        {"base": BASE},
+    )
+    for arch in ("amd64", "arm64"):
+        (tmp_path / "images" / "base" / f"{arch}.txt").write_text(f"base for {arch}\n")
+    init_git(tmp_path)
+    result = run_cli(["run", "--json"], tmp_path)
+    assert result.code == 0, result.output
+    base = _images(result.stdout)["base"]
+    # The variants' own engine wins over the image's (and over a free slot on the image's engine).
+    assert {v["variant"]: v["engine"] for v in base["variants"]} == {"linux-amd64": "there", "linux-arm64": "there"}
+    children = _children(plain_peek, f"{namespace}/base", str(base["digest"]))
+    assert plain_peek.files(f"{namespace}/base", children["linux/arm64"])["arch.txt"] == b"base for arm64\n"
