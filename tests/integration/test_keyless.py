@@ -73,10 +73,12 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
           p:
             images:
               base: {{context: images/base}}
+              multi: {{context: images/multi, platforms: [linux/amd64, linux/arm64]}}
         """,
-        {"base": BASE_DOCKERFILE},
+        {"base": BASE_DOCKERFILE, "multi": "FROM scratch\nCOPY f /f\n"},
         busybox=("base",),
     )
+    (project / "images" / "multi" / "f").write_text("f\n")
     init_git(project)
     result = run_cli(["run", "--version", "1.0.0"], project, env={"SIGSTORE_ID_TOKEN": make_token()})
     assert result.code == 0, result.output
@@ -84,6 +86,11 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
     # `verify` with no flags applies the trust policy of ./pipelines.yaml.
     verified = run_cli(["verify", f"{services.plain_registry}/{namespace}/base:1.0.0"], project)
     assert verified.code == 0, verified.output
+    # An image index: the run signed it and both children keylessly; verify checks all three.
+    index = run_cli(["verify", f"{services.plain_registry}/{namespace}/multi:1.0.0", "--json"], project)
+    assert index.code == 0, index.output
+    children = json.loads(index.stdout)["children"]
+    assert sorted(c["platform"] for c in children) == ["linux/amd64", "linux/arm64"], index.stdout
     missing_token = run_cli(["run", "--version", "1.0.1"], project, env={"SIGSTORE_ID_TOKEN": ""})
     assert missing_token.code == 2
     assert "keyless signing needs an OIDC identity token" in missing_token.output
