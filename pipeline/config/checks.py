@@ -12,6 +12,7 @@ from pipeline.config.positions import KeyPath, PositionIndex
 from pipeline.config.resolve import (
     ResolvedVariant,
     builder_for,
+    chosen_builder,
     dependencies_of,
     engine_builds,
     engine_for,
@@ -484,7 +485,7 @@ def _check_variant_builder(
     """A variant that no configured builder can build is refused now, naming the variant."""
     pipeline = spec.pipelines[pipeline_name]
     builder = variant_builder(spec, pipeline_name, image_name, variant.spec)
-    chosen = variant.spec.builder or pipeline.images[image_name].builder or pipeline.builder
+    chosen = chosen_builder(spec, pipeline_name, image_name, variant.spec)
     platform, os_version = variant.spec.platform, variant.spec.os_version
     system = platform.split("/")[0]
     what = f"variant '{variant.name}' of {image_name} ({platform}" + (f" {os_version})" if os_version else ")")

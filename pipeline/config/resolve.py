@@ -12,13 +12,22 @@ from pipeline.registry.platforms import parse_platform, same_windows_build
 
 
 def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
-    """The image's builder, else the pipeline's; Windows images default to ACR unless the local
-    engine builds Windows; then the top-level default."""
+    """The image's builder, else the pipeline's; a Windows image goes to ACR Tasks unless an engine builds
+    Windows; then the top-level default."""
     image_spec = spec.pipelines[pipeline].images[image]
-    chosen = image_spec.builder or spec.pipelines[pipeline].builder
+    return _builder(spec, chosen_builder(spec, pipeline, image), image_spec.platform, None)
+
+
+def chosen_builder(spec: ConfigSpec, pipeline: str, image: str, variant: VariantSpec | None = None) -> str | None:
+    """The builder a variant, its image or its pipeline names, nearest first (None: none is named)."""
+    own = variant.builder if variant is not None else None
+    return own or spec.pipelines[pipeline].images[image].builder or spec.pipelines[pipeline].builder
+
+
+def _builder(spec: ConfigSpec, chosen: str | None, platform: str | None, os_version: str | None) -> str:
     if chosen:
         return chosen
-    if (image_spec.platform or "").startswith("windows/") and not has_windows_engine(spec):
+    if (platform or "").startswith("windows/") and not _engine_for_windows(spec, os_version):
         return "acr"
     return spec.builder
 
@@ -88,13 +97,8 @@ def has_windows_engine(spec: ConfigSpec) -> bool:
 
 def variant_builder(spec: ConfigSpec, pipeline: str, image: str, variant: VariantSpec) -> str:
     """The variant's builder, else the image's or pipeline's; a Windows variant goes to ACR Tasks unless an
-    engine builds Windows; then the top-level default."""
-    chosen = variant.builder or spec.pipelines[pipeline].images[image].builder or spec.pipelines[pipeline].builder
-    if chosen:
-        return chosen
-    if variant.platform.startswith("windows/") and not _engine_for_windows(spec, variant.os_version):
-        return "acr"
-    return spec.builder
+    engine builds its Windows build; then the top-level default."""
+    return _builder(spec, chosen_builder(spec, pipeline, image, variant), variant.platform, variant.os_version)
 
 
 def _engine_for_windows(spec: ConfigSpec, os_version: str | None) -> bool:
