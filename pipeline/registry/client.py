@@ -111,8 +111,10 @@ class RegistryClient:
         digest = response.headers.get("Docker-Content-Digest")
         return digest or self.get_manifest(ref).digest
 
-    def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
-        response = self.session.request(
+    def send_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> httpx.Response:
+        """The PUT of a manifest, its answer unchecked (put_manifest checks it; push_index reads why an
+        index was refused)."""
+        return self.session.request(
             "PUT",
             repository,
             f"manifests/{reference}",
@@ -120,6 +122,9 @@ class RegistryClient:
             headers={"Content-Type": manifest.media_type},
             push=True,
         )
+
+    def put_manifest(self, repository: Repository, reference: str, manifest: Manifest) -> str:
+        response = self.send_manifest(repository, reference, manifest)
         self.session.raise_for(response, repository, f"writing manifest {reference}")
         stored = str(response.headers.get("Docker-Content-Digest", manifest.digest))
         if stored == manifest.digest:

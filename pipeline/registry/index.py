@@ -164,17 +164,6 @@ def _refuses_kind(response: httpx.Response) -> bool:
     return bool(codes & _REFUSED_KIND)
 
 
-def _put(registry: RegistryClient, repository: Repository, manifest: Manifest) -> httpx.Response:
-    return registry.session.request(
-        "PUT",
-        repository,
-        f"manifests/{manifest.digest}",
-        content=manifest.body,
-        headers={"Content-Type": manifest.media_type},
-        push=True,
-    )
-
-
 def _as_manifest(body: bytes, media_type: str) -> Manifest:
     return Manifest(media_type=media_type, digest="sha256:" + hashlib.sha256(body).hexdigest(), body=body)
 
@@ -190,11 +179,11 @@ def push_index(registry: RegistryClient, repository: Repository, children: Seque
     with ThreadPoolExecutor(max_workers=min(8, len(children))) as pool:
         entries = list(pool.map(lambda digest: index_entry(registry, repository, digest), children))
     manifest = _as_manifest(index_body(entries, OCI_INDEX), OCI_INDEX)
-    response = _put(registry, repository, manifest)
+    response = registry.send_manifest(repository, manifest.digest, manifest)
     if _refuses_kind(response):
         refused = registry_message(response)
         manifest = _as_manifest(index_body(entries, DOCKER_LIST), DOCKER_LIST)
-        response = _put(registry, repository, manifest)
+        response = registry.send_manifest(repository, manifest.digest, manifest)
         if response.status_code >= 400:
             raise RegistryError(
                 f"{repository}: the registry refused the image index ({refused}) and the Docker manifest list "
