@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.plan import PlannedImage, Variant
+from pipeline.registry.platforms import platform_text as shown
 
 
 def variant_row(variant: Variant) -> dict[str, Any]:
@@ -26,7 +27,7 @@ def variant_names(image: PlannedImage) -> str:
 
 def platform_text(row: Mapping[str, Any]) -> str:
     """`windows/amd64 10.0.17763`, or the platform alone."""
-    return str(row["platform"]) + (f" {row['os_version']}" if row.get("os_version") else "")
+    return shown(str(row["platform"]), row.get("os_version"))
 
 
 def variant_lines_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:

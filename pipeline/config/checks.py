@@ -16,7 +16,6 @@ from pipeline.config.resolve import (
     dependencies_of,
     engine_builds,
     engine_for,
-    has_windows_engine,
     matching_variant,
     variant_builder,
     variants_for,
@@ -32,7 +31,7 @@ from pipeline.config.schema import (
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
 from pipeline.errors import ConfigError
 from pipeline.graph import find_cycle
-from pipeline.registry.platforms import parse_platform, windows_build
+from pipeline.registry.platforms import parse_platform, platform_text, windows_build
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
 from pipeline.versioning import RESERVED_TAG
 
@@ -430,7 +429,7 @@ def _check_variant_lists(owner: ConfigSpec | PipelineSpec | ImageSpec, at: KeyPa
 
 
 def _shown(v: ResolvedVariant) -> str:
-    return v.spec.platform + (f" {v.spec.os_version}" if v.spec.os_version else "")
+    return platform_text(v.spec.platform, v.spec.os_version)
 
 
 def _variant_key(v: ResolvedVariant) -> tuple[str, str, str | None]:
@@ -469,7 +468,7 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
                 for variant in variants:
                     match = matching_variant(base, _variant_key(variant))
                     if match is None:
-                        known = ", ".join(f"{n} ({p}{' ' + v if v else ''})" for n, p, v in base)
+                        known = ", ".join(f"{n} ({platform_text(p, v)})" for n, p, v in base)
                         raise positions.error(
                             variant.at,
                             f"variant '{variant.name}' of {image_name} ({_shown(variant)}) has no matching "
@@ -488,7 +487,7 @@ def _check_variant_builder(
     chosen = chosen_builder(spec, pipeline_name, image_name, variant.spec)
     platform, os_version = variant.spec.platform, variant.spec.os_version
     system = platform.split("/")[0]
-    what = f"variant '{variant.name}' of {image_name} ({platform}" + (f" {os_version})" if os_version else ")")
+    what = f"variant '{variant.name}' of {image_name} ({platform_text(platform, os_version)})"
     at_key = variant.at[-2] == "variants"
     engine_at: KeyPath = (*variant.at, "engine")
     wanted = f"'os: {system}'" + (f" and 'os_version: {os_version}'" if os_version else "")
@@ -533,7 +532,7 @@ def _check_variant_builder(
         able = [n for n, e in candidates.items() if engine_builds(e.os, e.os_version, platform, os_version)]
     else:
         # The implicit engine builds Linux, or Windows when `windows_engine: true` says it is one.
-        able = ["default"] if (system == "windows") == has_windows_engine(spec) else []
+        able = ["default"] if (system == "windows") == spec.windows_engine else []
     if not able:
         where_built = (
             f"engine '{pinned}' (the image's) builds {spec.engines[pinned].os} images"

@@ -91,10 +91,6 @@ def variants_for(spec: ConfigSpec, pipeline: str, image: str) -> list[ResolvedVa
     return []
 
 
-def has_windows_engine(spec: ConfigSpec) -> bool:
-    return spec.windows_engine or any(engine.os == "windows" for engine in spec.engines.values())
-
-
 def variant_builder(spec: ConfigSpec, pipeline: str, image: str, variant: VariantSpec) -> str:
     """The variant's builder, else the image's or pipeline's; a Windows variant goes to ACR Tasks unless an
     engine builds its Windows build; then the top-level default."""

@@ -34,6 +34,11 @@ class Platform:
         return f"{self.os}/{self.architecture}{written}"
 
 
+def platform_text(platform: str, os_version: str | None) -> str:
+    """How a platform is shown: `linux/arm64`, `windows/amd64 10.0.17763`."""
+    return f"{platform} {os_version}" if os_version else platform
+
+
 def windows_build(version: str) -> str:
     """The build a Windows version names (major.minor.build): 10.0.17763.5329 -> 10.0.17763. Process
     isolation runs a container only on a host of the same build; revisions (the fourth part) mix."""

@@ -229,11 +229,15 @@ class Connections:
             known = self._routes.get(registry)
         return known.scheme if known else self._policy.approach(registry).guess
 
-    def connect(self, registry: str) -> Route:
+    def _settled(self, registry: str) -> Route | None:
+        """The route an earlier probe settled on (None: none yet); a refused registry raises again."""
         with self._lock:
             if registry in self._refused:
                 raise TlsRefused(self._refused[registry])
-            known = self._routes.get(registry)
+            return self._routes.get(registry)
+
+    def connect(self, registry: str) -> Route:
+        known = self._settled(registry)
         if known:
             return known
         approach = self._policy.approach(registry)
@@ -242,10 +246,7 @@ class Connections:
         else:
             with self._probe_lock:
                 # Threads starting together (an index's children read side by side) wait for one probe.
-                with self._lock:
-                    if registry in self._refused:
-                        raise TlsRefused(self._refused[registry])
-                    known = self._routes.get(registry)
+                known = self._settled(registry)
                 if known:
                     return known
                 probed = self._prober(registry, self.context(approach.verify), min(self._timeout, MAX_PROBE_SECONDS))

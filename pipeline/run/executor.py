@@ -38,7 +38,7 @@ from pipeline.plan import (
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.index import push_index
-from pipeline.registry.platforms import check_platform
+from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef
 from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
 
@@ -114,7 +114,7 @@ REMOTE = "remote"  # the slots of builds that need no engine (ACR Tasks)
 
 
 def _shown_platform(image: PlannedImage) -> str:
-    return " ".join(p for p in (image.platform, image.os_version) if p)
+    return platform_text(image.platform or "", image.os_version)
 
 
 class NoEngineLeft(BuildError):
