@@ -44,9 +44,13 @@ def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busyb
     return config_file
 
 
-def app_project(root: Path, registry: str, dockerfile: str, *, busybox: bool = False) -> Path:
+def app_project(
+    root: Path, registry: str, dockerfile: str, *, busybox: bool = False, platforms: tuple[str, ...] = ()
+) -> Path:
     """The smallest project: pipeline `shop` with one image `app` (context images/app) under `registry`
-    (a full repository prefix), on BuildKit with `network: none`. Returns the config path."""
+    (a full repository prefix), on BuildKit with `network: none`; with `platforms`, built for each of them
+    and published as an image index. Returns the config path."""
+    variants = f", platforms: [{', '.join(platforms)}]" if platforms else ""
     return write_project(
         root,
         f"""\
@@ -55,7 +59,7 @@ def app_project(root: Path, registry: str, dockerfile: str, *, busybox: bool = F
         pipelines:
           shop:
             images:
-              app: {{context: images/app}}
+              app: {{context: images/app{variants}}}
         """,
         {"app": dockerfile},
         busybox=("app",) if busybox else (),

@@ -109,6 +109,20 @@ class RegistryPeek:
         found = self.manifest(repo_path, reference)
         return found[0] if found else None
 
+    def index_children(self, repo_path: str, reference: str) -> dict[str, str]:
+        """An OCI image index's children by platform as its descriptors give it: `linux/arm64`,
+        `windows/amd64 10.0.17763` (os/architecture, then os.version where there is one)."""
+        found = self.manifest(repo_path, reference)
+        assert found is not None, f"{repo_path}@{reference}: not in the registry"
+        index = found[1]
+        assert index["mediaType"] == "application/vnd.oci.image.index.v1+json", index
+        children = {}
+        for descriptor in index["manifests"]:  # type: ignore[attr-defined]
+            platform = descriptor["platform"]
+            text = f"{platform['os']}/{platform['architecture']}"
+            children[f"{text} {platform['os.version']}" if "os.version" in platform else text] = descriptor["digest"]
+        return children
+
     def all_tags(self, repo_path: str) -> set[str]:
         response = httpx.get(f"{self.base}/{repo_path}/tags/list", auth=self.auth, timeout=30)
         if response.status_code == 404:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BUSYBOX, init_git, run_cli, write_project
+from tests.helpers import BUSYBOX, app_project, init_git, run_cli
 from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 BINFMT_ENTRY = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 
 DOCKERFILE = """\
@@ -48,19 +47,8 @@ def busybox_arm64(services: Services) -> Path:
 def test_arm64_run_step_runs_under_qemu(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, busybox_arm64: Path
 ) -> None:
-    write_project(
-        tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app:
-                context: images/app
-                platforms: [linux/amd64, linux/arm64]
-        """,
-        {"app": DOCKERFILE},
+    app_project(
+        tmp_path, f"{services.plain_registry}/{namespace}", DOCKERFILE, platforms=("linux/amd64", "linux/arm64")
     )
     context = tmp_path / "images" / "app"
     shutil.copy(BUSYBOX, context / "busybox-amd64")
@@ -74,15 +62,8 @@ def test_arm64_run_step_runs_under_qemu(
     (app,) = json.loads(result.stdout)["images"]
     repo = f"{namespace}/app"
     assert plain_peek.digest(repo, "1.0.0") == app["digest"]
-    found = plain_peek.manifest(repo, str(app["digest"]))
-    assert found is not None
-    index = found[1]
-    assert index["mediaType"] == OCI_INDEX, index
-    children = {
-        f"{m['platform']['os']}/{m['platform']['architecture']}": str(m["digest"])
-        for m in index["manifests"]  # type: ignore[union-attr]
-    }
-    assert set(children) == {"linux/amd64", "linux/arm64"}, index
+    children = plain_peek.index_children(repo, str(app["digest"]))
+    assert set(children) == {"linux/amd64", "linux/arm64"}, children
     for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
         config = plain_peek.image_config(repo, children[platform])
         assert f"{config['os']}/{config['architecture']}" == platform

@@ -21,9 +21,9 @@ from pipeline.registry.index import PlatformClash, index_platforms, push_index
 from pipeline.registry.reference import Repository, parse_repository
 from pipeline.release.publish import Action, TagChange, apply_changes
 from tests.faults.proxy import FaultPlan, fault_proxy
-from tests.helpers import run_cli, write_project
+from tests.helpers import run_cli
 from tests.integration.conftest import RegistryPeek, Services
-from tests.integration.test_signing import ENV, cosign, cosign_verify
+from tests.integration.test_signing import ENV, consumer_project, cosign_sign, cosign_verify
 
 WINDOWS_VERSION = "10.0.17763.1"
 
@@ -192,17 +192,7 @@ def test_verify_fails_closed_when_one_child_is_unsigned_and_names_its_platform(
     assert run_cli(["keys", "generate"], tmp_path, env=ENV).code == 0
     # cosign signs the index (cosign sign is not recursive by default) and the amd64 child; arm64 stays unsigned.
     for digest in (image.index, image.amd64):
-        done = cosign(
-            services,
-            "sign",
-            "--key",
-            str(tmp_path / "cosign.key"),
-            "--tlog-upload=false",
-            "--allow-http-registry",
-            "--yes",
-            f"{image.repository}@{digest}",
-            env=ENV,
-        )
+        done = cosign_sign(services, tmp_path / "cosign.key", f"{image.repository}@{digest}")
         assert done.returncode == 0, done.stderr
     assert cosign_verify(services, tmp_path / "cosign.pub", image.tagged).returncode == 0  # the index alone passes
 
@@ -225,37 +215,17 @@ def test_trust_policy_and_promote_cover_every_child_and_the_promoted_index_verif
     assert run_cli(["keys", "generate"], tmp_path, env=ENV).code == 0
     # Only the index and amd64 are signed: the base image gate and promote refuse, naming arm64.
     assert run_cli(["sign", f"{image.repository}@{image.amd64}", "--key", "cosign.key"], tmp_path, env=ENV).code == 0
-    signed_index_only = cosign(
-        services,
-        "sign",
-        "--key",
-        str(tmp_path / "cosign.key"),
-        "--tlog-upload=false",
-        "--allow-http-registry",
-        "--yes",
-        f"{image.repository}@{image.index}",
-        env=ENV,
-    )
+    signed_index_only = cosign_sign(services, tmp_path / "cosign.key", f"{image.repository}@{image.index}")
     assert signed_index_only.returncode == 0, signed_index_only.stderr
     consumer = tmp_path / "consumer"
-    write_project(
+    consumer_project(
         consumer,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        trust:
-          - repositories: ["{services.plain_registry}/{namespace}-upstream/*"]
-            keys: [upstream.pub]
-        pipelines:
-          p:
-            images:
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{image.tagged}"}}
-        """,
-        {"app": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nENV CONSUMER=1\n"},
+        f"{services.plain_registry}/{namespace}",
+        f"{services.plain_registry}/{namespace}-upstream",
+        (tmp_path / "cosign.pub").read_bytes(),
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nENV CONSUMER=1\n",
+        image.tagged,
     )
-    (consumer / "upstream.pub").write_bytes((tmp_path / "cosign.pub").read_bytes())
     unsigned_child = f"its linux/arm64 image {image.arm64} is not signed as the trust policy requires: no signature"
     gated = run_cli(["run"], consumer)
     assert gated.code == 1, gated.output

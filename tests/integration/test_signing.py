@@ -57,6 +57,37 @@ def cosign_verify(services: Services, key: Path, ref: str) -> subprocess.Complet
     return cosign(services, "verify", "--key", str(key), "--insecure-ignore-tlog", "--allow-http-registry", ref)
 
 
+def cosign_sign(services: Services, key: Path, ref: str) -> subprocess.CompletedProcess[str]:
+    """trixie's cosign signs `ref` with our key, its signature in the registry (no transparency log here)."""
+    return cosign(
+        services, "sign", "--key", str(key), "--tlog-upload=false", "--allow-http-registry", "--yes", ref, env=ENV
+    )
+
+
+def consumer_project(
+    root: Path, registry: str, upstream: str, public_key: bytes, app: str, base_image: str | None = None
+) -> None:
+    """A project `p` whose one image `app` (Dockerfile `app`; `base_image` given as the build arg
+    BASE_IMAGE) pushes to `registry` and trusts images of `upstream/*` only with `public_key`'s signature."""
+    build_args = f', build_args: {{BASE_IMAGE: "{base_image}"}}' if base_image else ""
+    write_project(
+        root,
+        f"""\
+        registry: {registry}
+        network: none
+        trust:
+          - repositories: ["{upstream}/*"]
+            keys: [upstream.pub]
+        pipelines:
+          p:
+            images:
+              app: {{context: images/app{build_args}}}
+        """,
+        {"app": app},
+    )
+    (root / "upstream.pub").write_bytes(public_key)
+
+
 def test_run_signs_every_pushed_digest_and_cosign_accepts_them(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
@@ -149,17 +180,7 @@ def test_signatures_made_by_cosign_and_skopeo_verify_with_pipeline(
     assert run_cli(["verify", ref, "--key", "cosign.pub"], tmp_path).code == 1
 
     # cosign signs with a key *we* generated.
-    signed = cosign(
-        services,
-        "sign",
-        "--key",
-        str(tmp_path / "cosign.key"),
-        "--tlog-upload=false",
-        "--allow-http-registry",
-        "--yes",
-        ref,
-        env=ENV,
-    )
+    signed = cosign_sign(services, tmp_path / "cosign.key", ref)
     assert signed.returncode == 0, signed.stderr
     ours = run_cli(["verify", ref, "--key", "cosign.pub", "--json"], tmp_path)
     assert ours.code == 0, ours.output
@@ -305,24 +326,14 @@ def test_trust_policy_gates_external_base_images_and_promotion(
         assert run_cli(["sign", base_ref, "--key", "cosign.key"], upstream, env=ENV).code == 0
 
     consumer = tmp_path / "consumer"
-    write_project(
+    consumer_project(
         consumer,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        trust:
-          - repositories: ["{services.plain_registry}/{namespace}-upstream/*"]
-            keys: [upstream.pub]
-        pipelines:
-          p:
-            images:
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{base_ref}"}}
-        """,
-        {"app": CHILD},
+        f"{services.plain_registry}/{namespace}",
+        f"{services.plain_registry}/{namespace}-upstream",
+        (upstream / "cosign.pub").read_bytes(),
+        CHILD,
+        base_ref,
     )
-    (consumer / "upstream.pub").write_bytes((upstream / "cosign.pub").read_bytes())
     result = run_cli(["run", "--report", "r.json"], consumer)
     if signed_base:
         assert result.code == 0, result.output
@@ -396,22 +407,13 @@ def test_trust_policy_cannot_be_bypassed_by_dockerfile_syntax(
     repo, public_key = unsigned_upstream
     upstream_prefix = repo.rsplit("/", 1)[0]
     consumer = tmp_path / "consumer"
-    write_project(
+    consumer_project(
         consumer,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        trust:
-          - repositories: ["{upstream_prefix}/*"]
-            keys: [upstream.pub]
-        pipelines:
-          p:
-            images:
-              app: {{context: images/app}}
-        """,
-        {"app": form.format(ref=f"{repo}:latest", repo=repo) + "RUN echo app >> /layers\n"},
+        f"{services.plain_registry}/{namespace}",
+        upstream_prefix,
+        public_key,
+        form.format(ref=f"{repo}:latest", repo=repo) + "RUN echo app >> /layers\n",
     )
-    (consumer / "upstream.pub").write_bytes(public_key)
     result = run_cli(["run", "--version", "1.0.0"], consumer)
     assert result.code == 1, result.output
     assert f"images/app/Dockerfile:{line}: " in result.stderr

@@ -12,8 +12,6 @@ from typing import Any
 from tests.helpers import git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
 BASE = """\
 FROM scratch
 ARG TARGETARCH
@@ -55,14 +53,7 @@ def _images(stdout: str) -> dict[str, dict[str, Any]]:
 
 
 def _children(peek: RegistryPeek, repo: str, digest: str) -> dict[str, str]:
-    found = peek.manifest(repo, digest)
-    assert found is not None
-    _, index = found
-    assert index["mediaType"] == OCI_INDEX, index
-    return {
-        f"{m['platform']['os']}/{m['platform']['architecture']}": str(m["digest"])
-        for m in index["manifests"]  # type: ignore[union-attr]
-    }
+    return peek.index_children(repo, digest)
 
 
 def test_platforms_publish_one_index_that_is_the_image(

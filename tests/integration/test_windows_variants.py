@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from tests.acr.emulator import AcrEmulator
 from tests.helpers import git, init_git, run_cli, write_project
@@ -61,18 +60,8 @@ def _project(root: Path, emu: AcrEmulator, namespace: str) -> None:
         (root / "images" / image / "own.txt").write_text(f"{image}\n")
 
 
-def _platform(descriptor: dict[str, Any]) -> str:
-    platform = descriptor["platform"]
-    text = f"{platform['os']}/{platform['architecture']}"
-    return f"{text} {platform['os.version']}" if "os.version" in platform else text
-
-
 def _children(peek: RegistryPeek, repo: str, digest: str) -> dict[str, str]:
-    found = peek.manifest(repo, digest)
-    assert found is not None
-    index = found[1]
-    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json", index
-    return {_platform(m): str(m["digest"]) for m in index["manifests"]}  # type: ignore[union-attr]
+    return peek.index_children(repo, digest)
 
 
 def test_linux_and_windows_variants_publish_signed_indexes_and_promote(
