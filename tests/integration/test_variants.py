@@ -275,3 +275,45 @@ def test_each_variant_builds_on_the_engine_it_names(
     assert {v["variant"]: v["engine"] for v in base["variants"]} == {"linux-amd64": "there", "linux-arm64": "there"}
     children = _children(plain_peek, f"{namespace}/base", str(base["digest"]))
     assert plain_peek.files(f"{namespace}/base", children["linux/arm64"])["arch.txt"] == b"base for arm64\n"
+
+
+def test_suffix_and_variant_tags_in_a_run_and_a_dependant_without_variants_gets_the_index(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        tags: {{suffix: -x, variants: true}}
+        pipelines:
+          shop:
+            images:
+              base: {{context: images/base, platforms: [linux/amd64, linux/arm64]}}
+              app:
+                context: images/app
+                platform: linux/amd64
+                build_args: {{BASE: "{{{{ images.base }}}}"}}
+        """,
+        {"base": BASE, "app": APP},
+    )
+    for arch in ("amd64", "arm64"):
+        (tmp_path / "images" / "base" / f"{arch}.txt").write_text(f"base for {arch}\n")
+    (tmp_path / "images" / "app" / "app.txt").write_text("app\n")
+    sha = init_git(tmp_path)[:12]
+    result = run_cli(["run", "--json", "--version", "2.1.5", "--progress", "plain"], tmp_path)
+    assert result.code == 0, result.output
+    images = _images(result.stdout)
+    index = str(images["base"]["digest"])
+    children = _children(plain_peek, f"{namespace}/base", index)
+    # The suffix goes on the index's tags; each variant's tags put the variant name after it.
+    assert plain_peek.digest(f"{namespace}/base", "2.1.5-x") == index
+    assert plain_peek.digest(f"{namespace}/base", "2.1.5-x-linux-arm64") == children["linux/arm64"]
+    assert plain_peek.digest(f"{namespace}/base", "latest-x-linux-amd64") == children["linux/amd64"]
+    # Each variant was pushed under the build tag and its name, by digest.
+    for platform, name in (("linux/amd64", "linux-amd64"), ("linux/arm64", "linux-arm64")):
+        assert plain_peek.digest(f"{namespace}/base", f"sha-{sha}-x-{name}") == children[platform]
+    # A dependant without variants builds FROM base's index (the engine takes its own platform's child).
+    assert f"FROM {services.plain_registry}/{namespace}/base@{index}" in result.stderr
+    base_layers = plain_peek.layers(f"{namespace}/base", children["linux/amd64"])
+    assert plain_peek.layers(f"{namespace}/app", str(images["app"]["digest"]))[: len(base_layers)] == base_layers
