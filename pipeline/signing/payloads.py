@@ -13,6 +13,10 @@ COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+# Attestation predicate types, as cosign's `--type slsaprovenance1` and `--type cyclonedx` name them.
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+CYCLONEDX_BOM = "https://cyclonedx.org/bom"
+PREDICATE_TYPES = {"provenance": SLSA_PROVENANCE_V1, "sbom": CYCLONEDX_BOM}
 
 
 @dataclass(frozen=True)

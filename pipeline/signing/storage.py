@@ -23,6 +23,9 @@ from pipeline.signing.payloads import SIMPLE_SIGNING_MEDIA_TYPE
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+PREDICATE_TYPE_ANNOTATION = "predicateType"  # on a `.att` layer, as cosign writes it
+BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"  # on a referrer holding an attestation
 EMPTY_CONFIG = {
     "mediaType": "application/vnd.oci.empty.v1+json",
     "size": 2,
@@ -40,6 +43,11 @@ class LegacySignature:
 
 def signature_tag(digest: str) -> str:
     return digest.replace(":", "-") + ".sig"
+
+
+def attestation_tag(digest: str) -> str:
+    """cosign's legacy attestation tag: DSSE envelopes as layers, like `.sig` holds signatures."""
+    return digest.replace(":", "-") + ".att"
 
 
 def fallback_referrers_tag(digest: str) -> str:

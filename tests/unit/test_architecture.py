@@ -32,8 +32,14 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         "reading what to build: config's checks use graph's find_cycle, so graph (pure DAG) comes first",
     ),
     (("pipeline.plan",), "the plan joins config, graph, versioning and references into what a run does"),
-    (("pipeline.cache", "pipeline.acr"), "services over a plan: reuse prediction; Azure tasks and auth"),
-    (("pipeline.builders", "pipeline.signing"), "build and sign planned images (builders use acr)"),
+    (
+        ("pipeline.cache", "pipeline.acr", "pipeline.sbom"),
+        "services over a plan: reuse prediction; Azure tasks and auth; what an image's layers contain",
+    ),
+    (
+        ("pipeline.builders", "pipeline.signing", "pipeline.attest"),
+        "build and sign planned images (builders use acr); attest them (provenance, SBOM) with signing's signers",
+    ),
     (("pipeline.release",), "releasing uses cache prediction, signing's trust policy and the registry"),
     (("pipeline.run",), "the run session wires builders, cache, release and signing into an executor"),
     (("pipeline.triggers",), "triggers decide what to run and hand it to the same run session"),
