@@ -52,7 +52,9 @@ def test_our_attestations_verify_with_cosign_and_with_pipeline(
     (tmp_path / "sbom.json").write_text(json.dumps(SBOM))
     for kind, predicate in (("provenance", "provenance.json"), ("sbom", "sbom.json")):
         done = run_cli(
-            ["attest", ref, "--key", "cosign.key", "--type", kind, "--predicate", predicate, "--json"], tmp_path, env=ENV
+            ["attest", ref, "--key", "cosign.key", "--type", kind, "--predicate", predicate, "--json"],
+            tmp_path,
+            env=ENV,
         )
         assert done.code == 0, done.output
         assert json.loads(done.stdout)["written"] == ["legacy", "referrers"]
