@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,15 +65,23 @@ def parse_simple_signing(payload: bytes) -> Claims:
     return Claims(_strip_tag_and_digest(str(reference)), str(digest))
 
 
-def in_toto_statement(repository: str, digest: str) -> bytes:
+def in_toto_statement(
+    repository: str,
+    digest: str,
+    predicate_type: str = SIGN_PREDICATE,
+    predicate: Mapping[str, Any] | None = None,
+) -> bytes:
+    """An in-toto v1 statement about one digest as compact JSON: the same arguments give the same bytes
+    (the predicate's own key order is kept). Without a predicate type: cosign's signing statement."""
     algorithm, _, hexdigest = digest.partition(":")
     document = {
         "_type": IN_TOTO_STATEMENT,
         "subject": [{"name": repository, "digest": {algorithm: hexdigest}}],
-        "predicateType": SIGN_PREDICATE,
-        "predicate": {},
+        "predicateType": predicate_type,
+        "predicate": dict(predicate or {}),
     }
-    return json.dumps(document, separators=(",", ":")).encode()
+    # allow_nan=False: NaN and Infinity are not JSON, and a verifier in another language would refuse them.
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
 def parse_in_toto(payload: bytes) -> Claims:
