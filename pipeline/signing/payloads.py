@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,18 +68,22 @@ def parse_simple_signing(payload: bytes) -> Claims:
 
 
 def in_toto_statement(
-    repository: str, digest: str, predicate_type: str = SIGN_PREDICATE, predicate: Any = None
+    repository: str,
+    digest: str,
+    predicate_type: str = SIGN_PREDICATE,
+    predicate: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """An in-toto v1 statement about `repository@digest`, compact JSON. Without a predicate it is the
-    signature statement of a bundle; with one, an attestation (provenance, SBOM, anything given)."""
+    """An in-toto v1 statement about one digest as compact JSON: the same arguments give the same bytes
+    (the predicate's own key order is kept). Without a predicate type: cosign's signing statement."""
     algorithm, _, hexdigest = digest.partition(":")
     document = {
         "_type": IN_TOTO_STATEMENT,
         "subject": [{"name": repository, "digest": {algorithm: hexdigest}}],
         "predicateType": predicate_type,
-        "predicate": {} if predicate is None else predicate,
+        "predicate": dict(predicate or {}),
     }
-    return json.dumps(document, separators=(",", ":")).encode()
+    # allow_nan=False: NaN and Infinity are not JSON, and a verifier in another language would refuse them.
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
 @dataclass(frozen=True)

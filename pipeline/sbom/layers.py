@@ -1,0 +1,123 @@
+"""An image's filesystem as its layers build it up, keeping only the files asked for: layers are read as
+tar streams one at a time, in order, with OCI whiteouts applied (a file deleted above is gone)."""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Literal
+
+from pipeline.errors import PipelineError
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import Repository
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+class SbomError(PipelineError):
+    """An image's layers could not be read for an SBOM (an index, a compression we cannot read, a broken tar)."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer blob as the manifest describes it: its media type, digest and (compressed) bytes."""
+
+    media_type: str
+    digest: str
+    stream: IO[bytes]
+
+
+def tar_mode(layer: Layer) -> Literal["r|gz", "r|"]:
+    """The tarfile stream mode for a layer's media type (OCI and Docker names, distributable or not)."""
+    media_type = layer.media_type
+    if media_type.endswith(("+gzip", ".tar.gzip")):
+        return "r|gz"
+    if media_type.endswith(("v1.tar", ".tar", "rootfs.diff.tar")):
+        return "r|"
+    if media_type.endswith("+zstd"):
+        raise SbomError(
+            f"layer {layer.digest} is {media_type}: zstd layers cannot be read for an SBOM yet "
+            "(Python 3.11 has no zstd); build with gzip layers (BuildKit's default)"
+        )
+    raise SbomError(f"layer {layer.digest} has media type {media_type!r}, not a tar layer an SBOM can read")
+
+
+def relative(name: str) -> str:
+    """A tar member's path as the image sees it, without a leading / or ./ ('' for the root)."""
+    path = posixpath.normpath("/" + name).lstrip("/")
+    return "" if path == "." else path
+
+
+def ancestors(path: str) -> Iterator[str]:
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        yield path
+
+
+def image_files(layers: Iterable[Layer], wanted: Callable[[str], bool]) -> dict[str, bytes]:
+    """The regular files `wanted` accepts, as the image's filesystem has them after every layer (lowest
+    first): a file, directory or link an upper layer puts at a path replaces what lower layers had there
+    (a directory's lower contents merge unless an opaque whiteout hides them), and a `.wh.<name>` entry
+    deletes `<name>` from the layers below. A hard link gets its bytes when its target is a wanted file
+    of the same layer."""
+    files: dict[str, bytes] = {}
+    for layer in layers:
+        mode = tar_mode(layer)
+        # Whiteouts hide lower layers only, so this layer's own files are gathered apart and added last.
+        added: dict[str, bytes] = {}
+        gone: set[str] = set()  # paths of lower layers this layer replaces or deletes
+        hidden: set[str] = set()  # directories whose lower contents this layer hides
+        try:
+            with tarfile.open(fileobj=layer.stream, mode=mode) as tar:
+                for member in tar:
+                    path = relative(member.name)
+                    if not path:
+                        continue
+                    parent, _, base = path.rpartition("/")
+                    if base == OPAQUE:
+                        hidden.add(parent)
+                        continue
+                    if base.startswith(WHITEOUT):
+                        if not base.startswith(WHITEOUT + WHITEOUT):  # .wh..wh.* other than .opq: aufs's own
+                            target = posixpath.join(parent, base.removeprefix(WHITEOUT))
+                            gone.add(target)
+                            hidden.add(target)
+                        continue
+                    gone.add(path)
+                    if not member.isdir():
+                        hidden.add(path)  # a file or link where a lower directory was hides its contents
+                    if member.isfile() and wanted(path):
+                        extracted = tar.extractfile(member)
+                        if extracted is not None:
+                            added[path] = extracted.read()
+                    elif member.islnk() and wanted(path) and relative(member.linkname) in added:
+                        added[path] = added[relative(member.linkname)]
+        except (tarfile.TarError, OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+            raise SbomError(f"layer {layer.digest} ({layer.media_type}) is not a readable tar: {exc}") from None
+        files = {
+            path: data
+            for path, data in files.items()
+            if path not in gone and not any(directory in hidden for directory in ancestors(path))
+        }
+        files.update(added)
+    return files
+
+
+def registry_layers(registry: RegistryClient, repository: Repository, digest: str) -> Iterator[Layer]:
+    """The layers of the image manifest `digest` in `repository`, lowest first, each downloaded (and its
+    digest checked) into a temporary file that is gone once the next one is asked for."""
+    manifest = registry.manifest_by_digest(repository, digest)
+    if manifest.is_index:
+        raise SbomError(
+            f"{repository}@{digest} is an image index: make an SBOM of each platform's image manifest instead"
+        )
+    for descriptor in manifest.json().get("layers") or []:
+        layer_digest, media_type = str(descriptor.get("digest", "")), str(descriptor.get("mediaType", ""))
+        with tempfile.TemporaryFile(prefix="pipeline-sbom-") as spool:
+            registry.download_blob(repository, layer_digest, spool)
+            spool.seek(0)
+            yield Layer(media_type, layer_digest, spool)
