@@ -200,11 +200,11 @@ def verify(
     if as_json:
         click.echo(json.dumps(data, indent=2))
     elif result.verified:
-        what = f"{attestation_type} attestation" if predicate_type else "signature"
-        click.echo(f"{result.reference}: {what} verified ({'; '.join(result.satisfied)})")
+        what = f"{attestation_type} attestation " if predicate_type else ""
+        click.echo(f"{result.reference}: {what}verified ({'; '.join(result.satisfied)})")
         _echo_predicates(result)
         for child in result.children:
-            click.echo(f"  {child.digest} ({child.platform}): {what} verified ({'; '.join(child.satisfied)})")
+            click.echo(f"  {child.digest} ({child.platform}): {what}verified ({'; '.join(child.satisfied)})")
             _echo_predicates(child)
     if not result.verified:
         raise VerificationFailed(f"{result.reference}: not verified: {result.reason}")

@@ -174,5 +174,5 @@ def attest_reference(
     """Attest `predicate` about `ref`'s digest (the tag resolved first), as `cosign attest` does: the
     digest given, not an index's children (attest those by their own digests)."""
     digest = _digest_of(registry, ref)
-    outcome = signer.attest(registry, ref.repository, digest, predicate_type, predicate, replace)
+    outcome = signer.attest(registry, ref.repository, digest, predicate_type, lambda: predicate, replace)
     return AttestResult(f"{ref.repository}@{digest}", predicate_type, outcome.key_id, outcome.written, outcome.already)

@@ -5,6 +5,7 @@ private sigstore deployments (and the local test services) work the same as the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,10 @@ class KeylessSigner:
         repository: Repository,
         digest: str,
         predicate_type: str,
-        predicate: Any,
+        make_predicate: Callable[[], Any],
         replace: bool = False,
     ) -> SignOutcome:
-        bundle = self.bundle(str(repository), digest, predicate_type, predicate)
+        bundle = self.bundle(str(repository), digest, predicate_type, make_predicate())
         write_bundle(registry, repository, digest, bundle, predicate_type)
         return SignOutcome(digest, self.identity, ("referrers",), ())
 

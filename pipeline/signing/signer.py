@@ -5,6 +5,7 @@ through this one protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -53,9 +54,11 @@ class Signer(Protocol):
         repository: Repository,
         digest: str,
         predicate_type: str,
-        predicate: Any,
+        make_predicate: Callable[[], Any],
         replace: bool = False,
-    ) -> SignOutcome: ...
+    ) -> SignOutcome:
+        """Attest the predicate `make_predicate` returns (called only when an attestation is written)."""
+        ...
 
 
 def key_envelope(key: SigningKey, statement: bytes) -> dict[str, Any]:
@@ -130,13 +133,19 @@ class KeySigner:
         repository: Repository,
         digest: str,
         predicate_type: str,
-        predicate: Any,
+        make_predicate: Callable[[], Any],
         replace: bool = False,
     ) -> SignOutcome:
-        """Attest `predicate` about `repository@digest`. An attestation of this type this key already
+        """Attest `make_predicate()` about `repository@digest`. An attestation of this type this key already
         made is kept (a reused image keeps the provenance of the build that made it), unless `replace`
         (then, as `cosign attest --replace`, the legacy layer is swapped; referrers are added)."""
-        statement = in_toto_statement(str(repository), digest, predicate_type, predicate)
+        statement_bytes: list[bytes] = []
+
+        def statement() -> bytes:  # made once, and only if some form is written
+            if not statement_bytes:
+                statement_bytes.append(in_toto_statement(str(repository), digest, predicate_type, make_predicate()))
+            return statement_bytes[0]
+
         written: list[str] = []
         already: list[str] = []
         legacy, referrers = self._forms()
@@ -149,7 +158,7 @@ class KeySigner:
             if mine is not None and not replace:
                 already.append("legacy")
             else:
-                envelope = key_envelope(self.key, statement)
+                envelope = key_envelope(self.key, statement())
                 position = mine.position if mine is not None else None
                 write_legacy_attestation(registry, repository, digest, envelope, predicate_type, manifest, position)
                 written.append("legacy")
@@ -163,7 +172,7 @@ class KeySigner:
             if present and not replace:
                 already.append("referrers")
             else:
-                write_bundle(registry, repository, digest, key_bundle(self.key, statement), predicate_type)
+                write_bundle(registry, repository, digest, key_bundle(self.key, statement()), predicate_type)
                 written.append("referrers")
         return SignOutcome(digest, self.identity, tuple(written), tuple(already))
 
