@@ -54,6 +54,7 @@ class RunContext:
     created: datetime | None = None  # the commit time; None outside git
     dirty: bool = False  # uncommitted changes to tracked files
     earlier_commits: tuple[str, ...] = ()  # HEAD's first-parent ancestors, newest first
+    source_root: Path | None = None  # the git working tree's top (provenance paths are relative to it)
 
     def template_values(self, *, for_tags: bool = False) -> dict[str, str]:
         branch = self.git_branch or "unknown"

@@ -1,4 +1,4 @@
-"""Commands for signing: keys generate, sign, verify."""
+"""Commands for signing: keys generate, sign, attest, verify."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from pipeline.cli.common import (
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
-from pipeline.signing.actions import SignResult, sign_reference, verify_reference
+from pipeline.signing.actions import SignResult, attest_reference, make_signer, sign_reference, verify_reference
+from pipeline.signing.payloads import PREDICATE_TYPES
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.signer import SignatureStorage
 from pipeline.signing.trust import TrustPolicy
@@ -137,6 +138,13 @@ def _signed_data(signed: SignResult) -> dict[str, Any]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="sigstore ClientTrustConfig JSON for keyless verification.",
 )
+@click.option(
+    "--type",
+    "attestation_type",
+    metavar="TYPE",
+    help="Verify attestations of this type instead of signatures, and print their predicates: "
+    "provenance (SLSA v1), sbom (CycloneDX) or a predicate type URI.",
+)
 @optional_config_option("trust policy and registry settings")
 @insecure_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -146,24 +154,30 @@ def verify(
     subject: str | None,
     issuer: str | None,
     trust_config: Path | None,
+    attestation_type: str | None,
     config_file: Path | None,
     insecure: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Verify REFERENCE's signatures: exit 0 verified, 1 not (no signature, bad signature or wrong
-    identity), with the reason.
+    identity), with the reason. With --type, verify its attestations of that type instead (as
+    `cosign verify-attestation --type`) and print each verified predicate.
 
     An image index is verified with every platform's manifest: one child without an acceptable
     signature fails the whole verification, naming the child's platform.
 
     A signature counts only if it verifies with the key (or chains to the trust config's roots for the
-    identity) and names this repository and this exact manifest digest.
+    identity) and names this exact manifest digest. Like cosign, a signature made for another
+    repository is accepted (a promoted image keeps its signatures) and shown as `signed for REPO`;
+    which signers a repository needs is the trust policy's rule.
 
     \b
-    Example:
+    Examples:
       pipeline verify 127.0.0.1:5000/demo/app:1.0.0 --key cosign.pub --json
+      pipeline verify 127.0.0.1:5000/demo/app:1.0.0 --key cosign.pub --type provenance
     """
     ref = parse_reference(reference)
+    predicate_type = predicate_type_of(attestation_type) if attestation_type else None
     if (subject is None) != (issuer is None):
         raise UsageError("--certificate-identity and --certificate-oidc-issuer go together")
     required: list[Requirement] = [KeyRequirement(keyfiles.read_public_key(p), str(p)) for p in key_paths]
@@ -178,15 +192,20 @@ def verify(
             f"nothing to verify {ref.repository} against: give --key, a certificate identity, or a trust rule"
         )
     with session(config).registry(insecure) as registry:
-        result = verify_reference(registry, ref, required, policy_rules)
+        result = verify_reference(registry, ref, required, policy_rules, predicate_type)
     data = _verified_data(result)
     data["children"] = [_verified_data(child) for child in result.children]
+    if predicate_type:
+        data["type"] = predicate_type
     if as_json:
         click.echo(json.dumps(data, indent=2))
     elif result.verified:
-        click.echo(f"{result.reference}: verified ({'; '.join(result.satisfied)})")
+        what = f"{attestation_type} attestation " if predicate_type else ""
+        click.echo(f"{result.reference}: {what}verified ({'; '.join(result.satisfied)})")
+        _echo_predicates(result)
         for child in result.children:
-            click.echo(f"  {child.digest} ({child.platform}): verified ({'; '.join(child.satisfied)})")
+            click.echo(f"  {child.digest} ({child.platform}): {what}verified ({'; '.join(child.satisfied)})")
+            _echo_predicates(child)
     if not result.verified:
         raise VerificationFailed(f"{result.reference}: not verified: {result.reason}")
 
@@ -201,4 +220,112 @@ def _verified_data(result: Verification) -> dict[str, Any]:
     }
     if result.platform:
         data["platform"] = result.platform
+    if result.attestations:
+        data["attestations"] = [
+            {"predicate_type": a.predicate_type, "form": a.form, "signer": a.signer, "predicate": a.predicate}
+            for a in result.attestations
+        ]
     return data
+
+
+def _echo_predicates(result: Verification) -> None:
+    for attestation in result.attestations:
+        click.echo(f"# {attestation.predicate_type} ({attestation.form}, {attestation.signer})")
+        click.echo(json.dumps(attestation.predicate, indent=2, sort_keys=True))
+
+
+def predicate_type_of(name: str) -> str:
+    """provenance / sbom, or a predicate type URI as cosign's --type takes one."""
+    if name in PREDICATE_TYPES:
+        return PREDICATE_TYPES[name]
+    if "://" in name:
+        return name
+    raise UsageError(f"--type {name}: give {', '.join(sorted(PREDICATE_TYPES))} or a predicate type URI")
+
+
+@click.command()
+@click.argument("reference")
+@click.option(
+    "--type",
+    "attestation_type",
+    metavar="TYPE",
+    required=True,
+    help="provenance (SLSA v1), sbom (CycloneDX) or a predicate type URI.",
+)
+@click.option(
+    "--predicate",
+    "predicate_file",
+    required=True,
+    type=click.File("rb"),
+    help="The predicate, a JSON file ('-' for standard input).",
+)
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), help="cosign private key.")
+@click.option(
+    "--storage",
+    type=click.Choice(["legacy", "referrers", "both"]),
+    default="both",
+    show_default=True,
+    help="legacy: cosign's sha256-<hex>.att tag; referrers: an OCI 1.1 sigstore bundle.",
+)
+@click.option("--replace", is_flag=True, help="Replace this signer's attestation of this type (as cosign --replace).")
+@click.option("--identity-token", "token", metavar="JWT", help="Attest keyless with this OIDC token instead of a key.")
+@click.option(
+    "--trust-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="sigstore ClientTrustConfig JSON (private deployments); default: the public instance.",
+)
+@insecure_option
+@optional_config_option("registry settings")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def attest(
+    reference: str,
+    attestation_type: str,
+    predicate_file: Any,
+    key_path: Path | None,
+    storage: SignatureStorage,
+    replace: bool,
+    token: str | None,
+    trust_config: Path | None,
+    insecure: tuple[str, ...],
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Attest a predicate about REFERENCE's digest by hand, as `cosign attest` does: an in-toto
+    statement signed with the key (or keyless) and stored as cosign's `.att` layer and/or an OCI 1.1
+    referrer. `pipeline run` does this itself for `sign: {attest: [provenance, sbom]}`.
+
+    \b
+    Example:
+      COSIGN_PASSWORD=... pipeline attest 127.0.0.1:5000/demo/app:1.0.0 --key cosign.key \\
+        --type provenance --predicate provenance.json
+    """
+    ref = parse_reference(reference)
+    predicate_type = predicate_type_of(attestation_type)
+    name = getattr(predicate_file, "name", "-")
+    try:
+        predicate = json.loads(predicate_file.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{name}: the predicate is not JSON: {exc}") from None
+    if not isinstance(predicate, dict):
+        raise UsageError(f"{name}: the predicate must be a JSON object")
+    with session(optional_config(config_file)).registry(insecure) as registry:
+        signer = make_signer(
+            key_path=key_path,
+            passphrase=passphrase,
+            identity_token=lambda: identity_token(token),
+            trust_config=str(trust_config) if trust_config else None,
+            storage=storage,
+        )
+        done = attest_reference(registry, ref, signer, predicate_type, predicate, replace)
+    data = {
+        "reference": done.reference,
+        "type": done.predicate_type,
+        "signer": done.signer,
+        "written": list(done.written),
+        "already": list(done.already),
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    forms = ", ".join(done.written) or f"already attested ({', '.join(done.already)})"
+    click.echo(f"{done.reference}: {attestation_type} attested by {done.signer}: {forms}")

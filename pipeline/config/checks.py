@@ -211,6 +211,9 @@ def _check_signing(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
             raise positions.error(where, "set exactly one of 'key: PATH' or 'keyless: true'")
         if sign.key is not None:
             _check_file(base_dir, sign.key, (*where, "key"), "signing key", positions)
+        for i, kind in enumerate(sign.attest):
+            if kind in sign.attest[:i]:
+                raise positions.error((*where, "attest", i), f"'{kind}' is listed twice")
     for host in spec.registries:
         _check_host(host, ("registries", host), positions, at_key=True)
     for i, rule in enumerate(spec.trust):

@@ -47,6 +47,12 @@ class SignSpec(StrictModel):
 
     key: NonEmpty | None = Field(None, description="cosign private key file, relative to this file")
     keyless: bool = Field(False, description="Sign with a Fulcio certificate for the run's OIDC identity token")
+    attest: list[Literal["provenance", "sbom"]] = Field(
+        default_factory=list,
+        description="Also attest every pushed digest, signed the same way: provenance (SLSA v1: how it was "
+        "built) and sbom (CycloneDX: what its layers contain)",
+        examples=[["provenance", "sbom"]],
+    )
 
 
 class RegistrySpec(StrictModel):
@@ -65,12 +71,33 @@ class IdentitySpec(StrictModel):
     subject: NonEmpty
 
 
+class ProvenanceRule(StrictModel):
+    """Signed SLSA v1 provenance the images must carry, and what it must say."""
+
+    builder_ids: list[NonEmpty] = Field(
+        default_factory=list,
+        description="Glob patterns; the provenance's runDetails.builder.id must match one (none given: any builder)",
+        examples=[["https://github.com/pipeline-build/pipeline/builders/*"]],
+    )
+    sources: list[NonEmpty] = Field(
+        default_factory=list,
+        description="Glob patterns of the git repository it was built from: a resolved dependency with a "
+        "gitCommit digest whose URI (without git+ and @ref) matches one (none given: any source)",
+        examples=[["https://git.example.com/platform/*"]],
+    )
+
+
 class TrustRule(StrictModel):
-    """Images of matching repositories need a signature from one of these keys or identities."""
+    """Images of matching repositories need a signature from one of these keys or identities (and, where
+    asked, attestations signed by one of them)."""
 
     repositories: list[NonEmpty] = Field(min_length=1, description="Glob patterns, e.g. 127.0.0.1:5000/base/*")
     keys: list[NonEmpty] = Field(default_factory=list, description="cosign public keys, relative to this file")
     identities: list[IdentitySpec] = Field(default_factory=list, description="Keyless signer identities")
+    provenance: ProvenanceRule | None = Field(
+        None, description="Require signed SLSA provenance (from these builders, of these sources)"
+    )
+    sbom: bool = Field(False, description="Require a signed CycloneDX SBOM attestation")
 
 
 class SigstoreSpec(StrictModel):

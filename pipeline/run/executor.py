@@ -11,7 +11,7 @@ import enum
 import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -183,10 +183,26 @@ def urgencies(plan: Plan) -> dict[str, int]:
     return result
 
 
+@dataclass(frozen=True)
+class Built:
+    """What the executor knows of one build it pushed (an image, or one variant of one): what its
+    provenance says (run.attesting)."""
+
+    view: PlannedImage  # the image, or the variant's view of it
+    digest: str
+    build_args: Mapping[str, str]
+    input_digest: str | None
+    engine: str | None
+    started_at: float | None  # wall clock, epoch seconds
+    finished_at: float | None
+
+
 EventSink = Callable[[Event], None]
 CredentialLookup = Callable[[str], Credentials | None]
 # Signs a pushed digest as the image's pipeline says; returns a progress line (None: not signed).
 DigestSigner = Callable[[PlannedImage, str], str | None]
+# Attests a pushed digest (and an index's children) from what this run built; returns a progress line.
+DigestAttester = Callable[[PlannedImage, str, Sequence[Built]], str | None]
 # Checks an image's base images against the trust policy before it is built; returns what it verified.
 BaseGate = Callable[[PlannedImage, Mapping[str, str]], list[str]]
 
@@ -202,6 +218,7 @@ class Executor:
         on_event: EventSink = lambda event: None,
         clock: Callable[[], float] = time.monotonic,
         sign: DigestSigner | None = None,
+        attest: DigestAttester | None = None,
         gate: BaseGate | None = None,
         blobs: GitBlobs | None = None,
         journals: Callable[[str], Path] | None = None,
@@ -209,6 +226,8 @@ class Executor:
         """`journals`: a pipeline's name -> the directory of its publish journal (None: no journal)."""
         self.journals = journals
         self.sign = sign
+        self.attest = attest
+        self._builds: dict[str, list[Built]] = {}  # image key -> what was built and pushed for it this run
         self.gate = gate
         self.blobs = blobs
         self._predictions: dict[str, Prediction] | None = None
@@ -354,6 +373,20 @@ class Executor:
             done = self.sign(image, digest)
             if done:
                 self._emit(image.key, "sign", self._of(image) + done)
+        if self.attest is not None and image.variant is None:
+            with self._lock:
+                builds = list(self._builds.get(image.key, ()))
+            # Reused (not built now): the build args it would have been built with; no digest, no times.
+            done_views = {b.view.variant for b in builds}
+            views = [image.variant_view(v) for v in image.variants] or [image]
+            builds += [
+                Built(view, "", self._render_build_args(view), None, None, None, None)
+                for view in views
+                if view.variant not in done_views
+            ]
+            done = self.attest(image, digest, builds)
+            if done:
+                self._emit(image.key, "attest", self._of(image) + done)
 
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         if image.key in self.reusable:
@@ -434,6 +467,17 @@ class Executor:
         result.digest = digest
         if inputs is not None and inputs.tag != build_tag:
             self.registry.tag(image.repository, digest, inputs.tag)
+        built = Built(
+            image,
+            digest,
+            dict(build_args),
+            inputs.digest if inputs is not None else None,
+            result.engine,
+            result.build_started_at,
+            result.build_finished_at,
+        )
+        with self._lock:
+            self._builds.setdefault(image.key, []).append(built)
         self._sign(image, digest)
 
     def _gate(self, image: PlannedImage, build_args: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ comes through here, so a run is wired in one place.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from pipeline.versioning import parse_version
 # What only some commands or configs use is imported where it is used: start-up is most of a no-op run.
 if TYPE_CHECKING:
     from pipeline.cache.explain import Explanation
+    from pipeline.run.attesting import RunAttester
     from pipeline.signing.runsigner import RunSigner
 
 T = TypeVar("T")
@@ -119,6 +121,7 @@ class Session:
             created=git.committed_at if git else None,
             dirty=git.dirty if git else False,
             earlier_commits=git.earlier if git else (),
+            source_root=git.root if git else None,
         )
         return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags)
 
@@ -222,6 +225,7 @@ class Session:
                 options,
                 on_event=on_event or ProgressPrinter(self.progress),
                 sign=parts.signer,
+                attest=self._attester(plan, registry, parts),
                 gate=gate,
                 blobs=self.blobs(),
                 journals=journals.__getitem__,
@@ -273,6 +277,23 @@ class Session:
             signer = check(lambda: self._signer(plan, registry, secrets)) if options.push else None
             policy = check(lambda: TrustPolicy.from_config(self.loaded.spec, self.loaded.base_dir))
             yield _Parts(backends, credentials, registry, reachable, signer, policy)
+
+    def _attester(self, plan: Plan, registry: RegistryClient, parts: _Parts) -> RunAttester | None:
+        """Provenance and SBOM for the pipelines whose `sign:` asks for them (None: none does)."""
+        if parts.signer is None or not any(i.sign is not None and i.sign.attest for i in plan.images.values()):
+            return None
+        from pipeline.run.attesting import RunAttester, backend_kinds, tool_versions  # SBOM readers: when used
+
+        backends = parts.backends or {}
+        return RunAttester(
+            registry,
+            parts.signer,
+            plan,
+            self.loaded.file,
+            invocation_id=str(uuid.uuid4()),
+            builder_kinds=backend_kinds(backends),
+            versions=tool_versions(self.settings.environment) if any(b.uses_engines for b in backends.values()) else {},
+        )
 
     def _signer(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> RunSigner | None:
         """Decrypt each signing key the plan uses once, before anything is built."""

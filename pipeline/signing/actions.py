@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.client import RegistryClient
@@ -13,8 +14,7 @@ from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import ImageRef, Repository
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.policy import Requirement
-from pipeline.signing.signer import SignatureStorage, sign_digest
-from pipeline.signing.storage import write_bundle
+from pipeline.signing.signer import KeySigner, SignatureStorage, Signer, SignOutcome
 from pipeline.signing.verify import Verification, verify_any, verify_digest
 
 
@@ -40,6 +40,25 @@ def _digest_of(registry: RegistryClient, ref: ImageRef) -> str:
     return digest
 
 
+def make_signer(
+    *,
+    key_path: Path | None,
+    passphrase: Callable[[str], str],
+    identity_token: Callable[[], str | None],
+    trust_config: str | None,
+    storage: SignatureStorage,
+) -> Signer:
+    """The key at `key_path` (its passphrase asked for now), else keyless as the identity token's subject."""
+    if key_path is not None:
+        return KeySigner(read_private_key(key_path, passphrase(str(key_path))), storage)
+    token = identity_token()
+    if not token:
+        raise UsageError("give --key FILE, or an OIDC identity token for keyless signing")
+    from pipeline.signing.keyless import KeylessSigner  # sigstore is slow to import
+
+    return KeylessSigner(token, trust_config)
+
+
 def sign_reference(
     registry: RegistryClient,
     ref: ImageRef,
@@ -52,37 +71,31 @@ def sign_reference(
 ) -> SignResult:
     """Sign `ref`'s digest (never the tag) with the key at `key_path`, else keyless as the identity
     token's subject. The passphrase and the token are asked for only once the digest is known, so a
-    missing image is reported before anyone is prompted.
+    missing image is reported before anyone is prompted."""
+    digest = _digest_of(registry, ref)
+    signer = make_signer(
+        key_path=key_path,
+        passphrase=passphrase,
+        identity_token=identity_token,
+        trust_config=trust_config,
+        storage=storage,
+    )
+    return sign_recursively(registry, ref.repository, digest, signer)
 
-    An index is signed recursively, as `cosign sign --recursive` does: every child manifest, then the
+
+def sign_recursively(registry: RegistryClient, repository: Repository, digest: str, signer: Signer) -> SignResult:
+    """An index is signed recursively, as `cosign sign --recursive` does: every child manifest, then the
     index. Children first, so that a signing stopped half-way never leaves a signed index over unsigned
     children (verification of an index fails closed on any unsigned child anyway)."""
-    digest = _digest_of(registry, ref)
-    children = index_platforms(registry, ref.repository, digest)
-    sign_one: Callable[[str], tuple[str, tuple[str, ...], tuple[str, ...]]]
-    if key_path is not None:
-        key = read_private_key(key_path, passphrase(str(key_path)))
 
-        def sign_one(subject: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-            outcome = sign_digest(registry, ref.repository, subject, key, storage)
-            return outcome.key_id, outcome.written, outcome.already
+    def result(outcome: SignOutcome, **extra: Any) -> SignResult:
+        return SignResult(repository, outcome.digest, outcome.key_id, outcome.written, outcome.already, **extra)
 
-    else:
-        token = identity_token()
-        if not token:
-            raise UsageError("give --key FILE, or an OIDC identity token for keyless signing")
-        from pipeline.signing.keyless import KeylessSigner  # sigstore is slow to import
-
-        keyless = KeylessSigner(token, trust_config)
-
-        def sign_one(subject: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-            write_bundle(registry, ref.repository, subject, keyless.bundle(str(ref.repository), subject))
-            return keyless.identity, ("referrers",), ()
-
-    signed_children = tuple(
-        SignResult(ref.repository, child, *sign_one(child), platform=platform) for child, platform in children
+    children = tuple(
+        result(signer.sign(registry, repository, child), platform=platform)
+        for child, platform in index_platforms(registry, repository, digest)
     )
-    return SignResult(ref.repository, digest, *sign_one(digest), children=signed_children)
+    return result(signer.sign(registry, repository, digest), children=children)
 
 
 def _verify_one(
@@ -91,19 +104,29 @@ def _verify_one(
     digest: str,
     required: list[Requirement],
     policy_rules: list[list[Requirement]],
+    predicate_type: str | None,
     platform: str = "",
 ) -> Verification:
-    result = verify_digest(registry, repository, digest, required)
+    result = verify_digest(registry, repository, digest, required, predicate_type)
     satisfied = list(result.satisfied)
+    attestations = list(result.attestations)
     reason = result.reason
     for alternatives in policy_rules if result.verified else []:
-        passing, why = verify_any(registry, repository, digest, alternatives)
+        passing, why = verify_any(registry, repository, digest, alternatives, predicate_type)
         if passing is None:
             reason = f"trust policy: {why}"
             break
         satisfied += passing.satisfied
+        attestations += [a for a in passing.attestations if a not in attestations]
     return Verification(
-        repository, digest, reason is None, reason, tuple(satisfied), result.signatures_found, platform=platform
+        repository,
+        digest,
+        reason is None,
+        reason,
+        tuple(satisfied),
+        result.signatures_found,
+        platform=platform,
+        attestations=tuple(attestations),
     )
 
 
@@ -112,17 +135,21 @@ def verify_reference(
     ref: ImageRef,
     required: list[Requirement],
     policy_rules: list[list[Requirement]],
+    predicate_type: str | None = None,
 ) -> Verification:
-    """Every requirement in `required` must hold, then each trust policy rule through any one of its
+    """With `predicate_type`, the same for attestations of that type (as `cosign verify-attestation`):
+    the verification carries each verified predicate.
+
+    Every requirement in `required` must hold, then each trust policy rule through any one of its
     alternatives; `satisfied` lists what held, `signatures_found` counts what is stored for the digest.
 
     An index is verified with every child: a child without an acceptable signature fails the whole
     verification (fail closed; the reason names the child's platform), since a puller gets a child,
     never the index itself."""
     digest = _digest_of(registry, ref)
-    top = _verify_one(registry, ref.repository, digest, required, policy_rules)
+    top = _verify_one(registry, ref.repository, digest, required, policy_rules, predicate_type)
     children = tuple(
-        _verify_one(registry, ref.repository, child, required, policy_rules, platform)
+        _verify_one(registry, ref.repository, child, required, policy_rules, predicate_type, platform)
         for child, platform in index_platforms(registry, ref.repository, digest)
     )
     failed = next((c for c in children if not c.verified), None)
@@ -130,3 +157,22 @@ def verify_reference(
     if reason is None and failed is not None:
         reason = f"child {failed.platform} ({failed.digest}): {failed.reason}"
     return replace(top, verified=reason is None, reason=reason, children=children)
+
+
+@dataclass(frozen=True)
+class AttestResult:
+    reference: str
+    predicate_type: str
+    signer: str
+    written: tuple[str, ...]
+    already: tuple[str, ...]
+
+
+def attest_reference(
+    registry: RegistryClient, ref: ImageRef, signer: Signer, predicate_type: str, predicate: Any, replace: bool
+) -> AttestResult:
+    """Attest `predicate` about `ref`'s digest (the tag resolved first), as `cosign attest` does: the
+    digest given, not an index's children (attest those by their own digests)."""
+    digest = _digest_of(registry, ref)
+    outcome = signer.attest(registry, ref.repository, digest, predicate_type, lambda: predicate, replace)
+    return AttestResult(f"{ref.repository}@{digest}", predicate_type, outcome.key_id, outcome.written, outcome.already)

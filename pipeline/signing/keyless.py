@@ -5,6 +5,7 @@ private sigstore deployments (and the local test services) work the same as the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,12 @@ from sigstore.sign import SigningContext
 from sigstore.verify import Verifier, policy
 
 from pipeline.errors import SigningError
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import Repository
 from pipeline.signing.payloads import SIGN_PREDICATE
 from pipeline.signing.policy import IdentityRequirement
+from pipeline.signing.signer import SignOutcome
+from pipeline.signing.storage import write_bundle
 
 _trust_cache: dict[str | None, ClientTrustConfig] = {}
 
@@ -51,13 +56,17 @@ class KeylessSigner:
     def identity(self) -> str:
         return f"{self.token.identity} ({self.token.issuer})"
 
-    def bundle(self, repository: str, digest: str) -> dict[str, Any]:
+    def bundle(
+        self, repository: str, digest: str, predicate_type: str = SIGN_PREDICATE, predicate: Any = None
+    ) -> dict[str, Any]:
+        """A bundle whose DSSE statement is about `repository@digest`: the signature statement, or an
+        attestation when a predicate is given."""
         algorithm, _, hexdigest = digest.partition(":")
         statement = (
             dsse.StatementBuilder()
             .subjects([dsse.Subject(name=repository, digest={algorithm: hexdigest})])
-            .predicate_type(SIGN_PREDICATE)
-            .predicate({})
+            .predicate_type(predicate_type)
+            .predicate({} if predicate is None else predicate)
             .build()
         )
         try:
@@ -67,6 +76,27 @@ class KeylessSigner:
             raise SigningError(f"{repository}@{digest}: keyless signing failed: {exc}") from None
         document: dict[str, Any] = json.loads(signed.to_json())
         return document
+
+    # The Signer protocol (signing.signer): keyless signatures and attestations are sigstore bundles,
+    # stored as OCI 1.1 referrers whatever the storage setting (cosign's legacy form has no place for
+    # the certificate's transparency-log proof in the shape sigstore-python returns).
+
+    def sign(self, registry: RegistryClient, repository: Repository, digest: str) -> SignOutcome:
+        write_bundle(registry, repository, digest, self.bundle(str(repository), digest))
+        return SignOutcome(digest, self.identity, ("referrers",), ())
+
+    def attest(
+        self,
+        registry: RegistryClient,
+        repository: Repository,
+        digest: str,
+        predicate_type: str,
+        make_predicate: Callable[[], Any],
+        replace: bool = False,
+    ) -> SignOutcome:
+        bundle = self.bundle(str(repository), digest, predicate_type, make_predicate())
+        write_bundle(registry, repository, digest, bundle, predicate_type)
+        return SignOutcome(digest, self.identity, ("referrers",), ())
 
 
 def verify_identity_bundle(bundle: dict[str, Any], requirement: IdentityRequirement) -> bytes | None:

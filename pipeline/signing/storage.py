@@ -96,17 +96,29 @@ def write_legacy(
     extra_annotations: dict[str, str] | None = None,
 ) -> None:
     """Add one signature layer to the `.sig` manifest (creating it if needed), as cosign does."""
-    layers: list[dict[str, Any]] = list(existing.json().get("layers") or []) if existing else []
-    payload_digest = registry.push_blob(repository, payload)
     annotations = {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(), **(extra_annotations or {})}
-    layers.append(
-        {
-            "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
-            "size": len(payload),
-            "digest": payload_digest,
-            "annotations": annotations,
-        }
+    _append_layer(
+        registry, repository, signature_tag(digest), existing, payload, SIMPLE_SIGNING_MEDIA_TYPE, annotations
     )
+
+
+def _append_layer(
+    registry: RegistryClient,
+    repository: Repository,
+    tag: str,
+    existing: Manifest | None,
+    blob: bytes,
+    media_type: str,
+    annotations: dict[str, str],
+    drop: int | None = None,
+) -> None:
+    """Write `tag`'s manifest with its layers plus one (less the layer at `drop`), in cosign's shape:
+    an OCI image whose config lists the layers as diff ids."""
+    layers: list[dict[str, Any]] = list(existing.json().get("layers") or []) if existing else []
+    if drop is not None:
+        del layers[drop]
+    blob_digest = registry.push_blob(repository, blob)
+    layers.append({"mediaType": media_type, "size": len(blob), "digest": blob_digest, "annotations": annotations})
     config = {
         "architecture": "",
         "created": "0001-01-01T00:00:00Z",
@@ -123,7 +135,54 @@ def write_legacy(
         "config": {"mediaType": OCI_CONFIG, "size": len(config_bytes), "digest": config_digest},
         "layers": layers,
     }
-    registry.put_manifest(repository, signature_tag(digest), _json_manifest(manifest, OCI_MANIFEST))
+    registry.put_manifest(repository, tag, _json_manifest(manifest, OCI_MANIFEST))
+
+
+@dataclass(frozen=True)
+class StoredEnvelope:
+    """One DSSE envelope of a `.att` manifest. `predicate_type` is the layer's annotation: a hint for
+    listing, never trusted (verification reads the signed statement)."""
+
+    envelope: dict[str, Any]
+    predicate_type: str
+    position: int  # the layer's index in the manifest
+
+
+def read_legacy_attestations(
+    registry: RegistryClient, repository: Repository, digest: str
+) -> tuple[list[StoredEnvelope], Manifest | None]:
+    tag = attestation_tag(digest)
+    if registry.resolve_digest(repository.with_tag(tag)) is None:
+        return [], None
+    manifest = registry.get_manifest(repository.with_tag(tag))
+    found = []
+    for position, layer in enumerate(manifest.json().get("layers") or []):
+        if layer.get("mediaType") != DSSE_MEDIA_TYPE:
+            continue
+        try:
+            envelope = json.loads(registry.get_blob(repository, str(layer["digest"])))
+        except ValueError:
+            continue
+        if isinstance(envelope, dict):
+            predicate_type = str((layer.get("annotations") or {}).get(PREDICATE_TYPE_ANNOTATION, ""))
+            found.append(StoredEnvelope(envelope, predicate_type, position))
+    return found, manifest
+
+
+def write_legacy_attestation(
+    registry: RegistryClient,
+    repository: Repository,
+    digest: str,
+    envelope: dict[str, Any],
+    predicate_type: str,
+    existing: Manifest | None,
+    replace: int | None = None,
+) -> None:
+    """Add a DSSE envelope layer to the `.att` manifest as `cosign attest` does (replacing the layer at
+    `replace`, as `cosign attest --replace` does for the same predicate type)."""
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    annotations = {SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: predicate_type}
+    _append_layer(registry, repository, attestation_tag(digest), existing, body, DSSE_MEDIA_TYPE, annotations, replace)
 
 
 # --- referrers -----------------------------------------------------------------------
@@ -151,14 +210,21 @@ def read_bundles(registry: RegistryClient, repository: Repository, digest: str) 
     return bundles
 
 
-def write_bundle(registry: RegistryClient, repository: Repository, digest: str, bundle: dict[str, Any]) -> None:
+def write_bundle(
+    registry: RegistryClient,
+    repository: Repository,
+    digest: str,
+    bundle: dict[str, Any],
+    predicate_type: str | None = None,
+) -> None:
     """Attach a bundle as a referrer of `digest`, updating the fallback index where the registry has
-    no referrers API."""
+    no referrers API. An attestation's bundle carries its predicate type as an annotation, as cosign's
+    bundle format does, so a listing can tell attestations from signatures without opening them."""
     subject = registry.get_manifest(repository.with_digest(digest))
     bundle_bytes = json.dumps(bundle, separators=(",", ":")).encode()
     registry.push_blob(repository, b"{}")
     bundle_digest = registry.push_blob(repository, bundle_bytes)
-    document = {
+    document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": BUNDLE_MEDIA_TYPE,
@@ -167,6 +233,8 @@ def write_bundle(registry: RegistryClient, repository: Repository, digest: str, 
         "subject": {"mediaType": subject.media_type or OCI_MANIFEST, "size": len(subject.body), "digest": digest},
         "annotations": {"dev.sigstore.bundle.content": "dsse-envelope"},
     }
+    if predicate_type:
+        document["annotations"][BUNDLE_PREDICATE_ANNOTATION] = predicate_type
     manifest = _json_manifest(document, OCI_MANIFEST)
     registry.put_manifest(repository, manifest.digest, manifest)
     if registry.referrers(repository, digest) is not None:

@@ -22,6 +22,7 @@ class GitInfo:
     dirty: bool
     committed_at: datetime
     earlier: tuple[str, ...] = ()  # HEAD's first-parent ancestors, newest first (at most EARLIER_COMMITS)
+    root: Path | None = None  # the working tree's top directory
 
     @property
     def short_sha(self) -> str:
@@ -63,4 +64,5 @@ def _read(path: Path) -> GitInfo | None:
         dirty=repo.is_dirty(untracked_files=False),
         committed_at=commit.committed_datetime,
         earlier=tuple(str(repo.git.rev_list("--first-parent", f"--max-count={EARLIER_COMMITS + 1}", sha)).split()[1:]),
+        root=Path(repo.working_tree_dir) if repo.working_tree_dir else None,
     )

@@ -271,7 +271,8 @@ def test_verify_reasons_and_coexisting_keys(tmp_path: Path, services: Services, 
     bad = run_cli(["verify", ref, "--key", "c.pub"], tmp_path)
     assert bad.code == 1 and "not verified: bad signature: no signature verifies with key c.pub" in bad.output
 
-    # The image and its signature copied to another repository: the signature names the old one.
+    # The image and its signature copied to another repository: the signature names the old one and
+    # still counts there (it signs the digest, as cosign judges it), reported as signed for the source.
     registry = RegistryClient(lambda _: None)
     source, other = (
         parse_repository(f"{services.plain_registry}/{namespace}/base"),
@@ -285,8 +286,15 @@ def test_verify_reasons_and_coexisting_keys(tmp_path: Path, services: Services, 
     copy_image(registry, source, sig_digest, other)
     registry.tag(other, sig_digest, signature_tag(digest))
     moved = run_cli(["verify", f"{other}@{digest}", "--key", "a.pub"], tmp_path)
-    assert moved.code == 1
-    assert f"wrong identity: the signature is for repository {source}" in moved.output
+    assert moved.code == 0, moved.output
+    assert f"key a.pub (legacy, signed for {source})" in moved.output
+    assert cosign_verify(services, tmp_path / "a.pub", f"{other}@{digest}").returncode == 0
+    # A signature of one digest tagged as another's (here: as the signature manifest's own) is refused.
+    other_digest = sig_digest
+    registry.tag(other, sig_digest, signature_tag(other_digest))
+    forged = run_cli(["verify", f"{other}@{other_digest}", "--key", "a.pub"], tmp_path)
+    assert forged.code == 1
+    assert f"wrong identity: the signature is for digest {digest}" in forged.output
 
 
 def test_referrers_bundles_verify(tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek) -> None:

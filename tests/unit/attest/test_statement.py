@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.signing.payloads import SLSA_PROVENANCE_V1, Claims, in_toto_statement, parse_in_toto
+from pipeline.signing.payloads import SLSA_PROVENANCE_V1, Claims, in_toto_statement, parse_in_toto, parse_statement
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -27,7 +27,12 @@ def test_a_statement_carries_its_predicate_type_and_predicate() -> None:
         b'"digest":{"sha256":"' + b"ab" * 32 + b'"}}],"predicateType":"https://slsa.dev/provenance/v1",'
         b'"predicate":{"buildDefinition":{"buildType":"https://example/t/v1"},"runDetails":{"builder":{"id":"b"}}}}'
     )
-    assert parse_in_toto(payload) == Claims("localhost:5000/shop/api", DIGEST)
+    statement = parse_statement(payload)
+    assert statement.claims_for(DIGEST) == Claims("localhost:5000/shop/api", DIGEST)
+    assert statement.predicate_type == SLSA_PROVENANCE_V1
+    # An attestation is never read as a signature.
+    with pytest.raises(ValueError, match="an attestation"):
+        parse_in_toto(payload)
 
 
 def test_a_predicate_that_is_not_json_is_refused() -> None:

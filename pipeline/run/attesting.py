@@ -1,0 +1,227 @@
+"""Attesting a run's pushed digests as each pipeline's `sign: {attest: [...]}` says: SLSA v1 provenance
+from what the run knows of the build, a CycloneDX SBOM from what the registry holds, each signed by the
+pipeline's signer (key or keyless) and stored where its signatures go.
+
+An image index is attested with every child: each child's provenance and SBOM describe that platform's
+build; the index's provenance is the image's, and its SBOM lists the platform images as components.
+A reused image (nothing built now) keeps the attestations of the build that made it; where it has none
+from this signer, it is attested with this run's facts and no build times."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+from pipeline.attest.provenance import BaseImage, BuilderKind, BuildFacts, provenance_predicate
+from pipeline.dockerfile import base_images
+from pipeline.errors import SigningError
+from pipeline.plan import Plan, PlannedImage
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.index import index_platforms
+from pipeline.registry.platforms import platform_text
+from pipeline.run.executor import Built
+from pipeline.sbom import bom_document, read_packages, sbom_document
+from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
+from pipeline.signing.runsigner import RunSigner
+
+
+def _moment(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+class RunAttester:
+    def __init__(
+        self,
+        registry: RegistryClient,
+        signer: RunSigner,
+        plan: Plan,
+        config_file: Path,
+        invocation_id: str,
+        builder_kinds: Mapping[str, BuilderKind] | None = None,
+        versions: Mapping[str, str] | None = None,
+    ) -> None:
+        """`builder_kinds`: `builder:` name -> the backend that really builds it (`docker` falls back to the
+        classic builder where buildx is missing); `versions`: engine and buildx versions to record."""
+        self.registry = registry
+        self.signer = signer
+        self.plan = plan
+        self.config_file = config_file
+        self.invocation_id = invocation_id
+        self.builder_kinds = builder_kinds or {}
+        self.versions = versions or {}
+        self._resolved: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, image: PlannedImage, digest: str, builds: Sequence[Built]) -> str | None:
+        """Attest `digest` (and an index's children) as the image's pipeline asks; a progress line."""
+        kinds = list(image.sign.attest) if image.sign is not None else []
+        signer = self.signer.signer_for(image) if kinds else None
+        if signer is None:
+            return None
+        by_digest = {b.digest: b for b in builds if b.digest}
+        by_variant = {b.view.variant: b for b in builds}
+        children = index_platforms(self.registry, image.repository, digest)
+        subjects: list[tuple[str, PlannedImage, Built | None]] = []
+        for child, platform in children:
+            built = by_digest.get(child)
+            view = built.view if built is not None else self._variant_view(image, platform)
+            subjects.append((child, view, built or by_variant.get(view.variant)))
+        subjects.append((digest, image, None if children else by_digest.get(digest) or by_variant.get(None)))
+        written = already = 0
+        for subject, view, built in subjects:
+            for kind in kinds:
+                outcome = signer.attest(
+                    self.registry,
+                    image.repository,
+                    subject,
+                    SLSA_PROVENANCE_V1 if kind == "provenance" else CYCLONEDX_BOM,
+                    partial(self._provenance if kind == "provenance" else self._sbom, view, subject, built, children),
+                )
+                written += bool(outcome.written)
+                already += not outcome.written and bool(outcome.already)
+        shown = " and ".join(kinds)
+        platforms = f" and its {len(children)} platform images" if children else ""
+        kept = f" ({already} already attested)" if already else ""
+        return f"attested {shown} of {digest[:19]}{platforms} as {signer.identity}{kept}"
+
+    def _variant_view(self, image: PlannedImage, platform: str) -> PlannedImage:
+        for variant in image.variants:
+            view = image.variant_view(variant)
+            if platform_text(view.platform or "", view.os_version) == platform:
+                return view
+        return image
+
+    def _bases(self, view: PlannedImage, built: Built | None) -> tuple[BaseImage, ...]:
+        """The Dockerfile's base images by digest: pinned ones as written, tags as the registry resolves
+        them now (what the build pulled moments ago). One that cannot be resolved is a refusal: provenance
+        that leaves out a base would say less than it claims."""
+        build_args = dict(built.build_args) if built is not None else dict(view.build_args)
+        text = view.dockerfile.read_text(encoding="utf-8")
+        found = []
+        for base in base_images(
+            text, build_args, platform=view.platform, target=view.target, source=view.dockerfile.name
+        ):
+            digest = base.ref.digest or self._resolve(str(base.ref))
+            if digest is None:
+                raise SigningError(f"{view.key}: provenance: base image {base.ref} not found in the registry")
+            found.append(BaseImage(str(base.ref), digest))
+        return tuple(dict.fromkeys(found))
+
+    def _resolve(self, reference: str) -> str | None:
+        from pipeline.registry.reference import parse_reference
+
+        with self._lock:
+            if reference in self._resolved:
+                return self._resolved[reference]
+        digest = self.registry.resolve_digest(parse_reference(reference))
+        with self._lock:
+            self._resolved[reference] = digest
+        return digest
+
+    def _kind(self, view: PlannedImage) -> BuilderKind:
+        default: BuilderKind = (
+            "acr" if view.builder == "acr" else ("classic" if view.builder == "classic" else "buildx")
+        )
+        return self.builder_kinds.get(view.builder, default)
+
+    def _provenance(
+        self, view: PlannedImage, digest: str, built: Built | None, children: list[tuple[str, str]]
+    ) -> dict[str, object]:
+        ctx = self.plan.context
+        root = ctx.source_root
+        kind = self._kind(view)
+        versions = self.versions if kind != "acr" else {}
+        facts = BuildFacts(
+            config_path=_relative(self.config_file, root),
+            pipeline=view.pipeline,
+            image=view.name,
+            repository=str(view.repository),
+            digest=digest,
+            builder=kind,
+            variant=view.variant,
+            version=str(ctx.version) if ctx.version else None,
+            target=view.target,
+            platform=view.platform,
+            os_version=view.os_version,
+            build_args=dict(built.build_args) if built is not None else {},
+            source_repository=ctx.source_url,
+            source_ref=f"refs/heads/{ctx.git_branch}" if ctx.git_branch else None,
+            commit=ctx.git_sha,
+            dirty=ctx.dirty,
+            dockerfile=_relative(view.dockerfile, root),
+            dockerfile_digest=_file_digest(view.dockerfile),
+            context=_relative(view.context, root),
+            base_images=() if children and digest not in {c for c, _ in children} else self._bases(view, built),
+            input_digest=built.input_digest if built is not None else None,
+            engine=built.engine if built is not None else None,
+            engine_version=versions.get("engine"),
+            buildx_version=versions.get("buildx") if kind == "buildx" else None,
+            acr_registry=view.acr.registry if view.acr is not None and kind == "acr" else None,
+            invocation_id=self.invocation_id,
+            started_on=_moment(built.started_at) if built is not None else None,
+            finished_on=_moment(built.finished_at) if built is not None else None,
+        )
+        return provenance_predicate(facts)
+
+    def _sbom(
+        self, view: PlannedImage, digest: str, built: Built | None, children: list[tuple[str, str]]
+    ) -> dict[str, object]:
+        if digest not in {child for child, _ in children} and children:
+            # An index has no layers: its SBOM names the platform images it serves.
+            platforms = [(f"{view.repository} ({platform})", child) for child, platform in children]
+            return bom_document(str(view.repository), digest, read_packages({}), platforms)
+        bases = [(base.reference, base.digest) for base in self._bases(view, built)]
+        return sbom_document(self.registry, view.repository, digest, bases)
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def backend_kinds(backends: Mapping[str, object]) -> dict[str, BuilderKind]:
+    """`builder:` name -> the kind of backend that opened for it (its module: buildx, classic or acr)."""
+    kinds: dict[str, BuilderKind] = {}
+    for name, backend in backends.items():
+        module = type(backend).__module__.rsplit(".", 1)[-1]
+        if module in ("buildx", "classic", "acr"):
+            kinds[name] = cast(BuilderKind, module)
+    return kinds
+
+
+def tool_versions(environment: Mapping[str, str]) -> dict[str, str]:
+    """The Docker engine's and buildx's versions, for provenance's builder.version (absent if unknown)."""
+    versions: dict[str, str] = {}
+    try:
+        done = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            env=dict(environment),
+            timeout=30,
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            versions["engine"] = done.stdout.strip()
+        done = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, text=True, env=dict(environment), timeout=30
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            versions["buildx"] = done.stdout.split()[1] if len(done.stdout.split()) > 1 else done.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return versions

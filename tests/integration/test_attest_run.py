@@ -1,0 +1,153 @@
+"""`sign: {attest: [provenance, sbom]}`: every pushed digest of a run carries signed SLSA provenance and a
+CycloneDX SBOM, checked against what was built (commit, base digests, build args, layers), against the
+SLSA v1 and CycloneDX schemas, with trixie's cosign, and for secrets that must never be in them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from tests.helpers import git, init_git, run_cli, write_project
+from tests.integration.conftest import RegistryPeek, Services
+from tests.integration.test_attest import cosign_verify_attestation
+from tests.integration.test_signing import ENV
+
+SCHEMAS = Path(__file__).parent.parent / "data" / "schemas"
+SECRET = "hunter2-never-published"
+REMOTE_TOKEN = "ghp_remote_token_never_published"
+DPKG_STATUS = """\
+Package: libfoo1
+Status: install ok installed
+Architecture: amd64
+Version: 1.2.3-4
+Source: foo
+
+Package: gone
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 0.1
+"""
+BASE = """\
+FROM scratch
+COPY busybox /bin/busybox
+COPY status /var/lib/dpkg/status
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/bin
+"""
+APP = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG GREETING
+RUN --mount=type=secret,id=token echo "$GREETING" > /greeting && wc -c < /run/secrets/token > /token.length
+"""
+
+
+def attested_project(root: Path, registry: str) -> None:
+    write_project(
+        root,
+        f"""\
+        registry: {registry}
+        network: none
+        registries:
+          {registry.split("/")[0]}: {{signature_storage: both}}
+        sign: {{key: cosign.key, attest: [provenance, sbom]}}
+        pipelines:
+          shop:
+            images:
+              base: {{context: images/base}}
+              app:
+                context: images/app
+                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}", GREETING: hello}}
+                secrets:
+                  token: {{env: PIPELINE_TEST_TOKEN}}
+        """,
+        {"base": BASE, "app": APP},
+        busybox=("base",),
+    )
+    (root / "images" / "base" / "status").write_text(DPKG_STATUS)
+    assert run_cli(["keys", "generate"], root, env=ENV).code == 0
+
+
+def predicate(root: Path, ref: str, kind: str) -> dict[str, Any]:
+    done = run_cli(["verify", ref, "--key", "cosign.pub", "--type", kind, "--json"], root)
+    assert done.code == 0, done.output
+    attestations = json.loads(done.stdout)["attestations"]
+    assert len(attestations) == 1, attestations  # one statement, though stored in both forms
+    found: dict[str, Any] = attestations[0]["predicate"]
+    return found
+
+
+def test_a_run_attests_provenance_and_sbom_of_what_it_built(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    registry = f"{services.plain_registry}/{namespace}"
+    attested_project(tmp_path, registry)
+    (tmp_path / ".gitignore").write_text("cosign.key\n")
+    sha = init_git(tmp_path)
+    git(tmp_path, "remote", "add", "origin", f"https://ci:{REMOTE_TOKEN}@git.example.test/shop.git")
+    result = run_cli(["run", "--json"], tmp_path, env={**ENV, "PIPELINE_TEST_TOKEN": SECRET})
+    assert result.code == 0, result.output
+    images = {i["name"]: i for i in json.loads(result.stdout)["images"]}
+    base_ref, app_ref = images["base"]["reference"], images["app"]["reference"]
+    base_digest = base_ref.split("@")[1]
+
+    app = predicate(tmp_path, app_ref, "provenance")
+    jsonschema.validate(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "x", "digest": {"sha256": "0" * 64}}],
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "predicate": app,
+        },
+        json.loads((SCHEMAS / "slsa-provenance-v1.schema.json").read_text()),
+    )
+    definition = app["buildDefinition"]
+    assert definition["externalParameters"]["pipeline"] == "shop"
+    assert definition["externalParameters"]["image"] == "app"
+    assert definition["externalParameters"]["buildArgs"] == {"BASE_IMAGE": base_ref, "GREETING": "hello"}
+    assert definition["externalParameters"]["source"]["repository"] == "https://git.example.test/shop.git"
+    dependencies = definition["resolvedDependencies"]
+    assert {
+        "uri": "git+https://git.example.test/shop.git@refs/heads/main",
+        "digest": {"gitCommit": sha},
+    } in dependencies
+    dockerfile_sha = hashlib.sha256((tmp_path / "images" / "app" / "Dockerfile").read_bytes()).hexdigest()
+    assert any(d.get("digest") == {"sha256": dockerfile_sha} for d in dependencies)
+    assert any(d.get("digest") == {"sha256": base_digest.split(":")[1]} for d in dependencies), dependencies
+    assert app["runDetails"]["builder"]["id"] == "https://github.com/pipeline-build/pipeline/builders/buildx"
+    assert app["runDetails"]["metadata"]["startedOn"] <= app["runDetails"]["metadata"]["finishedOn"]
+    assert definition["internalParameters"]["inputDigest"] == images["app"]["inputs"]
+
+    sbom = predicate(tmp_path, base_ref, "sbom")
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(sbom)) is None
+    purls = {c.get("purl") for c in sbom["components"]}
+    assert "pkg:deb/debian/libfoo1@1.2.3-4?arch=amd64" in purls
+    assert not any("gone" in (p or "") for p in purls)
+    app_sbom = predicate(tmp_path, app_ref, "sbom")  # the app inherits the base's packages, names its base
+    assert "pkg:deb/debian/libfoo1@1.2.3-4?arch=amd64" in {c.get("purl") for c in app_sbom["components"]}
+    assert any(c.get("version") == base_digest for c in app_sbom["components"])
+
+    # Nothing secret in any attestation: not the build secret, not the token in the remote's URL.
+    for ref in (base_ref, app_ref):
+        for kind in ("provenance", "sbom"):
+            text = json.dumps(predicate(tmp_path, ref, kind))
+            assert SECRET not in text and REMOTE_TOKEN not in text
+    assert SECRET not in result.output and REMOTE_TOKEN not in result.output
+
+    # trixie's cosign accepts both, for the app and its base.
+    for ref in (base_ref, app_ref):
+        assert cosign_verify_attestation(services, tmp_path / "cosign.pub", "slsaprovenance1", ref)["subject"]
+        assert cosign_verify_attestation(services, tmp_path / "cosign.pub", "cyclonedx", ref)["subject"]
+
+    # A second run reuses both images and keeps their attestations: no second layer of either type.
+    again = run_cli(["run", "--json"], tmp_path, env={**ENV, "PIPELINE_TEST_TOKEN": SECRET})
+    assert again.code == 0, again.output
+    att = plain_peek.manifest(f"{namespace}/app", app_ref.split("@")[1].replace(":", "-") + ".att")
+    assert att is not None and len(att[1]["layers"]) == 2
