@@ -184,15 +184,13 @@ def verify(
     if subject and issuer:
         required.append(IdentityRequirement(issuer, subject, str(trust_config) if trust_config else None))
     config = optional_config(config_file)
-    policy_rules: list[list[Requirement]] = []
-    if config is not None:
-        policy_rules = TrustPolicy.from_config(config.spec, config.base_dir).requirements_for(str(ref.repository))
-    if not required and not policy_rules:
+    policy = TrustPolicy.from_config(config.spec, config.base_dir) if config is not None else None
+    if not required and (policy is None or not policy.requirements_for(str(ref.repository))):
         raise UsageError(
             f"nothing to verify {ref.repository} against: give --key, a certificate identity, or a trust rule"
         )
     with session(config).registry(insecure) as registry:
-        result = verify_reference(registry, ref, required, policy_rules, predicate_type)
+        result = verify_reference(registry, ref, required, policy, predicate_type)
     data = _verified_data(result)
     data["children"] = [_verified_data(child) for child in result.children]
     if predicate_type:

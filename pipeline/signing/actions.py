@@ -15,6 +15,7 @@ from pipeline.registry.reference import ImageRef, Repository
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.policy import Requirement
 from pipeline.signing.signer import KeySigner, SignatureStorage, Signer, SignOutcome
+from pipeline.signing.trust import TrustPolicy
 from pipeline.signing.verify import Verification, verify_any, verify_digest
 
 
@@ -103,7 +104,7 @@ def _verify_one(
     repository: Repository,
     digest: str,
     required: list[Requirement],
-    policy_rules: list[list[Requirement]],
+    policy: TrustPolicy | None,
     predicate_type: str | None,
     platform: str = "",
 ) -> Verification:
@@ -111,13 +112,22 @@ def _verify_one(
     satisfied = list(result.satisfied)
     attestations = list(result.attestations)
     reason = result.reason
-    for alternatives in policy_rules if result.verified else []:
+    rules = policy.requirements_for(str(repository)) if policy is not None and result.verified else []
+    for alternatives in rules:
         passing, why = verify_any(registry, repository, digest, alternatives, predicate_type)
         if passing is None:
             reason = f"trust policy: {why}"
             break
         satisfied += passing.satisfied
         attestations += [a for a in passing.attestations if a not in attestations]
+    # The attestations a trust rule asks for, checked with the signatures (a --type check is one itself).
+    wanted_attestations = policy.attestations_for(str(repository)) if policy is not None else []
+    for alternatives, wanted in wanted_attestations if reason is None and predicate_type is None else []:
+        passing, why = verify_any(registry, repository, digest, alternatives, wanted.predicate_type, wanted.accept)
+        if passing is None:
+            reason = f"trust policy: {wanted.describe()}: {why}"
+            break
+        satisfied += [f"{wanted.describe()} attested by {s}" for s in passing.satisfied]
     return Verification(
         repository,
         digest,
@@ -134,7 +144,7 @@ def verify_reference(
     registry: RegistryClient,
     ref: ImageRef,
     required: list[Requirement],
-    policy_rules: list[list[Requirement]],
+    policy: TrustPolicy | None,
     predicate_type: str | None = None,
 ) -> Verification:
     """With `predicate_type`, the same for attestations of that type (as `cosign verify-attestation`):
@@ -147,9 +157,9 @@ def verify_reference(
     verification (fail closed; the reason names the child's platform), since a puller gets a child,
     never the index itself."""
     digest = _digest_of(registry, ref)
-    top = _verify_one(registry, ref.repository, digest, required, policy_rules, predicate_type)
+    top = _verify_one(registry, ref.repository, digest, required, policy, predicate_type)
     children = tuple(
-        _verify_one(registry, ref.repository, child, required, policy_rules, predicate_type, platform)
+        _verify_one(registry, ref.repository, child, required, policy, predicate_type, platform)
         for child, platform in index_platforms(registry, ref.repository, digest)
     )
     failed = next((c for c in children if not c.verified), None)

@@ -14,13 +14,17 @@ from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import ImageRef
-from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
+from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
+from pipeline.signing.policy import AttestationRequirement, IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.verify import verify_any
+
+AttestationRule = tuple[list[Requirement], AttestationRequirement]  # (signers: any one, what it must attest)
 
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    rules: tuple[tuple[tuple[str, ...], tuple[Requirement, ...]], ...] = ()
+    # (repository patterns, signers: any one of them, attestations each must carry signed by one of them)
+    rules: tuple[tuple[tuple[str, ...], tuple[Requirement, ...], tuple[AttestationRequirement, ...]], ...] = ()
 
     @classmethod
     def from_config(cls, spec: ConfigSpec, base_dir: Path) -> TrustPolicy:
@@ -33,13 +37,36 @@ class TrustPolicy:
                 KeyRequirement(read_public_key(base_dir / key), key) for key in rule.keys
             ]
             requirements += [IdentityRequirement(i.issuer, i.subject, trust_config) for i in rule.identities]
-            rules.append((tuple(rule.repositories), tuple(requirements)))
+            attestations = []
+            if rule.provenance is not None:
+                attestations.append(
+                    AttestationRequirement(
+                        SLSA_PROVENANCE_V1,
+                        "provenance",
+                        tuple(rule.provenance.builder_ids),
+                        tuple(rule.provenance.sources),
+                    )
+                )
+            if rule.sbom:
+                attestations.append(AttestationRequirement(CYCLONEDX_BOM, "sbom"))
+            rules.append((tuple(rule.repositories), tuple(requirements), tuple(attestations)))
         return cls(tuple(rules))
+
+    def _matching(self, repository: str) -> list[tuple[tuple[Requirement, ...], tuple[AttestationRequirement, ...]]]:
+        return [
+            (signers, attestations)
+            for patterns, signers, attestations in self.rules
+            if any(fnmatch.fnmatchcase(repository, p) for p in patterns)
+        ]
 
     def requirements_for(self, repository: str) -> list[list[Requirement]]:
         """One list per matching rule; each rule is met by any one of its keys or identities."""
+        return [list(signers) for signers, _ in self._matching(repository)]
+
+    def attestations_for(self, repository: str) -> list[AttestationRule]:
+        """Each attestation a matching rule asks for, with the signers any one of which must have signed it."""
         return [
-            list(reqs) for patterns, reqs in self.rules if any(fnmatch.fnmatchcase(repository, p) for p in patterns)
+            (list(signers), wanted) for signers, attestations in self._matching(repository) for wanted in attestations
         ]
 
 
@@ -48,6 +75,7 @@ def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: 
     Raise VerificationFailed naming `what` (e.g. "shop/app: base image …") otherwise. An index must
     pass with every child (a build or a puller gets one of them); a failing child is named by platform."""
     alternatives_per_rule = policy.requirements_for(str(ref.repository))
+    attestations = policy.attestations_for(str(ref.repository))
     if not alternatives_per_rule:
         return None
     digest = ref.digest or registry.resolve_digest(ref)
@@ -61,6 +89,14 @@ def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: 
             passing, why = verify_any(registry, ref.repository, subject, alternatives)
             if passing is None:
                 raise VerificationFailed(f"{what} {shown} is not signed as the trust policy requires: {why}")
+        for alternatives, wanted in attestations:
+            passing, why = verify_any(
+                registry, ref.repository, subject, alternatives, wanted.predicate_type, wanted.accept
+            )
+            if passing is None:
+                raise VerificationFailed(
+                    f"{what} {shown} lacks the {wanted.describe()} attestation the trust policy requires: {why}"
+                )
     return digest
 
 

@@ -14,7 +14,7 @@ import jsonschema
 from tests.helpers import git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_attest import cosign_verify_attestation
-from tests.integration.test_signing import ENV
+from tests.integration.test_signing import ENV, consumer_project, push_unsigned
 
 SCHEMAS = Path(__file__).parent.parent / "data" / "schemas"
 SECRET = "hunter2-never-published"
@@ -151,3 +151,57 @@ def test_a_run_attests_provenance_and_sbom_of_what_it_built(
     assert again.code == 0, again.output
     att = plain_peek.manifest(f"{namespace}/app", app_ref.split("@")[1].replace(":", "-") + ".att")
     assert att is not None and len(att[1]["layers"]) == 2
+
+
+def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_source(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    upstream_dir, consumer = tmp_path / "upstream", tmp_path / "consumer"
+    upstream_dir.mkdir()
+    base = push_unsigned(upstream_dir, services, f"{namespace}/upstream")
+    assert run_cli(["keys", "generate"], upstream_dir, env=ENV).code == 0
+    assert run_cli(["sign", base, "--key", "cosign.key"], upstream_dir, env=ENV).code == 0
+    consumer_project(
+        consumer,
+        f"{services.plain_registry}/{namespace}/consumer",
+        f"{services.plain_registry}/{namespace}/upstream",
+        (upstream_dir / "cosign.pub").read_bytes(),
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo consumer > /consumer\n",
+        base_image=base,
+        rule="provenance:\n  builder_ids: ['https://builders.example.test/*']\n"
+        "  sources: ['https://git.example.test/upstream/*']",
+    )
+
+    def attest(builder: str, source: str) -> None:
+        provenance = {
+            "buildDefinition": {
+                "buildType": "https://example.test/t/v1",
+                "externalParameters": {},
+                "resolvedDependencies": [{"uri": f"git+{source}@refs/heads/main", "digest": {"gitCommit": "a" * 40}}],
+            },
+            "runDetails": {"builder": {"id": builder}},
+        }
+        (upstream_dir / "provenance.json").write_text(json.dumps(provenance))
+        command = ["attest", base, "--key", "cosign.key", "--type", "provenance", "--predicate", "provenance.json"]
+        assert run_cli([*command, "--replace"], upstream_dir, env=ENV).code == 0
+
+    def refused(why: str) -> None:
+        run = run_cli(["run"], consumer)
+        assert run.code == 1, run.output
+        assert "lacks the provenance (builder https://builders.example.test/*, source" in run.output
+        assert why in run.output
+        assert plain_peek.all_tags(f"{namespace}/consumer/app") == set()  # nothing built, nothing pushed
+        verify = run_cli(["verify", base], consumer)
+        assert verify.code == 1 and why in verify.output
+
+    refused("no attestation")  # signed, but no provenance at all
+    attest("https://elsewhere.example.test/ci", "https://git.example.test/upstream/base")
+    refused("names builder 'https://elsewhere.example.test/ci'")
+    attest("https://builders.example.test/ci", "https://git.example.test/someone-else/base")
+    refused("names https://git.example.test/someone-else/base, not https://git.example.test/upstream/*")
+    attest("https://builders.example.test/ci", "https://git.example.test/upstream/base")
+    accepted = run_cli(["run"], consumer)
+    assert accepted.code == 0, accepted.output
+    assert plain_peek.all_tags(f"{namespace}/consumer/app") != set()
+    verify = run_cli(["verify", base], consumer)
+    assert verify.code == 0 and "provenance (builder https://builders.example.test/*" in verify.output

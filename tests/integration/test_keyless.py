@@ -65,10 +65,12 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
         registry: {services.plain_registry}/{namespace}
         network: none
         sigstore: {{trust_config: {trust_config}}}
-        sign: {{keyless: true}}
+        sign: {{keyless: true, attest: [provenance, sbom]}}
         trust:
           - repositories: ["{services.plain_registry}/{namespace}/*"]
             identities: [{{issuer: "{ISSUER}", subject: "{SUBJECT}"}}]
+            provenance: {{builder_ids: ["https://github.com/pipeline-build/pipeline/builders/*"]}}
+            sbom: true
         pipelines:
           p:
             images:
@@ -79,7 +81,7 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
         busybox=("base",),
     )
     (project / "images" / "multi" / "f").write_text("f\n")
-    init_git(project)
+    sha = init_git(project)
     result = run_cli(["run", "--version", "1.0.0"], project, env={"SIGSTORE_ID_TOKEN": make_token()})
     assert result.code == 0, result.output
     assert f"as {SUBJECT} ({ISSUER})" in result.stderr
@@ -91,6 +93,48 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
     assert index.code == 0, index.output
     children = json.loads(index.stdout)["children"]
     assert sorted(c["platform"] for c in children) == ["linux/amd64", "linux/arm64"], index.stdout
+    # The run attested keylessly too: the trust policy's provenance and SBOM held for the index and each
+    # child, and the provenance read back names the commit and the child's platform.
+    for image in (json.loads(index.stdout), *children):
+        assert any(s.startswith("provenance (builder") and SUBJECT in s for s in image["satisfied"]), image
+        assert any(s.startswith("sbom attested by identity") for s in image["satisfied"]), image
+    arm64 = next(c for c in children if c["platform"] == "linux/arm64")
+    provenance = run_cli(
+        [
+            "verify",
+            arm64["reference"],
+            "--type",
+            "provenance",
+            "--trust-config",
+            str(trust_config),
+            "--certificate-identity",
+            SUBJECT,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "--json",
+        ],
+        project,
+    )
+    assert provenance.code == 0, provenance.output
+    predicate = json.loads(provenance.stdout)["attestations"][0]["predicate"]
+    assert predicate["buildDefinition"]["externalParameters"]["platform"] == "linux/arm64"
+    assert {"gitCommit": sha} in [d.get("digest") for d in predicate["buildDefinition"]["resolvedDependencies"]]
+    wrong = run_cli(
+        [
+            "verify",
+            arm64["reference"],
+            "--type",
+            "provenance",
+            "--trust-config",
+            str(trust_config),
+            "--certificate-identity",
+            "mailto:mallory@pipeline.test",
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ],
+        project,
+    )
+    assert wrong.code == 1
     missing_token = run_cli(["run", "--version", "1.0.1"], project, env={"SIGSTORE_ID_TOKEN": ""})
     assert missing_token.code == 2
     assert "keyless signing needs an OIDC identity token" in missing_token.output

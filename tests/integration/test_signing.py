@@ -65,11 +65,19 @@ def cosign_sign(services: Services, key: Path, ref: str) -> subprocess.Completed
 
 
 def consumer_project(
-    root: Path, registry: str, upstream: str, public_key: bytes, app: str, base_image: str | None = None
+    root: Path,
+    registry: str,
+    upstream: str,
+    public_key: bytes,
+    app: str,
+    base_image: str | None = None,
+    rule: str = "",
 ) -> None:
     """A project `p` whose one image `app` (Dockerfile `app`; `base_image` given as the build arg
-    BASE_IMAGE) pushes to `registry` and trusts images of `upstream/*` only with `public_key`'s signature."""
+    BASE_IMAGE) pushes to `registry` and trusts images of `upstream/*` only with `public_key`'s signature
+    (and what `rule` adds to the trust rule: lines at its indentation)."""
     build_args = f', build_args: {{BASE_IMAGE: "{base_image}"}}' if base_image else ""
+    rule = "".join(f"\n            {line}" for line in rule.splitlines())
     write_project(
         root,
         f"""\
@@ -77,7 +85,7 @@ def consumer_project(
         network: none
         trust:
           - repositories: ["{upstream}/*"]
-            keys: [upstream.pub]
+            keys: [upstream.pub]{rule}
         pipelines:
           p:
             images:
