@@ -24,6 +24,7 @@ COMMANDS = {
     "keys": "sign_commands:keys",
     "sign": "sign_commands:sign",
     "verify": "sign_commands:verify",
+    "tree": "tree_command:tree",
     "changed": "trigger_commands:changed",
     "trigger": "trigger_commands:trigger",
     "hooks": "trigger_commands:hooks",
