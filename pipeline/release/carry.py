@@ -81,6 +81,9 @@ def _carry_legacy(
     merged = _merge_layers(
         registry.get_manifest(destination.with_digest(there)), registry.manifest_by_digest(destination, manifest)
     )
+    if merged is None:
+        notify(f"{destination}:{tag} already holds every layer")
+        return
     config_digest = registry.push_blob(destination, merged[1])
     document = merged[0]
     document["config"] = {"mediaType": OCI_CONFIG, "size": len(merged[1]), "digest": config_digest}
@@ -89,13 +92,17 @@ def _carry_legacy(
     notify(f"{destination}:{tag} (merged with the signatures already there)")
 
 
-def _merge_layers(ours: Manifest, theirs: Manifest) -> tuple[dict[str, Any], bytes]:
+def _merge_layers(ours: Manifest, theirs: Manifest) -> tuple[dict[str, Any], bytes] | None:
     """The destination's manifest with the source's layers it lacks appended, and a config for it in
-    cosign's shape (one history entry and diff_id per layer); the layers' blobs are already there."""
+    cosign's shape (one history entry and diff_id per layer; the layers' blobs are already there); None
+    when it lacks none."""
     document = ours.json()
     layers: list[dict[str, Any]] = list(document.get("layers") or [])
     seen = {json.dumps(layer, sort_keys=True) for layer in layers}
-    layers += [layer for layer in theirs.json().get("layers") or [] if json.dumps(layer, sort_keys=True) not in seen]
+    missing = [layer for layer in theirs.json().get("layers") or [] if json.dumps(layer, sort_keys=True) not in seen]
+    if not missing:
+        return None
+    layers += missing
     config = {
         "architecture": "",
         "created": "0001-01-01T00:00:00Z",

@@ -188,13 +188,22 @@ def _legacy_item(tag: str, manifest: str, layer: Mapping[str, Any]) -> Attachmen
 def _referrer(
     registry: RegistryClient, repository: Repository, descriptor: Mapping[str, Any], depth: int
 ) -> Attachment:
+    """One referrer, described from its manifest: a listing's descriptor may lack what the manifest says
+    (go-containerregistry, so cosign, lists its bundles with the empty config's media type and no
+    annotations in a fallback index)."""
     digest = str(descriptor["digest"])
-    annotations = _annotations(descriptor)
-    artifact_type = str(descriptor.get("artifactType") or "")
+    manifest = registry.manifest_by_digest(repository, digest).json()
+    annotations = {**_annotations(descriptor), **_annotations(manifest)}
+    artifact_type = str(
+        manifest.get("artifactType")
+        or descriptor.get("artifactType")
+        or (manifest.get("config") or {}).get("mediaType")
+        or ""
+    )
     predicate = annotations.get(BUNDLE_PREDICATE_ANNOTATION)
     signer = None
     if artifact_type == BUNDLE_MEDIA_TYPE:
-        bundle = _bundle(registry, repository, digest)
+        bundle = _bundle(registry, repository, manifest)
         signer = bundle_signer(bundle)
         predicate = predicate or bundle_predicate(bundle)
         kind = kind_of(predicate, artifact_type) if predicate else "signature"  # a message signature
@@ -209,8 +218,7 @@ def _referrer(
     )
 
 
-def _bundle(registry: RegistryClient, repository: Repository, digest: str) -> dict[str, Any]:
-    manifest = registry.manifest_by_digest(repository, digest).json()
+def _bundle(registry: RegistryClient, repository: Repository, manifest: Mapping[str, Any]) -> dict[str, Any]:
     for layer in manifest.get("layers") or []:
         if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
             try:
