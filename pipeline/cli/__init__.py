@@ -25,6 +25,7 @@ COMMANDS = {
     "sign": "sign_commands:sign",
     "verify": "sign_commands:verify",
     "attest": "sign_commands:attest",
+    "tree": "tree_command:tree",
     "changed": "trigger_commands:changed",
     "trigger": "trigger_commands:trigger",
     "hooks": "trigger_commands:hooks",

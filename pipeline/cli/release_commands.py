@@ -10,22 +10,27 @@ import click
 
 from pipeline.cli.common import (
     config_option,
+    identity_token,
     insecure_option,
     optional_config,
     optional_config_option,
+    passphrase,
     progress_mode,
     run_options,
     secrets,
     session,
 )
 from pipeline.config import load_config
-from pipeline.registry.reference import parse_reference, parse_repository
+from pipeline.errors import UsageError
+from pipeline.registry.reference import ImageRef, parse_reference, parse_repository
 from pipeline.release.cut import BumpChoice
 from pipeline.release.promote import promote as promote_image
 from pipeline.release.tagview import tag_view
 from pipeline.run.executor import RunOptions
 from pipeline.run.release import Release, ReleasePreview
 from pipeline.run.report import tag_change_data
+from pipeline.signing.actions import SignResult, sign_reference
+from pipeline.signing.signer import SignatureStorage
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
@@ -129,6 +134,26 @@ def release(
     help="Floating tags to consider, comma-separated (minor,major,latest; empty for none).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing release tag that names another image.")
+@click.option(
+    "--resign",
+    is_flag=True,
+    help="Sign the destination's digest (and an index's children) with --key or keyless instead of carrying "
+    "the source's signatures; attestations are still carried unchanged.",
+)
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), help="--resign: cosign key.")
+@click.option("--identity-token", "token", metavar="JWT", help="--resign keyless with this OIDC token.")
+@click.option(
+    "--trust-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="--resign keyless: sigstore ClientTrustConfig JSON (default: the public instance).",
+)
+@click.option(
+    "--storage",
+    type=click.Choice(["legacy", "referrers", "both"]),
+    default="legacy",
+    show_default=True,
+    help="--resign: where the new signatures go, as for `pipeline sign`.",
+)
 @insecure_option
 @optional_config_option("trust policy (checked on the source) and registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -139,6 +164,11 @@ def promote(
     suffix: str,
     floating: str,
     force: bool,
+    resign: bool,
+    key_path: Path | None,
+    token: str | None,
+    trust_config: Path | None,
+    storage: SignatureStorage,
     insecure: tuple[str, ...],
     config_file: Path | None,
     as_json: bool,
@@ -146,13 +176,18 @@ def promote(
     """Copy a tested image SOURCE (repo:tag or repo@digest) to DESTINATION (a repository) and tag it.
 
     The image is copied by digest (blobs mounted across repositories of one registry, copied
-    otherwise), so the destination holds exactly the tested bytes. A SOURCE given by tag is
-    resolved once; if the tag moves during the copy, nothing is tagged. Release and floating tags in
-    the destination follow the same rules as `run`.
+    otherwise), so the destination holds exactly the tested bytes. What is attached to the digest (and
+    to an index's children) comes along: cosign's `sha256-<hex>.sig`/`.att`/`.sbom` tags and the OCI
+    referrers (signatures, attestations, SBOMs), listed in the destination's fallback referrers index
+    where it has no referrers API. They arrive before any tag moves: if one cannot be copied, nothing is
+    tagged. A SOURCE given by tag is resolved once; if the tag moves during the copy, nothing is tagged.
+    Release and floating tags in the destination follow the same rules as `run`.
 
     \b
     Example:
       pipeline promote stage.example.com/shop/app:sha-0123456789ab prod.example.com/shop/app --version 2.1.5
+      COSIGN_PASSWORD=... pipeline promote stage.example.com/shop/app:1.0.0 prod.example.com/shop/app \\
+          --version 1.0.0 --resign --key prod.key --storage both
     """
     kinds = [k for k in floating.split(",") if k]
     bad = [k for k in kinds if k not in FLOATING_KINDS]
@@ -160,13 +195,28 @@ def promote(
         raise click.BadParameter(
             f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
         )
+    if not resign and (key_path or token or trust_config):
+        raise UsageError("--key, --identity-token and --trust-config go with --resign")
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
     tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
     the_session = session(optional_config(config_file))
     policy = the_session.trust_policy()
     with the_session.registry(insecure) as registry:
-        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy)
+
+        def sign_at_destination(ref: ImageRef) -> SignResult:
+            return sign_reference(
+                registry,
+                ref,
+                key_path=key_path,
+                passphrase=passphrase,
+                identity_token=lambda: identity_token(token),
+                trust_config=str(trust_config) if trust_config else None,
+                storage=storage,
+            )
+
+        resigner = sign_at_destination if resign else None
+        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner)
     data: dict[str, Any] = {
         "source": str(done.source),
         "digest": done.digest,
@@ -178,14 +228,30 @@ def promote(
             "copied": done.stats.blobs_copied,
             "bytes_copied": done.stats.bytes_copied,
         },
+        "carried": done.carried.counts,
+        "resigned": _resigned_data(done.resigned),
         "tag_changes": [tag_change_data(c) for c in done.changes],
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"{data['reference']}")
+    carried = ", ".join(f"{count} {kind}" for kind, count in done.carried.counts.items() if count)
+    click.echo(f"  carried: {carried or 'nothing attached'}")
+    if done.resigned is not None:
+        click.echo(f"  signed by {done.resigned.signer} ({1 + len(done.resigned.children)} digests)")
     for change in done.changes:
         click.echo(f"  {change.tag:<24} {change.action.value:<9} {change.reason}")
+
+
+def _resigned_data(signed: SignResult | None) -> list[dict[str, Any]] | None:
+    """Each digest signed at the destination (an index's children, then the index), or None."""
+    if signed is None:
+        return None
+    return [
+        {"digest": s.digest, "platform": s.platform or None, "signer": s.signer, "written": list(s.written)}
+        for s in (*signed.children, signed)
+    ]
 
 
 @click.command()

@@ -1,4 +1,5 @@
-"""Promotion: copy an already tested image by digest to another repository and apply its release tags."""
+"""Promotion: copy an already tested image by digest to another repository, with its signatures,
+attestations and referrers (or signed anew there), and apply its release tags."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pipeline.errors import RegistryError, TagConflict
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import CopyStats, copy_image
 from pipeline.registry.reference import ImageRef, Repository
+from pipeline.release.carry import Carried, carry_supply_chain
 from pipeline.release.publish import TagChange, Target, apply_changes, decide_changes
+from pipeline.signing.actions import SignResult
+from pipeline.signing.attached import KINDS
 from pipeline.signing.trust import TrustPolicy, enforce
 from pipeline.versioning import TagSet
 
@@ -23,6 +27,8 @@ class Promotion:
     destination: Repository
     stats: CopyStats
     changes: list[TagChange]
+    carried: Carried
+    resigned: SignResult | None = None
 
 
 def promote(
@@ -33,10 +39,13 @@ def promote(
     force: bool,
     notify: Callable[[str, str], None],
     policy: TrustPolicy | None = None,
+    resign: Callable[[ImageRef], SignResult] | None = None,
 ) -> Promotion:
-    """Resolve the source to a digest, check the destination's tags, copy, check a tag-named source did
-    not move meanwhile, then decide again and apply the destination's tags (release tag immutable,
-    floating tags by the rules)."""
+    """Resolve the source to a digest, check the destination's tags, copy the image, then what is
+    attached to it (or, with `resign`, sign the destination's digest and carry all but signatures),
+    check a tag-named source did not move meanwhile, then decide again and apply the destination's tags
+    (release tag immutable, floating tags by the rules). Signatures arrive before any tag: if carrying
+    or signing fails, no tag moves."""
     digest = source.digest or registry.resolve_digest(source)
     if digest is None:
         raise RegistryError(f"{source}: not found in the registry")
@@ -51,6 +60,13 @@ def promote(
     except TagConflict as exc:
         raise TagConflict(f"{exc} and nothing was copied") from None
     stats = copy_image(registry, source.repository, digest, destination, lambda m: notify("copy", m))
+    resigned = None
+    kinds = KINDS
+    if resign is not None:
+        resigned = resign(destination.with_digest(digest))
+        notify("sign", f"{destination}@{digest} signed by {resigned.signer}")
+        kinds = tuple(k for k in KINDS if k != "signature")
+    carried = carry_supply_chain(registry, source.repository, digest, destination, lambda m: notify("carry", m), kinds)
     if source.digest is None:
         now = registry.resolve_digest(source)
         if now != digest:
@@ -61,4 +77,4 @@ def promote(
     # Decided again: the destination's tags may have moved while the blobs were copied.
     changes = decide_changes([target], registry, force, digest_is=SOURCE_IS)
     apply_changes(changes, registry, lambda _image, step, message: notify(step, message))
-    return Promotion(source, digest, destination, stats, changes)
+    return Promotion(source, digest, destination, stats, changes, carried, resigned)

@@ -57,6 +57,8 @@ class FaultPlan:
     hang_rate: float = 0.0
     hang_seconds: float = 5.0
     fail_tags: set[str] = field(default_factory=set)  # every PUT of these (`tag` or `repo/path:tag`) answers 500
+    # Every manifest PUT under one of these references (any tag, `sha256-….sig` included, or digest) answers 500.
+    fail_references: set[str] = field(default_factory=set)
     # A manifest PUT with one of these Content-Types answers 400 MANIFEST_INVALID, as registries without
     # OCI image index support do.
     refuse_manifest_types: set[str] = field(default_factory=set)
@@ -82,6 +84,9 @@ class FaultPlan:
     def choose(self, method: str, path: str) -> str | None:
         with self._lock:
             self.requests += 1
+            written = _MANIFEST_PUT.match(path) if method == "PUT" else None
+            if written is not None and written.group("ref") in self.fail_references:
+                return self._log("fail-tag", method, path)
             tag = publish_tag(method, path)
             if tag is not None:
                 self.publish_writes += 1
