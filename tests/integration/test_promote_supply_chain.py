@@ -140,11 +140,6 @@ def test_promote_carries_signatures_attestations_and_referrers_and_cosign_verifi
     assert f"{destination}:{attestation_tag(digest)}" in tree.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify still requires the legacy signature's docker-reference to name the destination repository; "
-    "the lead's verify change accepts a carried signature (cosign checks only the digest)",
-)
 def test_pipeline_verify_accepts_the_carried_signatures_at_the_destination(
     services: Services, promoted: Promoted
 ) -> None:
@@ -311,11 +306,6 @@ def test_promoting_an_index_carries_every_childs_signatures(
         assert accepted.returncode == 0, f"{digest}: {accepted.stderr}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify still requires the legacy signature's docker-reference to name the destination repository; "
-    "the lead's verify change accepts a carried signature (cosign checks only the digest)",
-)
 def test_pipeline_verify_accepts_an_index_with_carried_signatures_at_the_destination(
     services: Services, signed_index: tuple[Path, Pushed]
 ) -> None:
