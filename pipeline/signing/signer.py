@@ -14,6 +14,7 @@ from pipeline.registry.reference import Repository
 from pipeline.signing.keys import SigningKey
 from pipeline.signing.payloads import (
     IN_TOTO_PAYLOAD_TYPE,
+    SIGN_PREDICATE,
     b64,
     envelope_payload,
     in_toto_statement,
@@ -123,9 +124,21 @@ class KeySigner:
                 write_legacy(registry, repository, digest, payload, self.key.sign(payload), manifest)
                 written.append("legacy")
         if referrers:
-            write_bundle(registry, repository, digest, key_bundle(self.key, in_toto_statement(str(repository), digest)))
-            written.append("referrers")
+            if self._has_bundle(registry, repository, digest, SIGN_PREDICATE):
+                already.append("referrers")
+            else:
+                statement = in_toto_statement(str(repository), digest)
+                write_bundle(registry, repository, digest, key_bundle(self.key, statement))
+                written.append("referrers")
         return SignOutcome(digest, self.identity, tuple(written), tuple(already))
+
+    def _has_bundle(self, registry: RegistryClient, repository: Repository, digest: str, predicate_type: str) -> bool:
+        """Whether a referrer bundle of this key already holds a statement of `predicate_type`."""
+        return any(
+            _predicate_type_of(_envelope_payload(b.get("dsseEnvelope") or {}, self.key)) == predicate_type
+            for b in read_bundles(registry, repository, digest)
+            if "publicKey" in (b.get("verificationMaterial") or {})
+        )
 
     def attest(
         self,
@@ -163,13 +176,7 @@ class KeySigner:
                 write_legacy_attestation(registry, repository, digest, envelope, predicate_type, manifest, position)
                 written.append("legacy")
         if referrers:
-            bundles = read_bundles(registry, repository, digest)
-            present = any(
-                _predicate_type_of(_envelope_payload(b.get("dsseEnvelope") or {}, self.key)) == predicate_type
-                for b in bundles
-                if "publicKey" in (b.get("verificationMaterial") or {})
-            )
-            if present and not replace:
+            if not replace and self._has_bundle(registry, repository, digest, predicate_type):
                 already.append("referrers")
             else:
                 write_bundle(registry, repository, digest, key_bundle(self.key, statement()), predicate_type)

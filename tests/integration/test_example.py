@@ -20,7 +20,7 @@ def test_the_bundled_example_runs_attests_and_ends_with_its_tree() -> None:
     tree = lines[lines.index(last) :]  # the tree is the last thing printed, headed by the image
     assert any("https://slsa.dev/provenance/v1" in line and ".att" in line for line in tree), tree
     assert any("https://cyclonedx.org/bom" in line and "referrer" in line for line in tree), tree
-    assert any(line.lstrip("│├└─ ").startswith("signatures (2)") for line in tree), tree
+    assert any(line.lstrip("│├└─ ").startswith("signatures (") for line in tree), tree
     assert f"{last}: verified (" in done.stdout and "provenance (builder" in done.stdout
     # The base's SBOM names the Debian package its busybox comes from, read from the pushed layers.
     base = next(i["reference"] for i in report["images"] if i["name"] == "base")

@@ -320,6 +320,15 @@ def test_referrers_bundles_verify(tmp_path: Path, services: Services, namespace:
     )
     assert verified.code == 0, verified.output
     assert json.loads(verified.stdout)["satisfied"] == ["key cosign.pub (referrers)"]
+    # A second run (everything reused) and a second `pipeline sign` with the same key add no bundle.
+    fallback = f"{namespace}/app", app["digest"].replace(":", "-")
+    before = plain_peek.manifest(*fallback)
+    assert run_cli(["run"], tmp_path, env=ENV).code == 0
+    ref = f"{services.plain_registry}/{namespace}/app@{app['digest']}"
+    again = run_cli(["sign", ref, "--key", "cosign.key", "--storage", "referrers", "--json"], tmp_path, env=ENV)
+    assert json.loads(again.stdout)["already_signed"] == ["referrers"], again.output
+    after = plain_peek.manifest(*fallback)
+    assert before is not None and after is not None and len(after[1]["manifests"]) == len(before[1]["manifests"]) == 1
 
 
 @pytest.mark.parametrize("signed_base", [False, True])
