@@ -85,6 +85,46 @@ def optional_config_option(purpose: str) -> Callable[[F], F]:
     )
 
 
+def signer_options(what: str, storage_default: str = "legacy") -> Callable[[F], F]:
+    """--key, --identity-token, --trust-config and --storage: who signs (`what`: e.g. "sign", "attest") and
+    where the result goes, for `sign`, `attest` and `promote --resign` alike."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option(
+                "--key",
+                "key_path",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help=f"{what}: cosign private key.",
+            ),
+            click.option(
+                "--identity-token",
+                "token",
+                metavar="JWT",
+                help=f"{what} keyless with this OIDC token instead of a key.",
+            ),
+            click.option(
+                "--trust-config",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help=f"{what} keyless: sigstore ClientTrustConfig JSON (private deployments; default: the public "
+                "instance).",
+            ),
+            click.option(
+                "--storage",
+                type=click.Choice(["legacy", "referrers", "both"]),
+                default=storage_default,
+                show_default=True,
+                help=f"{what}: legacy, cosign's sha256-<hex>.sig/.att tag; referrers, an OCI 1.1 sigstore bundle; "
+                "both (keyless: always a bundle).",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 def progress_options(func: F) -> F:
     """--progress and -q, for the commands that build (`progress_mode` turns them into one mode)."""
     func = click.option("-q", "--quiet", is_flag=True, help="Print only the results: no progress lines.")(func)

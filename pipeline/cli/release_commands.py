@@ -19,6 +19,7 @@ from pipeline.cli.common import (
     run_options,
     secrets,
     session,
+    signer_options,
 )
 from pipeline.config import load_config
 from pipeline.errors import UsageError
@@ -140,20 +141,7 @@ def release(
     help="Sign the destination's digest (and an index's children) with --key or keyless instead of carrying "
     "the source's signatures; attestations are still carried unchanged.",
 )
-@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), help="--resign: cosign key.")
-@click.option("--identity-token", "token", metavar="JWT", help="--resign keyless with this OIDC token.")
-@click.option(
-    "--trust-config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="--resign keyless: sigstore ClientTrustConfig JSON (default: the public instance).",
-)
-@click.option(
-    "--storage",
-    type=click.Choice(["legacy", "referrers", "both"]),
-    default="legacy",
-    show_default=True,
-    help="--resign: where the new signatures go, as for `pipeline sign`.",
-)
+@signer_options("--resign")
 @insecure_option
 @optional_config_option("trust policy (checked on the source) and registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

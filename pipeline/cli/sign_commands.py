@@ -15,6 +15,7 @@ from pipeline.cli.common import (
     optional_config_option,
     passphrase,
     session,
+    signer_options,
 )
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
@@ -51,20 +52,7 @@ def generate(output_prefix: str, force: bool) -> None:
 
 @click.command()
 @click.argument("reference")
-@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), help="cosign private key.")
-@click.option(
-    "--storage",
-    type=click.Choice(["legacy", "referrers", "both"]),
-    default="legacy",
-    show_default=True,
-    help="legacy: cosign's sha256-<hex>.sig tag; referrers: an OCI 1.1 sigstore bundle.",
-)
-@click.option("--identity-token", "token", metavar="JWT", help="Sign keyless with this OIDC token instead of a key.")
-@click.option(
-    "--trust-config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="sigstore ClientTrustConfig JSON (private deployments); default: the public instance.",
-)
+@signer_options("sign")
 @insecure_option
 @optional_config_option("registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -257,21 +245,8 @@ def predicate_type_of(name: str) -> str:
     type=click.File("rb"),
     help="The predicate, a JSON file ('-' for standard input).",
 )
-@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), help="cosign private key.")
-@click.option(
-    "--storage",
-    type=click.Choice(["legacy", "referrers", "both"]),
-    default="both",
-    show_default=True,
-    help="legacy: cosign's sha256-<hex>.att tag; referrers: an OCI 1.1 sigstore bundle.",
-)
+@signer_options("attest", storage_default="both")
 @click.option("--replace", is_flag=True, help="Replace this signer's attestation of this type (as cosign --replace).")
-@click.option("--identity-token", "token", metavar="JWT", help="Attest keyless with this OIDC token instead of a key.")
-@click.option(
-    "--trust-config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="sigstore ClientTrustConfig JSON (private deployments); default: the public instance.",
-)
 @insecure_option
 @optional_config_option("registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -172,6 +172,8 @@ def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_
         "  sources: ['https://git.example.test/upstream/*']",
     )
 
+    destination = f"{services.plain_registry}/{namespace}/released"
+
     def attest(builder: str, source: str) -> None:
         provenance = {
             "buildDefinition": {
@@ -193,6 +195,9 @@ def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_
         assert plain_peek.all_tags(f"{namespace}/consumer/app") == set()  # nothing built, nothing pushed
         verify = run_cli(["verify", base], consumer)
         assert verify.code == 1 and why in verify.output
+        promoted = run_cli(["promote", base, destination, "--version", "1.0.0"], consumer)
+        assert promoted.code == 1 and "promote: source" in promoted.output and why in promoted.output
+        assert plain_peek.all_tags(f"{namespace}/released") == set()
 
     refused("no attestation")  # signed, but no provenance at all
     attest("https://elsewhere.example.test/ci", "https://git.example.test/upstream/base")
@@ -202,6 +207,9 @@ def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_
     attest("https://builders.example.test/ci", "https://git.example.test/upstream/base")
     accepted = run_cli(["run"], consumer)
     assert accepted.code == 0, accepted.output
+    promoted = run_cli(["promote", base, destination, "--version", "1.0.0"], consumer)
+    assert promoted.code == 0, promoted.output
+    assert "1.0.0" in plain_peek.all_tags(f"{namespace}/released")
     assert plain_peek.all_tags(f"{namespace}/consumer/app") != set()
     verify = run_cli(["verify", base], consumer)
     assert verify.code == 0 and "provenance (builder https://builders.example.test/*" in verify.output
