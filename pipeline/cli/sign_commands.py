@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
 from pipeline.signing.actions import SignResult, attest_reference, make_signer, sign_reference, verify_reference
-from pipeline.signing.payloads import PREDICATE_TYPES
+from pipeline.signing.payloads import PREDICATE_TYPES, SIGN_PREDICATE
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.signer import SignatureStorage
 from pipeline.signing.trust import TrustPolicy
@@ -224,6 +225,8 @@ def predicate_type_of(name: str) -> str:
     """provenance / sbom, or a predicate type URI as cosign's --type takes one."""
     if name in PREDICATE_TYPES:
         return PREDICATE_TYPES[name]
+    if name == SIGN_PREDICATE:
+        raise UsageError(f"--type {name}: that is a signature, not an attestation; verify it without --type")
     if "://" in name:
         return name
     raise UsageError(f"--type {name}: give {', '.join(sorted(PREDICATE_TYPES))} or a predicate type URI")
@@ -282,7 +285,8 @@ def attest(
     if not isinstance(predicate, dict):
         raise UsageError(f"{name}: the predicate must be a JSON object")
     with session(optional_config(config_file)).registry(insecure) as registry:
-        signer = make_signer(
+        signer = partial(
+            make_signer,
             key_path=key_path,
             passphrase=passphrase,
             identity_token=lambda: identity_token(token),

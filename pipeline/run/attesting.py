@@ -24,6 +24,7 @@ from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import index_platforms
 from pipeline.registry.platforms import platform_text
+from pipeline.registry.reference import parse_reference
 from pipeline.run.executor import Built
 from pipeline.sbom import bom_document, read_packages, sbom_document
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
@@ -122,8 +123,6 @@ class RunAttester:
         return tuple(dict.fromkeys(found))
 
     def _resolve(self, reference: str) -> str | None:
-        from pipeline.registry.reference import parse_reference
-
         with self._lock:
             if reference in self._resolved:
                 return self._resolved[reference]
@@ -182,9 +181,10 @@ class RunAttester:
     ) -> dict[str, object]:
         if digest not in {child for child, _ in children} and children:
             # An index has no layers: its SBOM names the platform images it serves.
-            platforms = [(f"{view.repository} ({platform})", child) for child, platform in children]
+            platforms = [(str(view.repository), child) for child, _platform in children]
             return bom_document(str(view.repository), digest, read_packages({}), platforms)
-        bases = [(base.reference, base.digest) for base in self._bases(view, built)]
+        # The SBOM names each base by repository and digest (its purl: pkg:oci/<name>@<digest>).
+        bases = [(str(parse_reference(base.reference).repository), base.digest) for base in self._bases(view, built)]
         return sbom_document(self.registry, view.repository, digest, bases)
 
 

@@ -51,6 +51,8 @@ def make_signer(
 ) -> Signer:
     """The key at `key_path` (its passphrase asked for now), else keyless as the identity token's subject."""
     if key_path is not None:
+        if not key_path.is_file():
+            raise UsageError(f"{key_path}: no such key file")
         return KeySigner(read_private_key(key_path, passphrase(str(key_path))), storage)
     token = identity_token()
     if not token:
@@ -120,14 +122,20 @@ def _verify_one(
             break
         satisfied += passing.satisfied
         attestations += [a for a in passing.attestations if a not in attestations]
-    # The attestations a trust rule asks for, checked with the signatures (a --type check is one itself).
-    wanted_attestations = policy.attestations_for(str(repository)) if policy is not None else []
-    for alternatives, wanted in wanted_attestations if reason is None and predicate_type is None else []:
+    # The attestations a trust rule asks for: all of them with the signatures; with --type, those of
+    # that type, whose conditions (builder, source) then also decide which predicates are shown.
+    wanted_attestations = [
+        (alternatives, wanted)
+        for alternatives, wanted in (policy.attestations_for(str(repository)) if policy is not None else [])
+        if predicate_type is None or wanted.predicate_type == predicate_type
+    ]
+    for alternatives, wanted in wanted_attestations if reason is None else []:
         passing, why = verify_any(registry, repository, digest, alternatives, wanted.predicate_type, wanted.accept)
         if passing is None:
             reason = f"trust policy: {wanted.describe()}: {why}"
             break
         satisfied += [f"{wanted.describe()} attested by {s}" for s in passing.satisfied]
+    attestations = [a for a in attestations if all(w.accept(a.predicate) is None for _, w in wanted_attestations)]
     return Verification(
         repository,
         digest,
@@ -179,10 +187,16 @@ class AttestResult:
 
 
 def attest_reference(
-    registry: RegistryClient, ref: ImageRef, signer: Signer, predicate_type: str, predicate: Any, replace: bool
+    registry: RegistryClient,
+    ref: ImageRef,
+    signer: Callable[[], Signer],
+    predicate_type: str,
+    predicate: Any,
+    replace: bool,
 ) -> AttestResult:
     """Attest `predicate` about `ref`'s digest (the tag resolved first), as `cosign attest` does: the
-    digest given, not an index's children (attest those by their own digests)."""
+    digest given, not an index's children (attest those by their own digests). The signer is made (its
+    passphrase or token asked for) once the digest is known."""
     digest = _digest_of(registry, ref)
-    outcome = signer.attest(registry, ref.repository, digest, predicate_type, lambda: predicate, replace)
+    outcome = signer().attest(registry, ref.repository, digest, predicate_type, lambda: predicate, replace)
     return AttestResult(f"{ref.repository}@{digest}", predicate_type, outcome.key_id, outcome.written, outcome.already)

@@ -19,10 +19,10 @@ from sigstore.verify import Verifier, policy
 from pipeline.errors import SigningError
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
-from pipeline.signing.payloads import SIGN_PREDICATE
+from pipeline.signing.payloads import SIGN_PREDICATE, parse_statement
 from pipeline.signing.policy import IdentityRequirement
 from pipeline.signing.signer import SignOutcome
-from pipeline.signing.storage import write_bundle
+from pipeline.signing.storage import read_bundles, write_bundle
 
 _trust_cache: dict[str | None, ClientTrustConfig] = {}
 
@@ -51,6 +51,7 @@ class KeylessSigner:
         except IdentityError as exc:
             raise SigningError(f"the identity token is not usable: {exc}") from None
         self.context = SigningContext.from_trust_config(load_trust_config(trust_config))
+        self.trust_config = trust_config
 
     @property
     def identity(self) -> str:
@@ -82,6 +83,8 @@ class KeylessSigner:
     # the certificate's transparency-log proof in the shape sigstore-python returns).
 
     def sign(self, registry: RegistryClient, repository: Repository, digest: str) -> SignOutcome:
+        if self._has_bundle(registry, repository, digest, SIGN_PREDICATE):
+            return SignOutcome(digest, self.identity, (), ("referrers",))
         write_bundle(registry, repository, digest, self.bundle(str(repository), digest))
         return SignOutcome(digest, self.identity, ("referrers",), ())
 
@@ -94,9 +97,29 @@ class KeylessSigner:
         make_predicate: Callable[[], Any],
         replace: bool = False,
     ) -> SignOutcome:
+        """As a key signer: an attestation of this type by this identity already there is kept (a reused
+        image keeps the provenance of its build), unless `replace` (then one more bundle is added)."""
+        if not replace and self._has_bundle(registry, repository, digest, predicate_type):
+            return SignOutcome(digest, self.identity, (), ("referrers",))
         bundle = self.bundle(str(repository), digest, predicate_type, make_predicate())
         write_bundle(registry, repository, digest, bundle, predicate_type)
         return SignOutcome(digest, self.identity, ("referrers",), ())
+
+    def _has_bundle(self, registry: RegistryClient, repository: Repository, digest: str, predicate_type: str) -> bool:
+        """Whether a bundle of this identity (verified against the trust root) already states
+        `predicate_type` about `digest`."""
+        requirement = IdentityRequirement(self.token.issuer, self.token.identity, self.trust_config)
+        for bundle in read_bundles(registry, repository, digest):
+            payload = verify_identity_bundle(bundle, requirement)
+            if payload is None:
+                continue
+            try:
+                statement = parse_statement(payload)
+            except ValueError:
+                continue
+            if statement.predicate_type == predicate_type and statement.claims_for(digest) is not None:
+                return True
+        return False
 
 
 def verify_identity_bundle(bundle: dict[str, Any], requirement: IdentityRequirement) -> bytes | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from packageurl import PackageURL
 
 from tests.helpers import git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
@@ -132,7 +133,11 @@ def test_a_run_attests_provenance_and_sbom_of_what_it_built(
     assert not any("gone" in (p or "") for p in purls)
     app_sbom = predicate(tmp_path, app_ref, "sbom")  # the app inherits the base's packages, names its base
     assert "pkg:deb/debian/libfoo1@1.2.3-4?arch=amd64" in {c.get("purl") for c in app_sbom["components"]}
-    assert any(c.get("version") == base_digest for c in app_sbom["components"])
+    base_repository = base_ref.split("@")[0]
+    [base_component] = [c for c in app_sbom["components"] if c.get("version") == base_digest]
+    purl = PackageURL.from_string(base_component["purl"])
+    assert (base_component["name"], purl.type, purl.name, purl.version) == (base_repository, "oci", "base", base_digest)
+    assert purl.qualifiers == {"repository_url": base_repository}
 
     # Nothing secret in any attestation: not the build secret, not the token in the remote's URL.
     for ref in (base_ref, app_ref):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
-from tests.integration.conftest import Services
+from tests.integration.conftest import RegistryPeek, Services
 from tests.keyless.services import ISSUER, SUBJECT, make_token, running_sigstore
 
 
@@ -56,7 +56,7 @@ def test_keyless_sign_and_verify_with_identity(
 
 
 def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
-    tmp_path: Path, services: Services, namespace: str, trust_config: Path
+    tmp_path: Path, services: Services, namespace: str, trust_config: Path, plain_peek: RegistryPeek
 ) -> None:
     project = tmp_path / "project"
     write_project(
@@ -135,6 +135,15 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
         project,
     )
     assert wrong.code == 1
+    # Running again (everything reused) keeps the signatures and attestations: no bundle is added.
+    base_digest = json.loads(index.stdout)["children"][0]["reference"].split("@")[1]
+    fallback = (f"{namespace}/multi", base_digest.replace(":", "-"))
+    before = plain_peek.manifest(*fallback)
+    again = run_cli(["run", "--version", "1.0.0"], project, env={"SIGSTORE_ID_TOKEN": make_token()})
+    assert again.code == 0, again.output
+    after = plain_peek.manifest(*fallback)
+    assert before is not None and after is not None
+    assert len(after[1]["manifests"]) == len(before[1]["manifests"]) == 3  # signature, provenance, SBOM
     missing_token = run_cli(["run", "--version", "1.0.1"], project, env={"SIGSTORE_ID_TOKEN": ""})
     assert missing_token.code == 2
     assert "keyless signing needs an OIDC identity token" in missing_token.output

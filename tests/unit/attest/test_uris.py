@@ -68,3 +68,26 @@ def test_image_purl(reference: str, platform: str | None, expected: str | None) 
     if purl is not None:  # what a purl reader (the reference implementation) gets back
         parsed = PackageURL.from_string(purl)
         assert (parsed.type, parsed.qualifiers.get("platform")) == ("docker", platform)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://host/x?access_token=qsecret", "https://host/x?access_token=REDACTED"),
+        (
+            "https://s3.example/b/o?X-Amz-Signature=abc&X-Amz-Credential=AKIA&part=1",
+            "https://s3.example/b/o?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED&part=1",
+        ),
+        (
+            "https://acct.blob.core.windows.net/c/b?sv=2020&sig=s3cr3t%2B",
+            "https://acct.blob.core.windows.net/c/b?sv=2020&sig=REDACTED",
+        ),
+        (
+            "--index-url https://u:p@pypi.example/simple?apikey=k1 --extra",
+            "--index-url https://pypi.example/simple?apikey=REDACTED --extra",
+        ),
+        ("https://host/search?q=token&page=2", "https://host/search?q=token&page=2"),
+    ],
+)
+def test_credentials_in_query_strings_are_redacted(text: str, expected: str) -> None:
+    assert strip_credentials(text) == expected
