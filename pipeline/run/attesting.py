@@ -25,7 +25,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import index_platforms
 from pipeline.registry.platforms import platform_text
 from pipeline.run.executor import Built
-from pipeline.sbom import bom_document, read_packages, sbom_document
+from pipeline.sbom import LayerCache, bom_document, read_packages, sbom_document
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from pipeline.signing.runsigner import RunSigner
 
@@ -65,6 +65,8 @@ class RunAttester:
         self.versions = versions or {}
         self._resolved: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        # The run's images mostly share their bases' layers: each is downloaded and read for SBOMs once.
+        self._layers = LayerCache()
 
     def __call__(self, image: PlannedImage, digest: str, builds: Sequence[Built]) -> str | None:
         """Attest `digest` (and an index's children) as the image's pipeline asks; a progress line."""
@@ -185,7 +187,7 @@ class RunAttester:
             platforms = [(f"{view.repository} ({platform})", child) for child, platform in children]
             return bom_document(str(view.repository), digest, read_packages({}), platforms)
         bases = [(base.reference, base.digest) for base in self._bases(view, built)]
-        return sbom_document(self.registry, view.repository, digest, bases)
+        return sbom_document(self.registry, view.repository, digest, bases, layers=self._layers)
 
 
 def _file_digest(path: Path) -> str:
