@@ -14,12 +14,13 @@ pushed through the registry API, outside the timing), so each side writes 40 new
                  --allow-http-registry --yes REPO@DIGEST` ×40 (legacy `.att`, like pipeline's legacy), the
                  predicates made beforehand by pipeline for that digest (cosign makes none), 8 at a time
                  and one after another
-A warm-up round of every method comes first; the methods rotate who goes first in each repetition.
+A warm-up round comes first (the sequential peer is warmed by the concurrent one: same binary, same work);
+the methods rotate who goes first in each repetition; CPU is the process's (pipeline) or its children's (cosign).
                                                     target: pipeline (legacy) <= 1.5 s for the 20 digests
 Needs the engine, the plain registry and cosign from scripts/services.
 
     set -a; . /tmp/pipeline-services/env; set +a
-    PYTHONPATH=$PWD .venv/bin/python bench/attest_bench.py [--repetitions 5] [--registry 127.0.0.1:5000]
+    PYTHONPATH=$PWD .venv/bin/python bench/attest_bench.py [--repetitions 3] [--registry 127.0.0.1:5000]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -183,6 +185,15 @@ class Images:
         return made.digest
 
 
+CPU: dict[str, list[float]] = {"legacy": [], "both": [], "cosign_pool": [], "cosign_seq": []}
+
+
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes (the cosign invocations)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def built(image: PlannedImage, digest: str) -> Built:
     """What the executor records of a build it pushed."""
     now = time.time()
@@ -192,7 +203,7 @@ def built(image: PlannedImage, digest: str) -> Built:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--registry", default="127.0.0.1:5000")
-    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated methods: legacy,both,cosign_pool,cosign_seq")
     args = parser.parse_args()
     cosign, busybox = service("PIPELINE_COSIGN"), service("PIPELINE_BUSYBOX") or "/bin/busybox"
@@ -236,11 +247,12 @@ def main() -> int:
                     plan = plans[storage]
                     run = attester(storage, registry)
                     views = [plan.images[i.key] for i in images]
-                    begun = time.perf_counter()
+                    begun, cpu = time.perf_counter(), time.process_time()
                     done = list(
                         pool.map(lambda j: run(views[j], digests[j], [built(views[j], digests[j])]), range(IMAGES))
                     )
                     took = time.perf_counter() - begun
+                    CPU[storage].append(time.process_time() - cpu)
                 assert all(d and "already" not in d for d in done), done
                 return took
 
@@ -274,13 +286,15 @@ def main() -> int:
                             )
                 env = {**os.environ, "COSIGN_PASSWORD": PASSWORD}
                 attest: Callable[[list[str]], object] = lambda command: sh(*command, env=env)  # noqa: E731
-                begun = time.perf_counter()
+                begun, cpu = time.perf_counter(), children_cpu()
                 if concurrent:
                     list(pool.map(attest, commands))
                 else:
                     for command in commands:
                         attest(command)
-                return time.perf_counter() - begun
+                took = time.perf_counter() - begun
+                CPU["cosign_pool" if concurrent else "cosign_seq"].append(children_cpu() - cpu)
+                return took
 
             methods: dict[str, Callable[[str], float]] = {
                 "legacy": lambda label: pipeline("legacy", label),
@@ -290,8 +304,13 @@ def main() -> int:
             }
             if args.only:
                 methods = {name: methods[name] for name in args.only.split(",")}
-            for name, work in methods.items():  # warm-up: imports, connections, the CLI in the page cache
-                work(f"warm-{name}")
+            # Warm-up: imports, connections, the cosign binary in the page cache (the sequential peer runs the
+            # same binary on the same work as the concurrent one, so that warms both).
+            for name, work in methods.items():
+                if name != "cosign_seq" or "cosign_pool" not in methods:
+                    work(f"warm-{name}")
+            for cpu in CPU.values():
+                cpu.clear()
             samples: dict[str, list[float]] = {name: [] for name in methods}
             load_before = os.getloadavg()[0]
             order = list(methods)
@@ -310,7 +329,7 @@ def main() -> int:
         values: Sequence[float] = sorted(samples[name])
         return (
             f"   {label:<46} {median(name):7.3f} s  (min {values[0]:6.3f}, max {values[-1]:6.3f})"
-            f"  {median(name) / IMAGES * 1000:6.1f} ms/digest"
+            f"  {median(name) / IMAGES * 1000:6.1f} ms/digest, CPU {statistics.median(CPU[name]):6.3f} s"
         )
 
     n = args.repetitions
