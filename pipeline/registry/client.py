@@ -205,11 +205,15 @@ class RegistryClient:
 
     # --- blobs ------------------------------------------------------------------
 
-    def push_blob(self, repository: Repository, data: bytes) -> str:
-        """Upload a small blob unless it is already there; return its digest."""
+    def push_blob(self, repository: Repository, data: bytes, *, new: bool = False) -> str:
+        """Upload a small blob unless it is already there; return its digest. `new`: the caller knows it
+        is not (a fresh signature): upload without asking first. Kept in the content cache, so reading
+        back what this client wrote (the next attestation's check of the last one) costs no request."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if not self.blob_exists(repository, digest):
+        if new or not self.blob_exists(repository, digest):
             self.upload_blob(repository, digest, io.BytesIO(data))
+        if self.content is not None:
+            self.content.put(digest, data)
         return digest
 
     def referrers(self, repository: Repository, digest: str) -> list[dict[str, Any]] | None:

@@ -26,7 +26,7 @@ from pipeline.registry.index import index_platforms
 from pipeline.registry.platforms import platform_text
 from pipeline.registry.reference import parse_reference
 from pipeline.run.executor import Built
-from pipeline.sbom import bom_document, read_packages, sbom_document
+from pipeline.sbom import LayerCache, bom_document, read_packages, sbom_document
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from pipeline.signing.runsigner import RunSigner
 
@@ -66,6 +66,8 @@ class RunAttester:
         self.versions = versions or {}
         self._resolved: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        # The run's images mostly share their bases' layers: each is downloaded and read for SBOMs once.
+        self._layers = LayerCache()
 
     def __call__(self, image: PlannedImage, digest: str, builds: Sequence[Built]) -> str | None:
         """Attest `digest` (and an index's children) as the image's pipeline asks; a progress line."""
@@ -185,7 +187,7 @@ class RunAttester:
             return bom_document(str(view.repository), digest, read_packages({}), platforms)
         # The SBOM names each base by repository and digest (its purl: pkg:oci/<name>@<digest>).
         bases = [(str(parse_reference(base.reference).repository), base.digest) for base in self._bases(view, built)]
-        return sbom_document(self.registry, view.repository, digest, bases)
+        return sbom_document(self.registry, view.repository, digest, bases, layers=self._layers)
 
 
 def _file_digest(path: Path) -> str:

@@ -21,7 +21,7 @@ for images that are not in a registry.
 """
 
 from pipeline.sbom.document import bom_document, sbom_document
-from pipeline.sbom.layers import Layer, SbomError, image_files
+from pipeline.sbom.layers import Layer, LayerCache, SbomError, image_files
 from pipeline.sbom.reader import Distro, Package, Reader, UnreadableFile
 from pipeline.sbom.readers import READERS, Contents, read_packages
 
@@ -30,6 +30,7 @@ __all__ = [
     "Contents",
     "Distro",
     "Layer",
+    "LayerCache",
     "Package",
     "Reader",
     "SbomError",

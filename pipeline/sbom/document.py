@@ -18,7 +18,7 @@ from packageurl import PackageURL
 from pipeline import __version__
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
-from pipeline.sbom.layers import image_files, registry_layers
+from pipeline.sbom.layers import LayerCache, registry_files
 from pipeline.sbom.reader import Distro, Package, Reader
 from pipeline.sbom.readers import READERS, Contents, read_packages, wanted_by
 
@@ -117,11 +117,13 @@ def sbom_document(
     timestamp: datetime | None = None,
     readers: Sequence[Reader] = READERS,
     warn: Callable[[str], None] | None = None,
+    layers: LayerCache | None = None,
 ) -> dict[str, Any]:
     """The CycloneDX 1.6 JSON (a dict) of the image manifest `digest` as stored in `repository`: the
     packages `readers` find in its layers, `bases` ((repository, digest) pairs) as container components.
-    Files a reader cannot read are skipped, listed in metadata.properties and passed to `warn`."""
-    files = image_files(registry_layers(registry, repository, digest), wanted_by(readers))
+    Files a reader cannot read are skipped, listed in metadata.properties and passed to `warn`. `layers`
+    keeps the layers read for the next image (a run's images share their bases' layers)."""
+    files = registry_files(registry, repository, digest, wanted_by(readers), layers, tuple(readers))
     contents = read_packages(files, readers)
     for reason in contents.skipped:
         if warn is not None:

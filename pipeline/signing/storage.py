@@ -117,7 +117,8 @@ def _append_layer(
     layers: list[dict[str, Any]] = list(existing.json().get("layers") or []) if existing else []
     if drop is not None:
         del layers[drop]
-    blob_digest = registry.push_blob(repository, blob)
+    # A signed layer and the config listing it are new but for a rare re-sign: no HEAD before each.
+    blob_digest = registry.push_blob(repository, blob, new=True)
     layers.append({"mediaType": media_type, "size": len(blob), "digest": blob_digest, "annotations": annotations})
     config = {
         "architecture": "",
@@ -128,7 +129,7 @@ def _append_layer(
         "config": {},
     }
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
-    config_digest = registry.push_blob(repository, config_bytes)
+    config_digest = registry.push_blob(repository, config_bytes, new=True)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -152,9 +153,11 @@ def read_legacy_attestations(
     registry: RegistryClient, repository: Repository, digest: str
 ) -> tuple[list[StoredEnvelope], Manifest | None]:
     tag = attestation_tag(digest)
-    if registry.resolve_digest(repository.with_tag(tag)) is None:
+    current = registry.resolve_digest(repository.with_tag(tag))
+    if current is None:
         return [], None
-    manifest = registry.get_manifest(repository.with_tag(tag))
+    # By digest: the client has the manifest it wrote for the attestation before (provenance, then SBOM).
+    manifest = registry.get_manifest(repository.with_digest(current))
     found = []
     for position, layer in enumerate(manifest.json().get("layers") or []):
         if layer.get("mediaType") != DSSE_MEDIA_TYPE:
@@ -223,7 +226,7 @@ def write_bundle(
     subject = registry.get_manifest(repository.with_digest(digest))
     bundle_bytes = json.dumps(bundle, separators=(",", ":")).encode()
     registry.push_blob(repository, b"{}")
-    bundle_digest = registry.push_blob(repository, bundle_bytes)
+    bundle_digest = registry.push_blob(repository, bundle_bytes, new=True)  # a fresh signature: not there yet
     document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
