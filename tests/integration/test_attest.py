@@ -105,6 +105,17 @@ def test_our_attestations_verify_with_cosign_and_with_pipeline(
     assert missing.code == 1 and "no https://example.test/vuln attestation verifies" in missing.output
     unsigned = run_cli(["verify", ref, "--key", "cosign.pub"], tmp_path)
     assert unsigned.code == 1, "an attestation must not count as a signature"
+    # --replace swaps this key's legacy layer of the type (as cosign's) and adds a referrer.
+    replaced = dict(PROVENANCE, buildDefinition={**PROVENANCE["buildDefinition"], "externalParameters": {"n": 2}})
+    (tmp_path / "replaced.json").write_text(json.dumps(replaced))
+    swap = ["attest", ref, "--key", "cosign.key", "--type", "provenance", "--predicate", "replaced.json", "--replace"]
+    assert run_cli(swap, tmp_path, env=ENV).code == 0
+    att = plain_peek.manifest(path, attestation_tag(digest))
+    assert att is not None
+    assert [layer["annotations"]["predicateType"] for layer in att[1]["layers"]] == [CYCLONEDX_BOM, SLSA_PROVENANCE_V1]
+    # Referrers cannot be deleted here (Docker Distribution), so both statements are now attached there.
+    shown = run_cli(["verify", ref, "--key", "cosign.pub", "--type", "provenance", "--json"], tmp_path)
+    assert [a["predicate"] for a in json.loads(shown.stdout)["attestations"]] == [replaced, PROVENANCE]
 
 
 def test_an_attestation_cosign_made_verifies_with_pipeline(tmp_path: Path, services: Services, namespace: str) -> None:

@@ -174,7 +174,7 @@ def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo consumer > /consumer\n",
         base_image=base,
         rule="provenance:\n  builder_ids: ['https://builders.example.test/*']\n"
-        "  sources: ['https://git.example.test/upstream/*']",
+        "  sources: ['https://git.example.test/upstream/*']\nsbom: true",
     )
 
     destination = f"{services.plain_registry}/{namespace}/released"
@@ -192,10 +192,10 @@ def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_
         command = ["attest", base, "--key", "cosign.key", "--type", "provenance", "--predicate", "provenance.json"]
         assert run_cli([*command, "--replace"], upstream_dir, env=ENV).code == 0
 
-    def refused(why: str) -> None:
+    def refused(why: str, lacking: str = "provenance (builder https://builders.example.test/*, source") -> None:
         run = run_cli(["run"], consumer)
         assert run.code == 1, run.output
-        assert "lacks the provenance (builder https://builders.example.test/*, source" in run.output
+        assert f"lacks the {lacking}" in run.output
         assert why in run.output
         assert plain_peek.all_tags(f"{namespace}/consumer/app") == set()  # nothing built, nothing pushed
         verify = run_cli(["verify", base], consumer)
@@ -209,7 +209,18 @@ def test_the_trust_policy_requires_provenance_of_base_images_from_a_builder_and_
     refused("names builder 'https://elsewhere.example.test/ci'")
     attest("https://builders.example.test/ci", "https://git.example.test/someone-else/base")
     refused("names https://git.example.test/someone-else/base, not https://git.example.test/upstream/*")
+    # verify --type provenance under the policy prints only provenance that meets its conditions.
+    typed = run_cli(["verify", base, "--type", "provenance"], consumer)
+    assert typed.code == 1 and "names https://git.example.test/someone-else/base" in typed.output
     attest("https://builders.example.test/ci", "https://git.example.test/upstream/base")
+    typed = run_cli(["verify", base, "--type", "provenance", "--json"], consumer)
+    assert typed.code == 0, typed.output
+    [shown] = json.loads(typed.stdout)["attestations"]
+    assert shown["predicate"]["runDetails"]["builder"]["id"] == "https://builders.example.test/ci"
+    refused("no https://cyclonedx.org/bom attestation verifies", lacking="sbom attestation")  # sbom: true
+    (upstream_dir / "sbom.json").write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6"}))
+    command = ["attest", base, "--key", "cosign.key", "--type", "sbom", "--predicate", "sbom.json"]
+    assert run_cli(command, upstream_dir, env=ENV).code == 0
     accepted = run_cli(["run"], consumer)
     assert accepted.code == 0, accepted.output
     promoted = run_cli(["promote", base, destination, "--version", "1.0.0"], consumer)
