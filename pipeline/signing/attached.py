@@ -183,10 +183,10 @@ def _legacy_item(
     else:
         kind = kind_of(predicate, media_type)
     certificate = annotations.get(CERTIFICATE_ANNOTATION)
-    signer = certificate_signer(certificate.encode()) if certificate else Signer()
-    return Attachment(
-        kind, "legacy", manifest, media_type, predicate, signer if kind != "sbom" else None, tag, str(layer["digest"])
-    )
+    signer: Signer | None = certificate_signer(certificate.encode()) if certificate else Signer()
+    if tag.endswith(".sbom"):
+        signer = None  # `cosign attach sbom` stores the SBOM unsigned; a `.att` SBOM attestation is signed
+    return Attachment(kind, "legacy", manifest, media_type, predicate, signer, tag, str(layer["digest"]))
 
 
 def _referrer(

@@ -467,3 +467,13 @@ def test_tree_and_resign_class_a_bundle_by_its_statement_not_its_unsigned_annota
     assert run_cli(["verify", f"{destination}:1.0.0", "--key", "release.pub"], root).code == 0
     carried = run_cli(["verify", f"{destination}:1.0.0", "--key", "cosign.pub"], root)
     assert carried.code == 1, carried.output
+
+
+def test_tree_shows_who_signed_a_legacy_sbom_attestation(services: Services, misannotated: Misannotated) -> None:
+    shown = run_cli(["tree", misannotated.ref, "--json"], misannotated.root)
+    assert shown.code == 0, shown.output
+    [sbom] = json.loads(shown.stdout)["sboms"]
+    assert sbom["tag"] == attestation_tag(misannotated.digest)
+    assert sbom["signer"] == {"kind": "key", "hint": None, "verified": False}  # cosign's `.att` stores no key hint
+    text = run_cli(["tree", misannotated.ref], misannotated.root)
+    assert text.stdout.count("signer key (no hint stored) (unverified)") == 2, text.stdout  # the .att's two layers
