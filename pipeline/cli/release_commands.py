@@ -216,7 +216,8 @@ def promote(
             "copied": done.stats.blobs_copied,
             "bytes_copied": done.stats.bytes_copied,
         },
-        "carried": done.carried.counts,
+        "carried": done.carried.counts,  # written now
+        "already": done.carried.already,  # held by the destination before
         "resigned": _resigned_data(done.resigned),
         "tag_changes": [tag_change_data(c) for c in done.changes],
     }
@@ -225,7 +226,10 @@ def promote(
         return
     click.echo(f"{data['reference']}")
     carried = ", ".join(f"{count} {kind}" for kind, count in done.carried.counts.items() if count)
-    click.echo(f"  carried: {carried or 'nothing attached'}")
+    already = ", ".join(f"{count} {kind}" for kind, count in done.carried.already.items() if count)
+    click.echo(f"  carried: {carried or ('nothing new' if already else 'nothing attached')}")
+    if already:
+        click.echo(f"  already there: {already}")
     if done.resigned is not None:
         click.echo(f"  signed by {done.resigned.signer} ({1 + len(done.resigned.children)} digests)")
     for change in done.changes:

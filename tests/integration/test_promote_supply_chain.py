@@ -118,6 +118,7 @@ def test_promote_carries_signatures_attestations_and_referrers_and_cosign_verifi
 ) -> None:
     digest, source, destination = promoted.digest, promoted.source, promoted.destination
     assert promoted.output["carried"] == CARRIED_ONE_IMAGE
+    assert promoted.output["already"] == dict.fromkeys(CARRIED_ONE_IMAGE, 0)
     tags = plain_peek.all_tags(destination)
     assert {signature_tag(digest), attestation_tag(digest), fallback_referrers_tag(digest)} <= tags
     # Legacy manifests and referrers arrive byte for byte: the same digests as at the source.
@@ -182,8 +183,11 @@ def test_promote_again_keeps_what_was_signed_at_the_destination(
     assert len(before) == 3
     sig_before = plain_peek.digest(destination, signature_tag(digest))
 
-    again = run_cli(promote, root)
+    again = run_cli([*promote, "--json"], root)
     assert again.code == 0, again.output
+    # Everything the source has was there already: nothing is reported as carried now.
+    assert json.loads(again.stdout)["carried"] == dict.fromkeys(CARRIED_ONE_IMAGE, 0)
+    assert json.loads(again.stdout)["already"] == CARRIED_ONE_IMAGE
     assert referrer_digests(plain_peek, destination, digest) == before  # nothing dropped, nothing doubled
     assert plain_peek.digest(destination, signature_tag(digest)) == sig_before  # both layers were there
     sig = plain_peek.manifest(destination, signature_tag(digest))
