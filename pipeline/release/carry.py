@@ -10,19 +10,17 @@ destination has no referrers API its fallback index `sha256-<hex>` is merged, ne
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import RegistryError
-from pipeline.registry.client import OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
+from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import copy_image
 from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import Repository
 from pipeline.signing.attached import KINDS, Attachment, Kind, attached
-from pipeline.signing.storage import OCI_CONFIG, fallback_referrers_tag
+from pipeline.signing.storage import merge_fallback_index, write_legacy_layers
 
 
 @dataclass
@@ -89,42 +87,16 @@ def _carry_legacy(
         notify(f"{destination}:{tag}")
         return [True] * len(layers)
     ours = registry.get_manifest(destination.with_digest(there))
-    present = {json.dumps(layer, sort_keys=True) for layer in ours.json().get("layers") or []}
+    kept: list[dict[str, Any]] = list(ours.json().get("layers") or [])
+    present = {json.dumps(layer, sort_keys=True) for layer in kept}
     written = [json.dumps(layer, sort_keys=True) not in present for layer in layers]
-    merged = _merge_layers(ours, registry.manifest_by_digest(destination, manifest))
-    if merged is None:
+    if not any(written):
         notify(f"{destination}:{tag} already holds every layer")
         return written
-    config_digest = registry.push_blob(destination, merged[1])
-    document = merged[0]
-    document["config"] = {"mediaType": OCI_CONFIG, "size": len(merged[1]), "digest": config_digest}
-    body = json.dumps(document, separators=(",", ":")).encode()
-    registry.put_manifest(destination, tag, Manifest(OCI_MANIFEST, "sha256:" + hashlib.sha256(body).hexdigest(), body))
+    missing = [layer for layer, new in zip(layers, written, strict=True) if new]
+    write_legacy_layers(registry, destination, tag, kept + missing, ours)
     notify(f"{destination}:{tag} (merged with the signatures already there)")
     return written
-
-
-def _merge_layers(ours: Manifest, theirs: Manifest) -> tuple[dict[str, Any], bytes] | None:
-    """The destination's manifest with the source's layers it lacks appended, and a config for it in
-    cosign's shape (one history entry and diff_id per layer; the layers' blobs are already there); None
-    when it lacks none."""
-    document = ours.json()
-    layers: list[dict[str, Any]] = list(document.get("layers") or [])
-    seen = {json.dumps(layer, sort_keys=True) for layer in layers}
-    missing = [layer for layer in theirs.json().get("layers") or [] if json.dumps(layer, sort_keys=True) not in seen]
-    if not missing:
-        return None
-    layers += missing
-    config = {
-        "architecture": "",
-        "created": "0001-01-01T00:00:00Z",
-        "history": [{"created": "0001-01-01T00:00:00Z"} for _ in layers],
-        "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
-        "config": {},
-    }
-    document.update({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": layers})
-    return document, json.dumps(config, separators=(",", ":")).encode()
 
 
 def _carry_referrers(
@@ -155,25 +127,3 @@ def _carry_referrers(
         written = referrer.manifest in copied or referrer.manifest in listed
         carried.manifests += referrer.manifest in copied
         carried.add(referrer.kind, written)
-
-
-def merge_fallback_index(
-    registry: RegistryClient, repository: Repository, subject: str, descriptors: list[Mapping[str, Any]]
-) -> set[str]:
-    """Add `descriptors` to the fallback referrers index of `subject` (creating it), keeping every entry
-    already there; the digests it added."""
-    tag = fallback_referrers_tag(subject)
-    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-    if registry.resolve_digest(repository.with_tag(tag)) is not None:
-        index = registry.get_manifest(repository.with_tag(tag)).json()
-        if index.get("mediaType") != OCI_INDEX:
-            raise RegistryError(f"{repository}:{tag} is not a referrers index; refusing to overwrite it")
-    listed = index.setdefault("manifests", [])
-    present = {str(entry.get("digest")) for entry in listed if isinstance(entry, dict)}
-    added = [dict(d) for d in descriptors if d.get("digest") and str(d["digest"]) not in present]
-    if not added:
-        return set()
-    listed.extend(added)
-    body = json.dumps(index, separators=(",", ":")).encode()
-    registry.put_manifest(repository, tag, Manifest(OCI_INDEX, "sha256:" + hashlib.sha256(body).hexdigest(), body))
-    return {str(d["digest"]) for d in added}

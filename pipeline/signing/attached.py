@@ -33,6 +33,7 @@ from pipeline.signing.storage import (
     SIGNATURE_ANNOTATION,
     attestation_tag,
     fallback_referrers_tag,
+    sbom_tag,
     signature_tag,
 )
 
@@ -47,11 +48,6 @@ FULCIO_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 SBOM_PREDICATES = ("https://cyclonedx.org/bom", "https://spdx.dev/Document")
 SBOM_ARTIFACT_TYPES = ("application/vnd.cyclonedx", "application/spdx")
 COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
-
-
-def sbom_tag(digest: str) -> str:
-    """cosign's (deprecated) `cosign attach sbom` tag: listed and carried like `.sig` and `.att`."""
-    return digest.replace(":", "-") + ".sbom"
 
 
 @dataclass(frozen=True)
