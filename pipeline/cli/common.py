@@ -6,8 +6,9 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -17,6 +18,9 @@ from pipeline.errors import UsageError
 from pipeline.run.report import PROGRESS_MODES, ProgressMode
 from pipeline.run.session import Session
 from pipeline.run.settings import Secrets, Settings
+
+if TYPE_CHECKING:
+    from pipeline.signing.signer import SignatureStorage, Signer
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -123,6 +127,23 @@ def signer_options(what: str, storage_default: str = "legacy") -> Callable[[F], 
         return func
 
     return decorate
+
+
+def signer_from_options(
+    key_path: Path | None, token: str | None, trust_config: Path | None, storage: SignatureStorage
+) -> Callable[[], Signer]:
+    """The signer `signer_options` describe, made when called (so the passphrase or token is asked for
+    only once the digest is known): `sign`, `attest` and `promote --resign` alike."""
+    from pipeline.signing.actions import make_signer  # signing loads only for the commands that sign
+
+    return partial(
+        make_signer,
+        key_path=key_path,
+        passphrase=passphrase,
+        identity_token=lambda: identity_token(token),
+        trust_config=str(trust_config) if trust_config else None,
+        storage=storage,
+    )
 
 
 def progress_options(func: F) -> F:

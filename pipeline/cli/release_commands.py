@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +11,19 @@ import click
 
 from pipeline.cli.common import (
     config_option,
-    identity_token,
     insecure_option,
     optional_config,
     optional_config_option,
-    passphrase,
     progress_mode,
     run_options,
     secrets,
     session,
+    signer_from_options,
     signer_options,
 )
 from pipeline.config import load_config
 from pipeline.errors import UsageError
-from pipeline.registry.reference import ImageRef, parse_reference, parse_repository
+from pipeline.registry.reference import parse_reference, parse_repository
 from pipeline.release.cut import BumpChoice
 from pipeline.release.promote import promote as promote_image
 from pipeline.release.tagview import tag_view
@@ -191,19 +191,8 @@ def promote(
     the_session = session(optional_config(config_file))
     policy = the_session.trust_policy()
     with the_session.registry(insecure) as registry:
-
-        def sign_at_destination(ref: ImageRef) -> SignResult:
-            return sign_reference(
-                registry,
-                ref,
-                key_path=key_path,
-                passphrase=passphrase,
-                identity_token=lambda: identity_token(token),
-                trust_config=str(trust_config) if trust_config else None,
-                storage=storage,
-            )
-
-        resigner = sign_at_destination if resign else None
+        signer = signer_from_options(key_path, token, trust_config, storage)
+        resigner = partial(sign_reference, registry, signer=signer) if resign else None
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner)
     data: dict[str, Any] = {
         "source": str(done.source),
@@ -216,7 +205,8 @@ def promote(
             "copied": done.stats.blobs_copied,
             "bytes_copied": done.stats.bytes_copied,
         },
-        "carried": done.carried.counts,
+        "carried": done.carried.counts,  # written now
+        "already": done.carried.already,  # held by the destination before
         "resigned": _resigned_data(done.resigned),
         "tag_changes": [tag_change_data(c) for c in done.changes],
     }
@@ -225,7 +215,10 @@ def promote(
         return
     click.echo(f"{data['reference']}")
     carried = ", ".join(f"{count} {kind}" for kind, count in done.carried.counts.items() if count)
-    click.echo(f"  carried: {carried or 'nothing attached'}")
+    already = ", ".join(f"{count} {kind}" for kind, count in done.carried.already.items() if count)
+    click.echo(f"  carried: {carried or ('nothing new' if already else 'nothing attached')}")
+    if already:
+        click.echo(f"  already there: {already}")
     if done.resigned is not None:
         click.echo(f"  signed by {done.resigned.signer} ({1 + len(done.resigned.children)} digests)")
     for change in done.changes:

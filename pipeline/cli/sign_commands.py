@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pipeline.cli.common import (
-    identity_token,
     insecure_option,
     optional_config,
     optional_config_option,
     passphrase,
     session,
+    signer_from_options,
     signer_options,
 )
 from pipeline.errors import UsageError, VerificationFailed
 from pipeline.registry.reference import parse_reference
 from pipeline.signing import keys as keyfiles
-from pipeline.signing.actions import SignResult, attest_reference, make_signer, sign_reference, verify_reference
+from pipeline.signing.actions import SignResult, attest_reference, sign_reference, verify_reference
 from pipeline.signing.payloads import PREDICATE_TYPES, SIGN_PREDICATE
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.signer import SignatureStorage
@@ -78,15 +77,7 @@ def sign(
     """
     ref = parse_reference(reference)
     with session(optional_config(config_file)).registry(insecure) as registry:
-        signed = sign_reference(
-            registry,
-            ref,
-            key_path=key_path,
-            passphrase=passphrase,
-            identity_token=lambda: identity_token(token),
-            trust_config=str(trust_config) if trust_config else None,
-            storage=storage,
-        )
+        signed = sign_reference(registry, ref, signer_from_options(key_path, token, trust_config, storage))
     data = _signed_data(signed)
     data["children"] = [_signed_data(child) for child in signed.children]
     if as_json:
@@ -285,14 +276,7 @@ def attest(
     if not isinstance(predicate, dict):
         raise UsageError(f"{name}: the predicate must be a JSON object")
     with session(optional_config(config_file)).registry(insecure) as registry:
-        signer = partial(
-            make_signer,
-            key_path=key_path,
-            passphrase=passphrase,
-            identity_token=lambda: identity_token(token),
-            trust_config=str(trust_config) if trust_config else None,
-            storage=storage,
-        )
+        signer = signer_from_options(key_path, token, trust_config, storage)
         done = attest_reference(registry, ref, signer, predicate_type, predicate, replace)
     data = {
         "reference": done.reference,

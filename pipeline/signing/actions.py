@@ -62,28 +62,12 @@ def make_signer(
     return KeylessSigner(token, trust_config)
 
 
-def sign_reference(
-    registry: RegistryClient,
-    ref: ImageRef,
-    *,
-    key_path: Path | None,
-    passphrase: Callable[[str], str],
-    identity_token: Callable[[], str | None],
-    trust_config: str | None,
-    storage: SignatureStorage,
-) -> SignResult:
-    """Sign `ref`'s digest (never the tag) with the key at `key_path`, else keyless as the identity
-    token's subject. The passphrase and the token are asked for only once the digest is known, so a
+def sign_reference(registry: RegistryClient, ref: ImageRef, signer: Callable[[], Signer]) -> SignResult:
+    """Sign `ref`'s digest (never the tag) with the signer `signer` makes (e.g. `make_signer` with its
+    arguments bound). It is made (its passphrase or token asked for) only once the digest is known, so a
     missing image is reported before anyone is prompted."""
     digest = _digest_of(registry, ref)
-    signer = make_signer(
-        key_path=key_path,
-        passphrase=passphrase,
-        identity_token=identity_token,
-        trust_config=trust_config,
-        storage=storage,
-    )
-    return sign_recursively(registry, ref.repository, digest, signer)
+    return sign_recursively(registry, ref.repository, digest, signer())
 
 
 def sign_recursively(registry: RegistryClient, repository: Repository, digest: str, signer: Signer) -> SignResult:

@@ -33,6 +33,7 @@ from pipeline.signing.storage import (
     SIGNATURE_ANNOTATION,
     attestation_tag,
     fallback_referrers_tag,
+    sbom_tag,
     signature_tag,
 )
 
@@ -47,11 +48,6 @@ FULCIO_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 SBOM_PREDICATES = ("https://cyclonedx.org/bom", "https://spdx.dev/Document")
 SBOM_ARTIFACT_TYPES = ("application/vnd.cyclonedx", "application/spdx")
 COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
-
-
-def sbom_tag(digest: str) -> str:
-    """cosign's (deprecated) `cosign attach sbom` tag: listed and carried like `.sig` and `.att`."""
-    return digest.replace(":", "-") + ".sbom"
 
 
 @dataclass(frozen=True)
@@ -131,7 +127,7 @@ def attached(registry: RegistryClient, repository: Repository, digest: str) -> A
         manifest = registry.manifest_by_digest(repository, manifest_digest).json()
         for layer in manifest.get("layers") or []:
             if isinstance(layer, dict):
-                items.append(_legacy_item(tag, manifest_digest, layer))
+                items.append(_legacy_item(registry, repository, tag, manifest_digest, layer))
     descriptors, api = referrer_descriptors(registry, repository, digest)
     items += [_referrer(registry, repository, d, REFERRER_DEPTH) for d in descriptors]
     return Attached(repository, digest, tuple(items), api, tags)
@@ -165,7 +161,9 @@ def kind_of(predicate_type: str | None, media_type: str) -> Kind:
     return "other"
 
 
-def _legacy_item(tag: str, manifest: str, layer: Mapping[str, Any]) -> Attachment:
+def _legacy_item(
+    registry: RegistryClient, repository: Repository, tag: str, manifest: str, layer: Mapping[str, Any]
+) -> Attachment:
     annotations = _annotations(layer)
     media_type = str(layer.get("mediaType") or "")
     predicate = annotations.get(PREDICATE_TYPE_ANNOTATION)
@@ -175,14 +173,16 @@ def _legacy_item(tag: str, manifest: str, layer: Mapping[str, Any]) -> Attachmen
     elif tag.endswith(".sbom"):
         kind = "sbom"
     elif media_type == DSSE_MEDIA_TYPE:
+        # The `predicateType` annotation is unsigned: the statement in the envelope says what it is.
+        predicate = envelope_predicate(_json_blob(registry, repository, str(layer["digest"]))) or predicate
         kind = kind_of(predicate, media_type) if predicate else "attestation"
     else:
         kind = kind_of(predicate, media_type)
     certificate = annotations.get(CERTIFICATE_ANNOTATION)
-    signer = certificate_signer(certificate.encode()) if certificate else Signer()
-    return Attachment(
-        kind, "legacy", manifest, media_type, predicate, signer if kind != "sbom" else None, tag, str(layer["digest"])
-    )
+    signer: Signer | None = certificate_signer(certificate.encode()) if certificate else Signer()
+    if tag.endswith(".sbom"):
+        signer = None  # `cosign attach sbom` stores the SBOM unsigned; a `.att` SBOM attestation is signed
+    return Attachment(kind, "legacy", manifest, media_type, predicate, signer, tag, str(layer["digest"]))
 
 
 def _referrer(
@@ -202,10 +202,16 @@ def _referrer(
     )
     predicate = annotations.get(BUNDLE_PREDICATE_ANNOTATION)
     signer = None
+    kind: Kind
     if artifact_type == BUNDLE_MEDIA_TYPE:
         bundle = _bundle(registry, repository, manifest)
         signer = bundle_signer(bundle)
-        predicate = predicate or bundle_predicate(bundle)
+        # The annotation is unsigned (a signature annotated as provenance would be carried by
+        # `promote --resign` and still verify as a signature): the content decides, read without verifying.
+        if "messageSignature" in bundle:
+            predicate = None
+        else:
+            predicate = bundle_predicate(bundle) or predicate  # the annotation only where the envelope is unreadable
         kind = kind_of(predicate, artifact_type) if predicate else "signature"  # a message signature
     else:
         kind = kind_of(predicate, artifact_type)
@@ -221,17 +227,27 @@ def _referrer(
 def _bundle(registry: RegistryClient, repository: Repository, manifest: Mapping[str, Any]) -> dict[str, Any]:
     for layer in manifest.get("layers") or []:
         if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
-            try:
-                bundle = json.loads(registry.get_blob(repository, str(layer["digest"])))
-            except ValueError:
-                return {}
-            return bundle if isinstance(bundle, dict) else {}
+            return _json_blob(registry, repository, str(layer["digest"]))
     return {}
+
+
+def _json_blob(registry: RegistryClient, repository: Repository, digest: str) -> dict[str, Any]:
+    """A blob holding a JSON object, or {} where it holds anything else."""
+    try:
+        document = json.loads(registry.get_blob(repository, digest))
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def bundle_predicate(bundle: Mapping[str, Any]) -> str | None:
     """The in-toto statement's predicateType inside a bundle's DSSE envelope (None: not one)."""
-    envelope = bundle.get("dsseEnvelope")
+    return envelope_predicate(bundle.get("dsseEnvelope"))
+
+
+def envelope_predicate(envelope: Any) -> str | None:
+    """The predicateType of the in-toto statement a DSSE envelope carries, read without verifying
+    (None: not an envelope, or its payload is not a statement)."""
     if not isinstance(envelope, dict):
         return None
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,11 @@ def signature_tag(digest: str) -> str:
 def attestation_tag(digest: str) -> str:
     """cosign's legacy attestation tag: DSSE envelopes as layers, like `.sig` holds signatures."""
     return digest.replace(":", "-") + ".att"
+
+
+def sbom_tag(digest: str) -> str:
+    """cosign's (deprecated) `cosign attach sbom` tag: listed and carried like `.sig` and `.att`."""
+    return digest.replace(":", "-") + ".sbom"
 
 
 def fallback_referrers_tag(digest: str) -> str:
@@ -112,14 +118,26 @@ def _append_layer(
     annotations: dict[str, str],
     drop: int | None = None,
 ) -> None:
-    """Write `tag`'s manifest with its layers plus one (less the layer at `drop`), in cosign's shape:
-    an OCI image whose config lists the layers as diff ids."""
+    """Write `tag`'s manifest with its layers plus one (less the layer at `drop`)."""
     layers: list[dict[str, Any]] = list(existing.json().get("layers") or []) if existing else []
     if drop is not None:
         del layers[drop]
     # A signed layer and the config listing it are new but for a rare re-sign: no HEAD before each.
     blob_digest = registry.push_blob(repository, blob, new=True)
     layers.append({"mediaType": media_type, "size": len(blob), "digest": blob_digest, "annotations": annotations})
+    write_legacy_layers(registry, repository, tag, layers, existing)
+
+
+def write_legacy_layers(
+    registry: RegistryClient,
+    repository: Repository,
+    tag: str,
+    layers: list[dict[str, Any]],
+    existing: Manifest | None = None,
+) -> None:
+    """Write `tag`'s manifest (`.sig`, `.att`, `.sbom`) with `layers`, whose blobs are there already, in
+    cosign's shape: an OCI image whose config lists the layers as diff ids (one history entry each).
+    Other fields of the `existing` manifest are kept."""
     config = {
         "architecture": "",
         "created": "0001-01-01T00:00:00Z",
@@ -130,12 +148,15 @@ def _append_layer(
     }
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
     config_digest = registry.push_blob(repository, config_bytes, new=True)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "size": len(config_bytes), "digest": config_digest},
-        "layers": layers,
-    }
+    manifest: dict[str, Any] = existing.json() if existing else {}
+    manifest.update(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "size": len(config_bytes), "digest": config_digest},
+            "layers": layers,
+        }
+    )
     registry.put_manifest(repository, tag, _json_manifest(manifest, OCI_MANIFEST))
 
 
@@ -242,20 +263,32 @@ def write_bundle(
     registry.put_manifest(repository, manifest.digest, manifest)
     if registry.referrers(repository, digest) is not None:
         return  # the registry indexes referrers itself
-    tag = fallback_referrers_tag(digest)
+    descriptor = {
+        "mediaType": OCI_MANIFEST,
+        "size": len(manifest.body),
+        "digest": manifest.digest,
+        "artifactType": BUNDLE_MEDIA_TYPE,
+        "annotations": document["annotations"],
+    }
+    merge_fallback_index(registry, repository, digest, [descriptor])
+
+
+def merge_fallback_index(
+    registry: RegistryClient, repository: Repository, subject: str, descriptors: list[Mapping[str, Any]]
+) -> set[str]:
+    """Add `descriptors` to the fallback referrers index of `subject` (creating it), keeping every entry
+    already there; the digests it added."""
+    tag = fallback_referrers_tag(subject)
     index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
     if registry.resolve_digest(repository.with_tag(tag)) is not None:
         index = registry.get_manifest(repository.with_tag(tag)).json()
         if index.get("mediaType") != OCI_INDEX:
             raise RegistryError(f"{repository}:{tag} is not a referrers index; refusing to overwrite it")
-    if all(m.get("digest") != manifest.digest for m in index.get("manifests") or []):
-        index.setdefault("manifests", []).append(
-            {
-                "mediaType": OCI_MANIFEST,
-                "size": len(manifest.body),
-                "digest": manifest.digest,
-                "artifactType": BUNDLE_MEDIA_TYPE,
-                "annotations": document["annotations"],
-            }
-        )
-        registry.put_manifest(repository, tag, _json_manifest(index, OCI_INDEX))
+    listed = index.setdefault("manifests", [])
+    present = {str(entry.get("digest")) for entry in listed if isinstance(entry, dict)}
+    added = [dict(d) for d in descriptors if d.get("digest") and str(d["digest"]) not in present]
+    if not added:
+        return set()
+    listed.extend(added)
+    registry.put_manifest(repository, tag, _json_manifest(index, OCI_INDEX))
+    return {str(d["digest"]) for d in added}

@@ -12,14 +12,30 @@ from typing import Any
 
 import pytest
 
-from pipeline.signing.keys import read_public_key
-from pipeline.signing.payloads import SIGN_PREDICATE, SIMPLE_SIGNING_MEDIA_TYPE, SLSA_PROVENANCE_V1
-from pipeline.signing.storage import BUNDLE_MEDIA_TYPE, attestation_tag, fallback_referrers_tag, signature_tag
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import parse_repository
+from pipeline.signing.keys import read_private_key, read_public_key
+from pipeline.signing.payloads import (
+    CYCLONEDX_BOM,
+    SIGN_PREDICATE,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+    SLSA_PROVENANCE_V1,
+    in_toto_statement,
+)
+from pipeline.signing.signer import key_bundle, key_envelope
+from pipeline.signing.storage import (
+    BUNDLE_MEDIA_TYPE,
+    attestation_tag,
+    fallback_referrers_tag,
+    signature_tag,
+    write_bundle,
+    write_legacy_attestation,
+)
 from tests.faults.proxy import FaultPlan, fault_proxy
 from tests.helpers import BASE_DOCKERFILE, app_project, init_git, run_cli, user_tags
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_index import Pushed, two_platform_image
-from tests.integration.test_signing import ENV, cosign, cosign_verify
+from tests.integration.test_signing import ENV, PASSWORD, cosign, cosign_verify, push_unsigned
 
 PROVENANCE = {"buildDefinition": {"buildType": "https://example.com/t", "externalParameters": {}}, "runDetails": {}}
 CARRIED_ONE_IMAGE = {"signature": 2, "attestation": 2, "sbom": 0, "other": 0}
@@ -102,6 +118,7 @@ def test_promote_carries_signatures_attestations_and_referrers_and_cosign_verifi
 ) -> None:
     digest, source, destination = promoted.digest, promoted.source, promoted.destination
     assert promoted.output["carried"] == CARRIED_ONE_IMAGE
+    assert promoted.output["already"] == dict.fromkeys(CARRIED_ONE_IMAGE, 0)
     tags = plain_peek.all_tags(destination)
     assert {signature_tag(digest), attestation_tag(digest), fallback_referrers_tag(digest)} <= tags
     # Legacy manifests and referrers arrive byte for byte: the same digests as at the source.
@@ -166,8 +183,11 @@ def test_promote_again_keeps_what_was_signed_at_the_destination(
     assert len(before) == 3
     sig_before = plain_peek.digest(destination, signature_tag(digest))
 
-    again = run_cli(promote, root)
+    again = run_cli([*promote, "--json"], root)
     assert again.code == 0, again.output
+    # Everything the source has was there already: nothing is reported as carried now.
+    assert json.loads(again.stdout)["carried"] == dict.fromkeys(CARRIED_ONE_IMAGE, 0)
+    assert json.loads(again.stdout)["already"] == CARRIED_ONE_IMAGE
     assert referrer_digests(plain_peek, destination, digest) == before  # nothing dropped, nothing doubled
     assert plain_peek.digest(destination, signature_tag(digest)) == sig_before  # both layers were there
     sig = plain_peek.manifest(destination, signature_tag(digest))
@@ -399,3 +419,65 @@ def test_tree_shows_attestations_with_their_type_and_a_missing_reference_is_one_
     )
     assert missing.stdout == ""
     assert "Example:" in run_cli(["tree", "--help"], promoted.root).stdout
+
+
+@dataclass(frozen=True)
+class Misannotated:
+    root: Path
+    ref: str  # repository@digest
+    digest: str
+
+
+@pytest.fixture(scope="module")
+def misannotated(tmp_path_factory: pytest.TempPathFactory, services: Services) -> Misannotated:
+    """An image with a signature bundle annotated as SLSA provenance, a legacy `.att` layer whose envelope
+    holds provenance but whose annotation says CycloneDX, and an SBOM attested by `pipeline attest`."""
+    root = tmp_path_factory.mktemp("misannotated")
+    ref = push_unsigned(root, services, f"t{uuid.uuid4().hex[:10]}")
+    repository, digest = ref.split("@")
+    assert run_cli(["keys", "generate"], root, env=ENV).code == 0
+    key = read_private_key(root / "cosign.key", PASSWORD)
+    with RegistryClient(lambda _: None) as registry:
+        repo = parse_repository(repository)
+        signature = key_bundle(key, in_toto_statement(repository, digest))  # cosign's sign/v1 statement
+        write_bundle(registry, repo, digest, signature, predicate_type=SLSA_PROVENANCE_V1)
+        provenance = key_envelope(key, in_toto_statement(repository, digest, SLSA_PROVENANCE_V1, PROVENANCE))
+        write_legacy_attestation(registry, repo, digest, provenance, CYCLONEDX_BOM, None)
+    (root / "sbom.json").write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}))
+    attest = ["attest", ref, "--key", "cosign.key", "--type", "sbom", "--predicate", "sbom.json", "--storage", "legacy"]
+    assert run_cli(attest, root, env=ENV).code == 0
+    return Misannotated(root, ref, digest)
+
+
+def test_tree_and_resign_class_a_bundle_by_its_statement_not_its_unsigned_annotation(
+    services: Services, misannotated: Misannotated
+) -> None:
+    root, ref = misannotated.root, misannotated.ref
+    assert run_cli(["verify", ref, "--key", "cosign.pub"], root).code == 0  # it is a signature, and verifies as one
+    shown = run_cli(["tree", ref, "--json"], root)
+    assert shown.code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert [(s["form"], s["predicate_type"]) for s in data["signatures"]] == [("referrers", SIGN_PREDICATE)]
+    assert [(a["form"], a["predicate_type"]) for a in data["attestations"]] == [("legacy", SLSA_PROVENANCE_V1)]
+    assert [(s["form"], s["predicate_type"]) for s in data["sboms"]] == [("legacy", CYCLONEDX_BOM)]
+
+    # --resign leaves the source's signatures behind: this one too.
+    assert run_cli(["keys", "generate", "--output-prefix", "release"], root, env=ENV).code == 0
+    destination = ref.split("@")[0].rsplit("/", 1)[0] + "/resigned"
+    promote = ["promote", ref, destination, "--version", "1.0.0", "--resign", "--key", "release.key", "--json"]
+    done = run_cli(promote, root, env=ENV)
+    assert done.code == 0, done.output
+    assert json.loads(done.stdout)["carried"]["signature"] == 0
+    assert run_cli(["verify", f"{destination}:1.0.0", "--key", "release.pub"], root).code == 0
+    carried = run_cli(["verify", f"{destination}:1.0.0", "--key", "cosign.pub"], root)
+    assert carried.code == 1, carried.output
+
+
+def test_tree_shows_who_signed_a_legacy_sbom_attestation(services: Services, misannotated: Misannotated) -> None:
+    shown = run_cli(["tree", misannotated.ref, "--json"], misannotated.root)
+    assert shown.code == 0, shown.output
+    [sbom] = json.loads(shown.stdout)["sboms"]
+    assert sbom["tag"] == attestation_tag(misannotated.digest)
+    assert sbom["signer"] == {"kind": "key", "hint": None, "verified": False}  # cosign's `.att` stores no key hint
+    text = run_cli(["tree", misannotated.ref], misannotated.root)
+    assert text.stdout.count("signer key (no hint stored) (unverified)") == 2, text.stdout  # the .att's two layers
