@@ -44,7 +44,7 @@ IDENTITY_TOKEN = ".".join(
 PROJECT = """\
 registry: {registry}/{namespace}
 network: none
-sign: {{key: cosign.key}}
+sign: {{key: cosign.key, attest: [provenance, sbom]}}
 pipelines:
   shop:
     images:
@@ -196,12 +196,16 @@ def test_no_secret_appears_in_outputs_reports_logs_or_pages(tmp_path: Path, serv
     ran = cli("run", ["run", "--report", str(work / "run.json"), "--json"], 0)
     assert json.loads(ran.stdout)["images"][0]["status"] == "succeeded"
     cli("verify", ["verify", ref, "--key", "cosign.pub", "--json"], 0)
+    # The attestations, decoded (a secret base64'd inside a DSSE payload would not show as itself).
+    for kind in ("provenance", "sbom"):
+        cli(f"verify --type {kind}", ["verify", ref, "--key", "cosign.pub", "--type", kind, "--json"], 0)
+    cli("tree", ["tree", ref, "--json"], 0)
     cli("tags", ["tags", f"{registry}/{namespace}/app", "--json"], 0)
     cli("plan", ["plan", "--json"], 0)
     # What the run left in the registry: the manifest, the image config (labels) and the signature.
     auth = (services.auth_user, services.auth_password)
     digest = json.loads(ran.stdout)["images"][0]["digest"]
-    for reference in (digest, f"sha256-{digest.removeprefix('sha256:')}.sig"):
+    for reference in (digest, *(f"sha256-{digest.removeprefix('sha256:')}.{kind}" for kind in ("sig", "att"))):
         manifest = httpx.get(
             f"http://{registry}/v2/{namespace}/app/manifests/{reference}", headers={"Accept": ACCEPT}, auth=auth
         )
