@@ -48,6 +48,7 @@ class BuildOutcome:
     image_id: str
     pushed_digest: str | None  # None when push was off
     log_tail: tuple[str, ...] = ()
+    remote_run: str | None = None  # a remote builder's id of the build (ACR Tasks' run id), for provenance
 
 
 class Builder(Protocol):

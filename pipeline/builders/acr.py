@@ -233,7 +233,10 @@ class AcrBuilder:
         if request.push and digest is None:
             raise BuildError(f"{request.image}: run {state.run_id} succeeded but reported no digest for {path}:{tag}")
         return BuildOutcome(
-            image_id=digest or state.run_id, pushed_digest=digest if request.push else None, log_tail=tail
+            image_id=digest or state.run_id,
+            pushed_digest=digest if request.push else None,
+            log_tail=tail,
+            remote_run=state.run_id,
         )
 
     @staticmethod

@@ -172,6 +172,7 @@ class RunAttester:
             engine_version=versions.get("engine"),
             buildx_version=versions.get("buildx") if kind == "buildx" else None,
             acr_registry=view.acr.registry if view.acr is not None and kind == "acr" else None,
+            acr_run_id=built.remote_run if built is not None and kind == "acr" else None,
             invocation_id=self.invocation_id,
             started_on=_moment(built.started_at) if built is not None else None,
             finished_on=_moment(built.finished_at) if built is not None else None,

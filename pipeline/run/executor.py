@@ -195,6 +195,7 @@ class Built:
     engine: str | None
     started_at: float | None  # wall clock, epoch seconds
     finished_at: float | None
+    remote_run: str | None = None  # ACR Tasks' run id
 
 
 EventSink = Callable[[Event], None]
@@ -475,6 +476,7 @@ class Executor:
             result.engine,
             result.build_started_at,
             result.build_finished_at,
+            outcome.remote_run,
         )
         with self._lock:
             self._builds.setdefault(image.key, []).append(built)

@@ -68,7 +68,7 @@ def mixed_project(
         root,
         f"registry: {services.plain_registry}/{namespace}\nnetwork: none\n"
         + acr_block(emu, timeout)
-        + ("sign: {key: cosign.key}\n" if sign else "")
+        + ("sign: {key: cosign.key, attest: [provenance]}\n" if sign else "")
         + f"""\
 pipelines:
   mixed:
@@ -144,6 +144,24 @@ def test_mixed_pipeline_builds_locally_and_on_acr_tagged_and_signed(
     after_sleep = next(t for t, m in lines if re.search(r"\d\d:\d\d:\d\d remote-after-sleep$", m))
     assert after_sleep - before_sleep >= 2, lines
     assert any("Successfully pushed image" in m for _, m in lines)
+
+    # Its provenance names the ACR builder and the Tasks run that built it; the base's names BuildKit.
+    run_id = list(emulator.runs)[before]
+    for name, image, builder in (("app", app, "acr"), ("base", base, "buildx")):
+        verified = run_cli(
+            ["verify", image["reference"], "--key", "cosign.pub", "--type", "provenance", "--json"],
+            tmp_path,
+            env=env_for(emulator),
+        )
+        assert verified.code == 0, verified.output
+        predicate = json.loads(verified.stdout)["attestations"][0]["predicate"]
+        assert predicate["runDetails"]["builder"]["id"].endswith(f"/builders/{builder}"), name
+        internal = predicate["buildDefinition"]["internalParameters"]
+        if builder == "acr":
+            assert internal["acr"]["runId"] == run_id
+            assert internal["acr"]["registry"] == emulator.acr_settings()["registry"]
+        else:
+            assert "acr" not in internal
 
     # Registry operations on the ACR login server used the exchanged ACR token; nothing unemulated.
     assert emulator.login_server in emulator.exchanges

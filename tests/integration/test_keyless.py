@@ -119,6 +119,13 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
     predicate = json.loads(provenance.stdout)["attestations"][0]["predicate"]
     assert predicate["buildDefinition"]["externalParameters"]["platform"] == "linux/arm64"
     assert {"gitCommit": sha} in [d.get("digest") for d in predicate["buildDefinition"]["resolvedDependencies"]]
+    # The index's SBOM names its platform images, by digest.
+    index_sbom = run_cli(
+        ["verify", f"{services.plain_registry}/{namespace}/multi:1.0.0", "--type", "sbom", "--json"], project
+    )
+    assert index_sbom.code == 0, index_sbom.output
+    components = json.loads(index_sbom.stdout)["attestations"][0]["predicate"]["components"]
+    assert sorted(c["version"] for c in components) == sorted(c["reference"].split("@")[1] for c in children)
     wrong = run_cli(
         [
             "verify",
