@@ -68,6 +68,7 @@ class RegistryClient:
         # Manifests this client wrote, by (repository, digest): tagging what was just pushed (an index: its
         # build, input and release tags) is then one PUT, not a GET of bytes already in hand and a PUT.
         self._written: dict[tuple[str, str], Manifest] = {}
+        self._no_referrers_api: set[str] = set()  # registry hosts that answered the referrers API with 404
 
     def close(self) -> None:
         self.session.close()
@@ -217,9 +218,14 @@ class RegistryClient:
         return digest
 
     def referrers(self, repository: Repository, digest: str) -> list[dict[str, Any]] | None:
-        """Descriptors from the OCI 1.1 referrers API, or None where the registry has no such API."""
+        """Descriptors from the OCI 1.1 referrers API, or None where the registry has no such API. A
+        registry with the API answers 200 even when nothing refers to the digest (distribution-spec), so
+        one 404 settles it for the registry: it is not asked again by this client."""
+        if repository.registry in self._no_referrers_api:
+            return None
         response = self.session.request("GET", repository, f"referrers/{digest}", accept=(OCI_INDEX,))
         if response.status_code in (404, 405) or "json" not in response.headers.get("Content-Type", ""):
+            self._no_referrers_api.add(repository.registry)
             return None
         self.session.raise_for(response, repository, f"listing referrers of {digest}")
         manifests = response.json().get("manifests") or []

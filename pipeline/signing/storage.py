@@ -224,7 +224,7 @@ def read_bundles(registry: RegistryClient, repository: Repository, digest: str) 
     for descriptor in descriptors:
         if descriptor.get("artifactType") != BUNDLE_MEDIA_TYPE:
             continue
-        manifest = registry.get_manifest(repository.with_digest(str(descriptor["digest"])))
+        manifest = registry.manifest_by_digest(repository, str(descriptor["digest"]))
         for layer in manifest.json().get("layers") or []:
             if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
                 try:
@@ -244,7 +244,7 @@ def write_bundle(
     """Attach a bundle as a referrer of `digest`, updating the fallback index where the registry has
     no referrers API. An attestation's bundle carries its predicate type as an annotation, as cosign's
     bundle format does, so a listing can tell attestations from signatures without opening them."""
-    subject = registry.get_manifest(repository.with_digest(digest))
+    subject = registry.manifest_by_digest(repository, digest)
     bundle_bytes = json.dumps(bundle, separators=(",", ":")).encode()
     registry.push_blob(repository, b"{}")
     bundle_digest = registry.push_blob(repository, bundle_bytes, new=True)  # a fresh signature: not there yet
