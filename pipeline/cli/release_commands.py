@@ -191,8 +191,12 @@ def promote(
     the_session = session(optional_config(config_file))
     policy = the_session.trust_policy()
     with the_session.registry(insecure) as registry:
-        signer = signer_from_options(key_path, token, trust_config, storage)
-        resigner = partial(sign_reference, registry, signer=signer) if resign else None
+        resigner = None
+        if resign:
+            # Made (key read, passphrase or token asked for) before anything is copied: a missing key or a
+            # wrong passphrase must not leave the image copied, untagged, at the destination.
+            made = signer_from_options(key_path, token, trust_config, storage)()
+            resigner = partial(sign_reference, registry, signer=lambda: made)
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner)
     data: dict[str, Any] = {
         "source": str(done.source),
