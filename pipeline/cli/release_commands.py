@@ -183,8 +183,8 @@ def promote(
         raise click.BadParameter(
             f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
         )
-    if not resign and (key_path or token or trust_config):
-        raise UsageError("--key, --identity-token and --trust-config go with --resign")
+    if not resign and (key_path or token or trust_config or storage != "legacy"):
+        raise UsageError("--key, --identity-token, --trust-config and --storage go with --resign")
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
     tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
