@@ -250,8 +250,17 @@ def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
             try:
                 item, end = decoder.raw_decode(stripped)
             except ValueError:
-                buffer = stripped  # an object still arriving
-                break
+                # An object still arriving, unless the next object has begun: pretty-printed, only a
+                # top-level object starts a line with `{`. Then this one was broken (text written into
+                # it), and waiting for it to parse would swallow every status after it: its lines are
+                # passed on as text and reading resumes at the next object.
+                restart = stripped.find("\n{")
+                if restart == -1:
+                    buffer = stripped
+                    break
+                yield from (text.rstrip() for text in stripped[:restart].splitlines() if text.strip())
+                buffer = stripped[restart + 1 :]
+                continue
             if isinstance(item, dict):
                 yield item
             buffer = stripped[end:]

@@ -183,16 +183,20 @@ def promote(
         raise click.BadParameter(
             f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
         )
-    if not resign and (key_path or token or trust_config):
-        raise UsageError("--key, --identity-token and --trust-config go with --resign")
+    if not resign and (key_path or token or trust_config or storage != "legacy"):
+        raise UsageError("--key, --identity-token, --trust-config and --storage go with --resign")
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
     tags = tag_set(parse_version(version), None, suffix=suffix, floating=kinds)  # type: ignore[arg-type]
     the_session = session(optional_config(config_file))
     policy = the_session.trust_policy()
     with the_session.registry(insecure) as registry:
-        signer = signer_from_options(key_path, token, trust_config, storage)
-        resigner = partial(sign_reference, registry, signer=signer) if resign else None
+        resigner = None
+        if resign:
+            # Made (key read, passphrase or token asked for) before anything is copied: a missing key or a
+            # wrong passphrase must not leave the image copied, untagged, at the destination.
+            made = signer_from_options(key_path, token, trust_config, storage)()
+            resigner = partial(sign_reference, registry, signer=lambda: made)
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner)
     data: dict[str, Any] = {
         "source": str(done.source),

@@ -20,7 +20,7 @@ from pipeline.registry.copy import copy_image
 from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import Repository
 from pipeline.signing.attached import KINDS, Attachment, Kind, attached
-from pipeline.signing.storage import merge_fallback_index, write_legacy_layers
+from pipeline.signing.storage import descriptors_in, merge_fallback_index, write_legacy_layers
 
 
 @dataclass
@@ -76,8 +76,7 @@ def _carry_legacy(
     """Whether each of the source manifest's layers was written at the destination now (False: it was
     there already)."""
     there = registry.resolve_digest(destination.with_tag(tag))
-    listed = registry.manifest_by_digest(source, manifest).json().get("layers") or []
-    layers = [layer for layer in listed if isinstance(layer, dict)]  # as `attached` lists them
+    layers = [layer for layer, _ in descriptors_in(registry.manifest_by_digest(source, manifest).json().get("layers"))]
     if there == manifest:
         notify(f"{destination}:{tag} already there")
         return [False] * len(layers)
@@ -87,7 +86,7 @@ def _carry_legacy(
         notify(f"{destination}:{tag}")
         return [True] * len(layers)
     ours = registry.get_manifest(destination.with_digest(there))
-    kept: list[dict[str, Any]] = list(ours.json().get("layers") or [])
+    kept: list[dict[str, Any]] = [layer for layer, _ in descriptors_in(ours.json().get("layers"))]
     present = {json.dumps(layer, sort_keys=True) for layer in kept}
     written = [json.dumps(layer, sort_keys=True) not in present for layer in layers]
     if not any(written):

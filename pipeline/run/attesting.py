@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -53,17 +53,20 @@ class RunAttester:
         config_file: Path,
         invocation_id: str,
         builder_kinds: Mapping[str, BuilderKind] | None = None,
-        versions: Mapping[str, str] | None = None,
+        versions: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         """`builder_kinds`: `builder:` name -> the backend that really builds it (`docker` falls back to the
-        classic builder where buildx is missing); `versions`: engine and buildx versions to record."""
+        classic builder where buildx is missing); `versions`: an engine's name -> its Docker engine and buildx
+        versions to record (asked once per engine, when an image built on it is first attested)."""
         self.registry = registry
         self.signer = signer
         self.plan = plan
         self.config_file = config_file
         self.invocation_id = invocation_id
         self.builder_kinds = builder_kinds or {}
-        self.versions = versions or {}
+        self.versions_of = versions or (lambda _engine: {})
+        self._versions: dict[str, Mapping[str, str]] = {}
+        self._bases_of: dict[tuple[str, str | None], tuple[BaseImage, ...]] = {}
         self._resolved: dict[str, str | None] = {}
         self._lock = threading.Lock()
         # The run's images mostly share their bases' layers: each is downloaded and read for SBOMs once.
@@ -109,18 +112,33 @@ class RunAttester:
         return image
 
     def _bases(self, view: PlannedImage, built: Built | None) -> tuple[BaseImage, ...]:
+        """Once per image or variant: its provenance and its SBOM both name them."""
+        key = (view.key, view.variant)
+        with self._lock:
+            if key in self._bases_of:
+                return self._bases_of[key]
+        found = self._read_bases(view, built)
+        with self._lock:
+            self._bases_of[key] = found
+        return found
+
+    def _read_bases(self, view: PlannedImage, built: Built | None) -> tuple[BaseImage, ...]:
         """The Dockerfile's base images by digest: pinned ones as written, tags as the registry resolves
         them now (what the build pulled moments ago). One that cannot be resolved is a refusal: provenance
         that leaves out a base would say less than it claims."""
         build_args = dict(built.build_args) if built is not None else dict(view.build_args)
-        text = view.dockerfile.read_text(encoding="utf-8")
+        try:
+            # As the engine read it: bytes that are not UTF-8 (a comment in Latin-1) do not stop the build.
+            text = view.dockerfile.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise SigningError(f"{view.key}: attesting: cannot read {view.dockerfile}: {exc.strerror}") from None
         found = []
         for base in base_images(
             text, build_args, platform=view.platform, target=view.target, source=view.dockerfile.name
         ):
             digest = base.ref.digest or self._resolve(str(base.ref))
             if digest is None:
-                raise SigningError(f"{view.key}: provenance: base image {base.ref} not found in the registry")
+                raise SigningError(f"{view.key}: attesting: base image {base.ref} not found in the registry")
             found.append(BaseImage(str(base.ref), digest))
         return tuple(dict.fromkeys(found))
 
@@ -132,6 +150,15 @@ class RunAttester:
         with self._lock:
             self._resolved[reference] = digest
         return digest
+
+    def _engine_versions(self, engine: str) -> Mapping[str, str]:
+        with self._lock:
+            if engine in self._versions:
+                return self._versions[engine]
+        found = self.versions_of(engine)
+        with self._lock:
+            self._versions[engine] = found
+        return found
 
     def _kind(self, view: PlannedImage) -> BuilderKind:
         default: BuilderKind = (
@@ -145,7 +172,7 @@ class RunAttester:
         ctx = self.plan.context
         root = ctx.source_root
         kind = self._kind(view)
-        versions = self.versions if kind != "acr" else {}
+        versions = self._engine_versions(built.engine) if built is not None and built.engine and kind != "acr" else {}
         facts = BuildFacts(
             config_path=_relative(self.config_file, root),
             pipeline=view.pipeline,
@@ -194,7 +221,10 @@ class RunAttester:
 def _file_digest(path: Path) -> str:
     import hashlib
 
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise SigningError(f"attesting: cannot read {path}: {exc.strerror}") from None
 
 
 def backend_kinds(backends: Mapping[str, object]) -> dict[str, BuilderKind]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
-from pipeline.builders import Backend, open_backends
+from pipeline.builders import Backend, engine_environment, open_backends
 from pipeline.cache.inputs import GitBlobs
 from pipeline.cache.predict import Prediction, predict
 from pipeline.config import LoadedConfig
@@ -292,7 +292,11 @@ class Session:
             self.loaded.file,
             invocation_id=str(uuid.uuid4()),
             builder_kinds=backend_kinds(backends),
-            versions=tool_versions(self.settings.environment) if any(b.uses_engines for b in backends.values()) else {},
+            versions=lambda name: (
+                tool_versions(engine_environment(self.settings.environment, plan.engines[name]))
+                if name in plan.engines
+                else {}
+            ),
         )
 
     def _signer(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> RunSigner | None:

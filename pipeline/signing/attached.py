@@ -32,6 +32,7 @@ from pipeline.signing.storage import (
     PREDICATE_TYPE_ANNOTATION,
     SIGNATURE_ANNOTATION,
     attestation_tag,
+    descriptors_in,
     fallback_referrers_tag,
     sbom_tag,
     signature_tag,
@@ -125,9 +126,8 @@ def attached(registry: RegistryClient, repository: Repository, digest: str) -> A
             continue
         tags[tag] = manifest_digest
         manifest = registry.manifest_by_digest(repository, manifest_digest).json()
-        for layer in manifest.get("layers") or []:
-            if isinstance(layer, dict):
-                items.append(_legacy_item(registry, repository, tag, manifest_digest, layer))
+        for layer, _ in descriptors_in(manifest.get("layers")):
+            items.append(_legacy_item(registry, repository, tag, manifest_digest, layer))
     descriptors, api = referrer_descriptors(registry, repository, digest)
     items += [_referrer(registry, repository, d, REFERRER_DEPTH) for d in descriptors]
     return Attached(repository, digest, tuple(items), api, tags)
@@ -139,16 +139,17 @@ def referrer_descriptors(
     """The referrers of `digest` from the API, else from the fallback index; and whether the API answered."""
     descriptors = registry.referrers(repository, digest)
     if descriptors is not None:
-        return descriptors, True
+        return [d for d, _ in descriptors_in(descriptors)], True
     tag = fallback_referrers_tag(digest)
     if registry.resolve_digest(repository.with_tag(tag)) is None:
         return [], False
-    listed = registry.get_manifest(repository.with_tag(tag)).json().get("manifests") or []
-    return [d for d in listed if isinstance(d, dict) and "digest" in d], False
+    listed = registry.get_manifest(repository.with_tag(tag)).json().get("manifests")
+    return [d for d, _ in descriptors_in(listed)], False
 
 
 def _annotations(descriptor: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (descriptor.get("annotations") or {}).items()}
+    annotations = descriptor.get("annotations")
+    return {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {}
 
 
 def kind_of(predicate_type: str | None, media_type: str) -> Kind:
@@ -175,7 +176,7 @@ def _legacy_item(
     elif media_type == DSSE_MEDIA_TYPE:
         # The `predicateType` annotation is unsigned: the statement in the envelope says what it is.
         predicate = envelope_predicate(_json_blob(registry, repository, str(layer["digest"]))) or predicate
-        kind = kind_of(predicate, media_type) if predicate else "attestation"
+        kind = kind_of(predicate, media_type) if predicate else "other"  # neither statement nor annotation
     else:
         kind = kind_of(predicate, media_type)
     certificate = annotations.get(CERTIFICATE_ANNOTATION)
@@ -212,7 +213,12 @@ def _referrer(
             predicate = None
         else:
             predicate = bundle_predicate(bundle) or predicate  # the annotation only where the envelope is unreadable
-        kind = kind_of(predicate, artifact_type) if predicate else "signature"  # a message signature
+        if predicate:
+            kind = kind_of(predicate, artifact_type)
+        elif "messageSignature" in bundle or "dsseEnvelope" in bundle:
+            kind = "signature"  # a message signature, or an envelope whose statement is unreadable
+        else:
+            kind = "other"  # no bundle to read: not counted (nor carried by --resign) as a signature
     else:
         kind = kind_of(predicate, artifact_type)
     nested: tuple[Attachment, ...] = ()
@@ -225,9 +231,9 @@ def _referrer(
 
 
 def _bundle(registry: RegistryClient, repository: Repository, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    for layer in manifest.get("layers") or []:
-        if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
-            return _json_blob(registry, repository, str(layer["digest"]))
+    for layer, blob in descriptors_in(manifest.get("layers")):
+        if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
+            return _json_blob(registry, repository, blob)
     return {}
 
 

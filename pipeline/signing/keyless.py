@@ -5,6 +5,7 @@ private sigstore deployments (and the local test services) work the same as the 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from sigstore import dsse
 from sigstore.errors import Error as SigstoreError
 from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.oidc import IdentityError, IdentityToken
-from sigstore.sign import SigningContext
+from sigstore.sign import Signer, SigningContext
 from sigstore.verify import Verifier, policy
 
 from pipeline.errors import SigningError
@@ -52,6 +53,10 @@ class KeylessSigner:
             raise SigningError(f"the identity token is not usable: {exc}") from None
         self.context = SigningContext.from_trust_config(load_trust_config(trust_config))
         self.trust_config = trust_config
+        # One sigstore Signer (an ephemeral key and its Fulcio certificate) for every signature and
+        # attestation of the run, made at the first; signing goes one at a time through it.
+        self._signer: Signer | None = None
+        self._lock = threading.Lock()
 
     @property
     def identity(self) -> str:
@@ -71,8 +76,11 @@ class KeylessSigner:
             .build()
         )
         try:
-            with self.context.signer(self.token, cache=True) as signer:
-                signed = signer.sign_dsse(statement)
+            with self._lock:
+                if self._signer is None:
+                    with self.context.signer(self.token, cache=True) as signer:  # it holds nothing to release
+                        self._signer = signer
+                signed = self._signer.sign_dsse(statement)
         except (SigstoreError, ValueError) as exc:
             raise SigningError(f"{repository}@{digest}: keyless signing failed: {exc}") from None
         document: dict[str, Any] = json.loads(signed.to_json())

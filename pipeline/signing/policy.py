@@ -75,8 +75,10 @@ def git_sources(predicate: Any) -> list[str]:
     """The repositories of a provenance's git dependencies (those with a gitCommit digest): the URI
     without `git+` and without the `@ref` after its path."""
     found = []
-    for dependency in _get(predicate, "buildDefinition", "resolvedDependencies") or []:
-        if not isinstance(dependency, dict) or "gitCommit" not in (dependency.get("digest") or {}):
+    dependencies = _get(predicate, "buildDefinition", "resolvedDependencies")
+    for dependency in dependencies if isinstance(dependencies, list) else []:
+        digest = dependency.get("digest") if isinstance(dependency, dict) else None
+        if not isinstance(digest, dict) or "gitCommit" not in digest:
             continue
         uri = str(dependency.get("uri") or "")
         uri = uri.removeprefix("git+")

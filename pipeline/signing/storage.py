@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ EMPTY_CONFIG = {
     "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
 }
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,25 @@ def _json_manifest(document: dict[str, Any], media_type: str) -> Manifest:
     return Manifest(media_type, "sha256:" + hashlib.sha256(body).hexdigest(), body)
 
 
+def descriptors_in(items: Any) -> list[tuple[dict[str, Any], str]]:
+    """(descriptor, its digest) of each well-formed descriptor in `items` (a manifest's `layers`, an
+    index's `manifests`). What anyone can push next to an image is read defensively: an entry that is
+    not an object, or has no `algorithm:hex` digest, is skipped, never a traceback."""
+    found = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        digest = item.get("digest")
+        if isinstance(digest, str) and _DIGEST.match(digest):
+            found.append((item, digest))
+    return found
+
+
+def _annotations(item: dict[str, Any]) -> dict[str, str]:
+    annotations = item.get("annotations")
+    return {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {}
+
+
 # --- legacy ------------------------------------------------------------------------
 
 
@@ -77,11 +98,10 @@ def read_legacy(
     manifest = registry.get_manifest(repository.with_tag(tag))
     signatures = []
     payloads: dict[str, bytes] = {}
-    for layer in manifest.json().get("layers") or []:
-        annotations = {str(k): str(v) for k, v in (layer.get("annotations") or {}).items()}
+    for layer, blob in descriptors_in(manifest.json().get("layers")):
+        annotations = _annotations(layer)
         if layer.get("mediaType") != SIMPLE_SIGNING_MEDIA_TYPE or SIGNATURE_ANNOTATION not in annotations:
             continue
-        blob = str(layer["digest"])
         if blob not in payloads:
             payloads[blob] = registry.get_blob(repository, blob)
         try:
@@ -180,15 +200,18 @@ def read_legacy_attestations(
     # By digest: the client has the manifest it wrote for the attestation before (provenance, then SBOM).
     manifest = registry.get_manifest(repository.with_digest(current))
     found = []
-    for position, layer in enumerate(manifest.json().get("layers") or []):
-        if layer.get("mediaType") != DSSE_MEDIA_TYPE:
+    layers = manifest.json().get("layers")
+    for position, layer in enumerate(layers if isinstance(layers, list) else []):
+        if not isinstance(layer, dict) or layer.get("mediaType") != DSSE_MEDIA_TYPE:
+            continue
+        if not descriptors_in([layer]):
             continue
         try:
             envelope = json.loads(registry.get_blob(repository, str(layer["digest"])))
         except ValueError:
             continue
         if isinstance(envelope, dict):
-            predicate_type = str((layer.get("annotations") or {}).get(PREDICATE_TYPE_ANNOTATION, ""))
+            predicate_type = _annotations(layer).get(PREDICATE_TYPE_ANNOTATION, "")
             found.append(StoredEnvelope(envelope, predicate_type, position))
     return found, manifest
 
@@ -221,16 +244,19 @@ def read_bundles(registry: RegistryClient, repository: Repository, digest: str) 
             return []
         descriptors = registry.get_manifest(repository.with_tag(tag)).json().get("manifests") or []
     bundles = []
-    for descriptor in descriptors:
+    for descriptor, referrer in descriptors_in(descriptors):
         if descriptor.get("artifactType") != BUNDLE_MEDIA_TYPE:
             continue
-        manifest = registry.manifest_by_digest(repository, str(descriptor["digest"]))
-        for layer in manifest.json().get("layers") or []:
-            if layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
-                try:
-                    bundles.append(json.loads(registry.get_blob(repository, str(layer["digest"]))))
-                except ValueError:
-                    continue
+        manifest = registry.manifest_by_digest(repository, referrer)
+        for layer, blob in descriptors_in(manifest.json().get("layers")):
+            if layer.get("mediaType") != BUNDLE_MEDIA_TYPE:
+                continue
+            try:
+                bundle = json.loads(registry.get_blob(repository, blob))
+            except ValueError:
+                continue
+            if isinstance(bundle, dict):
+                bundles.append(bundle)
     return bundles
 
 
@@ -285,6 +311,8 @@ def merge_fallback_index(
         if index.get("mediaType") != OCI_INDEX:
             raise RegistryError(f"{repository}:{tag} is not a referrers index; refusing to overwrite it")
     listed = index.setdefault("manifests", [])
+    if not isinstance(listed, list):
+        raise RegistryError(f"{repository}:{tag} is not a referrers index; refusing to overwrite it")
     present = {str(entry.get("digest")) for entry in listed if isinstance(entry, dict)}
     added = [dict(d) for d in descriptors if d.get("digest") and str(d["digest"]) not in present]
     if not added:

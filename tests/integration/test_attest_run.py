@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,10 @@ def test_a_run_attests_provenance_and_sbom_of_what_it_built(
     assert any(d.get("digest") == {"sha256": dockerfile_sha} for d in dependencies)
     assert any(d.get("digest") == {"sha256": base_digest.split(":")[1]} for d in dependencies), dependencies
     assert app["runDetails"]["builder"]["id"] == "https://github.com/pipeline-build/pipeline/builders/buildx"
+    engine = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert app["runDetails"]["builder"]["version"]["engine"] == engine
     assert app["runDetails"]["metadata"]["startedOn"] <= app["runDetails"]["metadata"]["finishedOn"]
     assert definition["internalParameters"]["inputDigest"] == images["app"]["inputs"]
 

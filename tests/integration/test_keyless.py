@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import parse_repository
+from pipeline.signing.storage import read_bundles
 from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.keyless.services import ISSUER, SUBJECT, make_token, running_sigstore
@@ -142,6 +145,16 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
         project,
     )
     assert wrong.code == 1
+    # One Fulcio certificate served the whole run: every bundle (3 images x signature, provenance, SBOM)
+    # carries the same one.
+    registry = RegistryClient(lambda _: None)
+    repository = parse_repository(f"{services.plain_registry}/{namespace}/multi")
+    certificates = {
+        json.dumps(bundle["verificationMaterial"].get("certificate"), sort_keys=True)
+        for image in (json.loads(index.stdout), *children)
+        for bundle in read_bundles(registry, repository, image["reference"].split("@")[1])
+    }
+    assert len(certificates) == 1, certificates
     # Running again (everything reused) keeps the signatures and attestations: no bundle is added.
     base_digest = json.loads(index.stdout)["children"][0]["reference"].split("@")[1]
     fallback = (f"{namespace}/multi", base_digest.replace(":", "-"))

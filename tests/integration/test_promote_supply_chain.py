@@ -238,6 +238,17 @@ def test_resign_signs_the_destination_and_carries_only_attestations(
     )
     wrong = run_cli(["promote", source_ref, destination_repo, "--version", "1.0.0", "--key", "release.key"], root)
     assert wrong.code == 2 and "go with --resign" in wrong.output
+    # A key that cannot be used stops --resign before anything is copied.
+    elsewhere = f"{promoted.namespace}/never"
+    for key, env in (("missing.key", ENV), ("release.key", {"COSIGN_PASSWORD": "wrong passphrase"})):
+        refused = run_cli(
+            ["promote", source_ref, f"{services.plain_registry}/{elsewhere}", "--version", "1.0.0", "--resign"]
+            + ["--key", key],
+            root,
+            env=env,
+        )
+        assert refused.code != 0 and refused.output.count("error:") == 1, refused.output
+        assert plain_peek.manifest(elsewhere, digest) is None  # nothing copied
 
 
 def test_promote_to_the_htpasswd_registry_carries_the_signatures(
