@@ -58,8 +58,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from pipeline import __version__
-from pipeline.attest.uris import git_source_uri, image_purl, strip_credentials
+from pipeline.attest.uris import git_source_uri, image_purl
 from pipeline.signing.payloads import SLSA_PROVENANCE_V1, in_toto_statement
+from pipeline.vcs.urls import strip_credentials
 
 BUILD_TYPE = "https://github.com/pipeline-build/pipeline/buildtypes/image/v1"
 BUILDER_ID_PREFIX = "https://github.com/pipeline-build/pipeline/builders/"

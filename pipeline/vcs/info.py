@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from pipeline.errors import EnvironmentProblem
 from pipeline.vcs.loader import git
+from pipeline.vcs.urls import strip_credentials
 
 # How far back a run looks for an earlier build whose layers it may reuse (registry cache sources).
 EARLIER_COMMITS = 100
@@ -27,11 +27,6 @@ class GitInfo:
     @property
     def short_sha(self) -> str:
         return self.sha[:12]
-
-
-def _strip_credentials(url: str) -> str:
-    # https://user:token@host/repo must never end up in an image label.
-    return re.sub(r"//[^/@]+@", "//", url)
 
 
 def read_git_info(path: Path) -> GitInfo | None:
@@ -56,7 +51,7 @@ def _read(path: Path) -> GitInfo | None:
     remote_url = None
     if "origin" in [r.name for r in repo.remotes]:
         urls = list(repo.remotes.origin.urls)
-        remote_url = _strip_credentials(urls[0]) if urls else None
+        remote_url = strip_credentials(urls[0]) if urls else None  # never a token in a label
     return GitInfo(
         sha=sha,
         branch=branch,

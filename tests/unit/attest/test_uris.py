@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from packageurl import PackageURL
 
-from pipeline.attest.uris import git_source_uri, image_purl, strip_credentials
+from pipeline.attest.uris import git_source_uri, image_purl
+from pipeline.vcs.urls import strip_credentials
 
 DIGEST = "sha256:" + "1f" * 32
 
