@@ -71,6 +71,12 @@ class Backend(Protocol):
     engine the scheduler chose (None for backends that build remotely: `uses_engines` is False)."""
 
     uses_engines: bool
+    kind: str  # what builds: buildx (BuildKit), classic or acr, as provenance names the builder
+
+    def versions(self, engine: Engine | None) -> dict[str, str]:
+        """What provenance records of the builder on `engine`: the engine's version, buildx's (none
+        that cannot be asked; a remote builder: none)."""
+        ...
 
     def serves(self, engine: Engine) -> bool:
         """Whether this backend can build on `engine` (the classic builder: not on a buildx builder)."""

@@ -119,6 +119,10 @@ class AcrBuilder:
                 pass  # exiting anyway; the run's own timeout still bounds it
 
     uses_engines = False
+    kind = "acr"
+
+    def versions(self, engine: Engine | None) -> dict[str, str]:
+        return {}  # the run id names the remote build; ACR reports no builder version
 
     def serves(self, engine: Engine) -> bool:
         return False  # builds remotely, on ACR Tasks

@@ -63,13 +63,27 @@ def buildx_version(environment: Mapping[str, str]) -> str | None:
 
 class BuildxBackend:
     uses_engines = True
+    kind = "buildx"
 
     def __init__(
-        self, environment: Mapping[str, str], engines: Mapping[str, Engine], pushers: dict[str, DockerBuilder]
+        self,
+        environment: Mapping[str, str],
+        engines: Mapping[str, Engine],
+        pushers: dict[str, DockerBuilder],
+        version: str = "",
     ):
+        """`version`: `docker buildx version`'s line, as open_backend read it."""
         self._environment = dict(environment)
         self._pushers = pushers
         self._running = _Running()
+        words = version.split()
+        self._version = words[1] if len(words) > 1 else version
+
+    def versions(self, engine: Engine | None) -> dict[str, str]:
+        found = {"buildx": self._version} if self._version else {}
+        pusher = self._pushers.get(engine.name) if engine is not None else None
+        engine_version = pusher.engine_version() if pusher is not None else None
+        return {**found, "engine": engine_version} if engine_version else found
 
     def interrupt(self) -> None:
         """Ctrl-C: stop the buildx processes in flight (a signal sent to this process alone would
@@ -376,7 +390,7 @@ def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], 
     for engine in engines.values():
         if engine.buildx_builder is not None:
             _check_builder(engine, environment)
-    return BuildxBackend(environment, engines, engine_clients(environment, engines))
+    return BuildxBackend(environment, engines, engine_clients(environment, engines), version)
 
 
 def _check_builder(engine: Engine, environment: Mapping[str, str]) -> None:

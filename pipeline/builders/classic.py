@@ -41,6 +41,7 @@ class DockerBuilder:
     def __init__(self, environment: Mapping[str, str] | None = None, name: str = DEFAULT_ENGINE) -> None:
         self.name = name
         self._client_kwargs = docker.utils.kwargs_from_env(environment=dict(environment or {}))
+        self._version: str | None = None  # the engine's, asked once (provenance)
 
     @property
     def label(self) -> str:
@@ -65,6 +66,18 @@ class DockerBuilder:
 
     def check(self) -> None:
         self._client().close()
+
+    def engine_version(self) -> str | None:
+        """The engine's version (its API's `Version`), once; None where it does not say."""
+        if self._version is None:
+            client = self._client()
+            try:
+                self._version = str(client.version().get("Version") or "")
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                self._version = ""
+            finally:
+                client.close()
+        return self._version or None
 
     def answers(self) -> bool:
         """A quick ping: does the engine still answer?"""
@@ -275,6 +288,13 @@ class ClassicBackend:
     """The classic builder on each engine (a buildx builder is no engine to it)."""
 
     uses_engines = True
+    kind = "classic"
+
+    def versions(self, engine: Engine | None) -> dict[str, str]:
+        found = (
+            self.engines[engine.name].engine_version() if engine is not None and engine.name in self.engines else None
+        )
+        return {"engine": found} if found else {}
 
     def __init__(self, engines: Mapping[str, DockerBuilder]) -> None:
         self.engines = dict(engines)

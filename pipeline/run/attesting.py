@@ -9,15 +9,15 @@ from this signer, it is attested with this run's facts and no build times."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import cast
 
 from pipeline.attest.provenance import BaseImage, BuilderKind, BuildFacts, provenance_predicate
+from pipeline.builders import Backend
 from pipeline.dockerfile import base_images
 from pipeline.errors import SigningError
 from pipeline.plan import Plan, PlannedImage
@@ -52,20 +52,16 @@ class RunAttester:
         plan: Plan,
         config_file: Path,
         invocation_id: str,
-        builder_kinds: Mapping[str, BuilderKind] | None = None,
-        versions: Callable[[str], Mapping[str, str]] | None = None,
+        backends: Mapping[str, Backend] | None = None,
     ) -> None:
-        """`builder_kinds`: `builder:` name -> the backend that really builds it (`docker` falls back to the
-        classic builder where buildx is missing); `versions`: an engine's name -> its Docker engine and buildx
-        versions to record (asked once per engine, when an image built on it is first attested)."""
+        """`backends`: the run's, by `builder:` name: each says what really builds (`docker` falls back to
+        the classic builder where buildx is missing) and the versions to record for an engine."""
         self.registry = registry
         self.signer = signer
         self.plan = plan
         self.config_file = config_file
         self.invocation_id = invocation_id
-        self.builder_kinds = builder_kinds or {}
-        self.versions_of = versions or (lambda _engine: {})
-        self._versions: dict[str, Mapping[str, str]] = {}
+        self.backends = backends or {}
         self._bases_of: dict[tuple[str, str | None], tuple[BaseImage, ...]] = {}
         self._resolved: dict[str, str | None] = {}
         self._lock = threading.Lock()
@@ -151,20 +147,16 @@ class RunAttester:
             self._resolved[reference] = digest
         return digest
 
-    def _engine_versions(self, engine: str) -> Mapping[str, str]:
-        with self._lock:
-            if engine in self._versions:
-                return self._versions[engine]
-        found = self.versions_of(engine)
-        with self._lock:
-            self._versions[engine] = found
-        return found
-
     def _kind(self, view: PlannedImage) -> BuilderKind:
-        default: BuilderKind = (
-            "acr" if view.builder == "acr" else ("classic" if view.builder == "classic" else "buildx")
-        )
-        return self.builder_kinds.get(view.builder, default)
+        backend = self.backends.get(view.builder)
+        kind = backend.kind if backend is not None else {"acr": "acr", "classic": "classic"}.get(view.builder, "buildx")
+        return cast(BuilderKind, kind)
+
+    def _versions(self, view: PlannedImage, built: Built | None) -> Mapping[str, str]:
+        backend = self.backends.get(view.builder)
+        if backend is None or built is None or built.engine is None:
+            return {}  # not built now (reused), or remotely
+        return backend.versions(self.plan.engines.get(built.engine))
 
     def _provenance(
         self, view: PlannedImage, digest: str, built: Built | None, children: list[tuple[str, str]]
@@ -172,7 +164,7 @@ class RunAttester:
         ctx = self.plan.context
         root = ctx.source_root
         kind = self._kind(view)
-        versions = self._engine_versions(built.engine) if built is not None and built.engine and kind != "acr" else {}
+        versions = self._versions(view, built)
         facts = BuildFacts(
             config_path=_relative(self.config_file, root),
             pipeline=view.pipeline,
@@ -197,7 +189,7 @@ class RunAttester:
             input_digest=built.input_digest if built is not None else None,
             engine=built.engine if built is not None else None,
             engine_version=versions.get("engine"),
-            buildx_version=versions.get("buildx") if kind == "buildx" else None,
+            buildx_version=versions.get("buildx"),
             acr_registry=view.acr.registry if view.acr is not None and kind == "acr" else None,
             acr_run_id=built.remote_run if built is not None and kind == "acr" else None,
             invocation_id=self.invocation_id,
@@ -225,36 +217,3 @@ def _file_digest(path: Path) -> str:
         return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise SigningError(f"attesting: cannot read {path}: {exc.strerror}") from None
-
-
-def backend_kinds(backends: Mapping[str, object]) -> dict[str, BuilderKind]:
-    """`builder:` name -> the kind of backend that opened for it (its module: buildx, classic or acr)."""
-    kinds: dict[str, BuilderKind] = {}
-    for name, backend in backends.items():
-        module = type(backend).__module__.rsplit(".", 1)[-1]
-        if module in ("buildx", "classic", "acr"):
-            kinds[name] = cast(BuilderKind, module)
-    return kinds
-
-
-def tool_versions(environment: Mapping[str, str]) -> dict[str, str]:
-    """The Docker engine's and buildx's versions, for provenance's builder.version (absent if unknown)."""
-    versions: dict[str, str] = {}
-    try:
-        done = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            env=dict(environment),
-            timeout=30,
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            versions["engine"] = done.stdout.strip()
-        done = subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, text=True, env=dict(environment), timeout=30
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            versions["buildx"] = done.stdout.split()[1] if len(done.stdout.split()) > 1 else done.stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return versions

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
-from pipeline.builders import Backend, engine_environment, open_backends
+from pipeline.builders import Backend, open_backends
 from pipeline.cache.inputs import GitBlobs
 from pipeline.cache.predict import Prediction, predict
 from pipeline.config import LoadedConfig
@@ -282,21 +282,10 @@ class Session:
         """Provenance and SBOM for the pipelines whose `sign:` asks for them (None: none does)."""
         if parts.signer is None or not any(i.sign is not None and i.sign.attest for i in plan.images.values()):
             return None
-        from pipeline.run.attesting import RunAttester, backend_kinds, tool_versions  # SBOM readers: when used
+        from pipeline.run.attesting import RunAttester  # SBOM readers: only for a plan that attests
 
-        backends = parts.backends or {}
         return RunAttester(
-            registry,
-            parts.signer,
-            plan,
-            self.loaded.file,
-            invocation_id=str(uuid.uuid4()),
-            builder_kinds=backend_kinds(backends),
-            versions=lambda name: (
-                tool_versions(engine_environment(self.settings.environment, plan.engines[name]))
-                if name in plan.engines
-                else {}
-            ),
+            registry, parts.signer, plan, self.loaded.file, invocation_id=str(uuid.uuid4()), backends=parts.backends
         )
 
     def _signer(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> RunSigner | None:
