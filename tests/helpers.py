@@ -132,6 +132,7 @@ def shop_project(
     sign: bool = True,
     images: tuple[str, ...] = SHOP_IMAGES,
     app_dockerfile: str | None = None,
+    base_dockerfile: str = BASE_DOCKERFILE,
     extra_config: str = "",
     triggers: str = "",
 ) -> Path:
@@ -142,7 +143,7 @@ def shop_project(
     `triggers` the pipeline's `triggers:` value."""
     assert images[0] == "base" and set(images) <= set(SHOP_IMAGES), images
     dockerfiles = {
-        "base": BASE_DOCKERFILE,
+        "base": base_dockerfile,
         "app": app_dockerfile or "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n",
         "worker": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo worker > /worker\n",
     }

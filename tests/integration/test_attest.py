@@ -10,7 +10,7 @@ from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from pipeline.signing.storage import BUNDLE_PREDICATE_ANNOTATION, attestation_tag, fallback_referrers_tag
 from tests.helpers import run_cli
 from tests.integration.conftest import RegistryPeek, Services
-from tests.integration.test_signing import ENV, cosign, push_unsigned
+from tests.integration.test_signing import ENV, cosign, cosign_attest, push_unsigned
 
 PROVENANCE = {
     "buildDefinition": {
@@ -121,23 +121,7 @@ def test_our_attestations_verify_with_cosign_and_with_pipeline(
 def test_an_attestation_cosign_made_verifies_with_pipeline(tmp_path: Path, services: Services, namespace: str) -> None:
     ref = push_unsigned(tmp_path, services, namespace)
     assert run_cli(["keys", "generate"], tmp_path, env=ENV).code == 0
-    (tmp_path / "provenance.json").write_text(json.dumps(PROVENANCE))
-    made = cosign(
-        services,
-        "attest",
-        "--key",
-        str(tmp_path / "cosign.key"),
-        "--type",
-        "slsaprovenance1",
-        "--predicate",
-        str(tmp_path / "provenance.json"),
-        "--tlog-upload=false",
-        "--allow-http-registry",
-        "--yes",
-        ref,
-        env=ENV,
-    )
-    assert made.returncode == 0, made.stderr
+    cosign_attest(services, tmp_path, ref, PROVENANCE)
     ours = run_cli(["verify", ref, "--key", "cosign.pub", "--type", "provenance", "--json"], tmp_path)
     assert ours.code == 0, ours.output
     predicate = json.loads(ours.stdout)["attestations"][0]["predicate"]

@@ -102,22 +102,10 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
         assert any(s.startswith("provenance (builder") and SUBJECT in s for s in image["satisfied"]), image
         assert any(s.startswith("sbom attested by identity") for s in image["satisfied"]), image
     arm64 = next(c for c in children if c["platform"] == "linux/arm64")
-    provenance = run_cli(
-        [
-            "verify",
-            arm64["reference"],
-            "--type",
-            "provenance",
-            "--trust-config",
-            str(trust_config),
-            "--certificate-identity",
-            SUBJECT,
-            "--certificate-oidc-issuer",
-            ISSUER,
-            "--json",
-        ],
-        project,
-    )
+    # The arm64 child's provenance, verified as this identity (and refused as another).
+    as_identity = ["verify", arm64["reference"], "--type", "provenance", "--trust-config", str(trust_config)]
+    as_identity += ["--certificate-oidc-issuer", ISSUER, "--certificate-identity"]
+    provenance = run_cli([*as_identity, SUBJECT, "--json"], project)
     assert provenance.code == 0, provenance.output
     predicate = json.loads(provenance.stdout)["attestations"][0]["predicate"]
     assert predicate["buildDefinition"]["externalParameters"]["platform"] == "linux/arm64"
@@ -129,21 +117,7 @@ def test_run_signs_keyless_and_the_trust_policy_accepts_the_identity(
     assert index_sbom.code == 0, index_sbom.output
     components = json.loads(index_sbom.stdout)["attestations"][0]["predicate"]["components"]
     assert sorted(c["version"] for c in components) == sorted(c["reference"].split("@")[1] for c in children)
-    wrong = run_cli(
-        [
-            "verify",
-            arm64["reference"],
-            "--type",
-            "provenance",
-            "--trust-config",
-            str(trust_config),
-            "--certificate-identity",
-            "mailto:mallory@pipeline.test",
-            "--certificate-oidc-issuer",
-            ISSUER,
-        ],
-        project,
-    )
+    wrong = run_cli([*as_identity, "mailto:mallory@pipeline.test"], project)
     assert wrong.code == 1
     # One Fulcio certificate served the whole run: every bundle (3 images x signature, provenance, SBOM)
     # carries the same one.

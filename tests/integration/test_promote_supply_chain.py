@@ -36,32 +36,15 @@ from tests.helpers import BASE_DOCKERFILE, app_project, init_git, run_cli, user_
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_index import Pushed, two_platform_image
 from tests.integration.test_signing import ENV, PASSWORD, cosign, cosign_verify, push_unsigned
+from tests.integration.test_signing import cosign_attest as cosign_attest_predicate
 
 PROVENANCE = {"buildDefinition": {"buildType": "https://example.com/t", "externalParameters": {}}, "runDetails": {}}
 CARRIED_ONE_IMAGE = {"signature": 2, "attestation": 2, "sbom": 0, "other": 0}
 
 
 def cosign_attest(services: Services, root: Path, ref: str, *extra: str) -> None:
-    """trixie's cosign attests SLSA provenance for `ref` with ./cosign.key (`--new-bundle-format`: as a
-    sigstore bundle referrer, else in the legacy `.att` tag)."""
-    (root / "provenance.json").write_text(json.dumps(PROVENANCE))
-    done = cosign(
-        services,
-        "attest",
-        "--key",
-        str(root / "cosign.key"),
-        "--type",
-        "slsaprovenance1",
-        "--predicate",
-        str(root / "provenance.json"),
-        "--tlog-upload=false",
-        "--allow-http-registry",
-        "--yes",
-        *extra,
-        ref,
-        env=ENV,
-    )
-    assert done.returncode == 0, done.stderr
+    """trixie's cosign attests this file's PROVENANCE for `ref` with ./cosign.key."""
+    cosign_attest_predicate(services, root, ref, PROVENANCE, *extra)
 
 
 def referrer_digests(peek: RegistryPeek, repo_path: str, digest: str) -> list[str]:

@@ -13,7 +13,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_repository
 from pipeline.sbom import sbom_document
-from tests.helpers import init_git, run_cli, write_project
+from tests.helpers import init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.sbom_fixture import ABSENT, DELETED_DIST_INFO, EXPECTED, LOWER
 
@@ -35,21 +35,13 @@ RUN ["/bin/busybox", "rm", "-r", "/{DELETED_DIST_INFO}"]
 def test_sbom_of_a_pushed_image_lists_its_packages_and_base_but_not_what_a_layer_deleted(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    write_project(
+    shop_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
-        {"base": BASE, "app": APP},
-        busybox=("base",),
+        f"{services.plain_registry}/{namespace}",
+        sign=False,
+        images=("base", "app"),
+        base_dockerfile=BASE,
+        app_dockerfile=APP,
     )
     for path, text in LOWER.items():
         (tmp_path / "images/base/rootfs" / path).parent.mkdir(parents=True, exist_ok=True)

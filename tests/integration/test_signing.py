@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,29 @@ def cosign_sign(services: Services, key: Path, ref: str) -> subprocess.Completed
     return cosign(
         services, "sign", "--key", str(key), "--tlog-upload=false", "--allow-http-registry", "--yes", ref, env=ENV
     )
+
+
+def cosign_attest(services: Services, root: Path, ref: str, provenance: dict[str, Any], *extra: str) -> None:
+    """trixie's cosign attests `provenance` (SLSA v1) for `ref` with root/cosign.key, no transparency log
+    (`--new-bundle-format` in `extra`: as a sigstore bundle referrer, else in the legacy `.att` tag)."""
+    (root / "provenance.json").write_text(json.dumps(provenance))
+    done = cosign(
+        services,
+        "attest",
+        "--key",
+        str(root / "cosign.key"),
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        str(root / "provenance.json"),
+        "--tlog-upload=false",
+        "--allow-http-registry",
+        "--yes",
+        *extra,
+        ref,
+        env=ENV,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def consumer_project(
