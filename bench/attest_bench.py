@@ -44,12 +44,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rotation import rotated_samples
+
+from pipeline.builders import open_backends
 from pipeline.config import load_config
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import DOCKER_MANIFEST, Manifest, RegistryClient
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.reference import Repository, parse_repository
-from pipeline.run.attesting import RunAttester, tool_versions
+from pipeline.run.attesting import RunAttester
 from pipeline.run.executor import IO_CONCURRENCY, Built
 from pipeline.run.session import Session
 from pipeline.run.settings import Settings
@@ -222,7 +225,8 @@ def main() -> int:
         started = time.perf_counter()
         key = keys.read_private_key(key_file, PASSWORD)
         decrypt = time.perf_counter() - started
-        versions = tool_versions(os.environ)
+        # As a run opens them (the engine checked, buildx's version read): provenance asks them for versions.
+        backends = open_backends({"docker"}, os.environ, next(iter(plans.values())).engines, lambda _message: None)
         caches = iter(range(1_000_000))
 
         def client() -> RegistryClient:
@@ -236,7 +240,7 @@ def main() -> int:
             signing = RunSigner(
                 registry, {i.sign.key: key for i in plan.images.values() if i.sign and i.sign.key}, None
             )
-            return RunAttester(registry, signing, plan, configs[storage], str(uuid.uuid4()), {}, versions)
+            return RunAttester(registry, signing, plan, configs[storage], str(uuid.uuid4()), backends)
 
         with client() as setup, ThreadPoolExecutor(IO_CONCURRENCY, thread_name_prefix="image") as pool:
             fresh = Images(setup, parse_repository(f"{prefix}/base"), base_digest, [i.repository for i in images])
@@ -311,13 +315,10 @@ def main() -> int:
                     work(f"warm-{name}")
             for cpu in CPU.values():
                 cpu.clear()
-            samples: dict[str, list[float]] = {name: [] for name in methods}
             load_before = os.getloadavg()[0]
-            order = list(methods)
-            for i in range(args.repetitions):
-                shift = i % len(order)
-                for name in order[shift:] + order[:shift]:
-                    samples[name].append(methods[name](f"r{i}-{name}"))
+            samples = rotated_samples(
+                {name: (lambda i, name=name: methods[name](f"r{i}-{name}")) for name in methods}, args.repetitions
+            )
             load_after = os.getloadavg()[0]
 
     def median(name: str) -> float:

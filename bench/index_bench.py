@@ -29,6 +29,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from rotation import rotated_samples
+
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.index import push_index
@@ -169,14 +171,10 @@ def main() -> int:
         for work in methods.values():
             timed(lambda: work(-1))  # noqa: B023 - called at once
             timed(lambda: work(-2))  # noqa: B023
-        samples: dict[str, list[float]] = {name: [] for name in methods}
         load_before = os.getloadavg()[0]
-        order = list(methods)
-        for i in range(args.repetitions):
-            # Rotate who goes first, so load from elsewhere on the machine falls on every method alike.
-            shift = i % len(order)
-            for name in order[shift:] + order[:shift]:
-                samples[name].append(timed(lambda: methods[name](i)))  # noqa: B023 - called at once
+        samples = rotated_samples(
+            {name: (lambda i, work=work: timed(lambda: work(i))) for name, work in methods.items()}, args.repetitions
+        )
         load_after = os.getloadavg()[0]
 
     def median(name: str) -> float:
