@@ -5,46 +5,16 @@ log lines, and hostile text from a report shown as text, never as markup."""
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from typing import Any
 
 from pipeline.pictures import STATUS_COLOURS
 from pipeline.triggers.queue import Run
 from pipeline.triggers.statuspage import image_log, image_page, index_page, run_page
+from tests.dom import Dom
 
 HOSTILE = '<script>alert("x")</script>&'
 DIGEST = "sha256:" + "ab" * 32
 PREVIOUS = "sha256:" + "cd" * 32
-
-
-class Dom(HTMLParser):
-    """Every start tag with its attributes and the text inside it, in document order."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str], list[str]]] = []
-        self.open: list[list[str]] = []
-        self.feed(page)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        texts: list[str] = []
-        self.tags.append((tag, {k: v or "" for k, v in attrs}, texts))
-        self.open.append(texts)
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.open:
-            self.open.pop()
-
-    def handle_data(self, data: str) -> None:
-        for texts in self.open:
-            texts.append(data)
-
-    def find(self, tag: str, **attrs: str) -> list[tuple[dict[str, str], str]]:
-        return [
-            (a, "".join(t))
-            for name, a, t in self.tags
-            if name == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())
-        ]
 
 
 def image(key: str, status: str, deps: list[str], **extra: Any) -> dict[str, Any]:
