@@ -10,7 +10,7 @@ import click
 
 from pipeline.cache.predict import Prediction
 from pipeline.cli.common import config_option, progress_mode, run_options, secrets, session
-from pipeline.cli.diagram import to_dot, to_mermaid
+from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
 from pipeline.cli.variants import variant_lines_of, variant_row
 from pipeline.config import load_config
 from pipeline.config.templates import render
@@ -219,16 +219,25 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
 @click.command()
 @click.argument("pipelines", nargs=-1)
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="Text for Mermaid or Graphviz, or an SVG drawing (needs no Graphviz).",
+)
 def graph(pipelines: tuple[str, ...], config_file: Path, fmt: str) -> None:
-    """Draw the dependency graph.
+    """Draw the dependency graph: an arrow from each image to the images built on it.
 
     \b
     Example:
-      pipeline graph --format dot | dot -Tsvg > graph.svg
+      pipeline graph --format svg > graph.svg
+      pipeline graph --format dot | dot -Tpng > graph.png
     """
     the_plan = session(load_config(config_file)).plan(pipelines, None)
-    click.echo(to_mermaid(the_plan) if fmt == "mermaid" else to_dot(the_plan), nl=False)
+    drawings = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
+    click.echo(drawings[fmt](the_plan), nl=False)
 
 
 @click.command()

@@ -1,8 +1,10 @@
-"""The plan's DAG as Mermaid or Graphviz dot text; an image with variants lists them under its name. Pure."""
+"""The plan's DAG as Mermaid or Graphviz dot text, or drawn as SVG; an image with variants lists them under
+its name. Pure."""
 
 from __future__ import annotations
 
 from pipeline.cli.variants import variant_names
+from pipeline.pictures import layout, render_svg
 from pipeline.plan import Plan, PlannedImage
 
 DOT_BREAK = "\\n"
@@ -39,3 +41,10 @@ def to_dot(plan: Plan) -> str:
             lines.append(f'  "{dep}" -> "{key}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def to_svg(plan: Plan) -> str:
+    """Drawn by our own layout (pipeline.pictures), so no Graphviz is needed; the same drawing as serve's."""
+    graph = {key: image.depends_on for key, image in plan.images.items()}
+    labels = {key: _label(image, "\n").split("\n") for key, image in plan.images.items()}
+    return render_svg(layout(graph, labels), title="pipeline graph") + "\n"

@@ -42,6 +42,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "image": key,
                 "pipeline": plan.images[key].pipeline,
                 "name": plan.images[key].name,
+                "depends_on": list(plan.images[key].depends_on),  # the DAG, for pictures of the run (serve)
                 "repository": r.repository,
                 "reference": r.reference,
                 "digest": r.digest,

@@ -20,16 +20,17 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipeline.errors import UsageError
 from pipeline.triggers.queue import Duplicate, RunQueue
-from pipeline.triggers.statuspage import index_page, run_json, run_page
+from pipeline.triggers.statuspage import find_image, image_page, index_page, run_json, run_page
 from pipeline.triggers.webhooks import DeliveryRejected, Ignored, read_delivery
 from pipeline.triggers.worker import Scrubber, Worker, WorkerSettings
 
 MAX_LOG_SERVED = 2 * 1024 * 1024
 _RUN_PATH = re.compile(r"^/(api/)?runs/(\d+)$")
+_IMAGE_PATH = re.compile(r"^/runs/(\d+)/images/(.+)$")  # the image key (pipeline/name) keeps its slash
 # A connection beyond the cap gets this long to say whether it is a health probe, then 503.
 _BUSY_WAIT = 1.0
 _BUSY_RETRY_AFTER = 5
@@ -236,8 +237,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, run_json(run))
             else:
                 self._html(HTTPStatus.OK, run_page(run, self._log_text(run.log_path)))
+        elif match := _IMAGE_PATH.match(url.path):
+            self._image(int(match.group(1)), unquote(match.group(2)))
         else:
             self._not_found(f"no page {url.path}", api=url.path.startswith("/api/"))
+
+    def _image(self, run_id: int, key: str) -> None:
+        run = self.server.queue.get(run_id)
+        image = find_image(run, key) if run is not None else None
+        if run is None or image is None:
+            self._not_found(f"no image {key} in run {run_id}", api=False)
+            return
+        self._html(HTTPStatus.OK, image_page(run, image, self._log_text(run.log_path)))
 
     def _body(self) -> bytes | None:
         """The body, or None once the client is answered (or dropped) for not sending it properly."""

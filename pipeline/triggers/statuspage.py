@@ -1,16 +1,21 @@
-"""What `pipeline serve` shows of its runs: the status page's HTML and the API's JSON. Pure.
+"""What `pipeline serve` shows of its runs: the status page's HTML (each run's DAG drawn inline, coloured
+by status), a run's page (with its tag changes), an image's page (its part of the log) and the API's JSON.
+Pure.
 
-Self-contained HTML (inline CSS, no scripts, no external assets): build machines often have no
-internet, and the page must render there too.
+Self-contained HTML (inline CSS and SVG, no scripts, no external assets): build machines often have no
+internet, and the page must render there too. Everything a run reports is escaped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
+from pipeline.pictures import STATUS_COLOURS, layout, render_svg
 from pipeline.triggers.queue import Run
 
 REFRESH_SECONDS = 2
@@ -27,10 +32,17 @@ pre{background:#0d1117;color:#e6edf3;padding:1rem;overflow:auto;max-height:70vh;
 a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
 .st{display:inline-block;padding:0 .5rem;border-radius:1rem;font-size:12px;font-weight:600;color:#fff}
 .succeeded{background:#1a7f37}.failed{background:#cf222e}.running{background:#0969da}
-.queued{background:#9a6700}.superseded,.skipped,.pending{background:#818b98}
+.queued{background:#9a6700}.superseded,.skipped,.pending{background:#818b98}.reused{background:#0f766e}
 .images{width:auto}.images td,.images th{border:0;padding:.1rem .8rem .1rem 0;font-size:12px}
 .muted{color:#59636e}
+.dag-wrap{overflow-x:auto;margin:.2rem 0 .4rem}.dag a:hover rect{stroke-width:3}
+.legend{font-size:12px;color:#59636e;margin:.3rem 0}
+.legend i{display:inline-block;width:.8rem;height:.8rem;border:2px solid;border-radius:3px;
+margin:0 .25rem -.15rem .6rem}
 """
+# A progress line of a run's log, `[  12.3s] shop/app   build   ...`, names its image in the second column.
+_PROGRESS_LINE = re.compile(r"^\[\s*[\d.]+s\] (\S+)\s")
+_TAIL_LINE = "    | "  # a failing step's output lines, printed under its progress line
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -63,6 +75,37 @@ def run_json(run: Run, now: float | None = None) -> dict[str, Any]:
     duration = run.duration(now)
     data["duration_seconds"] = round(duration, 3) if duration is not None else None
     return data
+
+
+def image_status(image: dict[str, Any]) -> str:
+    """The report's status, with `reused` for an image taken from the registry instead of built."""
+    status = str(image.get("status", "?"))
+    return "reused" if status == "succeeded" and image.get("reused") is True else status
+
+
+def image_href(run_id: int, key: str) -> str:
+    return f"/runs/{run_id}/images/{quote(key, safe='/')}"
+
+
+def find_image(run: Run, key: str) -> dict[str, Any] | None:
+    return next((image for image in images_of(run) if image.get("image") == key), None)
+
+
+def image_log(log_text: str, key: str) -> list[str]:
+    """The lines of a run's log about one image: its progress lines, the output lines under them, and the
+    trigger's own `key: reason` lines."""
+    lines: list[str] = []
+    ours = False
+    for line in log_text.splitlines():
+        if line.startswith(_TAIL_LINE):
+            if ours:
+                lines.append(line)
+            continue
+        match = _PROGRESS_LINE.match(line)
+        ours = (match is not None and match.group(1) == key) or line.startswith(f"{key}: ")
+        if ours:
+            lines.append(line)
+    return lines
 
 
 def _status(status: str) -> str:
@@ -98,14 +141,61 @@ def _images_table(run: Run) -> str:
         tags = image.get("tags") if isinstance(image.get("tags"), list) else []
         rows.append(
             "<tr>"
-            f"<td>{escape(str(image.get('image', '?')))}</td>"
-            f"<td>{_status(str(image.get('status', '?')))}</td>"
+            f'<td><a href="{escape(image_href(run.id, str(image.get("image", "?"))))}">'
+            f"{escape(str(image.get('image', '?')))}</a></td>"
+            f"<td>{_status(image_status(image))}</td>"
             f'<td><code title="{escape(str(image.get("digest") or ""))}">{escape(_short_digest(image.get("digest")))}'
             "</code></td>"
             f"<td>{escape(', '.join(str(t) for t in tags or []) or '-')}</td>"
             "</tr>"
         )
-    return f'<table class="images">{"".join(rows)}</table>'
+    return f'{_dag(run, images)}<table class="images">{"".join(rows)}</table>'
+
+
+def _dag(run: Run, images: list[dict[str, Any]]) -> str:
+    """The run's images as a DAG, each box coloured by its status and linked to its page. Reports made
+    before they named dependencies draw the boxes alone."""
+    graph: dict[str, tuple[str, ...]] = {}
+    statuses: dict[str, str] = {}
+    for image in images:
+        key = str(image.get("image", "?"))
+        deps = image.get("depends_on")
+        graph[key] = tuple(str(d) for d in deps) if isinstance(deps, list) else ()
+        statuses[key] = image_status(image)
+    links = {key: image_href(run.id, key) for key in graph}
+    svg = render_svg(layout(graph), statuses, links, title=f"run #{run.id}: images by status", ident=f"run{run.id}")
+    return f'<div class="dag-wrap" id="dag-{run.id}">{svg}</div>'
+
+
+def _legend() -> str:
+    keys = "".join(
+        f'<i style="background:{fill};border-color:{stroke}"></i>{escape(status)}'
+        for status, (fill, stroke) in STATUS_COLOURS.items()
+    )
+    return f'<div class="legend">images:{keys}</div>'
+
+
+_TAG_CHANGE_COLUMNS = ("image", "tag", "action", "digest", "previous", "reason")
+
+
+def _tag_changes(report: dict[str, Any] | None) -> str:
+    """The report's tag changes as a table: which tag was created, moved, kept or left, and why."""
+    changes = report.get("tag_changes") if report else None
+    rows = [c for c in changes if isinstance(c, dict)] if isinstance(changes, list) else []
+    if not rows:
+        return '<p class="muted">No tag changes.</p>'
+    body = []
+    for change in rows:
+        cells = []
+        for column in _TAG_CHANGE_COLUMNS:
+            value = change.get(column)
+            if column in ("digest", "previous"):
+                cells.append(f'<td><code title="{escape(str(value or ""))}">{escape(_short_digest(value))}</code></td>')
+            else:
+                cells.append(f"<td>{escape(str(value) if value is not None else '-')}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{column}</th>" for column in _TAG_CHANGE_COLUMNS)
+    return f'<table class="tag-changes"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def _page(title: str, body: str, refresh: bool) -> str:
@@ -143,7 +233,7 @@ def index_page(runs: list[Run], counts: dict[str, int], repo: str, now: float | 
     )
     body = (
         f'<h1>pipeline serve</h1><div class="sub">{escape(repo)} &middot; {escape(summary)}'
-        f"{' &middot; refreshing' if active else ''}</div>{table}"
+        f"{' &middot; refreshing' if active else ''}</div>{_legend() if rows else ''}{table}"
     )
     return _page("pipeline serve", body, refresh=active)
 
@@ -171,6 +261,43 @@ def run_page(run: Run, log_text: str | None, now: float | None = None) -> str:
     body = (
         f'<p><a href="/">&larr; all runs</a></p><h1>run #{run.id}</h1>'
         f'<table style="width:auto">{rows}</table>'
-        f"<h2>images</h2>{_images_table(run)}<h2>log</h2>{log}"
+        f"<h2>images</h2>{_legend()}{_images_table(run)}"
+        f"<h2>tag changes</h2>{_tag_changes(report)}<h2>log</h2>{log}"
     )
     return _page(f"run #{run.id} {run.status}", body, refresh=run.active)
+
+
+def image_page(run: Run, image: dict[str, Any], log_text: str | None) -> str:
+    """One image of a run: what the report says of it, its failing step's output and its lines of the log."""
+    key = str(image.get("image", "?"))
+    tags = image.get("tags") if isinstance(image.get("tags"), list) else []
+    deps = image.get("depends_on") if isinstance(image.get("depends_on"), list) else []
+    duration = image.get("duration_seconds")
+    facts = [
+        ("status", _status(image_status(image))),
+        ("repository", escape(str(image.get("repository") or "-"))),
+        ("digest", f"<code>{escape(str(image.get('digest') or '-'))}</code>"),
+        ("tags", escape(", ".join(str(t) for t in tags or []) or "-")),
+        ("depends on", escape(", ".join(str(d) for d in deps or []) or "-")),
+        ("duration", escape(f"{duration}s") if isinstance(duration, int | float) else "-"),
+    ]
+    if image.get("error"):
+        facts.append(("error", escape(str(image["error"]))))
+    rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in facts)
+    tail = image.get("log_tail") if isinstance(image.get("log_tail"), list) else []
+    tail_html = (
+        f"<h2>failing step's output</h2><pre>{escape(chr(10).join(str(line) for line in tail or []))}</pre>"
+        if tail
+        else ""
+    )
+    lines = image_log(log_text, key) if log_text is not None else []
+    log = (
+        f'<pre id="log">{escape(chr(10).join(lines))}</pre>'
+        if lines
+        else f'<p class="muted" id="log">No line of the run\'s log names {escape(key)}.</p>'
+    )
+    body = (
+        f'<p><a href="/runs/{run.id}">&larr; run #{run.id}</a></p><h1>{escape(key)} in run #{run.id}</h1>'
+        f'<table style="width:auto">{rows}</table>{tail_html}<h2>log</h2>{log}'
+    )
+    return _page(f"{key} in run #{run.id}", body, refresh=run.active)

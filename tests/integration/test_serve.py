@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -21,14 +22,20 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.pictures import STATUS_COLOURS
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import signature_header
-from tests.helpers import git, init_git, shop_project
+from tests.dom import Dom
+from tests.helpers import BASE_DOCKERFILE, git, init_git, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 SECRET = "serve-test-webhook-secret-9c1e"
 REGISTRY_PASSWORD = "serve-test-registry-password-41d"
-REPORTS = Path(__file__).resolve().parents[2] / "reports"
+# Headless Chromium's screenshots of serve's pages: CI keeps this directory as artefacts (.ci/run names it).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+WINDOW = (1280, 900)
+# A blank 1280x900 page is a 5 KB PNG, one line of text 7 KB; a page with tables and a drawn DAG is far more.
+MIN_SCREENSHOT_BYTES = 25_000
 
 # Stands in for `pipeline trigger` where a test needs to control timing: it appends its arguments to
 # calls.jsonl, prints two secrets (which must reach the log as ***), waits while `hold` exists, then
@@ -291,6 +298,21 @@ def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
+def screenshot(browser: str, profile: Path, url: str, name: str) -> Path:
+    """`url` as a 1280x900 PNG under artifacts/screenshots/, checked to be a real, non-blank picture of
+    that size (its header read by hand: no imaging library is needed for that)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / name
+    shot.unlink(missing_ok=True)
+    taken = headless(browser, profile, f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}", url)
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", name
+    assert struct.unpack(">II", data[16:24]) == WINDOW, name
+    assert len(data) > MIN_SCREENSHOT_BYTES, (name, len(data))
+    return shot
+
+
 def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, serve_factory: Any
 ) -> None:
@@ -348,15 +370,119 @@ def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
     assert detail.returncode == 0, detail.stderr[-2000:]
     assert second in detail.stdout and "succeeded" in detail.stdout and "exit code 0" in detail.stdout
 
-    REPORTS.mkdir(exist_ok=True)
-    shot = REPORTS / "status-page.png"
-    shot.unlink(missing_ok=True)
-    taken = headless(browser, profile, f"--screenshot={shot}", "--window-size=1280,900", f"{server.url}/")
-    assert taken.returncode == 0, taken.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    headless(browser, profile, f"--screenshot={REPORTS / 'status-run.png'}", "--window-size=1280,900",
-             f"{server.url}/runs/{run2['id']}")  # fmt: skip
+    screenshot(browser, profile, f"{server.url}/", "status-page.png")
+    screenshot(browser, profile, f"{server.url}/runs/{run2['id']}", "status-run.png")
     assert "shop/app" in server.log(run2["id"])
+    assert server.stop() == 0
+
+
+BROKEN_PROJECT = """\
+registry: {registry}
+network: none
+pipelines:
+  shop:
+    triggers: [{{branch: "main", tags: ["latest-main"]}}]
+    images:
+      base: {{context: images/base}}
+      app: {{context: images/app, build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}}}
+      broken: {{context: images/broken, build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}}}
+      after: {{context: images/after, build_args: {{BROKEN_IMAGE: "{{{{ images.broken }}}}"}}}}
+"""
+BROKEN_STEP = "RUN echo breaking on purpose; exit 3"
+
+
+def dom_of(browser: str, profile: Path, url: str) -> Dom:
+    dumped = headless(browser, profile, "--dump-dom", url)
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    return Dom(dumped.stdout)
+
+
+def test_status_pages_draw_each_runs_dag_by_status_with_logs_and_tag_changes_in_chromium(
+    tmp_path: Path, services: Services, namespace: str, serve_factory: Any
+) -> None:
+    browser = chromium()
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    clone = tmp_path / "clone"
+    from_base = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+    write_project(
+        clone,
+        BROKEN_PROJECT.format(registry=f"{services.plain_registry}/{namespace}"),
+        {
+            "base": BASE_DOCKERFILE,
+            "app": from_base + "RUN echo app > /app\n",
+            "broken": from_base + BROKEN_STEP + "\n",
+            "after": "ARG BROKEN_IMAGE\nFROM ${BROKEN_IMAGE}\nRUN echo after > /after\n",
+        },
+        busybox=("base",),
+    )
+    first = init_git(clone)
+    git(clone, "remote", "add", "origin", str(remote))
+    git(clone, "push", "-q", "origin", "main")
+    server = serve_factory(remote, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+
+    # Run 1: base builds, broken fails, after (built on broken) is skipped.
+    created = server.github_push("refs/heads/main", ZERO_SHA, first)
+    assert created.status_code == 202, created.text
+    failed = server.wait_for(created.json()["run"], {"succeeded", "failed"})
+    assert failed["status"] == "failed", server.log(failed["id"])
+    # As the page names them: a succeeded image taken from the registry is "reused".
+    statuses = {i["image"]: "reused" if i["reused"] else i["status"] for i in failed["report"]["images"]}
+    assert {k: statuses[k] for k in ("shop/base", "shop/broken", "shop/after")} == {
+        "shop/base": "succeeded",
+        "shop/broken": "failed",
+        "shop/after": "skipped",
+    }, server.log(failed["id"])
+
+    # Run 2: broken is mended; it and after build, and the branch's tag moves onto them.
+    (clone / "images/broken/Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo mended > /m\n")
+    git(clone, "commit", "-qam", "mend broken")
+    second = git(clone, "rev-parse", "HEAD")
+    git(clone, "push", "-q", "origin", "main")
+    pushed = server.github_push("refs/heads/main", first, second)
+    mended = server.wait_for(pushed.json()["run"], {"succeeded", "failed"})
+    assert mended["status"] == "succeeded", server.log(mended["id"])
+    changes = mended["report"]["tag_changes"]
+    assert {(c["image"], c["tag"]) for c in changes} >= {("shop/broken", "latest-main"), ("shop/after", "latest-main")}
+
+    profile = tmp_path / "chromium-profile"
+    # The failed run's page: every image a box coloured by its status, linked to its page.
+    dom = dom_of(browser, profile, f"{server.url}/runs/{failed['id']}")
+    nodes = dom.find("g", **{"class": "node"})
+    assert {a["data-image"]: a["data-status"] for a, _ in nodes} == statuses
+    fills = {a["data-image"]: r["fill"] for (a, _), (r, _) in zip(nodes, dom.find("rect"), strict=True)}
+    assert fills == {key: STATUS_COLOURS[status][0] for key, status in statuses.items()}
+    edges = {(a["data-from"], a["data-to"]) for a, _ in dom.find("path", **{"class": "edge"})}
+    assert edges == {("shop/base", "shop/app"), ("shop/base", "shop/broken"), ("shop/broken", "shop/after")}
+    links = {a["href"] for a, _ in dom.find("a") if "/images/" in a.get("href", "")}
+    assert links == {f"/runs/{failed['id']}/images/{key}" for key in statuses}
+    assert "No tag changes." in "".join(text for _, text in dom.find("p"))  # a failed run moves no tag
+
+    # Following the failed image's link: its own lines of the log, with the failing step.
+    broken = dom_of(browser, profile, f"{server.url}/runs/{failed['id']}/images/shop/broken")
+    (log,) = broken.find("pre", id="log")
+    assert "shop/broken" in log[1] and "failed" in log[1] and "shop/app " not in log[1]
+    assert any(BROKEN_STEP.split(";")[0] in text for _, text in broken.find("td")), broken.find("td")
+
+    # The mended run's page: the tag-change table row for row as the report has them.
+    dom = dom_of(browser, profile, f"{server.url}/runs/{mended['id']}")
+    (table,) = dom.find("table", **{"class": "tag-changes"})
+    cells = [text for _, text in dom.find("td")][-6 * len(changes) :]
+    rows = [cells[i : i + 6] for i in range(0, len(cells), 6)]
+    short = lambda d: f"{d.partition(':')[0]}:{d.partition(':')[2][:12]}" if d else "-"  # noqa: E731
+    assert rows == [
+        [c["image"], c["tag"], c["action"], short(c["digest"]), short(c["previous"]), c["reason"]] for c in changes
+    ]
+    assert {a["data-status"] for a, _ in dom.find("g", **{"class": "node"})} == {"succeeded"}
+
+    # On the index page each run has its drawing; screenshots for people (and CI artefacts).
+    index = dom_of(browser, profile, f"{server.url}/")
+    drawn = [a["id"] for a, _ in index.find("div", **{"class": "dag-wrap"})]
+    assert drawn == [f"dag-{mended['id']}", f"dag-{failed['id']}"]
+    screenshot(browser, profile, f"{server.url}/", "serve-index.png")
+    screenshot(browser, profile, f"{server.url}/runs/{failed['id']}", "serve-run-failed.png")
+    screenshot(browser, profile, f"{server.url}/runs/{mended['id']}", "serve-run-tag-changes.png")
+    screenshot(browser, profile, f"{server.url}/runs/{failed['id']}/images/shop/broken", "serve-image-log.png")
     assert server.stop() == 0
 
 

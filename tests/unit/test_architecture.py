@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("pipeline.graph", "pipeline.dockerfile", "pipeline.config"),
         "reading what to build: config's checks use graph's find_cycle, so graph (pure DAG) comes first",
     ),
+    (("pipeline.pictures",), "drawings of a dependency graph (layout, SVG), pure: only the graph's data"),
     (("pipeline.plan",), "the plan joins config, graph, versioning and references into what a run does"),
     (
         ("pipeline.cache", "pipeline.acr", "pipeline.sbom"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,22 @@ def test_graph_lists_the_variants_under_the_image(
     assert f'  "shop/base" [label="shop/base\\n{NAMES}"];\n' in dot
     assert '  "shop/worker";\n' in dot
     assert '  "shop/base" -> "shop/app";\n' in dot
+
+
+def test_graph_draws_svg_without_graphviz(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "")  # no `dot` to fall back on
+    code, svg = run_main(["graph", "--format", "svg"], capsys, monkeypatch, project)
+    assert code == 0, svg
+    root = ET.fromstring(svg)
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    boxes = {g.attrib["data-image"]: g for g in root.iterfind(".//svg:g[@class='node']", ns)}
+    assert set(boxes) == {"shop/base", "shop/app", "shop/worker"}
+    label = [t.text for t in boxes["shop/app"].iterfind(".//svg:text", ns)]
+    assert label == ["shop/app", NAMES]  # variants on a second line, as in mermaid and dot
+    arrows = {(p.attrib["data-from"], p.attrib["data-to"]) for p in root.iterfind(".//svg:path[@class='edge']", ns)}
+    assert arrows == {("shop/base", "shop/app"), ("shop/base", "shop/worker")}
 
 
 def test_changed_names_the_variants_a_change_rebuilds(
