@@ -101,6 +101,15 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
         return f"unknown key '{key}'{hint}", True
     if kind == "missing":
         return f"missing required key '{path[-1]}'", False
+    if kind == "extra_forbidden" and path and path[-1] == 1 and "notify" in path:
+        # YAML 1.1 reads the key `on` as the boolean true (GitHub's workflows have the same trap).
+        return "'on' reads as the boolean true in YAML: write 'events: [failure, release]'", True
+    if kind in ("string_pattern_mismatch", "string_type") and path and path[-1] in ("secret_env", "url_env"):
+        return (
+            f"'{_shown(error['input'], 24)}' is not an environment variable name: give the NAME of the variable "
+            "that holds the value (e.g. PIPELINE_NOTIFY_SECRET), never the value itself",
+            False,
+        )
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
     if kind == "model_type" and len(path) >= 2 and path[-2] == "secrets":
