@@ -101,7 +101,7 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
         return f"unknown key '{key}'{hint}", True
     if kind == "missing":
         return f"missing required key '{path[-1]}'", False
-    if kind == "extra_forbidden" and path and path[-1] == 1 and "notify" in path:
+    if kind == "invalid_key" and error.get("input") is True and "notify" in path:
         # YAML 1.1 reads the key `on` as the boolean true (GitHub's workflows have the same trap).
         return "'on' reads as the boolean true in YAML: write 'events: [failure, release]'", True
     if kind in ("string_pattern_mismatch", "string_type") and path and path[-1] in ("secret_env", "url_env"):
@@ -147,6 +147,8 @@ def _first_error(exc: ValidationError, positions: PositionIndex) -> ConfigError:
             where_path: KeyPath = path[:-1]
         else:
             where_path = path
+        if error["type"] == "invalid_key" and error.get("input") is True:
+            path = (*path[:-1], "on")  # named as written (YAML 1.1 read `on` as true), located as parsed
         located.append((positions.locate(where_path, at_key=at_key or "[key]" in loc), path, message))
 
     def order(item: tuple[str, KeyPath, str]) -> tuple[int, int]:

@@ -150,7 +150,7 @@ def _post(target: _Target, deadline: float, timeout: float) -> str | None:
     except _Failed:
         # A wait cut short by the deadline ends in an attempt with no time left: the one before says more.
         said = [a for a in attempts if a != _NO_TIME] or attempts
-        return f"{said[-1]} (gave up after {len(attempts)} attempt(s) in {timeout:g}s)"
+        return f"{said[-1]} (gave up after {len(said)} attempt(s) in {timeout:g}s)"
     except _Refused as exc:
         return str(exc)
     return None

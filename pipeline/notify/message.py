@@ -47,7 +47,8 @@ class Notice:
     def summary(self) -> str:
         if self.event == "release":
             return f"{self.pipeline} {self.version or ''} released".replace("  ", " ")
-        what = f"{self.pipeline} failed" + (f" at {self.image}" if self.image else "")
+        named = bool(self.error and self.image and self.error.startswith(f"{self.image}"))
+        what = f"{self.pipeline} failed" + (f" at {self.image}" if self.image and not named else "")
         return f"{what}: {self.error}" if self.error else what
 
 

@@ -68,7 +68,7 @@ def test_slack_payload_has_text_and_blocks_and_no_signature() -> None:
     [request] = receiver.requests
     body = request.json()
     assert set(body) == {"text", "blocks"}
-    assert body["text"].startswith(":x: shop failed at shop/app: ")
+    assert body["text"] == ":x: shop failed: shop/app: build failed at [2/2] RUN make: exit code: 2"
     assert {b["type"] for b in body["blocks"]} <= {"section", "context"}
     texts = json.dumps(body["blocks"])
     assert "app.c:1: error" in texts and "https://ci.example.com/runs/7|View the run" in texts
@@ -126,7 +126,8 @@ def test_a_4xx_is_not_retried_and_a_missing_variable_is_a_warning() -> None:
     assert len(receiver.requests) == 1
     assert warnings == [
         "pipelines.shop.notify target 2: not sent: environment variable UNSET_URL is not set",
-        "pipelines.shop.notify target 3 (generic, 127.0.0.1): not sent: environment variable NO (secret_env) is not set",
+        "pipelines.shop.notify target 3 (generic, 127.0.0.1): not sent: "
+        "environment variable NO (secret_env) is not set",
         "pipelines.shop.notify target 1 (generic, 127.0.0.1): not delivered: HTTP 404 (refused; not retried)",
     ]
 
