@@ -17,6 +17,7 @@ from pipeline.config.templates import render
 from pipeline.errors import RegistryError, UsageError
 from pipeline.plan import Plan, PlannedImage, base_variant
 from pipeline.run.executor import RunOptions
+from pipeline.run.notifying import notifying
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Session, check_result
 
@@ -67,9 +68,10 @@ def run(
             return
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
     check_report_file(report_file)
-    result = the_session.execute(the_plan, options, secrets(token))
-    emit_report(the_plan, result, report_file, as_json)
-    check_result(result)
+    with notifying(the_session, the_plan, "run") as outcome:
+        outcome.result = the_session.execute(the_plan, options, secrets(token))
+        emit_report(the_plan, outcome.result, report_file, as_json)
+        check_result(outcome.result)
 
 
 @click.command()

@@ -101,6 +101,12 @@ def _log(message: str) -> None:
     show_default=True,
     help="Connections served at once; as many more get 503 (/healthz still answers), the rest are closed.",
 )
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The status page's address for people (behind a proxy): notifications link to URL/runs/ID "
+    "(default: the address it listens on).",
+)
 def serve(
     repo: str,
     host: str,
@@ -114,6 +120,7 @@ def serve(
     read_timeout: float,
     max_body: int,
     max_connections: int,
+    public_url: str | None,
 ) -> None:
     """Receive push webhooks (GitHub, GitLab, generic JSON), run `pipeline trigger` for each pushed
     range one at a time, and show the runs on a status page.
@@ -141,6 +148,7 @@ def serve(
         env=env,
         stop_timeout=stop_timeout,
         cache_dir=settings().repos_dir,  # the mirror `pipeline trigger` uses; the worker fetches it between runs
+        public_url=public_url,
     )
     scrub = Scrubber.from_env(os.environ, [secret.decode("utf-8")] if secret else [])
     limits = ServerLimits(read_timeout, max_body, max_connections)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.platform import platform_problem
@@ -23,6 +24,7 @@ from pipeline.config.resolve import (
 from pipeline.config.schema import (
     ConfigSpec,
     ImageSpec,
+    NotifySpec,
     PipelineSpec,
     SecretSource,
     SignSpec,
@@ -63,6 +65,7 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> 
     _check_engines(spec, base_dir, positions)
     _check_secrets(spec, positions)
     _check_variants(spec, positions)
+    _check_notify(spec, positions)
 
 
 def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:
@@ -548,3 +551,38 @@ def _check_variant_builder(
             f"{what} cannot be built with builder: {builder}: {where_built} (declare an engine with {wanted}{other})",
             at_key=at_key,
         )
+
+
+def _check_notify(spec: ConfigSpec, positions: PositionIndex) -> None:
+    blocks: list[tuple[KeyPath, NotifySpec | None]] = [(("notify",), spec.notify)]
+    blocks += [(("pipelines", name, "notify"), p.notify) for name, p in spec.pipelines.items()]
+    for where, block in blocks:
+        for i, target in enumerate(block.targets if block else []):
+            at: KeyPath = (*where, "targets", i)
+            if (target.url is None) == (target.url_env is None):
+                raise positions.error(at, "a notify target needs exactly one of 'url' or 'url_env'", at_key=True)
+            if target.kind == "slack" and target.secret_env is not None:
+                raise positions.error(
+                    (*at, "secret_env"),
+                    "Slack incoming webhooks are not signed (their URL is the secret): drop secret_env, give url_env",
+                )
+            if target.url is not None:
+                problem = notify_url_problem(target.url)
+                if problem:
+                    raise positions.error((*at, "url"), problem)
+
+
+def notify_url_problem(url: str, *, from_environment: bool = False) -> str | None:
+    """Why `url` cannot be a notify target's URL (None: it can): from pipelines.yaml, or (`from_environment`)
+    a url_env's value, which may carry credentials. Never shows the URL: a Slack webhook's path is its secret."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        return "not a URL (give http://HOST/... or https://HOST/...)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        scheme = f"'{parts.scheme}://'" if parts.scheme else "a URL without a scheme"
+        return f"a notify URL is http:// or https:// with a host, not {scheme}"
+    if not from_environment and (parts.username is not None or parts.password is not None):
+        return "credentials in a notify URL would be committed with this file: give the URL in url_env instead"
+    return None

@@ -101,6 +101,15 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
         return f"unknown key '{key}'{hint}", True
     if kind == "missing":
         return f"missing required key '{path[-1]}'", False
+    if kind == "invalid_key" and error.get("input") is True and "notify" in path:
+        # YAML 1.1 reads the key `on` as the boolean true (GitHub's workflows have the same trap).
+        return "'on' reads as the boolean true in YAML: write 'events: [failure, release]'", True
+    if kind in ("string_pattern_mismatch", "string_type") and path and path[-1] in ("secret_env", "url_env"):
+        return (
+            f"'{_shown(error['input'], 24)}' is not an environment variable name: give the NAME of the variable "
+            "that holds the value (e.g. PIPELINE_NOTIFY_SECRET), never the value itself",
+            False,
+        )
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
     if kind == "model_type" and len(path) >= 2 and path[-2] == "secrets":
@@ -138,6 +147,8 @@ def _first_error(exc: ValidationError, positions: PositionIndex) -> ConfigError:
             where_path: KeyPath = path[:-1]
         else:
             where_path = path
+        if error["type"] == "invalid_key" and error.get("input") is True:
+            path = (*path[:-1], "on")  # named as written (YAML 1.1 read `on` as true), located as parsed
         located.append((positions.locate(where_path, at_key=at_key or "[key]" in loc), path, message))
 
     def order(item: tuple[str, KeyPath, str]) -> tuple[int, int]:

@@ -211,6 +211,67 @@ class TriggerRule(StrictModel):
     release: bool = Field(False, description="Tag rules: release the version in the (?P<version>...) group")
 
 
+NotifyEvent = Literal["failure", "release"]
+# The NAME of an environment variable, never its value: a secret written here would be committed.
+EnvName = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+
+
+class NotifyTarget(StrictModel):
+    """One place a notification is posted to: a generic JSON webhook (signed when `secret_env` is given)
+    or a Slack-compatible incoming webhook. Give exactly one of `url` and `url_env`."""
+
+    url: NonEmpty | None = Field(
+        None,
+        description="http(s) URL to POST to; no credentials in it (this file is committed: use url_env)",
+        examples=["https://hooks.example.com/pipeline"],
+    )
+    url_env: EnvName | None = Field(
+        None,
+        description="Environment variable holding the URL, for URLs that are secrets (a Slack webhook URL is)",
+        examples=["SLACK_WEBHOOK_URL"],
+    )
+    kind: Literal["generic", "slack"] = Field(
+        "generic",
+        description="generic: a JSON body signed with X-Pipeline-Signature-256; slack: an incoming-webhook "
+        "payload (text and blocks)",
+        examples=["slack"],
+    )
+    events: list[NotifyEvent] | None = Field(
+        None,
+        description="Events posted to this target (default: the notify block's events)",
+        examples=[["failure", "release"]],
+    )
+    secret_env: EnvName | None = Field(
+        None,
+        description="Environment variable holding the HMAC-SHA256 key that signs a generic webhook's body "
+        "(the variable's NAME, never the secret itself)",
+        examples=["PIPELINE_NOTIFY_SECRET"],
+    )
+
+
+class NotifySpec(StrictModel):
+    """Messages sent when a run fails (and, if asked, when a release is published), after the result is
+    known; a message that cannot be delivered is a warning and never changes the exit code."""
+
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list[NotifyEvent](["failure"]),
+        description="Events to post: failure (a run or release that failed), release (a published release)",
+        examples=[["failure"], ["failure", "release"]],
+    )
+    targets: list[NotifyTarget] = Field(
+        min_length=1,
+        description="Where the messages go",
+        examples=[[{"url": "https://hooks.example.com/pipeline", "secret_env": "PIPELINE_NOTIFY_SECRET"}]],
+    )
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds all deliveries of one message may take together, retries included",
+        examples=[30, 10],
+    )
+
+
 class PipelineSpec(StrictModel):
     registry: NonEmpty | None = Field(None, description="Repository prefix for this pipeline's images")
     images: dict[Name, ImageSpec] = Field(min_length=1)
@@ -224,6 +285,11 @@ class PipelineSpec(StrictModel):
     engine: Name | None = None
     platforms: list[PlatformText] | None = Field(None, description="Default platforms for this pipeline's images")
     variants: dict[Name, VariantSpec] | None = Field(None, description="Default variants for this pipeline's images")
+    notify: NotifySpec | None = Field(
+        None,
+        description="Notifications for this pipeline (replaces the top-level notify)",
+        examples=[{"events": ["failure", "release"], "targets": [{"url_env": "SLACK_WEBHOOK_URL", "kind": "slack"}]}],
+    )
 
 
 class ConfigSpec(StrictModel):
@@ -249,3 +315,8 @@ class ConfigSpec(StrictModel):
         False, description="The local engine builds Windows images (else platform windows/* goes to ACR)"
     )
     pipelines: dict[Name, PipelineSpec] = Field(min_length=1)
+    notify: NotifySpec | None = Field(
+        None,
+        description="Notifications for every pipeline without its own notify",
+        examples=[{"targets": [{"url": "https://hooks.example.com/pipeline", "secret_env": "PIPELINE_NOTIFY_SECRET"}]}],
+    )

@@ -12,6 +12,7 @@ from pipeline.plan import Plan
 from pipeline.release.cut import BumpChoice, ChosenVersion, check_can_tag, choose_version, tag_refusals
 from pipeline.release.gittag import ReleaseRepo
 from pipeline.run.executor import RunOptions, RunResult
+from pipeline.run.notifying import notifying
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Preview, Session, check_result
 from pipeline.run.settings import Secrets
@@ -53,20 +54,23 @@ class Release:
             self.repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
         extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
         published = False
-        try:
-            check_report_file(report_file)
-            result = self.session.execute(plan, options, secrets)
-            published = result.published
-            emit_report(plan, result, report_file, as_json, extra)
-            check_result(result)
-        except BaseException:
-            if not tag_existed and not published:
-                self.repo.delete_tag(chosen.git_tag)
-                progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
-            raise
-        if push_tag:
-            self.repo.push_tag(chosen.git_tag)
-            progress("release", f"pushed git tag {chosen.git_tag} to origin")
+        # Outside the tag's removal: a failure is sent once the git tag is gone again, a release once pushed.
+        with notifying(self.session, plan, "release") as outcome:
+            outcome.git_tag = chosen.git_tag
+            try:
+                check_report_file(report_file)
+                result = outcome.result = self.session.execute(plan, options, secrets)
+                published = result.published
+                emit_report(plan, result, report_file, as_json, extra)
+                check_result(result)
+            except BaseException:
+                if not tag_existed and not published:
+                    self.repo.delete_tag(chosen.git_tag)
+                    progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
+                raise
+            if push_tag:
+                self.repo.push_tag(chosen.git_tag)
+                progress("release", f"pushed git tag {chosen.git_tag} to origin")
         return result
 
     def dry_run(

@@ -14,6 +14,7 @@ from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
 from pipeline.run.executor import RunOptions
+from pipeline.run.notifying import notifying
 from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
 from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
@@ -87,8 +88,9 @@ def trigger_push(
                 fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
                 plan = narrow_plan(plan, {a.key for a in affected}, registry, source.history(commit), fallback)
             check_report_file(report_file)
-            result = session.execute(plan, RunOptions(jobs=jobs, keep_going=keep_going), secrets)
-            emit_report(plan, result, report_file, False, {"trigger": trigger})
+            with notifying(session, plan, "trigger") as outcome:
+                result = outcome.result = session.execute(plan, RunOptions(jobs=jobs, keep_going=keep_going), secrets)
+                emit_report(plan, result, report_file, False, {"trigger": trigger})
             ok = ok and result.ok
             try:
                 check_result(result)

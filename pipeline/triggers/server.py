@@ -333,6 +333,7 @@ class Service:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} (choose another --port)"
             ) from None
         self._http_thread = threading.Thread(target=self.http.serve_forever, name="pipeline-serve-http", daemon=True)
+        self.worker.page_url = settings.worker.public_url or self.url
 
     @property
     def url(self) -> str:

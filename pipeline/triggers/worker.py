@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.errors import PipelineError
+from pipeline.notify.runurl import RUN_URL_VARIABLE
 from pipeline.triggers.queue import Run, RunQueue
 from pipeline.triggers.source import GitSource
 
@@ -56,6 +57,7 @@ class WorkerSettings:
     env: Mapping[str, str] | None = None  # the runs' environment (default: ours)
     stop_timeout: float = 60.0  # on shutdown, how long the current run may still take
     cache_dir: Path | None = None  # where a URL repository is mirrored to judge ancestry (None: not judged)
+    public_url: str | None = None  # the status page's address for people (--public-url; None: where it listens)
 
 
 class RepoAncestry:
@@ -141,6 +143,7 @@ class Worker(threading.Thread):
         self._stopping = threading.Event()
         self._stop_deadline = 0.0
         self._log_lock = threading.Lock()  # the output copier and the stop path both write the log
+        self.page_url: str | None = settings.public_url  # the service sets where it listens, once it does
 
     def wake(self) -> None:
         self._wake.set()
@@ -175,14 +178,16 @@ class Worker(threading.Thread):
             log.write(self.scrub(f"# run {run.id}: {run.ref} {run.before}..{run.after}{covers}\n"))
             log.write(self.scrub(f"$ {shlex.join(argv)}\n"))
             log.flush()
-            code = self._spawn_and_wait(argv, log)
+            code = self._spawn_and_wait(argv, log, run.id)
             log.write(f"\n# exit code {code}\n" if code is not None else "\n# the command did not run\n")
         finished = self.queue.finish(run.id, code, self._read_report(report_path))
         self.log(f"run {run.id} {finished.status} (exit {code}) in {finished.duration() or 0:.1f}s")
 
-    def _spawn_and_wait(self, argv: list[str], log: IO[str]) -> int | None:
+    def _spawn_and_wait(self, argv: list[str], log: IO[str], run_id: int) -> int | None:
         env = dict(self.settings.env if self.settings.env is not None else os.environ)
         env["PYTHONUNBUFFERED"] = "1"  # so the log fills while the run goes on
+        if self.page_url:  # the run's notifications link to its page here
+            env[RUN_URL_VARIABLE] = f"{self.page_url.rstrip('/')}/runs/{run_id}"
         try:
             # A session of its own: a Ctrl-C at the server's terminal reaches the server, which decides.
             proc = subprocess.Popen(
