@@ -39,6 +39,7 @@ def run(
     force: bool,
     no_cache: bool,
     report_file: Path | None,
+    junit_file: Path | None,
     as_json: bool,
     token: str | None,
     progress: str,
@@ -54,6 +55,7 @@ def run(
     \b
     Example:
       pipeline run shop --version 2.1.5 --jobs 4 --report report.json
+      pipeline run --keep-going --junit junit.xml   # for GitLab's/Jenkins' test views
       pipeline run --progress plain       # also every line the build steps print
     """
     the_session = session(load_config(config_file), progress_mode(progress, quiet))
@@ -67,8 +69,9 @@ def run(
             return
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
     check_report_file(report_file)
+    check_report_file(junit_file, "--junit")
     result = the_session.execute(the_plan, options, secrets(token))
-    emit_report(the_plan, result, report_file, as_json)
+    emit_report(the_plan, result, report_file, as_json, junit_file=junit_file)
     check_result(result)
 
 
