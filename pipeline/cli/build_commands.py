@@ -10,6 +10,7 @@ import click
 
 from pipeline.cache.predict import Prediction
 from pipeline.cli.common import config_option, progress_mode, run_options, secrets, session
+from pipeline.cli.completion import complete_images, complete_pipelines
 from pipeline.cli.diagram import to_dot, to_mermaid
 from pipeline.cli.variants import variant_lines_of, variant_row
 from pipeline.config import load_config
@@ -22,7 +23,7 @@ from pipeline.run.session import Session, check_result
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--version", "version", metavar="X.Y.Z", help="Release version: tags X.Y.Z, X.Y, X, latest.")
 @click.option("--no-push", is_flag=True, help="Build and tag locally only.")
@@ -76,7 +77,7 @@ def run(
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--version", "version", metavar="X.Y.Z", help="Show the tags this version would get.")
 @click.option("--offline", is_flag=True, help="Don't ask the registry which images can be reused.")
@@ -191,7 +192,7 @@ def _predictions(the_session: Session, the_plan: Plan) -> dict[str, Prediction]:
 
 
 @click.command()
-@click.argument("image_name")
+@click.argument("image_name", shell_complete=complete_images)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 def explain(image_name: str, config_file: Path, as_json: bool) -> None:
@@ -220,7 +221,7 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(pipelines: tuple[str, ...], config_file: Path, fmt: str) -> None:

@@ -21,6 +21,7 @@ from pipeline.cli.common import (
     signer_from_options,
     signer_options,
 )
+from pipeline.cli.completion import complete_pipelines
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
@@ -67,7 +68,7 @@ def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option(
     "--bump",
