@@ -20,11 +20,12 @@ class UsageError(ConfigError):
 
 
 class BuildError(PipelineError):
-    """An image failed to build; `log_tail` holds the failing step's last output lines."""
+    """An image failed to build; `log_tail` holds the failing step's last output lines, `step` names it."""
 
-    def __init__(self, message: str, log_tail: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, log_tail: tuple[str, ...] = (), step: str | None = None) -> None:
         super().__init__(message)
         self.log_tail = log_tail
+        self.step = step
 
 
 class EngineUnavailable(BuildError):

@@ -237,7 +237,7 @@ class BuildxBuilder:
             )
         where = f" at {steps.failed_step}" if steps.failed_step else ""
         return_tail = steps.failed_tail() or tuple(steps.texts[-LOG_TAIL_LINES:])
-        raise BuildError(f"{request.image}: build failed{where}: {detail}", return_tail)
+        raise BuildError(f"{request.image}: build failed{where}: {detail}", return_tail, steps.failed_step)
 
 
 def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:

@@ -139,8 +139,9 @@ class DockerBuilder:
                 elif "error" in chunk:
                     self._line(pending.rstrip(), step, tail, len(request.labels), progress)
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
-                    where = f" at {step}" if step != "build" else ""
-                    raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail))
+                    failed = step if step != "build" else None
+                    where = f" at {failed}" if failed else ""
+                    raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail), failed)
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
             self._line(pending.rstrip(), step, tail, len(request.labels), progress)

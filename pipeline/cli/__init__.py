@@ -8,6 +8,7 @@ import sys
 import click
 
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli
+from pipeline.cli.completion import COMPLETE_VAR
 from pipeline.errors import PipelineError
 
 # Each command's module is imported only when the command runs (common.LazyGroup): start-up is most of
@@ -33,6 +34,7 @@ COMMANDS = {
     "watch": "trigger_commands:watch",
     "serve": "serve_command:serve",
     "acr": "acr_commands:acr",
+    "completion": "completion:completion",
 }
 for name, where in COMMANDS.items():
     cli.add_lazy_command(name, f"pipeline.cli.{where}")
@@ -40,7 +42,7 @@ for name, where in COMMANDS.items():
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
     except PipelineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

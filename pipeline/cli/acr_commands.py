@@ -10,6 +10,7 @@ import click
 from pipeline.acr import sync
 from pipeline.acr.tasks import TaskSpec
 from pipeline.cli.common import config_option, session, settings
+from pipeline.cli.completion import complete_pipelines
 from pipeline.config import load_config
 
 
@@ -19,7 +20,7 @@ def acr() -> None:
 
 
 @acr.command("sync-tasks")
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--branch", metavar="BRANCH", help="Branch whose commits trigger the tasks (default: the current one).")
 @click.option("--dry-run", is_flag=True, help="Print the task definitions and the changes; change nothing.")

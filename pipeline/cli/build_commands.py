@@ -10,6 +10,7 @@ import click
 
 from pipeline.cache.predict import Prediction
 from pipeline.cli.common import config_option, progress_mode, run_options, secrets, session
+from pipeline.cli.completion import complete_images, complete_pipelines
 from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
 from pipeline.cli.variants import variant_lines_of, variant_row
 from pipeline.config import load_config
@@ -23,7 +24,7 @@ from pipeline.run.session import Session, check_result
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--version", "version", metavar="X.Y.Z", help="Release version: tags X.Y.Z, X.Y, X, latest.")
 @click.option("--no-push", is_flag=True, help="Build and tag locally only.")
@@ -40,6 +41,7 @@ def run(
     force: bool,
     no_cache: bool,
     report_file: Path | None,
+    junit_file: Path | None,
     as_json: bool,
     token: str | None,
     progress: str,
@@ -55,6 +57,7 @@ def run(
     \b
     Example:
       pipeline run shop --version 2.1.5 --jobs 4 --report report.json
+      pipeline run --keep-going --junit junit.xml   # for GitLab's/Jenkins' test views
       pipeline run --progress plain       # also every line the build steps print
     """
     the_session = session(load_config(config_file), progress_mode(progress, quiet))
@@ -68,14 +71,15 @@ def run(
             return
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
     check_report_file(report_file)
+    check_report_file(junit_file, "--junit")
     with notifying(the_session, the_plan, "run") as outcome:
         outcome.result = the_session.execute(the_plan, options, secrets(token))
-        emit_report(the_plan, outcome.result, report_file, as_json)
+        emit_report(the_plan, outcome.result, report_file, as_json, junit_file=junit_file)
         check_result(outcome.result)
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--version", "version", metavar="X.Y.Z", help="Show the tags this version would get.")
 @click.option("--offline", is_flag=True, help="Don't ask the registry which images can be reused.")
@@ -190,7 +194,7 @@ def _predictions(the_session: Session, the_plan: Plan) -> dict[str, Prediction]:
 
 
 @click.command()
-@click.argument("image_name")
+@click.argument("image_name", shell_complete=complete_images)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 def explain(image_name: str, config_file: Path, as_json: bool) -> None:
@@ -219,7 +223,7 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option(
     "--format",

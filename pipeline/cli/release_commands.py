@@ -21,6 +21,7 @@ from pipeline.cli.common import (
     signer_from_options,
     signer_options,
 )
+from pipeline.cli.completion import complete_pipelines
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
@@ -67,7 +68,7 @@ def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option(
     "--bump",
@@ -97,6 +98,7 @@ def release(
     force: bool,
     no_cache: bool,
     report_file: Path | None,
+    junit_file: Path | None,
     as_json: bool,
     token: str | None,
     progress: str,
@@ -118,9 +120,10 @@ def release(
     cut = Release(session(load_config(config_file), progress_mode(progress, quiet)), bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
-        _print_dry_run(cut.dry_run(pipelines, options, secrets(token), report_file, _progress), as_json)
+        found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file=junit_file)
+        _print_dry_run(found, as_json)
         return
-    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress)
+    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress, junit_file=junit_file)
 
 
 @click.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import config_option, progress_mode, progress_options, secrets, session, settings
+from pipeline.cli.completion import complete_pipelines
 from pipeline.cli.variants import variant_names, variant_row
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
@@ -25,7 +26,7 @@ def _say(message: str) -> None:
 
 
 @click.command()
-@click.argument("pipelines", nargs=-1)
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
 @config_option
 @click.option("--since", required=True, metavar="REF", help="Compare the working tree with this commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the affected images as JSON.")

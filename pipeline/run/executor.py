@@ -70,6 +70,7 @@ class ImageResult:
     cached: bool = False  # reused an earlier build with the same inputs instead of building
     engine: str | None = None  # where it was built, or its last build failed (None: not built, or remotely)
     log_tail: tuple[str, ...] = ()  # a failed build: the failing step's last output lines
+    failed_step: str | None = None  # a failed build: the Dockerfile step that failed, when the builder says
     variants: dict[str, ImageResult] = field(default_factory=dict)  # by variant name (an image index's children)
     platform: str | None = None  # a variant: what it was built for (`windows/amd64 10.0.17763`)
 
@@ -348,6 +349,7 @@ class Executor:
             result.error = str(exc) if named else f"{image.key}: {exc}"
             if isinstance(exc, BuildError):
                 result.log_tail = exc.log_tail
+                result.failed_step = exc.step
             self._emit(image.key, "failed", result.error, result.log_tail)
         except Exception as exc:  # a bug or an unexpected library error: report it, don't lose the run
             result.status = Status.FAILED

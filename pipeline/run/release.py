@@ -45,6 +45,7 @@ class Release:
         as_json: bool,
         push_tag: bool,
         progress: Progress,
+        junit_file: Path | None = None,
     ) -> RunResult:
         chosen = self.chosen
         tag_existed = check_can_tag(self.repo, chosen)
@@ -59,9 +60,10 @@ class Release:
             outcome.git_tag = chosen.git_tag
             try:
                 check_report_file(report_file)
+                check_report_file(junit_file, "--junit")
                 result = outcome.result = self.session.execute(plan, options, secrets)
                 published = result.published
-                emit_report(plan, result, report_file, as_json, extra)
+                emit_report(plan, result, report_file, as_json, extra, junit_file)
                 check_result(result)
             except BaseException:
                 if not tag_existed and not published:
@@ -80,6 +82,7 @@ class Release:
         secrets: Secrets,
         report_file: Path | None,
         notify: Progress,
+        junit_file: Path | None = None,
     ) -> ReleasePreview:
         """The plan and the tag changes, and every refusal the run would meet, in its order: the git tag,
         the plan, the report path, then the session's pre-build checks and the registry's release tags."""
@@ -90,10 +93,11 @@ class Release:
             if refusals:
                 raise refusals[0] from None  # the release stops at this one before planning
             raise
-        try:
-            check_report_file(report_file)
-        except PipelineError as exc:
-            refusals.append(exc)
+        for path, option in ((report_file, "--report"), (junit_file, "--junit")):
+            try:
+                check_report_file(path, option)
+            except PipelineError as exc:
+                refusals.append(exc)
         preview = self.session.preview(
             plan, options, secrets, lambda image, step, message: notify(step, f"{image}: {message}")
         )

@@ -59,6 +59,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "reused": r.cached,
                 "error": r.error,
                 "log_tail": list(r.log_tail),
+                "failed_step": r.failed_step,
                 # An image index's children, one per variant (empty: one image, no index).
                 "variants": [
                     {
@@ -173,19 +174,29 @@ class ProgressPrinter:
 
 
 def emit_report(
-    plan: Plan, result: RunResult, report_file: Path | None, as_json: bool, extra: dict[str, Any] | None = None
+    plan: Plan,
+    result: RunResult,
+    report_file: Path | None,
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
+    junit_file: Path | None = None,
 ) -> None:
-    """The run's report: written to `report_file` if given, and printed as JSON or as the summary table."""
+    """The run's report: written to `report_file` (and as JUnit XML to `junit_file`) if given, and printed
+    as JSON or as the summary table."""
     data = {**report_data(plan, result), **(extra or {})}
     if report_file:
         write_report(report_file, data)
+    if junit_file:
+        from pipeline.run.junit import write_junit  # xml.etree only for the runs that ask for it
+
+        write_junit(junit_file, data)
     if as_json:
         print(json.dumps(data, indent=2), flush=True)
     else:
         print_summary(result)
 
 
-def check_report_file(report_file: Path | None) -> None:
-    """Refuse a report path whose directory is missing before anything is built, not after."""
+def check_report_file(report_file: Path | None, option: str = "--report") -> None:
+    """Refuse a report path (of `option`) whose directory is missing before anything is built, not after."""
     if report_file and not report_file.parent.resolve().is_dir():
-        raise UsageError(f"--report {report_file}: directory {report_file.parent} does not exist")
+        raise UsageError(f"{option} {report_file}: directory {report_file.parent} does not exist")
