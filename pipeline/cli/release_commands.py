@@ -14,13 +14,13 @@ from pipeline.cli.common import (
     insecure_option,
     optional_config,
     optional_config_option,
-    progress_mode,
     run_options,
     secrets,
     session,
     signer_from_options,
     signer_options,
 )
+from pipeline.cli.workflow import report_sink, run_session
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
@@ -97,6 +97,7 @@ def release(
     force: bool,
     no_cache: bool,
     report_file: Path | None,
+    dotenv: Path | None,
     as_json: bool,
     token: str | None,
     progress: str,
@@ -115,12 +116,14 @@ def release(
       pipeline release --bump minor --push-tag
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
-    cut = Release(session(load_config(config_file), progress_mode(progress, quiet)), bump, version, pre)
+    the_session = run_session(load_config(config_file), progress, quiet)
+    cut = Release(the_session, bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
         _print_dry_run(cut.dry_run(pipelines, options, secrets(token), report_file, _progress), as_json)
         return
-    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress)
+    to_ci = report_sink(the_session, dotenv, "pipeline release")
+    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress, to_ci)
 
 
 @click.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan
@@ -44,7 +45,9 @@ class Release:
         as_json: bool,
         push_tag: bool,
         progress: Progress,
+        also: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunResult:
+        """`also` gets the report (the CI's outputs), after a failed run too."""
         chosen = self.chosen
         tag_existed = check_can_tag(self.repo, chosen)
         plan = self.session.plan(pipelines, str(chosen.version))
@@ -57,7 +60,7 @@ class Release:
             check_report_file(report_file)
             result = self.session.execute(plan, options, secrets)
             published = result.published
-            emit_report(plan, result, report_file, as_json, extra)
+            emit_report(plan, result, report_file, as_json, extra, also)
             check_result(result)
         except BaseException:
             if not tag_existed and not published:
