@@ -57,6 +57,7 @@ def run(
     Example:
       pipeline run shop --version 2.1.5 --jobs 4 --report report.json
       pipeline run --progress plain       # also every line the build steps print
+      pipeline run --dotenv build.env     # outputs for GitLab's artifacts:reports:dotenv
     """
     the_session = run_session(load_config(config_file), progress, quiet)
     the_plan = the_session.plan(pipelines, version)

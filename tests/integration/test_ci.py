@@ -136,6 +136,9 @@ def test_gitlab_dotenv_and_azure_output_variables(
     ]
     assert variables[0].startswith(f"{prefix}PIPELINE_IMAGES;isOutput=true][{{") and len(variables) == 5
     assert "##[group]shop/web done" in done.stderr.splitlines()
+    # --progress given: its lines print live, ungrouped, as outside CI
+    done = run_cli(["run", "--progress", "auto"], clone, azure)
+    assert done.code == 0 and "##[group]" not in done.stderr and "##[endgroup]" not in done.stderr, done.output
 
 
 def test_a_config_error_is_an_annotation_on_its_file_line_and_column(tmp_path: Path) -> None:

@@ -72,3 +72,14 @@ def test_git_pr_outside_a_pull_request_is_an_error_naming_the_template(tmp_path:
         "but this is no pull/merge request build",
         str(raised.value),
     ), str(raised.value)
+
+
+def test_git_pr_in_a_build_arg_outside_a_pull_request_is_an_error_too(tmp_path: Path) -> None:
+    config = write_project(
+        tmp_path,
+        CONFIG.replace('tags: {extra: ["br-{{ git.branch }}", "pr-{{ git.pr }}"]}', 'build_args: {PR: "{{ git.pr }}"}'),
+        {"app": "FROM scratch\n"},
+    )
+    with pytest.raises(ConfigError, match=r"pipelines.yaml:\d+:\d+: .*build arg template '\{\{ git.pr \}\}' uses"):
+        _plan(config, {"GITLAB_CI": "true", "CI_COMMIT_BRANCH": "main"})
+    assert _plan(config, {"GITLAB_CI": "true", "CI_MERGE_REQUEST_IID": "4"}).context.git_pr == "4"
