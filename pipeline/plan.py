@@ -50,6 +50,7 @@ class RunContext:
     version: semver.Version | None = None
     git_sha: str | None = None
     git_branch: str | None = None
+    git_pr: str | None = None  # the pull/merge request number of a CI build of one
     source_url: str | None = None
     created: datetime | None = None  # the commit time; None outside git
     dirty: bool = False  # uncommitted changes to tracked files
@@ -66,7 +67,7 @@ class RunContext:
             "git.sha": self.git_sha or "unknown",
             "git.short_sha": (self.git_sha or "unknown")[:12],
             "git.branch": sanitize_tag(branch) if for_tags else branch,
-        }
+        } | ({"git.pr": self.git_pr} if self.git_pr else {})
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def _tags_for(
     for template in [*(policy.extra or []), *trigger_tags]:
         if context.version is None and version_names.intersection(placeholders(template)):
             continue  # a version tag template means nothing in a run without a version
+        _check_pr(template, context, ("pipelines", pipeline, "images", image, "tags"), positions, "extra tag")
         tag = render(template, values)
         try:
             validate_tag(tag + suffix)
@@ -255,6 +257,19 @@ def _tags_for(
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
     return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
+
+
+def _check_pr(template: str, context: RunContext, where: KeyPath, positions: PositionIndex | None, what: str) -> None:
+    """`{{ git.pr }}` outside a pull/merge request build is an error, not an empty or made-up tag."""
+    if context.git_pr is None and "git.pr" in placeholders(template):
+        message = (
+            f"{what} template '{template}' uses {{{{ git.pr }}}}, but this is no pull/merge request build "
+            "(CI sets the number: GitHub's refs/pull/N/merge, GitLab's CI_MERGE_REQUEST_IID, Azure's "
+            "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER or _PULLREQUESTID); run it only in pull request builds"
+        )
+        if positions is not None:
+            raise positions.error(where, message)
+        raise ConfigError(f"{format_path(where)}: {message}")
 
 
 def _variant_tags_for(
@@ -356,6 +371,9 @@ def make_plan(
         graph = dependencies_of(pipeline)
         for name in topological_order(graph):
             image = pipeline.images[name]
+            for arg, value in image.build_args.items():
+                at: KeyPath = ("pipelines", pipeline_name, "images", name, "build_args", arg)
+                _check_pr(value, context, at, positions, "build arg")
             context_dir = (base_dir / image.context).resolve()
             planned = PlannedImage(
                 pipeline=pipeline_name,

@@ -45,6 +45,7 @@ def main() -> None:
         cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
     except PipelineError as exc:
         click.echo(f"error: {exc}", err=True)
+        _annotate(str(exc))
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted: no release or floating tag was moved by the unfinished run", err=True)
@@ -57,3 +58,10 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(EXIT_OK)
+
+
+def _annotate(message: str) -> None:
+    """The error as a CI annotation too (GitHub, Azure): config errors land on their file's line."""
+    from pipeline.cli.workflow import annotate  # only on an error: start-up stays light
+
+    annotate(message)

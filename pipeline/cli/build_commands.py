@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from pipeline.cache.predict import Prediction
-from pipeline.cli.common import config_option, progress_mode, run_options, secrets, session
+from pipeline.cli.common import config_option, run_options, secrets, session
 from pipeline.cli.completion import complete_images, complete_pipelines
 from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
 from pipeline.cli.variants import variant_lines_of, variant_row
+from pipeline.cli.workflow import report_sink, run_session
 from pipeline.config import load_config
 from pipeline.config.templates import render
 from pipeline.errors import RegistryError, UsageError
@@ -42,6 +43,7 @@ def run(
     no_cache: bool,
     report_file: Path | None,
     junit_file: Path | None,
+    dotenv: Path | None,
     as_json: bool,
     token: str | None,
     progress: str,
@@ -59,8 +61,9 @@ def run(
       pipeline run shop --version 2.1.5 --jobs 4 --report report.json
       pipeline run --keep-going --junit junit.xml   # for GitLab's/Jenkins' test views
       pipeline run --progress plain       # also every line the build steps print
+      pipeline run --dotenv build.env     # outputs for GitLab's artifacts:reports:dotenv
     """
-    the_session = session(load_config(config_file), progress_mode(progress, quiet))
+    the_session = run_session(load_config(config_file), progress, quiet)
     the_plan = the_session.plan(pipelines, version)
     if since is not None:
         from pipeline.triggers.push import narrow_to_changes  # git diffs and triggers: only with --since
@@ -72,9 +75,10 @@ def run(
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
     check_report_file(report_file)
     check_report_file(junit_file, "--junit")
+    to_ci = report_sink(the_session, dotenv, "pipeline run", the_plan.images)
     with notifying(the_session, the_plan, "run") as outcome:
         outcome.result = the_session.execute(the_plan, options, secrets(token))
-        emit_report(the_plan, outcome.result, report_file, as_json, junit_file=junit_file)
+        emit_report(the_plan, outcome.result, report_file, as_json, junit_file=junit_file, also=to_ci)
         check_result(outcome.result)
 
 

@@ -194,6 +194,11 @@ def run_options(func: F) -> F:
             type=click.Path(path_type=Path, dir_okay=False),
             help="Also write a JUnit XML report here (one test case per image; written when images fail too).",
         ),
+        click.option(
+            "--dotenv",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write the run's outputs as KEY=VALUE lines here (GitLab's artifacts:reports:dotenv).",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout instead of the table."),
         click.option(
             "--identity-token",

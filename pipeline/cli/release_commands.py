@@ -14,7 +14,6 @@ from pipeline.cli.common import (
     insecure_option,
     optional_config,
     optional_config_option,
-    progress_mode,
     run_options,
     secrets,
     session,
@@ -22,6 +21,7 @@ from pipeline.cli.common import (
     signer_options,
 )
 from pipeline.cli.completion import complete_pipelines
+from pipeline.cli.workflow import report_sink, run_session
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
@@ -99,6 +99,7 @@ def release(
     no_cache: bool,
     report_file: Path | None,
     junit_file: Path | None,
+    dotenv: Path | None,
     as_json: bool,
     token: str | None,
     progress: str,
@@ -117,13 +118,15 @@ def release(
       pipeline release --bump minor --push-tag
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
-    cut = Release(session(load_config(config_file), progress_mode(progress, quiet)), bump, version, pre)
+    the_session = run_session(load_config(config_file), progress, quiet)
+    cut = Release(the_session, bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
         found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file=junit_file)
         _print_dry_run(found, as_json)
         return
-    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress, junit_file=junit_file)
+    to_ci = report_sink(the_session, dotenv, "pipeline release")
+    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress, junit_file, to_ci)
 
 
 @click.command()

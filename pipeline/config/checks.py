@@ -276,6 +276,7 @@ SAMPLE_TAG_VALUES = {
     "git.sha": "0" * 40,
     "git.short_sha": "0" * 12,
     "git.branch": "main",
+    "git.pr": "1",
 }
 
 
@@ -290,7 +291,7 @@ def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionInde
             raise positions.error(
                 where,
                 f"unknown placeholder '{{{{ {unknown[0]} }}}}' in a tag "
-                "(known: version, major, minor, patch, git.sha, git.short_sha, git.branch)",
+                "(known: version, major, minor, patch, git.sha, git.short_sha, git.branch, git.pr)",
             )
         sample = render(template, SAMPLE_TAG_VALUES) + (policy.suffix or "")
         if RESERVED_TAG.match(render(template, SAMPLE_TAG_VALUES)):
@@ -345,7 +346,7 @@ def _check_build_args(
             raise positions.error(
                 where,
                 f"unknown placeholder '{{{{ {unknown[0]} }}}}' "
-                "(known: images.<name>, version, major, minor, patch, git.sha, git.short_sha, git.branch)",
+                "(known: images.<name>, version, major, minor, patch, git.sha, git.short_sha, git.branch, git.pr)",
             )
 
 

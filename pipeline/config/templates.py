@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
-STATIC_NAMES = frozenset({"version", "major", "minor", "patch", "git.sha", "git.short_sha", "git.branch"})
+STATIC_NAMES = frozenset({"version", "major", "minor", "patch", "git.sha", "git.short_sha", "git.branch", "git.pr"})
 IMAGE_PREFIX = "images."
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan
@@ -46,7 +47,9 @@ class Release:
         push_tag: bool,
         progress: Progress,
         junit_file: Path | None = None,
+        also: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunResult:
+        """`also` gets the report (the CI's outputs), after a failed run too."""
         chosen = self.chosen
         tag_existed = check_can_tag(self.repo, chosen)
         plan = self.session.plan(pipelines, str(chosen.version))
@@ -63,7 +66,7 @@ class Release:
                 check_report_file(junit_file, "--junit")
                 result = outcome.result = self.session.execute(plan, options, secrets)
                 published = result.published
-                emit_report(plan, result, report_file, as_json, extra, junit_file)
+                emit_report(plan, result, report_file, as_json, extra, junit_file, also)
                 check_result(result)
             except BaseException:
                 if not tag_existed and not published:

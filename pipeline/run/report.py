@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -13,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipeline.ci.commands import GroupSyntax
+from pipeline.ci.groups import GroupedLines
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
@@ -141,18 +144,25 @@ PROGRESS_MODES = ("auto", "plain", "quiet")
 ProgressMode = Literal["auto", "plain", "quiet"]
 LOG_STEP = "log"  # one line of a build step's own output (see pipeline.builders.ProgressFn)
 FAILED_STEP = "failed"
+START_STEP = "start"
+FINISHED_STEPS = ("done", "skipped")  # with FAILED_STEP: an image's last event before publishing
 
 
 class ProgressPrinter:
     """Progress on stderr, one line per event: elapsed, image, step, message. `auto` leaves out the
     steps' own output lines (one line per step), `plain` prints them too, `quiet` prints only failures.
-    A failure is followed by the failing step's last output lines, indented, in every mode."""
+    A failure is followed by the failing step's last output lines, indented, in every mode.
+    With `groups` (in CI) each image's lines are printed as one log group when the image finishes, after
+    a "start" line printed at once; a failure's lines follow its group, outside it, so they show folded."""
 
-    def __init__(self, mode: ProgressMode = "auto", stream: TextIO | None = None) -> None:
+    def __init__(
+        self, mode: ProgressMode = "auto", stream: TextIO | None = None, groups: GroupSyntax | None = None
+    ) -> None:
         self.mode = mode
         self.stream = stream or sys.stderr
         self._lock = threading.Lock()
         self._shown = 0.0
+        self._grouped = GroupedLines(groups) if groups is not None else None
 
     def shows(self, event: Event) -> bool:
         if event.step == FAILED_STEP:
@@ -170,7 +180,21 @@ class ProgressPrinter:
             self._shown = max(self._shown, event.elapsed)
             lines = [f"[{self._shown:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"]
             lines += [f"    | {line}" for line in event.log_tail]
-            print("\n".join(lines), file=self.stream, flush=True)
+            if self._grouped is not None:
+                lines = self._group(event, lines)
+            if lines:
+                print("\n".join(lines), file=self.stream, flush=True)
+
+    def _group(self, event: Event, lines: list[str]) -> list[str]:
+        grouped, title = self._grouped, f"{event.image} {event.step}"
+        assert grouped is not None
+        if event.step == START_STEP:
+            return grouped.start(event.image, lines[0])
+        if event.step == FAILED_STEP:
+            return grouped.finish(event.image, title, [], shown=lines)
+        if event.step in FINISHED_STEPS:
+            return grouped.finish(event.image, title, lines)
+        return grouped.add(event.image, lines)
 
 
 def emit_report(
@@ -180,9 +204,10 @@ def emit_report(
     as_json: bool,
     extra: dict[str, Any] | None = None,
     junit_file: Path | None = None,
+    also: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """The run's report: written to `report_file` (and as JUnit XML to `junit_file`) if given, and printed
-    as JSON or as the summary table."""
+    as JSON or as the summary table; then handed to `also` (the CI's outputs and summary)."""
     data = {**report_data(plan, result), **(extra or {})}
     if report_file:
         write_report(report_file, data)
@@ -194,6 +219,8 @@ def emit_report(
         print(json.dumps(data, indent=2), flush=True)
     else:
         print_summary(result)
+    if also is not None:
+        also(data)
 
 
 def check_report_file(report_file: Path | None, option: str = "--report") -> None:

@@ -21,6 +21,7 @@ from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.builders import Backend, open_backends
 from pipeline.cache.inputs import GitBlobs
 from pipeline.cache.predict import Prediction, predict
+from pipeline.ci.commands import GroupSyntax
 from pipeline.config import LoadedConfig
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import PipelineError, RegistryError, RunFailed, UsageError
@@ -89,11 +90,13 @@ class Session:
         settings: Settings,
         say: Say = lambda message: None,
         progress: ProgressMode = "auto",
+        groups: GroupSyntax | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
         self.say = say
         self.progress = progress
+        self.groups = groups  # fold each image's progress into a CI log group
 
     @property
     def loaded(self) -> LoadedConfig:
@@ -113,10 +116,13 @@ class Session:
         """The plan for this checkout; `branch` names the branch of a detached checkout (triggers)."""
         config = self.loaded
         git = read_git_info(config.base_dir)
+        ci = self.settings.ci
         context = RunContext(
             version=parse_version(version) if version else None,
             git_sha=git.sha if git else None,
-            git_branch=branch or (git.branch if git else None),
+            # CI checks out a detached HEAD: its variables name the branch then (an attached one wins).
+            git_branch=branch or (git.branch if git else None) or (ci.branch if ci else None),
+            git_pr=ci.pr if ci else None,
             source_url=git.remote_url if git else None,
             created=git.committed_at if git else None,
             dirty=git.dirty if git else False,
@@ -223,7 +229,7 @@ class Session:
                 registry,
                 parts.credentials,
                 options,
-                on_event=on_event or ProgressPrinter(self.progress),
+                on_event=on_event or ProgressPrinter(self.progress, groups=self.groups),
                 sign=parts.signer,
                 attest=self._attester(plan, registry, parts),
                 gate=gate,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.ci import CiEnvironment, detect
 from pipeline.errors import UsageError
 
 
@@ -20,6 +21,7 @@ class Settings:
     state_dir: Path
     cache_dir: Path
     registry_timeout: float
+    ci: CiEnvironment | None = None  # the CI service the run is inside (branch and PR of its checkout)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -35,6 +37,7 @@ class Settings:
             state_dir=Path(environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "pipeline",
             cache_dir=cache / "pipeline",
             registry_timeout=_registry_timeout(environ.get("PIPELINE_REGISTRY_TIMEOUT", "60")),
+            ci=detect(environ),
         )
 
     @property

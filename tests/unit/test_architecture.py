@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2] / "pipeline"
 LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("pipeline.errors",), "error types and their exit codes: every layer raises them"),
     (
-        ("pipeline.versioning", "pipeline.registry", "pipeline.vcs"),
-        "leaves over errors only: pure tag rules, the OCI client, the git checkout; none imports another",
+        ("pipeline.versioning", "pipeline.registry", "pipeline.vcs", "pipeline.ci"),
+        "leaves over errors only: pure tag rules, the OCI client, the git checkout, what a CI service reads; "
+        "none imports another",
     ),
     (
         ("pipeline.graph", "pipeline.dockerfile", "pipeline.config"),

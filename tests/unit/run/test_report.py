@@ -104,3 +104,37 @@ def test_the_summary_prints_an_error_naming_a_step_in_brackets() -> None:
     print_summary(result, stream)
 
     assert "executor failed running [/bin/sh -c x]: exit code: 3" in " ".join(stream.getvalue().split())
+
+
+def test_in_ci_each_images_lines_are_one_group_printed_when_it_finishes() -> None:
+    from pipeline.ci.commands import GROUPS
+
+    events = [
+        Event("shop/base", "start", "building r/shop/base", 0.0),
+        Event("shop/app", "start", "building r/shop/app", 0.1),
+        Event("shop/base", "build", "[1/1] COPY . /", 0.2),
+        Event("shop/app", "build", "[1/1] RUN make", 0.3),
+        Event("shop/base", "done", "r/shop/base@sha256:1", 0.4),
+        Event("shop/app", "failed", "shop/app: build failed", 0.5, ("make: Error 3",)),
+        Event("shop/worker", "skipped", "shop/app failed", 0.6),
+    ]
+    stream = io.StringIO()
+    printer = ProgressPrinter("auto", stream, groups=GROUPS["github"])
+    for event in events:
+        printer(event)
+    assert [line[10:].split()[:2] if line.startswith("[") else line for line in stream.getvalue().splitlines()] == [
+        ["shop/base", "start"],
+        ["shop/app", "start"],
+        "::group::shop/base done",
+        ["shop/base", "start"],
+        ["shop/base", "build"],
+        ["shop/base", "done"],
+        "::endgroup::",
+        "::group::shop/app failed",
+        ["shop/app", "start"],
+        ["shop/app", "build"],
+        "::endgroup::",
+        ["shop/app", "failed"],
+        "    | make: Error 3",
+        ["shop/worker", "skipped"],
+    ]

@@ -1,0 +1,13 @@
+"""The CI services a run may be inside (GitHub Actions, GitLab CI, Azure Pipelines): detecting one from its
+environment, and the plain text each one reads (step outputs, a dotenv file, logging commands, a Markdown
+summary, annotations, log groups). Pure over plain data (the report dict), so the run and the CLI share it.
+
+Example:
+    ci = detect(os.environ)                         # None outside CI
+    if ci is not None and ci.output_file:
+        append_text(ci.output_file, github_output_text(outputs(report)))
+"""
+
+from pipeline.ci.environment import CiEnvironment, Provider, detect
+
+__all__ = ["CiEnvironment", "Provider", "detect"]

@@ -1,0 +1,58 @@
+"""A run's report as Markdown for GitHub's job summary ($GITHUB_STEP_SUMMARY): a table of the images, the
+tag changes with their reasons, and each failure with its log tail."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+
+def cell(value: object) -> str:
+    """Text safe in a table cell: `|` would end the cell and a backtick open a code span."""
+    text = " ".join(str(value).split())
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`") or "-"
+
+
+def fenced(lines: list[str]) -> list[str]:
+    """A code block that no backtick run inside it can close."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, *lines, fence]
+
+
+def summary_markdown(report: Mapping[str, Any], title: str) -> str:
+    images = report.get("images", [])
+    failed = [image for image in images if image.get("status") == "failed"]
+    outcome = "succeeded" if report.get("ok") else "failed"
+    facts = [f"{len(images)} image(s)"]
+    if report.get("version"):
+        facts.append(f"version {report['version']}")
+    if report.get("git_sha"):
+        facts.append(f"commit {str(report['git_sha'])[:12]}")
+    lines = [f"## {title}: {outcome}", "", ", ".join(facts), ""]
+    lines += ["| image | status | digest | tags | time |", "| --- | --- | --- | --- | --- |"]
+    for image in images:
+        row = [
+            image.get("image"),
+            image.get("status"),
+            image.get("digest") or "-",
+            ", ".join(image.get("tags") or []) or "-",
+            f"{float(image.get('duration_seconds') or 0):.1f}s",
+        ]
+        lines.append("| " + " | ".join(cell(value) for value in row) + " |")
+    changes = report.get("tag_changes", [])
+    if changes:
+        lines += ["", "### Tag changes", "", "| image | tag | action | reason |", "| --- | --- | --- | --- |"]
+        for change in changes:
+            row = [change.get("image"), change.get("tag"), change.get("action"), change.get("reason")]
+            lines.append("| " + " | ".join(cell(value) for value in row) + " |")
+    if failed or report.get("error"):
+        lines += ["", "### Failures"]
+    for image in failed:
+        lines += ["", f"**{cell(image.get('image'))}**: {cell(image.get('error') or 'failed')}"]
+        if image.get("log_tail"):
+            lines += ["", *fenced([str(line) for line in image["log_tail"]])]
+    if report.get("error"):
+        lines += ["", f"**run**: {cell(report['error'])}"]
+    return "\n".join(lines) + "\n\n"

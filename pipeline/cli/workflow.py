@@ -1,0 +1,80 @@
+"""What `run` and `release` tell the CI service they run in (pipeline.ci): log groups for the progress,
+outputs, a dotenv file and the job summary from the report; error annotations (for main)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from pipeline.ci import detect
+from pipeline.ci.commands import GROUPS, error_annotations
+from pipeline.ci.files import append_text, write_text
+from pipeline.ci.outputs import (
+    azure_variable_lines,
+    check_names,
+    dotenv_text,
+    dotenv_warnings,
+    github_output_text,
+    outputs,
+)
+from pipeline.ci.summary import summary_markdown
+from pipeline.cli.common import progress_mode, say, settings
+from pipeline.config import LoadedConfig
+from pipeline.errors import UsageError
+from pipeline.run.session import Session
+
+ReportSink = Callable[[dict[str, Any]], None]
+
+
+def run_session(config: LoadedConfig, progress: str, quiet: bool) -> Session:
+    """The session of `run` and `release`: in GitHub Actions or Azure Pipelines each image's progress is
+    one log group, unless --progress was given (then its lines print live, as outside CI)."""
+    the_settings = settings()
+    mode = progress_mode(progress, quiet)
+    given = click.get_current_context().get_parameter_source("progress") != ParameterSource.DEFAULT
+    ci = the_settings.ci
+    groups = GROUPS.get(ci.provider) if ci is not None and not given and not quiet else None
+    return Session(config, the_settings, say, mode, groups)
+
+
+def report_sink(session: Session, dotenv: Path | None, title: str, images: Iterable[str] = ()) -> ReportSink:
+    """What receives the run's report: GitHub's $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY, Azure's output
+    variables (stdout), and --dotenv FILE. Output names are checked for clashes now, before any build."""
+    if dotenv is not None and not dotenv.parent.resolve().is_dir():
+        raise UsageError(f"--dotenv {dotenv}: directory {dotenv.parent} does not exist")
+    ci = session.settings.ci
+    check_names(images)
+
+    def write(report: dict[str, Any]) -> None:
+        check_names(image["image"] for image in report.get("images", []))
+        found = outputs(report)
+        if ci is not None and ci.provider == "github":
+            if ci.output_file is not None:
+                append_text(ci.output_file, github_output_text(found), "step outputs")
+            if ci.summary_file is not None:
+                append_text(ci.summary_file, summary_markdown(report, title), "job summary")
+        if ci is not None and ci.provider == "azure":
+            for line in azure_variable_lines(found):
+                click.echo(line)
+        if dotenv is not None:
+            text = dotenv_text(found)
+            write_text(dotenv, text, "dotenv file")
+            for warning in dotenv_warnings(text):
+                say(f"warning: --dotenv {dotenv}: {warning}; GitLab refuses the report")
+
+    return write
+
+
+def annotate(message: str) -> None:
+    """An error as the CI service's annotation (on stdout, where Azure reads logging commands), beside
+    the `error: ...` line; nothing outside CI."""
+    ci = detect(os.environ)
+    if ci is None:
+        return
+    for line in error_annotations(ci.provider, message, Path.cwd(), ci.workspace):
+        click.echo(line)

@@ -1,0 +1,73 @@
+"""The job summary's Markdown: the images table, tag changes and failures, with cells escaped."""
+
+from __future__ import annotations
+
+from pipeline.ci.summary import cell, fenced, summary_markdown
+
+DIGEST = "sha256:" + "b" * 64
+
+
+def test_cells_escape_pipes_backticks_and_line_breaks() -> None:
+    assert cell("a|b `c`\nd") == "a\\|b \\`c\\` d"
+    assert cell("") == "-"
+
+
+def test_a_fence_is_longer_than_any_backtick_run_inside() -> None:
+    assert fenced(["plain"]) == ["```", "plain", "```"]
+    assert fenced(["has ```` four"]) == ["`````", "has ```` four", "`````"]
+
+
+def test_summary_of_a_failed_run() -> None:
+    report = {
+        "ok": False,
+        "version": "2.0.0",
+        "git_sha": "0123456789abcdef0123",
+        "error": None,
+        "images": [
+            {
+                "image": "shop/base",
+                "status": "succeeded",
+                "digest": DIGEST,
+                "tags": ["sha-1", "2.0.0"],
+                "duration_seconds": 1.24,
+            },
+            {
+                "image": "shop/app",
+                "status": "failed",
+                "digest": None,
+                "tags": [],
+                "duration_seconds": 0.5,
+                "error": "shop/app: build failed at RUN a | b",
+                "log_tail": ["make: *** [all] Error 3", "```"],
+            },
+        ],
+        "tag_changes": [
+            {"image": "shop/base", "tag": "latest", "action": "moves", "reason": "2.0.0 is the highest | newest"}
+        ],
+    }
+    assert summary_markdown(report, "pipeline run").splitlines() == [
+        "## pipeline run: failed",
+        "",
+        "2 image(s), version 2.0.0, commit 0123456789ab",
+        "",
+        "| image | status | digest | tags | time |",
+        "| --- | --- | --- | --- | --- |",
+        f"| shop/base | succeeded | {DIGEST} | sha-1, 2.0.0 | 1.2s |",
+        "| shop/app | failed | - | - | 0.5s |",
+        "",
+        "### Tag changes",
+        "",
+        "| image | tag | action | reason |",
+        "| --- | --- | --- | --- |",
+        "| shop/base | latest | moves | 2.0.0 is the highest \\| newest |",
+        "",
+        "### Failures",
+        "",
+        "**shop/app**: shop/app: build failed at RUN a \\| b",
+        "",
+        "````",
+        "make: *** [all] Error 3",
+        "```",
+        "````",
+        "",
+    ]

@@ -1,0 +1,85 @@
+"""A CI checkout (a detached HEAD) as a plan sees it: the branch and pull request come from the CI's
+variables, `{{ git.branch }}` and `{{ git.pr }}` tags render from them, and `{{ git.pr }}` outside a pull
+request build is an error naming the template and its place in pipelines.yaml."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.plan import Plan
+from pipeline.run.session import Session
+from pipeline.run.settings import Settings
+from tests.helpers import git, init_git, write_project
+
+CONFIG = """\
+registry: r.example/ci
+pipelines:
+  shop:
+    images:
+      app:
+        context: images/app
+        tags: {extra: ["br-{{ git.branch }}", "pr-{{ git.pr }}"]}
+"""
+PR_BUILD = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_REF": "refs/pull/7/merge",
+    "GITHUB_REF_NAME": "7/merge",
+    "GITHUB_REF_TYPE": "branch",
+    "GITHUB_HEAD_REF": "feature/x",
+}
+
+
+def _project(tmp_path: Path, *, detach: bool) -> Path:
+    config = write_project(tmp_path, CONFIG, {"app": "FROM scratch\n"})
+    init_git(tmp_path)
+    if detach:
+        git(tmp_path, "checkout", "-q", "--detach")
+    return config
+
+
+def _plan(config: Path, environ: dict[str, str]) -> Plan:
+    return Session(load_config(config), Settings.from_environment(environ)).plan((), None)
+
+
+def test_a_pull_request_build_on_a_detached_head_tags_the_ci_branch_and_number(tmp_path: Path) -> None:
+    plan = _plan(_project(tmp_path, detach=True), PR_BUILD)
+    assert plan.context.git_branch == "feature/x"
+    assert plan.images["shop/app"].tags.extra == ("br-feature-x", "pr-7")
+
+
+def test_an_attached_branch_wins_over_the_ci_variables(tmp_path: Path) -> None:
+    plan = _plan(_project(tmp_path, detach=False), PR_BUILD)
+    assert plan.images["shop/app"].tags.extra == ("br-main", "pr-7")
+
+
+def test_git_pr_outside_a_pull_request_is_an_error_naming_the_template(tmp_path: Path) -> None:
+    config = _project(tmp_path, detach=True)
+    push = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_REF_TYPE": "branch",
+    }
+    with pytest.raises(ConfigError) as raised:
+        _plan(config, push)
+    assert re.match(
+        rf"^{re.escape(str(config))}:\d+:\d+: .*extra tag template 'pr-{{{{ git.pr }}}}' uses {{{{ git.pr }}}}, "
+        "but this is no pull/merge request build",
+        str(raised.value),
+    ), str(raised.value)
+
+
+def test_git_pr_in_a_build_arg_outside_a_pull_request_is_an_error_too(tmp_path: Path) -> None:
+    config = write_project(
+        tmp_path,
+        CONFIG.replace('tags: {extra: ["br-{{ git.branch }}", "pr-{{ git.pr }}"]}', 'build_args: {PR: "{{ git.pr }}"}'),
+        {"app": "FROM scratch\n"},
+    )
+    with pytest.raises(ConfigError, match=r"pipelines.yaml:\d+:\d+: .*build arg template '\{\{ git.pr \}\}' uses"):
+        _plan(config, {"GITLAB_CI": "true", "CI_COMMIT_BRANCH": "main"})
+    assert _plan(config, {"GITLAB_CI": "true", "CI_MERGE_REQUEST_IID": "4"}).context.git_pr == "4"
