@@ -261,6 +261,7 @@ def tags(
     \b
     Example:
       pipeline tags 127.0.0.1:5000/demo/app --json
+      pipeline tags 127.0.0.1:5000/demo/app --all   # also inputs-… and sha256-….sig/.att tags
     """
     repo = parse_repository(repository)
     with session(optional_config(config_file)).registry(insecure) as registry:
