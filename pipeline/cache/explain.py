@@ -5,18 +5,42 @@ input digest is listed, and compared with the child of the last build's index fo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.cache.inputs import INPUTS_LABEL, GitBlobs, InputDigest
+from pipeline.cache.inputs import DEPENDENCIES_LABEL, INPUTS_LABEL, GitBlobs, InputDigest
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.platforms import check_platform
 from pipeline.vcs.loader import git
+
+
+@dataclass(frozen=True)
+class DependencyChange:
+    """A dependency whose digest differs from the one the last build used (None: not known)."""
+
+    image: str
+    old: str | None
+    new: str | None
+
+    @property
+    def line(self) -> str:
+        if self.old is None:
+            # Built before its dependencies' digests were recorded (or the dependency is new).
+            return f"{self.image}: now {_short(self.new)} (the last build recorded no digest for it)"
+        return f"{self.image}: {_short(self.old)} → {_short(self.new)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "old": self.old, "new": self.new}
+
+
+def _short(digest: str | None) -> str:
+    return digest[:19] if digest else "none"
 
 
 @dataclass
@@ -27,6 +51,7 @@ class VariantExplanation:
     inputs: str | None  # the variant's input digest; None while a dependency is rebuilt
     changed_inputs: list[str] = field(default_factory=list)
     last_build: str | None = None  # its child in the last build's index
+    changed_dependencies: list[DependencyChange] = field(default_factory=list)
 
     @property
     def line(self) -> str:
@@ -42,6 +67,7 @@ class VariantExplanation:
             "os_version": self.os_version,
             "inputs": self.inputs,
             "changed_inputs": self.changed_inputs,
+            "changed_dependencies": [change.as_dict() for change in self.changed_dependencies],
             "last_build": self.last_build,
         }
 
@@ -53,12 +79,14 @@ class Explanation:
     changed_inputs: list[str] = field(default_factory=list)
     last_build: str | None = None
     variants: list[VariantExplanation] = field(default_factory=list)
+    changed_dependencies: list[DependencyChange] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "details": self.details,
             "changed_inputs": self.changed_inputs,
+            "changed_dependencies": [change.as_dict() for change in self.changed_dependencies],
             "last_build": self.last_build,
             "variants": [variant.as_dict() for variant in self.variants],
         }
@@ -79,6 +107,25 @@ def match_children(variants: Sequence[Variant], descriptors: Sequence[Mapping[st
 def changed_components(inputs: InputDigest, labels: Mapping[str, str]) -> list[str]:
     """The input components whose hash differs from the one a build's labels recorded."""
     return [name for name, value in inputs.components.items() if labels.get(f"{INPUTS_LABEL}.{name}") != value]
+
+
+def changed_dependencies(inputs: InputDigest, labels: Mapping[str, str]) -> list[DependencyChange]:
+    """Each dependency whose digest differs from the one a build's labels recorded; every dependency
+    (old unknown) when the build recorded none, and nothing when the dependencies' hash is unchanged."""
+    if labels.get(f"{INPUTS_LABEL}.dependencies") == inputs.components.get("dependencies"):
+        return []
+    try:
+        recorded = json.loads(labels[DEPENDENCIES_LABEL])
+    except (KeyError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        return [DependencyChange(key, None, digest or None) for key, digest in sorted(inputs.dependencies.items())]
+    keys = sorted({*recorded, *inputs.dependencies})
+    return [
+        DependencyChange(key, recorded.get(key) or None, inputs.dependencies.get(key) or None)
+        for key in keys
+        if recorded.get(key) != inputs.dependencies.get(key)
+    ]
 
 
 def _variant_explanations(image: PlannedImage, inputs: InputDigest | None) -> list[VariantExplanation]:
@@ -142,16 +189,28 @@ def _explain_build(
         _compare_variants(registry, image, manifest, inputs, variants, explanation)
     else:
         explanation.changed_inputs = changed_components(inputs, labels)
-        explanation.details += [f"changed: {name}" for name in explanation.changed_inputs]
-    revision = labels.get(REVISION_LABEL)
-    if "context" in explanation.changed_inputs and repo is not None and revision:
-        context = image.context.resolve().relative_to(Path(str(repo.working_tree_dir)).resolve()).as_posix()
-        try:
-            files = str(repo.git.diff("--name-only", revision, "--", context or ".")).split()
-        except git.GitCommandError:
-            files = []
-        explanation.details += [f"  {path}" for path in files[:50]]
+        for name in explanation.changed_inputs:
+            explanation.details.append(f"changed: {name}")
+            if name == "dependencies":
+                explanation.changed_dependencies = changed_dependencies(inputs, labels)
+                explanation.details += [f"  {change.line}" for change in explanation.changed_dependencies]
+            elif name == "context":
+                explanation.details += _context_files(image, repo, labels.get(REVISION_LABEL))
+    if variants and "context" in explanation.changed_inputs:  # once for all variants, below their lines
+        explanation.details += _context_files(image, repo, labels.get(REVISION_LABEL))
     return explanation
+
+
+def _context_files(image: PlannedImage, repo: git.Repo | None, revision: str | None) -> list[str]:
+    """The context's files git says changed since the last build's commit, indented under `changed: context`."""
+    if repo is None or not revision:
+        return []
+    context = image.context.resolve().relative_to(Path(str(repo.working_tree_dir)).resolve()).as_posix()
+    try:
+        files = str(repo.git.diff("--name-only", revision, "--", context or ".")).split()
+    except git.GitCommandError:
+        files = []
+    return [f"  {path}" for path in files[:50]]
 
 
 def _compare_variants(
@@ -173,6 +232,9 @@ def _compare_variants(
             variant.last_build = child
             labels = registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child))
             variant.changed_inputs = changed_components(inputs.variants[variant.name], labels)
+            if "dependencies" in variant.changed_inputs:
+                variant.changed_dependencies = changed_dependencies(inputs.variants[variant.name], labels)
         explanation.details.append(variant.line)
+        explanation.details += [f"  {change.line}" for change in variant.changed_dependencies]
     every = [name for v in variants for name in v.changed_inputs]
     explanation.changed_inputs = list(dict.fromkeys(every))

@@ -22,6 +22,9 @@ from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.vcs.loader import git
 
 INPUTS_LABEL = "org.pipeline.inputs"
+# Each dependency's digest the build used (JSON, image key -> digest): the `dependencies` component is
+# only their hash, and `explain` names which dependency moved, from which digest to which.
+DEPENDENCIES_LABEL = "org.pipeline.dependencies"
 INPUTS_TAG_PREFIX = "inputs-"
 TAG_DIGEST_LENGTH = 24
 
@@ -32,6 +35,7 @@ class InputDigest:
     components: Mapping[str, str]  # component -> its own hash, for `pipeline explain`
     # An image with variants: each variant's own input digest (the image's is over these).
     variants: Mapping[str, InputDigest] = field(default_factory=dict)
+    dependencies: Mapping[str, str] = field(default_factory=dict)  # image key -> the digest it builds on
 
     @property
     def tag(self) -> str:
@@ -40,6 +44,8 @@ class InputDigest:
     def labels(self) -> dict[str, str]:
         labels = {INPUTS_LABEL: self.digest}
         labels.update({f"{INPUTS_LABEL}.{name}": value for name, value in self.components.items()})
+        if self.dependencies:
+            labels[DEPENDENCIES_LABEL] = json.dumps(dict(self.dependencies), sort_keys=True, separators=(",", ":"))
         return labels
 
 
@@ -150,7 +156,7 @@ def input_digest(
         components["network"] = _hash(image.network)
     if image.os_version is not None:
         components["os_version"] = _hash(image.os_version)
-    return InputDigest(_hash(components), components)
+    return InputDigest(_hash(components), components, dependencies=dict(dependency_digests))
 
 
 # A dependency's reference (`repo@digest`) and a variant's view -> the reference that variant builds on

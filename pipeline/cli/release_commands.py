@@ -27,7 +27,7 @@ from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
 from pipeline.release.cut import BumpChoice
 from pipeline.release.promote import promote as promote_image
-from pipeline.release.tagview import tag_view
+from pipeline.release.tagview import VersionRow, tag_view
 from pipeline.run.executor import RunOptions
 from pipeline.run.release import Release, ReleasePreview
 from pipeline.run.report import tag_change_data
@@ -248,44 +248,75 @@ def _resigned_data(signed: SignResult | None) -> list[dict[str, Any]] | None:
 @click.command()
 @click.argument("repository")
 @click.option("--suffix", default="", help="Only versions with this variant suffix.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also the tags pipeline keeps for itself: inputs-… (input cache) and sha256-… (signatures, attestations).",
+)
 @insecure_option
 @optional_config_option("registry settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
-def tags(repository: str, suffix: str, insecure: tuple[str, ...], config_file: Path | None, as_json: bool) -> None:
-    """Show REPOSITORY's tags as versions: each version, its digest (with the platforms of an image
-    index), and the tags that share it.
+def tags(
+    repository: str, suffix: str, everything: bool, insecure: tuple[str, ...], config_file: Path | None, as_json: bool
+) -> None:
+    """Show REPOSITORY's tags as versions: one row per digest with every version on it, its platforms
+    (an image index), the tags that share it, and the version whose build made it when that is another
+    (a reused image keeps the labels of its build).
 
     \b
     Example:
       pipeline tags 127.0.0.1:5000/demo/app --json
+      pipeline tags 127.0.0.1:5000/demo/app --all   # also inputs-… and sha256-….sig/.att tags
     """
     repo = parse_repository(repository)
     with session(optional_config(config_file)).registry(insecure) as registry:
-        view = tag_view(registry, repo, suffix)
+        view = tag_view(registry, repo, suffix, everything)
     if as_json:
         data = {
             "repository": str(view.repository),
+            # One entry per digest: `version`/`tag` its highest version, `versions` all of them.
             "versions": [
                 {
-                    "version": r.version,
+                    "version": r.tag,
                     "tag": r.tag,
+                    "versions": list(r.versions),
                     "digest": r.digest,
                     "also": list(r.also),
                     "platforms": [{"platform": platform, "digest": child} for child, platform in r.platforms],
+                    "built_from": vars(r.built_from) if r.built_from is not None else None,
                 }
                 for r in view.versions
             ],
             "other_tags": view.other,
+            "hidden_tags": view.hidden,
         }
         click.echo(json.dumps(data, indent=2))
         return
     if not view.versions and not view.other:
-        click.echo(f"{view.repository}: no tags")
+        click.echo(
+            f"{view.repository}: no tags" + (f" ({view.hidden} internal; --all shows them)" if view.hidden else "")
+        )
         return
-    width = max([len(r.tag) for r in view.versions] + [7])
-    for row in view.versions:
+    names = [", ".join(r.versions) for r in view.versions]
+    others: dict[str | None, list[str]] = {}
+    for tag, digest in sorted(view.other.items()):
+        others.setdefault(digest, []).append(tag)
+    width = max([len(n) for n in names] + [7])
+    for name, row in zip(names, view.versions, strict=True):
         also = f"  ({', '.join(row.also)})" if row.also else ""
         platforms = f"  [{', '.join(platform for _child, platform in row.platforms)}]" if row.platforms else ""
-        click.echo(f"{row.tag:<{width}}  {(row.digest or '-')[:19]}{platforms}{also}")
-    for tag, digest in sorted(view.other.items()):
-        click.echo(f"{tag:<{width}}  {(digest or '-')[:19]}  (not on any version)")
+        click.echo(f"{name:<{width}}  {(row.digest or '-')[:19]}{platforms}{_built_from(row, suffix)}{also}")
+    for digest, other in others.items():
+        click.echo(f"{', '.join(other):<{width}}  {(digest or '-')[:19]}  (not on any version)")
+    if view.hidden:
+        click.echo(f"({view.hidden} internal tags not shown: inputs-…, sha256-…; --all shows them)")
+
+
+def _built_from(row: VersionRow, suffix: str) -> str:
+    """`built as V at C`, where the image's labels name another version than the row's highest: a reused
+    image keeps the labels of the build that made it."""
+    made = row.built_from
+    if made is None or made.version is None or made.version in (row.tag, row.tag.removesuffix(suffix)):
+        return ""
+    return f"  built as {made.version}" + (f" at {made.revision[:12]}" if made.revision else "")

@@ -156,8 +156,8 @@ def hooks_uninstall(repo_path: Path, hook_names: tuple[str, ...]) -> None:
     Example:
       pipeline hooks uninstall --repo .
     """
-    for hook in hook_names:
-        click.echo(git_hooks.uninstall(repo_path, hook))
+    for line in git_hooks.uninstall_hooks(repo_path, hook_names):
+        click.echo(line)
 
 
 @click.command("hook-run", hidden=True)

@@ -73,6 +73,8 @@ class ImageResult:
     failed_step: str | None = None  # a failed build: the Dockerfile step that failed, when the builder says
     variants: dict[str, ImageResult] = field(default_factory=dict)  # by variant name (an image index's children)
     platform: str | None = None  # a variant: what it was built for (`windows/amd64 10.0.17763`)
+    # A reused image: the version and commit its labels name (those of the earlier build that made it).
+    built_from: dict[str, str | None] | None = None
 
     @property
     def reference(self) -> str | None:
@@ -367,6 +369,10 @@ class Executor:
             self.registry.tag(image.repository, digest, build_tag)
         result.digest = digest
         result.tags = [build_tag]
+        labels = self.registry.manifest_labels(  # read by the reuse check already: from the content cache
+            image.repository, self.registry.manifest_by_digest(image.repository, digest)
+        )
+        result.built_from = {"version": labels.get(VERSION_LABEL), "revision": labels.get(REVISION_LABEL)}
         self._sign(image, digest)
 
     def _sign(self, image: PlannedImage, digest: str) -> None:

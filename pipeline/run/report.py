@@ -60,6 +60,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "engine": r.engine,
                 "inputs": r.inputs,
                 "reused": r.cached,
+                "built_from": r.built_from,  # a reused image: {version, revision} of the build that made it
                 "error": r.error,
                 "log_tail": list(r.log_tail),
                 "failed_step": r.failed_step,
@@ -133,6 +134,11 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
             message = r.error[len(key) + 2 :] if r.error.startswith(f"{key}: ") else r.error
             # escape: a failing step's text ("[2/2] RUN ...", '["/bin/sh", ...]') is not markup
             console.print(f"[red]{escape(key)}[/red]: {escape(message)}", markup=True, highlight=False)
+    for key, r in result.images.items():
+        made = r.built_from
+        if made and made["version"] and made["version"] not in r.tags:  # its labels name another version
+            at = f" at {made['revision'][:12]}" if made["revision"] else ""
+            console.print(f"{key}: reused, built as {made['version']}{at}", markup=False, highlight=False)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
         console.print(f"{change.image}: {change.tag} stays: {change.reason}", markup=False, highlight=False)

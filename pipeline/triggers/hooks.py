@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import stat
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import UsageError
@@ -77,14 +78,24 @@ def install(repo_path: Path, hook: str, config: str | None = None) -> str:
     return f"{target}: {note}"
 
 
-def uninstall(repo_path: Path, hook: str) -> str:
+def uninstall(repo_path: Path, hook: str) -> str | None:
+    """Remove our hook (restoring the one it chained to). Returns what happened; None when there is no
+    such hook at all: uninstalling every hook name should not list the ones that never existed."""
     directory = hooks_dir(repo_path)
     target = directory / hook
     legacy = directory / f"{hook}{LEGACY_SUFFIX}"
-    if not target.exists() or not is_ours(target):
+    if not target.exists():
+        return None
+    if not is_ours(target):
         return f"{target}: not installed by pipeline; left alone"
     target.unlink()
     if legacy.exists():
         legacy.rename(target)
         return f"{target}: removed; the previous hook is restored"
     return f"{target}: removed"
+
+
+def uninstall_hooks(repo_path: Path, hooks: Sequence[str]) -> list[str]:
+    """`uninstall` for each hook: what happened to those that exist, or one line saying none does."""
+    done = [line for hook in hooks if (line := uninstall(repo_path, hook)) is not None]
+    return done or [f"{hooks_dir(repo_path)}: no hook is installed ({', '.join(hooks)}); nothing to remove"]

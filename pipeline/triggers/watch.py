@@ -48,6 +48,12 @@ class WatchState:
             raise UsageError(f"{path}: unreadable watch state ({exc}); move it away to start over") from None
         return cls(path, data.get("last"), list(data.get("history") or []))
 
+    def describe(self, branch: str) -> str:
+        """Where a (re)started watcher begins, so a restart is visibly a resumption, not a fresh start."""
+        if self.last is not None:
+            return f"resuming after {self.last[:12]} (state file {self.path})"
+        return f"starting fresh (state file {self.path}): the first poll builds the head of {branch}"
+
     def record(self, sha: str, ok: bool) -> None:
         """Durably: write a temporary file, then rename over the old state."""
         self.last = sha
@@ -111,6 +117,7 @@ class Watcher:
         return handled
 
     def run(self, interval: float, once: bool = False) -> None:
+        self.log(self.state.describe(self.branch))
         while not self.stopping.is_set():
             try:
                 self.poll()

@@ -206,9 +206,18 @@ def test_promote_from_plain_to_authenticated_registry(
     view = run_cli(["tags", dest, "--json"], tmp_path, env=env)
     assert view.code == 0, view.output
     versions = json.loads(view.stdout)["versions"]
+    sha = git(tmp_path, "rev-parse", "HEAD")
     assert versions == [
-        {"version": "1.0.0", "tag": "1.0.0", "digest": tested, "also": ["1", "1.0", "latest"], "platforms": []}
-    ]  # one image, not an index: no platforms
+        {
+            "version": "1.0.0",
+            "tag": "1.0.0",
+            "versions": ["1.0.0"],
+            "digest": tested,
+            "also": ["1", "1.0", "latest"],
+            "platforms": [],  # one image, not an index: no platforms
+            "built_from": {"version": "1.0.0", "revision": sha},  # its labels came along
+        }
+    ]
 
 
 def test_release_bump_auto_from_conventional_commits(

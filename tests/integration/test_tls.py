@@ -155,4 +155,5 @@ def test_plain_loopback_registries_still_work(tmp_path: Path, services: Services
         "repository": f"{services.plain_registry}/no-such/repository",
         "versions": [],
         "other_tags": {},
+        "hidden_tags": 0,
     }
