@@ -98,6 +98,8 @@ def _azure(env: Mapping[str, str]) -> CiEnvironment:
     branch = ref[len(BRANCH_PREFIX) :] if ref.startswith(BRANCH_PREFIX) else None
     if "SYSTEM_PULLREQUEST_SOURCEBRANCH" in env and branch is None:
         branch = ref  # a pull request from a fork may name the branch without refs/heads/
+    if not ref and "BUILD_SOURCEBRANCHNAME" in env:
+        branch = env["BUILD_SOURCEBRANCHNAME"]  # only the name given (a job that sets variables itself)
     return CiEnvironment(
         provider="azure",
         branch=branch or None,

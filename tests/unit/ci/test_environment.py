@@ -119,6 +119,8 @@ def test_gitlab_branch_and_merge_request(environ: dict[str, str], branch: str | 
             "31",
         ),
         ({"BUILD_SOURCEBRANCH": "refs/tags/v1.2.3", "BUILD_SOURCEBRANCHNAME": "v1.2.3"}, None, None),
+        # only the short name set (a hand-made environment): it is all there is
+        ({"BUILD_SOURCEBRANCHNAME": "main"}, "main", None),
     ],
 )
 def test_azure_branch_and_pull_request(environ: dict[str, str], branch: str | None, pr: str | None) -> None:
