@@ -22,8 +22,8 @@ def schema(output: Path | None) -> None:
 
     Editors that use the YAML language server (VS Code's YAML extension; Neovim, Helix and others
     with yaml-language-server) read it from a first line `# yaml-language-server: $schema=PATH-OR-URL`
-    in pipelines.yaml and then complete keys and flag mistakes as you type. What the schema cannot say (paths exist, names
-    resolve, templates parse) `pipeline validate` still checks.
+    in pipelines.yaml and then complete keys and flag mistakes as you type. What the schema cannot
+    say (paths exist, names resolve, templates parse) `pipeline validate` still checks.
 
     \b
     Example:
