@@ -495,3 +495,26 @@ def test_mutations_are_judged_alike(scratch: Path, path: tuple[Any, ...], value:
             assert all(known_looseness(e) for e in exc.errors()), exc.errors()
     else:
         assert errors(data) == [], "valid to the models, refused by the schema"
+
+
+def test_yaml_booleans_as_readme_says(tmp_path: Path) -> None:
+    """The loader reads YAML 1.1 (unquoted yes is true); a quoted "true" is text, refused by both."""
+    file = tmp_path / "pipelines.yaml"
+    file.write_text("sign: {keyless: yes}\npipelines: {shop: {images: {base: {context: images/base}}}}\n")
+    data = read(file)
+    assert data["sign"]["keyless"] is True and model_accepts(data) and errors(data) == []
+    data["sign"]["keyless"] = "true"
+    assert not model_accepts(data)
+    refused = best_match(VALIDATOR.iter_errors(data))
+    assert refused is not None and (refused.json_path, refused.message) == (
+        "$.sign.keyless",
+        "'true' is not of type 'boolean'",
+    )
+
+
+def test_readme_names_the_modeline_the_id_and_how_to_regenerate() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Editor support: JSON Schema") :]
+    first_line = (ROOT / "pipelines.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert first_line in section and SCHEMA_ID in section
+    assert f"pipeline schema --output {SCHEMA_FILE}" in section
