@@ -27,6 +27,7 @@ COMMANDS = {
     "verify": "sign_commands:verify",
     "attest": "sign_commands:attest",
     "tree": "tree_command:tree",
+    "schema": "schema_command:schema",
     "changed": "trigger_commands:changed",
     "trigger": "trigger_commands:trigger",
     "hooks": "trigger_commands:hooks",

@@ -1,4 +1,7 @@
-"""The pipelines.yaml schema as pydantic models; defaults live here and nowhere else."""
+"""The pipelines.yaml schema as pydantic models; defaults live here and nowhere else.
+
+Every field has a description and an example: `pipeline schema` turns these models into the JSON Schema
+editors show on hover and complete from (pipeline/config/json_schema.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 PlatformText = Annotated[str, Strict(), StringConstraints(min_length=1)]
 # A Windows version as Windows reports it (major.minor.build[.revision]): 10.0.17763 is ltsc2019.
 OsVersion = Annotated[str, Strict(), StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+(\.[0-9]+)?$")]
+# Lax pydantic would read `keyless: "no"` as false and `timeout: true` as one second; a JSON Schema
+# (and so an editor) says boolean and integer, and the loader means the same.
+Flag = Annotated[bool, Strict()]
+Count = Annotated[int, Strict()]
 
 
 class StrictModel(BaseModel):
@@ -29,24 +36,37 @@ class TagPolicy(StrictModel):
     """Which tags a release gets. Set at the top level, per pipeline or per image; the nearest wins."""
 
     floating: list[Literal["minor", "major", "latest"]] | None = Field(
-        None, description="Floating tags to move (default: minor, major, latest)"
+        None,
+        description="Floating tags to move (default: minor, major, latest; [] for none)",
+        examples=[["minor", "major", "latest"], []],
     )
     extra: list[NonEmpty] | None = Field(
-        None, description="Extra tag templates: {{ version }}, {{ major }}, {{ git.short_sha }}, {{ git.branch }}..."
+        None,
+        description="Extra tag templates: {{ version }}, {{ major }}, {{ git.short_sha }}, {{ git.branch }}...",
+        examples=[["{{ version }}-{{ git.short_sha }}", "{{ git.branch }}"]],
     )
-    suffix: Suffix | None = Field(None, description="Variant suffix appended to every tag, e.g. '-windows'")
-    variants: bool | None = Field(
+    suffix: Suffix | None = Field(
+        None, description="Variant suffix appended to every tag, e.g. '-windows'", examples=["-windows"]
+    )
+    variants: Flag | None = Field(
         None,
         description="Images with variants: also tag each variant alone, as <tag>-<variant> (2.1.5-ltsc2019), "
         "for users who pin one variant (default: false)",
+        examples=[True],
     )
 
 
 class SignSpec(StrictModel):
     """Sign every pushed digest: with a cosign key, or keyless (an OIDC token given at run time)."""
 
-    key: NonEmpty | None = Field(None, description="cosign private key file, relative to this file")
-    keyless: bool = Field(False, description="Sign with a Fulcio certificate for the run's OIDC identity token")
+    key: NonEmpty | None = Field(
+        None,
+        description="cosign private key file, relative to this file (its passphrase from COSIGN_PASSWORD)",
+        examples=[".keys/cosign.key"],
+    )
+    keyless: Flag = Field(
+        False, description="Sign with a Fulcio certificate for the run's OIDC identity token", examples=[True]
+    )
     attest: list[Literal["provenance", "sbom"]] = Field(
         default_factory=list,
         description="Also attest every pushed digest, signed the same way: provenance (SLSA v1: how it was "
@@ -56,19 +76,32 @@ class SignSpec(StrictModel):
 
 
 class RegistrySpec(StrictModel):
+    """Settings for one registry, keyed by its host[:port] under `registries:`."""
+
     signature_storage: Literal["legacy", "referrers", "both"] = Field(
-        "legacy", description="legacy: cosign's sha256-<hex>.sig tag; referrers: OCI 1.1 bundle; both"
+        "legacy",
+        description="legacy: cosign's sha256-<hex>.sig tag; referrers: OCI 1.1 bundle; both",
+        examples=["both"],
     )
     ca_file: NonEmpty | None = Field(
         None,
         description="PEM CA certificate(s), relative to this file, that the registry's TLS certificate is "
         "verified against (in addition to the system CAs); the registry is then always reached over HTTPS",
+        examples=["certs/registry-ca.pem"],
     )
 
 
 class IdentitySpec(StrictModel):
-    issuer: NonEmpty
-    subject: NonEmpty
+    """A keyless signer: the OIDC issuer and subject its Fulcio certificate must name."""
+
+    issuer: NonEmpty = Field(
+        description="OIDC issuer of the signer's identity token",
+        examples=["https://token.actions.githubusercontent.com"],
+    )
+    subject: NonEmpty = Field(
+        description="The certificate's subject: the signer's identity (a workflow URI or an e-mail address)",
+        examples=["https://github.com/org/base/.github/workflows/release.yml@refs/heads/main"],
+    )
 
 
 class ProvenanceRule(StrictModel):
@@ -91,30 +124,69 @@ class TrustRule(StrictModel):
     """Images of matching repositories need a signature from one of these keys or identities (and, where
     asked, attestations signed by one of them)."""
 
-    repositories: list[NonEmpty] = Field(min_length=1, description="Glob patterns, e.g. 127.0.0.1:5000/base/*")
-    keys: list[NonEmpty] = Field(default_factory=list, description="cosign public keys, relative to this file")
-    identities: list[IdentitySpec] = Field(default_factory=list, description="Keyless signer identities")
-    provenance: ProvenanceRule | None = Field(
-        None, description="Require signed SLSA provenance (from these builders, of these sources)"
+    repositories: list[NonEmpty] = Field(
+        min_length=1,
+        description="Glob patterns over <registry>/<path>, e.g. 127.0.0.1:5000/base/*",
+        examples=[["127.0.0.1:5000/base/*"]],
     )
-    sbom: bool = Field(False, description="Require a signed CycloneDX SBOM attestation")
+    keys: list[NonEmpty] = Field(
+        default_factory=list,
+        description="cosign public keys, relative to this file",
+        examples=[["keys/base-team.pub"]],
+    )
+    identities: list[IdentitySpec] = Field(
+        default_factory=list,
+        description="Keyless signer identities",
+        examples=[
+            [
+                {
+                    "issuer": "https://token.actions.githubusercontent.com",
+                    "subject": "https://github.com/org/base/.github/workflows/release.yml@refs/heads/main",
+                }
+            ]
+        ],
+    )
+    provenance: ProvenanceRule | None = Field(
+        None,
+        description="Require signed SLSA provenance (from these builders, of these sources)",
+        examples=[{"builder_ids": ["https://github.com/pipeline-build/pipeline/builders/*"]}],
+    )
+    sbom: Flag = Field(False, description="Require a signed CycloneDX SBOM attestation", examples=[True])
 
 
 class SigstoreSpec(StrictModel):
+    """The Sigstore deployment (Fulcio, Rekor and their trust roots) keyless signing and verifying use."""
+
     trust_config: NonEmpty | None = Field(
-        None, description="sigstore ClientTrustConfig JSON for a private deployment (default: public instance)"
+        None,
+        description="sigstore ClientTrustConfig JSON for a private deployment, relative to this file "
+        "(default: the public instance)",
+        examples=["sigstore/trust-config.json"],
     )
 
 
 class AcrSpec(StrictModel):
     """Where `builder: acr` images build: an Azure Container Registry and its Tasks runners."""
 
-    registry: NonEmpty = Field(description="Registry resource name (its login server is <name>.azurecr.io)")
-    resource_group: NonEmpty
-    subscription: NonEmpty
-    arm_endpoint: NonEmpty = Field("https://management.azure.com", description="ARM endpoint (sovereign clouds)")
-    login_server: NonEmpty | None = Field(None, description="Registry host; default <registry>.azurecr.io")
-    timeout: int = Field(3600, gt=0, description="Seconds a remote run may take before it is cancelled")
+    registry: NonEmpty = Field(
+        description="Registry resource name (its login server is <name>.azurecr.io)", examples=["shopacr"]
+    )
+    resource_group: NonEmpty = Field(description="Azure resource group holding the registry", examples=["builds"])
+    subscription: NonEmpty = Field(
+        description="Azure subscription ID holding the resource group",
+        examples=["00000000-0000-0000-0000-000000000000"],
+    )
+    arm_endpoint: NonEmpty = Field(
+        "https://management.azure.com",
+        description="ARM endpoint (sovereign clouds)",
+        examples=["https://management.usgovcloudapi.net"],
+    )
+    login_server: NonEmpty | None = Field(
+        None, description="Registry host; default <registry>.azurecr.io", examples=["shopacr.azurecr.io"]
+    )
+    timeout: Count = Field(
+        3600, gt=0, description="Seconds a remote run may take before it is cancelled", examples=[7200]
+    )
 
     @property
     def server(self) -> str:
@@ -130,27 +202,49 @@ Network = Literal["default", "none", "host"]
 class SecretSource(StrictModel):
     """Where a build secret's value comes from at run time; it is never stored, logged or layered."""
 
-    env: NonEmpty | None = Field(None, description="Environment variable holding the value")
-    file: NonEmpty | None = Field(None, description="File holding the value (relative to this file; ~ expands)")
+    env: NonEmpty | None = Field(None, description="Environment variable holding the value", examples=["NPM_TOKEN"])
+    file: NonEmpty | None = Field(
+        None, description="File holding the value (relative to this file; ~ expands)", examples=["~/.npmrc"]
+    )
 
 
 class BuildxSpec(StrictModel):
-    builder: NonEmpty = Field(description="A builder made with `docker buildx create` (any driver), used as is")
+    """A buildx builder to build on instead of an engine."""
+
+    builder: NonEmpty = Field(
+        description="A builder made with `docker buildx create` (any driver), used as is", examples=["arm-builder"]
+    )
 
 
 class EngineSpec(StrictModel):
     """A place to build: a Docker engine (URL or docker context) or a buildx builder."""
 
-    host: NonEmpty | None = Field(None, description="DOCKER_HOST-style URL: unix://, tcp:// (with cert_path), ssh://")
-    context: NonEmpty | None = Field(None, description="A docker context name (docker context ls)")
-    buildx: BuildxSpec | None = Field(None, description="A buildx builder instead of an engine")
-    cert_path: NonEmpty | None = Field(
-        None, description="Directory with ca.pem, cert.pem, key.pem for tcp:// with TLS (relative to this file)"
+    host: NonEmpty | None = Field(
+        None,
+        description="DOCKER_HOST-style URL: unix://, tcp:// (with cert_path), ssh://",
+        examples=["ssh://builder@arm-box.lan", "tcp://10.0.0.5:2376"],
     )
-    jobs: int | None = Field(None, gt=0, description="Builds at once on this engine (default: the run's --jobs)")
-    os: Literal["linux", "windows"] = Field("linux", description="What the engine builds: linux or windows images")
+    context: NonEmpty | None = Field(
+        None, description="A docker context name (docker context ls)", examples=["arm-box"]
+    )
+    buildx: BuildxSpec | None = Field(
+        None, description="A buildx builder instead of an engine", examples=[{"builder": "arm-builder"}]
+    )
+    cert_path: NonEmpty | None = Field(
+        None,
+        description="Directory with ca.pem, cert.pem, key.pem for tcp:// with TLS (relative to this file)",
+        examples=["certs/build-box"],
+    )
+    jobs: Count | None = Field(
+        None, gt=0, description="Builds at once on this engine (default: the run's --jobs)", examples=[2]
+    )
+    os: Literal["linux", "windows"] = Field(
+        "linux", description="What the engine builds: linux or windows images", examples=["windows"]
+    )
     os_version: OsVersion | None = Field(
-        None, description="A Windows engine's version (process isolation builds only variants of this version)"
+        None,
+        description="A Windows engine's version (process isolation builds only variants of this version)",
+        examples=["10.0.17763"],
     )
 
 
@@ -158,57 +252,117 @@ class VariantSpec(StrictModel):
     """One build of an image for one platform (and Windows version); an image's variants are published
     under one tag as an image index, and each node pulls the variant that matches it."""
 
-    platform: PlatformText = Field(description="os/arch[/variant] of this variant, e.g. windows/amd64")
+    platform: PlatformText = Field(
+        description="os/arch[/variant] of this variant, e.g. windows/amd64", examples=["windows/amd64"]
+    )
     os_version: OsVersion | None = Field(
-        None, description="Windows version the variant's base must match, e.g. 10.0.17763 (ltsc2019)"
+        None,
+        description="Windows version the variant's base must match, e.g. 10.0.17763 (ltsc2019)",
+        examples=["10.0.17763"],
     )
     build_args: dict[NonEmpty, str] = Field(
-        default_factory=dict, description="Build args over the image's, e.g. the matching servercore tag"
+        default_factory=dict,
+        description="Build args over the image's, e.g. the matching servercore tag",
+        examples=[{"SERVERCORE_TAG": "ltsc2019"}],
     )
-    builder: Builder | None = Field(None, description="Builder for this variant (default: the image's)")
-    engine: Name | None = Field(None, description="Build this variant only on this engine")
+    builder: Builder | None = Field(
+        None, description="Builder for this variant (default: the image's)", examples=["acr"]
+    )
+    engine: Name | None = Field(
+        None, description="Build this variant only on this engine (a name under engines:)", examples=["win2019"]
+    )
 
 
 class ImageSpec(StrictModel):
-    context: NonEmpty = Field(description="Build context directory, relative to the pipelines.yaml file")
-    dockerfile: NonEmpty = Field("Dockerfile", description="Dockerfile path, relative to the context")
-    depends_on: list[Name] = Field(default_factory=list, description="Images of this pipeline built first")
-    build_args: dict[NonEmpty, str] = Field(
-        default_factory=dict, description="Build args; '{{ images.X }}' is X's pushed digest reference"
+    """One image of a pipeline: how it is built, what it is built after, where it is pushed and how tagged."""
+
+    context: NonEmpty = Field(
+        description="Build context directory, relative to the pipelines.yaml file", examples=["images/app"]
     )
-    repository: NonEmpty | None = Field(None, description="Full repository; default <registry>/<image name>")
-    target: NonEmpty | None = Field(None, description="Multi-stage build target")
+    dockerfile: NonEmpty = Field(
+        "Dockerfile", description="Dockerfile path, relative to the context", examples=["Dockerfile.prod"]
+    )
+    depends_on: list[Name] = Field(
+        default_factory=list, description="Images of this pipeline built first", examples=[["base"]]
+    )
+    build_args: dict[NonEmpty, str] = Field(
+        default_factory=dict,
+        description="Build args; '{{ images.X }}' is X's pushed digest reference (and implies depends_on: [X]); "
+        "also {{ version }}, {{ git.sha }}, {{ git.short_sha }}, {{ git.branch }}",
+        examples=[{"BASE_IMAGE": "{{ images.base }}", "VERSION": "{{ version }}"}],
+    )
+    repository: NonEmpty | None = Field(
+        None,
+        description="Full repository; default <registry>/<image name>",
+        examples=["127.0.0.1:5000/other/app"],
+    )
+    target: NonEmpty | None = Field(None, description="Multi-stage build target", examples=["runtime"])
     platform: PlatformText | None = Field(
-        None, description="os/arch[/variant] to build for, lower case as in OCI image indexes (linux/arm64/v8)"
+        None,
+        description="os/arch[/variant] to build for, lower case as in OCI image indexes (linux/arm64/v8)",
+        examples=["linux/arm64/v8"],
     )
     platforms: list[PlatformText] | None = Field(
-        None, description="Build for each of these platforms and publish one image index (variants named os-arch)"
+        None,
+        description="Build for each of these platforms and publish one image index (variants named os-arch)",
+        examples=[["linux/amd64", "linux/arm64"]],
     )
     variants: dict[Name, VariantSpec] | None = Field(
-        None, description="Build these variants and publish one image index (overrides the pipeline's)"
+        None,
+        description="Build these variants and publish one image index (overrides the pipeline's)",
+        examples=[
+            {
+                "ltsc2019": {"platform": "windows/amd64", "os_version": "10.0.17763"},
+                "ltsc2022": {"platform": "windows/amd64", "os_version": "10.0.20348"},
+            }
+        ],
     )
-    labels: dict[NonEmpty, str] = Field(default_factory=dict, description="Extra image labels")
-    tags: TagPolicy = TagPolicy()
+    labels: dict[NonEmpty, str] = Field(
+        default_factory=dict, description="Extra image labels", examples=[{"team": "shop"}]
+    )
+    tags: TagPolicy = Field(
+        TagPolicy(),
+        description="Tags for this image (over its pipeline's and the top level's)",
+        examples=[{"suffix": "-linux"}],
+    )
     paths: list[NonEmpty] = Field(
-        default_factory=list, description="Extra globs (relative to this file) whose changes rebuild the image"
+        default_factory=list,
+        description="Extra globs (relative to this file) whose changes rebuild the image",
+        examples=[["src/**", "requirements.txt"]],
     )
     builder: Builder | None = Field(
-        None, description="docker (BuildKit through docker buildx), classic (the engine's legacy builder) or acr"
+        None,
+        description="docker (BuildKit through docker buildx), classic (the engine's legacy builder) or acr",
+        examples=["classic"],
     )
-    network: Network | None = Field(None, description="Network for RUN steps: default, none or host")
+    network: Network | None = Field(None, description="Network for RUN steps: default, none or host", examples=["none"])
     secrets: dict[SecretId, SecretSource] = Field(
-        default_factory=dict, description="Build secrets by id (RUN --mount=type=secret,id=ID)"
+        default_factory=dict,
+        description="Build secrets by id (RUN --mount=type=secret,id=ID)",
+        examples=[{"npm": {"env": "NPM_TOKEN"}}],
     )
-    engine: Name | None = Field(None, description="Build only on this engine (a name under engines:)")
+    engine: Name | None = Field(
+        None, description="Build only on this engine (a name under engines:)", examples=["arm-box"]
+    )
 
 
 class TriggerRule(StrictModel):
     """Docker Hub style: a branch rule builds what a push changed, a tag rule can cut a release."""
 
-    branch: NonEmpty | None = Field(None, description="Regular expression a pushed branch name must match")
-    tag: NonEmpty | None = Field(None, description="Regular expression a pushed tag must match")
-    tags: list[NonEmpty] = Field(default_factory=list, description="Extra tag templates for builds it triggers")
-    release: bool = Field(False, description="Tag rules: release the version in the (?P<version>...) group")
+    branch: NonEmpty | None = Field(
+        None, description="Regular expression a pushed branch name must match", examples=["^main$"]
+    )
+    tag: NonEmpty | None = Field(
+        None,
+        description="Regular expression a pushed tag must match",
+        examples=[r"^v(?P<version>\d+\.\d+\.\d+)$"],
+    )
+    tags: list[NonEmpty] = Field(
+        default_factory=list, description="Extra tag templates for builds it triggers", examples=[["latest-main"]]
+    )
+    release: Flag = Field(
+        False, description="Tag rules: release the version in the (?P<version>...) group", examples=[True]
+    )
 
 
 NotifyEvent = Literal["failure", "release"]
@@ -263,7 +417,7 @@ class NotifySpec(StrictModel):
         description="Where the messages go",
         examples=[[{"url": "https://hooks.example.com/pipeline", "secret_env": "PIPELINE_NOTIFY_SECRET"}]],
     )
-    timeout: float = Field(
+    timeout: Annotated[float, Strict()] = Field(
         30.0,
         gt=0,
         le=600,
@@ -273,18 +427,69 @@ class NotifySpec(StrictModel):
 
 
 class PipelineSpec(StrictModel):
-    registry: NonEmpty | None = Field(None, description="Repository prefix for this pipeline's images")
-    images: dict[Name, ImageSpec] = Field(min_length=1)
-    tags: TagPolicy = TagPolicy()
-    sign: SignSpec | None = None
-    triggers: list[TriggerRule] = Field(default_factory=list, description="Which pushes build this pipeline")
-    builder: Builder | None = None
-    acr: AcrSpec | None = None
-    network: Network | None = None
-    secrets: dict[SecretId, SecretSource] = Field(default_factory=dict, description="Build secrets for every image")
-    engine: Name | None = None
-    platforms: list[PlatformText] | None = Field(None, description="Default platforms for this pipeline's images")
-    variants: dict[Name, VariantSpec] | None = Field(None, description="Default variants for this pipeline's images")
+    """A pipeline: a DAG of images built, pushed, tagged and released together."""
+
+    registry: NonEmpty | None = Field(
+        None, description="Repository prefix for this pipeline's images", examples=["127.0.0.1:5000/shop"]
+    )
+    images: dict[Name, ImageSpec] = Field(
+        min_length=1,
+        description="The pipeline's images by name (lowercase letters and digits separated by single . _ or -)",
+        examples=[{"base": {"context": "images/base"}, "app": {"context": "images/app", "depends_on": ["base"]}}],
+    )
+    tags: TagPolicy = Field(
+        TagPolicy(),
+        description="Tags for this pipeline's images (over the top level's)",
+        examples=[{"floating": ["latest"], "extra": ["{{ git.branch }}"]}],
+    )
+    sign: SignSpec | None = Field(
+        None,
+        description="Signing for this pipeline's images (instead of the top level's)",
+        examples=[{"keyless": True, "attest": ["provenance"]}],
+    )
+    triggers: list[TriggerRule] = Field(
+        default_factory=list,
+        description="Which pushes build this pipeline",
+        examples=[[{"branch": "^main$"}, {"tag": r"^v(?P<version>\d+\.\d+\.\d+)$", "release": True}]],
+    )
+    builder: Builder | None = Field(
+        None, description="Builder for this pipeline's images (default: the top level's)", examples=["acr"]
+    )
+    acr: AcrSpec | None = Field(
+        None,
+        description="ACR Tasks settings for this pipeline's `builder: acr` images (instead of the top level's)",
+        examples=[
+            {"registry": "shopacr", "resource_group": "builds", "subscription": "00000000-0000-0000-0000-000000000000"}
+        ],
+    )
+    network: Network | None = Field(
+        None,
+        description="Network for RUN steps of this pipeline's images (default: the top level's)",
+        examples=["none"],
+    )
+    secrets: dict[SecretId, SecretSource] = Field(
+        default_factory=dict,
+        description="Build secrets for every image",
+        examples=[{"pip_conf": {"file": "secrets/pip.conf"}}],
+    )
+    engine: Name | None = Field(
+        None,
+        description="Build this pipeline's images only on this engine (a name under engines:)",
+        examples=["arm-box"],
+    )
+    platforms: list[PlatformText] | None = Field(
+        None, description="Default platforms for this pipeline's images", examples=[["linux/amd64", "linux/arm64"]]
+    )
+    variants: dict[Name, VariantSpec] | None = Field(
+        None,
+        description="Default variants for this pipeline's images",
+        examples=[
+            {
+                "linux": {"platform": "linux/amd64"},
+                "ltsc2022": {"platform": "windows/amd64", "os_version": "10.0.20348"},
+            }
+        ],
+    )
     notify: NotifySpec | None = Field(
         None,
         description="Notifications for this pipeline (replaces the top-level notify)",
@@ -293,28 +498,82 @@ class PipelineSpec(StrictModel):
 
 
 class ConfigSpec(StrictModel):
-    registry: NonEmpty | None = Field(None, description="Default repository prefix: image X is <registry>/X")
+    """pipelines.yaml: pipelines of container images to build, tag, push, sign and release."""
+
+    registry: NonEmpty | None = Field(
+        None, description="Default repository prefix: image X is <registry>/X", examples=["127.0.0.1:5000/demo"]
+    )
     insecure_registries: list[NonEmpty] = Field(
         default_factory=list,
         description="Registries reached over plain HTTP or unverified TLS (loopback: only if they speak no TLS)",
+        examples=[["build.lan:5000"]],
     )
-    tags: TagPolicy = TagPolicy()
-    sign: SignSpec | None = Field(None, description="Default signing for every pipeline")
-    registries: dict[NonEmpty, RegistrySpec] = Field(default_factory=dict, description="Per-registry settings")
-    trust: list[TrustRule] = Field(default_factory=list, description="Signatures required per repository")
-    sigstore: SigstoreSpec = SigstoreSpec()
-    builder: Builder = Field("docker", description="Default builder: docker (BuildKit), classic, or acr")
-    network: Network | None = Field(None, description="Default network for RUN steps (default: the engine's)")
+    tags: TagPolicy = Field(
+        TagPolicy(),
+        description="Tags for every image (a pipeline's or image's own tags: win)",
+        examples=[{"floating": ["minor", "latest"], "extra": ["sha-{{ git.short_sha }}"]}],
+    )
+    sign: SignSpec | None = Field(
+        None,
+        description="Default signing for every pipeline",
+        examples=[{"key": ".keys/cosign.key", "attest": ["provenance", "sbom"]}],
+    )
+    registries: dict[NonEmpty, RegistrySpec] = Field(
+        default_factory=dict,
+        description="Per-registry settings, by host[:port]",
+        examples=[{"127.0.0.1:5000": {"signature_storage": "both"}}],
+    )
+    trust: list[TrustRule] = Field(
+        default_factory=list,
+        description="Signatures required per repository",
+        examples=[[{"repositories": ["127.0.0.1:5000/base/*"], "keys": ["keys/base-team.pub"]}]],
+    )
+    sigstore: SigstoreSpec = Field(
+        SigstoreSpec(),
+        description="The Sigstore deployment for keyless signing and verifying (default: the public instance)",
+        examples=[{"trust_config": "sigstore/trust-config.json"}],
+    )
+    builder: Builder = Field(
+        "docker", description="Default builder: docker (BuildKit), classic, or acr", examples=["classic"]
+    )
+    network: Network | None = Field(
+        None, description="Default network for RUN steps (default: the engine's)", examples=["none"]
+    )
     engines: dict[Name, EngineSpec] = Field(
-        default_factory=dict, description="Engines to spread builds over (default: DOCKER_HOST alone)"
+        default_factory=dict,
+        description="Engines to spread builds over (default: DOCKER_HOST alone)",
+        examples=[{"local": {"host": "unix:///var/run/docker.sock"}, "arm-box": {"host": "ssh://builder@arm-box.lan"}}],
     )
-    acr: AcrSpec | None = Field(None, description="ACR Tasks settings for `builder: acr` images")
-    platforms: list[PlatformText] | None = Field(None, description="Default platforms for every image")
-    variants: dict[Name, VariantSpec] | None = Field(None, description="Default variants for every image")
-    windows_engine: bool = Field(
-        False, description="The local engine builds Windows images (else platform windows/* goes to ACR)"
+    acr: AcrSpec | None = Field(
+        None,
+        description="ACR Tasks settings for `builder: acr` images",
+        examples=[
+            {"registry": "shopacr", "resource_group": "builds", "subscription": "00000000-0000-0000-0000-000000000000"}
+        ],
     )
-    pipelines: dict[Name, PipelineSpec] = Field(min_length=1)
+    platforms: list[PlatformText] | None = Field(
+        None, description="Default platforms for every image", examples=[["linux/amd64", "linux/arm64"]]
+    )
+    variants: dict[Name, VariantSpec] | None = Field(
+        None,
+        description="Default variants for every image",
+        examples=[
+            {
+                "linux": {"platform": "linux/amd64"},
+                "ltsc2022": {"platform": "windows/amd64", "os_version": "10.0.20348"},
+            }
+        ],
+    )
+    windows_engine: Flag = Field(
+        False,
+        description="The local engine builds Windows images (else platform windows/* goes to ACR)",
+        examples=[True],
+    )
+    pipelines: dict[Name, PipelineSpec] = Field(
+        min_length=1,
+        description="The pipelines by name: each a DAG of images",
+        examples=[{"shop": {"images": {"base": {"context": "images/base"}}}}],
+    )
     notify: NotifySpec | None = Field(
         None,
         description="Notifications for every pipeline without its own notify",

@@ -1,0 +1,40 @@
+"""`pipeline schema`: the JSON Schema of pipelines.yaml, for editors and CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.config.json_schema import schema_text
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Write the schema to FILE instead of stdout.",
+)
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema (draft 2020-12) of pipelines.yaml, made from the same models the loader
+    validates with: every key with its description, example, allowed values and default.
+
+    Editors that use the YAML language server (VS Code's YAML extension; Neovim, Helix and others
+    with yaml-language-server) read it from a first line `# yaml-language-server: $schema=PATH-OR-URL`
+    in pipelines.yaml and then complete keys and flag mistakes as you type. What the schema cannot
+    say (paths exist, names resolve, templates parse) `pipeline validate` still checks.
+
+    \b
+    Example:
+      pipeline schema > pipelines.schema.json
+      pipeline schema --output schema/pipelines.schema.json   # regenerate the committed copy
+      pipeline schema | jq '."$defs".ImageSpec.properties | keys'
+    """
+    text = schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}", err=True)
