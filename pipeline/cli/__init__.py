@@ -26,7 +26,7 @@ COMMANDS = {
     "verify": "sign_commands:verify",
     "attest": "sign_commands:attest",
     "tree": "tree_command:tree",
-    "changed": "trigger_commands:changed",
+    "changed": "changed_command:changed",
     "trigger": "trigger_commands:trigger",
     "hooks": "trigger_commands:hooks",
     "hook-run": "trigger_commands:hook_run",

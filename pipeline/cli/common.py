@@ -15,11 +15,10 @@ import click
 from pipeline import __version__
 from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import UsageError
-from pipeline.run.report import PROGRESS_MODES, ProgressMode
-from pipeline.run.session import Session
-from pipeline.run.settings import Secrets, Settings
+from pipeline.run.settings import PROGRESS_MODES, ProgressMode, Secrets, Settings
 
 if TYPE_CHECKING:
+    from pipeline.run.session import Session
     from pipeline.signing.signer import SignatureStorage, Signer
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -220,6 +219,9 @@ def settings() -> Settings:
 
 
 def session(config: LoadedConfig | None, progress: ProgressMode = "auto") -> Session:
+    # Imported here: the session loads every backend, and `changed` (in commit hooks) needs none of them.
+    from pipeline.run.session import Session
+
     return Session(config, settings(), say, progress)
 
 
