@@ -4,6 +4,7 @@ builder (and the docker CLI talking to it) reads only the context's. And which p
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterable
@@ -59,10 +60,16 @@ class _IgnorePattern:
         self.exclusion = text.startswith("!")
         self.dirs = _clean(text[1:] if self.exclusion else text)
         # docker-py compares case-insensitively (its fnmatch lowers both sides).
-        self.regex = re.compile(_translate("/".join(self.dirs).lower()))
+        self.regex = _regex("/".join(self.dirs).lower())
 
     def match(self, path: str) -> bool:
         return self.regex.match(path.lower()) is not None
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    # Every image's .dockerignore tends to hold the same few patterns: translate each once.
+    return re.compile(_translate(pattern))
 
 
 def _split_path(path: str) -> list[str]:
