@@ -10,7 +10,6 @@ import click
 
 from pipeline.cli.common import config_option
 from pipeline.cli.variants import variant_names, variant_row
-from pipeline.config import load_config
 from pipeline.triggers.changed import plan_and_affected_since
 
 
@@ -28,7 +27,7 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
     Example:
       pipeline changed --since origin/main --json
     """
-    plan, found = plan_and_affected_since(load_config(config_file), pipelines, since)
+    _, plan, found = plan_and_affected_since(config_file, pipelines, since)
     if as_json:
         images = [{**a.data(), "variants": [variant_row(v) for v in plan.images[a.key].variants]} for a in found]
         click.echo(json.dumps({"since": since, "images": images}))

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from pipeline import __version__
-from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import UsageError
 from pipeline.run.settings import PROGRESS_MODES, ProgressMode, Secrets, Settings
 
+# The config (pydantic and its models) loads when a command reads one: `changed` starts git first.
 if TYPE_CHECKING:
+    from pipeline.config import LoadedConfig
     from pipeline.run.session import Session
     from pipeline.signing.signer import SignatureStorage, Signer
 
@@ -204,6 +205,8 @@ def run_options(func: F) -> F:
 def optional_config(config_file: Path | None) -> LoadedConfig | None:
     """The pipelines file a registry command also honours (TLS settings, trust policy): -f FILE, else
     ./pipelines.yaml when there is one."""
+    from pipeline.config import load_config
+
     path = config_file or (Path("pipelines.yaml") if Path("pipelines.yaml").is_file() else None)
     return load_config(path) if path is not None else None
 

@@ -12,13 +12,16 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from pipeline.config import LoadedConfig
 from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_patterns
 from pipeline.errors import UsageError
 from pipeline.graph import dependants_closure
-from pipeline.plan import Plan, RunContext, make_plan
-from pipeline.vcs.worktree import WorkTree
+from pipeline.vcs.worktree import PendingChanges, WorkTree
+
+if TYPE_CHECKING:
+    from pipeline.config import LoadedConfig
+    from pipeline.plan import Plan
 
 # How many of an image's changed files its one-line reason names (the JSON lists up to FILES_LISTED).
 FILES_SHOWN = 3
@@ -194,20 +197,29 @@ def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affecte
     return affected_for_paths(config, plan, tree.root, tree.changes_since(since, str(config.base_dir)))
 
 
-def plan_and_affected_since(config: LoadedConfig, pipelines: Iterable[str], since: str) -> tuple[Plan, list[Affected]]:
-    """`pipeline changed`: the plan of `pipelines` and what changed since `since` affects in it.
+def plan_and_affected_since(
+    config_file: Path, pipelines: Iterable[str], since: str
+) -> tuple[LoadedConfig, Plan, list[Affected]]:
+    """`pipeline changed`: the config, the plan of `pipelines` and what changed since `since` affects in it.
 
-    The plan knows HEAD's commit and branch but not the tree's state, the remote or the commit time
-    (a run's Session.plan reads those through GitPython, a working-tree scan among them): they name tags
-    and labels, never which images a change touches, and a commit hook calling this has no time for them.
+    git is asked first and answers while the config loads: the config (pydantic and the models) is imported
+    here, after the git processes started, so on two cores the diff costs no time of its own. The plan
+    knows HEAD's commit and branch but not the tree's state, the remote or the commit time (a run's
+    Session.plan reads those through GitPython, a working-tree scan among them): they name tags and
+    labels, never which images a change touches, and a commit hook calling this has no time for them.
     """
-    tree = WorkTree.find(config.base_dir)
+    pending = PendingChanges(config_file.parent, since) if config_file.parent.is_dir() else None
+    from pipeline.config import load_config
+    from pipeline.plan import RunContext, make_plan
+
+    config = load_config(config_file)
+    tree = pending.tree() if pending else None
     context = RunContext(
         git_sha=tree.head if tree else None,
         git_branch=tree.branch if tree else None,
         source_root=tree.root if tree else None,
     )
     plan = make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions)
-    if tree is None:
+    if pending is None or tree is None:
         raise UsageError(f"{config.base_dir}: not a git repository")
-    return plan, affected_for_paths(config, plan, tree.root, tree.changes_since(since, str(config.base_dir)))
+    return config, plan, affected_for_paths(config, plan, tree.root, pending.paths(str(config.base_dir)))
