@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from pipeline import __version__
-from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import UsageError
-from pipeline.run.report import PROGRESS_MODES, ProgressMode
-from pipeline.run.session import Session
-from pipeline.run.settings import Secrets, Settings
+from pipeline.run.settings import PROGRESS_MODES, ProgressMode, Secrets, Settings
 
+# The config (pydantic and its models) loads when a command reads one: `changed` starts git first.
 if TYPE_CHECKING:
+    from pipeline.config import LoadedConfig
+    from pipeline.run.session import Session
     from pipeline.signing.signer import SignatureStorage, Signer
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -216,6 +216,8 @@ def run_options(func: F) -> F:
 def optional_config(config_file: Path | None) -> LoadedConfig | None:
     """The pipelines file a registry command also honours (TLS settings, trust policy): -f FILE, else
     ./pipelines.yaml when there is one."""
+    from pipeline.config import load_config
+
     path = config_file or (Path("pipelines.yaml") if Path("pipelines.yaml").is_file() else None)
     return load_config(path) if path is not None else None
 
@@ -231,6 +233,9 @@ def settings() -> Settings:
 
 
 def session(config: LoadedConfig | None, progress: ProgressMode = "auto") -> Session:
+    # Imported here: the session loads every backend, and `changed` (in commit hooks) needs none of them.
+    from pipeline.run.session import Session
+
     return Session(config, settings(), say, progress)
 
 

@@ -1,59 +1,24 @@
-"""Commands that turn git changes into builds: changed, trigger, hooks, hook-run, watch."""
+"""Commands that turn git changes into builds: trigger, hooks, hook-run, watch (`changed` is changed_command)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from pipeline.cli.common import config_option, progress_mode, progress_options, secrets, session, settings
-from pipeline.cli.completion import complete_pipelines
-from pipeline.cli.variants import variant_names, variant_row
-from pipeline.config import load_config
+from pipeline.cli.common import progress_mode, progress_options, secrets, settings
 from pipeline.errors import PipelineError
 from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
-from pipeline.triggers.push import RefUpdate, affected_since, hook_pushes, resolve_before, trigger_push
+from pipeline.triggers.push import RefUpdate, hook_pushes, resolve_before, trigger_push
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.watch import Watcher, WatchState, parse_interval
 
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
-
-
-@click.command()
-@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
-@config_option
-@click.option("--since", required=True, metavar="REF", help="Compare the working tree with this commit.")
-@click.option("--json", "as_json", is_flag=True, help="Print the affected images as JSON.")
-def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: bool) -> None:
-    """List the images a change affects (context files not .dockerignored, the Dockerfile, extra
-    `paths:` globs, the pipelines file), each with the reason, plus everything depending on them.
-
-    \b
-    Example:
-      pipeline changed --since origin/main --json
-    """
-    config = load_config(config_file)
-    plan = session(config).plan(pipelines, None)
-    found = affected_since(config, plan, since)
-    if as_json:
-        images = [
-            {"image": a.key, "reason": a.reason, "variants": [variant_row(v) for v in plan.images[a.key].variants]}
-            for a in found
-        ]
-        click.echo(json.dumps({"since": since, "images": images}))
-        return
-    if not found:
-        click.echo(f"nothing changed since {since} affects an image")
-    for item in found:
-        # Variants share the context, Dockerfile and paths: a change affects the image, so each of them.
-        names = variant_names(plan.images[item.key])
-        click.echo(f"{item.key:<30} {item.reason}" + (f" {names}" if names else ""))
 
 
 def _trigger(

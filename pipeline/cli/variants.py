@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.plan import PlannedImage, Variant
 from pipeline.registry.platforms import platform_text as shown
+
+if TYPE_CHECKING:
+    from pipeline.plan import PlannedImage, Variant
 
 
 def variant_row(variant: Variant) -> dict[str, Any]:

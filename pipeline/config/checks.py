@@ -448,6 +448,7 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
     dependant's variants each have a base variant to build on."""
     for pipeline_name, pipeline in spec.pipelines.items():
         resolved = {name: variants_for(spec, pipeline_name, name) for name in pipeline.images}
+        graph = dependencies_of(pipeline)  # once: per image it was quadratic (200 images: 0.3 s of `changed`)
         for image_name, variants in resolved.items():
             seen: dict[tuple[str, str], str] = {}
             for variant in variants:
@@ -464,7 +465,7 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
                     )
                 seen[key] = variant.name
                 _check_variant_builder(spec, pipeline_name, image_name, variant, positions)
-            for dep in dependencies_of(pipeline)[image_name]:
+            for dep in graph[image_name]:
                 base = [_variant_key(v) for v in resolved[dep]]
                 declared = pipeline.images[dep].platform
                 if not base and declared is not None:

@@ -18,7 +18,7 @@ from typing import cast
 
 from pipeline.attest.provenance import BaseImage, BuilderKind, BuildFacts, provenance_predicate
 from pipeline.builders import Backend
-from pipeline.dockerfile import base_images
+from pipeline.dockerfile.bases import base_images
 from pipeline.errors import SigningError
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient

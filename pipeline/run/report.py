@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +20,10 @@ from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
 from pipeline.run.executor import Event, RunResult, Status
+
+# Defined with the settings (the CLI's options need them without loading this module); kept importable here.
+from pipeline.run.settings import PROGRESS_MODES as PROGRESS_MODES
+from pipeline.run.settings import ProgressMode as ProgressMode
 
 STATUS_STYLE = {
     Status.SUCCEEDED: "green",
@@ -146,8 +150,6 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
         console.print(f"[red]run[/red]: {escape(result.error)}", markup=True, highlight=False)
 
 
-PROGRESS_MODES = ("auto", "plain", "quiet")
-ProgressMode = Literal["auto", "plain", "quiet"]
 LOG_STEP = "log"  # one line of a build step's own output (see pipeline.builders.ProgressFn)
 FAILED_STEP = "failed"
 START_STEP = "start"

@@ -6,9 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pipeline.ci import CiEnvironment, detect
 from pipeline.errors import UsageError
+
+# How a run shows its progress (--progress; -q is quiet).
+PROGRESS_MODES = ("auto", "plain", "quiet")
+ProgressMode = Literal["auto", "plain", "quiet"]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config.schema import ConfigSpec
-from pipeline.dockerfile import base_images
+from pipeline.dockerfile.bases import base_images
 from pipeline.errors import VerificationFailed
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient

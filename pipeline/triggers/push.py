@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cache.lastbuild import narrow_plan
-from pipeline.config import LoadedConfig, load_config
+from pipeline.config import load_config
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
 from pipeline.run.executor import RunOptions
@@ -18,7 +18,7 @@ from pipeline.run.notifying import notifying
 from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
 from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
-from pipeline.triggers.changed import Affected, affected_for_paths
+from pipeline.triggers.changed import Affected, affected_for_paths, affected_since
 from pipeline.triggers.rules import ZERO_SHA, match_ref, ref_name
 from pipeline.triggers.source import GitSource
 
@@ -129,18 +129,12 @@ def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterab
     return pushes
 
 
-def affected_since(config: LoadedConfig, plan: Plan, since: str, source: GitSource | None = None) -> list[Affected]:
-    """The images the working tree's changes since `since` affect, each with the reason, plus dependants."""
-    source = source or GitSource(str(config.base_dir), Path("."))
-    return affected_for_paths(config, plan, source.root, source.working_tree_changes(since))
-
-
 def narrow_to_changes(session: Session, plan: Plan, since: str) -> Plan:
     """`run --since`: only affected images; unaffected ones they reference resolve to their last pushed
     digest on this line of history."""
     config = session.loaded
-    source = GitSource(str(config.base_dir), Path("."))  # one repository handle for the diff and the history
-    affected = affected_since(config, plan, since, source)
+    affected = affected_since(config, plan, since)
+    source = GitSource(str(config.base_dir), Path("."))
     for item in affected:
         session.say(f"{item.key}: {item.reason}")
     head = source.resolve("HEAD")

@@ -88,17 +88,6 @@ class GitSource:
         output = str(self.repo.git.diff("--name-only", "--no-renames", "-z", old, new))
         return [p for p in output.split("\0") if p]
 
-    def working_tree_changes(self, since: str) -> list[str]:
-        """Tracked paths that differ between `since` and the working tree (committed or not)."""
-        if self.resolve(since) is None:
-            raise UsageError(f"--since {since}: no such commit in {self.spec}")
-        output = str(self.repo.git.diff("--name-only", "--no-renames", "-z", since))
-        return [p for p in output.split("\0") if p]
-
-    @property
-    def root(self) -> Path:
-        return Path(self.repo.working_tree_dir or self.repo.git_dir)
-
     def history(self, sha: str, limit: int = 500) -> list[str]:
         return str(self.repo.git.rev_list(f"--max-count={limit}", "--first-parent", sha)).split()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.dockerfile import UnresolvedBaseImage, base_images
+from pipeline.dockerfile.bases import UnresolvedBaseImage, base_images
 from pipeline.dockerfile.lex import Lex, SubstitutionError
 from pipeline.errors import PipelineError
 

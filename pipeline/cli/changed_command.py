@@ -1,0 +1,41 @@
+"""`pipeline changed`: which images a change affects, and every reason. Git hooks call it on each commit,
+so it imports only what it needs (tests/unit/cli/test_startup.py keeps it so)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import config_option
+from pipeline.cli.completion import complete_pipelines
+from pipeline.cli.variants import variant_names, variant_row
+from pipeline.triggers.changed import plan_and_affected_since
+
+
+@click.command()
+@click.argument("pipelines", nargs=-1, shell_complete=complete_pipelines)
+@config_option
+@click.option("--since", required=True, metavar="REF", help="Compare the working tree with this commit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the affected images as JSON.")
+def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: bool) -> None:
+    """List the images a change affects (context files not .dockerignored, the Dockerfile, extra
+    `paths:` globs, the pipelines file), each with every reason: its changed files (the first three,
+    and how many more) and each affected image it depends on. Everything depending on them follows.
+
+    \b
+    Example:
+      pipeline changed --since origin/main --json
+    """
+    _, plan, found = plan_and_affected_since(config_file, pipelines, since)
+    if as_json:
+        images = [{**a.data(), "variants": [variant_row(v) for v in plan.images[a.key].variants]} for a in found]
+        click.echo(json.dumps({"since": since, "images": images}))
+        return
+    if not found:
+        click.echo(f"nothing changed since {since} affects an image")
+    for item in found:
+        # Variants share the context, Dockerfile and paths: a change affects the image, so each of them.
+        names = variant_names(plan.images[item.key])
+        click.echo(f"{item.key:<30} {item.reason}" + (f" {names}" if names else ""))
