@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.cli.common import cli
-from pipeline.config.names import declared_images
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -43,6 +42,8 @@ def _declared(ctx: click.Context) -> dict[str, list[str]]:
     never print a traceback or an error over the user's prompt."""
     config_file = ctx.params.get("config_file") or Path("pipelines.yaml")
     try:
+        from pipeline.config.names import declared_images  # the YAML reader: only when completing
+
         return declared_images(Path(config_file))
     except Exception:  # noqa: BLE001 - any failure completes nothing, whatever the file holds
         return {}
