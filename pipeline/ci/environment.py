@@ -19,7 +19,7 @@ GITHUB_PR_REF = re.compile(r"^refs/pull/(\d+)/(?:merge|head)$")
 @dataclass(frozen=True)
 class CiEnvironment:
     provider: Provider
-    branch: str | None  # the branch built (a pull request's source branch); None for a tag build
+    branch: str | None  # the branch built (a pull request's source branch if not a fork's); None for a tag
     pr: str | None  # the pull/merge request number; None outside one
     workspace: Path | None  # the checkout's root, which annotation paths are relative to
     output_file: Path | None = None  # GitHub: $GITHUB_OUTPUT
@@ -46,9 +46,10 @@ def _path(value: str | None) -> Path | None:
 def _github(env: Mapping[str, str]) -> CiEnvironment:
     # GITHUB_REF_NAME is the branch only for branch refs: on a tag push it is the tag, on a pull request
     # "N/merge"; a pull request's branch is GITHUB_HEAD_REF.
-    branch = env.get("GITHUB_HEAD_REF") or (
-        env.get("GITHUB_REF_NAME") if env.get("GITHUB_REF_TYPE") == "branch" else None
-    )
+    if "GITHUB_HEAD_REF" in env:
+        branch = env["GITHUB_HEAD_REF"] if _github_same_repository(env) else None
+    else:
+        branch = env.get("GITHUB_REF_NAME") if env.get("GITHUB_REF_TYPE") == "branch" else None
     return CiEnvironment(
         provider="github",
         branch=branch,
@@ -59,20 +60,40 @@ def _github(env: Mapping[str, str]) -> CiEnvironment:
     )
 
 
+def _github_event(env: Mapping[str, str]) -> dict[str, object]:
+    """The event payload GitHub wrote for the job ({} when there is none to read)."""
+    try:
+        payload = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
+    except (KeyError, OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _github_same_repository(env: Mapping[str, str]) -> bool:
+    """Whether a pull request's head branch lives in the repository itself. A fork's branch name is chosen
+    by whoever opened the pull request (a fork's `main`), so it never names a branch here; unknown counts
+    as a fork."""
+    pull = _github_event(env).get("pull_request")
+    if not isinstance(pull, dict):
+        return False
+    names = [
+        side.get("repo", {}).get("full_name")
+        for side in (pull.get("head"), pull.get("base"))
+        if isinstance(side, dict) and isinstance(side.get("repo"), dict)
+    ]
+    return len(names) == 2 and names[0] is not None and names[0] == names[1]
+
+
 def _github_pr(env: Mapping[str, str]) -> str | None:
     """refs/pull/N/merge (pull_request events); else the event payload's number, which pull_request_target
     needs (its GITHUB_REF is the base branch)."""
     matched = GITHUB_PR_REF.match(env.get("GITHUB_REF", ""))
     if matched:
         return matched.group(1)
-    if not env.get("GITHUB_EVENT_NAME", "").startswith("pull_request") or "GITHUB_EVENT_PATH" not in env:
+    if not env.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
         return None
-    try:
-        payload = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # no payload to read: no number, which {{ git.pr }} reports if a tag needs it
-    if not isinstance(payload, dict):
-        return None
+    # No payload to read: no number, which {{ git.pr }} reports if a tag needs it.
+    payload = _github_event(env)
     pull = payload.get("pull_request")
     number = payload.get("number") or (pull.get("number") if isinstance(pull, dict) else None)
     return str(number) if isinstance(number, int) else None
@@ -80,8 +101,14 @@ def _github_pr(env: Mapping[str, str]) -> str | None:
 
 def _gitlab(env: Mapping[str, str]) -> CiEnvironment:
     # CI_COMMIT_BRANCH is unset in merge request pipelines and for tags; CI_COMMIT_REF_NAME is the tag then.
-    branch = env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or env.get("CI_COMMIT_BRANCH")
-    if branch is None and "CI_COMMIT_TAG" not in env:
+    if "CI_MERGE_REQUEST_IID" in env:
+        # A merge request from a fork names a branch of the fork, which the fork's owner chose.
+        source, target = env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID"), env.get("CI_MERGE_REQUEST_PROJECT_ID")
+        same = source is not None and source == target
+        branch = env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") if same else None
+    else:
+        branch = env.get("CI_COMMIT_BRANCH")
+    if branch is None and "CI_COMMIT_TAG" not in env and "CI_MERGE_REQUEST_IID" not in env:
         branch = env.get("CI_COMMIT_REF_NAME")
     return CiEnvironment(
         provider="gitlab",
@@ -96,8 +123,9 @@ def _azure(env: Mapping[str, str]) -> CiEnvironment:
     # comes from the full ref; a tag build (refs/tags/...) has none.
     ref = env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH") or env.get("BUILD_SOURCEBRANCH", "")
     branch = ref[len(BRANCH_PREFIX) :] if ref.startswith(BRANCH_PREFIX) else None
-    if "SYSTEM_PULLREQUEST_SOURCEBRANCH" in env and branch is None:
-        branch = ref  # a pull request from a fork may name the branch without refs/heads/
+    if "SYSTEM_PULLREQUEST_SOURCEBRANCH" in env:
+        # A fork's branch name is chosen by whoever opened the pull request; unknown counts as a fork.
+        branch = branch if env.get("SYSTEM_PULLREQUEST_ISFORK", "").lower() == "false" else None
     if not ref and "BUILD_SOURCEBRANCHNAME" in env:
         branch = env["BUILD_SOURCEBRANCHNAME"]  # only the name given (a job that sets variables itself)
     return CiEnvironment(

@@ -179,7 +179,8 @@ class RunAttester:
             os_version=view.os_version,
             build_args=dict(built.build_args) if built is not None else {},
             source_repository=ctx.source_url,
-            source_ref=f"refs/heads/{ctx.git_branch}" if ctx.git_branch else None,
+            # A pull request's build is of a merge commit on no branch: no ref is claimed for it.
+            source_ref=f"refs/heads/{ctx.git_branch}" if ctx.git_branch and not ctx.git_pr else None,
             commit=ctx.git_sha,
             dirty=ctx.dirty,
             dockerfile=_relative(view.dockerfile, root),

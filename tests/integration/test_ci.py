@@ -37,6 +37,14 @@ def _clone(tmp_path: Path, registry: str) -> Path:
     return clone
 
 
+def _same_repository_event(tmp_path: Path) -> Path:
+    """A pull request from a branch of the repository itself (a fork's would name no branch)."""
+    event = tmp_path / "event.json"
+    pull = {"number": 9, "head": {"repo": {"full_name": "org/shop"}}, "base": {"repo": {"full_name": "org/shop"}}}
+    event.write_text(json.dumps({"number": 9, "pull_request": pull}), encoding="utf-8")
+    return event
+
+
 def _expected_outputs(report: dict[str, object], digest: str, reference: str, tags: str) -> list[str]:
     images = [
         {"image": "shop/web", "repository": reference.split("@")[0], "digest": digest, "reference": reference}
@@ -58,6 +66,8 @@ def test_github_outputs_summary_groups_and_pr_tags_from_a_detached_clone(
         "GITHUB_REF_NAME": "9/merge",
         "GITHUB_REF_TYPE": "branch",
         "GITHUB_HEAD_REF": "feature/ci",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(_same_repository_event(tmp_path)),
         "GITHUB_OUTPUT": str(output),
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_WORKSPACE": str(clone),
@@ -99,6 +109,8 @@ def test_gitlab_dotenv_and_azure_output_variables(
         "GITLAB_CI": "true",
         "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature/mr",
         "CI_MERGE_REQUEST_IID": "31",
+        "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "100",  # not a fork's: its branch names a branch here
+        "CI_MERGE_REQUEST_PROJECT_ID": "100",
         "CI_COMMIT_REF_NAME": "feature/mr",
         "CI_PROJECT_DIR": str(clone),
     }

@@ -4,6 +4,7 @@ request build is an error naming the template and its place in pipelines.yaml.""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -47,9 +48,25 @@ def _plan(config: Path, environ: dict[str, str]) -> Plan:
 
 
 def test_a_pull_request_build_on_a_detached_head_tags_the_ci_branch_and_number(tmp_path: Path) -> None:
-    plan = _plan(_project(tmp_path, detach=True), PR_BUILD)
+    config = _project(tmp_path, detach=True)
+    plan = _plan(config, PR_BUILD | _event(tmp_path, "org/shop"))
     assert plan.context.git_branch == "feature/x"
     assert plan.images["shop/app"].tags.extra == ("br-feature-x", "pr-7")
+
+
+def test_a_pull_request_from_a_fork_names_no_branch(tmp_path: Path) -> None:
+    """Its branch name is the fork owner's choice (`main`): it must not tag or claim this repository's main."""
+    config = _project(tmp_path, detach=True)
+    plan = _plan(config, PR_BUILD | {"GITHUB_HEAD_REF": "main"} | _event(tmp_path, "mallory/shop"))
+    assert plan.context.git_branch is None
+    assert plan.images["shop/app"].tags.extra == ("br-unknown", "pr-7")
+
+
+def _event(tmp_path: Path, head_repository: str) -> dict[str, str]:
+    event = tmp_path / "event.json"
+    pull = {"head": {"repo": {"full_name": head_repository}}, "base": {"repo": {"full_name": "org/shop"}}}
+    event.write_text(json.dumps({"number": 7, "pull_request": pull}), encoding="utf-8")
+    return {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(event)}
 
 
 def test_an_attached_branch_wins_over_the_ci_variables(tmp_path: Path) -> None:
