@@ -118,15 +118,21 @@ def release(
       pipeline release --bump minor --push-tag
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
-    the_session = run_session(load_config(config_file), progress, quiet)
+    config = load_config(config_file)
+    the_session = run_session(config, progress, quiet)
     cut = Release(the_session, bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
         found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file=junit_file)
         _print_dry_run(found, as_json)
         return
-    to_ci = report_sink(the_session, dotenv, "pipeline release")
+    chosen = [f"{name}/{image}" for name, spec in config.spec.pipelines.items() for image in spec.images]
+    to_ci = report_sink(the_session, dotenv, "pipeline release", [k for k in chosen if _in(k, pipelines)])
     cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress, junit_file, to_ci)
+
+
+def _in(image: str, pipelines: tuple[str, ...]) -> bool:
+    return not pipelines or image.split("/", 1)[0] in pipelines
 
 
 @click.command()
