@@ -281,12 +281,14 @@ def tags(
     if as_json:
         data = {
             "repository": str(view.repository),
-            # One entry per digest: `version`/`tag` its highest version, `versions` all of them.
+            # One entry per digest: `version`/`tag` its highest version and its tag, `versions`/`version_tags`
+            # all of them (a tag is the version plus --suffix).
             "versions": [
                 {
-                    "version": r.tag,
+                    "version": r.version,
                     "tag": r.tag,
                     "versions": list(r.versions),
+                    "version_tags": list(r.tags),
                     "digest": r.digest,
                     "also": list(r.also),
                     "platforms": [{"platform": platform, "digest": child} for child, platform in r.platforms],
@@ -304,7 +306,7 @@ def tags(
             f"{view.repository}: no tags" + (f" ({view.hidden} internal; --all shows them)" if view.hidden else "")
         )
         return
-    names = [", ".join(r.versions) for r in view.versions]
+    names = [", ".join(r.tags) for r in view.versions]
     others: dict[str | None, list[str]] = {}
     for tag, digest in sorted(view.other.items()):
         others.setdefault(digest, []).append(tag)

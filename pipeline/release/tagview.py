@@ -36,15 +36,20 @@ class BuiltFrom:
 
 @dataclass(frozen=True)
 class VersionRow:
-    versions: tuple[str, ...]  # every version tag on this digest, highest first
+    tags: tuple[str, ...]  # every version tag on this digest, highest first (2.1.5-windows with a suffix)
     digest: str | None
     also: tuple[str, ...]  # non-version tags on the same digest (2.1, 2, latest, sha-…)
     platforms: tuple[tuple[str, str], ...] = ()  # an index's (child digest, platform text); () for one image
     built_from: BuiltFrom | None = None  # None: no digest (a tag that does not resolve)
+    versions: tuple[str, ...] = ()  # the versions those tags name, in the same order (2.1.5)
 
     @property
     def tag(self) -> str:
-        return self.versions[0]
+        return self.tags[0]
+
+    @property
+    def version(self) -> str:
+        return self.versions[0] if self.versions else self.tag
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def tag_view(registry: RegistryClient, repository: Repository, suffix: str = "",
         digest = digests[entries[0]]
         platforms, built_from = details.get(digest or "", ((), None))
         also = tuple(sorted(by_digest.get(digest, []))) if digest is not None else ()
-        rows.append(VersionRow(tuple(entries), digest, also, platforms, built_from))
+        named = tuple(str(versions[tag]) for tag in entries)
+        rows.append(VersionRow(tuple(entries), digest, also, platforms, built_from, named))
     version_digests = {row.digest for row in rows}
     other = {t: digests[t] for t in tags if t not in versions and digests[t] not in version_digests}
     return TagView(repository, rows, other, len(listed) - len(tags))

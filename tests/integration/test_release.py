@@ -212,12 +212,24 @@ def test_promote_from_plain_to_authenticated_registry(
             "version": "1.0.0",
             "tag": "1.0.0",
             "versions": ["1.0.0"],
+            "version_tags": ["1.0.0"],
             "digest": tested,
             "also": ["1", "1.0", "latest"],
             "platforms": [],  # one image, not an index: no platforms
             "built_from": {"version": "1.0.0", "revision": sha},  # its labels came along
         }
     ]
+    # With a variant suffix the versions stay versions; the tags carry the suffix.
+    windows = run_cli(["promote", source, dest, "--version", "1.0.0", "--suffix", "-windows"], tmp_path, env=env)
+    assert windows.code == 0, windows.output
+    view = run_cli(["tags", dest, "--suffix", "-windows", "--json"], tmp_path, env=env)
+    (row,) = json.loads(view.stdout)["versions"]
+    assert (row["version"], row["tag"], row["versions"], row["version_tags"]) == (
+        "1.0.0",
+        "1.0.0-windows",
+        ["1.0.0"],
+        ["1.0.0-windows"],
+    )
 
 
 def test_release_bump_auto_from_conventional_commits(
