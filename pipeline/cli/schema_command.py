@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.config.json_schema import schema_text
+from pipeline.errors import PipelineError
 
 
 @click.command()
@@ -35,6 +36,9 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PipelineError(f"--output {output}: cannot write the schema: {exc.strerror or exc}") from None
     click.echo(f"wrote {output}", err=True)

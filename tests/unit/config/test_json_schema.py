@@ -205,6 +205,12 @@ def test_pipeline_schema_prints_json_and_writes_output(
     assert (tmp_path / "out" / "schema.json").read_text(encoding="utf-8") == printed
     code, output = run_main(["schema", "--help"], capsys, monkeypatch, tmp_path)
     assert code == 0 and "Example:" in output and "pipeline schema --output" in output
+    # A place it cannot write is one line and exit 1, not a traceback.
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    for unwritable in ("file/schema.json", "/dev/full"):
+        code, output = run_main(["schema", "--output", unwritable], capsys, monkeypatch, tmp_path)
+        assert code == 1 and output.count("\n") == 1, output
+        assert output.startswith(f"error: --output {unwritable}: cannot write the schema: "), output
 
 
 def test_schema_is_deterministic(tmp_path: Path) -> None:
