@@ -244,7 +244,8 @@ def _tags_for(
     for template in [*(policy.extra or []), *trigger_tags]:
         if context.version is None and version_names.intersection(placeholders(template)):
             continue  # a version tag template means nothing in a run without a version
-        _check_pr(template, context, ("pipelines", pipeline, "images", image, "tags"), positions, "extra tag")
+        if context.git_pr is None and "git.pr" in placeholders(template):
+            continue  # like a version tag without a version: one config serves branch and PR builds
         tag = render(template, values)
         try:
             validate_tag(tag + suffix)
@@ -260,7 +261,8 @@ def _tags_for(
 
 
 def _check_pr(template: str, context: RunContext, where: KeyPath, positions: PositionIndex | None, what: str) -> None:
-    """`{{ git.pr }}` outside a pull/merge request build is an error, not an empty or made-up tag."""
+    """`{{ git.pr }}` in a build arg outside a pull/merge request build is an error, not an empty or made-up
+    value (a tag template using it is left out instead)."""
     if context.git_pr is None and "git.pr" in placeholders(template):
         message = (
             f"{what} template '{template}' uses {{{{ git.pr }}}}, but this is no pull/merge request build "
