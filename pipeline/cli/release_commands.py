@@ -327,4 +327,9 @@ def _built_from(row: VersionRow, suffix: str) -> str:
     made = row.built_from
     if made is None or made.version is None or made.version in (row.tag, row.tag.removesuffix(suffix)):
         return ""
-    return f"  built as {made.version}" + (f" at {made.revision[:12]}" if made.revision else "")
+    # Label values are anyone's text (whoever pushed the image): no terminal escapes reach the screen.
+    return f"  built as {_printable(made.version)}" + (f" at {_printable(made.revision[:12])}" if made.revision else "")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
