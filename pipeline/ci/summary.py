@@ -7,11 +7,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+# GitHub renders HTML in a summary (`<img src=...>`, `<details>`) and Markdown links and images: a build's
+# error text gets none of them (translate is one pass: the `&` of an entity made here is not escaped again).
+MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"})
+
 
 def cell(value: object) -> str:
-    """Text safe in a table cell: `|` would end the cell and a backtick open a code span."""
+    """Text safe in a table cell, shown as it is: `|` would end the cell, a backtick open a code span, HTML
+    render and `[...](...)` link."""
     text = " ".join(str(value).split())
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`") or "-"
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    return text.translate(MARKUP) or "-"
 
 
 def fenced(lines: list[str]) -> list[str]:
@@ -50,7 +56,9 @@ def summary_markdown(report: Mapping[str, Any], title: str) -> str:
     if failed or report.get("error"):
         lines += ["", "### Failures"]
     for image in failed:
-        lines += ["", f"**{cell(image.get('image'))}**: {cell(image.get('error') or 'failed')}"]
+        key, error = str(image.get("image")), str(image.get("error") or "failed")
+        error = error.removeprefix(f"{key}: ")  # the error names its image: "shop/app: build failed at ..."
+        lines += ["", f"**{cell(key)}**: {cell(error)}"]
         if image.get("log_tail"):
             lines += ["", *fenced([str(line) for line in image["log_tail"]])]
     if report.get("error"):

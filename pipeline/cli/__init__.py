@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from types import FrameType
 
 # Pydantic looks for plugins in every installed distribution's entry points when the config models are
 # built (~10 ms of a `pipeline changed` that git hooks run on each commit); the CLI's models use none.
@@ -46,6 +48,7 @@ for name, where in COMMANDS.items():
 
 
 def main() -> None:
+    _guard_ci_output()
     try:
         cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
     except PipelineError as exc:
@@ -53,7 +56,9 @@ def main() -> None:
         _annotate(str(exc))
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
+        _close_groups("interrupted")
         click.echo("interrupted: no release or floating tag was moved by the unfinished run", err=True)
+        sys.stdout.flush()
         sys.stderr.flush()
         # Build threads may be blocked on the engine for a long time; don't wait for them at exit.
         os._exit(EXIT_INTERRUPTED)
@@ -63,6 +68,38 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(EXIT_OK)
+
+
+def _guard_ci_output() -> None:
+    """Inside GitHub Actions or Azure Pipelines (their markers as in pipeline.ci.environment, for any
+    provider detected: an Azure agent parses `##vso[` whatever else is set), stdout and stderr defuse the
+    logging commands in everything printed, as build logs and error messages are the builds' text; pipeline's
+    own commands are written past the filter (ci.commands.write_command). SIGTERM (a cancelled job) prints
+    the open log groups first."""
+    if not any(os.environ.get(marker, "").lower() == "true" for marker in ("GITHUB_ACTIONS", "TF_BUILD")):
+        return
+    from pipeline.ci.commands import CommandFilter
+
+    sys.stdout = CommandFilter(sys.stdout)
+    sys.stderr = CommandFilter(sys.stderr)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    _close_groups("terminated")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Then die of the signal as before, so the exit status still says SIGTERM.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _close_groups(reason: str) -> None:
+    """Print the progress lines a CI log group still holds (only a run in CI has any)."""
+    groups = sys.modules.get("pipeline.ci.groups")
+    if groups is not None:
+        groups.close_open_groups(reason)
 
 
 def _annotate(message: str) -> None:

@@ -4,6 +4,7 @@ outputs, a dotenv file and the job summary from the report; error annotations (f
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from pipeline.ci import detect
-from pipeline.ci.commands import GROUPS, error_annotations
+from pipeline.ci.commands import GROUPS, error_annotations, write_command
 from pipeline.ci.files import append_text, write_text
 from pipeline.ci.outputs import (
     azure_variable_lines,
@@ -25,7 +26,7 @@ from pipeline.ci.outputs import (
 from pipeline.ci.summary import summary_markdown
 from pipeline.cli.common import progress_mode, say, settings
 from pipeline.config import LoadedConfig
-from pipeline.errors import UsageError
+from pipeline.errors import PipelineError, UsageError
 from pipeline.run.session import Session
 
 ReportSink = Callable[[dict[str, Any]], None]
@@ -55,6 +56,18 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
 
     def write(report: dict[str, Any]) -> None:
         check_names(image["image"] for image in report.get("images", []))
+        try:
+            write_all(report)
+        except PipelineError as exc:
+            # Tags that are published stay so: failing now would report (and notify) a published release as
+            # failed. A failed run has its own error. Only a run that succeeded without publishing anything
+            # (--no-push) fails for it, as its outputs are then all it made.
+            if not report.get("published") and report.get("ok"):
+                raise
+            why = "its tags are published" if report.get("published") else "it failed already"
+            say(f"warning: {exc}; the run's exit code and notification stay its own ({why})")
+
+    def write_all(report: dict[str, Any]) -> None:
         found = outputs(report)
         if ci is not None and ci.provider == "github":
             if ci.output_file is not None:
@@ -63,7 +76,7 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
                 append_text(ci.summary_file, summary_markdown(report, title), "job summary")
         if ci is not None and ci.provider == "azure":
             for line in azure_variable_lines(found):
-                click.echo(line)
+                write_command(line, sys.stdout)
         if dotenv is not None:
             text = dotenv_text(found)
             write_text(dotenv, text, "dotenv file")
@@ -80,4 +93,4 @@ def annotate(message: str) -> None:
     if ci is None:
         return
     for line in error_annotations(ci.provider, message, Path.cwd(), ci.workspace):
-        click.echo(line)
+        write_command(line, sys.stdout)

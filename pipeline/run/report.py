@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.ci.commands import GroupSyntax
-from pipeline.ci.groups import GroupedLines
+from pipeline.ci.commands import Command, GroupSyntax, inert_json, write_command
+from pipeline.ci.groups import GroupedLines, Line, on_interrupt
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
@@ -133,21 +134,25 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
         )
     console = Console(file=stream or sys.stdout, width=160)
     console.print(table)
+    # The lines below are printed whole (soft_wrap): a break rich would insert could start a line with
+    # text of the build's (`::warning::...` 110 characters into an error message); the terminal wraps.
     for key, r in result.images.items():
         if r.status == Status.FAILED and r.error:
             message = r.error[len(key) + 2 :] if r.error.startswith(f"{key}: ") else r.error
             # escape: a failing step's text ("[2/2] RUN ...", '["/bin/sh", ...]') is not markup
-            console.print(f"[red]{escape(key)}[/red]: {escape(message)}", markup=True, highlight=False)
+            console.print(f"[red]{escape(key)}[/red]: {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     for key, r in result.images.items():
         made = r.built_from
         if made and made["version"] and made["version"] not in r.tags:  # its labels name another version
             at = f" at {made['revision'][:12]}" if made["revision"] else ""
-            console.print(f"{key}: reused, built as {made['version']}{at}", markup=False, highlight=False)
+            line = f"{key}: reused, built as {made['version']}{at}"
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
-        console.print(f"{change.image}: {change.tag} stays: {change.reason}", markup=False, highlight=False)
+        line = f"{change.image}: {change.tag} stays: {change.reason}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.error:
-        console.print(f"[red]run[/red]: {escape(result.error)}", markup=True, highlight=False)
+        console.print(f"[red]run[/red]: {escape(result.error)}", markup=True, highlight=False, soft_wrap=True)
 
 
 LOG_STEP = "log"  # one line of a build step's own output (see pipeline.builders.ProgressFn)
@@ -161,16 +166,28 @@ class ProgressPrinter:
     steps' own output lines (one line per step), `plain` prints them too, `quiet` prints only failures.
     A failure is followed by the failing step's last output lines, indented, in every mode.
     With `groups` (in CI) each image's lines are printed as one log group when the image finishes, after
-    a "start" line printed at once; a failure's lines follow its group, outside it, so they show folded."""
+    a "start" line printed at once; a failure's lines follow its group, outside it, so they show folded.
+    Lines held for a minute are printed as a group of their own (checked every `tick` seconds, so a hung
+    build shows where it hangs), and an interrupt prints every open group (ci.groups.close_open_groups)."""
 
     def __init__(
-        self, mode: ProgressMode = "auto", stream: TextIO | None = None, groups: GroupSyntax | None = None
+        self,
+        mode: ProgressMode = "auto",
+        stream: TextIO | None = None,
+        groups: GroupSyntax | None = None,
+        grouped: GroupedLines | None = None,
+        tick: float = 5.0,
     ) -> None:
         self.mode = mode
         self.stream = stream or sys.stderr
-        self._lock = threading.Lock()
+        # Reentrant: an interrupt's handler runs on the main thread, which may be printing.
+        self._lock = threading.RLock()
         self._shown = 0.0
-        self._grouped = GroupedLines(groups) if groups is not None else None
+        self._grouped = grouped or (GroupedLines(groups) if groups is not None else None)
+        self._tick = tick
+        self._ticking = False
+        if self._grouped is not None:
+            on_interrupt(self.close_groups)
 
     def shows(self, event: Event) -> bool:
         if event.step == FAILED_STEP:
@@ -186,17 +203,45 @@ class ProgressPrinter:
             # Builds on other threads stamp their events a moment before they get the lock; the printed
             # time never goes back, so a reader sees one clock for the whole run.
             self._shown = max(self._shown, event.elapsed)
-            lines = [f"[{self._shown:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"]
+            lines: list[Line] = [f"[{self._shown:6.1f}s] {event.image:<24} {event.step:<7} {event.message}"]
             lines += [f"    | {line}" for line in event.log_tail]
             if self._grouped is not None:
-                lines = self._group(event, lines)
-            if lines:
-                print("\n".join(lines), file=self.stream, flush=True)
+                lines = self._group(event, [str(line) for line in lines])
+            self._print(lines)
 
-    def _group(self, event: Event, lines: list[str]) -> list[str]:
+    def _print(self, lines: Sequence[Line]) -> None:
+        for line in lines:
+            if isinstance(line, Command):
+                write_command(line.text, self.stream)
+            else:
+                print(line, file=self.stream)
+        if lines:
+            self.stream.flush()
+
+    def close_groups(self, reason: str) -> None:
+        """Print every open group, titled "<image> <reason>" (the process is being stopped). Waits for the
+        lock a moment only: a build thread may hold it, and the process exits next anyway."""
+        if self._grouped is None or not self._lock.acquire(timeout=2):
+            return
+        try:
+            self._print(self._grouped.close_all(reason))
+        finally:
+            self._lock.release()
+
+    def _tick_forever(self) -> None:
+        while True:
+            time.sleep(self._tick)
+            with self._lock:
+                assert self._grouped is not None
+                self._print(self._grouped.due())
+
+    def _group(self, event: Event, lines: list[str]) -> list[Line]:
         grouped, title = self._grouped, f"{event.image} {event.step}"
         assert grouped is not None
         if event.step == START_STEP:
+            if not self._ticking:  # a daemon thread: it never holds the process at exit
+                self._ticking = True
+                threading.Thread(target=self._tick_forever, name="progress-groups", daemon=True).start()
             return grouped.start(event.image, lines[0])
         if event.step == FAILED_STEP:
             return grouped.finish(event.image, title, [], shown=lines)
@@ -224,7 +269,7 @@ def emit_report(
 
         write_junit(junit_file, data)
     if as_json:
-        print(json.dumps(data, indent=2), flush=True)
+        print(inert_json(data), flush=True)  # build output in it must not read as a CI command
     else:
         print_summary(result)
     if also is not None:

@@ -4,10 +4,19 @@ written, `{{ git.branch }}`/`{{ git.pr }}` tags in the registry, and config erro
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from tests.helpers import git, init_git, run_cli, write_project
+import pytest
+
+from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 OUTSIDE_CI = {"GITHUB_ACTIONS": "", "GITLAB_CI": "", "TF_BUILD": ""}
@@ -95,8 +104,8 @@ def test_github_outputs_summary_groups_and_pr_tags_from_a_detached_clone(
     )
     progress = done.stderr.splitlines()
     opened = progress.index("::group::shop/web done")
-    assert progress[opened + 1].split("] ", 1)[1].split()[:2] == ["shop/web", "start"]  # the start line inside
-    assert progress[opened - 1].split("] ", 1)[1].split()[:2] == ["shop/web", "start"]  # and live, before it
+    starts = [i for i, line in enumerate(progress) if line.split("] ", 1)[-1].split()[:2] == ["shop/web", "start"]]
+    assert starts == [opened - 1]  # the start line live, before the group, and only there
     assert "::endgroup::" in progress[opened:]
 
 
@@ -182,3 +191,150 @@ def test_a_config_error_is_an_annotation_on_its_file_line_and_column(tmp_path: P
     assert annotation.startswith(
         f"##vso[task.logissue type=error;sourcepath=deploy/pipelines.yaml;linenumber=7;columnnumber=24]{message}"
     ), annotation
+
+
+# Lines a failing RUN step prints that the runners would take for commands, were they printed as they are.
+LONG = "y" * 110 + "::warning::long"  # rich used to wrap a message of 160 characters so `::` began a line
+ATTACKS = ["##vso[task.setvariable variable=EVIL]pwned", "::set-output name=x::y", "::warning::x", LONG]
+# Each runner's rule for a command in a line (GitHub's runner also takes its older `##[` anywhere).
+RULES = {
+    "github": lambda line: line.lstrip().startswith("::") or "##[" in line,
+    "azure": lambda line: "##vso[" in line or line.lstrip().startswith("##["),
+}
+OWN = {  # pipeline's own commands: log groups, outputs, the error annotation
+    "github": ("::group::shop/web ", "::endgroup::", "::error::"),
+    "azure": (
+        "##[group]shop/web ",
+        "##[endgroup]",
+        "##vso[task.setvariable variable=PIPELINE_",
+        "##vso[task.logissue ",
+    ),
+}
+
+
+def _commands(provider: str, text: str) -> list[str]:
+    return [line for line in text.splitlines() if RULES[provider](line)]
+
+
+def test_build_output_cannot_set_variables_or_annotate_in_ci(
+    tmp_path: Path, services: Services, namespace: str
+) -> None:
+    echoes = "; ".join(f"echo '{line}'" for line in ATTACKS)
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          shop:
+            images:
+              web: {{context: images/web}}
+        """,
+        {"web": f"{BASE_DOCKERFILE}RUN {echoes}; exit 3\n"},
+        busybox=("web",),
+    )
+    init_git(tmp_path)
+    output = tmp_path / "out"
+    github = OUTSIDE_CI | {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output), "GITHUB_WORKSPACE": str(tmp_path)}
+    azure = OUTSIDE_CI | {"TF_BUILD": "True", "BUILD_SOURCESDIRECTORY": str(tmp_path)}
+    for provider, env, args in (("github", github, ["--json"]), ("azure", azure, [])):
+        done = run_cli(["run", *args], tmp_path, env)
+        assert done.code == 1, done.output
+        assert ATTACKS[0] in "".join(done.output.split("\u2800")), done.output  # the lines were printed
+        found = _commands(provider, done.stdout) + _commands(provider, done.stderr)
+        assert [line for line in found if not line.startswith(OWN[provider])] == [], done.output
+        assert not any("EVIL" in line or "set-output" in line for line in found), found
+        assert any(line.startswith(OWN[provider][0]) for line in done.stderr.splitlines())  # groups still work
+        if provider == "github":
+            report, _ = json.JSONDecoder().raw_decode(done.stdout)  # the annotation follows it
+            [image] = report["images"]  # the --json report: the build's exact lines
+            assert [line for line in image["log_tail"] if line in ATTACKS] == ATTACKS, image["log_tail"]
+            assert output.read_text(encoding="utf-8").startswith("images=[{")  # outputs still written
+        else:
+            variables = [line for line in done.stdout.splitlines() if line.startswith(OWN["azure"][2])]
+            assert len(variables) == 2, done.stdout  # images and version
+            # the table's error line is printed whole, not wrapped at 160 characters
+            assert any(
+                "build failed" in line and LONG in line.replace("\u2800", "") for line in done.stdout.splitlines()
+            )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_grouped_run_prints_the_lines_its_groups_held(
+    tmp_path: Path, services: Services, namespace: str, signum: signal.Signals
+) -> None:
+    seconds = random.randint(600, 999)  # names the step's process: `sleep N` runs on this machine's engine
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          shop:
+            images:
+              web: {{context: images/web}}
+        """,
+        {"web": f"{BASE_DOCKERFILE}RUN echo held-step && sleep {seconds}\n"},
+        busybox=("web",),
+    )
+    init_git(tmp_path)
+    env = {**os.environ, **OUTSIDE_CI, "GITHUB_ACTIONS": "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A test worker (pytest-xdist) may ignore SIGINT, and a child inherits that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not _running(f"sleep {seconds}"):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.5)
+        time.sleep(2)  # the step's first line reaches pipeline's progress, which holds it in the group
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _stop(f"sleep {seconds}")
+    assert process.returncode == (130 if signum == signal.SIGINT else -signal.SIGTERM), stderr
+    lines = stderr.splitlines()
+    reason = "interrupted" if signum == signal.SIGINT else "terminated"
+    opened = lines.index(f"::group::shop/web {reason}")
+    closed = lines.index("::endgroup::", opened)
+    held = [line.split("] ", 1)[1].split(None, 2) for line in lines[opened + 1 : closed]]
+    assert ["shop/web", "build", f"[4/4] RUN echo held-step && sleep {seconds}"] in held, stderr
+    assert sum(1 for line in lines if " shop/web " in line and " start " in line) == 1  # printed once
+
+
+def _running(args: str) -> list[int]:
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [int(line.split(None, 1)[0]) for line in ps.splitlines() if line.split(None, 1)[1:] == [args]]
+
+
+def _stop(args: str) -> None:
+    """The build step the run left (its engine goes on without it), by its process id."""
+    for pid in _running(args):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_unwritable_outputs_after_publishing_are_a_warning(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    clone = _clone(tmp_path, f"{services.plain_registry}/{namespace}")
+    missing = tmp_path / "missing" / "out"
+    env = OUTSIDE_CI | {"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/pull/9/merge", "GITHUB_OUTPUT": str(missing)}
+    done = run_cli(["run", "--version", "1.0.0"], clone, env)
+    assert done.code == 0, done.output  # the release is published: it succeeded
+    assert plain_peek.digest(f"{namespace}/web", "1.0.0") is not None
+    [warning] = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(f"warning: {missing}: cannot write the step outputs: No such file or directory; ")
+    assert "::error" not in done.stdout
+    # nothing published (--no-push): the outputs are all the run made, so it fails for them
+    done = run_cli(["run", "--no-push"], clone, env)
+    assert done.code == 1 and f"error: {missing}: cannot write the step outputs" in done.stderr, done.output

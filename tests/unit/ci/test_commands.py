@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.ci.commands import GROUPS, azure_data, azure_property, error_annotations, github_data, github_property
-from pipeline.ci.groups import GroupedLines
+from pipeline.ci.commands import (
+    GROUPS,
+    Command,
+    azure_data,
+    azure_property,
+    error_annotations,
+    github_data,
+    github_property,
+)
+from pipeline.ci.groups import FLUSH_AFTER_LINES, GroupedLines, Line
 
 CONFIG_ERROR = "pipelines.yaml:4:9: pipelines.shop.images.app.tags: unknown placeholder '{{ x }}' (known: a, b)"
 
@@ -51,25 +59,29 @@ def test_other_errors_are_plain_annotations_and_gitlab_gets_none(tmp_path: Path)
     assert error_annotations("gitlab", CONFIG_ERROR, tmp_path, None) == []
 
 
+def texts(lines: list[Line]) -> list[str]:
+    """Lines as printed, pipeline's own commands marked `!`: they go past the CI output filter."""
+    return [f"!{line.text}" if isinstance(line, Command) else line for line in lines]
+
+
 def test_groups_hold_each_images_lines_until_it_finishes() -> None:
     grouped = GroupedLines(GROUPS["github"])
     assert grouped.start("shop/app", "app start") == ["app start"]
     assert grouped.start("shop/web", "web start") == ["web start"]
     assert grouped.add("shop/app", ["app build"]) == []
     assert grouped.add("shop/web", ["web build"]) == []
-    assert grouped.finish("shop/web", "shop/web done", ["web done"]) == [
-        "::group::shop/web done",
-        "web start",
+    # the start line was printed already: not again in the group
+    assert texts(grouped.finish("shop/web", "shop/web done", ["web done"])) == [
+        "!::group::shop/web done",
         "web build",
         "web done",
-        "::endgroup::",
+        "!::endgroup::",
     ]
     # a failure's lines stay outside the group, visible while it is folded
-    assert grouped.finish("shop/app", "shop/app failed", [], shown=["app failed", "    | tail"]) == [
-        "::group::shop/app failed",
-        "app start",
+    assert texts(grouped.finish("shop/app", "shop/app failed", [], shown=["app failed", "    | tail"])) == [
+        "!::group::shop/app failed",
         "app build",
-        "::endgroup::",
+        "!::endgroup::",
         "app failed",
         "    | tail",
     ]
@@ -81,9 +93,54 @@ def test_groups_hold_each_images_lines_until_it_finishes() -> None:
 def test_azure_groups() -> None:
     grouped = GroupedLines(GROUPS["azure"])
     grouped.start("shop/app", "start")
-    assert grouped.finish("shop/app", "shop/app 100%", ["done"]) == [
-        "##[group]shop/app 100%AZP25",
-        "start",
+    grouped.add("shop/app", ["build"])
+    assert texts(grouped.finish("shop/app", "shop/app 100%", ["done"])) == [
+        "!##[group]shop/app 100%AZP25",
+        "build",
         "done",
-        "##[endgroup]",
+        "!##[endgroup]",
     ]
+
+
+def test_lines_held_a_minute_or_500_lines_are_printed_as_a_running_group() -> None:
+    now = [0.0]
+    grouped = GroupedLines(GROUPS["github"], clock=lambda: now[0])
+    grouped.start("shop/app", "app start")
+    grouped.start("shop/web", "web start")
+    assert grouped.add("shop/app", ["app 1"]) == []
+    now[0] = 30.0
+    assert grouped.add("shop/web", ["web 1"]) == []
+    now[0] = 59.9
+    assert grouped.due() == []
+    now[0] = 60.0  # app's first line waited a minute; web's only 30 s
+    assert texts(grouped.add("shop/app", ["app 2"])) == [
+        "!::group::shop/app running",
+        "app 1",
+        "app 2",
+        "!::endgroup::",
+    ]
+    now[0] = 90.0  # the ticker asks without a new line
+    assert texts(grouped.due()) == ["!::group::shop/web running", "web 1", "!::endgroup::"]
+    assert texts(grouped.finish("shop/web", "shop/web done", ["web done"])) == [
+        "!::group::shop/web done",
+        "web done",
+        "!::endgroup::",
+    ]
+    chatty = [f"line {n}" for n in range(FLUSH_AFTER_LINES)]
+    assert texts(grouped.add("shop/app", chatty)) == ["!::group::shop/app running", *chatty, "!::endgroup::"]
+
+
+def test_an_interrupt_prints_every_open_group() -> None:
+    grouped = GroupedLines(GROUPS["github"])
+    grouped.start("shop/app", "app start")
+    grouped.start("shop/web", "web start")
+    grouped.add("shop/app", ["app step 1", "app step 2"])
+    assert texts(grouped.close_all("interrupted")) == [
+        "!::group::shop/app interrupted",
+        "app step 1",
+        "app step 2",
+        "!::endgroup::",
+        "!::group::shop/web interrupted",
+        "!::endgroup::",
+    ]
+    assert grouped.close_all("interrupted") == []

@@ -12,6 +12,24 @@ def test_cells_escape_pipes_backticks_and_line_breaks() -> None:
     assert cell("") == "-"
 
 
+def test_cells_show_html_and_markdown_links_as_text() -> None:
+    """GitHub renders HTML and Markdown images in a summary: a build's text must not load an image."""
+    assert cell('<img src="https://x/p.png"> & ![a](https://x/p.png) [b](https://x)') == (
+        '&lt;img src="https://x/p.png"&gt; &amp; !\\[a\\](https://x/p.png) \\[b\\](https://x)'
+    )
+
+
+def test_a_failure_names_its_image_once_and_its_text_is_escaped() -> None:
+    report = {
+        "ok": False,
+        "images": [
+            {"image": "shop/app", "status": "failed", "error": "shop/app: failed: <img src=x> ![i](u)"},
+        ],
+    }
+    lines = summary_markdown(report, "pipeline run").splitlines()
+    assert "**shop/app**: failed: &lt;img src=x&gt; !\\[i\\](u)" in lines
+
+
 def test_a_fence_is_longer_than_any_backtick_run_inside() -> None:
     assert fenced(["plain"]) == ["```", "plain", "```"]
     assert fenced(["has ```` four"]) == ["`````", "has ```` four", "`````"]
@@ -63,7 +81,7 @@ def test_summary_of_a_failed_run() -> None:
         "",
         "### Failures",
         "",
-        "**shop/app**: shop/app: build failed at RUN a \\| b",
+        "**shop/app**: build failed at RUN a \\| b",
         "",
         "````",
         "make: *** [all] Error 3",

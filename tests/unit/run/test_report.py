@@ -126,15 +126,36 @@ def test_in_ci_each_images_lines_are_one_group_printed_when_it_finishes() -> Non
         ["shop/base", "start"],
         ["shop/app", "start"],
         "::group::shop/base done",
-        ["shop/base", "start"],
         ["shop/base", "build"],
         ["shop/base", "done"],
         "::endgroup::",
         "::group::shop/app failed",
-        ["shop/app", "start"],
         ["shop/app", "build"],
         "::endgroup::",
         ["shop/app", "failed"],
         "    | make: Error 3",
         ["shop/worker", "skipped"],
     ]
+
+
+def test_in_ci_lines_held_long_are_printed_by_the_ticker_without_a_new_event() -> None:
+    """A hung build sends no more events: the printer's own thread prints what its group holds."""
+    import time
+
+    from pipeline.ci.commands import GROUPS
+    from pipeline.ci.groups import GroupedLines
+
+    stream = io.StringIO()
+    grouped = GroupedLines(GROUPS["github"], flush_after=0.2)
+    printer = ProgressPrinter("auto", stream, grouped=grouped, tick=0.05)
+    printer(Event("shop/app", "start", "building r/shop/app", 0.0))
+    printer(Event("shop/app", "build", "[1/1] RUN sleep 3600", 0.1))
+    deadline = time.monotonic() + 10
+    while "::endgroup::" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = stream.getvalue().splitlines()
+    assert lines[1:] == [
+        "::group::shop/app running",
+        lines[2],
+        "::endgroup::",
+    ] and lines[2].endswith("build   [1/1] RUN sleep 3600")
