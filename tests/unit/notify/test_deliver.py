@@ -10,8 +10,8 @@ from typing import Any
 from pipeline.config.schema import NotifySpec
 from pipeline.notify.deliver import deliver
 from pipeline.notify.message import ImageNotice, Notice
-from pipeline.notify.redact import Redactor
 from pipeline.notify.runurl import run_url
+from pipeline.redaction import Redactor
 from tests.receiver import receiving
 
 SECRET = "notify-hmac-SECRETSCAN-9fQ2"
