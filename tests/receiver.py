@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,12 +32,15 @@ class Received:
 
 
 class Receiver:
-    """`statuses` are answered in order (the last one repeats); `hang` seconds of silence before each answer
-    (a receiver that never answers in time)."""
+    """`statuses` are answered in order (the last one repeats), each with `headers` (`Location`,
+    `Retry-After`); `hang` seconds of silence before each answer (a receiver that never answers in time)."""
 
-    def __init__(self, statuses: tuple[int, ...] = (200,), hang: float = 0.0) -> None:
+    def __init__(
+        self, statuses: tuple[int, ...] = (200,), hang: float = 0.0, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.statuses = list(statuses)
         self.hang = hang
+        self.headers = dict(headers or {})
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -58,6 +61,8 @@ class Receiver:
                     receiver._stop.wait(receiver.hang)
                 try:
                     self.send_response(status)
+                    for name, value in receiver.headers.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
@@ -81,8 +86,10 @@ class Receiver:
 
 
 @contextmanager
-def receiving(statuses: tuple[int, ...] = (200,), hang: float = 0.0) -> Iterator[Receiver]:
-    receiver = Receiver(statuses, hang)
+def receiving(
+    statuses: tuple[int, ...] = (200,), hang: float = 0.0, headers: Mapping[str, str] | None = None
+) -> Iterator[Receiver]:
+    receiver = Receiver(statuses, hang, headers)
     receiver.start()
     try:
         yield receiver

@@ -15,7 +15,7 @@ import click
 from pipeline.cli.common import settings
 from pipeline.errors import UsageError
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
-from pipeline.triggers.worker import DEFAULT_COMMAND, Scrubber, WorkerSettings
+from pipeline.triggers.worker import DEFAULT_COMMAND, WorkerSettings, log_redactor
 
 # URLs and scp-like `user@host:path` are handed to the runs as they are; anything else is a local path.
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/]+@[^/:]+:")
@@ -150,9 +150,9 @@ def serve(
         cache_dir=settings().repos_dir,  # the mirror `pipeline trigger` uses; the worker fetches it between runs
         public_url=public_url,
     )
-    scrub = Scrubber.from_env(os.environ, [secret.decode("utf-8")] if secret else [])
+    redactor = log_redactor(os.environ, secret.decode("utf-8") if secret else None, settings().docker_config)
     limits = ServerLimits(read_timeout, max_body, max_connections)
-    service = Service(ServeSettings(host, port, state_dir, secret, worker, limits), scrub, _log)
+    service = Service(ServeSettings(host, port, state_dir, secret, worker, limits), redactor, _log)
 
     stopping = threading.Event()
 

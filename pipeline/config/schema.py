@@ -392,7 +392,7 @@ class NotifyTarget(StrictModel):
     )
     events: list[NotifyEvent] | None = Field(
         None,
-        description="Events posted to this target (default: the notify block's events)",
+        description="Events posted to this target (default: the notify block's events; [] switches the target off)",
         examples=[["failure", "release"]],
     )
     secret_env: EnvName | None = Field(

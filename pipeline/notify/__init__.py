@@ -5,6 +5,6 @@ JSON body or a Slack-compatible payload, retried with the registry's policy with
 here raises for a delivery that fails: each failure comes back as a warning line naming the target.
 
     notice = Notice(event="failure", pipeline="shop", image="shop/app", error="...", ...)
-    for warning in deliver(spec.notify, notice, environment, Redactor.for_run(environment, ...)):
+    for warning in deliver([(spec.notify, notice, "notify")], environment, Redactor.for_run(environment, ...)):
         print(f"warning: {warning}", file=sys.stderr)
 """

@@ -21,7 +21,7 @@ from pipeline import __version__
 from pipeline.config.checks import notify_url_problem
 from pipeline.config.schema import NotifySpec, NotifyTarget
 from pipeline.notify.message import Notice, generic_body, slack_body
-from pipeline.notify.redact import Redactor
+from pipeline.redaction import Redactor
 from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 
 SIGNATURE_HEADER = "X-Pipeline-Signature-256"  # GitHub's convention: sha256=<hex HMAC-SHA256 of the raw body>
@@ -68,7 +68,8 @@ def deliver(messages: list[Message], environment: Mapping[str, str], redactor: R
     start = time.monotonic()
     for spec, notice, owner in messages:
         for number, target in enumerate(spec.targets, start=1):
-            if notice.event not in (target.events or spec.events):
+            # `events: []` switches a target off; only a target without `events:` takes the block's.
+            if notice.event not in (target.events if target.events is not None else spec.events):
                 continue
             made = _prepare(target, f"{owner} target {number}", notice, environment, redactor)
             if isinstance(made, str):
@@ -94,7 +95,8 @@ def deliver(messages: list[Message], environment: Mapping[str, str], redactor: R
             warnings.append(f"{request.label}: not delivered: no answer within {deadline - start:g}s")
         elif outcomes[index] is not None:
             warnings.append(f"{request.label}: not delivered: {outcomes[index]}")
-    return warnings
+    # Made of numbers, kinds, hosts and status codes; redacted all the same, as everything a run prints is.
+    return [redactor.text(warning) for warning in warnings]
 
 
 def _prepare(

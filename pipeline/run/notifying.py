@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from pipeline.notify.deliver import Message, deliver
 from pipeline.notify.message import Event, ImageNotice, Notice
-from pipeline.notify.redact import Redactor
 from pipeline.notify.runurl import run_url
 from pipeline.plan import Plan
+from pipeline.redaction import Redactor
 from pipeline.run.executor import RunResult, Status
+from pipeline.run.redacting import run_redactor
 from pipeline.run.session import Session
 
 # "shop/app: build failed at [3/3] RUN make: ..." names the failing Dockerfile step.
@@ -49,8 +50,10 @@ def notifying(session: Session, plan: Plan, command: str) -> Iterator[Outcome]:
 
 
 def _send(session: Session, plan: Plan, command: str, outcome: Outcome, error: Exception | None) -> None:
+    redactor: Redactor | None = None
     try:
         spec = session.loaded.spec
+        redactor = run_redactor(session.settings, spec, plan)
         messages: list[Message] = []
         for pipeline in dict.fromkeys(image.pipeline for image in plan.images.values()):
             block = spec.pipelines[pipeline].notify or spec.notify
@@ -60,10 +63,12 @@ def _send(session: Session, plan: Plan, command: str, outcome: Outcome, error: E
                 messages.append((block, notice, owner))
         if not messages:
             return
-        for warning in deliver(messages, session.settings.environment, _redactor(session, plan, messages)):
+        for warning in deliver(messages, session.settings.environment, redactor):
             session.say(f"warning: {warning}")
     except Exception as exc:  # noqa: BLE001 - a notification must never change the run's outcome
-        session.say(f"warning: notify: not sent: {type(exc).__name__}: {exc}")
+        # Without a redactor nothing can hide a secret in the exception's text: only its kind is shown.
+        said = redactor.text(f"{type(exc).__name__}: {exc}") if redactor is not None else type(exc).__name__
+        session.say(f"warning: notify: not sent: {said}")
 
 
 def _notice(
@@ -110,12 +115,3 @@ def _notice(
         images=images,
         git_tag=outcome.git_tag,
     )
-
-
-def _redactor(session: Session, plan: Plan, messages: list[Message]) -> Redactor:
-    """Every secret this run could know: build secrets, notify's own variables, docker config, *TOKEN* etc."""
-    variables = [s.env for image in plan.images.values() for s in image.secrets if s.env]
-    files = [s.file for image in plan.images.values() for s in image.secrets if s.file]
-    for block, _, _ in messages:
-        variables += [v for t in block.targets for v in (t.secret_env, t.url_env) if v]
-    return Redactor.for_run(session.settings.environment, variables, files, session.settings.docker_config)

@@ -34,6 +34,7 @@ from pipeline.release.journal import read_journal
 from pipeline.release.publish import Notify, TagChange, complete_journal
 from pipeline.run.executor import EventSink, Executor, RunOptions, RunResult, Status
 from pipeline.run.locks import pipeline_keys, pipeline_locks
+from pipeline.run.redacting import redact_result, redacting, run_redactor
 from pipeline.run.report import ProgressMode, ProgressPrinter
 from pipeline.run.settings import Secrets, Settings
 from pipeline.signing.trust import BaseImageGate, TrustPolicy
@@ -223,13 +224,15 @@ class Session:
             registry = parts.registry
             gate = BaseImageGate(registry, parts.policy, {str(i.repository) for i in plan.images.values()})
             journals = self.journal_dirs(plan)
+            # One redactor for everything the run shows: its progress now, its result (reports) after.
+            redactor = run_redactor(self.settings, self.loaded.spec, plan)
             executor = Executor(
                 plan,
                 parts.backends,
                 registry,
                 parts.credentials,
                 options,
-                on_event=on_event or ProgressPrinter(self.progress, groups=self.groups),
+                on_event=redacting(on_event or ProgressPrinter(self.progress, groups=self.groups), redactor),
                 sign=parts.signer,
                 attest=self._attester(plan, registry, parts),
                 gate=gate,
@@ -241,7 +244,7 @@ class Session:
             with locks:
                 if options.push:
                     self._complete_interrupted(plan, registry)
-                return executor.run()
+                return redact_result(executor.run(), redactor)
 
     def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
         """A dry run: every check `execute` makes before building, read-only and in its order, each refusal

@@ -87,7 +87,7 @@ class Run:
     started_at: float | None
     finished_at: float | None
     exit_code: int | None
-    report: str | None  # the JSON report's text, as the run wrote it (secrets scrubbed)
+    report: str | None  # the JSON report's text, as the run wrote it (secrets redacted)
     log_path: str | None
     superseded_by: int | None
     coalesced: int  # how many superseded runs this one also covers

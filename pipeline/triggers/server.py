@@ -23,10 +23,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipeline.errors import UsageError
+from pipeline.redaction import Redactor
 from pipeline.triggers.queue import Duplicate, RunQueue
 from pipeline.triggers.statuspage import find_image, image_page, index_page, run_json, run_page
 from pipeline.triggers.webhooks import DeliveryRejected, Ignored, read_delivery
-from pipeline.triggers.worker import Scrubber, Worker, WorkerSettings
+from pipeline.triggers.worker import Worker, WorkerSettings
 
 MAX_LOG_SERVED = 2 * 1024 * 1024
 _RUN_PATH = re.compile(r"^/(api/)?runs/(\d+)$")
@@ -80,13 +81,13 @@ class WebhookServer(ThreadingHTTPServer):
     request_queue_size = 128  # the listen backlog, where connections wait while every slot is taken
 
     def __init__(
-        self, settings: ServeSettings, queue: RunQueue, worker: Worker, scrub: Scrubber, log: Callable[[str], None]
+        self, settings: ServeSettings, queue: RunQueue, worker: Worker, redactor: Redactor, log: Callable[[str], None]
     ) -> None:
         self.settings = settings
         self.limits = settings.limits
         self.queue = queue
         self.worker = worker
-        self.scrub = scrub
+        self.redactor = redactor
         self.log = log
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         self._busy_slots = threading.BoundedSemaphore(self.limits.max_connections)
@@ -288,8 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return None
         text = data.decode("utf-8", "replace")
-        # The worker scrubs as it writes; scrubbing again costs little and covers older files.
-        text = self.server.scrub(text)
+        # The worker redacts as it writes; redacting again costs little and covers older files.
+        text = self.server.redactor.text(text)
         return f"[... first {size - MAX_LOG_SERVED} bytes not shown ...]\n{text}" if size > MAX_LOG_SERVED else text
 
     def _not_found(self, message: str, api: bool) -> None:
@@ -320,13 +321,13 @@ def _int(text: str, default: int, top: int) -> int:
 class Service:
     """The queue, the worker and the HTTP server, started and stopped together."""
 
-    def __init__(self, settings: ServeSettings, scrub: Scrubber, log: Callable[[str], None]) -> None:
+    def __init__(self, settings: ServeSettings, redactor: Redactor, log: Callable[[str], None]) -> None:
         self.settings = settings
         self.log = log
         self.queue = RunQueue(settings.state_dir / "serve.sqlite3")
-        self.worker = Worker(self.queue, settings.worker, scrub, log)
+        self.worker = Worker(self.queue, settings.worker, redactor, log)
         try:
-            self.http = WebhookServer(settings, self.queue, self.worker, scrub, log)
+            self.http = WebhookServer(settings, self.queue, self.worker, redactor, log)
         except OSError as exc:
             self.queue.close()
             raise UsageError(

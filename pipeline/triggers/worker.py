@@ -1,51 +1,39 @@
 """The worker of `pipeline serve`: one thread that executes queued runs one at a time.
 
 Each run is a subprocess (by default `pipeline trigger` for the run's range) whose output is copied,
-secrets scrubbed, into `<state-dir>/runs/<id>/log.txt`; its JSON report is kept in the queue.
+secrets redacted, into `<state-dir>/runs/<id>/log.txt`; its JSON report is kept in the queue.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from pipeline.errors import PipelineError
 from pipeline.notify.runurl import RUN_URL_VARIABLE
+from pipeline.redaction import Redactor
 from pipeline.triggers.queue import Run, RunQueue
 from pipeline.triggers.source import GitSource
 
 DEFAULT_COMMAND = (sys.executable, "-m", "pipeline", "trigger")
-_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
-# Shorter values ("1", "true") would mangle every log line and are not worth hiding.
-_MIN_SECRET_LENGTH = 4
 _KILL_GRACE = 10.0
 
 
-class Scrubber:
-    """Replaces known secret values with ***, longest first (so a secret's prefix can't leak its tail)."""
-
-    def __init__(self, values: Iterable[str]) -> None:
-        kept = sorted({v for v in values if len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in kept)) if kept else None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], extra: Iterable[str] = ()) -> Scrubber:
-        """Every value of a variable named like *PASSWORD*, *SECRET* or *TOKEN*, plus `extra`."""
-        return cls([*extra, *(value for name, value in env.items() if _SECRET_NAME.search(name))])
-
-    def __call__(self, text: str) -> str:
-        return self._pattern.sub("***", text) if self._pattern else text
+def log_redactor(environment: Mapping[str, str], webhook_secret: str | None, docker_config: Path) -> Redactor:
+    """What serve hides in the runs' logs, reports and pages: the webhook secret, every variable named like
+    a secret and the docker config's credentials (and their base64 forms); a run hides its own build
+    secrets before it prints them (pipeline.run.redacting), as serve does not read the runs' config."""
+    return Redactor.for_run(environment, docker_config=docker_config, values=[webhook_secret] if webhook_secret else [])
 
 
 @dataclass(frozen=True)
@@ -132,12 +120,14 @@ def run_argv(settings: WorkerSettings, run: Run, report: Path) -> list[str]:
 
 
 class Worker(threading.Thread):
-    def __init__(self, queue: RunQueue, settings: WorkerSettings, scrub: Scrubber, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, queue: RunQueue, settings: WorkerSettings, redactor: Redactor, log: Callable[[str], None]
+    ) -> None:
         super().__init__(name="pipeline-serve-worker", daemon=True)
         self.queue = queue
         self.ancestry = RepoAncestry(settings.repo, settings.cache_dir, log)
         self.settings = settings
-        self.scrub = scrub
+        self.redactor = redactor
         self.log = log
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -175,8 +165,8 @@ class Worker(threading.Thread):
         covers = f", covering {run.coalesced} superseded push(es)" if run.coalesced else ""
         self.log(f"run {run.id} started: {run.ref} {run.before[:12]}..{run.after[:12]}{covers}")
         with log_path.open("w", encoding="utf-8") as log:
-            log.write(self.scrub(f"# run {run.id}: {run.ref} {run.before}..{run.after}{covers}\n"))
-            log.write(self.scrub(f"$ {shlex.join(argv)}\n"))
+            log.write(self.redactor.text(f"# run {run.id}: {run.ref} {run.before}..{run.after}{covers}\n"))
+            log.write(self.redactor.text(f"$ {shlex.join(argv)}\n"))
             log.flush()
             code = self._spawn_and_wait(argv, log, run.id)
             log.write(f"\n# exit code {code}\n" if code is not None else "\n# the command did not run\n")
@@ -214,7 +204,7 @@ class Worker(threading.Thread):
     def _copy(self, source: IO[str], log: IO[str]) -> None:
         for line in source:
             with self._log_lock:
-                log.write(self.scrub(line))
+                log.write(self.redactor.text(line))
                 log.flush()
 
     def _wait(self, proc: subprocess.Popen[str], log: IO[str]) -> int:
@@ -241,7 +231,7 @@ class Worker(threading.Thread):
 
     def _read_report(self, path: Path) -> str | None:
         try:
-            text = self.scrub(path.read_text(encoding="utf-8"))
+            text = self.redactor.text(path.read_text(encoding="utf-8"))
         except OSError:
             return None
         try:

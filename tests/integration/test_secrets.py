@@ -20,6 +20,7 @@ from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import signature_header
 from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, write_project
 from tests.integration.conftest import ACCEPT, Services
+from tests.receiver import receiving
 
 COSIGN_PASSWORD = "cosign-pass-SECRETSCAN-q81Zr"
 WRONG_COSIGN_PASSWORD = "cosign-wrong-SECRETSCAN-7Hn2w"
@@ -265,5 +266,83 @@ def test_no_secret_appears_in_outputs_reports_logs_or_pages(tmp_path: Path, serv
     scanned = "\n".join(scan.scanned)
     expected_scans = ("run.json", "state/serve.sqlite3", f"state/runs/{run_id}/log.txt", "serve GET /api/runs")
     for expected in (*expected_scans, "registry: blob"):
+        assert expected in scanned, f"{expected} was not scanned"
+    assert not scan.leaks, "secrets leaked:\n" + "\n".join(scan.leaks)
+
+
+BUILD_TOKEN = "build-token-SECRETSCAN-Jq5e2"
+# Two lines, as a key or credentials file has: `cat` prints them as two log lines.
+SECRET_FILE_LINES = ("file-line-one-SECRETSCAN-Pw8c", "file-line-two-SECRETSCAN-Ty3m")
+# A failing step that prints its build secrets, as themselves and base64-encoded, then fails.
+PRINTS_SECRETS = (
+    f"{BASE_DOCKERFILE}RUN --mount=type=secret,id=tok --mount=type=secret,id=creds "
+    "cat /run/secrets/tok; echo; base64 /run/secrets/tok; cat /run/secrets/creds; echo about to fail; exit 3\n"
+)
+
+
+def test_a_failing_build_that_prints_its_build_secrets_leaks_them_into_no_report_summary_output_or_log(
+    tmp_path: Path, services: Services, namespace: str
+) -> None:
+    work = tmp_path / "work"  # everything the runs write lives here and is scanned
+    repo = work / "repo"
+    secret_file = tmp_path / "creds.txt"  # outside the scanned tree: it holds the secret on purpose
+    secret_file.write_text("\n".join(SECRET_FILE_LINES) + "\n")
+    scan = Scan(
+        {
+            "build secret (env)": forms(BUILD_TOKEN),
+            **{f"build secret (file, line {n})": forms(line) for n, line in enumerate(SECRET_FILE_LINES, 1)},
+            "registry password": forms(services.auth_password)
+            | forms(f"{services.auth_user}:{services.auth_password}"),
+        }
+    )
+    with receiving() as receiver:
+        write_project(
+            repo,
+            f"""\
+            registry: {services.auth_registry}/{namespace}
+            network: none
+            notify: {{targets: [{{url: '{receiver.url}'}}]}}
+            pipelines:
+              shop:
+                images:
+                  app:
+                    context: images/app
+                    secrets: {{tok: {{env: BUILD_TOKEN}}, creds: {{file: {secret_file}}}}}
+            """,
+            {"app": PRINTS_SECRETS},
+            busybox=("app",),
+        )
+        init_git(repo)
+        summary, outputs = work / "summary.md", work / "outputs.txt"
+        env = {
+            "BUILD_TOKEN": BUILD_TOKEN,
+            "DOCKER_CONFIG": str(services.auth_docker_config),
+            "XDG_CACHE_HOME": str(work / "cache"),
+            "XDG_STATE_HOME": str(work / "state"),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_OUTPUT": str(outputs),
+        }
+        files = ["--report", str(work / "report.json"), "--junit", str(work / "junit.xml")]
+        in_ci = run_cli(["run", *files, "--dotenv", str(work / "build.env")], repo, env)
+        scan.result("run in GitHub Actions", in_ci)
+        assert in_ci.code == 1, in_ci.output
+        # Every output line of the steps, live, and the report on stdout.
+        plain = run_cli(["run", "--progress", "plain", "--json"], repo, {**env, "GITHUB_ACTIONS": ""})
+        scan.result("run --progress plain --json", plain)
+        assert plain.code == 1, plain.output
+    for request in receiver.requests:
+        scan.text(f"notification to {request.path}", request.body)
+
+    # The step ran and its output is where a user looks for it, redacted: the scan is not vacuous.
+    junit = (work / "junit.xml").read_text()
+    assert "about to fail" in junit and "***" in junit, junit
+    assert "about to fail" in summary.read_text() and "***" in summary.read_text()
+    assert json.loads(plain.stdout)["images"][0]["status"] == "failed"
+    assert "***" in plain.stderr and "about to fail" in plain.stderr
+    assert len(receiver.requests) == 2
+    scan.tree(work, skip=(repo / ".git",))
+    scanned = "\n".join(scan.scanned)
+    for expected in ("report.json", "junit.xml", "summary.md", "outputs.txt", "build.env", "notification"):
         assert expected in scanned, f"{expected} was not scanned"
     assert not scan.leaks, "secrets leaked:\n" + "\n".join(scan.leaks)

@@ -29,6 +29,11 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         "none imports another",
     ),
     (
+        ("pipeline.redaction",),
+        "what must never be shown: secret values and their base64 forms, URL credentials (vcs.urls), JWTs; "
+        "every output of notify, run and triggers goes through it",
+    ),
+    (
         ("pipeline.graph", "pipeline.dockerfile", "pipeline.config"),
         "reading what to build: config's checks use graph's find_cycle, so graph (pure DAG) comes first",
     ),

@@ -10,8 +10,8 @@ from typing import Any
 from pipeline.config.schema import NotifySpec
 from pipeline.notify.deliver import deliver
 from pipeline.notify.message import ImageNotice, Notice
-from pipeline.notify.redact import Redactor
 from pipeline.notify.runurl import run_url
+from pipeline.redaction import Redactor
 from tests.receiver import receiving
 
 SECRET = "notify-hmac-SECRETSCAN-9fQ2"
@@ -130,6 +130,70 @@ def test_a_4xx_is_not_retried_and_a_missing_variable_is_a_warning() -> None:
         "environment variable NO (secret_env) is not set",
         "pipelines.shop.notify target 1 (generic, 127.0.0.1): not delivered: HTTP 404 (refused; not retried)",
     ]
+
+
+def test_a_redirect_is_not_followed_nor_retried() -> None:
+    # 307 keeps the method: a client that followed it would post the signed body to wherever it points.
+    with receiving() as elsewhere, receiving(statuses=(307,), headers={"Location": elsewhere.url}) as receiver:
+        block = spec(targets=[{"url": receiver.url, "secret_env": "HOOK_SECRET"}])
+        warnings = deliver([(block, FAILURE, "notify")], {"HOOK_SECRET": SECRET}, Redactor([]))
+    assert elsewhere.requests == []
+    assert len(receiver.requests) == 1
+    assert warnings == ["notify target 1 (generic, 127.0.0.1): not delivered: HTTP 307 (refused; not retried)"]
+
+
+def test_retry_after_sets_the_wait_before_the_next_attempt() -> None:
+    with receiving(statuses=(503, 200), headers={"Retry-After": "2"}) as receiver:
+        block = spec(targets=[{"url": receiver.url}])
+        warnings = deliver([(block, FAILURE, "notify")], {}, Redactor([]))
+    assert warnings == []
+    first, second = receiver.requests
+    # Without the hint the policy waits 0.25 s plus at most 0.25 s of jitter before the second attempt.
+    assert second.at - first.at >= 1.9, second.at - first.at
+
+
+def test_a_retry_after_beyond_the_timeout_gives_up_at_the_deadline() -> None:
+    with receiving(statuses=(429,), headers={"Retry-After": "30"}) as receiver:
+        block = spec(timeout=1, targets=[{"url": receiver.url}])
+        started = time.monotonic()
+        warnings = deliver([(block, FAILURE, "notify")], {}, Redactor([]))
+        took = time.monotonic() - started
+    assert took < 2.5, took
+    [warning] = warnings
+    assert warning.startswith("notify target 1 (generic, 127.0.0.1): not delivered: HTTP 429"), warning
+    assert len(receiver.requests) == 1
+
+
+def test_a_target_with_empty_events_gets_nothing_and_one_without_events_gets_the_blocks() -> None:
+    release = Notice(event="release", pipeline="shop", command="release", version="1.2.0")
+    with receiving() as off, receiving() as default:
+        block = spec(events=["failure", "release"], targets=[{"url": off.url, "events": []}, {"url": default.url}])
+        assert deliver([(block, FAILURE, "notify"), (block, release, "notify")], {}, Redactor([])) == []
+    assert off.requests == []
+    assert sorted(b["event"] for b in default.bodies()) == ["failure", "release"]
+
+
+def test_no_secret_reaches_a_warning() -> None:
+    with receiving(statuses=(500,)) as failing, receiving(statuses=(403,)) as refusing:
+        env = {
+            "FAILING_URL": failing.url.replace("//", "//bot:url-pw-SECRETSCAN-1@") + "/T0/B0/slack-path-SECRETSCAN-2",
+            "REFUSING_URL": refusing.url + "?token=url-token-SECRETSCAN-3",
+            "BAD_URL": "ftp://bot:url-pw-SECRETSCAN-4@files.example.com/x",
+            "HOOK_SECRET": SECRET,
+        }
+        block = spec(
+            timeout=1,
+            targets=[
+                {"url_env": "FAILING_URL", "kind": "slack"},
+                {"url_env": "REFUSING_URL", "secret_env": "HOOK_SECRET"},
+                {"url_env": "BAD_URL"},
+                {"url": refusing.url, "secret_env": "UNSET_SECRET"},
+            ],
+        )
+        redactor = Redactor.for_run(env, ["FAILING_URL", "REFUSING_URL", "BAD_URL"])
+        warnings = deliver([(block, FAILURE, "notify")], env, redactor)
+    assert len(warnings) == 4, warnings
+    assert not [w for w in warnings if "SECRETSCAN" in w or "bot" in w], warnings
 
 
 def test_no_secret_reaches_a_body(tmp_path: Any) -> None:

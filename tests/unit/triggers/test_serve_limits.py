@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline.redaction import Redactor
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
 from pipeline.triggers.webhooks import signature_header
-from pipeline.triggers.worker import Scrubber, WorkerSettings
+from pipeline.triggers.worker import WorkerSettings
 
 SECRET = b"limits-test-secret"
 LIMITS = ServerLimits(read_timeout=2.0, max_body=4096, max_connections=3)
@@ -27,7 +28,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     # and that one only needs to be queued.
     worker = WorkerSettings(repo=str(tmp_path), runs_dir=tmp_path / "runs", command=(sys.executable, "-c", "pass"))
     settings = ServeSettings("127.0.0.1", 0, tmp_path / "state", SECRET, worker, LIMITS)
-    running = Service(settings, Scrubber([]), lambda message: None)
+    running = Service(settings, Redactor([]), lambda message: None)
     running.start()
     yield running
     running.stop()

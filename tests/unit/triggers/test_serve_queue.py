@@ -1,7 +1,8 @@
-"""`pipeline serve` without a network: the SQLite queue (dedup, coalescing), secret scrubbing, the page."""
+"""`pipeline serve` without a network: the SQLite queue (dedup, coalescing), what it redacts, the page."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import tempfile
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.triggers.queue import Duplicate, Queued, RunQueue
 from pipeline.triggers.statuspage import index_page, run_json, run_page
 from pipeline.triggers.webhooks import Ignored, Push
-from pipeline.triggers.worker import RepoAncestry, Scrubber, WorkerSettings, run_argv
+from pipeline.triggers.worker import RepoAncestry, WorkerSettings, log_redactor, run_argv
 from tests.helpers import git
 
 
@@ -76,16 +77,19 @@ def test_a_run_left_running_is_queued_again_on_restart(tmp_path: Path) -> None:
     assert reclaimed is not None and reclaimed.id == claimed.id
 
 
-def test_scrubber_hides_secret_env_values_and_extras() -> None:
-    env = {"REGISTRY_PASSWORD": "hunter2-pw", "GH_TOKEN": "ghp_abcdef", "app_secret_key": "k3y-value", "HOME": "/root"}
-    scrub = Scrubber.from_env(env, ["webhook-secret"])
-    text = "login hunter2-pw token=ghp_abcdef k3y-value webhook-secret /root"
-    assert scrub(text) == "login *** token=*** *** *** /root"
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
-def test_scrubber_ignores_trivially_short_values() -> None:
-    scrub = Scrubber.from_env({"TOKEN_ENABLED": "1", "X_SECRET": ""})
-    assert scrub("1 of 1") == "1 of 1"
+def test_serve_hides_secret_variables_the_webhook_secret_and_docker_credentials_in_any_form(tmp_path: Path) -> None:
+    env = {"REGISTRY_PASSWORD": "hunter2-pw", "NPM_API_KEY": "npm-key-value", "app_secret_key": "k3y-value"}
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"r.example": {"auth": b64("bot:docker-pw-1")}}}))
+    redactor = log_redactor({**env, "HOME": "/root", "TOKEN_ENABLED": "1"}, "webhook-secret", tmp_path)
+    text = (
+        f"login hunter2-pw {b64('hunter2-pw')} npm-key-value k3y-value webhook-secret {b64('webhook-secret')} "
+        f"Basic {b64('bot:docker-pw-1')} docker-pw-1 /root 1 of 1"
+    )
+    assert redactor.text(text) == "login *** *** *** *** *** *** Basic *** *** /root 1 of 1"
 
 
 def test_run_argv_is_pipeline_trigger_for_the_range(tmp_path: Path) -> None:

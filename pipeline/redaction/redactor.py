@@ -1,0 +1,117 @@
+"""The Redactor: every secret a run could know, replaced by *** wherever it shows (reports, JUnit, the job
+summary, CI outputs, progress and log lines, notifications, serve's run logs)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.vcs.urls import strip_credentials
+
+# Variables named like this hold secrets (REGISTRY_PASSWORD, COSIGN_PASSWORD, SIGSTORE_ID_TOKEN, ...).
+_SECRET_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|API_?KEY", re.IGNORECASE)
+MASK = "***"
+# Shorter values ("1", "true") would mangle every line and are not worth hiding.
+MIN_SECRET_LENGTH = 4
+# A secret of several lines (a key file, a credentials file) shows one line at a time in a log, so each
+# line is hidden on its own too; but only from this length: shorter lines are structure (`{`, `}`, `[default]`
+# is 9) or a fragment not worth hiding (a PEM's short last line), and hiding them would mangle every log.
+MIN_SECRET_LINE_LENGTH = 8
+_MAX_SECRET_FILE = 64 * 1024
+# A JWT (an OIDC identity token given as --identity-token is in no variable).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+
+
+class Redactor:
+    """Replaces known secret values (each line of a multi-line one, and their base64 forms) with ***, longest
+    first so that a secret's prefix cannot leave its tail; then removes the credentials of any URL
+    (vcs.urls.strip_credentials: userinfo, `access_token=`-like parameters) and JWTs, whatever they are."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        kept: set[str] = set()
+        for value in values:
+            for part in _parts(value):
+                raw = part.encode()
+                encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+                kept |= {part} | encoded | {e.rstrip("=") for e in encoded}
+        ordered = sorted(kept, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+
+    @classmethod
+    def for_run(
+        cls,
+        environment: Mapping[str, str],
+        secret_variables: Iterable[str] = (),
+        secret_files: Iterable[Path] = (),
+        docker_config: Path | None = None,
+        values: Iterable[str] = (),
+    ) -> Redactor:
+        """Values of variables named like secrets and of `secret_variables` (build secrets, notify's own),
+        the contents of `secret_files`, the credentials in the docker config, and `values` as they are."""
+        named = set(secret_variables)
+        found = [*values, *(value for name, value in environment.items() if name in named or _SECRET_NAME.search(name))]
+        for path in secret_files:
+            try:
+                with path.open("rb") as file:
+                    found.append(file.read(_MAX_SECRET_FILE).decode("utf-8", "replace"))
+            except OSError:
+                continue  # the run itself says a secret file is unreadable
+        if docker_config is not None:
+            found += _docker_config_secrets(docker_config / "config.json")
+        return cls(found)
+
+    def text(self, text: str) -> str:
+        # Known values first: a URL's password is then hidden even where the URL is not recognised as one.
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return _JWT.sub(MASK, strip_credentials(text))
+
+    def data(self, value: Any) -> Any:
+        """Every string in a JSON-like value redacted (keys included)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def _parts(value: str) -> list[str]:
+    """What of one secret value is hidden: all of it, and each long enough line of a multi-line one."""
+    whole = value.strip()
+    parts = [whole] if len(whole) >= MIN_SECRET_LENGTH else []
+    lines = [line.strip() for line in whole.splitlines()]
+    if len(lines) > 1:
+        parts += [line for line in lines if len(line) >= MIN_SECRET_LINE_LENGTH]
+    return parts
+
+
+def _docker_config_secrets(path: Path) -> list[str]:
+    """The credentials of a docker config's `auths` (what `docker login` stored): passwords, identity and
+    registry tokens, and `auth` itself (base64 of user:password, sent as HTTP Basic) with its password."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    auths = data.get("auths") if isinstance(data, dict) else None
+    found: list[str] = []
+    for entry in auths.values() if isinstance(auths, dict) else []:
+        if not isinstance(entry, dict):
+            continue
+        for key in ("password", "identitytoken", "registrytoken", "auth"):
+            if isinstance(entry.get(key), str):
+                found.append(entry[key])
+        if isinstance(entry.get("auth"), str):
+            try:
+                pair = base64.b64decode(entry["auth"]).decode("utf-8", "replace")
+            except (ValueError, binascii.Error):
+                continue
+            # user:password (its base64 forms are `auth` with and without padding) and the password alone.
+            found += [pair, pair.partition(":")[2]]
+    return found
