@@ -10,6 +10,7 @@ GitPython and no registry client, and with its cache (triggers/changed_cache.py)
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -59,7 +60,13 @@ def _real_dockerfile(context: Path, dockerfile: Path) -> Path:
 
 def read_dockerignore(context: Path) -> IgnoreMatcher | None:
     patterns = ignore_patterns(context / ".dockerignore")
-    return IgnoreMatcher(patterns) if patterns else None
+    return _matcher(tuple(patterns)) if patterns else None
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(patterns: tuple[str, ...]) -> IgnoreMatcher:
+    # Images of one repository tend to share their .dockerignore: parse each text once.
+    return IgnoreMatcher(patterns)
 
 
 def scopes(inputs: list[ImageInputs], repo_root: Path, config_dir: Path) -> list[ImageScope]:

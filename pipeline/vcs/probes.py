@@ -11,6 +11,7 @@ cache of `pipeline changed`) is reused only while asking again gives the same an
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -79,14 +80,59 @@ def recording() -> Iterator[list[Fact]]:
 
 def still_true(facts: Sequence[Fact]) -> bool:
     """Whether every probe gives the answer it gave when noted (relative paths: from the same directory)."""
+    again = _Replay()
     for probe, path, answer in facts:
-        check = PROBES.get(probe)
-        if check is None:
+        if probe not in PROBES:
             return False
         try:
-            now: str | bool = check(path)
+            now = again.answer(probe, path)
         except (OSError, ValueError) as exc:
             now = "!" + type(exc).__name__
         if now != answer:
             return False
     return True
+
+
+class _Replay:
+    """The probes' answers again, with one lstat per directory for all of them: a commit hook checks
+    hundreds of contexts and Dockerfiles below the same few directories, and os.path.realpath alone
+    would lstat every component of each. Only a path made of plain components (no symlink, no `..`,
+    no trailing slash) is answered from the lstats; any other goes to the probe itself, so the answer
+    is always the probe's."""
+
+    def __init__(self) -> None:
+        self.lstats: dict[str, os.stat_result | None] = {}
+
+    def answer(self, probe: str, path: str) -> str | bool:
+        found = self._plain(path)
+        if found is None:
+            return PROBES[probe](path)
+        if probe == "realpath":
+            return os.path.abspath(path)  # what realpath gives when no component is a link
+        if probe == "is_dir":
+            return stat.S_ISDIR(found.st_mode)
+        if probe == "is_file":
+            return stat.S_ISREG(found.st_mode)
+        return True  # exists
+
+    def _plain(self, path: str) -> os.stat_result | None:
+        """The lstat of `path` when each of its components exists and is no symlink (so stat and lstat
+        agree, and realpath is abspath); None when that is not so, or not simple to tell."""
+        if not path or path.startswith("//") or (path.endswith("/") and path != "/") or "\0" in path:
+            return None
+        parts = [part for part in path.split("/") if part and part != "."]
+        if not parts or ".." in parts:
+            return None
+        prefix = "/" if path.startswith("/") else ""
+        found = None
+        for part in parts:
+            prefix = prefix + part if prefix in ("", "/") else prefix + "/" + part
+            if prefix not in self.lstats:
+                try:
+                    self.lstats[prefix] = os.lstat(prefix)
+                except (OSError, ValueError):
+                    self.lstats[prefix] = None
+            found = self.lstats[prefix]
+            if found is None or stat.S_ISLNK(found.st_mode):
+                return None
+        return found
