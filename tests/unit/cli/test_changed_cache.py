@@ -157,3 +157,31 @@ def test_the_branch_its_tags_are_checked_with_is_part_of_the_key(
     long_branch = run_main(TEXT, capsys, monkeypatch, project)
     assert long_branch == uncached(TEXT, project, capsys, monkeypatch)
     assert long_branch[0] == 2 and "renders to an invalid tag" in long_branch[1]
+
+
+def test_dockerignore_files_are_read_on_every_run(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(project, {"images/app/notes.txt": "new\n"})
+    assert f"{'shop/app':<30} images/app/notes.txt changed" in run_main(TEXT, capsys, monkeypatch, project)[1]
+    (project / "images/app/.dockerignore").write_text("*.md\n*.txt\n")  # not committed: only the context
+    ignored = run_main(TEXT, capsys, monkeypatch, project)
+    assert ignored == uncached(TEXT, project, capsys, monkeypatch)
+    assert ignored[1] == f"{'shop/app':<30} images/app/.dockerignore changed [linux-amd64, linux-arm64]\n"
+
+
+def test_a_linked_worktree_keeps_its_own_cache(
+    project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    linked = tmp_path_factory.mktemp("linked") / "wt"
+    git(project, "worktree", "add", "-q", str(linked), "-b", "other")
+    (linked / "pipelines.yaml").write_text(CONFIG.replace("images/base", "images/v1"))
+    expected = run_main(TEXT, capsys, monkeypatch, project)
+    elsewhere = run_main(TEXT, capsys, monkeypatch, linked)
+    assert (project / ".git/worktrees/wt/pipeline/changed-cache.json").is_file()
+    assert run_main(TEXT, capsys, monkeypatch, project) == expected
+    assert run_main(TEXT, capsys, monkeypatch, linked) == elsewhere != expected
+    assert git(linked, "status", "--porcelain", "--", "*.json") == ""
