@@ -45,9 +45,15 @@ class ImageScope:
 
 
 def _relative(path: Path, root: Path) -> str:
-    """`path` (already resolved) relative to `root` (already resolved), "" for the root itself."""
-    text = path.relative_to(root).as_posix()
-    return "" if text == "." else text
+    """`path` (already resolved) relative to `root` (already resolved), "" for the root itself. On the
+    text: both are normalized, and Path.relative_to was a fifth of `changed`'s work at 200 images."""
+    text, top = str(path), str(root)
+    if text == top:
+        return ""
+    prefix = top if top.endswith("/") else top + "/"
+    if not text.startswith(prefix):
+        raise ValueError(f"{text!r} is not inside {top!r}")
+    return text[len(prefix) :]
 
 
 def _real_dockerfile(context: Path, dockerfile: Path) -> Path:
