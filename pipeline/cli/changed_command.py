@@ -10,8 +10,8 @@ import click
 
 from pipeline.cli.common import config_option
 from pipeline.cli.completion import complete_pipelines
-from pipeline.cli.variants import variant_names, variant_row
-from pipeline.triggers.changed import plan_and_affected_since
+from pipeline.cli.variants import names_of, variant_row
+from pipeline.triggers.changed import inputs_and_affected_since
 
 
 @click.command()
@@ -27,15 +27,19 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
     \b
     Example:
       pipeline changed --since origin/main --json
+
+    What it needs of the pipelines file is cached in the git directory (.git/pipeline/changed-cache.json)
+    until the file's bytes, or a context or Dockerfile it names, change.
     """
-    _, plan, found = plan_and_affected_since(config_file, pipelines, since)
+    inputs, found = inputs_and_affected_since(config_file, pipelines, since)
+    variants = {image.key: image.variants for image in inputs}
     if as_json:
-        images = [{**a.data(), "variants": [variant_row(v) for v in plan.images[a.key].variants]} for a in found]
+        images = [{**a.data(), "variants": [variant_row(v) for v in variants[a.key]]} for a in found]
         click.echo(json.dumps({"since": since, "images": images}))
         return
     if not found:
         click.echo(f"nothing changed since {since} affects an image")
     for item in found:
         # Variants share the context, Dockerfile and paths: a change affects the image, so each of them.
-        names = variant_names(plan.images[item.key])
+        names = names_of(variants[item.key])
         click.echo(f"{item.key:<30} {item.reason}" + (f" {names}" if names else ""))

@@ -14,12 +14,13 @@ import click
 
 from pipeline import __version__
 from pipeline.errors import UsageError
-from pipeline.run.settings import PROGRESS_MODES, ProgressMode, Secrets, Settings
 
-# The config (pydantic and its models) loads when a command reads one: `changed` starts git first.
+# The config (pydantic and its models) loads when a command reads one: `changed` starts git first. The
+# run's settings (and the CI detection they read) when a command reads them: `changed` never does.
 if TYPE_CHECKING:
     from pipeline.config import LoadedConfig
     from pipeline.run.session import Session
+    from pipeline.run.settings import ProgressMode, Secrets, Settings
     from pipeline.signing.signer import SignatureStorage, Signer
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -148,6 +149,8 @@ def signer_from_options(
 
 def progress_options(func: F) -> F:
     """--progress and -q, for the commands that build (`progress_mode` turns them into one mode)."""
+    from pipeline.run.settings import PROGRESS_MODES
+
     func = click.option("-q", "--quiet", is_flag=True, help="Print only the results: no progress lines.")(func)
     return click.option(
         "--progress",
@@ -162,7 +165,7 @@ def progress_options(func: F) -> F:
 def progress_mode(progress: str, quiet: bool) -> ProgressMode:
     if quiet and progress == "plain":
         raise UsageError("-q and --progress plain contradict each other: pass one")
-    return "quiet" if quiet else cast(ProgressMode, progress)
+    return "quiet" if quiet else cast("ProgressMode", progress)
 
 
 def run_options(func: F) -> F:
@@ -229,6 +232,8 @@ def say(message: str) -> None:
 
 def settings() -> Settings:
     """The environment, read here and nowhere below the CLI."""
+    from pipeline.run.settings import Settings
+
     return Settings.from_environment(os.environ)
 
 
@@ -242,6 +247,8 @@ def session(config: LoadedConfig | None, progress: ProgressMode = "auto") -> Ses
 def secrets(token: str | None = None) -> Secrets:
     """A passphrase from COSIGN_PASSWORD or a prompt; the identity token from --identity-token, else
     SIGSTORE_ID_TOKEN, else the CI's ambient credential."""
+    from pipeline.run.settings import Secrets
+
     return Secrets(passphrase=passphrase, identity_token=lambda: identity_token(token))
 
 

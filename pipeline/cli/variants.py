@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-from pipeline.registry.platforms import platform_text as shown
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pipeline.plan import PlannedImage, Variant
+    from pipeline.plan import PlannedImage
 
 
-def variant_row(variant: Variant) -> dict[str, Any]:
+class ShownVariant(Protocol):
+    """What rows and names show of a variant: the plan's Variant, or `changed`'s cached VariantShown."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def os_version(self) -> str | None: ...
+    @property
+    def builder(self) -> str: ...
+    @property
+    def engine(self) -> str | None: ...
+
+
+def variant_row(variant: ShownVariant) -> dict[str, Any]:
     """What --json says of a variant (commands add their own keys: build args, tags, inputs)."""
     return {
         "name": variant.name,
@@ -24,11 +37,17 @@ def variant_row(variant: Variant) -> dict[str, Any]:
 
 def variant_names(image: PlannedImage) -> str:
     """`[linux-amd64, linux-arm64, ltsc2019]`; empty for an image without variants."""
-    return f"[{', '.join(v.name for v in image.variants)}]" if image.variants else ""
+    return names_of(image.variants)
+
+
+def names_of(variants: Sequence[ShownVariant]) -> str:
+    return f"[{', '.join(v.name for v in variants)}]" if variants else ""
 
 
 def platform_text(row: Mapping[str, Any]) -> str:
     """`windows/amd64 10.0.17763`, or the platform alone."""
+    from pipeline.registry.platforms import platform_text as shown  # not for `changed`, in commit hooks
+
     return shown(str(row["platform"]), row.get("os_version"))
 
 

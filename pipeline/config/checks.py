@@ -117,7 +117,7 @@ def _check_engines(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
         if engine.cert_path is not None:
             if not (engine.host or "").startswith("tcp://"):
                 raise positions.error((*where, "cert_path"), "'cert_path' is for a tcp:// host")
-            if not (base_dir / engine.cert_path).expanduser().is_dir():
+            if not is_dir((base_dir / engine.cert_path).expanduser()):
                 raise positions.error((*where, "cert_path"), f"'{engine.cert_path}' is not a directory")
     for pipeline_name, pipeline in spec.pipelines.items():
         pinned: list[tuple[KeyPath, str | None]] = [(("pipelines", pipeline_name, "engine"), pipeline.engine)]

@@ -1,6 +1,8 @@
 """Paths named in pipelines.yaml stay inside the repository: contexts, Dockerfiles and `paths:` globs.
 
 "The repository" is the git work tree around the config file, or the file's directory outside git.
+Every look at the disk goes through vcs.probes, so `pipeline changed` can tell when its cache of a
+checked config no longer holds (a context deleted, a symlink moved).
 """
 
 from __future__ import annotations
@@ -8,13 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipeline.vcs import probes
+
 
 def repository_root(config_dir: Path) -> Path:
     """The nearest directory at or above `config_dir` holding `.git` (a directory, or a file in a
     linked worktree or submodule), else `config_dir`; symlinks resolved."""
-    start = Path(os.path.realpath(config_dir))
+    start = Path(probes.realpath(config_dir))
     for folder in (start, *start.parents):
-        if (folder / ".git").exists():
+        if probes.exists(folder / ".git"):
             return folder
     return start
 
@@ -23,7 +27,7 @@ def escape_problem(root: Path, path: Path, shown: str, what: str) -> str | None:
     """Why `path` (as written: `shown`) leaves the repository at `root`, or None when it stays inside.
     Symlinks count where they point: a link out of the repository leaves it."""
     try:
-        real = Path(os.path.realpath(path))
+        real = Path(probes.realpath(path))
     except (OSError, ValueError) as exc:
         return f"{what} '{shown}' is not a usable path ({exc})"
     if real == root or real.is_relative_to(root):
@@ -45,14 +49,8 @@ def glob_problem(pattern: str) -> str | None:
 
 def is_dir(path: Path) -> bool:
     """Path.is_dir, with unusable paths (too long, undecodable) counting as missing."""
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
+    return probes.is_dir(path)
 
 
 def is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
+    return probes.is_file(path)

@@ -32,11 +32,13 @@ def _text(output: bytes) -> str:
 
 @dataclass(frozen=True)
 class WorkTree:
-    """The git working tree around a directory: its top, HEAD's commit and branch (None when detached)."""
+    """The git working tree around a directory: its top, HEAD's commit and branch (None when detached),
+    and its own git directory (a linked worktree's under the main one's `worktrees/`)."""
 
     root: Path
     head: str | None  # None before the first commit
     branch: str | None
+    git_dir: Path | None = None  # None before the first commit
 
     @classmethod
     def find(cls, directory: Path) -> WorkTree | None:
@@ -47,9 +49,10 @@ class WorkTree:
     def _read(cls, head: _Git, directory: Path) -> WorkTree | None:
         code, out, _ = head.done()
         lines = out.splitlines()
-        if code == 0 and len(lines) == 3:
-            root, sha, ref = lines
-            return cls(Path(root), sha, ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None)
+        if code == 0 and len(lines) == 4:
+            root, git_dir, sha, ref = lines
+            branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+            return cls(Path(root), sha, branch, Path(git_dir))
         code, out, _ = _Git(directory, "rev-parse", "--show-toplevel").done()  # no commit yet, or no repository
         return cls(Path(out.strip()), None, None) if code == 0 else None
 
@@ -59,7 +62,7 @@ class WorkTree:
         return _changed_paths(_Git(self.root, *_known(since)), _Git(self.root, *_diff(since)), since, label)
 
 
-_HEAD = ("rev-parse", "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD")
+_HEAD = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "--symbolic-full-name", "HEAD")
 
 
 def _known(since: str) -> tuple[str, ...]:

@@ -96,3 +96,12 @@ def test_changed_help_loads_no_config_models(repository: Path) -> None:
     """`changed` starts git before it loads the config (pydantic and the models), so they overlap: nothing
     before the command runs may import them."""
     assert loaded_modules(["changed", "--help"], repository, ("pydantic", "yaml", "pipeline.config")) == []
+
+
+@pytest.mark.parametrize("args", [["changed", "--since", "HEAD~1"], ["changed", "--since", "HEAD~1", "--json"]])
+def test_changed_on_a_cache_hit_loads_no_config_models(repository: Path, args: list[str]) -> None:
+    """The first run loads the config (and fills .git/pipeline/changed-cache.json); the next, with the
+    pipelines file unchanged, answers from the cache: no pydantic, no PyYAML, no config package."""
+    heavy = ("pydantic", "yaml", "pipeline.config", "pipeline.plan")
+    assert "pydantic" in loaded_modules(args, repository, heavy)  # the miss
+    assert loaded_modules(args, repository, heavy) == []

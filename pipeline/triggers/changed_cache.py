@@ -1,0 +1,111 @@
+"""The cache of `pipeline changed`: what it needs of a checked, planned config (per image: context,
+Dockerfile, `paths:` globs, dependencies, variants), so a commit hook skips loading pydantic, PyYAML
+and the config models when the pipelines file has not changed.
+
+It is one JSON file in the working tree's git directory (`.git/pipeline/changed-cache.json`; a linked
+worktree has its own), never in the work tree. An entry is used only when
+- its key matches: the sha256 of the pipelines file's bytes, pipeline's version, this cache's format,
+  the file's path and the current directory (relative paths in the file start there), the pipelines
+  asked for, HEAD's branch (tag templates are checked with it) and the home directory (`~` paths);
+- every look the config's checks took at the disk gives the same answer again (vcs.probes: each
+  context and Dockerfile still there and leading to the same real path, the key files, the git root).
+Anything else (no file, another key, a file that does not parse) is a miss: the caller loads the
+config as every command does, which gives the same answer or the same error, and rewrites the entry.
+.dockerignore files are not in it: they are read each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.vcs import probes
+
+# Raise when what an entry holds, or what its key covers, changes: old entries then never match.
+FORMAT = 1
+# Entries kept (the newest): a few branches, pipeline selections or config files side by side.
+KEEP = 8
+
+
+def cache_file(git_dir: Path) -> Path:
+    return git_dir / "pipeline" / "changed-cache.json"
+
+
+def key_for(config_file: Path, pipelines: Sequence[str], branch: str | None) -> str | None:
+    """The key of the entry for this pipelines file as it is now; None when it can't be read (no cache:
+    loading it gives the error)."""
+    try:
+        content = config_file.read_bytes()
+    except (OSError, ValueError):
+        return None
+    parts = {
+        "format": FORMAT,
+        "version": __version__,
+        "content": hashlib.sha256(content).hexdigest(),
+        "file": str(config_file),
+        "cwd": os.getcwd(),
+        "pipelines": list(pipelines),
+        "branch": branch,
+        "home": os.path.expanduser("~"),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def read(git_dir: Path, key: str) -> list[Any] | None:
+    """The image rows kept under `key` if the disk still looks as the checks saw it; None: load the config.
+    The caller checks the rows too (triggers.changed): a row it can't read is a miss as well."""
+    try:
+        entry = _entries(cache_file(git_dir)).get(key)
+        if entry is None:
+            return None
+        facts = [_fact(item) for item in entry["facts"]]
+        images = entry["images"]
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or not what this code writes
+        return None
+    return images if isinstance(images, list) and probes.still_true(facts) else None
+
+
+def write(git_dir: Path, key: str, facts: Sequence[probes.Fact], images: Sequence[dict[str, Any]]) -> None:
+    """Keep the image rows `images` under `key` (with the newest other entries), replacing the file at
+    once: a reader sees the old file or the new one. A cache that can't be written is no error."""
+    path = cache_file(git_dir)
+    try:
+        entries = _entries(path)
+    except (OSError, ValueError, TypeError):
+        entries = {}
+    entries.pop(key, None)
+    entries[key] = {"facts": [list(fact) for fact in facts], "images": list(images)}
+    kept = dict(list(entries.items())[-KEEP:])
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        temporary.write_text(json.dumps({"format": FORMAT, "entries": kept}, separators=(",", ":")))
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def _entries(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+        raise ValueError(f"{path}: not a cache of this version")
+    entries: dict[str, Any] = data["entries"]
+    return entries
+
+
+def _fact(item: object) -> probes.Fact:
+    if not isinstance(item, list) or len(item) != 3 or not all(isinstance(part, str) for part in item[:2]):
+        raise TypeError(f"not a probe: {item!r}")
+    if not isinstance(item[2], str | bool):
+        raise TypeError(f"not a probe's answer: {item!r}")
+    return (item[0], item[1], item[2])

@@ -1,0 +1,187 @@
+"""`pipeline changed` keeps what it needs of the checked config in the git directory
+(.git/pipeline/changed-cache.json). A hit must say exactly what a miss says, and anything that could
+change the answer (the file's bytes, a context or Dockerfile, the branch its tags are checked with)
+must make it a miss, so the loader gives the new answer or its error: never a stale answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import git, init_git, write_project
+from tests.unit.config.test_config_errors import run_main
+
+CONFIG = """\
+registry: 127.0.0.1:5000/cached
+pipelines:
+  shop:
+    images:
+      base: {context: images/base}
+      app:
+        context: images/app
+        build_args: {BASE: "{{ images.base }}"}
+        platforms: [linux/amd64, linux/arm64]
+"""
+IMAGES = {"base": "FROM scratch\n", "app": "ARG BASE\nFROM ${BASE}\n", "v1": "FROM scratch\n", "v2": "FROM scratch\n"}
+TEXT = ["changed", "--since", "HEAD~1"]
+JSON = [*TEXT, "--json"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write_project(tmp_path, CONFIG, IMAGES)
+    (tmp_path / "images/app/.dockerignore").write_text("*.md\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared/app.cfg").write_text("v1\n")
+    init_git(tmp_path)
+    commit(tmp_path, {"images/base/new.txt": "new\n", "images/app/README.md": "ignored\n", "shared/app.cfg": "v2\n"})
+    return tmp_path
+
+
+def commit(root: Path, files: dict[str, str]) -> None:
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "change")
+
+
+def cache_of(root: Path) -> Path:
+    return root / ".git/pipeline/changed-cache.json"
+
+
+Run = tuple[int, str]
+
+
+def uncached(args: list[str], root: Path, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch) -> Run:
+    """The answer without a cache (and the one a miss gives): the cache file removed first."""
+    cache_of(root).unlink(missing_ok=True)
+    return run_main(args, capsys, mp, root)
+
+
+def test_a_hit_prints_byte_for_byte_what_the_miss_printed(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for args in (TEXT, JSON):
+        miss = uncached(args, project, capsys, monkeypatch)
+        written = cache_of(project).stat().st_mtime_ns
+        hit = run_main(args, capsys, monkeypatch, project)
+        assert miss[0] == 0, miss[1]
+        assert hit == miss
+        assert cache_of(project).stat().st_mtime_ns == written  # a hit reads it, never rewrites it
+    rows = json.loads(run_main(JSON, capsys, monkeypatch, project)[1])["images"]
+    assert [(r["image"], [v["name"] for v in r["variants"]]) for r in rows] == [
+        ("shop/base", []),
+        ("shop/app", ["linux-amd64", "linux-arm64"]),
+    ]
+    # Kept in the git directory: the work tree stays clean.
+    assert git(project, "status", "--porcelain", "--ignored") == ""
+
+
+def test_an_edited_pipelines_file_misses_and_gives_the_new_answer(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = run_main(TEXT, capsys, monkeypatch, project)
+    assert "shop/app" in before[1] and "shared/app.cfg" not in before[1]
+    # One glob more, committed before the change compared: the answer must come from the new bytes.
+    (project / "pipelines.yaml").write_text(CONFIG + "        paths: [shared/*.cfg]\n")
+    commit(project, {})
+    commit(project, {"shared/app.cfg": "v3\n"})
+    after = run_main(TEXT, capsys, monkeypatch, project)
+    assert after == uncached(TEXT, project, capsys, monkeypatch)
+    assert after[1] == f"{'shop/app':<30} shared/app.cfg changed (paths: glob) [linux-amd64, linux-arm64]\n"
+
+
+def test_a_corrupt_cache_is_a_miss_and_is_rewritten(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = uncached(JSON, project, capsys, monkeypatch)
+    entries = json.loads(cache_of(project).read_text())["entries"]
+    [key] = entries
+    wrong_types = {"format": 1, "entries": {key: {**entries[key], "images": [{"key": 1}]}}}
+    for garbage in ("{not json", '{"format": 1, "entries": []}', json.dumps(wrong_types), "\0\0\0"):
+        cache_of(project).write_text(garbage)
+        assert run_main(JSON, capsys, monkeypatch, project) == expected, garbage
+        assert json.loads(cache_of(project).read_text())["entries"] == entries
+
+
+def test_an_invalid_config_gives_the_loaders_error_never_the_cached_answer(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_main(TEXT, capsys, monkeypatch, project)[0] == 0  # cached
+    (project / "pipelines.yaml").write_text(CONFIG.replace("context: images/base", "contxt: images/base"))
+    broken = run_main(TEXT, capsys, monkeypatch, project)
+    assert broken == uncached(TEXT, project, capsys, monkeypatch)
+    assert broken[0] == 2 and "unknown key 'contxt'" in broken[1]
+
+
+def test_a_deleted_context_gives_the_loaders_error_though_the_file_is_unchanged(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_main(TEXT, capsys, monkeypatch, project)[0] == 0  # cached
+    shutil.rmtree(project / "images/base")
+    broken = run_main(TEXT, capsys, monkeypatch, project)
+    assert broken == uncached(TEXT, project, capsys, monkeypatch)
+    assert broken[0] == 2 and "context directory" in broken[1] and "does not exist" in broken[1]
+
+
+def test_a_context_symlink_moved_elsewhere_gives_the_new_contexts_changes(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan resolves contexts: the cache must notice a link now leading to another directory."""
+    (project / "images/tools").symlink_to("v1")
+    (project / "pipelines.yaml").write_text(CONFIG + "      tools: {context: images/tools}\n")
+    commit(project, {})
+    commit(project, {"images/v2/new.txt": "v2\n"})
+    assert "shop/tools" not in run_main(TEXT, capsys, monkeypatch, project)[1]  # cached: tools is v1
+    (project / "images/tools").unlink()
+    (project / "images/tools").symlink_to("v2")
+    moved = run_main(TEXT, capsys, monkeypatch, project)
+    assert moved == uncached(TEXT, project, capsys, monkeypatch)
+    assert f"{'shop/tools':<30} images/v2/new.txt changed" in moved[1]
+
+
+def test_the_branch_its_tags_are_checked_with_is_part_of_the_key(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag template naming the branch renders to a tag too long on a long branch: the plan's error,
+    which a cache filled on a short branch must not hide."""
+    (project / "pipelines.yaml").write_text(CONFIG + 'tags: {extra: ["{{ git.branch }}"], suffix: "-s"}\n')
+    commit(project, {})
+    commit(project, {"images/base/more.txt": "more\n"})
+    assert run_main(TEXT, capsys, monkeypatch, project)[0] == 0  # cached on main
+    git(project, "checkout", "-qb", "b" * 128)
+    long_branch = run_main(TEXT, capsys, monkeypatch, project)
+    assert long_branch == uncached(TEXT, project, capsys, monkeypatch)
+    assert long_branch[0] == 2 and "renders to an invalid tag" in long_branch[1]
+
+
+def test_dockerignore_files_are_read_on_every_run(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(project, {"images/app/notes.txt": "new\n"})
+    assert f"{'shop/app':<30} images/app/notes.txt changed" in run_main(TEXT, capsys, monkeypatch, project)[1]
+    (project / "images/app/.dockerignore").write_text("*.md\n*.txt\n")  # not committed: only the context
+    ignored = run_main(TEXT, capsys, monkeypatch, project)
+    assert ignored == uncached(TEXT, project, capsys, monkeypatch)
+    assert ignored[1] == f"{'shop/app':<30} images/app/.dockerignore changed [linux-amd64, linux-arm64]\n"
+
+
+def test_a_linked_worktree_keeps_its_own_cache(
+    project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    linked = tmp_path_factory.mktemp("linked") / "wt"
+    git(project, "worktree", "add", "-q", str(linked), "-b", "other")
+    (linked / "pipelines.yaml").write_text(CONFIG.replace("images/base", "images/v1"))
+    expected = run_main(TEXT, capsys, monkeypatch, project)
+    elsewhere = run_main(TEXT, capsys, monkeypatch, linked)
+    assert (project / ".git/worktrees/wt/pipeline/changed-cache.json").is_file()
+    assert run_main(TEXT, capsys, monkeypatch, project) == expected
+    assert run_main(TEXT, capsys, monkeypatch, linked) == elsewhere != expected
+    assert git(linked, "status", "--porcelain", "--", "*.json") == ""
