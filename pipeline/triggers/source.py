@@ -46,6 +46,8 @@ class GitSource:
             raise PipelineError(f"{self.spec}: fetch failed: {_last_line(exc)}") from None
 
     def resolve(self, rev: str) -> str | None:
+        if rev.startswith("-"):
+            return None  # not a revision but one of git's options
         try:
             return str(self.repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}"))
         except git.GitCommandError:

@@ -65,11 +65,20 @@ class WorkTree:
 _HEAD = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "--symbolic-full-name", "HEAD")
 
 
+def _revision(since: str) -> str:
+    """`since` as git gets it: never read as one of git's options (`--output=FILE` would write a file)."""
+    if since.startswith("-"):
+        raise UsageError(f"--since {since}: a revision cannot start with '-'")
+    return since
+
+
 def _known(since: str) -> tuple[str, ...]:
+    since = _revision(since)
     return ("rev-parse", "--verify", "--quiet", f"{since}^{{commit}}")
 
 
 def _diff(since: str) -> tuple[str, ...]:
+    since = _revision(since)
     # Paths from the top whatever the directory it runs in (`--no-relative` beats a diff.relative setting).
     return ("diff", "--no-relative", "--name-only", "--no-renames", "-z", since, "--")
 

@@ -114,3 +114,14 @@ def test_a_pipelines_file_in_a_subdirectory_of_the_repository(
         ("shop/tools", "deploy/images/tools/tool.sh changed"),
         ("shop/app", "depends on shop/tools"),
     ]
+
+
+def test_a_since_that_looks_like_an_option_is_refused_not_given_to_git(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--since=--output=FILE` would make `git diff` write FILE: it is refused as a revision, exit 2."""
+    written = project / "written-by-git"
+    code, output = run_main(["changed", f"--since=--output={written}"], capsys, monkeypatch, project)
+    assert code == 2, output
+    assert f"--since --output={written}: a revision cannot start with '-'" in output
+    assert not written.exists()
