@@ -8,6 +8,7 @@ import os
 import ssl
 import subprocess
 import tarfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,14 @@ class RegistryPeek:
         self.auth = auth
 
     def manifest(self, repo_path: str, reference: str) -> tuple[str, dict[str, object]] | None:
-        response = httpx.get(
-            f"{self.base}/{repo_path}/manifests/{reference}", headers={"Accept": ACCEPT}, auth=self.auth, timeout=30
-        )
+        url = f"{self.base}/{repo_path}/manifests/{reference}"
+        for _attempt in range(5):
+            response = httpx.get(url, headers={"Accept": ACCEPT}, auth=self.auth, timeout=30)
+            # Docker Distribution answers 500 to a tag read while that tag's link is being written (tests
+            # peek while a run publishes): the peek, not the run under test, asks again.
+            if response.status_code != 500:
+                break
+            time.sleep(0.2)
         if response.status_code == 404:
             return None
         response.raise_for_status()
