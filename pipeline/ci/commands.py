@@ -224,8 +224,8 @@ def write_command(line: str, stream: TextIO) -> None:
         stream.flush()
 
 
-def inert_json(data: Any) -> str:
-    """`data` as indented JSON in which no runner finds a command, decoding to the same data: non-ASCII
+def inert_json(data: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """`data` as JSON in which no runner finds a command, decoding to the same data: non-ASCII
     characters and line breaks are escaped (`\\uXXXX`), and so is every `#` (as `\\u0023`); a line of it
     starts with a quote, a bracket or a value, never with `::`."""
-    return json.dumps(data, indent=2, ensure_ascii=True).replace("#", "\\u0023")
+    return json.dumps(data, indent=indent, ensure_ascii=True, sort_keys=sort_keys).replace("#", "\\u0023")

@@ -9,7 +9,7 @@ import click
 
 from pipeline.acr import sync
 from pipeline.acr.tasks import TaskSpec
-from pipeline.cli.common import config_option, session, settings
+from pipeline.cli.common import config_option, echo_json, session, settings
 from pipeline.cli.completion import complete_pipelines
 from pipeline.config import load_config
 
@@ -62,7 +62,7 @@ def _print(result: sync.TaskSync, dry_run: bool, as_json: bool) -> None:
             ],
             "skipped": [{"image": k, "reason": v} for k, v in skipped.items()],
         }
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     verb = "would " if dry_run else ""
     for change in changes:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pipeline.cache.predict import Prediction
-from pipeline.cli.common import config_option, run_options, secrets, session
+from pipeline.cli.common import config_option, echo_json, run_options, secrets, session
 from pipeline.cli.completion import complete_images, complete_pipelines
 from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
 from pipeline.cli.variants import variant_lines_of, variant_row
@@ -138,7 +137,7 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
             }
         )
     if as_json:
-        click.echo(json.dumps({"version": str(the_plan.context.version or "") or None, "images": rows}, indent=2))
+        echo_json({"version": str(the_plan.context.version or "") or None, "images": rows})
         return
     for row in rows:
         deps = f" (after {', '.join(row['depends_on'])})" if row["depends_on"] else ""
@@ -219,7 +218,7 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
     key = matches[0]
     explanation = the_session.explain(the_plan, key)
     if as_json:
-        click.echo(json.dumps(explanation.as_dict(), indent=2))
+        echo_json(explanation.as_dict())
         return
     click.echo(f"{key}: {explanation.verdict}")
     for line in explanation.details:
@@ -263,6 +262,6 @@ def validate(config_file: Path, as_json: bool) -> None:
     config = load_config(config_file)
     counts = {name: len(p.images) for name, p in config.spec.pipelines.items()}
     if as_json:
-        click.echo(json.dumps({"ok": True, "file": str(config_file), "pipelines": counts}))
+        echo_json({"ok": True, "file": str(config_file), "pipelines": counts}, indent=None)
     else:
         click.echo(f"{config_file}: ok ({', '.join(f'{k}: {v} images' for k, v in counts.items())})")

@@ -3,12 +3,11 @@ so it imports only what it needs (tests/unit/cli/test_startup.py keeps it so).""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from pipeline.cli.common import config_option
+from pipeline.cli.common import config_option, echo_json
 from pipeline.cli.completion import complete_pipelines
 from pipeline.cli.variants import names_of, variant_row
 from pipeline.triggers.changed import inputs_and_affected_since
@@ -35,7 +34,7 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
     variants = {image.key: image.variants for image in inputs}
     if as_json:
         images = [{**a.data(), "variants": [variant_row(v) for v in variants[a.key]]} for a in found]
-        click.echo(json.dumps({"since": since, "images": images}))
+        echo_json({"since": since, "images": images}, indent=None)
         return
     if not found:
         click.echo(f"nothing changed since {since} affects an image")

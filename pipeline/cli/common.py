@@ -225,6 +225,15 @@ def optional_config(config_file: Path | None) -> LoadedConfig | None:
     return load_config(path) if path is not None else None
 
 
+def echo_json(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> None:
+    """A command's --json output, the same data in every environment: written so that no CI runner reads
+    a command in it (a path or label with `##[` or `::` in it stays exactly as it is; the filter main()
+    puts on stdout in CI then has nothing to change)."""
+    from pipeline.ci.commands import inert_json
+
+    click.echo(inert_json(data, indent=indent, sort_keys=sort_keys))
+
+
 def say(message: str) -> None:
     """A progress line for people, on stderr."""
     click.echo(message, err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import click
 
 from pipeline.cli.common import (
     config_option,
+    echo_json,
     insecure_option,
     optional_config,
     optional_config_option,
@@ -53,7 +53,7 @@ def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
             "tag_changes": [tag_change_data(c) for c in changes or []],
             "refusals": [{"message": str(r), "exit_code": r.exit_code} for r in refusals],
         }
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
     else:
         click.echo(f"version {chosen.version} ({chosen.reason}); git tag {chosen.git_tag}")
         for key, image in plan.images.items():
@@ -227,7 +227,7 @@ def promote(
         "tag_changes": [tag_change_data(c) for c in done.changes],
     }
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     click.echo(f"{data['reference']}")
     carried = ", ".join(f"{count} {kind}" for kind, count in done.carried.counts.items() if count)
@@ -299,7 +299,7 @@ def tags(
             "other_tags": view.other,
             "hidden_tags": view.hidden,
         }
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     if not view.versions and not view.other:
         click.echo(

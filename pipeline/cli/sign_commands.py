@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pipeline.cli.common import (
+    echo_json,
     insecure_option,
     optional_config,
     optional_config_option,
@@ -81,7 +82,7 @@ def sign(
     data = _signed_data(signed)
     data["children"] = [_signed_data(child) for child in signed.children]
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     for done in [*signed.children, signed]:
         forms = ", ".join(done.written) or f"already signed ({', '.join(done.already_signed)})"
@@ -176,7 +177,7 @@ def verify(
     if predicate_type:
         data["type"] = predicate_type
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
     elif result.verified:
         what = f"{attestation_type} attestation " if predicate_type else ""
         click.echo(f"{result.reference}: {what}verified ({'; '.join(result.satisfied)})")
@@ -209,7 +210,7 @@ def _verified_data(result: Verification) -> dict[str, Any]:
 def _echo_predicates(result: Verification) -> None:
     for attestation in result.attestations:
         click.echo(f"# {attestation.predicate_type} ({attestation.form}, {attestation.signer})")
-        click.echo(json.dumps(attestation.predicate, indent=2, sort_keys=True))
+        echo_json(attestation.predicate, sort_keys=True)
 
 
 def predicate_type_of(name: str) -> str:
@@ -286,7 +287,7 @@ def attest(
         "already": list(done.already),
     }
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     forms = ", ".join(done.written) or f"already attested ({', '.join(done.already)})"
     click.echo(f"{done.reference}: {attestation_type} attested by {done.signer}: {forms}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline.cli.common import insecure_option, optional_config, optional_config_option, session
+from pipeline.cli.common import echo_json, insecure_option, optional_config, optional_config_option, session
 from pipeline.registry.reference import parse_reference
 from pipeline.signing.attached import Attached, Attachment, Kind
 from pipeline.signing.tree import TreeNode, supply_chain_tree
@@ -44,7 +43,7 @@ def tree(reference: str, insecure: tuple[str, ...], config_file: Path | None, as
     with session(optional_config(config_file)).registry(insecure) as registry:
         found = supply_chain_tree(registry, ref)
     if as_json:
-        click.echo(json.dumps(tree_data(found), indent=2))
+        echo_json(tree_data(found))
         return
     click.echo("\n".join(tree_lines(found)))
 

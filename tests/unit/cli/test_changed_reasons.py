@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, init_git, write_project
+from tests.helpers import git, init_git, run_cli, write_project
 from tests.unit.config.test_config_errors import run_main
 
 CONFIG = """\
@@ -125,3 +125,15 @@ def test_a_since_that_looks_like_an_option_is_refused_not_given_to_git(
     assert code == 2, output
     assert f"--since --output={written}: a revision cannot start with '-'" in output
     assert not written.exists()
+
+
+def test_json_in_ci_is_the_same_data_whatever_the_paths_say(project: Path) -> None:
+    """In CI stdout is filtered so build output cannot run logging commands; a --json answer must still
+    decode to the exact paths (a file may be named `notes##[x].txt` or start with `::`)."""
+    odd = ["images/app/notes##[x].txt", "images/app/::warning::y.txt", "images/app/##vso[task.complete]z.txt"]
+    commit(project, dict.fromkeys(odd, "new\n"))
+    for ci in ({"GITHUB_ACTIONS": "true"}, {"TF_BUILD": "True"}):
+        done = run_cli(["changed", "--since", "HEAD~1", "--json"], project, env=ci)
+        assert done.code == 0, done.output
+        (app,) = [image for image in json.loads(done.stdout)["images"] if image["image"] == "shop/app"]
+        assert sorted(app["files"]) == sorted(odd)
