@@ -96,3 +96,9 @@ def test_a_secrets_base64_is_hidden_at_any_byte_offset_in_an_encoded_text(
         assert before.startswith("Authorization: Basic ")
         assert len(before) <= len("Authorization: Basic ") + len(encode(prefix.encode()).rstrip(b"=")) + 1
         assert len(after) <= 4 + len(encode(b"@host"))
+
+
+def test_a_short_secret_is_hidden_inside_other_words_too() -> None:
+    """README's side effect of the 4-character minimum: a value is hidden wherever it shows."""
+    redactor = Redactor.for_run({"DEPLOY_TOKEN": "test"})
+    assert redactor.text("pushed :latest") == "pushed :la***"
