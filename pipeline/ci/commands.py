@@ -113,9 +113,11 @@ class Command:
 # older syntax `##[` anywhere (ActionCommand.TryParse); `##[group]` and the like are Azure's formatting
 # commands. Both runners compare with .NET's culture-sensitive IndexOf/StartsWith, which under ICU skips
 # ignorable characters: `#\u200b#vso[` is `##vso[` to them. So matching runs on the text without them, line
-# breaks are every one str.splitlines knows (a superset of ReadLine's) and case is ignored.
-COMMAND = re.compile(r"##vso\[|##\[|(?:^|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029])\s*::", re.IGNORECASE)
-LINE_BREAKS = re.compile(r"[^\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]*\Z")
+# breaks are the ones str.splitlines knows (a superset of ReadLine's) but U+001C-U+001E, and case is ignored.
+# Those three (and U+001F) are whitespace to Python but neither line breaks nor whitespace to .NET, and ICU
+# ignores them: `#\x1e#vso[` is a command, so they are left out of the text like U+200B.
+COMMAND = re.compile(r"##vso\[|##\[|(?:^|[\n\r\x0b\x0c\x85\u2028\u2029])\s*::", re.IGNORECASE)
+LINE_BREAKS = re.compile(r"[^\n\r\x0b\x0c\x85\u2028\u2029]*\Z")
 # Inserted before a command's last character. It shows as a space but is neither whitespace (which a runner
 # trims) nor ignorable in ICU's collation, unlike a zero-width space (U+200B), which the runners would skip.
 NEUTRAL = "\u2800"  # BRAILLE PATTERN BLANK
@@ -127,7 +129,7 @@ LOOKBEHIND = len("##vso")  # a command that ends in the next write starts at mos
 
 
 def _ignorable(char: str) -> bool:
-    if " " <= char <= "~" or char.isspace():
+    if " " <= char <= "~" or (char.isspace() and not "\x1c" <= char <= "\x1f"):
         return False
     return char in IGNORABLE_OTHERS or unicodedata.category(char) in IGNORABLE_CATEGORIES
 

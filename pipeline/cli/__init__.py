@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -13,7 +14,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import click  # noqa: E402
 
-from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli  # noqa: E402
+from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli, redacted  # noqa: E402
 from pipeline.cli.completion import COMPLETE_VAR  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
 
@@ -52,8 +53,10 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
     except PipelineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        _annotate(str(exc))
+        # An error's text can hold anything it was raised about (DOCKER_HOST's password, a variable's value).
+        message = redacted(str(exc))
+        click.echo(f"error: {message}", err=True)
+        _annotate(message)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _close_groups("interrupted")
@@ -63,7 +66,9 @@ def main() -> None:
         # Build threads may be blocked on the engine for a long time; don't wait for them at exit.
         os._exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()  # a bad argument's value may be a URL with credentials
+        exc.show(shown)
+        sys.stderr.write(redacted(shown.getvalue()))
         sys.exit(EXIT_CONFIG if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

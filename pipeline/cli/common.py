@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -19,6 +19,7 @@ from pipeline.errors import UsageError
 # run's settings (and the CI detection they read) when a command reads them: `changed` never does.
 if TYPE_CHECKING:
     from pipeline.config import LoadedConfig
+    from pipeline.redaction import Redactor
     from pipeline.run.session import Session
     from pipeline.run.settings import ProgressMode, Secrets, Settings
     from pipeline.signing.signer import SignatureStorage, Signer
@@ -237,6 +238,22 @@ def echo_json(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> 
 def say(message: str) -> None:
     """A progress line for people, on stderr."""
     click.echo(message, err=True)
+
+
+def redacted(text: str) -> str:
+    """`text` as the CLI may print it: what main shows of an error (its `error:` line, its CI annotation)
+    and release's progress lines come from anywhere (a DOCKER_HOST with a password in it, a registry's
+    reply), not only from a run's result, which the run redacts itself."""
+    return _redactor().text(text)
+
+
+@cache
+def _redactor() -> Redactor:
+    # Built on first use: reading the docker config costs nothing on a run that prints no error.
+    from pipeline.redaction import Redactor
+    from pipeline.run.settings import docker_config_dir
+
+    return Redactor.for_run(os.environ, docker_config=docker_config_dir(os.environ))
 
 
 def settings() -> Settings:

@@ -14,6 +14,7 @@ from pipeline.cli.common import (
     insecure_option,
     optional_config,
     optional_config_option,
+    redacted,
     run_options,
     secrets,
     session,
@@ -37,7 +38,8 @@ from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
 def _progress(step: str, message: str) -> None:
-    click.echo(f"{step:<8} {message}", err=True)
+    # The messages name registries, git remotes and refusals: text from outside, so redacted.
+    click.echo(f"{step:<8} {redacted(message)}", err=True)
 
 
 def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:

@@ -24,7 +24,7 @@ from pipeline.ci.outputs import (
     outputs,
 )
 from pipeline.ci.summary import summary_markdown
-from pipeline.cli.common import progress_mode, say, settings
+from pipeline.cli.common import progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
 from pipeline.errors import PipelineError, UsageError
 from pipeline.run.session import Session
@@ -92,5 +92,5 @@ def annotate(message: str) -> None:
     ci = detect(os.environ)
     if ci is None:
         return
-    for line in error_annotations(ci.provider, message, Path.cwd(), ci.workspace):
+    for line in error_annotations(ci.provider, redacted(message), Path.cwd(), ci.workspace):
         write_command(line, sys.stdout)

@@ -36,9 +36,7 @@ class Redactor:
         kept: set[str] = set()
         for value in values:
             for part in _parts(value):
-                raw = part.encode()
-                encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-                kept |= {part} | encoded | {e.rstrip("=") for e in encoded}
+                kept |= {part} | _base64_forms(part.encode())
         ordered = sorted(kept, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
 
@@ -90,6 +88,26 @@ def _parts(value: str) -> list[str]:
     if len(lines) > 1:
         parts += [line for line in lines if len(line) >= MIN_SECRET_LINE_LENGTH]
     return parts
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """What of `raw`'s base64 shows wherever it sits in an encoded text. Base64 encodes 3 bytes as 4
+    characters, so a secret after a prefix (`Basic ` + b64("gitlab-ci-token:" + token)) starts 0, 1 or 2
+    bytes into a group: its encoding at each offset, less the characters that also encode the bytes before
+    it (2 or 3 of them) and those of a last, partial group (they also encode what follows). As GitHub's
+    runner masks them (SecretMasker's base64 variations); standard and URL-safe alphabets."""
+    forms: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode()
+        forms |= {whole, whole.rstrip("=")}  # the secret alone, as its own value
+        for offset, dropped in ((0, 0), (1, 2), (2, 3)):
+            prefixed = bytes(offset) + raw
+            complete = prefixed[: len(prefixed) - len(prefixed) % 3]
+            form = encode(complete).decode()[dropped:]
+            # A form this short (a 4-byte secret at offset 2 keeps 1 character) would mask random text.
+            if len(form) >= MIN_SECRET_LENGTH:
+                forms.add(form)
+    return forms
 
 
 def _docker_config_secrets(path: Path) -> list[str]:

@@ -36,7 +36,7 @@ class Settings:
         runtime = environ.get("XDG_RUNTIME_DIR") or environ.get("XDG_CACHE_HOME") or str(home / ".cache")
         return cls(
             environment=dict(environ),
-            docker_config=Path(environ.get("DOCKER_CONFIG") or home / ".docker"),
+            docker_config=docker_config_dir(environ),
             lock_dir=Path(runtime) / "pipeline" / "locks",
             # Publish journals must outlive a crash: XDG's state home.
             state_dir=Path(environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "pipeline",
@@ -49,6 +49,11 @@ class Settings:
     def repos_dir(self) -> Path:
         """Where remote repositories are mirrored (triggers, watch, serve)."""
         return self.cache_dir / "repos"
+
+
+def docker_config_dir(environ: Mapping[str, str]) -> Path:
+    """Where docker keeps its config (and `docker login`'s credentials)."""
+    return Path(environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
 def _registry_timeout(raw: str) -> float:

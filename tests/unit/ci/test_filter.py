@@ -28,8 +28,13 @@ def github_parses(line: str) -> bool:
     return line.lstrip().startswith("::") or "##[" in line
 
 
+# str.splitlines' line breaks but U+001C-U+001E: no runner ends a line there (.NET's ReadLine ends one at
+# \r and \n only); the others stay, the stricter reading.
+LINE_BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x85\u2028\u2029]")
+
+
 def commands(text: str, skip_ignored: bool = True) -> list[str]:
-    lines = text.splitlines()
+    lines = LINE_BREAK.split(text)
     if skip_ignored:
         lines = [ICU_IGNORED.sub("", line) for line in lines]  # the stricter reading: as ICU compares
     return [line for line in lines if azure_parses(line) or github_parses(line)]
@@ -51,6 +56,12 @@ ATTACKS = [
     "#\u200b#vso[task.setvariable variable=EVIL]icu skips the zero-width space",
     "\u200b::warning::icu skips it at the start too",
     ":\u00ad:warning::soft hyphen",
+    # Whitespace to Python (str.isspace), ignorable to ICU.
+    "#\x1f#vso[task.setvariable variable=X]1",
+    "#\x1e#vso[task.setvariable variable=X]1",
+    "#\x1c#[group]fake",
+    ":\x1f:set-output name=x::y",
+    "\x1d::warning::at the start",
 ]
 
 
@@ -130,7 +141,25 @@ def test_the_json_report_holds_no_command_and_decodes_to_the_same_data() -> None
 def test_random_text_in_random_pieces_never_holds_a_command() -> None:
     """The pieces the filter sees are the ones the stream gets: whatever the split, no command survives."""
     rng = random.Random(16)
-    alphabet = ["#", "#", ":", ":", "[", "vso", "VSO", " ", "\t", "\n", "\r", "\u200b", "\u00ad", "x", "##vso["]
+    alphabet = [
+        "#",
+        "#",
+        ":",
+        ":",
+        "[",
+        "vso",
+        "VSO",
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\u200b",
+        "\u00ad",
+        "\x1c",
+        "\x1f",
+        "x",
+        "##vso[",
+    ]
     for _ in range(2000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
         stream = io.StringIO()

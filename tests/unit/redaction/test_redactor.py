@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from pipeline.redaction import Redactor
 
@@ -73,3 +76,29 @@ def test_known_values_their_base64_forms_and_jwts_are_hidden_and_trivial_values_
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtc3ViamVjdCJ9.c2lnbmF0dXJlLXNlY3JldA"
     text = f"pw hunter2-pw {b64('hunter2-pw')} {b64('npm-auth-val').rstrip('=')} npm-auth-val 1 of 1 {jwt}"
     assert redactor.text(text) == "pw *** *** *** *** 1 of 1 ***"
+
+
+@pytest.mark.parametrize("prefix", ["gitlab-ci-token:", "oauth2:", "user:", "ab:"])
+@pytest.mark.parametrize("token", ["glpat-SECRETSCAN-x7Qm1", "glpat-SECRETSCAN-x7Qm1b", "glpat-SECRETSCAN-x7Qm1bc"])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+def test_a_secrets_base64_is_hidden_at_any_byte_offset_in_an_encoded_text(
+    prefix: str, token: str, encode: Callable[[bytes], bytes]
+) -> None:
+    """HTTP Basic credentials put the token 0, 1 or 2 bytes into a base64 group (after `gitlab-ci-token:`,
+    16 bytes, it is 1), and text may follow it in the same encoding."""
+    redactor = Redactor.for_run({"CI_JOB_TOKEN": token})
+    for encoded in (encode(f"{prefix}{token}".encode()), encode(f"{prefix}{token}@host".encode())):
+        header = f"Authorization: Basic {encoded.decode()}"
+        masked = redactor.text(header)
+        before, mask, after = masked.partition("***")
+        assert mask, header
+        # Left: what encodes the prefix (and the first group the token shares), the last few characters.
+        assert before.startswith("Authorization: Basic ")
+        assert len(before) <= len("Authorization: Basic ") + len(encode(prefix.encode()).rstrip(b"=")) + 1
+        assert len(after) <= 4 + len(encode(b"@host"))
+
+
+def test_a_short_secret_is_hidden_inside_other_words_too() -> None:
+    """README's side effect of the 4-character minimum: a value is hidden wherever it shows."""
+    redactor = Redactor.for_run({"DEPLOY_TOKEN": "test"})
+    assert redactor.text("pushed :latest") == "pushed :la***"

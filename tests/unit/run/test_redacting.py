@@ -13,7 +13,7 @@ from pipeline.run.report import report_data
 from pipeline.run.settings import Settings
 from tests.helpers import write_project
 
-BUILD_TOKEN = "build-token-SECRETSCAN-c4"
+BUILD_SECRET = "build-token-SECRETSCAN-c4"
 FILE_LINES = ("file-line-one-SECRETSCAN-d5", "file-line-two-SECRETSCAN-e6")
 HOOK_URL = "https://hooks.example.com/T0/B0/slack-path-SECRETSCAN-f7"
 
@@ -31,27 +31,28 @@ def test_the_plans_build_secrets_and_notify_variables_are_hidden_in_events_and_i
                 images:
                   app:
                     context: images/app
-                    secrets: {{tok: {{env: BUILD_TOKEN}}, creds: {{file: {tmp_path / "creds.txt"}}}}}
+                    secrets: {{tok: {{env: NPM_AUTH}}, creds: {{file: {tmp_path / "creds.txt"}}}}}
             """,
             {"app": "FROM scratch\n"},
         )
     )
     plan = make_plan(config.spec, config.base_dir, [], RunContext())
-    environment = {"BUILD_TOKEN": BUILD_TOKEN, "HOOK_URL": HOOK_URL, "HOME": "/root"}
+    # NPM_AUTH is named like no secret: only the plan (its build secret) says it is one.
+    environment = {"NPM_AUTH": BUILD_SECRET, "HOOK_URL": HOOK_URL, "HOME": "/root"}
     settings = Settings.from_environment({**environment, "DOCKER_CONFIG": str(tmp_path / "no-docker-config")})
     redactor = run_redactor(settings, config.spec, plan)
-    leaked = [BUILD_TOKEN, *FILE_LINES, HOOK_URL]
+    leaked = [BUILD_SECRET, *FILE_LINES, HOOK_URL]
 
     seen: list[Event] = []
     sink = redacting(seen.append, redactor)
-    sink(Event("shop/app", "log", f"#7 0.2 {BUILD_TOKEN}", 1.0))
+    sink(Event("shop/app", "log", f"#7 0.2 {BUILD_SECRET}", 1.0))
     sink(Event("shop/app", "failed", f"shop/app: build failed posting to {HOOK_URL}", 2.0, tuple(leaked)))
     assert [e.message for e in seen] == ["#7 0.2 ***", "shop/app: build failed posting to ***"]
     assert seen[1].log_tail == ("***",) * 4
 
     variant = ImageResult("shop/app", "r", Status.FAILED, error=f"amd64: {FILE_LINES[1]}", log_tail=(FILE_LINES[0],))
-    failed = ImageResult("shop/app", "r", Status.FAILED, error=f"shop/app: {BUILD_TOKEN}", log_tail=tuple(leaked))
-    failed.failed_step = f"[2/2] RUN echo {BUILD_TOKEN}"
+    failed = ImageResult("shop/app", "r", Status.FAILED, error=f"shop/app: {BUILD_SECRET}", log_tail=tuple(leaked))
+    failed.failed_step = f"[2/2] RUN echo {BUILD_SECRET}"
     failed.variants = {"amd64": variant}
     result = redact_result(RunResult({"shop/app": failed}, error=f"publish: {FILE_LINES[0]}"), redactor)
     report = str(report_data(plan, result))
