@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from pipeline.ci.environment import Checkout, CiEnvironment, checkout_of
 from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_patterns
 from pipeline.errors import UsageError
 from pipeline.graph import dependants_closure
@@ -218,29 +219,30 @@ def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affecte
 
 
 def inputs_and_affected_since(
-    config_file: Path, pipelines: Iterable[str], since: str
+    config_file: Path, pipelines: Iterable[str], since: str, ci: CiEnvironment | None = None
 ) -> tuple[list[ImageInputs], list[Affected]]:
     """`pipeline changed`: the inputs of the images of `pipelines` and which of them the changes since
-    `since` affect.
+    `since` affect; `ci` is the CI service the command runs in (its branch and pull request, as a run's).
 
     git is asked first and answers while the rest runs. The inputs come from the cache when it holds
     them for these exact bytes of the pipelines file (and the files its checks looked at are as they
     were); else from the config, loaded and planned as every command does, which the cache then keeps.
     The config (pydantic and the models) is imported only then, after the git processes started, so on
-    two cores the diff costs no time of its own. The plan knows HEAD's commit and branch but not the
-    tree's state, the remote or the commit time (a run's Session.plan reads those through GitPython, a
-    working-tree scan among them): they name tags and labels, never which images a change touches, and
-    a commit hook calling this has no time for them.
+    two cores the diff costs no time of its own. The plan knows HEAD's commit, the branch and pull
+    request as a run does (ci.checkout_of) but not the tree's state, the remote or the commit time (a
+    run's Session.plan reads those through GitPython, a working-tree scan among them): they name tags
+    and labels, never which images a change touches, and a commit hook calling this has no time for them.
     """
     selected = list(pipelines)
     pending = PendingChanges(config_file.parent, since) if config_file.parent.is_dir() else None
     tree = pending.tree() if pending else None
+    checkout = checkout_of(tree.head, tree.branch, tree.root, ci) if tree else checkout_of(None, None, None, ci)
     git_dir = tree.git_dir if tree and tree.head else None  # no cache before the first commit
-    key = changed_cache.key_for(config_file, selected, tree.branch) if tree and git_dir else None
+    key = changed_cache.key_for(config_file, selected, checkout) if git_dir else None
     inputs = inputs_from_rows(changed_cache.read(git_dir, key)) if git_dir and key else None
     if inputs is None:
-        inputs, facts = _inputs_from_config(config_file, selected, tree)
-        if tree and git_dir and key and changed_cache.key_for(config_file, selected, tree.branch) == key:
+        inputs, facts = _inputs_from_config(config_file, selected, checkout)
+        if git_dir and key and changed_cache.key_for(config_file, selected, checkout) == key:
             # Only when the file did not change while it loaded: the entry is the answer for these bytes.
             changed_cache.write(git_dir, key, facts, [row_of(image) for image in inputs])
     if pending is None or tree is None:
@@ -249,7 +251,7 @@ def inputs_and_affected_since(
 
 
 def _inputs_from_config(
-    config_file: Path, pipelines: list[str], tree: WorkTree | None
+    config_file: Path, pipelines: list[str], checkout: Checkout
 ) -> tuple[list[ImageInputs], list[probes.Fact]]:
     """The images' inputs as the loaded, checked and planned config gives them, and every look at the
     disk the checks took (what the cache must find unchanged to be used)."""
@@ -258,10 +260,5 @@ def _inputs_from_config(
 
     with probes.recording() as facts:
         config = load_config(config_file)
-        context = RunContext(
-            git_sha=tree.head if tree else None,
-            git_branch=tree.branch if tree else None,
-            source_root=tree.root if tree else None,
-        )
-        plan = make_plan(config.spec, config.base_dir, pipelines, context, config.positions)
+        plan = make_plan(config.spec, config.base_dir, pipelines, RunContext.of(checkout), config.positions)
     return image_inputs(config, plan), facts
