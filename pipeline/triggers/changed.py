@@ -1,6 +1,7 @@
 """Which images a set of changed paths affects, and why; then everything that depends on them.
 
-An image is affected by a change to a file in its context (unless its .dockerignore excludes it),
+An image is affected by a change to a file in its context (unless the ignore file its builder reads
+excludes it: on BuildKit `<Dockerfile>.dockerignore` when there is one, else the context's .dockerignore),
 to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself.
 Everything here runs in `pipeline changed`, which commit hooks call: it imports no engine client, no
 GitPython and no registry client, and with its cache (triggers/changed_cache.py) not even the config
@@ -17,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pipeline.ci.environment import Checkout, CiEnvironment, checkout_of
-from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_patterns
+from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_file, ignore_patterns
 from pipeline.errors import UsageError
 from pipeline.graph import dependants_closure
 from pipeline.triggers import changed_cache
@@ -42,6 +43,7 @@ class ImageScope:
     context: str  # "" when the context is the repository root
     dockerfile: str
     ignore: IgnoreMatcher | None
+    ignore_file: str  # the ignore file its builder reads (whether or not it exists)
     globs: tuple[str, ...]
 
 
@@ -65,8 +67,8 @@ def _real_dockerfile(context: Path, dockerfile: Path) -> Path:
     return dockerfile.resolve()
 
 
-def read_dockerignore(context: Path) -> IgnoreMatcher | None:
-    patterns = ignore_patterns(context / ".dockerignore")
+def read_dockerignore(path: Path) -> IgnoreMatcher | None:
+    patterns = ignore_patterns(path)
     return _matcher(tuple(patterns)) if patterns else None
 
 
@@ -79,18 +81,24 @@ def _matcher(patterns: tuple[str, ...]) -> IgnoreMatcher:
 def scopes(inputs: list[ImageInputs], repo_root: Path, config_dir: Path) -> list[ImageScope]:
     root = repo_root.resolve()
     prefix = _relative(config_dir.resolve(), root)
-    # .dockerignore files are read each time, never cached: editing one changes the answer at once.
-    return [
-        ImageScope(
-            key=image.key,
-            # The plan's contexts are resolved already; a Dockerfile path may still hold `..` or a link.
-            context=_relative(image.context, root),
-            dockerfile=_relative(_real_dockerfile(image.context, image.dockerfile), root),
-            ignore=read_dockerignore(image.context),
-            globs=tuple(f"{prefix}/{g}" if prefix else g for g in image.paths),
+    # Ignore files are looked up and read each time, never cached: editing or adding one changes the
+    # answer at once. The lookup is the builds' own (dockerfile.ignore), so the same files count.
+    found = []
+    for image in inputs:
+        # The plan's contexts are resolved already; a Dockerfile path may still hold `..` or a link.
+        dockerfile = _real_dockerfile(image.context, image.dockerfile)
+        ignore = ignore_file(image.context, image.dockerfile, buildkit=image.buildkit)
+        found.append(
+            ImageScope(
+                key=image.key,
+                context=_relative(image.context, root),
+                dockerfile=_relative(dockerfile, root),
+                ignore=read_dockerignore(ignore),
+                ignore_file=_relative(_real_dockerfile(image.context, ignore), root),
+                globs=tuple(f"{prefix}/{g}" if prefix else g for g in image.paths),
+            )
         )
-        for image in inputs
-    ]
+    return found
 
 
 def _parents(path: str) -> Iterable[str]:
@@ -121,6 +129,9 @@ def direct_changes(
     for scope in image_scopes:
         by_context.setdefault(scope.context, []).append(scope)
     by_dockerfile = {scope.dockerfile: scope for scope in image_scopes}
+    by_ignore_file: dict[str, list[str]] = {}
+    for scope in image_scopes:
+        by_ignore_file.setdefault(scope.ignore_file, []).append(scope.key)
     with_globs = [scope for scope in image_scopes if scope.globs]
     changes: dict[str, list[FileChange]] = {}
     for path in paths:
@@ -129,6 +140,8 @@ def direct_changes(
         else:
             owner = by_dockerfile.get(path)
             owners = [owner.key] if owner is not None else []
+            # The ignore file in use decides what is sent, even where its own patterns exclude it.
+            owners += by_ignore_file.get(path, [])
             for directory in _parents(path):
                 for scope in by_context.get(directory, ()):
                     inside = path[len(directory) + 1 :] if directory else path

@@ -32,7 +32,7 @@ from pipeline.ci.environment import Checkout
 from pipeline.vcs import probes
 
 # Raise when what an entry holds, or what its key covers, changes: old entries then never match.
-FORMAT = 2
+FORMAT = 3
 # Entries kept (the newest): a few branches, pipeline selections or config files side by side.
 KEEP = 8
 # The installed pipeline package, whose code decides the answer (its checks, its plan).

@@ -306,3 +306,28 @@ def test_a_detached_ci_checkout_is_keyed_by_the_cis_branch(
     long_branch = run_main(TEXT, capsys, monkeypatch, project)
     assert long_branch == uncached(TEXT, project, capsys, monkeypatch)
     assert long_branch[0] == 2 and "renders to an invalid tag" in long_branch[1]
+
+
+def test_buildkit_images_use_the_dockerfiles_own_ignore_file_as_their_builds_do(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BuildKit reads `<Dockerfile>.dockerignore` before the context's .dockerignore (and so does the
+    input digest): a file only the context's excludes is sent to the build, so it affects the image.
+    The classic builder reads only the context's."""
+    (project / "pipelines.yaml").write_text(CONFIG + "      old: {context: images/v1, builder: classic}\n")
+    for context in ("images/app", "images/v1"):
+        (project / context / ".dockerignore").write_text("*.md\n")
+        (project / context / "Dockerfile.dockerignore").write_text("*.txt\n")
+    commit(project, {})
+    commit(project, {"images/app/NOTES.md": "sent\n", "images/v1/NOTES.md": "not sent\n", "images/v1/a.txt": "x\n"})
+    expected = (
+        f"{'shop/old':<30} images/v1/a.txt changed\n"
+        f"{'shop/app':<30} images/app/NOTES.md changed [linux-amd64, linux-arm64]\n"
+    )
+    assert cached(TEXT, project, capsys, monkeypatch) == (0, expected)
+    commit(project, {"images/app/Dockerfile.dockerignore": "*.txt\n*.md\n"})
+    # The ignore file in use changed (what is sent with it): the image is affected; read on a hit too.
+    old = written(project)
+    own = run_main(TEXT, capsys, monkeypatch, project)
+    assert written(project) == old
+    assert own == (0, f"{'shop/app':<30} images/app/Dockerfile.dockerignore changed [linux-amd64, linux-arm64]\n")
