@@ -11,6 +11,7 @@ from pathlib import Path
 
 import semver
 
+from pipeline.ci.environment import Checkout
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
 from pipeline.config.resolve import (
     builder_for,
@@ -56,6 +57,11 @@ class RunContext:
     dirty: bool = False  # uncommitted changes to tracked files
     earlier_commits: tuple[str, ...] = ()  # HEAD's first-parent ancestors, newest first
     source_root: Path | None = None  # the git working tree's top (provenance paths are relative to it)
+
+    @classmethod
+    def of(cls, checkout: Checkout) -> RunContext:
+        """The checkout's part of a run's facts (ci.checkout_of makes it the same for every command)."""
+        return cls(git_sha=checkout.sha, git_branch=checkout.branch, git_pr=checkout.pr, source_root=checkout.root)
 
     def template_values(self, *, for_tags: bool = False) -> dict[str, str]:
         branch = self.git_branch or "unknown"

@@ -12,7 +12,7 @@ from typing import IO, cast
 
 import docker.utils.build
 
-from pipeline.dockerfile.ignore import ignore_patterns
+from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.errors import BuildError
 
 # The generated Dockerfile's name inside the archive; docker.utils.build also lists it in the archive's
@@ -61,9 +61,10 @@ def _quote(value: str, escape: str) -> str:
     return f'"{escaped}"'
 
 
-def _dockerignore(context: Path) -> list[str]:
-    """The context's patterns, as the docker CLI reads them (what docker-py's build does too)."""
-    return ignore_patterns(context / ".dockerignore")
+def _dockerignore(context: Path, dockerfile: Path) -> list[str]:
+    """The patterns ACR's build reads: the context's .dockerignore, found by the same lookup the input
+    digest and `changed` use (dockerfile.ignore), so all three agree on what the build is sent."""
+    return ignore_patterns(ignore_file(context, dockerfile, buildkit=reads_own_ignore_file("acr")))
 
 
 def source_archive(context: Path, dockerfile: Path, labels: Mapping[str, str], target: str | None) -> SourceArchive:
@@ -77,7 +78,10 @@ def source_archive(context: Path, dockerfile: Path, labels: Mapping[str, str], t
     archive = cast(
         IO[bytes],
         docker.utils.build.tar(
-            context, exclude=_dockerignore(context), dockerfile=(GENERATED_DOCKERFILE, generated), gzip=True
+            context,
+            exclude=_dockerignore(context, dockerfile_path),
+            dockerfile=(GENERATED_DOCKERFILE, generated),
+            gzip=True,
         ),
     )
     archive.seek(0, 2)

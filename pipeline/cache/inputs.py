@@ -17,7 +17,7 @@ from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
-from pipeline.dockerfile.ignore import ignore_file, ignore_patterns
+from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.vcs.loader import git
 
@@ -145,7 +145,9 @@ def input_digest(
 ) -> InputDigest:
     components = {
         "dockerfile": "sha256:" + hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
-        "context": _hash(context_listing(image.context, image.dockerfile, blobs, buildkit=image.builder == "docker")),
+        "context": _hash(
+            context_listing(image.context, image.dockerfile, blobs, buildkit=reads_own_ignore_file(image.builder))
+        ),
         "build_args": _hash(dict(build_args)),
         "target": _hash(image.target),
         "platform": _hash(image.platform),

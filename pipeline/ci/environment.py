@@ -26,6 +26,27 @@ class CiEnvironment:
     summary_file: Path | None = None  # GitHub: $GITHUB_STEP_SUMMARY
 
 
+@dataclass(frozen=True)
+class Checkout:
+    """What the plan knows of the checkout it builds: HEAD's commit, the branch (as templates see it), the
+    pull/merge request number and the working tree's top."""
+
+    sha: str | None
+    branch: str | None
+    pr: str | None
+    root: Path | None
+
+
+def checkout_of(
+    sha: str | None, branch: str | None, root: Path | None, ci: CiEnvironment | None, named: str | None = None
+) -> Checkout:
+    """The checkout's git and CI facts as every command plans with them (`run`, `plan`, `changed`):
+    `named` (a trigger's branch) first, then HEAD's branch, then the CI's branch, since CI checks out
+    a detached HEAD; the pull request's number only from the CI. One place, so `changed` and a run
+    never plan the same commit with different facts."""
+    return Checkout(sha, named or branch or (ci.branch if ci else None), ci.pr if ci else None, root)
+
+
 def detect(environ: Mapping[str, str]) -> CiEnvironment | None:
     """The CI service whose marker variable is set (GitHub, then GitLab, then Azure), or None."""
     for provider, (variable, value) in MARKERS.items():

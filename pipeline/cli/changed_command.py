@@ -3,10 +3,12 @@ so it imports only what it needs (tests/unit/cli/test_startup.py keeps it so).""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from pipeline.ci.environment import detect
 from pipeline.cli.common import config_option, echo_json
 from pipeline.cli.completion import complete_pipelines
 from pipeline.cli.variants import names_of, variant_row
@@ -30,7 +32,8 @@ def changed(pipelines: tuple[str, ...], config_file: Path, since: str, as_json: 
     What it needs of the pipelines file is cached in the git directory (.git/pipeline/changed-cache.json)
     until the file's bytes, or a context or Dockerfile it names, change.
     """
-    inputs, found = inputs_and_affected_since(config_file, pipelines, since)
+    # The CI's branch and pull request, as a run plans with them (run/settings.py reads them the same way).
+    inputs, found = inputs_and_affected_since(config_file, pipelines, since, detect(os.environ))
     variants = {image.key: image.variants for image in inputs}
     if as_json:
         images = [{**a.data(), "variants": [variant_row(v) for v in variants[a.key]]} for a in found]

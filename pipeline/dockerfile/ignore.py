@@ -11,6 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
+def reads_own_ignore_file(builder: str) -> bool:
+    """Whether an image's builder (its `builder:`) is BuildKit, which reads `<Dockerfile>.dockerignore`
+    first: the input digest, `changed` and the builders decide it by this one rule."""
+    return builder == "docker"
+
+
 def ignore_file(context: Path, dockerfile: Path, *, buildkit: bool) -> Path:
     if buildkit:
         own = dockerfile.with_name(dockerfile.name + ".dockerignore")

@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -21,6 +21,7 @@ from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.builders import Backend, open_backends
 from pipeline.cache.inputs import GitBlobs
 from pipeline.cache.predict import Prediction, predict
+from pipeline.ci import checkout_of
 from pipeline.ci.commands import GroupSyntax
 from pipeline.config import LoadedConfig
 from pipeline.config.schema import AcrSpec
@@ -117,18 +118,16 @@ class Session:
         """The plan for this checkout; `branch` names the branch of a detached checkout (triggers)."""
         config = self.loaded
         git = read_git_info(config.base_dir)
-        ci = self.settings.ci
-        context = RunContext(
+        checkout = checkout_of(
+            git.sha if git else None, git.branch if git else None, git.root if git else None, self.settings.ci, branch
+        )
+        context = replace(
+            RunContext.of(checkout),
             version=parse_version(version) if version else None,
-            git_sha=git.sha if git else None,
-            # CI checks out a detached HEAD: its variables name the branch then (an attached one wins).
-            git_branch=branch or (git.branch if git else None) or (ci.branch if ci else None),
-            git_pr=ci.pr if ci else None,
             source_url=git.remote_url if git else None,
             created=git.committed_at if git else None,
             dirty=git.dirty if git else False,
             earlier_commits=git.earlier if git else (),
-            source_root=git.root if git else None,
         )
         return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags)
 

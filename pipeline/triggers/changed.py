@@ -1,6 +1,7 @@
 """Which images a set of changed paths affects, and why; then everything that depends on them.
 
-An image is affected by a change to a file in its context (unless its .dockerignore excludes it),
+An image is affected by a change to a file in its context (unless the ignore file its builder reads
+excludes it: on BuildKit `<Dockerfile>.dockerignore` when there is one, else the context's .dockerignore),
 to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself.
 Everything here runs in `pipeline changed`, which commit hooks call: it imports no engine client, no
 GitPython and no registry client, and with its cache (triggers/changed_cache.py) not even the config
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_patterns
+from pipeline.ci.environment import Checkout, CiEnvironment, checkout_of
+from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_file, ignore_patterns
 from pipeline.errors import UsageError
 from pipeline.graph import dependants_closure
 from pipeline.triggers import changed_cache
@@ -41,6 +43,7 @@ class ImageScope:
     context: str  # "" when the context is the repository root
     dockerfile: str
     ignore: IgnoreMatcher | None
+    ignore_file: str  # the ignore file its builder reads (whether or not it exists)
     globs: tuple[str, ...]
 
 
@@ -64,8 +67,8 @@ def _real_dockerfile(context: Path, dockerfile: Path) -> Path:
     return dockerfile.resolve()
 
 
-def read_dockerignore(context: Path) -> IgnoreMatcher | None:
-    patterns = ignore_patterns(context / ".dockerignore")
+def read_dockerignore(path: Path) -> IgnoreMatcher | None:
+    patterns = ignore_patterns(path)
     return _matcher(tuple(patterns)) if patterns else None
 
 
@@ -78,18 +81,24 @@ def _matcher(patterns: tuple[str, ...]) -> IgnoreMatcher:
 def scopes(inputs: list[ImageInputs], repo_root: Path, config_dir: Path) -> list[ImageScope]:
     root = repo_root.resolve()
     prefix = _relative(config_dir.resolve(), root)
-    # .dockerignore files are read each time, never cached: editing one changes the answer at once.
-    return [
-        ImageScope(
-            key=image.key,
-            # The plan's contexts are resolved already; a Dockerfile path may still hold `..` or a link.
-            context=_relative(image.context, root),
-            dockerfile=_relative(_real_dockerfile(image.context, image.dockerfile), root),
-            ignore=read_dockerignore(image.context),
-            globs=tuple(f"{prefix}/{g}" if prefix else g for g in image.paths),
+    # Ignore files are looked up and read each time, never cached: editing or adding one changes the
+    # answer at once. The lookup is the builds' own (dockerfile.ignore), so the same files count.
+    found = []
+    for image in inputs:
+        # The plan's contexts are resolved already; a Dockerfile path may still hold `..` or a link.
+        dockerfile = _real_dockerfile(image.context, image.dockerfile)
+        ignore = ignore_file(image.context, image.dockerfile, buildkit=image.buildkit)
+        found.append(
+            ImageScope(
+                key=image.key,
+                context=_relative(image.context, root),
+                dockerfile=_relative(dockerfile, root),
+                ignore=read_dockerignore(ignore),
+                ignore_file=_relative(_real_dockerfile(image.context, ignore), root),
+                globs=tuple(f"{prefix}/{g}" if prefix else g for g in image.paths),
+            )
         )
-        for image in inputs
-    ]
+    return found
 
 
 def _parents(path: str) -> Iterable[str]:
@@ -120,6 +129,9 @@ def direct_changes(
     for scope in image_scopes:
         by_context.setdefault(scope.context, []).append(scope)
     by_dockerfile = {scope.dockerfile: scope for scope in image_scopes}
+    by_ignore_file: dict[str, list[str]] = {}
+    for scope in image_scopes:
+        by_ignore_file.setdefault(scope.ignore_file, []).append(scope.key)
     with_globs = [scope for scope in image_scopes if scope.globs]
     changes: dict[str, list[FileChange]] = {}
     for path in paths:
@@ -128,6 +140,8 @@ def direct_changes(
         else:
             owner = by_dockerfile.get(path)
             owners = [owner.key] if owner is not None else []
+            # The ignore file in use decides what is sent, even where its own patterns exclude it.
+            owners += by_ignore_file.get(path, [])
             for directory in _parents(path):
                 for scope in by_context.get(directory, ()):
                     inside = path[len(directory) + 1 :] if directory else path
@@ -218,29 +232,30 @@ def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affecte
 
 
 def inputs_and_affected_since(
-    config_file: Path, pipelines: Iterable[str], since: str
+    config_file: Path, pipelines: Iterable[str], since: str, ci: CiEnvironment | None = None
 ) -> tuple[list[ImageInputs], list[Affected]]:
     """`pipeline changed`: the inputs of the images of `pipelines` and which of them the changes since
-    `since` affect.
+    `since` affect; `ci` is the CI service the command runs in (its branch and pull request, as a run's).
 
     git is asked first and answers while the rest runs. The inputs come from the cache when it holds
     them for these exact bytes of the pipelines file (and the files its checks looked at are as they
     were); else from the config, loaded and planned as every command does, which the cache then keeps.
     The config (pydantic and the models) is imported only then, after the git processes started, so on
-    two cores the diff costs no time of its own. The plan knows HEAD's commit and branch but not the
-    tree's state, the remote or the commit time (a run's Session.plan reads those through GitPython, a
-    working-tree scan among them): they name tags and labels, never which images a change touches, and
-    a commit hook calling this has no time for them.
+    two cores the diff costs no time of its own. The plan knows HEAD's commit, the branch and pull
+    request as a run does (ci.checkout_of) but not the tree's state, the remote or the commit time (a
+    run's Session.plan reads those through GitPython, a working-tree scan among them): they name tags
+    and labels, never which images a change touches, and a commit hook calling this has no time for them.
     """
     selected = list(pipelines)
     pending = PendingChanges(config_file.parent, since) if config_file.parent.is_dir() else None
     tree = pending.tree() if pending else None
+    checkout = checkout_of(tree.head, tree.branch, tree.root, ci) if tree else checkout_of(None, None, None, ci)
     git_dir = tree.git_dir if tree and tree.head else None  # no cache before the first commit
-    key = changed_cache.key_for(config_file, selected, tree.branch) if tree and git_dir else None
+    key = changed_cache.key_for(config_file, selected, checkout) if git_dir else None
     inputs = inputs_from_rows(changed_cache.read(git_dir, key)) if git_dir and key else None
     if inputs is None:
-        inputs, facts = _inputs_from_config(config_file, selected, tree)
-        if tree and git_dir and key and changed_cache.key_for(config_file, selected, tree.branch) == key:
+        inputs, facts = _inputs_from_config(config_file, selected, checkout)
+        if git_dir and key and changed_cache.key_for(config_file, selected, checkout) == key:
             # Only when the file did not change while it loaded: the entry is the answer for these bytes.
             changed_cache.write(git_dir, key, facts, [row_of(image) for image in inputs])
     if pending is None or tree is None:
@@ -249,7 +264,7 @@ def inputs_and_affected_since(
 
 
 def _inputs_from_config(
-    config_file: Path, pipelines: list[str], tree: WorkTree | None
+    config_file: Path, pipelines: list[str], checkout: Checkout
 ) -> tuple[list[ImageInputs], list[probes.Fact]]:
     """The images' inputs as the loaded, checked and planned config gives them, and every look at the
     disk the checks took (what the cache must find unchanged to be used)."""
@@ -258,10 +273,5 @@ def _inputs_from_config(
 
     with probes.recording() as facts:
         config = load_config(config_file)
-        context = RunContext(
-            git_sha=tree.head if tree else None,
-            git_branch=tree.branch if tree else None,
-            source_root=tree.root if tree else None,
-        )
-        plan = make_plan(config.spec, config.base_dir, pipelines, context, config.positions)
+        plan = make_plan(config.spec, config.base_dir, pipelines, RunContext.of(checkout), config.positions)
     return image_inputs(config, plan), facts

@@ -4,9 +4,11 @@ and the config models when the pipelines file has not changed.
 
 It is one JSON file in the working tree's git directory (`.git/pipeline/changed-cache.json`; a linked
 worktree has its own), never in the work tree. An entry is used only when
-- its key matches: the sha256 of the pipelines file's bytes, pipeline's version, this cache's format,
-  the file's path and the current directory (relative paths in the file start there), the pipelines
-  asked for, HEAD's branch (tag templates are checked with it) and the home directory (`~` paths);
+- its key matches: the sha256 of the pipelines file's bytes, the installed pipeline code (its version
+  and the path, size and mtime of each of its .py files: an upgrade may check more), this cache's
+  format, the file's path and the current directory (relative paths in the file start there), the
+  pipelines asked for, the branch and the CI's pull request number (templates are rendered with them)
+  and the home directory (`~` paths);
 - every look the config's checks took at the disk gives the same answer again (vcs.probes: each
   context and Dockerfile still there and leading to the same real path, the key files, the git root).
 Anything else (no file, another key, a file that does not parse) is a miss: the caller loads the
@@ -20,24 +22,28 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.ci.environment import Checkout
 from pipeline.vcs import probes
 
 # Raise when what an entry holds, or what its key covers, changes: old entries then never match.
-FORMAT = 1
+FORMAT = 3
 # Entries kept (the newest): a few branches, pipeline selections or config files side by side.
 KEEP = 8
+# The installed pipeline package, whose code decides the answer (its checks, its plan).
+CODE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_file(git_dir: Path) -> Path:
     return git_dir / "pipeline" / "changed-cache.json"
 
 
-def key_for(config_file: Path, pipelines: Sequence[str], branch: str | None) -> str | None:
+def key_for(config_file: Path, pipelines: Sequence[str], checkout: Checkout) -> str | None:
     """The key of the entry for this pipelines file as it is now; None when it can't be read (no cache:
     loading it gives the error)."""
     try:
@@ -46,15 +52,40 @@ def key_for(config_file: Path, pipelines: Sequence[str], branch: str | None) -> 
         return None
     parts = {
         "format": FORMAT,
-        "version": __version__,
+        "code": code_fingerprint(CODE_ROOT),
         "content": hashlib.sha256(content).hexdigest(),
         "file": str(config_file),
         "cwd": os.getcwd(),
         "pipelines": list(pipelines),
-        "branch": branch,
+        "branch": checkout.branch,
+        "pr": checkout.pr,
         "home": os.path.expanduser("~"),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def code_fingerprint(root: Path) -> str:
+    """pipeline's version and the relative path, size and mtime of every .py file under `root`: another
+    release or an edited checkout (the version stays "0.1.0" between them) gives another key. Stat only,
+    never reading the files: ~150 of them in about a millisecond."""
+    digest = hashlib.sha256(__version__.encode())
+    stack = [str(root)]
+    prefix = len(str(root)) + 1
+    entries: list[str] = []
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as found:
+                for entry in found:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name != "__pycache__":
+                            stack.append(entry.path)
+                    elif entry.name.endswith(".py"):
+                        info = entry.stat()
+                        entries.append(f"{entry.path[prefix:]}\0{info.st_size}\0{info.st_mtime_ns}")
+        except OSError:
+            continue  # a directory gone meanwhile: the files that are there still name the code
+    digest.update("\n".join(sorted(entries)).encode())
+    return digest.hexdigest()
 
 
 def read(git_dir: Path, key: str) -> list[Any] | None:
@@ -82,14 +113,20 @@ def write(git_dir: Path, key: str, facts: Sequence[probes.Fact], images: Sequenc
     entries.pop(key, None)
     entries[key] = {"facts": [list(fact) for fact in facts], "images": list(images)}
     kept = dict(list(entries.items())[-KEEP:])
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    text = json.dumps({"format": FORMAT, "entries": kept}, separators=(",", ":")).encode()
     try:
         path.parent.mkdir(exist_ok=True)
-        temporary.write_text(json.dumps({"format": FORMAT, "entries": kept}, separators=(",", ":")))
-        os.replace(temporary, path)
+        # A fresh name each time (mkstemp): two writers, or a leftover of a killed one, never share it.
+        handle, name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text)
+        os.replace(name, path)
     except OSError:
         with contextlib.suppress(OSError):
-            temporary.unlink()
+            os.unlink(name)
 
 
 def _entries(path: Path) -> dict[str, Any]:

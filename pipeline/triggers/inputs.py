@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.dockerfile.ignore import reads_own_ignore_file
+
 if TYPE_CHECKING:
     from pipeline.config import LoadedConfig
     from pipeline.plan import Plan
@@ -34,6 +36,8 @@ class ImageInputs:
     paths: tuple[str, ...]  # extra `paths:` globs, relative to the pipelines file
     depends_on: tuple[str, ...]  # keys of images in the same plan
     variants: tuple[VariantShown, ...] = ()
+    # BuildKit reads `<Dockerfile>.dockerignore` first (dockerfile.ignore); the classic builder and ACR don't.
+    buildkit: bool = False
 
 
 def image_inputs(config: LoadedConfig, plan: Plan) -> list[ImageInputs]:
@@ -46,6 +50,7 @@ def image_inputs(config: LoadedConfig, plan: Plan) -> list[ImageInputs]:
             paths=tuple(config.spec.pipelines[image.pipeline].images[image.name].paths),
             depends_on=image.depends_on,
             variants=tuple(VariantShown(v.name, v.platform, v.os_version, v.builder, v.engine) for v in image.variants),
+            buildkit=reads_own_ignore_file(image.builder),
         )
         for key, image in plan.images.items()
     ]
@@ -59,6 +64,7 @@ def row_of(image: ImageInputs) -> dict[str, Any]:
         "paths": list(image.paths),
         "depends_on": list(image.depends_on),
         "variants": [[v.name, v.platform, v.os_version, v.builder, v.engine] for v in image.variants],
+        "buildkit": image.buildkit,
     }
 
 
@@ -106,4 +112,11 @@ def _image_of(row: dict[str, Any]) -> ImageInputs:
         paths=_texts(row["paths"]),
         depends_on=_texts(row["depends_on"]),
         variants=tuple(variants),
+        buildkit=_flag(row["buildkit"]),
     )
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"not a flag: {value!r}")
