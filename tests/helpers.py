@@ -122,6 +122,16 @@ def init_git(root: Path) -> str:
     return git(root, "rev-parse", "HEAD")
 
 
+def commit_files(root: Path, files: dict[str, str], message: str = "change") -> str:
+    """Write `files` (paths relative to `root`) and commit everything; return the new HEAD's sha."""
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    return git(root, "rev-parse", "HEAD")
+
+
 SHOP_IMAGES = ("base", "app", "worker")
 
 

@@ -212,6 +212,24 @@ OWN = {  # pipeline's own commands: log groups, outputs, the error annotation
 }
 
 
+def _one_image(root: Path, registry: str, step: str) -> None:
+    """A committed project of one busybox image, `shop/web`, whose last step is `step`."""
+    write_project(
+        root,
+        f"""\
+        registry: {registry}
+        network: none
+        pipelines:
+          shop:
+            images:
+              web: {{context: images/web}}
+        """,
+        {"web": f"{BASE_DOCKERFILE}{step}\n"},
+        busybox=("web",),
+    )
+    init_git(root)
+
+
 def _commands(provider: str, text: str) -> list[str]:
     return [line for line in text.splitlines() if RULES[provider](line)]
 
@@ -220,20 +238,7 @@ def test_build_output_cannot_set_variables_or_annotate_in_ci(
     tmp_path: Path, services: Services, namespace: str
 ) -> None:
     echoes = "; ".join(f"echo '{line}'" for line in ATTACKS)
-    write_project(
-        tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              web: {{context: images/web}}
-        """,
-        {"web": f"{BASE_DOCKERFILE}RUN {echoes}; exit 3\n"},
-        busybox=("web",),
-    )
-    init_git(tmp_path)
+    _one_image(tmp_path, f"{services.plain_registry}/{namespace}", f"RUN {echoes}; exit 3")
     output = tmp_path / "out"
     github = OUTSIDE_CI | {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output), "GITHUB_WORKSPACE": str(tmp_path)}
     azure = OUTSIDE_CI | {"TF_BUILD": "True", "BUILD_SOURCESDIRECTORY": str(tmp_path)}
@@ -264,20 +269,7 @@ def test_a_stopped_grouped_run_prints_the_lines_its_groups_held(
     tmp_path: Path, services: Services, namespace: str, signum: signal.Signals
 ) -> None:
     seconds = random.randint(600, 999)  # names the step's process: `sleep N` runs on this machine's engine
-    write_project(
-        tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              web: {{context: images/web}}
-        """,
-        {"web": f"{BASE_DOCKERFILE}RUN echo held-step && sleep {seconds}\n"},
-        busybox=("web",),
-    )
-    init_git(tmp_path)
+    _one_image(tmp_path, f"{services.plain_registry}/{namespace}", f"RUN echo held-step && sleep {seconds}")
     env = {**os.environ, **OUTSIDE_CI, "GITHUB_ACTIONS": "true"}
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run"],

@@ -14,7 +14,7 @@ import pytest
 
 import pipeline
 from pipeline.triggers import changed_cache
-from tests.helpers import git, init_git, write_project
+from tests.helpers import commit_files, git, init_git, write_project
 from tests.unit.config.test_config_errors import run_main
 
 CONFIG = """\
@@ -40,16 +40,10 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared/app.cfg").write_text("v1\n")
     init_git(tmp_path)
-    commit(tmp_path, {"images/base/new.txt": "new\n", "images/app/README.md": "ignored\n", "shared/app.cfg": "v2\n"})
+    commit_files(
+        tmp_path, {"images/base/new.txt": "new\n", "images/app/README.md": "ignored\n", "shared/app.cfg": "v2\n"}
+    )
     return tmp_path
-
-
-def commit(root: Path, files: dict[str, str]) -> None:
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "change")
 
 
 def cache_of(root: Path) -> Path:
@@ -116,8 +110,8 @@ def test_an_edited_pipelines_file_misses_and_gives_the_new_answer(
     assert "shop/app" in before[1] and "shared/app.cfg" not in before[1]
     # One glob more, committed before the change compared: the answer must come from the new bytes.
     (project / "pipelines.yaml").write_text(CONFIG + "        paths: [shared/*.cfg]\n")
-    commit(project, {})
-    commit(project, {"shared/app.cfg": "v3\n"})
+    commit_files(project, {})
+    commit_files(project, {"shared/app.cfg": "v3\n"})
     old = written(project)
     after = run_main(TEXT, capsys, monkeypatch, project)
     assert written(project) != old  # a miss, which wrote the new entry
@@ -170,8 +164,8 @@ def test_a_context_symlink_moved_elsewhere_gives_the_new_contexts_changes(
     """The plan resolves contexts: the cache must notice a link now leading to another directory."""
     (project / "images/tools").symlink_to("v1")
     (project / "pipelines.yaml").write_text(CONFIG + "      tools: {context: images/tools}\n")
-    commit(project, {})
-    commit(project, {"images/v2/new.txt": "v2\n"})
+    commit_files(project, {})
+    commit_files(project, {"images/v2/new.txt": "v2\n"})
     assert "shop/tools" not in cached(TEXT, project, capsys, monkeypatch)[1]  # tools is v1
     (project / "images/tools").unlink()
     (project / "images/tools").symlink_to("v2")
@@ -188,8 +182,8 @@ def test_the_branch_its_tags_are_checked_with_is_part_of_the_key(
     """A tag template naming the branch renders to a tag too long on a long branch: the plan's error,
     which a cache filled on a short branch must not hide."""
     (project / "pipelines.yaml").write_text(CONFIG + 'tags: {extra: ["{{ git.branch }}"], suffix: "-s"}\n')
-    commit(project, {})
-    commit(project, {"images/base/more.txt": "more\n"})
+    commit_files(project, {})
+    commit_files(project, {"images/base/more.txt": "more\n"})
     assert cached(TEXT, project, capsys, monkeypatch)[0] == 0  # on main
     git(project, "checkout", "-qb", "b" * 128)
     long_branch = run_main(TEXT, capsys, monkeypatch, project)
@@ -200,7 +194,7 @@ def test_the_branch_its_tags_are_checked_with_is_part_of_the_key(
 def test_dockerignore_files_are_read_on_every_run(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commit(project, {"images/app/notes.txt": "new\n"})
+    commit_files(project, {"images/app/notes.txt": "new\n"})
     assert f"{'shop/app':<30} images/app/notes.txt changed" in cached(TEXT, project, capsys, monkeypatch)[1]
     (project / "images/app/.dockerignore").write_text("*.md\n*.txt\n")  # not committed: only the context
     old = written(project)
@@ -270,8 +264,8 @@ def test_a_pull_request_build_plans_as_a_run_does_and_outside_ci_gives_the_plans
     """`changed` plans with the CI's pull request and branch as `plan` and `run` do (ci.checkout_of): in a
     pull request job {{ git.pr }} renders; outside one it is the plan's error, never the PR run's entry."""
     (project / "pipelines.yaml").write_text(PR_CONFIG)
-    commit(project, {})
-    commit(project, {"images/base/more.txt": "more\n"})
+    commit_files(project, {})
+    commit_files(project, {"images/base/more.txt": "more\n"})
     outside = run_main(TEXT, capsys, monkeypatch, project)
     assert outside[0] == 2 and "no pull/merge request build" in outside[1]
     assert outside[1] == run_main(["plan", "--offline"], capsys, monkeypatch, project)[1]
@@ -292,8 +286,8 @@ def test_a_detached_ci_checkout_is_keyed_by_the_cis_branch(
     """CI checks out a detached HEAD; the branch its variables name is the one tags are checked with
     (as `run --since` does), so a long CI branch gives the plan's error though a short one was cached."""
     (project / "pipelines.yaml").write_text(CONFIG + 'tags: {extra: ["{{ git.branch }}"], suffix: "-s"}\n')
-    commit(project, {})
-    commit(project, {"images/base/more.txt": "more\n"})
+    commit_files(project, {})
+    commit_files(project, {"images/base/more.txt": "more\n"})
     git(project, "checkout", "-q", "--detach")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_REF_TYPE", "branch")
@@ -318,14 +312,16 @@ def test_buildkit_images_use_the_dockerfiles_own_ignore_file_as_their_builds_do(
     for context in ("images/app", "images/v1"):
         (project / context / ".dockerignore").write_text("*.md\n")
         (project / context / "Dockerfile.dockerignore").write_text("*.txt\n")
-    commit(project, {})
-    commit(project, {"images/app/NOTES.md": "sent\n", "images/v1/NOTES.md": "not sent\n", "images/v1/a.txt": "x\n"})
+    commit_files(project, {})
+    commit_files(
+        project, {"images/app/NOTES.md": "sent\n", "images/v1/NOTES.md": "not sent\n", "images/v1/a.txt": "x\n"}
+    )
     expected = (
         f"{'shop/old':<30} images/v1/a.txt changed\n"
         f"{'shop/app':<30} images/app/NOTES.md changed [linux-amd64, linux-arm64]\n"
     )
     assert cached(TEXT, project, capsys, monkeypatch) == (0, expected)
-    commit(project, {"images/app/Dockerfile.dockerignore": "*.txt\n*.md\n"})
+    commit_files(project, {"images/app/Dockerfile.dockerignore": "*.txt\n*.md\n"})
     # The ignore file in use changed (what is sent with it): the image is affected; read on a hit too.
     old = written(project)
     own = run_main(TEXT, capsys, monkeypatch, project)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, init_git, run_cli, write_project
+from tests.helpers import commit_files, init_git, run_cli, write_project
 from tests.unit.config.test_config_errors import run_main
 
 CONFIG = """\
@@ -40,19 +40,11 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def commit(root: Path, files: dict[str, str]) -> None:
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "change")
-
-
 def test_an_image_changed_by_its_files_and_two_dependencies_gives_every_reason(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     own = [f"images/app/src/f{i}.txt" for i in range(5)]
-    commit(
+    commit_files(
         project,
         {
             **dict.fromkeys(own, "new\n"),
@@ -91,7 +83,7 @@ def test_an_image_changed_by_its_files_and_two_dependencies_gives_every_reason(
 def test_a_glob_only_change_and_a_dependency_name_both(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commit(project, {"shared/app.cfg": "v2\n", "images/tools/tool.sh": "echo\n"})
+    commit_files(project, {"shared/app.cfg": "v2\n", "images/tools/tool.sh": "echo\n"})
     code, output = run_main(["changed", "--since", "HEAD~1", "--json"], capsys, monkeypatch, project)
     assert code == 0, output
     app = {row["image"]: row for row in json.loads(output)["images"]}["shop/app"]
@@ -106,7 +98,7 @@ def test_a_pipelines_file_in_a_subdirectory_of_the_repository(
     repository' when pipelines.yaml was not at the top)."""
     write_project(tmp_path / "deploy", CONFIG, IMAGES)
     init_git(tmp_path)
-    commit(tmp_path, {"deploy/images/tools/tool.sh": "echo\n"})
+    commit_files(tmp_path, {"deploy/images/tools/tool.sh": "echo\n"})
     code, output = run_main(["changed", "--since", "HEAD~1", "--json"], capsys, monkeypatch, tmp_path / "deploy")
     assert code == 0, output
     rows = json.loads(output)["images"]
@@ -131,7 +123,7 @@ def test_json_in_ci_is_the_same_data_whatever_the_paths_say(project: Path) -> No
     """In CI stdout is filtered so build output cannot run logging commands; a --json answer must still
     decode to the exact paths (a file may be named `notes##[x].txt` or start with `::`)."""
     odd = ["images/app/notes##[x].txt", "images/app/::warning::y.txt", "images/app/##vso[task.complete]z.txt"]
-    commit(project, dict.fromkeys(odd, "new\n"))
+    commit_files(project, dict.fromkeys(odd, "new\n"))
     for ci in ({"GITHUB_ACTIONS": "true"}, {"TF_BUILD": "True"}):
         done = run_cli(["changed", "--since", "HEAD~1", "--json"], project, env=ci)
         assert done.code == 0, done.output
