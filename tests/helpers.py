@@ -45,9 +45,15 @@ def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busyb
 
 
 def app_project(
-    root: Path, registry: str, dockerfile: str, *, busybox: bool = False, platforms: tuple[str, ...] = ()
+    root: Path,
+    registry: str,
+    dockerfile: str,
+    *,
+    busybox: bool = False,
+    platforms: tuple[str, ...] = (),
+    image: str = "app",
 ) -> Path:
-    """The smallest project: pipeline `shop` with one image `app` (context images/app) under `registry`
+    """The smallest project: pipeline `shop` with one image (`app`, context images/app) under `registry`
     (a full repository prefix), on BuildKit with `network: none`; with `platforms`, built for each of them
     and published as an image index. Returns the config path."""
     variants = f", platforms: [{', '.join(platforms)}]" if platforms else ""
@@ -59,10 +65,10 @@ def app_project(
         pipelines:
           shop:
             images:
-              app: {{context: images/app{variants}}}
+              {image}: {{context: images/{image}{variants}}}
         """,
-        {"app": dockerfile},
-        busybox=("app",) if busybox else (),
+        {image: dockerfile},
+        busybox=(image,) if busybox else (),
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 OUTSIDE_CI = {"GITHUB_ACTIONS": "", "GITLAB_CI": "", "TF_BUILD": ""}
@@ -214,19 +214,7 @@ OWN = {  # pipeline's own commands: log groups, outputs, the error annotation
 
 def _one_image(root: Path, registry: str, step: str) -> None:
     """A committed project of one busybox image, `shop/web`, whose last step is `step`."""
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              web: {{context: images/web}}
-        """,
-        {"web": f"{BASE_DOCKERFILE}{step}\n"},
-        busybox=("web",),
-    )
+    app_project(root, registry, f"{BASE_DOCKERFILE}{step}\n", busybox=True, image="web")
     init_git(root)
 
 

@@ -313,6 +313,18 @@ def screenshot(browser: str, profile: Path, url: str, name: str) -> Path:
     return shot
 
 
+def _serve_first_push(tmp_path: Path, clone: Path, remote: Path, serve_factory: Any) -> tuple[Any, str, dict[str, Any]]:
+    """Commit `clone`, push it to `remote`, serve `remote` and send the push that creates main: the server,
+    the commit and that first run, finished."""
+    first = init_git(clone)
+    git(clone, "remote", "add", "origin", str(remote))
+    git(clone, "push", "-q", "origin", "main")
+    server = serve_factory(remote, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    created = server.github_push("refs/heads/main", ZERO_SHA, first)
+    assert created.status_code == 202, created.text
+    return server, first, server.wait_for(created.json()["run"], {"succeeded", "failed"})
+
+
 def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, serve_factory: Any
 ) -> None:
@@ -328,15 +340,7 @@ def test_signed_pushes_build_and_push_and_the_status_page_shows_them(
         triggers='[{branch: "main"}]',
     )
     (clone / "images/app/app.sh").write_text("echo app\n")
-    first = init_git(clone)
-    git(clone, "remote", "add", "origin", str(remote))
-    git(clone, "push", "-q", "origin", "main")
-    server = serve_factory(remote, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
-
-    # The branch is created: everything is built and pushed.
-    created = server.github_push("refs/heads/main", ZERO_SHA, first)
-    assert created.status_code == 202, created.text
-    run = server.wait_for(created.json()["run"], {"succeeded", "failed"})
+    server, first, run = _serve_first_push(tmp_path, clone, remote, serve_factory)  # everything is built
     assert run["status"] == "succeeded", server.log(run["id"])
     images = {image["name"]: image for image in run["report"]["images"]}
     assert set(images) == {"base", "app"}
@@ -416,15 +420,8 @@ def test_status_pages_draw_each_runs_dag_by_status_with_logs_and_tag_changes_in_
         },
         busybox=("base",),
     )
-    first = init_git(clone)
-    git(clone, "remote", "add", "origin", str(remote))
-    git(clone, "push", "-q", "origin", "main")
-    server = serve_factory(remote, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
-
     # Run 1: base builds, broken fails, after (built on broken) is skipped.
-    created = server.github_push("refs/heads/main", ZERO_SHA, first)
-    assert created.status_code == 202, created.text
-    failed = server.wait_for(created.json()["run"], {"succeeded", "failed"})
+    server, first, failed = _serve_first_push(tmp_path, clone, remote, serve_factory)
     assert failed["status"] == "failed", server.log(failed["id"])
     # As the page names them: a succeeded image taken from the registry is "reused".
     statuses = {i["image"]: "reused" if i["reused"] else i["status"] for i in failed["report"]["images"]}
