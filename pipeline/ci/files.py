@@ -1,4 +1,5 @@
-"""Writing the files a CI service reads: appended to (GitHub's, which other steps write too) or replaced."""
+"""Writing the files a CI service reads (the report, JUnit, dotenv, GitHub's): appended to (GitHub's, which other
+steps write too) or replaced whole."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ def append_text(path: Path, text: str, what: str) -> None:
 
 
 def write_text(path: Path, text: str, what: str) -> None:
+    """Replace `path` whole (a temporary file renamed over it): whoever collects it — a CI server, the next
+    job — never reads half of it. `what` names it in the error."""
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        path.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
     except OSError as exc:
         raise PipelineError(f"{path}: cannot write the {what}: {exc.strerror}") from None

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.ci.files import write_text
 
 CLASSNAME_OF_RUN = "pipeline"
 # A suite for what fails the run beside its images (publishing the tags); pipeline names have no spaces.
@@ -46,12 +46,7 @@ def junit_xml(data: dict[str, Any]) -> bytes:
 
 def write_junit(path: Path, data: dict[str, Any]) -> None:
     """Write the JUnit XML atomically: a CI server collecting the file never reads half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(junit_xml(data))
-        tmp.replace(path)
-    except OSError as exc:
-        raise PipelineError(f"{path}: cannot write the JUnit report: {exc.strerror}") from None
+    write_text(path, junit_xml(data).decode("utf-8"), "JUnit report")
 
 
 def _suite(root: ET.Element, pipeline: str, images: list[dict[str, Any]], properties: dict[str, str]) -> ET.Element:

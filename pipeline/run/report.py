@@ -16,8 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.ci.commands import Command, GroupSyntax, inert_json, write_command
+from pipeline.ci.files import write_text
 from pipeline.ci.groups import GroupedLines, Line, on_interrupt
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import UsageError
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
 from pipeline.run.executor import Event, RunResult, Status
@@ -111,12 +112,7 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def write_report(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise PipelineError(f"{path}: cannot write the report: {exc.strerror}") from None
+    write_text(path, json.dumps(data, indent=2) + "\n", "report")
 
 
 def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
