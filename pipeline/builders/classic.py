@@ -24,6 +24,7 @@ from pipeline.builders import (
     ProgressFn,
     WarnFn,
     engine_environment,
+    failure_detail,
 )
 from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
 from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
@@ -141,6 +142,7 @@ class DockerBuilder:
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
                     failed = step if step != "build" else None
                     where = f" at {failed}" if failed else ""
+                    detail = failure_detail(detail, failed)
                     raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail), failed)
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
