@@ -25,20 +25,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, user_tags, write_project
-from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
+from tests.integration.conftest import RegistryPeek, Services, _unavailable
 
 LOCAL_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 LEAVES = 6
-
-
-@pytest.fixture(scope="session")
-def engine2(services: Services) -> str:
-    host = _read_env().get("PIPELINE_ENGINE2_HOST", "")
-    if not host:
-        _unavailable("no second engine (PIPELINE_ENGINE2_HOST) in the services env")
-    if _docker(host, "info").returncode != 0:
-        _unavailable(f"the second engine at {host} is not answering")
-    return host
 
 
 def _docker(host: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
