@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class PipelineError(Exception):
     """An expected failure with a message a user can act on."""
@@ -68,3 +70,26 @@ class EnvironmentProblem(PipelineError):
     """Something the tool needs is not there (no Docker engine, no git)."""
 
     exit_code = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the process: SIGINT (Ctrl-C, or a cancelled job's first signal) or SIGTERM. Not a
+    PipelineError: nothing failed, so `except Exception` (notifications, cleanups) lets it through; the
+    CLI exits 128 + the signal's number (130, 143) after writing what the run knew."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def interrupt_of(exc: BaseException) -> Interrupted:
+    """A KeyboardInterrupt as the Interrupted it stands for (Python raises a bare one for SIGINT)."""
+    return exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)

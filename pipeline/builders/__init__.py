@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,22 @@ from pipeline.registry.reference import ImageRef
 ProgressFn = Callable[[str, str], None]  # (step, message)
 WarnFn = Callable[[str], None]
 LOG_TAIL_LINES = 20  # a failure shows this many of the failing step's last output lines
+
+
+# How engines repeat the failing command in their error: BuildKit (older and newer) and the classic builder.
+_COMMAND_ECHO = re.compile(
+    r"(?:executor failed running \[.*\]|process \".*\" did not complete successfully): (exit code: \d+)"
+    r"|The command '.*' returned a non-zero code: (\d+)",
+    re.DOTALL,
+)
+
+
+def failure_detail(detail: str, step: str | None) -> str:
+    """An engine's error for a failed step without its copy of the step's command, which the message
+    names already (`build failed at [3/3] RUN make: exit code: 2`); unchanged when the step is unknown."""
+    if step is None:
+        return detail
+    return _COMMAND_ECHO.sub(lambda m: m.group(1) or f"exit code: {m.group(2)}", detail)
 
 
 @dataclass(frozen=True)

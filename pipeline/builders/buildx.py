@@ -34,6 +34,7 @@ from pipeline.builders import (
     ProgressFn,
     WarnFn,
     engine_environment,
+    failure_detail,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
@@ -237,6 +238,7 @@ class BuildxBuilder:
             )
         where = f" at {steps.failed_step}" if steps.failed_step else ""
         return_tail = steps.failed_tail() or tuple(steps.texts[-LOG_TAIL_LINES:])
+        detail = failure_detail(detail, steps.failed_step)
         raise BuildError(f"{request.image}: build failed{where}: {detail}", return_tail, steps.failed_step)
 
 

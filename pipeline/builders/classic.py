@@ -24,6 +24,7 @@ from pipeline.builders import (
     ProgressFn,
     WarnFn,
     engine_environment,
+    failure_detail,
 )
 from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
 from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
@@ -64,8 +65,24 @@ class DockerBuilder:
             raise EnvironmentProblem(f"cannot reach {self.label} at {self.where}: {exc}") from None
         return client
 
-    def check(self) -> None:
-        self._client().close()
+    def check(self, os: str | None = None) -> None:
+        """The engine answers, and (`os` given: what the config declares it builds) runs that OS: a Linux
+        engine declared `os: windows` is refused here, before anything is built, not by a failing build."""
+        client = self._client()
+        try:
+            if os is None:
+                return
+            try:
+                found = str(client.version().get("Os") or "")
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise EnvironmentProblem(f"cannot ask {self.label} at {self.where} its OS: {exc}") from None
+            if found and found != os:
+                raise EnvironmentProblem(
+                    f"engine {self.name} is declared 'os: {os}', but {self.label} at {self.where} runs {found}: "
+                    f"point the engine at a {os} engine, or declare 'os: {found}'"
+                )
+        finally:
+            client.close()
 
     def engine_version(self) -> str | None:
         """The engine's version (its API's `Version`), once; None where it does not say."""
@@ -141,6 +158,7 @@ class DockerBuilder:
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
                     failed = step if step != "build" else None
                     where = f" at {failed}" if failed else ""
+                    detail = failure_detail(detail, failed)
                     raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail), failed)
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
@@ -321,7 +339,7 @@ def engine_clients(environment: Mapping[str, str], engines: Mapping[str, Engine]
         if context and not env.get("DOCKER_HOST"):  # docker-py knows no contexts: reach the context's host
             env["DOCKER_HOST"] = context_host(context, env)
         clients[name] = DockerBuilder(env, name)
-        clients[name].check()
+        clients[name].check(engine.os)
     return clients
 
 

@@ -31,6 +31,8 @@ def summary_markdown(report: Mapping[str, Any], title: str) -> str:
     images = report.get("images", [])
     failed = [image for image in images if image.get("status") == "failed"]
     outcome = "succeeded" if report.get("ok") else "failed"
+    if report.get("interrupted"):
+        outcome = f"interrupted by {report['interrupted']}"
     facts = [f"{len(images)} image(s)"]
     if report.get("version"):
         facts.append(f"version {report['version']}")

@@ -16,7 +16,7 @@ import click  # noqa: E402
 
 from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli, redacted  # noqa: E402
 from pipeline.cli.completion import COMPLETE_VAR  # noqa: E402
-from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.errors import Interrupted, PipelineError  # noqa: E402
 
 # Each command's module is imported only when the command runs (common.LazyGroup): start-up is most of
 # a no-op run's time, and most commands' modules pull in what `run` never uses.
@@ -50,6 +50,7 @@ for name, where in COMMANDS.items():
 
 def main() -> None:
     _guard_ci_output()
+    _stop_on_sigterm()
     try:
         cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
     except PipelineError as exc:
@@ -58,13 +59,17 @@ def main() -> None:
         click.echo(f"error: {message}", err=True)
         _annotate(message)
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        _close_groups("interrupted")
-        click.echo("interrupted: no release or floating tag was moved by the unfinished run", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # SIGINT (Ctrl-C) exits 130, SIGTERM 143; a run has written its report and outputs by now.
+        stopped = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc  # click wraps an interrupt
+        signum = stopped.signum if isinstance(stopped, Interrupted) else signal.SIGINT
+        reason = "terminated" if signum == signal.SIGTERM else "interrupted"
+        _close_groups(reason)
+        click.echo(f"{reason}: no release or floating tag was moved by the unfinished run", err=True)
         sys.stdout.flush()
         sys.stderr.flush()
         # Build threads may be blocked on the engine for a long time; don't wait for them at exit.
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum)
     except click.ClickException as exc:
         shown = io.StringIO()  # a bad argument's value may be a URL with credentials
         exc.show(shown)
@@ -79,25 +84,25 @@ def _guard_ci_output() -> None:
     """Inside GitHub Actions or Azure Pipelines (their markers as in pipeline.ci.environment, for any
     provider detected: an Azure agent parses `##vso[` whatever else is set), stdout and stderr defuse the
     logging commands in everything printed, as build logs and error messages are the builds' text; pipeline's
-    own commands are written past the filter (ci.commands.write_command). SIGTERM (a cancelled job) prints
-    the open log groups first."""
+    own commands are written past the filter (ci.commands.write_command)."""
     if not any(os.environ.get(marker, "").lower() == "true" for marker in ("GITHUB_ACTIONS", "TF_BUILD")):
         return
     from pipeline.ci.commands import CommandFilter
 
     sys.stdout = CommandFilter(sys.stdout)
     sys.stderr = CommandFilter(sys.stderr)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a cancelled CI job, `docker stop`, systemd) stops the process as Ctrl-C does: a run writes
+    its report and outputs for what it knew, open CI log groups are printed, and it exits 143. Commands
+    with their own stop (serve, watch) set their own handler."""
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    _close_groups("terminated")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Then die of the signal as before, so the exit status still says SIGTERM.
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    raise Interrupted(signum)  # in the main thread, wherever it is: handled as Ctrl-C is (main)
 
 
 def _close_groups(reason: str) -> None:

@@ -17,7 +17,7 @@ from pipeline.config import load_config
 from pipeline.config.templates import render
 from pipeline.errors import RegistryError, UsageError
 from pipeline.plan import Plan, PlannedImage, base_variant
-from pipeline.run.executor import RunOptions
+from pipeline.run.executor import RunOptions, interrupted_result
 from pipeline.run.notifying import notifying
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Session, check_result
@@ -76,7 +76,13 @@ def run(
     check_report_file(junit_file, "--junit")
     to_ci = report_sink(the_session, dotenv, "pipeline run", the_plan.images)
     with notifying(the_session, the_plan, "run") as outcome:
-        outcome.result = the_session.execute(the_plan, options, secrets(token))
+        try:
+            outcome.result = the_session.execute(the_plan, options, secrets(token))
+        except KeyboardInterrupt as stopped:  # SIGINT, SIGTERM: report what is known, then exit 130/143
+            emit_report(
+                the_plan, interrupted_result(the_plan, stopped), report_file, as_json, junit_file=junit_file, also=to_ci
+            )
+            raise
         emit_report(the_plan, outcome.result, report_file, as_json, junit_file=junit_file, also=to_ci)
         check_result(outcome.result)
 

@@ -20,6 +20,7 @@ STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "failed": ("#ffebe9", "#cf222e"),
     "running": ("#ddf4ff", "#0969da"),
     "skipped": ("#eff2f5", "#818b98"),
+    "interrupted": ("#fff8c5", "#9a6700"),
     "pending": ("#ffffff", "#818b98"),
 }
 PLAIN = ("#ffffff", "#1f2328")  # no status given: the graph as configured

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +21,15 @@ from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
 from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs, variant_references
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import Prediction, cached_digest, child_lookup, predict
-from pipeline.errors import BuildError, EngineUnavailable, PipelineError, RegistryError, UsageError
+from pipeline.errors import (
+    BuildError,
+    EngineUnavailable,
+    Interrupted,
+    PipelineError,
+    RegistryError,
+    UsageError,
+    interrupt_of,
+)
 from pipeline.graph import dependants_closure
 from pipeline.plan import (
     CREATED_LABEL,
@@ -49,6 +57,7 @@ class Status(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # was being built, checked or pushed when a signal stopped the run
 
 
 @dataclass
@@ -88,10 +97,40 @@ class RunResult:
     published: bool = False
     tag_changes: list[TagChange] = field(default_factory=list)
     error: str | None = None  # a run-level failure (publishing), beside per-image errors
+    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(r.status == Status.SUCCEEDED for r in self.images.values())
+        return (
+            self.error is None
+            and self.interrupted is None
+            and all(r.status == Status.SUCCEEDED for r in self.images.values())
+        )
+
+
+class RunInterrupted(Interrupted):
+    """A run stopped by a signal, with what it knew at that moment: images done stay as they were (pushed,
+    with their digests), those under way are `interrupted`, those not started `skipped`."""
+
+    def __init__(self, signum: int, result: RunResult) -> None:
+        super().__init__(signum)
+        self.result = result
+
+
+def interrupted_result(plan: Plan, exc: KeyboardInterrupt) -> RunResult:
+    """What a run stopped by `exc` knew: the executor's (RunInterrupted), or (stopped before it started
+    building: checking engines, registries, keys) every image not built."""
+    if isinstance(exc, RunInterrupted):
+        return exc.result
+    name = interrupt_of(exc).signal_name
+    why = f"not built: the run was interrupted by {name} before building began"
+    return RunResult(
+        images={
+            key: ImageResult(key=key, repository=str(image.repository), status=Status.SKIPPED, error=why)
+            for key, image in plan.images.items()
+        },
+        interrupted=name,
+    )
 
 
 @dataclass(frozen=True)
@@ -257,29 +296,71 @@ class Executor:
     # --- scheduling -------------------------------------------------------------
 
     def run(self) -> RunResult:
+        """Build, push and publish the plan. A signal (KeyboardInterrupt, Interrupted) raises RunInterrupted
+        with what was known when it came."""
         start = self._run_started = self.clock()
-        if self.options.push:
-            targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
-            ctx = self.plan.context
-            self.reusable = check_release_tags(
-                targets, ctx.git_sha, ctx.dirty, self.registry, self.options.force, self._emit, self._predicted_digest
-            )
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="image")
+        result = RunResult(images=self.results)
+        pool: ThreadPoolExecutor | None = None
         try:
+            if self.options.push:
+                targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
+                ctx = self.plan.context
+                self.reusable = check_release_tags(
+                    targets,
+                    ctx.git_sha,
+                    ctx.dirty,
+                    self.registry,
+                    self.options.force,
+                    self._emit,
+                    self._predicted_digest,
+                )
+            pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="image")
             self._schedule(pool)
-        except BaseException:
-            # Ctrl-C: start nothing new and don't wait for builds in flight; nothing floating has moved.
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True)
+            if result.ok and self.options.push:
+                self._publish(result)
+        except BaseException as exc:
+            # Taken before the builds in flight are stopped: stopping them makes them fail.
+            stopped = self._stopped(result, start, interrupt_of(exc)) if isinstance(exc, KeyboardInterrupt) else None
+            # Ctrl-C: start nothing new and don't wait for builds in flight; nothing floating has moved
+            # (unless it came while publishing: the publish journal completes that on the next run).
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             for backend in self.backends.values():
                 if isinstance(backend, Interruptible):
                     backend.interrupt()  # remote runs would go on after we exit
+            if stopped is not None:
+                raise RunInterrupted(interrupt_of(exc).signum, stopped) from exc
             raise
-        pool.shutdown(wait=True)
-        result = RunResult(images=self.results)
-        if result.ok and self.options.push:
-            self._publish(result)
         result.duration = self.clock() - start
         return result
+
+    def _stopped(self, result: RunResult, start: float, signal: Interrupted) -> RunResult:
+        """A copy of the run's results as they are when `signal` came; build threads go on changing theirs."""
+        now, wall = self.clock(), time.time()
+        images: dict[str, ImageResult] = {}
+        for key, found in list(self.results.items()):
+            image = replace(found, tags=list(found.tags), variants={n: replace(v) for n, v in found.variants.items()})
+            if image.status in (Status.RUNNING, Status.PENDING) and image.started is not None:
+                image.status = Status.INTERRUPTED
+                image.error = f"{key}: interrupted by {signal.signal_name} before it finished"
+                image.finished_at = wall
+                image.duration = now - image.started
+                for variant in image.variants.values():
+                    if variant.status in (Status.RUNNING, Status.PENDING):
+                        variant.status = Status.INTERRUPTED
+            elif image.status in (Status.RUNNING, Status.PENDING):
+                image.status = Status.SKIPPED
+                image.error = f"not built: the run was interrupted by {signal.signal_name}"
+            images[key] = image
+        return RunResult(
+            images=images,
+            duration=now - start,
+            published=False,
+            tag_changes=list(result.tag_changes),
+            error=result.error,
+            interrupted=signal.signal_name,
+        )
 
     def _predicted_digest(self, key: str) -> str | None:
         """The digest the input cache will reuse for `key`, if any (computed once, on demand)."""

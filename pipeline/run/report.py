@@ -33,6 +33,7 @@ STATUS_STYLE = {
     Status.SKIPPED: "yellow",
     Status.PENDING: "dim",
     Status.RUNNING: "cyan",
+    Status.INTERRUPTED: "magenta",
 }
 
 
@@ -45,6 +46,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
         "git_sha": ctx.git_sha,
         "published": result.published,
         "error": result.error,
+        "interrupted": result.interrupted,  # the signal that stopped the run (SIGINT, SIGTERM), else null
         "tag_changes": [tag_change_data(c) for c in result.tag_changes],
         "images": [
             {
@@ -133,7 +135,7 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
     # The lines below are printed whole (soft_wrap): a break rich would insert could start a line with
     # text of the build's (`::warning::...` 110 characters into an error message); the terminal wraps.
     for key, r in result.images.items():
-        if r.status == Status.FAILED and r.error:
+        if r.status in (Status.FAILED, Status.INTERRUPTED) and r.error:
             message = r.error[len(key) + 2 :] if r.error.startswith(f"{key}: ") else r.error
             # escape: a failing step's text ("[2/2] RUN ...", '["/bin/sh", ...]') is not markup
             console.print(f"[red]{escape(key)}[/red]: {escape(message)}", markup=True, highlight=False, soft_wrap=True)
@@ -149,6 +151,9 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.error:
         console.print(f"[red]run[/red]: {escape(result.error)}", markup=True, highlight=False, soft_wrap=True)
+    if result.interrupted:
+        line = f"run: interrupted by {result.interrupted}; no release or floating tag was moved by it"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 LOG_STEP = "log"  # one line of a build step's own output (see pipeline.builders.ProgressFn)

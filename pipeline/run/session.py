@@ -33,7 +33,7 @@ from pipeline.registry.credentials import DockerConfigCredentials
 from pipeline.registry.tls import ssl_context
 from pipeline.release.journal import read_journal
 from pipeline.release.publish import Notify, TagChange, complete_journal
-from pipeline.run.executor import EventSink, Executor, RunOptions, RunResult, Status
+from pipeline.run.executor import EventSink, Executor, RunInterrupted, RunOptions, RunResult, Status
 from pipeline.run.locks import pipeline_keys, pipeline_locks
 from pipeline.run.redacting import redact_result, redacting, run_redactor
 from pipeline.run.report import ProgressMode, ProgressPrinter
@@ -243,7 +243,11 @@ class Session:
             with locks:
                 if options.push:
                     self._complete_interrupted(plan, registry)
-                return redact_result(executor.run(), redactor)
+                try:
+                    return redact_result(executor.run(), redactor)
+                except RunInterrupted as stopped:
+                    stopped.result = redact_result(stopped.result, redactor)  # it is reported too
+                    raise
 
     def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
         """A dry run: every check `execute` makes before building, read-only and in its order, each refusal

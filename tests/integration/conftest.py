@@ -84,6 +84,18 @@ def services() -> Services:
     return result
 
 
+@pytest.fixture(scope="session")
+def engine2(services: Services) -> str:
+    """The second Docker engine scripts/services starts (its DOCKER_HOST), answering."""
+    host = _read_env().get("PIPELINE_ENGINE2_HOST", "")
+    if not host:
+        _unavailable("no second engine (PIPELINE_ENGINE2_HOST) in the services env")
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_CONTEXT"} | {"DOCKER_HOST": host}
+    if subprocess.run(["docker", "info"], env=env, capture_output=True, check=False, timeout=120).returncode != 0:
+        _unavailable(f"the second engine at {host} is not answering")
+    return host
+
+
 @pytest.fixture
 def namespace() -> str:
     """A repository namespace no other test uses."""

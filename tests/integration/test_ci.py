@@ -5,20 +5,27 @@ written, `{{ git.branch }}`/`{{ git.pr }}` tags in the registry, and config erro
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import xmlschema
 
 from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
+JUNIT_XSD = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit-10.xsd"
 OUTSIDE_CI = {"GITHUB_ACTIONS": "", "GITLAB_CI": "", "TF_BUILD": ""}
 
 
@@ -270,18 +277,15 @@ def test_a_stopped_grouped_run_prints_the_lines_its_groups_held(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        deadline = time.monotonic() + 180
-        while not _running(f"sleep {seconds}"):
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.5)
-        time.sleep(2)  # the step's first line reaches pipeline's progress, which holds it in the group
+        # The step runs, and pipeline has read what buildx wrote about it (the step's line is held in the group).
+        _wait_until(process, lambda: bool(_running(f"sleep {seconds}")) and _read_all_buildx_wrote(process.pid))
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
         _stop(f"sleep {seconds}")
-    assert process.returncode == (130 if signum == signal.SIGINT else -signal.SIGTERM), stderr
+    assert process.returncode == (130 if signum == signal.SIGINT else 143), stderr
     lines = stderr.splitlines()
     reason = "interrupted" if signum == signal.SIGINT else "terminated"
     opened = lines.index(f"::group::shop/web {reason}")
@@ -289,6 +293,122 @@ def test_a_stopped_grouped_run_prints_the_lines_its_groups_held(
     held = [line.split("] ", 1)[1].split(None, 2) for line in lines[opened + 1 : closed]]
     assert ["shop/web", "build", f"[4/4] RUN echo held-step && sleep {seconds}"] in held, stderr
     assert sum(1 for line in lines if " shop/web " in line and " start " in line) == 1  # printed once
+
+
+def _wait_until(process: subprocess.Popen[str], condition: Callable[[], bool], seconds: float = 180) -> None:
+    """Poll `condition` while `process` runs, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+
+
+def _read_all_buildx_wrote(parent: int) -> bool:
+    """Whether pipeline (`parent`) has read everything its `docker buildx build` children wrote so far: none
+    is left in their stderr pipes (FIONREAD on each pipe, opened through /proc)."""
+    children = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(parent)], capture_output=True, text=True)
+    builds = [int(line.split()[0]) for line in children.stdout.splitlines() if "buildx build" in line]
+    for pid in builds:
+        try:
+            fd = os.open(f"/proc/{pid}/fd/2", os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return False
+        try:
+            left = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        finally:
+            os.close(fd)
+        if left:
+            return False
+    return bool(builds)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_run_writes_its_report_junit_and_outputs_for_what_it_knew(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, signum: signal.Signals
+) -> None:
+    exit_code = 128 + signum
+    root = tmp_path / signum.name
+    seconds = random.randint(600, 999)  # names the step's process: `sleep N` runs on this machine's engine
+    write_project(
+        root,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          shop:
+            images:
+              quick: {{context: images/quick}}
+              slow: {{context: images/slow}}
+        """,
+        {"quick": "FROM scratch\nCOPY hello /hello\n", "slow": f"{BASE_DOCKERFILE}RUN sleep {seconds}\n"},
+        busybox=("slow",),
+    )
+    (root / "images" / "quick" / "hello").write_text(f"hello {seconds}\n", encoding="utf-8")
+    sha = init_git(root)
+    output, summary = root / "out", root / "summary.md"
+    env = {
+        **os.environ,
+        **OUTSIDE_CI,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    command = ["run", "--jobs", "2", "--report", "reports/run.json", "--junit", "reports/junit.xml"]
+    (root / "reports").mkdir()
+    progress = root / "stderr.txt"
+    with progress.open("w", encoding="utf-8") as stderr_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", *command],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # see the test above
+        )
+    try:
+        # quick is done (its log group printed, its build tag in the registry) and slow's RUN step is running.
+        _wait_until(
+            process,
+            lambda: (
+                "::group::shop/quick done" in progress.read_text(encoding="utf-8").splitlines()
+                and plain_peek.digest(f"{namespace}/quick", f"sha-{sha[:12]}") is not None
+                and bool(_running(f"sleep {seconds}"))
+            ),
+        )
+        process.send_signal(signum)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _stop(f"sleep {seconds}")
+    stderr = progress.read_text(encoding="utf-8")
+
+    assert process.returncode == exit_code, stderr
+    pushed = plain_peek.digest(f"{namespace}/quick", f"sha-{sha[:12]}")
+    report = json.loads((root / "reports" / "run.json").read_text(encoding="utf-8"))
+    images = {image["image"]: image for image in report["images"]}
+    assert report["ok"] is False and report["interrupted"] == signum.name and report["published"] is False
+    assert images["shop/quick"]["status"] == "succeeded" and images["shop/quick"]["digest"] == pushed, images
+    assert images["shop/quick"]["reference"] == f"{services.plain_registry}/{namespace}/quick@{pushed}"
+    assert images["shop/slow"]["status"] == "interrupted" and images["shop/slow"]["digest"] is None, images
+    assert images["shop/slow"]["error"] == f"shop/slow: interrupted by {signum.name} before it finished"
+    assert plain_peek.all_tags(f"{namespace}/slow") == set()
+    # JUnit: valid, quick passed, slow an error saying it was interrupted.
+    junit = (root / "reports" / "junit.xml").read_text(encoding="utf-8")
+    xmlschema.XMLSchema(JUNIT_XSD).validate(junit)
+    cases = {case.get("name"): case for case in ET.fromstring(junit).iter("testcase")}
+    assert list(cases["quick"]) and cases["quick"][0].tag == "system-out", junit
+    [error] = list(cases["slow"])
+    assert error.tag == "error" and error.get("type") == "interrupted", junit
+    assert error.get("message") == f"shop/slow: interrupted by {signum.name} before it finished", junit
+    # The step's outputs name quick's digest; the job summary says the run was interrupted.
+    lines = output.read_text(encoding="utf-8").splitlines()
+    assert f"shop-quick-digest={pushed}" in lines and not any(li.startswith("shop-slow-") for li in lines), lines
+    assert summary.read_text(encoding="utf-8").startswith(f"## pipeline run: interrupted by {signum.name}\n")
+    reason = "interrupted" if signum == signal.SIGINT else "terminated"
+    assert f"{reason}: no release or floating tag was moved by the unfinished run" in stderr.splitlines()
+    assert "shop/quick" in stdout and "interrupted" in stdout  # the summary table
 
 
 def _running(args: str) -> list[int]:

@@ -25,20 +25,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, user_tags, write_project
-from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
+from tests.integration.conftest import RegistryPeek, Services, _unavailable
 
 LOCAL_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 LEAVES = 6
-
-
-@pytest.fixture(scope="session")
-def engine2(services: Services) -> str:
-    host = _read_env().get("PIPELINE_ENGINE2_HOST", "")
-    if not host:
-        _unavailable("no second engine (PIPELINE_ENGINE2_HOST) in the services env")
-    if _docker(host, "info").returncode != 0:
-        _unavailable(f"the second engine at {host} is not answering")
-    return host
 
 
 def _docker(host: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -532,3 +522,41 @@ def test_the_default_engine_builds_where_it_pushes_whatever_docker_context_is_cu
     digest = json.loads(result.stdout)["images"][0]["digest"]
     assert plain_peek.digest(f"{namespace}/app", digest) == digest
     assert f"{namespace}" in plain_peek.files(f"{namespace}/app", digest)
+
+
+def test_a_linux_engine_declared_windows_is_refused_before_anything_is_built(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    write_project(
+        tmp_path,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        engines:
+          linux: {{host: '{LOCAL_HOST}'}}
+          win: {{host: '{LOCAL_HOST}', os: windows, os_version: "10.0.17763"}}
+        pipelines:
+          p:
+            images:
+              tool: {{context: images/tool, engine: linux}}
+              app: {{context: images/app, platform: windows/amd64, engine: win}}
+        """,
+        {"tool": BASE_DOCKERFILE, "app": "FROM scratch\nCOPY hello /hello\n"},
+        busybox=("tool",),
+    )
+    (tmp_path / "images" / "app" / "hello").write_text("hello\n", encoding="utf-8")
+    init_git(tmp_path)
+
+    result = run_cli(["run", "--report", "report.json"], tmp_path)
+
+    assert result.code == 3, result.output  # the environment does not match the config
+    assert result.stderr.splitlines() == [
+        f"error: engine win is declared 'os: windows', but the Docker engine win at {LOCAL_HOST} runs linux: "
+        "point the engine at a windows engine, or declare 'os: linux'"
+    ]
+    assert "operating system is not supported" not in result.output
+    assert not (tmp_path / "report.json").exists()  # refused before the run: nothing to report
+    for name in ("tool", "app"):  # nothing built or pushed, the Linux image neither
+        assert plain_peek.all_tags(f"{namespace}/{name}") == set()
+        listed = _docker(LOCAL_HOST, "images", "-q", f"{services.plain_registry}/{namespace}/{name}")
+        assert listed.returncode == 0 and listed.stdout == "", listed

@@ -84,6 +84,10 @@ def test_a_failed_step_shows_its_last_20_lines_on_stderr_and_in_the_report(
     lines = stderr.splitlines()
     failed = next(i for i, line in enumerate(lines) if PROGRESS.match(line) and " failed " in line)
     assert "shop/app" in lines[failed] and "for i in $(seq 1 30)" in lines[failed], lines[failed]
+    # The failing command once: the engine's own copy of it (`executor failed running [/bin/sh -c ...]`,
+    # `The command '/bin/sh -c ...' returned ...`) is left out, its exit code kept.
+    assert lines[failed].count("for i in $(seq 1 30)") == 1 and lines[failed].endswith(": exit code: 3"), lines[failed]
+    assert error.count("for i in $(seq 1 30)") == 1, error
     assert lines[failed + 1 : failed + 21] == [f"    | {line}" for line in NUMBERED[10:]]
     assert "numbered line 10" not in stderr
     # By default: one progress line per step, none of the steps' own output.
@@ -124,5 +128,6 @@ def test_quiet_prints_only_the_results(tmp_path: Path, services: Services, names
     assert code == 1, stderr
     events = progress_lines(stderr)
     assert [(image, step) for _, image, step, _ in events] == [("shop/app", "failed")], stderr
+    assert stderr.count(FAILING_RUN.removeprefix("RUN ")) == 1, stderr  # the failing RUN line, once
     assert [line for line in stderr.splitlines() if line.startswith("    | ")] == [f"    | {n}" for n in NUMBERED[10:]]
     assert "shop/worker" in stdout and "succeeded" in stdout  # the summary table

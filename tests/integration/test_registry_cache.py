@@ -4,18 +4,14 @@ below the change, pulled from the registry."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import BUSYBOX, CliResult, app_project, git, init_git, run_cli
-from tests.integration.conftest import RegistryPeek, Services, _read_env
+from tests.integration.conftest import RegistryPeek, Services
 
 SLOW_SECONDS = 8
 # Unique per project (`{unique}`), so neither engine has the RUN step's layer from another test.
@@ -26,17 +22,6 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep {seconds} && echo {unique} 
 COPY file.txt /file.txt
 """
 RUN_STEP = re.compile(r"\[2/3\] RUN .*sleep")
-
-
-@pytest.fixture(scope="session")
-def engine2_host(services: Services) -> str:
-    host = _read_env().get("PIPELINE_ENGINE2_HOST", "")
-    if not host:
-        pytest.skip("no second engine (PIPELINE_ENGINE2_HOST) in the services env")
-    answered = subprocess.run(["docker", "info"], env=dict(os.environ, DOCKER_HOST=host), capture_output=True)
-    if answered.returncode != 0:
-        pytest.skip(f"the second engine at {host} is not answering")
-    return host
 
 
 def project(root: Path, registry: str) -> str:
@@ -72,7 +57,7 @@ def timed(args: list[str], root: Path, host: str) -> tuple[CliResult, float]:
 
 
 def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
-    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, engine2_host: str
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, engine2: str
 ) -> None:
     first_sha = project(tmp_path / "cached", f"{services.plain_registry}/{namespace}")
     project(tmp_path / "baseline", f"{services.plain_registry}/{namespace}b")
@@ -82,10 +67,10 @@ def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
         assert run_step_lines(built) and not any(line.endswith("(cached)") for line in run_step_lines(built))
 
     second_sha = change_one_file(tmp_path / "cached")
-    rebuilt, with_cache = timed(["run"], tmp_path / "cached", engine2_host)
+    rebuilt, with_cache = timed(["run"], tmp_path / "cached", engine2)
     assert rebuilt.code == 0, rebuilt.output
     change_one_file(tmp_path / "baseline")
-    uncached, without_cache = timed(["run", "--no-cache"], tmp_path / "baseline", engine2_host)
+    uncached, without_cache = timed(["run", "--no-cache"], tmp_path / "baseline", engine2)
     assert uncached.code == 0, uncached.output
     print(
         f"\nsecond engine, one-file change, wall time of `pipeline run` (image's build+push on the run clock): "

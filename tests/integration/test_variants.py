@@ -139,6 +139,59 @@ def test_one_failing_variant_moves_no_tag(
     assert plain_peek.all_tags(f"{namespace}/app") == set()
 
 
+def test_a_variant_built_for_another_platform_than_asked_is_not_published(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """The platform check after the push, whatever the builder: here the classic builder, which takes the
+    image config's platform from the base image, on a Dockerfile pinned to an arm64 base, so the
+    linux/amd64 variant's build pushes an arm64 image (BuildKit would write linux/amd64 in its config)."""
+    arm = tmp_path / "arm"
+    write_project(
+        arm,
+        f"""\
+        registry: {services.plain_registry}/{namespace}
+        network: none
+        pipelines:
+          other:
+            images:
+              armbase: {{context: images/armbase, platform: linux/arm64}}
+        """,
+        {"armbase": "FROM scratch\nCOPY arm.txt /arm.txt\n"},
+    )
+    (arm / "images" / "armbase" / "arm.txt").write_text(f"arm64 only {namespace}\n", encoding="utf-8")
+    init_git(arm)
+    built = run_cli(["run", "--json"], arm)
+    assert built.code == 0, built.output
+    armbase = _images(built.stdout)["armbase"]["reference"]
+    shop = tmp_path / "shop"
+    _project(shop, f"{services.plain_registry}/{namespace}")
+    config = shop / "pipelines.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("network: none", "network: none\nbuilder: classic"))
+    (shop / "images" / "base" / "Dockerfile").write_text(
+        f"FROM --platform=linux/arm64 {armbase}\nCOPY arm64.txt /arch.txt\n", encoding="utf-8"
+    )
+    git(shop, "commit", "-qam", "a base pinned to arm64")
+    sha = git(shop, "rev-parse", "HEAD")
+    result = run_cli(["run", "--json", "--version", "1.2.3"], shop)
+    assert result.code == 1, result.output
+    images = _images(result.stdout)
+    base = images["base"]
+    assert base["status"] == "failed" and images["app"]["status"] == "skipped", images
+    amd64 = plain_peek.digest(f"{namespace}/base", f"sha-{sha[:12]}-linux-amd64")
+    assert amd64 is not None  # pushed under its variant's build tag, then refused
+    repository = f"{services.plain_registry}/{namespace}/base"
+    assert base["error"] == (
+        f"shop/base[linux-amd64]: the build pushed {repository}@{amd64} for linux/amd64, but its config says "
+        "linux/arm64, not linux/amd64; not published as that variant"
+    ), base["error"]
+    variants = {v["variant"]: v["status"] for v in base["variants"]}
+    assert variants == {"linux-amd64": "failed", "linux-arm64": "succeeded"}, variants
+    # No index: neither the image's build tag nor any release tag names anything.
+    tags = plain_peek.all_tags(f"{namespace}/base")
+    assert not tags & {f"sha-{sha[:12]}", "1.2.3", "1.2", "1", "latest"}, tags
+    assert plain_peek.all_tags(f"{namespace}/app") == set()
+
+
 def test_per_variant_tags_point_at_each_variant(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:

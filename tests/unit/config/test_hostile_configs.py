@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,11 +106,26 @@ def test_linked_worktree_marks_the_root_with_a_git_file(tmp_path: Path) -> None:
     load_config(write_config(repo / "deploy", "../images/app"))
 
 
-def test_outside_git_the_config_directory_is_the_repository(tmp_path: Path) -> None:
-    repo = make_repository(tmp_path)
+@pytest.fixture
+def outside_git(tmp_path: Path) -> Iterator[Path]:
+    """A new directory in no git work tree: pytest's temporary directory, unless that is inside one (a
+    --basetemp in a checkout); then one in the first of the machine's other scratch directories that is not."""
+    candidates = [tmp_path, *(Path(d) for d in ("/dev/shm", "/var/tmp", tempfile.gettempdir(), Path.home()))]
+    for base in candidates:
+        if base.is_dir() and os.access(base, os.W_OK) and repository_root(base) == base.resolve():
+            break
+    else:
+        pytest.fail(f"every scratch directory is inside a git work tree: {', '.join(map(str, candidates))}")
+    if base == tmp_path:
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(dir=base, prefix="pipeline-test-") as found:
+        yield Path(found)
+
+
+def test_outside_git_the_config_directory_is_the_repository(outside_git: Path) -> None:
+    repo = make_repository(outside_git)
     (repo / ".git").rmdir()
-    if repository_root(tmp_path) != tmp_path.resolve():
-        pytest.skip("the temporary directory is itself inside a git work tree")
     with pytest.raises(ConfigError, match=r"pipelines\.yaml:6:18: .*context '\.\./images/base' is outside"):
         load_config(write_config(repo / "deploy", "../images/base"))
 

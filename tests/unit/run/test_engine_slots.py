@@ -149,8 +149,22 @@ def test_a_less_urgent_waiter_leaves_a_shared_engine_to_the_more_urgent() -> Non
     assert modest.got == "b"
 
 
+class CountingCondition(threading.Condition):
+    """The slots' condition, counting the times a waiter went (back) to waiting: after a wake-up, that
+    waiter has looked at the slots again and decided to wait on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1  # the lock is held here
+        return super().wait(timeout)
+
+
 def test_marking_an_engine_down_wakes_its_waiters() -> None:
     slots = EngineSlots({"a": 1, "b": 1})
+    slots._cond = cond = CountingCondition()
     slots.acquire(("a",), 1)
     slots.acquire(("b",), 1)
     pinned = Waiter(slots, ("a",), 5)
@@ -161,8 +175,10 @@ def test_marking_an_engine_down_wakes_its_waiters() -> None:
     assert str(pinned.error) == "no engine left to build on (a stopped answering)"
     assert not either.done.is_set()  # b may still free up
     assert slots.is_down("a") and not slots.is_down("b")
+    with cond:
+        looked = cond.waits
     slots.release("a")  # the build that was on a ends: its slot is no use
-    time.sleep(0.05)
+    _wait_for(lambda: cond.waits > looked or either.done.is_set(), "the waiter to look at the freed slot")
     assert not either.done.is_set()
     slots.release("b")
     either.finish()
