@@ -45,7 +45,10 @@ def _suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
+def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, checkout: Path | None = None) -> None:
+    """`checkout`: the repository the config came from when the tool did not choose it (see load_config)."""
+    if checkout is not None:
+        _check_named_files_inside(spec, base_dir, checkout, positions)
     _check_variant_lists(spec, (), positions)
     for variant_name, variant in (spec.variants or {}).items():
         _check_build_args(variant.build_args, ("variants", variant_name, "build_args"), "", None, [], positions)
@@ -197,6 +200,46 @@ def _check_triggers(spec: ConfigSpec, positions: PositionIndex) -> None:
             if rule.release and (rule.tag is None or "version" not in compiled.groupindex):
                 raise positions.error(where, "'release: true' needs a tag pattern with a (?P<version>...) group")
             _check_tag_templates(TagPolicy(extra=rule.tags), (*where, "tags"), positions, index_key=False)
+
+
+def _named_files(spec: ConfigSpec) -> list[tuple[KeyPath, str, str, bool]]:
+    """Every file or directory the config names besides build inputs: (where, value, what, ~ expands)."""
+    found: list[tuple[KeyPath, str, str, bool]] = []
+    signs = [(("sign",), spec.sign), *((("pipelines", name, "sign"), p.sign) for name, p in spec.pipelines.items())]
+    found += [((*where, "key"), sign.key, "signing key", False) for where, sign in signs if sign and sign.key]
+    for i, rule in enumerate(spec.trust):
+        found += [(("trust", i, "keys", j), key, "public key", False) for j, key in enumerate(rule.keys)]
+    if spec.sigstore.trust_config is not None:
+        found.append((("sigstore", "trust_config"), spec.sigstore.trust_config, "trust config", False))
+    for host, registry in spec.registries.items():
+        if registry.ca_file is not None:
+            found.append((("registries", host, "ca_file"), registry.ca_file, "CA file", False))
+    for name, engine in spec.engines.items():
+        if engine.cert_path is not None:
+            found.append((("engines", name, "cert_path"), engine.cert_path, "cert_path", True))
+    for pipeline_name, pipeline in spec.pipelines.items():
+        owners: list[tuple[KeyPath, dict[str, SecretSource]]] = [(("pipelines", pipeline_name), pipeline.secrets)]
+        owners += [(("pipelines", pipeline_name, "images", i), s.secrets) for i, s in pipeline.images.items()]
+        for where, secrets in owners:
+            found += [
+                ((*where, "secrets", secret_id, "file"), source.file, "secret file", True)
+                for secret_id, source in secrets.items()
+                if source.file is not None
+            ]
+    return found
+
+
+def _check_named_files_inside(spec: ConfigSpec, base_dir: Path, checkout: Path, positions: PositionIndex) -> None:
+    """A config from a checkout the tool did not choose (a pushed branch) names only files of that
+    checkout: no keys, secrets or certificates of the machine that builds it. Checked before anything
+    looks at them, so not even their existence is told."""
+    for where, value, what, expands in _named_files(spec):
+        path = base_dir / (Path(value).expanduser() if expands else Path(value))
+        problem = escape_problem(
+            checkout, path, value, what, "a build of a pushed commit reads files of its checkout only"
+        )
+        if problem:
+            raise positions.error(where, problem)
 
 
 def _check_file(base_dir: Path, value: str, where: KeyPath, what: str, positions: PositionIndex) -> None:

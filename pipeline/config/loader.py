@@ -11,9 +11,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config.checks import check_config
+from pipeline.config.paths import escape_problem, repository_root
 from pipeline.config.positions import KeyPath, PositionIndex, format_path, one_line, parse_yaml
 from pipeline.config.schema import ConfigSpec
 from pipeline.errors import ConfigError
+from pipeline.vcs import probes
 
 DEFAULT_CONFIG_FILE = "pipelines.yaml"
 
@@ -29,8 +31,16 @@ class LoadedConfig:
         return self.file.parent
 
 
-def load_config(file: Path | str = DEFAULT_CONFIG_FILE) -> LoadedConfig:
+def load_config(file: Path | str = DEFAULT_CONFIG_FILE, *, checkout: Path | None = None) -> LoadedConfig:
+    """Read, validate and check a pipelines file. It must lead to a file inside its repository (the git
+    work tree around it, else its directory): a symlink out of it is refused before anything is read.
+    `checkout` is the repository when the tool did not choose its content (a trigger's checkout of a
+    pushed commit): then the file, and every file it names, must stay inside that checkout."""
     path = Path(file)
+    root = Path(probes.realpath(checkout)) if checkout is not None else repository_root(path.parent)
+    problem = escape_problem(root, path, str(path), "pipelines file")
+    if problem:
+        raise ConfigError(one_line(problem))
     data, positions = parse_yaml(path)
     if data is None:
         raise ConfigError(f"{path}:1:1: the file is empty (expected 'registry:' and 'pipelines:')")
@@ -41,7 +51,7 @@ def load_config(file: Path | str = DEFAULT_CONFIG_FILE) -> LoadedConfig:
     except ValidationError as exc:
         raise _first_error(exc, positions) from None
     loaded = LoadedConfig(spec=spec, file=path, positions=positions)
-    check_config(spec, path.parent, positions)
+    check_config(spec, path.parent, positions, checkout=root if checkout is not None else None)
     return loaded
 
 

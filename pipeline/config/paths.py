@@ -23,7 +23,9 @@ def repository_root(config_dir: Path) -> Path:
     return start
 
 
-def escape_problem(root: Path, path: Path, shown: str, what: str) -> str | None:
+def escape_problem(
+    root: Path, path: Path, shown: str, what: str, advice: str = "keep build inputs inside it"
+) -> str | None:
     """Why `path` (as written: `shown`) leaves the repository at `root`, or None when it stays inside.
     Symlinks count where they point: a link out of the repository leaves it."""
     try:
@@ -35,7 +37,7 @@ def escape_problem(root: Path, path: Path, shown: str, what: str) -> str | None:
     lexical = Path(os.path.normpath(os.path.abspath(path)))
     if lexical == root or lexical.is_relative_to(root):
         return f"{what} '{shown}' leads through a symlink to {real}, outside the repository {root}"
-    return f"{what} '{shown}' is outside the repository {root}; keep build inputs inside it"
+    return f"{what} '{shown}' is outside the repository {root}; {advice}"
 
 
 def glob_problem(pattern: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.files import read_regular_file
 
 KeyPath = tuple[str | int, ...]
 # libyaml's parser when PyYAML has it (about 10x faster on big files), the pure-Python one otherwise.
@@ -238,7 +239,7 @@ def _check_size(file: Path, text: str) -> None:
 def parse_yaml(file: Path) -> tuple[Any, PositionIndex]:
     """Load `file` as data plus a position index; YAML errors become one-line ConfigErrors."""
     try:
-        raw = file.read_bytes()
+        raw = read_regular_file(file, "pipelines file")
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such file (pass the config with -f FILE)") from None
     except OSError as exc:

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.files import read_regular_file
+
 
 def reads_own_ignore_file(builder: str) -> bool:
     """Whether an image's builder (its `builder:`) is BuildKit, which reads `<Dockerfile>.dockerignore`
@@ -28,7 +30,7 @@ def ignore_file(context: Path, dockerfile: Path, *, buildkit: bool) -> Path:
 def ignore_patterns(path: Path) -> list[str]:
     """The patterns of an ignore file as the docker CLI reads them (none when it does not exist)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, "ignore file").decode("utf-8")
     except OSError:
         return []
     lines = (line.strip() for line in text.splitlines())

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ConfigError
+from pipeline.files import read_regular_file
 from pipeline.vcs.urls import strip_credentials
 
 # Variables named like this hold secrets (REGISTRY_PASSWORD, COSIGN_PASSWORD, SIGSTORE_ID_TOKEN, ...).
@@ -22,7 +24,6 @@ MIN_SECRET_LENGTH = 4
 # line is hidden on its own too; but only from this length: shorter lines are structure (`{`, `}`, `[default]`
 # is 9) or a fragment not worth hiding (a PEM's short last line), and hiding them would mangle every log.
 MIN_SECRET_LINE_LENGTH = 8
-_MAX_SECRET_FILE = 64 * 1024
 # A JWT (an OIDC identity token given as --identity-token is in no variable).
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
@@ -55,10 +56,9 @@ class Redactor:
         found = [*values, *(value for name, value in environment.items() if name in named or _SECRET_NAME.search(name))]
         for path in secret_files:
             try:
-                with path.open("rb") as file:
-                    found.append(file.read(_MAX_SECRET_FILE).decode("utf-8", "replace"))
-            except OSError:
-                continue  # the run itself says a secret file is unreadable
+                found.append(read_regular_file(path, "secret file").decode("utf-8", "replace"))
+            except (OSError, ConfigError):
+                continue  # the run itself refuses a secret file that is unreadable, not a file or too big
         if docker_config is not None:
             found += _docker_config_secrets(docker_config / "config.json")
         return cls(found)

@@ -17,6 +17,7 @@ from typing import Literal
 import httpx
 
 from pipeline.errors import RegistryError
+from pipeline.files import read_regular_file
 from pipeline.registry.reference import is_loopback_host
 
 Scheme = Literal["http", "https"]
@@ -123,8 +124,9 @@ def ssl_context(verify: Verify) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
     elif verify != SYSTEM:
         try:
-            context.load_verify_locations(cafile=verify)
-        except (OSError, ssl.SSLError) as exc:
+            # Read here, bounded (OpenSSL would wait on a FIFO or read a device without end).
+            context.load_verify_locations(cadata=read_regular_file(Path(verify), "CA file").decode("ascii", "replace"))
+        except (OSError, ValueError, ssl.SSLError) as exc:  # ValueError: an empty file
             raise RegistryError(f"ca_file {verify}: cannot load it as PEM CA certificates ({exc})") from None
     return context
 

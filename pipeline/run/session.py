@@ -25,7 +25,8 @@ from pipeline.ci import checkout_of
 from pipeline.ci.commands import GroupSyntax
 from pipeline.config import LoadedConfig
 from pipeline.config.schema import AcrSpec
-from pipeline.errors import PipelineError, RegistryError, RunFailed, UsageError
+from pipeline.errors import ConfigError, PipelineError, RegistryError, RunFailed, UsageError
+from pipeline.files import check_regular_file
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.contentcache import ContentCache
@@ -347,7 +348,15 @@ def check_build_secrets(plan: Plan, environment: Mapping[str, str]) -> None:
         for secret in image.secrets:
             if secret.env is not None and secret.env not in environment:
                 raise UsageError(f"{key}: build secret '{secret.id}': environment variable {secret.env} is not set")
-            if secret.file is not None and not (secret.file.is_file() and os.access(secret.file, os.R_OK)):
+            if secret.file is None:
+                continue
+            try:  # BuildKit would wait on a FIFO, or read a device without end
+                check_regular_file(secret.file, "secret file")
+            except ConfigError as exc:
+                raise UsageError(f"{key}: build secret '{secret.id}': {exc}") from None
+            except OSError:
+                pass  # said just below
+            if not (secret.file.is_file() and os.access(secret.file, os.R_OK)):
                 raise UsageError(f"{key}: build secret '{secret.id}': cannot read the file {secret.file}")
 
 

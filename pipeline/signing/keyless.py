@@ -18,6 +18,7 @@ from sigstore.sign import Signer, SigningContext
 from sigstore.verify import Verifier, policy
 
 from pipeline.errors import SigningError
+from pipeline.files import read_regular_file
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
 from pipeline.signing.payloads import SIGN_PREDICATE, parse_statement
@@ -35,11 +36,14 @@ def load_trust_config(path: str | None) -> ClientTrustConfig:
             if path is None:
                 _trust_cache[path] = ClientTrustConfig.production()
             else:
-                _trust_cache[path] = ClientTrustConfig.from_json(Path(path).read_text(encoding="utf-8"))
+                text = read_regular_file(Path(path), "sigstore trust config").decode("utf-8", "replace")
+                _trust_cache[path] = ClientTrustConfig.from_json(text)
         except OSError as exc:
             raise SigningError(f"{path}: cannot read the sigstore trust config: {exc.strerror}") from None
         except (ValueError, SigstoreError) as exc:
-            raise SigningError(f"sigstore trust config {path or '(public instance)'}: {exc}") from None
+            # The first line only: a validation error goes on to quote the file's content.
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SigningError(f"sigstore trust config {path or '(public instance)'}: {reason}") from None
     return _trust_cache[path]
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pipeline.errors import ConfigError, SigningError
+from pipeline.files import read_regular_file
 
 PEM_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 WRITE_N = 32768  # every reader accepts it; cosign 2.x writes 65536, and we read N from the file
@@ -142,7 +143,7 @@ def load_public_key(data: bytes, source: str = "public key") -> PublicKey:
 
 def read_private_key(path: Path, passphrase: str) -> SigningKey:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, "signing key")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the signing key: {exc.strerror}") from None
     return decrypt_private_key(data, passphrase, str(path))
@@ -150,7 +151,7 @@ def read_private_key(path: Path, passphrase: str) -> SigningKey:
 
 def read_public_key(path: Path) -> PublicKey:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, "public key")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the public key: {exc.strerror}") from None
     return load_public_key(data, str(path))

@@ -29,6 +29,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.ci.environment import Checkout
+from pipeline.errors import ConfigError
+from pipeline.files import read_regular_file
 from pipeline.vcs import probes
 
 # Raise when what an entry holds, or what its key covers, changes: old entries then never match.
@@ -47,8 +49,8 @@ def key_for(config_file: Path, pipelines: Sequence[str], checkout: Checkout) -> 
     """The key of the entry for this pipelines file as it is now; None when it can't be read (no cache:
     loading it gives the error)."""
     try:
-        content = config_file.read_bytes()
-    except (OSError, ValueError):
+        content = read_regular_file(config_file, "pipelines file")
+    except (OSError, ValueError, ConfigError):
         return None
     parts = {
         "format": FORMAT,

@@ -55,7 +55,8 @@ def trigger_push(
     ref, before = push.ref, push.before
     kind, name = ref_name(ref)
     with source.checkout(commit) as tree:
-        config = load_config(tree / config_path)
+        # The pushed commit chose what is in the checkout: its config may name nothing outside it.
+        config = load_config(tree / config_path, checkout=tree)
         session = Session(config, settings, say, progress)
         matches = match_ref(config.spec, ref)
         trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}

@@ -499,3 +499,45 @@ def test_sigterm_terminates_a_run_that_outlasts_the_stop_timeout(tmp_path: Path,
         rows = dict(db.execute("SELECT id, status FROM runs").fetchall())
     assert rows == {run_id: "failed", queued: "queued"}  # the queued one runs after a restart
     assert "terminated: the server stopped" in server.log(run_id)
+
+
+# The first line of a file outside the repository that a pushed branch's pipelines.yaml links to.
+SHADOW_HASH = "c2VydmUtc2hhZG93LXNlY3JldC1oYXNo"
+SHADOW_LINE = f"root:$6$saltsalt${SHADOW_HASH}:19000:0:99999:7:::"
+
+
+def test_a_pushed_pipelines_file_linked_out_of_the_repository_fails_the_run_and_shows_nothing_of_it(
+    tmp_path: Path, serve_factory: Any
+) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.write_text(SHADOW_LINE + "\ndaemon:*:19000:0:99999:7:::\n")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    clone = tmp_path / "clone"
+    write_project(clone, "registry: 127.0.0.1:5000/t\npipelines: {}\n", {"app": "FROM scratch\n"})
+    (clone / "pipelines.yaml").unlink()
+    (clone / "pipelines.yaml").symlink_to(shadow)  # as a branch can commit it: git stores the link
+    commit = init_git(clone)
+    git(clone, "push", "-q", str(remote), "main:refs/heads/evil")
+
+    server = serve_factory(remote, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    pushed = server.github_push("refs/heads/evil", ZERO_SHA, commit)
+    assert pushed.status_code == 202, pushed.text
+    run = server.wait_for(pushed.json()["run"], {"succeeded", "failed"})
+    log = server.log(run["id"])
+    assert run["status"] == "failed" and run["exit_code"] == 2, log
+    error = next(line for line in log.splitlines() if line.startswith("error: "))
+    assert re.fullmatch(
+        rf"error: pipelines file '.*/pipelines\.yaml' leads through a symlink to {re.escape(str(shadow.resolve()))}, "
+        r"outside the repository /\S+",
+        error,
+    ), error
+
+    # Nowhere: the unauthenticated pages, the API, the log, the report, the server's own log and state files.
+    shown = [server.http.get(path).text for path in ("/", f"/runs/{run['id']}", f"/api/runs/{run['id']}", "/api/runs")]
+    shown += [log, json.dumps(run), server.stderr]
+    shown += [file.read_bytes().decode("utf-8", "replace") for file in server.state.rglob("*") if file.is_file()]
+    for text in shown:
+        assert SHADOW_HASH not in text and "$6$" not in text
+    assert any("leads through a symlink" in text for text in shown[:2])  # the page says why
+    assert server.stop() == 0

@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parents[2] / "pipeline"
 LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("pipeline.errors",), "error types and their exit codes: every layer raises them"),
     (
+        ("pipeline.files",),
+        "reading a file a user or a config names: regular files only, bounded, never blocking; over errors only",
+    ),
+    (
         ("pipeline.versioning", "pipeline.registry", "pipeline.vcs", "pipeline.ci"),
         "leaves over errors only: pure tag rules, the OCI client, the git checkout, what a CI service reads; "
         "none imports another",
