@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.ci.files import write_text
 from pipeline.config.json_schema import schema_text
-from pipeline.errors import PipelineError
 
 
 @click.command()
@@ -36,9 +36,5 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PipelineError(f"--output {output}: cannot write the schema: {exc.strerror or exc}") from None
+    write_text(output, text, "schema")
     click.echo(f"wrote {output}", err=True)

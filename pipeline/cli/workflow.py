@@ -26,7 +26,8 @@ from pipeline.ci.outputs import (
 from pipeline.ci.summary import summary_markdown
 from pipeline.cli.common import progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import PipelineError
+from pipeline.run.report import check_report_file
 from pipeline.run.session import Session
 
 ReportSink = Callable[[dict[str, Any]], None]
@@ -47,8 +48,7 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
     """What receives the run's report: GitHub's $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY, Azure's output
     variables (stdout), and --dotenv FILE. Output names of `images` are checked for clashes now, before any
     build, where outputs are written (outside CI without --dotenv, none are)."""
-    if dotenv is not None and not dotenv.parent.resolve().is_dir():
-        raise UsageError(f"--dotenv {dotenv}: directory {dotenv.parent} does not exist")
+    check_report_file(dotenv, "--dotenv")
     ci = session.settings.ci
     if dotenv is None and (ci is None or ci.provider == "gitlab"):
         return lambda report: None  # nothing reads outputs: no names to keep apart

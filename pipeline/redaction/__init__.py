@@ -4,9 +4,11 @@ variables) hides them, their base64 forms, URL credentials and JWTs in every tex
 
     redactor = Redactor.for_run(os.environ, ["NPM_TOKEN"], [Path("token.txt")], Path.home() / ".docker")
     report = redactor.data(report)      # every string in a JSON-like value
-    line = redactor.text(line)
+    text = redactor.text(text)          # its lines as one output: base64 wrapped over them is hidden too
+    log = redactor.stream()             # an output that comes a line at a time
+    line = log.text(line)
 """
 
-from pipeline.redaction.redactor import MASK, Redactor
+from pipeline.redaction.redactor import MASK, RedactedStream, Redactor
 
-__all__ = ["MASK", "Redactor"]
+__all__ = ["MASK", "RedactedStream", "Redactor"]

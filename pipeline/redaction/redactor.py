@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file
+from pipeline.redaction.wrapped import Encoding, Fragments, Pending, Span, encodings
 from pipeline.vcs.urls import strip_credentials
 
 # Variables named like this hold secrets (REGISTRY_PASSWORD, COSIGN_PASSWORD, SIGSTORE_ID_TOKEN, ...).
@@ -29,17 +30,21 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
 
 class Redactor:
-    """Replaces known secret values (each line of a multi-line one, and their base64 forms) with ***, longest
-    first so that a secret's prefix cannot leave its tail; then removes the credentials of any URL
-    (vcs.urls.strip_credentials: userinfo, `access_token=`-like parameters) and JWTs, whatever they are."""
+    """Replaces known secret values (each line of a multi-line one, and their base64 forms, also wrapped
+    over lines) with ***, longest first so that a secret's prefix cannot leave its tail; then removes the
+    credentials of any URL (vcs.urls.strip_credentials: userinfo, `access_token=`-like parameters) and
+    JWTs, whatever they are."""
 
     def __init__(self, values: Iterable[str]) -> None:
         kept: set[str] = set()
+        encoded: set[Encoding] = set()
         for value in values:
             for part in _parts(value):
                 kept |= {part} | _base64_forms(part.encode())
+                encoded |= encodings(part.encode())
         ordered = sorted(kept, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        self._fragments = Fragments(encoded)
 
     @classmethod
     def for_run(
@@ -64,20 +69,66 @@ class Redactor:
         return cls(found)
 
     def text(self, text: str) -> str:
-        # Known values first: a URL's password is then hidden even where the URL is not recognised as one.
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
-        return _JWT.sub(MASK, strip_credentials(text))
+        """`text` redacted; its lines are one output (a base64 encoding wrapped over them is hidden)."""
+        return self.stream().text(text)
+
+    def stream(self) -> RedactedStream:
+        """For the successive lines of one output given one at a time (a build step's log as it comes)."""
+        return RedactedStream(self)
 
     def data(self, value: Any) -> Any:
-        """Every string in a JSON-like value redacted (keys included)."""
+        """Every string in a JSON-like value redacted (keys included); the strings of a list are taken as
+        successive lines of one output (a log tail)."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
             return {self.text(str(k)): self.data(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.data(v) for v in value]
+            stream = self.stream()
+            return [stream.text(v) if isinstance(v, str) else self.data(v) for v in value]
         return value
+
+    def _redact(self, text: str, pending: list[Pending]) -> tuple[str, list[Pending]]:
+        spans: list[Span] = []
+        if self._fragments:
+            start = 0
+            lines = text.split("\n")
+            for line in lines[:-1] if len(lines) > 1 and not lines[-1] else lines:  # a last newline ends a line
+                found, pending = self._fragments.spans(line, pending)
+                spans += [(start + a, start + b) for a, b in found]
+                start += len(line) + 1
+        # Known values before URLs: a URL's password is then hidden even where it is not recognised as one.
+        if self._pattern is not None:
+            spans += [m.span() for m in self._pattern.finditer(text)]
+        return _JWT.sub(MASK, strip_credentials(_masked(text, spans))), pending
+
+
+class RedactedStream:
+    """One output's lines, redacted in order: a line that goes on with a base64 encoding a line before
+    left unfinished is hidden however short it is (the last line of a wrapped encoding)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._pending: list[Pending] = []
+
+    def text(self, text: str) -> str:
+        redacted, self._pending = self._redactor._redact(text, self._pending)
+        return redacted
+
+
+def _masked(text: str, spans: list[Span]) -> str:
+    """`text` with each of `spans` (overlapping or not) replaced by one MASK."""
+    if not spans:
+        return text
+    shown: list[str] = []
+    end = 0
+    for start, stop in sorted(spans):
+        if shown and start <= end:  # overlapping or adjacent: one mask
+            end = max(end, stop)
+            continue
+        shown += [text[end:start], MASK]
+        end = stop
+    return "".join([*shown, text[end:]])
 
 
 def _parts(value: str) -> list[str]:

@@ -4,11 +4,12 @@ carry the same redacted texts (a build step that prints a build secret leaks it 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from pipeline.config.schema import ConfigSpec
 from pipeline.plan import Plan
-from pipeline.redaction import Redactor
+from pipeline.redaction import RedactedStream, Redactor
 from pipeline.run.executor import Event, EventSink, ImageResult, RunResult
 from pipeline.run.settings import Settings
 
@@ -26,10 +27,20 @@ def run_redactor(settings: Settings, spec: ConfigSpec, plan: Plan) -> Redactor:
 
 
 def redacting(sink: EventSink, redactor: Redactor) -> EventSink:
-    """`sink` given each event with its message and log tail redacted (a step's output lines are events)."""
+    """`sink` given each event with its message and log tail redacted (a step's output lines are events,
+    each image's, or variant's, one output: a base64 encoding wrapped over its lines is hidden)."""
+    streams: dict[tuple[str, str], RedactedStream] = {}
+    lock = threading.Lock()
 
     def send(event: Event) -> None:
-        sink(replace(event, message=redactor.text(event.message), log_tail=_lines(event.log_tail, redactor)))
+        if event.step == "log":
+            variant = event.message.partition("] ")[0] if event.message.startswith("[") else ""
+            with lock:
+                stream = streams.setdefault((event.image, variant), redactor.stream())
+            message = stream.text(event.message)
+        else:
+            message = redactor.text(event.message)
+        sink(replace(event, message=message, log_tail=_lines(event.log_tail, redactor)))
 
     return send
 
@@ -54,4 +65,5 @@ def _redact_image(image: ImageResult, redactor: Redactor) -> None:
 
 
 def _lines(lines: tuple[str, ...], redactor: Redactor) -> tuple[str, ...]:
-    return tuple(redactor.text(line) for line in lines)
+    stream = redactor.stream()  # one step's successive output lines
+    return tuple(stream.text(line) for line in lines)

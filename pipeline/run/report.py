@@ -278,6 +278,12 @@ def emit_report(
 
 
 def check_report_file(report_file: Path | None, option: str = "--report") -> None:
-    """Refuse a report path (of `option`) whose directory is missing before anything is built, not after."""
-    if report_file and not report_file.parent.resolve().is_dir():
-        raise UsageError(f"{option} {report_file}: directory {report_file.parent} does not exist")
+    """Refuse a report path (of `option`) that cannot be written before anything is built, not after:
+    missing directories are made when it is written, but a file where a directory would be is refused."""
+    if not report_file:
+        return
+    for above in report_file.absolute().parents:
+        if above.exists() or above.is_symlink():
+            if not above.is_dir():
+                raise UsageError(f"{option} {report_file}: {above} is not a directory")
+            return

@@ -13,10 +13,10 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import ImageRef, Repository
 from pipeline.signing.keys import read_private_key
-from pipeline.signing.policy import Requirement
+from pipeline.signing.policy import Requirement, distinct
 from pipeline.signing.signer import KeySigner, SignatureStorage, Signer, SignOutcome
 from pipeline.signing.trust import TrustPolicy
-from pipeline.signing.verify import Verification, verify_any, verify_digest
+from pipeline.signing.verify import Verification, first_met, verify_any, verify_digest
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,23 @@ def _verify_one(
     predicate_type: str | None,
     platform: str = "",
 ) -> Verification:
+    required = distinct(required)
     result = verify_digest(registry, repository, digest, required, predicate_type)
     satisfied = list(result.satisfied)
     attestations = list(result.attestations)
     reason = result.reason
+    # Signers already shown to hold: a rule naming one of them (the key given as --key, by another path) is
+    # met by it and is not listed again, so that one signature reads as one.
+    held = {requirement.signer() for requirement in required}
     rules = policy.requirements_for(str(repository)) if policy is not None and result.verified else []
     for alternatives in rules:
-        passing, why = verify_any(registry, repository, digest, alternatives, predicate_type)
-        if passing is None:
+        if any(alternative.signer() in held for alternative in alternatives):
+            continue
+        met, passing, why = first_met(registry, repository, digest, alternatives, predicate_type)
+        if met is None or passing is None:
             reason = f"trust policy: {why}"
             break
+        held.add(met.signer())
         satisfied += passing.satisfied
         attestations += [a for a in passing.attestations if a not in attestations]
     # The attestations a trust rule asks for: all of them with the signatures; with --type, those of

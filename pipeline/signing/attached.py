@@ -139,12 +139,19 @@ def referrer_descriptors(
     """The referrers of `digest` from the API, else from the fallback index; and whether the API answered."""
     descriptors = registry.referrers(repository, digest)
     if descriptors is not None:
-        return [d for d, _ in descriptors_in(descriptors)], True
+        return _each_once(descriptors), True
     tag = fallback_referrers_tag(digest)
     if registry.resolve_digest(repository.with_tag(tag)) is None:
         return [], False
-    listed = registry.get_manifest(repository.with_tag(tag)).json().get("manifests")
-    return [d for d, _ in descriptors_in(listed)], False
+    return _each_once(registry.get_manifest(repository.with_tag(tag)).json().get("manifests")), False
+
+
+def _each_once(listed: Any) -> list[dict[str, Any]]:
+    """Each referrer once, however often it is listed (as `verify` counts it)."""
+    first: dict[str, dict[str, Any]] = {}
+    for descriptor, referrer in descriptors_in(listed):
+        first.setdefault(referrer, descriptor)
+    return list(first.values())
 
 
 def _annotations(descriptor: Mapping[str, Any]) -> dict[str, str]:

@@ -162,8 +162,12 @@ def write_key_pair(prefix: Path, key: SigningKey, passphrase: str, overwrite: bo
     for path in (private_path, public_path):
         if path.exists() and not overwrite:
             raise ConfigError(f"{path} already exists; refusing to overwrite a key (use --force)")
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(encrypt_private_key(key, passphrase))
-    public_path.write_bytes(key.public.pem())
+    try:
+        private_path.parent.mkdir(parents=True, exist_ok=True)  # `--output-prefix keys/release` in a fresh checkout
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(encrypt_private_key(key, passphrase))
+        public_path.write_bytes(key.public.pem())
+    except OSError as exc:
+        raise ConfigError(f"{prefix}: cannot write the key pair: {exc.strerror or exc}") from None
     return private_path, public_path

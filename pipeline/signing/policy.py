@@ -20,6 +20,10 @@ class KeyRequirement:
     def describe(self) -> str:
         return f"key {self.name}"
 
+    def signer(self) -> tuple[str, ...]:
+        """Who must have signed: the key itself, whatever file named it."""
+        return ("key", self.key.pem().decode())
+
 
 @dataclass(frozen=True)
 class IdentityRequirement:
@@ -30,8 +34,22 @@ class IdentityRequirement:
     def describe(self) -> str:
         return f"identity {self.subject} from {self.issuer}"
 
+    def signer(self) -> tuple[str, ...]:
+        return ("identity", self.issuer, self.subject, self.trust_config or "")
+
 
 Requirement = KeyRequirement | IdentityRequirement
+
+
+def distinct(requirements: list[Requirement]) -> list[Requirement]:
+    """Each signer once (the first naming of it): one key given as two files is one requirement."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for requirement in requirements:
+        if requirement.signer() not in seen:
+            seen.add(requirement.signer())
+            kept.append(requirement)
+    return kept
 
 
 @dataclass(frozen=True)

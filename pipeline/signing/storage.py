@@ -244,9 +244,11 @@ def read_bundles(registry: RegistryClient, repository: Repository, digest: str) 
             return []
         descriptors = registry.get_manifest(repository.with_tag(tag)).json().get("manifests") or []
     bundles = []
+    seen: set[str] = set()
     for descriptor, referrer in descriptors_in(descriptors):
-        if descriptor.get("artifactType") != BUNDLE_MEDIA_TYPE:
-            continue
+        if descriptor.get("artifactType") != BUNDLE_MEDIA_TYPE or referrer in seen:
+            continue  # one referrer listed twice (a fallback index written by two clients) is one
+        seen.add(referrer)
         manifest = registry.manifest_by_digest(repository, referrer)
         for layer, blob in descriptors_in(manifest.json().get("layers")):
             if layer.get("mediaType") != BUNDLE_MEDIA_TYPE:

@@ -39,6 +39,14 @@ class Evidence:
     def empty(self) -> bool:
         return not self.legacy and not self.bundles and not self.attestations
 
+    def count(self) -> int:
+        """How many signatures (or attestations) are stored, each once: the same layer or bundle listed
+        twice (a `.sig` layer repeated, a referrer in the fallback index twice) is one signature."""
+        legacy = {(s.payload, s.signature) for s in self.legacy}
+        bundles = {json.dumps(b, sort_keys=True) for b in self.bundles}
+        envelopes = {json.dumps(a.envelope, sort_keys=True) for a in self.attestations}
+        return len(legacy) + len(bundles) + len(envelopes)
+
 
 def collect(registry: RegistryClient, repository: Repository, digest: str, attestations: bool = False) -> Evidence:
     """What is stored for `digest`: the `.sig` layers and the referrers' bundles; for an attestation
@@ -222,7 +230,7 @@ def verify_digest(
     """Every requirement must be met by at least one signature on `digest` or, given `predicate_type`,
     by at least one attestation of that type (whose predicate `accept` takes, when given)."""
     evidence = collect(registry, repository, digest, attestations=predicate_type is not None)
-    found = len(evidence.legacy) + len(evidence.bundles) + len(evidence.attestations)
+    found = evidence.count()
     if evidence.empty:
         return Verification(repository, digest, False, "no attestation" if predicate_type else "no signature", (), 0)
     satisfied: list[str] = []
@@ -251,10 +259,23 @@ def verify_any(
 ) -> tuple[Verification | None, str]:
     """One trust-policy rule: the first alternative `digest` meets (its verification, ""), else (None, the
     first alternative's reason). Shared by `pipeline verify` and the trust gate of run and promote."""
+    _, result, reason = first_met(registry, repository, digest, alternatives, predicate_type, accept)
+    return result, reason
+
+
+def first_met(
+    registry: RegistryClient,
+    repository: Repository,
+    digest: str,
+    alternatives: list[Requirement],
+    predicate_type: str | None = None,
+    accept: Accept | None = None,
+) -> tuple[Requirement | None, Verification | None, str]:
+    """verify_any, also naming the alternative that was met."""
     first_reason = None
     for requirement in alternatives:
         result = verify_digest(registry, repository, digest, [requirement], predicate_type, accept)
         if result.verified:
-            return result, ""
+            return requirement, result, ""
         first_reason = first_reason or result.reason or "not verified"
-    return None, first_reason or "not verified"
+    return None, None, first_reason or "not verified"

@@ -202,9 +202,10 @@ class Worker(threading.Thread):
         return code
 
     def _copy(self, source: IO[str], log: IO[str]) -> None:
+        stream = self.redactor.stream()  # the run's output, a line at a time
         for line in source:
             with self._log_lock:
-                log.write(self.redactor.text(line))
+                log.write(stream.text(line))
                 log.flush()
 
     def _wait(self, proc: subprocess.Popen[str], log: IO[str]) -> int:

@@ -120,7 +120,7 @@ def test_gitlab_dotenv_and_azure_output_variables(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     clone = _clone(tmp_path, f"{services.plain_registry}/{namespace}")
-    dotenv = tmp_path / "build.env"
+    dotenv = tmp_path / "reports" / "gitlab" / "build.env"  # none of these directories exists yet: made
     gitlab = OUTSIDE_CI | {
         "GITLAB_CI": "true",
         "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature/mr",
@@ -130,8 +130,11 @@ def test_gitlab_dotenv_and_azure_output_variables(
         "CI_COMMIT_REF_NAME": "feature/mr",
         "CI_PROJECT_DIR": str(clone),
     }
-    done = run_cli(["run", "--dotenv", str(dotenv), "--json"], clone, gitlab)
+    files = ["--report", "reports/run.json", "--junit", "reports/junit/junit.xml"]  # as README's jobs name them
+    done = run_cli(["run", "--dotenv", str(dotenv), *files, "--json"], clone, gitlab)
     assert done.code == 0, done.output
+    assert json.loads((clone / "reports" / "run.json").read_text()) == json.loads(done.stdout)
+    assert 'name="web"' in (clone / "reports" / "junit" / "junit.xml").read_text()
     digest = plain_peek.digest(f"{namespace}/web", "pr-31")
     assert digest is not None and plain_peek.digest(f"{namespace}/web", "br-feature-mr") == digest
     report = json.loads(done.stdout)

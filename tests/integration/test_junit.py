@@ -121,12 +121,17 @@ def test_the_junit_file_has_one_case_per_image_as_the_report_and_registry_say(
     assert {k for k, i in images.items() if i["reused"]} == {"shop/base", "tools/lint"}
 
 
-def test_a_release_dry_run_refuses_a_junit_file_in_a_missing_directory(
+def test_a_release_dry_run_refuses_a_junit_file_under_a_file_and_makes_no_missing_directory(
     tmp_path: Path, services: Services, namespace: str
 ) -> None:
     failing_project(tmp_path, f"{services.plain_registry}/{namespace}")
+    (tmp_path / ".git" / "info" / "exclude").write_text("blocked\n")
+    (tmp_path / "blocked").write_text("a file\n")
 
-    result = run_cli(["release", "--bump", "patch", "--dry-run", "--junit", "missing/junit.xml"], tmp_path)
+    result = run_cli(["release", "--bump", "patch", "--dry-run", "--junit", "blocked/junit.xml"], tmp_path)
 
     assert result.code == 2, result.stderr
-    assert "--junit missing/junit.xml: directory missing does not exist" in result.stderr
+    assert f"--junit blocked/junit.xml: {tmp_path / 'blocked'} is not a directory" in result.stderr
+    # A missing directory is made when the file is written: a dry run writes nothing, so makes none.
+    result = run_cli(["release", "--bump", "patch", "--dry-run", "--junit", "missing/junit.xml"], tmp_path)
+    assert "missing" not in result.stderr and not (tmp_path / "missing").exists(), result.stderr

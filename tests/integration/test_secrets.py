@@ -273,11 +273,23 @@ def test_no_secret_appears_in_outputs_reports_logs_or_pages(tmp_path: Path, serv
 BUILD_TOKEN = "build-token-SECRETSCAN-Jq5e2"
 # Two lines, as a key or credentials file has: `cat` prints them as two log lines.
 SECRET_FILE_LINES = ("file-line-one-SECRETSCAN-Pw8c", "file-line-two-SECRETSCAN-Ty3m")
+# A long secret (a key, a credentials blob): `base64` wraps its encoding over lines (76 columns; 64 asked).
+LONG_SECRET = "long-secret-SECRETSCAN-" + "".join(chr(ord("A") + (i * 7) % 26) for i in range(72))
 # A failing step that prints its build secrets, as themselves and base64-encoded, then fails.
 PRINTS_SECRETS = (
-    f"{BASE_DOCKERFILE}RUN --mount=type=secret,id=tok --mount=type=secret,id=creds "
-    "cat /run/secrets/tok; echo; base64 /run/secrets/tok; cat /run/secrets/creds; echo about to fail; exit 3\n"
+    f"{BASE_DOCKERFILE}RUN --mount=type=secret,id=tok --mount=type=secret,id=creds --mount=type=secret,id=long "
+    "cat /run/secrets/tok; echo; base64 /run/secrets/tok; cat /run/secrets/creds; "
+    "base64 /run/secrets/long; base64 -w 64 /run/secrets/long; echo about to fail; exit 3\n"
 )
+
+
+def wrapped_lines(value: str) -> set[str]:
+    """Each line of `value`'s base64 as `base64` prints it, at 76 and at 64 columns."""
+    lines = set()
+    for width in ("76", "64"):
+        printed = subprocess.run(["base64", "-w", width], input=value.encode(), capture_output=True, check=True)
+        lines |= set(printed.stdout.decode().splitlines())
+    return lines
 
 
 def test_a_failing_build_that_prints_its_build_secrets_leaks_them_into_no_report_summary_output_or_log(
@@ -287,10 +299,15 @@ def test_a_failing_build_that_prints_its_build_secrets_leaks_them_into_no_report
     repo = work / "repo"
     secret_file = tmp_path / "creds.txt"  # outside the scanned tree: it holds the secret on purpose
     secret_file.write_text("\n".join(SECRET_FILE_LINES) + "\n")
+    long_file = tmp_path / "long.txt"
+    long_file.write_text(LONG_SECRET)
+    assert len(LONG_SECRET) == 95 and len(wrapped_lines(LONG_SECRET)) == 4  # 76 + 52 and 64 + 64 characters
     scan = Scan(
         {
             "build secret (env)": forms(BUILD_TOKEN),
             **{f"build secret (file, line {n})": forms(line) for n, line in enumerate(SECRET_FILE_LINES, 1)},
+            "long build secret": forms(LONG_SECRET),
+            "long build secret, a line of its wrapped base64": wrapped_lines(LONG_SECRET),
             "registry password": forms(services.auth_password)
             | forms(f"{services.auth_user}:{services.auth_password}"),
         }
@@ -307,7 +324,7 @@ def test_a_failing_build_that_prints_its_build_secrets_leaks_them_into_no_report
                 images:
                   app:
                     context: images/app
-                    secrets: {{tok: {{env: BUILD_TOKEN}}, creds: {{file: {secret_file}}}}}
+                    secrets: {{tok: {{env: BUILD_TOKEN}}, creds: {{file: {secret_file}}}, long: {{file: {long_file}}}}}
             """,
             {"app": PRINTS_SECRETS},
             busybox=("app",),
@@ -339,6 +356,10 @@ def test_a_failing_build_that_prints_its_build_secrets_leaks_them_into_no_report
     assert "about to fail" in junit and "***" in junit, junit
     assert "about to fail" in summary.read_text() and "***" in summary.read_text()
     assert json.loads(plain.stdout)["images"][0]["status"] == "failed"
+    # Each printed secret line hidden where it was: the token, its base64, the file's two lines and the
+    # long secret's base64 at 76 (two lines) and at 64 columns (two lines).
+    tail = json.loads((work / "report.json").read_text())["images"][0]["log_tail"]
+    assert tail[-9:] == ["***"] * 8 + ["about to fail"], tail
     assert "***" in plain.stderr and "about to fail" in plain.stderr
     assert len(receiver.requests) == 2
     scan.tree(work, skip=(repo / ".git",))

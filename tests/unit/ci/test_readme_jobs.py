@@ -4,8 +4,10 @@ writes, and the files it hands to the service are the ones the command writes.""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,25 @@ import yaml
 
 from pipeline.ci.outputs import Output, outputs
 from pipeline.cli import cli
+from pipeline.cli.workflow import report_sink
+from pipeline.config import load_config
 from pipeline.config.names import declared_images
+from pipeline.plan import RunContext, make_plan
+from pipeline.run.executor import ImageResult, RunResult, Status
+from pipeline.run.report import check_report_file, emit_report
+from pipeline.run.session import Session
+from pipeline.run.settings import Settings
+from tests.helpers import write_project
 
 ROOT = Path(__file__).resolve().parents[3]
+DIGEST = "sha256:" + "ab" * 32
+ONE_IMAGE = """\
+registry: 127.0.0.1:9/readme
+pipelines:
+  shop:
+    images:
+      app: {context: images/app}
+"""
 
 
 def _jobs_section() -> str:
@@ -122,3 +140,37 @@ def test_azure_pipeline_reads_the_output_variables_of_the_named_step() -> None:
 def test_the_parse_check_refuses_what_the_cli_refuses(argv: list[str]) -> None:
     with pytest.raises(click.UsageError):
         _parses(argv)
+
+
+@pytest.mark.parametrize("service", ["github", "gitlab", "azure"])
+def test_the_files_each_job_names_are_written_in_a_fresh_checkout(
+    service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reports/` is in no checkout: the run makes missing directories (as pytest does for --junitxml),
+    through the same checks before building and writers after it as `pipeline run`."""
+    config = load_config(write_project(tmp_path, ONE_IMAGE, {"app": "FROM scratch\n"}))
+    monkeypatch.chdir(tmp_path)
+    # Azure fills in its staging directory; a path that does not exist yet, two levels deep, stands for it.
+    command = _blocks()[service].replace("$(Build.ArtifactStagingDirectory)", "staging/drop")
+    (line,) = re.findall(r"pipeline run [^\n]*", command)
+    ctx = _parses(shlex.split(line))
+    report, junit, dotenv = (ctx.params[name] for name in ("report_file", "junit_file", "dotenv"))
+    named = [path for path in (report, junit, dotenv) if path is not None]
+    assert named and not any(path.parent.exists() for path in named)
+    check_report_file(report)
+    check_report_file(junit, "--junit")
+    session = Session(config, Settings.from_environment({}), lambda message: None)
+    plan = make_plan(config.spec, config.base_dir, [], RunContext(git_sha="f" * 40))
+    app = ImageResult("shop/app", "127.0.0.1:9/readme/app", Status.SUCCEEDED, digest=DIGEST, tags=["sha-fff"])
+    emit_report(
+        plan,
+        RunResult({"shop/app": app}),
+        report,
+        False,
+        junit_file=junit,
+        also=report_sink(session, dotenv, "pipeline run"),
+    )
+    assert json.loads(report.read_text(encoding="utf-8"))["images"][0]["digest"] == DIGEST
+    assert ET.fromstring(junit.read_text(encoding="utf-8")).find(".//testcase").get("name") == "app"
+    if dotenv is not None:
+        assert f"PIPELINE_SHOP_APP_DIGEST={DIGEST}" in dotenv.read_text(encoding="utf-8").splitlines()

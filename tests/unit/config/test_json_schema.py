@@ -210,7 +210,7 @@ def test_pipeline_schema_prints_json_and_writes_output(
     for unwritable in ("file/schema.json", "/dev/full"):
         code, output = run_main(["schema", "--output", unwritable], capsys, monkeypatch, tmp_path)
         assert code == 1 and output.count("\n") == 1, output
-        assert output.startswith(f"error: --output {unwritable}: cannot write the schema: "), output
+        assert output.startswith(f"error: {unwritable}: cannot write the schema: "), output
 
 
 def test_schema_is_deterministic(tmp_path: Path) -> None:

@@ -148,8 +148,19 @@ def test_the_file_is_replaced_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["junit.xml"]
 
 
-@pytest.mark.parametrize("command", [["run"], ["release", "--version", "1.0.0"]])
-def test_a_missing_directory_is_refused_before_anything_is_built(tmp_path: Path, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["run"], "--junit"),
+        (["run"], "--report"),
+        (["run"], "--dotenv"),
+        (["release", "--version", "1.0.0"], "--junit"),
+    ],
+)
+def test_a_file_where_a_directory_would_be_is_refused_before_anything_is_built(
+    tmp_path: Path, command: list[str], option: str
+) -> None:
+    # Missing directories are made when the file is written; a file in their place cannot become one.
     write_project(
         tmp_path,
         """\
@@ -161,10 +172,12 @@ def test_a_missing_directory_is_refused_before_anything_is_built(tmp_path: Path,
         """,
         {"app": "FROM scratch\n"},
     )
+    (tmp_path / ".gitignore").write_text("blocked\n")
     init_git(tmp_path)
+    (tmp_path / "blocked").write_text("a file\n")
 
-    result = run_cli([*command, "--junit", "missing/junit.xml"], tmp_path)
+    result = run_cli([*command, option, "blocked/out/file"], tmp_path)
 
     assert result.code == 2, result.stderr
-    assert "--junit missing/junit.xml: directory missing does not exist" in result.stderr
+    assert f"{option} blocked/out/file: {tmp_path / 'blocked'} is not a directory" in result.stderr
     assert "127.0.0.1:1" not in result.stderr  # refused before the engine or the registry was asked
