@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class PipelineError(Exception):
@@ -11,10 +13,32 @@ class PipelineError(Exception):
     exit_code = 1
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One mistake in a config file and where it is: `key` is the dotted key path ("" for the file's own,
+    such as invalid YAML). Shown as `file:line:column: key: message`, one line."""
+
+    file: str
+    line: int
+    column: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
 class ConfigError(PipelineError):
-    """pipelines.yaml (or a command's arguments) is invalid; nothing was built."""
+    """pipelines.yaml (or a command's arguments) is invalid; nothing was built. `problems` lists each
+    mistake found in a config file with its position (empty for an error that names no position); the
+    message is then their lines, one per problem."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", problems: Iterable[ConfigProblem] = ()) -> None:
+        self.problems = tuple(problems)
+        super().__init__(message or "\n".join(str(problem) for problem in self.problems))
 
 
 class UsageError(ConfigError):

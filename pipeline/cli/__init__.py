@@ -52,12 +52,14 @@ def main() -> None:
     _guard_ci_output()
     _stop_on_sigterm()
     try:
-        cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
+        # A command that has shown its own error (validate --json) ends with click's Exit, whose code
+        # click returns here instead of raising it; commands return nothing else.
+        code = cli.main(standalone_mode=False, complete_var=COMPLETE_VAR)
     except PipelineError as exc:
         # An error's text can hold anything it was raised about (DOCKER_HOST's password, a variable's value).
-        message = redacted(str(exc))
-        click.echo(f"error: {message}", err=True)
-        _annotate(message)
+        from pipeline.cli.workflow import show_error  # only on an error: start-up stays light
+
+        show_error(exc)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         # SIGINT (Ctrl-C) exits 130, SIGTERM 143; a run has written its report and outputs by now.
@@ -77,7 +79,7 @@ def main() -> None:
         sys.exit(EXIT_CONFIG if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(EXIT_OK)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 def _guard_ci_output() -> None:
@@ -110,10 +112,3 @@ def _close_groups(reason: str) -> None:
     groups = sys.modules.get("pipeline.ci.groups")
     if groups is not None:
         groups.close_open_groups(reason)
-
-
-def _annotate(message: str) -> None:
-    """The error as a CI annotation too (GitHub, Azure): config errors land on their file's line."""
-    from pipeline.cli.workflow import annotate  # only on an error: start-up stays light
-
-    annotate(message)

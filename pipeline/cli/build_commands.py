@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pipeline.cache.predict import Prediction
-from pipeline.cli.common import config_option, echo_json, run_options, secrets, session
+from pipeline.cli.common import (
+    EXIT_CONFIG,
+    config_errors_json,
+    config_option,
+    echo_json,
+    run_options,
+    secrets,
+    session,
+)
 from pipeline.cli.completion import complete_images, complete_pipelines
 from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
 from pipeline.cli.variants import variant_lines_of, variant_row
-from pipeline.cli.workflow import report_sink, run_session
+from pipeline.cli.workflow import report_sink, run_session, show_error
 from pipeline.config import load_config
 from pipeline.config.templates import render
-from pipeline.errors import RegistryError, UsageError
+from pipeline.errors import ConfigError, RegistryError, UsageError
 from pipeline.plan import Plan, PlannedImage, base_variant
 from pipeline.run.executor import RunOptions, interrupted_result
 from pipeline.run.notifying import notifying
@@ -257,17 +266,34 @@ def graph(pipelines: tuple[str, ...], config_file: Path, fmt: str) -> None:
 
 @click.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print {'ok': true, ...} as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"valid": ..., "file": ..., "errors": [{"file", "line", "column", "key", "message"}, ...]} on stdout.',
+)
 def validate(config_file: Path, as_json: bool) -> None:
-    """Check the pipelines file (schema, paths, dependencies, cycles) without building.
+    """Check the pipelines file (schema, paths, dependencies, cycles) without building. Every mistake is
+    listed, each with its file:line:col; exit 2 if there is any.
 
     \b
     Example:
       pipeline validate -f pipelines.yaml
+      pipeline validate --json | jq -r '.errors[] | "\\(.line):\\(.column) \\(.message)"'
     """
-    config = load_config(config_file)
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        echo_json(
+            {"valid": False, "file": str(config_file), "errors": config_errors_json(config_file, exc)}, indent=None
+        )
+        # stdout holds the JSON alone: the errors and their CI annotations go to stderr.
+        show_error(exc, annotations=sys.stderr)
+        raise click.exceptions.Exit(EXIT_CONFIG) from None
     counts = {name: len(p.images) for name, p in config.spec.pipelines.items()}
     if as_json:
-        echo_json({"ok": True, "file": str(config_file), "pipelines": counts}, indent=None)
+        echo_json({"valid": True, "file": str(config_file), "errors": [], "pipelines": counts}, indent=None)
     else:
         click.echo(f"{config_file}: ok ({', '.join(f'{k}: {v} images' for k, v in counts.items())})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from pipeline import __version__
-from pipeline.errors import UsageError
+from pipeline.errors import ConfigError, UsageError
 
 # The config (pydantic and its models) loads when a command reads one: `changed` starts git first. The
 # run's settings (and the CI detection they read) when a command reads them: `changed` never does.
@@ -42,6 +43,18 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy})
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command is one line naming the closest command (`relase`: did you mean 'release'?)."""
+        name = args[0] if args else ""
+        if ctx.resilient_parsing or not name or name.startswith("-") or self.get_command(ctx, name) is not None:
+            return super().resolve_command(ctx, args)
+        close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"see '{ctx.command_path} --help' for the commands"
+        # Without the context click prints one line, not the usage and a hint above it.
+        raise click.UsageError(f"no such command '{name}' ({hint})")
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy:
@@ -245,6 +258,23 @@ def redacted(text: str) -> str:
     and release's progress lines come from anywhere (a DOCKER_HOST with a password in it, a registry's
     reply), not only from a run's result, which the run redacts itself."""
     return _redactor().text(text)
+
+
+def config_errors_json(file: Path, exc: ConfigError) -> list[dict[str, Any]]:
+    """`validate --json`'s "errors": each mistake with its file, line, column and key (null where the
+    error names none, such as a file that cannot be read), redacted as printed errors are."""
+    if exc.problems:
+        return [
+            {
+                "file": problem.file,
+                "line": problem.line,
+                "column": problem.column,
+                "key": redacted(problem.key) or None,
+                "message": redacted(problem.message),
+            }
+            for problem in exc.problems
+        ]
+    return [{"file": str(file), "line": None, "column": None, "key": None, "message": redacted(str(exc))}]
 
 
 @cache

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from click.core import ParameterSource
@@ -26,7 +26,7 @@ from pipeline.ci.outputs import (
 from pipeline.ci.summary import summary_markdown
 from pipeline.cli.common import progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.run.report import check_report_file
 from pipeline.run.session import Session
 
@@ -86,11 +86,22 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
     return write
 
 
-def annotate(message: str) -> None:
-    """An error as the CI service's annotation (on stdout, where Azure reads logging commands), beside
-    the `error: ...` line; nothing outside CI."""
+def annotate(message: str, stream: TextIO) -> None:
+    """An error as the CI service's annotation (on stdout, where Azure reads logging commands, unless
+    stdout holds a command's JSON), beside the `error: ...` line; nothing outside CI."""
     ci = detect(os.environ)
     if ci is None:
         return
     for line in error_annotations(ci.provider, redacted(message), Path.cwd(), ci.workspace):
-        write_command(line, sys.stdout)
+        write_command(line, stream)
+
+
+def show_error(exc: PipelineError, annotations: TextIO | None = None) -> None:
+    """An error as main shows it: `error: ...` on stderr, one line per mistake of a config error, each
+    also a CI annotation (on `annotations`, stdout by default, where Azure reads logging commands)."""
+    problems = exc.problems if isinstance(exc, ConfigError) else ()
+    lines = [redacted(str(problem)) for problem in problems] or [redacted(str(exc))]
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
+    for line in lines:
+        annotate(line, annotations or sys.stdout)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipeline.config.arguments import argument_problems
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.platform import platform_problem
-from pipeline.config.positions import KeyPath, PositionIndex
+from pipeline.config.positions import KeyPath, PositionIndex, ordered
 from pipeline.config.resolve import (
     ResolvedVariant,
     builder_for,
@@ -23,15 +26,17 @@ from pipeline.config.resolve import (
 )
 from pipeline.config.schema import (
     ConfigSpec,
+    EngineSpec,
     ImageSpec,
     NotifySpec,
     PipelineSpec,
     SecretSource,
     SignSpec,
     TagPolicy,
+    TriggerRule,
 )
 from pipeline.config.templates import TemplateSyntaxError, image_references, render, unknown_names
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ConfigProblem
 from pipeline.graph import find_cycle
 from pipeline.registry.platforms import parse_platform, platform_text, windows_build
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
@@ -45,30 +50,76 @@ def _suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+class _Findings:
+    """The mistakes found so far. Each check reports the first mistake of what it looks at (an image, an
+    engine, a trigger...) and the next check goes on, so that one run of the checks lists them all."""
+
+    def __init__(self, positions: PositionIndex) -> None:
+        self.positions = positions
+        self.problems: list[ConfigProblem] = []
+
+    @contextmanager
+    def each(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as exc:
+            self.problems += exc.problems or [self.positions.problem((), str(exc))]
+
+    def raise_any(self) -> None:
+        if self.problems:
+            raise ConfigError(problems=ordered(self.problems))
+
+
 def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, checkout: Path | None = None) -> None:
-    """`checkout`: the repository the config came from when the tool did not choose it (see load_config)."""
+    """Raise one ConfigError listing every mistake found. Checks that resolve names across the file
+    (engines, builders, variants, repositories) run once the checks of what they resolve have passed:
+    an unknown name is reported once, where it is written, not again by each check that meets it.
+    `checkout`: the repository the config came from when the tool did not choose it (see load_config);
+    a file named outside it is refused before any other check looks at files."""
     if checkout is not None:
         _check_named_files_inside(spec, base_dir, checkout, positions)
-    _check_variant_lists(spec, (), positions)
+    found = _Findings(positions)
+    with found.each():
+        _check_variant_lists(spec, (), positions)
     for variant_name, variant in (spec.variants or {}).items():
-        _check_build_args(variant.build_args, ("variants", variant_name, "build_args"), "", None, [], positions)
+        with found.each():
+            _check_build_args(variant.build_args, ("variants", variant_name, "build_args"), "", None, [], positions)
     if spec.registry is not None:
-        _check_prefix(spec.registry, ("registry",), positions)
+        with found.each():
+            _check_prefix(spec.registry, ("registry",), positions)
     for i, host in enumerate(spec.insecure_registries):
-        _check_host(host, ("insecure_registries", i), positions)
-    _check_tag_templates(spec.tags, ("tags",), positions)
+        with found.each():
+            _check_host(host, ("insecure_registries", i), positions)
+    with found.each():
+        _check_tag_templates(spec.tags, ("tags",), positions)
     root = repository_root(base_dir)
     for pipeline_name, pipeline in spec.pipelines.items():
-        _check_tag_templates(pipeline.tags, ("pipelines", pipeline_name, "tags"), positions)
-        _check_pipeline(spec, pipeline_name, pipeline, base_dir, root, positions)
-    _check_unique_repositories(spec, positions)
-    _check_signing(spec, base_dir, positions)
-    _check_triggers(spec, positions)
-    _check_builders(spec, positions)
-    _check_engines(spec, base_dir, positions)
-    _check_secrets(spec, positions)
-    _check_variants(spec, positions)
-    _check_notify(spec, positions)
+        with found.each():
+            _check_tag_templates(pipeline.tags, ("pipelines", pipeline_name, "tags"), positions)
+        _check_pipeline(spec, pipeline_name, pipeline, base_dir, root, found)
+    with found.each():
+        _check_signing(spec, base_dir, positions)
+    for pipeline_name, pipeline in spec.pipelines.items():
+        for i, rule in enumerate(pipeline.triggers):
+            with found.each():
+                _check_trigger(rule, ("pipelines", pipeline_name, "triggers", i), positions)
+    for name, engine in spec.engines.items():
+        with found.each():
+            _check_engine(engine, ("engines", name), base_dir, positions)
+    with found.each():
+        _check_notify(spec, positions)
+    found.problems += argument_problems(spec, positions)
+    found.raise_any()
+    for check in (
+        _check_unique_repositories,
+        _check_builders,
+        _check_engine_pins,
+        _check_secrets,
+        _check_variants,
+    ):
+        with found.each():
+            check(spec, positions)
+    found.raise_any()
 
 
 def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:
@@ -76,6 +127,14 @@ def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None
         validate_prefix(prefix)
     except ConfigError as exc:
         raise positions.error(where, str(exc)) from None
+
+
+def _valid_prefix(prefix: str) -> bool:
+    try:
+        validate_prefix(prefix)
+    except ConfigError:
+        return False
+    return True
 
 
 def _check_host(host: str, where: KeyPath, positions: PositionIndex, *, at_key: bool = False) -> None:
@@ -104,24 +163,21 @@ def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
                 )
 
 
-def _check_engines(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -> None:
-    for name, engine in spec.engines.items():
-        where: KeyPath = ("engines", name)
-        kinds = [k for k in ("host", "context", "buildx") if getattr(engine, k) is not None]
-        if len(kinds) != 1:
-            found = f" (it has {' and '.join(kinds)})" if kinds else ""
-            raise positions.error(
-                where, f"an engine needs exactly one of 'host', 'context' or 'buildx'{found}", at_key=True
-            )
-        if engine.host is not None and not re.match(r"^(unix|tcp|ssh|npipe)://.", engine.host):
-            raise positions.error(
-                (*where, "host"), f"'{engine.host}' is not a Docker host URL (unix://, tcp://, ssh://, npipe://)"
-            )
-        if engine.cert_path is not None:
-            if not (engine.host or "").startswith("tcp://"):
-                raise positions.error((*where, "cert_path"), "'cert_path' is for a tcp:// host")
-            if not is_dir((base_dir / engine.cert_path).expanduser()):
-                raise positions.error((*where, "cert_path"), f"'{engine.cert_path}' is not a directory")
+def _check_engine(engine: EngineSpec, where: KeyPath, base_dir: Path, positions: PositionIndex) -> None:
+    kinds = [k for k in ("host", "context", "buildx") if getattr(engine, k) is not None]
+    if len(kinds) != 1:
+        found = f" (it has {' and '.join(kinds)})" if kinds else ""
+        raise positions.error(
+            where, f"an engine needs exactly one of 'host', 'context' or 'buildx'{found}", at_key=True
+        )
+    if engine.cert_path is not None:
+        if not (engine.host or "").startswith("tcp://"):
+            raise positions.error((*where, "cert_path"), "'cert_path' is for a tcp:// host")
+        if not is_dir((base_dir / engine.cert_path).expanduser()):
+            raise positions.error((*where, "cert_path"), f"'{engine.cert_path}' is not a directory")
+
+
+def _check_engine_pins(spec: ConfigSpec, positions: PositionIndex) -> None:
     for pipeline_name, pipeline in spec.pipelines.items():
         pinned: list[tuple[KeyPath, str | None]] = [(("pipelines", pipeline_name, "engine"), pipeline.engine)]
         pinned += [(("pipelines", pipeline_name, "images", i, "engine"), s.engine) for i, s in pipeline.images.items()]
@@ -183,23 +239,20 @@ def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:
             )
 
 
-def _check_triggers(spec: ConfigSpec, positions: PositionIndex) -> None:
-    for name, pipeline in spec.pipelines.items():
-        for i, rule in enumerate(pipeline.triggers):
-            where: KeyPath = ("pipelines", name, "triggers", i)
-            if (rule.branch is None) == (rule.tag is None):
-                raise positions.error(where, "a trigger needs exactly one of 'branch' or 'tag'")
-            pattern = rule.branch or rule.tag or ""
-            key = "branch" if rule.branch else "tag"
-            try:
-                compiled = re.compile(pattern)
-            except (re.error, OverflowError) as exc:  # 'a{99999999999}' overflows
-                raise positions.error((*where, key), f"not a regular expression: {exc}") from None
-            except RecursionError:  # '((((...))))' hundreds deep
-                raise positions.error((*where, key), "not a regular expression: nested too deeply") from None
-            if rule.release and (rule.tag is None or "version" not in compiled.groupindex):
-                raise positions.error(where, "'release: true' needs a tag pattern with a (?P<version>...) group")
-            _check_tag_templates(TagPolicy(extra=rule.tags), (*where, "tags"), positions, index_key=False)
+def _check_trigger(rule: TriggerRule, where: KeyPath, positions: PositionIndex) -> None:
+    if (rule.branch is None) == (rule.tag is None):
+        raise positions.error(where, "a trigger needs exactly one of 'branch' or 'tag'")
+    pattern = rule.branch or rule.tag or ""
+    key = "branch" if rule.branch else "tag"
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, OverflowError) as exc:  # 'a{99999999999}' overflows
+        raise positions.error((*where, key), f"not a regular expression: {exc}") from None
+    except RecursionError:  # '((((...))))' hundreds deep
+        raise positions.error((*where, key), "not a regular expression: nested too deeply") from None
+    if rule.release and (rule.tag is None or "version" not in compiled.groupindex):
+        raise positions.error(where, "'release: true' needs a tag pattern with a (?P<version>...) group")
+    _check_tag_templates(TagPolicy(extra=rule.tags), (*where, "tags"), positions, index_key=False)
 
 
 def _named_files(spec: ConfigSpec) -> list[tuple[KeyPath, str, str, bool]]:
@@ -399,57 +452,81 @@ def _check_pipeline(
     pipeline: PipelineSpec,
     base_dir: Path,
     root: Path,
-    positions: PositionIndex,
+    found: _Findings,
 ) -> None:
+    """Each image on its own; the dependency graph once they all passed (a bad template or an unknown
+    dependency is its images' mistake, not a cycle's)."""
     at = ("pipelines", pipeline_name)
+    positions = found.positions
+    before = len(found.problems)
     if pipeline.registry is not None:
-        _check_prefix(pipeline.registry, (*at, "registry"), positions)
+        with found.each():
+            _check_prefix(pipeline.registry, (*at, "registry"), positions)
+    for name, image in pipeline.images.items():
+        with found.each():
+            _check_image(spec, pipeline_name, pipeline, name, image, base_dir, root, positions)
+    with found.each():
+        _check_variant_lists(pipeline, at, positions)
     names = list(pipeline.images)
     for name, image in pipeline.images.items():
-        img = (*at, "images", name)
-        prefix = pipeline.registry or spec.registry
-        if image.repository is not None:
-            try:
-                parse_repository(image.repository)
-            except ConfigError as exc:
-                raise positions.error((*img, "repository"), str(exc)) from None
-        elif prefix is None:
-            raise positions.error(
-                img, "no repository: set 'repository' here or a top-level 'registry' prefix", at_key=True
-            )
-        else:
-            try:
-                parse_repository(f"{prefix}/{name}")
-            except ConfigError as exc:
-                raise positions.error(img, str(exc), at_key=True) from None
-        _check_build_files(image, img, base_dir, root, positions)
-        if image.platform is not None:
-            problem = platform_problem(image.platform)
-            if problem:
-                raise positions.error((*img, "platform"), problem)
-        for i, dep in enumerate(image.depends_on):
-            if dep == name:
-                raise positions.error((*img, "depends_on", i), f"image '{name}' cannot depend on itself")
-            if dep not in pipeline.images:
-                raise positions.error(
-                    (*img, "depends_on", i),
-                    f"unknown image '{dep}' in pipeline '{pipeline_name}'{_suggest(dep, names)}",
-                )
-        _check_build_args(image.build_args, (*img, "build_args"), pipeline_name, name, names, positions)
-        _check_tag_templates(image.tags, (*img, "tags"), positions)
-    _check_variant_lists(pipeline, at, positions)
-    for name, image in pipeline.images.items():
-        _check_variant_lists(image, (*at, "images", name), positions)
-        for variant in variants_for(spec, pipeline_name, name):
-            # Each variant's build args as the image's are: the pipeline's variants apply to every image.
-            # (Top-level variants' build args were checked to name no image at all.)
-            if variant.at[0] == "pipelines":
-                where = (*variant.at, "build_args") if variant.at[-2] == "variants" else variant.at
-                shared = variant.at[2] != "images"
-                _check_build_args(variant.spec.build_args, where, pipeline_name, name, names, positions, shared)
+        with found.each():
+            _check_variant_lists(image, (*at, "images", name), positions)
+            for variant in variants_for(spec, pipeline_name, name):
+                # Each variant's build args as the image's are: the pipeline's variants apply to every image.
+                # (Top-level variants' build args were checked to name no image at all.)
+                if variant.at[0] == "pipelines":
+                    where = (*variant.at, "build_args") if variant.at[-2] == "variants" else variant.at
+                    shared = variant.at[2] != "images"
+                    _check_build_args(variant.spec.build_args, where, pipeline_name, name, names, positions, shared)
+    if len(found.problems) > before:
+        return
     cycle = find_cycle(dependencies_of(pipeline))
     if cycle:
-        raise positions.error((*at, "images", cycle[0]), f"dependency cycle: {' -> '.join(cycle)}", at_key=True)
+        found.problems.append(
+            positions.problem((*at, "images", cycle[0]), f"dependency cycle: {' -> '.join(cycle)}", at_key=True)
+        )
+
+
+def _check_image(
+    spec: ConfigSpec,
+    pipeline_name: str,
+    pipeline: PipelineSpec,
+    name: str,
+    image: ImageSpec,
+    base_dir: Path,
+    root: Path,
+    positions: PositionIndex,
+) -> None:
+    img = ("pipelines", pipeline_name, "images", name)
+    names = list(pipeline.images)
+    prefix = pipeline.registry or spec.registry
+    if image.repository is not None:
+        try:
+            parse_repository(image.repository)
+        except ConfigError as exc:
+            raise positions.error((*img, "repository"), str(exc)) from None
+    elif prefix is None:
+        raise positions.error(img, "no repository: set 'repository' here or a top-level 'registry' prefix", at_key=True)
+    elif _valid_prefix(prefix):  # else the prefix's own mistake is reported, where it is written
+        try:
+            parse_repository(f"{prefix}/{name}")
+        except ConfigError as exc:
+            raise positions.error(img, str(exc), at_key=True) from None
+    _check_build_files(image, img, base_dir, root, positions)
+    if image.platform is not None:
+        problem = platform_problem(image.platform)
+        if problem:
+            raise positions.error((*img, "platform"), problem)
+    for i, dep in enumerate(image.depends_on):
+        if dep == name:
+            raise positions.error((*img, "depends_on", i), f"image '{name}' cannot depend on itself")
+        if dep not in pipeline.images:
+            raise positions.error(
+                (*img, "depends_on", i),
+                f"unknown image '{dep}' in pipeline '{pipeline_name}'{_suggest(dep, names)}",
+            )
+    _check_build_args(image.build_args, (*img, "build_args"), pipeline_name, name, names, positions)
+    _check_tag_templates(image.tags, (*img, "tags"), positions)
 
 
 def _check_variant_lists(owner: ConfigSpec | PipelineSpec | ImageSpec, at: KeyPath, positions: PositionIndex) -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config.checks import check_config
 from pipeline.config.paths import escape_problem, repository_root
-from pipeline.config.positions import KeyPath, PositionIndex, format_path, one_line, parse_yaml
+from pipeline.config.positions import KeyPath, PositionIndex, one_line, ordered, parse_yaml
 from pipeline.config.schema import ConfigSpec
 from pipeline.errors import ConfigError
 from pipeline.vcs import probes
@@ -49,7 +49,7 @@ def load_config(file: Path | str = DEFAULT_CONFIG_FILE, *, checkout: Path | None
     try:
         spec = ConfigSpec.model_validate(data)
     except ValidationError as exc:
-        raise _first_error(exc, positions) from None
+        raise _schema_error(exc, positions) from None
     loaded = LoadedConfig(spec=spec, file=path, positions=positions)
     check_config(spec, path.parent, positions, checkout=root if checkout is not None else None)
     return loaded
@@ -97,6 +97,31 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _grammar(path: KeyPath, is_key: bool) -> str | None:
+    """What a value that reaches a command line must look like (schema.py's patterns), for its error."""
+    parent = path[-2] if len(path) >= 2 else None
+    if is_key and parent == "build_args":
+        return "is not a build arg name (ASCII letters, digits and _, not starting with a digit; at most 128)"
+    if is_key and parent == "labels":
+        return "is not a label key (ASCII letters, digits and . _ / -, starting with a letter or digit; at most 256)"
+    if is_key or not path:
+        return None
+    if path[-1] == "target" and "images" in path:
+        return (
+            "is not a build target: name a stage of the Dockerfile (ASCII letters, digits and _ . -, starting "
+            "with a letter; at most 128)"
+        )
+    if len(path) >= 3 and path[-3] == "secrets" and path[-1] == "env":
+        return "is not an environment variable name: give the NAME of the variable that holds the secret"
+    if len(path) >= 3 and path[-3] == "secrets" and path[-1] == "file":
+        return "is not a secret file path for buildx: no ',', '\"' or control characters, at most 4096 characters"
+    if path[0] == "engines" and path[-1] == "context" and len(path) == 3:
+        return "is not a docker context name (ASCII letters, digits and _ . + -, starting with a letter or digit)"
+    if path[0] == "engines" and path[-2:] == ("buildx", "builder"):
+        return "is not a buildx builder name (ASCII letters, digits and _ . -, starting with a letter)"
+    return None
+
+
 def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
     """A message for one pydantic error, and whether it should point at the key rather than the value."""
     kind = error["type"]
@@ -120,6 +145,9 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
             "that holds the value (e.g. PIPELINE_NOTIFY_SECRET), never the value itself",
             False,
         )
+    grammar = _grammar(path, "[key]" in error["loc"])
+    if kind == "string_pattern_mismatch" and grammar is not None:
+        return f"'{_shown(error['input'])}' {grammar}", "[key]" in error["loc"]
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
     if kind == "model_type" and len(path) >= 2 and path[-2] == "secrets":
@@ -143,29 +171,19 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
     return str(error["msg"]), False
 
 
-def _first_error(exc: ValidationError, positions: PositionIndex) -> ConfigError:
+def _schema_error(exc: ValidationError, positions: PositionIndex) -> ConfigError:
+    """Every mistake pydantic found, in the file's order."""
     errors = exc.errors()
     # 'registy: x' reads better as an unknown key (did you mean 'registry'?) than as 'registry' missing.
     misspelt = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
     shown = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in misspelt)]
-    located = []
+    problems = []
     for error in shown:
         loc = tuple(error["loc"])
         path: KeyPath = tuple(p for p in loc if p != "[key]")
         message, at_key = _describe(error, path)
-        if error["type"] == "missing":
-            where_path: KeyPath = path[:-1]
-        else:
-            where_path = path
+        where_path: KeyPath = path[:-1] if error["type"] == "missing" else path
         if error["type"] == "invalid_key" and error.get("input") is True:
             path = (*path[:-1], "on")  # named as written (YAML 1.1 read `on` as true), located as parsed
-        located.append((positions.locate(where_path, at_key=at_key or "[key]" in loc), path, message))
-
-    def order(item: tuple[str, KeyPath, str]) -> tuple[int, int]:
-        _, line, col = item[0].rsplit(":", 2)
-        return int(line), int(col)
-
-    located.sort(key=order)
-    where, path, message = located[0]
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ConfigError(one_line(f"{where}: {format_path(path)}: {message}{more}"))
+        problems.append(positions.problem(where_path, message, at_key=at_key or "[key]" in loc, shown=path))
+    return ConfigError(problems=ordered(problems))

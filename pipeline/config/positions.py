@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ConfigProblem
 from pipeline.files import read_regular_file
 
 KeyPath = tuple[str | int, ...]
@@ -36,24 +36,34 @@ class PositionIndex:
     keys: dict[KeyPath, Position] = field(default_factory=dict)
     nodes: int = 0
 
-    def locate(self, path: KeyPath, *, at_key: bool = False) -> str:
-        """`file:line:col` of the nearest known position for `path` (walking up to its parents)."""
+    def position(self, path: KeyPath, *, at_key: bool = False) -> Position:
+        """The nearest known position for `path` (walking up to its parents)."""
         probe = path
         while True:
             # A mapping key that YAML read as a number is stored under its text.
             for candidate in (probe, probe[:-1] + (str(probe[-1]),) if probe else probe):
                 table = self.keys if at_key and candidate in self.keys else self.values
                 if candidate in table:
-                    pos = table[candidate]
-                    return f"{self.file}:{pos.line}:{pos.column}"
+                    return table[candidate]
             if not probe:
-                return f"{self.file}:1:1"
+                return Position(1, 1)
             probe = probe[:-1]
 
+    def locate(self, path: KeyPath, *, at_key: bool = False) -> str:
+        """`file:line:col` of the nearest known position for `path` (walking up to its parents)."""
+        pos = self.position(path, at_key=at_key)
+        return f"{self.file}:{pos.line}:{pos.column}"
+
+    def problem(
+        self, path: KeyPath, message: str, *, at_key: bool = False, shown: KeyPath | None = None
+    ) -> ConfigProblem:
+        """The mistake at `path` (named as `shown`, when it is written otherwise than it is located)."""
+        pos = self.position(path, at_key=at_key)
+        key = format_path(path if shown is None else shown)
+        return ConfigProblem(str(self.file), pos.line, pos.column, one_line(key), one_line(message))
+
     def error(self, path: KeyPath, message: str, *, at_key: bool = False) -> ConfigError:
-        where = self.locate(path, at_key=at_key)
-        shown = format_path(path)
-        return ConfigError(one_line(f"{where}: {shown}: {message}" if shown else f"{where}: {message}"))
+        return ConfigError(problems=[self.problem(path, message, at_key=at_key)])
 
 
 def format_path(path: KeyPath) -> str:
@@ -73,9 +83,15 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)
 
 
-def located_error(file: Path, position: Position | None, message: str) -> ConfigError:
-    where = f"{file}:{position.line}:{position.column}" if position else f"{file}:1:1"
-    return ConfigError(one_line(f"{where}: {message}"))
+def ordered(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
+    """`problems` in the file's order, each once (a check may meet one mistake from several sides)."""
+    unique = dict.fromkeys(problems)
+    return sorted(unique, key=lambda p: (p.file, p.line, p.column))
+
+
+def located_error(file: Path, position: Position | None, message: str, key: str = "") -> ConfigError:
+    at = position or Position(1, 1)
+    return ConfigError(problems=[ConfigProblem(str(file), at.line, at.column, one_line(key), one_line(message))])
 
 
 def _mark(node: yaml.Node) -> Position:
@@ -135,7 +151,7 @@ def _index(
             index.file, _mark(node), f"nested more than {MAX_DEPTH} levels deep after expanding aliases"
         )
     if id(node) in active:
-        raise ConfigError(one_line(f"{index.locate(path)}: {format_path(path)}: a YAML alias refers to itself"))
+        raise index.error(path, "a YAML alias refers to itself")
     active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[Hashable, str] = {}
@@ -147,7 +163,7 @@ def _index(
             if key in seen:
                 child = format_path((*path, text))
                 same = f"'{text}'" if seen[key] == text else f"'{text}' (the same key as '{seen[key]}')"
-                raise located_error(index.file, _mark(key_node), f"{child}: duplicate key {same}")
+                raise located_error(index.file, _mark(key_node), f"duplicate key {same}", child)
             seen[key] = text
             _index(value_node, (*path, text), index, constructor, active)
             # An empty value ('key:' and nothing) starts after the colon; the key is where to look.

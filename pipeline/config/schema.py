@@ -31,6 +31,31 @@ class StrictModel(BaseModel):
 
 Suffix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{0,64}$")]
 
+# Values that reach a command line (docker buildx build's argv, docker context inspect, buildx inspect)
+# have a grammar that no flag and no `key=value` splitting can hide in; the sizes of values are bounded
+# in config/arguments.py. BuildKit's stage names start with a letter (matched without regard to case).
+TARGET_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
+Target = Annotated[str, StringConstraints(pattern=TARGET_PATTERN)]
+# A build arg is `--build-arg NAME=VALUE`: a NAME with `=` in it would be another arg's name and value.
+BUILD_ARG_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+BuildArgName = Annotated[str, StringConstraints(pattern=BUILD_ARG_PATTERN)]
+# Labels are `--label KEY=VALUE`: reverse-DNS keys (org.opencontainers.image.source) and the like.
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$"
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
+# As `docker context create` allows them, and as `docker buildx create --name` does.
+CONTEXT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
+ContextName = Annotated[str, StringConstraints(pattern=CONTEXT_PATTERN)]
+BUILDX_BUILDER_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
+BuildxBuilderName = Annotated[str, StringConstraints(pattern=BUILDX_BUILDER_PATTERN)]
+# `--secret id=ID,src=FILE` is read as comma-separated fields: a `,` or `"` in FILE would start another.
+SECRET_FILE_PATTERN = r'^[^,"\x00-\x1f]{1,4096}$'
+SecretFile = Annotated[str, StringConstraints(pattern=SECRET_FILE_PATTERN)]
+# DOCKER_HOST: its URL's parts are checked in config/arguments.py.
+HostUrl = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+# The NAME of an environment variable, never its value: a secret written here would be committed.
+EnvName = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+
 
 class TagPolicy(StrictModel):
     """Which tags a release gets. Set at the top level, per pipeline or per image; the nearest wins."""
@@ -202,8 +227,8 @@ Network = Literal["default", "none", "host"]
 class SecretSource(StrictModel):
     """Where a build secret's value comes from at run time; it is never stored, logged or layered."""
 
-    env: NonEmpty | None = Field(None, description="Environment variable holding the value", examples=["NPM_TOKEN"])
-    file: NonEmpty | None = Field(
+    env: EnvName | None = Field(None, description="Environment variable holding the value", examples=["NPM_TOKEN"])
+    file: SecretFile | None = Field(
         None, description="File holding the value (relative to this file; ~ expands)", examples=["~/.npmrc"]
     )
 
@@ -211,7 +236,7 @@ class SecretSource(StrictModel):
 class BuildxSpec(StrictModel):
     """A buildx builder to build on instead of an engine."""
 
-    builder: NonEmpty = Field(
+    builder: BuildxBuilderName = Field(
         description="A builder made with `docker buildx create` (any driver), used as is", examples=["arm-builder"]
     )
 
@@ -219,12 +244,13 @@ class BuildxSpec(StrictModel):
 class EngineSpec(StrictModel):
     """A place to build: a Docker engine (URL or docker context) or a buildx builder."""
 
-    host: NonEmpty | None = Field(
+    host: HostUrl | None = Field(
         None,
-        description="DOCKER_HOST-style URL: unix://, tcp:// (with cert_path), ssh://",
+        description="DOCKER_HOST-style URL: unix://PATH, tcp://HOST:PORT (with cert_path), ssh://[USER@]HOST[:PORT], "
+        "npipe://PATH; no spaces",
         examples=["ssh://builder@arm-box.lan", "tcp://10.0.0.5:2376"],
     )
-    context: NonEmpty | None = Field(
+    context: ContextName | None = Field(
         None, description="A docker context name (docker context ls)", examples=["arm-box"]
     )
     buildx: BuildxSpec | None = Field(
@@ -260,7 +286,7 @@ class VariantSpec(StrictModel):
         description="Windows version the variant's base must match, e.g. 10.0.17763 (ltsc2019)",
         examples=["10.0.17763"],
     )
-    build_args: dict[NonEmpty, str] = Field(
+    build_args: dict[BuildArgName, str] = Field(
         default_factory=dict,
         description="Build args over the image's, e.g. the matching servercore tag",
         examples=[{"SERVERCORE_TAG": "ltsc2019"}],
@@ -285,9 +311,10 @@ class ImageSpec(StrictModel):
     depends_on: list[Name] = Field(
         default_factory=list, description="Images of this pipeline built first", examples=[["base"]]
     )
-    build_args: dict[NonEmpty, str] = Field(
+    build_args: dict[BuildArgName, str] = Field(
         default_factory=dict,
-        description="Build args; '{{ images.X }}' is X's pushed digest reference (and implies depends_on: [X]); "
+        description="Build args (names are letters, digits and _, not starting with a digit; values up to 64 KiB); "
+        "'{{ images.X }}' is X's pushed digest reference (and implies depends_on: [X]); "
         "also {{ version }}, {{ git.sha }}, {{ git.short_sha }}, {{ git.branch }}",
         examples=[{"BASE_IMAGE": "{{ images.base }}", "VERSION": "{{ version }}"}],
     )
@@ -296,7 +323,9 @@ class ImageSpec(StrictModel):
         description="Full repository; default <registry>/<image name>",
         examples=["127.0.0.1:5000/other/app"],
     )
-    target: NonEmpty | None = Field(None, description="Multi-stage build target", examples=["runtime"])
+    target: Target | None = Field(
+        None, description="Multi-stage build target: a stage name of the Dockerfile", examples=["runtime"]
+    )
     platform: PlatformText | None = Field(
         None,
         description="os/arch[/variant] to build for, lower case as in OCI image indexes (linux/arm64/v8)",
@@ -317,8 +346,10 @@ class ImageSpec(StrictModel):
             }
         ],
     )
-    labels: dict[NonEmpty, str] = Field(
-        default_factory=dict, description="Extra image labels", examples=[{"team": "shop"}]
+    labels: dict[LabelKey, str] = Field(
+        default_factory=dict,
+        description="Extra image labels (keys: letters, digits and . _ / -; values up to 64 KiB)",
+        examples=[{"team": "shop", "org.opencontainers.image.vendor": "Shop"}],
     )
     tags: TagPolicy = Field(
         TagPolicy(),
@@ -366,8 +397,6 @@ class TriggerRule(StrictModel):
 
 
 NotifyEvent = Literal["failure", "release"]
-# The NAME of an environment variable, never its value: a secret written here would be committed.
-EnvName = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 
 
 class NotifyTarget(StrictModel):

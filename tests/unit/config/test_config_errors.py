@@ -81,7 +81,7 @@ CASES = {
     "unknown top-level key": (
         """\
         registy: 127.0.0.1:5000/t
-        pipelines: {}
+        pipelines: {shop: {images: {base: {context: images/base}}}}
         """,
         r"pipelines\.yaml:1:1: registy: unknown key 'registy' \(did you mean 'registry'\?\)",
     ),

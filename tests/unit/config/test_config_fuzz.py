@@ -1,5 +1,5 @@
-"""Fuzzing the loader: whatever pipelines.yaml holds, load_config succeeds or raises a one-line
-ConfigError starting `<file>:<line>:<col>:` — never another exception.
+"""Fuzzing the loader: whatever pipelines.yaml holds, load_config succeeds or raises a ConfigError of
+one line per mistake, each starting `<file>:<line>:<col>:` — never another exception.
 
 Three generators: random documents built from the schema's own keys plus junk, near-valid configs
 whose values are drawn from good and hostile pools, and text/byte mutations of a valid config.
@@ -206,9 +206,11 @@ def assert_loads_or_config_error(file: Path) -> None:
     try:
         load_config(file)
     except ConfigError as exc:
-        message = str(exc)
-        assert re.match(rf"{re.escape(str(file))}:\d+:\d+: ", message), message
-        assert len(message.splitlines()) == 1, message
+        # One line per mistake, each naming its position; one mistake a line (no line breaks inside one).
+        lines = str(exc).splitlines()
+        assert len(lines) == max(1, len(exc.problems)), str(exc)
+        for line in lines:
+            assert re.match(rf"{re.escape(str(file))}:\d+:\d+: ", line), line
 
 
 def test_the_valid_seed_loads(project: Path) -> None:

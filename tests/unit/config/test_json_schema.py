@@ -127,7 +127,7 @@ pipelines:
 # that parses as YAML is valid to the schema: paths, references, templates, cycles and combinations of
 # keys are checks.py's (the loader still refuses them all: test_hostile_configs).
 SCHEMA_LEVEL = """
-    key-* name-* network-* type-* top-list top-number top-scalar
+    arg-* key-* name-* network-* type-* top-list top-number top-scalar
     missing-acr-resource-group missing-context missing-identity-subject missing-images missing-pipelines
     missing-trust-repositories
     bytes-bom-then-error bytes-line-separator-in-key bytes-newline-in-image-name
