@@ -30,8 +30,8 @@ from pipeline.triggers.webhooks import DeliveryRejected, Ignored, read_delivery
 from pipeline.triggers.worker import Worker, WorkerSettings
 
 MAX_LOG_SERVED = 2 * 1024 * 1024
-_RUN_PATH = re.compile(r"^/(api/)?runs/(\d+)$")
-_IMAGE_PATH = re.compile(r"^/runs/(\d+)/images/(.+)$")  # the image key (pipeline/name) keeps its slash
+_RUN_PATH = re.compile(r"^/(api/)?runs/([0-9]+)$")
+_IMAGE_PATH = re.compile(r"^/runs/([0-9]+)/images/(.+)$")  # the image key (pipeline/name) keeps its slash
 # A connection beyond the cap gets this long to say whether it is a health probe, then 503.
 _BUSY_WAIT = 1.0
 _BUSY_RETRY_AFTER = 5
@@ -231,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
             limit = _int(parse_qs(url.query).get("limit", ["50"])[0], default=50, top=1000)
             self._json(HTTPStatus.OK, {"runs": [run_json(run) for run in queue.recent(limit)]})
         elif match := _RUN_PATH.match(url.path):
-            run = queue.get(int(match.group(2)))
+            run = queue.get(_run_id(match.group(2)))
             if run is None:
                 self._not_found(f"no run {match.group(2)}", api=bool(match.group(1)))
             elif match.group(1):
@@ -239,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._html(HTTPStatus.OK, run_page(run, self._log_text(run.log_path)))
         elif match := _IMAGE_PATH.match(url.path):
-            self._image(int(match.group(1)), unquote(match.group(2)))
+            self._image(_run_id(match.group(1)), unquote(match.group(2)))
         else:
             self._not_found(f"no page {url.path}", api=url.path.startswith("/api/"))
 
@@ -255,10 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
         """The body, or None once the client is answered (or dropped) for not sending it properly."""
         length = self.headers.get("Content-Length")
         limit = self.server.limits.max_body
-        if length is None or not length.isdigit():
+        if length is None or not length.isascii() or not length.isdigit():
             self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
             return None
-        if int(length) > limit:  # answered before a byte of the body is read
+        if len(length) > 18 or int(length) > limit:  # answered before a byte of the body is read
             self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"bodies are limited to {limit} bytes"})
             return None
         try:
@@ -314,8 +314,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _run_id(digits: str) -> int:
+    """A run id from a path; one no run can have (beyond SQLite's integers, or too long for `int`) is 0,
+    which names no run either, so the answer is a 404."""
+    return int(digits) if len(digits) <= 18 else 0
+
+
 def _int(text: str, default: int, top: int) -> int:
-    return min(int(text), top) if text.isdigit() and int(text) > 0 else default
+    return min(int(text), top) if text.isascii() and text.isdigit() and len(text) <= 18 and int(text) > 0 else default
 
 
 class Service:

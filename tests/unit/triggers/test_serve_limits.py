@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,16 +23,24 @@ SECRET = b"limits-test-secret"
 LIMITS = ServerLimits(read_timeout=2.0, max_body=4096, max_connections=3)
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+@contextmanager
+def serving(tmp_path: Path, limits: ServerLimits) -> Iterator[Service]:
     # The worker's command never runs: nothing these tests send is queued except in the last one,
     # and that one only needs to be queued.
     worker = WorkerSettings(repo=str(tmp_path), runs_dir=tmp_path / "runs", command=(sys.executable, "-c", "pass"))
-    settings = ServeSettings("127.0.0.1", 0, tmp_path / "state", SECRET, worker, LIMITS)
+    settings = ServeSettings("127.0.0.1", 0, tmp_path / "state", SECRET, worker, limits)
     running = Service(settings, Redactor([]), lambda message: None)
     running.start()
-    yield running
-    running.stop()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    with serving(tmp_path, LIMITS) as running:
+        yield running
 
 
 def connect(service: Service) -> socket.socket:
@@ -128,3 +137,50 @@ def test_a_burst_of_quick_deliveries_beyond_the_cap_is_served_not_refused(servic
     with ThreadPoolExecutor(max_workers=LIMITS.max_connections * 2) as pool:
         codes = list(pool.map(deliver, range(LIMITS.max_connections * 8)))
     assert codes == [202] * len(codes)
+
+
+def _exchange(service: Service, request: bytes) -> bytes:
+    client = connect(service)
+    client.sendall(request)
+    data, _ = read_until_closed(client, timeout=10)
+    return data
+
+
+def test_json_nested_too_deeply_is_answered_400_without_a_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    body = b"[" * 100_000  # json.loads recurses once per bracket: RecursionError, not a JSONDecodeError
+    headers = {"X-Hub-Signature-256": signature_header(SECRET, body)}
+    with serving(tmp_path, ServerLimits(read_timeout=5.0, max_body=len(body), max_connections=3)) as service:
+        response = httpx.post(f"{service.url}/webhook", content=body, headers=headers, timeout=10)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "the body is not a push: its JSON is nested too deeply to read"
+        assert service.queue.counts()["queued"] == 0
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/99999999999999999999999",  # beyond SQLite's integers: OverflowError when bound
+        "/api/runs/99999999999999999999999",
+        "/runs/99999999999999999999999/images/shop/app",
+        "/runs/" + "9" * 5000,  # beyond what int() reads from text: ValueError
+    ],
+)
+def test_a_run_id_no_run_can_have_is_404_without_a_traceback(
+    service: Service, capfd: pytest.CaptureFixture[str], path: str
+) -> None:
+    data = _exchange(service, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert data.startswith(b"HTTP/1.0 404 "), data[:200]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("length", ["\N{SUPERSCRIPT TWO}", "1" * 5000])  # str.isdigit, yet int() refuses both
+def test_a_content_length_int_cannot_read_is_answered_not_a_traceback(
+    service: Service, capfd: pytest.CaptureFixture[str], length: str
+) -> None:
+    request = f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+    data = _exchange(service, request.encode("latin-1"))  # how http.server decodes header bytes
+    assert data.startswith((b"HTTP/1.0 411 ", b"HTTP/1.0 413 ")), data[:200]
+    assert "Traceback" not in capfd.readouterr().err
