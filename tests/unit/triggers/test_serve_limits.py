@@ -6,7 +6,7 @@ import json
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,19 +98,39 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read(service: Servic
     assert closed - started < 1.0
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll `condition` until it holds, failing with `what` at the deadline (no sleep guessing how long)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:g}s: {what}"
+        time.sleep(0.01)
+
+
+def _signed_delivery(service: Service, delivery_id: str, timeout: float = 5) -> httpx.Response:
+    body = json.dumps({"ref": "refs/heads/main", "before": "1" * 40, "after": "2" * 40, "id": delivery_id}).encode()
+    headers = {"X-Hub-Signature-256": signature_header(SECRET, body)}
+    return httpx.post(f"{service.url}/webhook", content=body, headers=headers, timeout=timeout)
+
+
 def test_more_slow_clients_than_the_cap_get_503_and_healthz_still_answers(service: Service) -> None:
     k = 2
     started = time.monotonic()
+    # Slow clients: their headers are in, their bodies stall. They hold every serving slot.
     serving = [connect(service) for _ in range(LIMITS.max_connections)]
-    time.sleep(0.2)  # accepted in order: these hold every serving slot
+    for client in serving:
+        client.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n" + b"{" * 100)
+    counts = service.http.connection_counts
+    wait_until(lambda: counts()["serving"] == LIMITS.max_connections, "the slow clients hold every slot")
     excess = [connect(service) for _ in range(k)]
+    for client in excess:
+        client.sendall(b"POST /webhook HTTP/1.1\r\n")
     # A probe beyond the cap is still answered, at once, with the queue's counts.
     probe = connect(service)
     probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     data, _ = read_until_closed(probe, timeout=3)
     assert data.startswith(b"HTTP/1.0 200 "), data
     assert json.loads(data.split(b"\r\n\r\n", 1)[1]) == {"ok": True, "queued": 0, "running": 0}
-    # The silent excess connections are told to come back later, within about a second.
+    # The excess requests are told to come back later, within about a second.
     for client in excess:
         data, closed = read_until_closed(client, timeout=5)
         assert data.startswith(b"HTTP/1.0 503 ") and b"Retry-After: 5" in data, data
@@ -118,13 +138,45 @@ def test_more_slow_clients_than_the_cap_get_503_and_healthz_still_answers(servic
     # The slow ones holding the slots are dropped at the read timeout ...
     for client in serving:
         data, closed = read_until_closed(client, timeout=LIMITS.read_timeout + 5)
-        assert data == b""
+        assert data.startswith(b"HTTP/1.0 408 "), data
         assert closed - started < LIMITS.read_timeout + 1.5
     # ... and the server serves deliveries again.
-    body = json.dumps({"ref": "refs/heads/main", "before": "1" * 40, "after": "2" * 40, "id": "after-flood"}).encode()
-    headers = {"X-Hub-Signature-256": signature_header(SECRET, body)}
-    response = httpx.post(f"{service.url}/webhook", content=body, headers=headers, timeout=5)
+    response = _signed_delivery(service, "after-flood")
     assert response.status_code == 202, response.text
+
+
+def test_idle_connections_do_not_starve_a_signed_delivery(tmp_path: Path) -> None:
+    # The defaults: 16 served at once, 10 s to send a request. 100 connections that send nothing ...
+    with serving(tmp_path, ServerLimits()) as service:
+        idle = [connect(service) for _ in range(100)]
+        try:
+            # ... and then a delivery: it is served (not 503, not left waiting behind them).
+            response = _signed_delivery(service, "behind-idle", timeout=8)
+            assert response.status_code == 202, response.text
+            assert response.json()["status"] == "queued"
+            # The idle ones hold no serving slot: they wait, each until its read timeout.
+            counts = service.http.connection_counts
+            wait_until(lambda: counts() == {"waiting": 100, "serving": 0}, f"only the idle ones wait: {counts()}")
+            response = _signed_delivery(service, "behind-idle-2", timeout=8)
+            assert response.status_code == 202, response.text
+        finally:
+            for client in idle:
+                client.close()
+
+
+def test_idle_connections_beyond_the_waiting_room_close_the_oldest_first(tmp_path: Path) -> None:
+    limits = ServerLimits(read_timeout=10.0, max_connections=2, max_waiting=5)
+    with serving(tmp_path, limits) as service:
+        idle = [connect(service) for _ in range(8)]
+        try:
+            # The three oldest are closed (the server hangs up: end of input), the newest five wait.
+            for client in idle[:3]:
+                assert read_until_closed(client, timeout=5)[0] == b""
+            wait_until(lambda: service.http.connection_counts()["waiting"] == 5, "five connections wait")
+            assert _signed_delivery(service, "past-the-waiting-room").status_code == 202
+        finally:
+            for client in idle:
+                client.close()
 
 
 def test_a_burst_of_quick_deliveries_beyond_the_cap_is_served_not_refused(service: Service) -> None:
