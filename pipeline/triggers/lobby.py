@@ -98,22 +98,30 @@ class Lobby:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._offer_ready()
-            for key, _ in self._selector.select(self._next_wait()):
-                if key.fileobj is self._wake_read:
-                    try:
-                        while self._wake_read.recv(4096):
-                            pass
-                    except BlockingIOError:
+            try:
+                self._turn()
+            except Exception as exc:  # a bug here must not stop the server from accepting: report, go on
+                self.log(f"lobby: {type(exc).__name__}: {exc}")
+                self._stopping.wait(0.1)
+
+    def _turn(self) -> None:
+        """Offer the ready connections, wait for news (bytes, arrivals, a deadline), act on it."""
+        self._offer_ready()
+        for key, _ in self._selector.select(self._next_wait()):
+            if key.fileobj is self._wake_read:
+                try:
+                    while self._wake_read.recv(4096):
                         pass
-                    continue
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                self._selector.unregister(sock)
-                self._ready.append(self._idle.pop(sock))
-            self._watch_arrivals()
-            self._expire()
-            self._offer_ready()
+                except BlockingIOError:
+                    pass
+                continue
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            self._selector.unregister(sock)
+            self._ready.append(self._idle.pop(sock))
+        self._watch_arrivals()
+        self._expire()
+        self._offer_ready()
 
     def _watch_arrivals(self) -> None:
         with self._lock:
