@@ -90,6 +90,12 @@ class RunFailed(PipelineError):
     """One or more images of a run failed; details are in the run's report."""
 
 
+class SourceUnavailable(PipelineError):
+    """The repository a trigger reads cannot be read: it cannot be cloned or fetched, or has no such branch."""
+
+    exit_code = 4
+
+
 class EnvironmentProblem(PipelineError):
     """Something the tool needs is not there (no Docker engine, no git)."""
 

@@ -99,7 +99,8 @@ def _log(message: str) -> None:
     type=click.IntRange(min=1),
     default=ServerLimits.max_connections,
     show_default=True,
-    help="Connections served at once; as many more get 503 (/healthz still answers), the rest are closed.",
+    help="Requests served at once; as many more get 503 (/healthz still answers), the rest wait. A connection "
+    "that has sent nothing yet holds no slot.",
 )
 @click.option(
     "--public-url",

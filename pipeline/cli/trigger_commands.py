@@ -14,7 +14,7 @@ from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
 from pipeline.triggers.push import RefUpdate, hook_pushes, resolve_before, trigger_push
 from pipeline.triggers.rules import ZERO_SHA
-from pipeline.triggers.watch import Watcher, WatchState, parse_interval
+from pipeline.triggers.watch import Watcher, WatchState, legacy_state_path, parse_interval, state_path
 
 
 def _say(message: str) -> None:
@@ -158,7 +158,8 @@ def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: s
     "--state",
     "state_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Where the last handled commit is kept (default: .pipeline-watch-<branch>.json).",
+    help="Where the last handled commit is kept (default: one file per repository and branch under "
+    "$XDG_STATE_HOME/pipeline/watch/, ~/.local/state/pipeline/watch/ without it).",
 )
 @repo_config_option
 @jobs_option
@@ -177,7 +178,8 @@ def watch(
 ) -> None:
     """Poll a branch and build each new commit in order (only what it changed). The last handled
     commit survives restarts; a failed build is recorded and the next commit still runs; SIGTERM
-    stops after the current step.
+    stops after the current step. With --once, a poll that fails (no such repository or branch)
+    exits 4.
 
     \b
     Example:
@@ -185,7 +187,11 @@ def watch(
     """
     seconds = parse_interval(interval)
     mode = progress_mode(progress, quiet)
-    state = WatchState.load(state_file or Path(f".pipeline-watch-{branch.replace('/', '-')}.json"))
+    if state_file is not None:
+        state = WatchState.load(state_file)
+    else:
+        default = state_path(settings().state_dir, repo, branch)
+        state = WatchState.load_or_migrate(default, legacy_state_path(Path.cwd(), branch), _say)
 
     def handle(before: str, after: str) -> bool:
         return _trigger(repo, RefUpdate(f"refs/heads/{branch}", before, after), config_path, None, jobs, mode)

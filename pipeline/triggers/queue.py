@@ -1,7 +1,8 @@
 """The run queue and run history of `pipeline serve`, in one SQLite file.
 
 Deliveries are remembered by id (a redelivery runs nothing). Runs go queued → running →
-succeeded|failed; a burst of pushes to one ref is coalesced when the worker claims the next run, and
+succeeded|failed (a run stopped with the server, or left running by a crash, goes back to queued); a
+burst of pushes to one ref is coalesced when the worker claims the next run, and
 a push in the past of a run already started on its ref (a late delivery) never runs.
 """
 
@@ -262,6 +263,13 @@ class RunQueue:
                 (status, time.time(), exit_code, report, run_id),
             )
             return self._get(db, run_id)
+
+    def requeue(self, run_id: int) -> None:
+        """A run stopped before it finished (the server is stopping): queued again, as if never started."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'", (run_id,)
+            )
 
     def requeue_interrupted(self) -> list[int]:
         """Runs left `running` by a server that died: queue them again (nothing pushed is skipped)."""

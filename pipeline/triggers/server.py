@@ -4,6 +4,8 @@ The standard library's ThreadingHTTPServer is enough for webhook traffic and a s
 needs no extra dependency; requests only touch the SQLite queue, the runs happen in the Worker.
 Its handlers have no limits of their own, so `ServerLimits` adds them: a deadline for reading each
 request, a body cap, and a cap on connections served at once (beyond it: 503, /healthz still answered).
+A connection takes a slot only once its request starts to arrive (until then it waits in the Lobby),
+so idle connections cannot starve deliveries.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,14 +27,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipeline.errors import UsageError
 from pipeline.redaction import Redactor
+from pipeline.triggers.lobby import Arrival, Lobby
 from pipeline.triggers.queue import Duplicate, RunQueue
 from pipeline.triggers.statuspage import find_image, image_page, index_page, run_json, run_page
 from pipeline.triggers.webhooks import DeliveryRejected, Ignored, read_delivery
 from pipeline.triggers.worker import Worker, WorkerSettings
 
 MAX_LOG_SERVED = 2 * 1024 * 1024
-_RUN_PATH = re.compile(r"^/(api/)?runs/(\d+)$")
-_IMAGE_PATH = re.compile(r"^/runs/(\d+)/images/(.+)$")  # the image key (pipeline/name) keeps its slash
+_RUN_PATH = re.compile(r"^/(api/)?runs/([0-9]+)$")
+_IMAGE_PATH = re.compile(r"^/runs/([0-9]+)/images/(.+)$")  # the image key (pipeline/name) keeps its slash
 # A connection beyond the cap gets this long to say whether it is a health probe, then 503.
 _BUSY_WAIT = 1.0
 _BUSY_RETRY_AFTER = 5
@@ -45,6 +49,9 @@ class ServerLimits:
     # answer 413 to a real push and lose it. Memory is bounded by max_body x max_connections.
     max_body: int = 25 * 1024 * 1024
     max_connections: int = 16  # served at once; as many more may wait a second for a slot, the rest queue
+    # Connections that wait for their request to start (idle: they hold no thread); beyond, the oldest
+    # idle one is closed.
+    max_waiting: int = 512
 
 
 @dataclass(frozen=True)
@@ -91,22 +98,54 @@ class WebhookServer(ThreadingHTTPServer):
         self.log = log
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         self._busy_slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self._accepted_at: dict[socket.socket, float] = {}  # for each connection's read deadline
+        self._serving = 0
+        self._count_lock = threading.Lock()
         super().__init__((settings.host, settings.port), _Handler)
+        self.lobby = Lobby(
+            self._dispatch,
+            lambda arrival: self.shutdown_request(arrival.sock),
+            self._refuse,
+            timeout=self.limits.read_timeout,
+            capacity=self.limits.max_waiting,
+            log=log,
+        )
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """One thread per connection, at most max_connections of them serving; as many more wait for a
-        slot (a health probe is answered at once) and get 503 after a second. Beyond those, accepting
-        waits, so further connections queue in the listen backlog instead of being dropped: a burst
-        of quick deliveries is only delayed."""
+        """Accepting never waits: the connection waits in the lobby until its request starts to arrive."""
+        self.lobby.admit(Arrival(request, client_address, time.monotonic()))
+
+    def _dispatch(self, arrival: Arrival) -> bool:
+        """A connection whose request is arriving: one thread each, at most max_connections of them
+        serving; as many more wait for a slot (a health probe is answered at once) and get 503 after a
+        second. Beyond those it stays in the lobby (False), until a slot frees or its read deadline."""
         if self._slots.acquire(blocking=False):
             serve, slot = self.finish_request, self._slots
-        elif self._busy_slots.acquire(timeout=self.limits.read_timeout + _BUSY_WAIT):
+        elif self._busy_slots.acquire(blocking=False):
             serve, slot = self._answer_busy, self._busy_slots
-        else:  # every waiting slot held for longer than any request may take: something is wrong
-            self.shutdown_request(request)
-            return
-        thread = threading.Thread(target=self._serve, args=(serve, slot, request, client_address), daemon=True)
-        thread.start()
+        else:
+            return False
+        with self._count_lock:
+            self._accepted_at[arrival.sock] = arrival.accepted_at
+        args = (serve, slot, arrival.sock, arrival.address)
+        threading.Thread(target=self._serve, args=args, daemon=True).start()
+        return True
+
+    def read_deadline(self, sock: socket.socket) -> float:
+        """When the request on `sock` must be in: read_timeout after the connection was accepted."""
+        with self._count_lock:
+            accepted = self._accepted_at.pop(sock, time.monotonic())
+        return accepted + self.limits.read_timeout
+
+    def connection_counts(self) -> dict[str, int]:
+        """Connections waiting in the lobby (nothing received yet, or no slot free) and being served."""
+        with self._count_lock:
+            serving = self._serving
+        return {"waiting": self.lobby.waiting(), "serving": serving}
+
+    def server_close(self) -> None:
+        self.lobby.close()
+        super().server_close()
 
     def _serve(
         self,
@@ -115,13 +154,28 @@ class WebhookServer(ThreadingHTTPServer):
         request: Any,
         client_address: Any,
     ) -> None:
+        counted = slot is self._slots
+        if counted:
+            with self._count_lock:
+                self._serving += 1
         try:
             serve(request, client_address)
         except Exception:  # socketserver's own policy: report it and serve the next one
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
+            with self._count_lock:
+                self._accepted_at.pop(request, None)
+                self._serving -= counted
             slot.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-answer is one line, not a traceback; anything else is a bug: reported in full."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            self.log(f"{client_address[0]}: connection lost: {error.strerror or error}")
+            return
+        super().handle_error(request, client_address)
 
     def _answer_busy(self, request: Any, client_address: Any) -> None:
         """A health probe is served on this connection's overflow slot; anything else waits (up to a
@@ -137,17 +191,27 @@ class WebhookServer(ThreadingHTTPServer):
             finally:
                 self._slots.release()
             return
+        if self._answer_503(request):
+            self.log(f"{client_address[0]} busy: answered 503 to {line[:80]!r}")
+
+    def _refuse(self, arrival: Arrival) -> None:
+        """A connection that waited in the lobby, ready, until its read deadline without a slot."""
+        if self._answer_503(arrival.sock):
+            self.log(f"{arrival.address[0]} busy: answered 503 (no slot within {self.limits.read_timeout:g}s)")
+        self.shutdown_request(arrival.sock)
+
+    def _answer_503(self, sock: socket.socket) -> bool:
         payload = (json.dumps({"error": f"busy: {self.limits.max_connections} connections open; retry later"})).encode()
         response = (
             "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\nRetry-After: {_BUSY_RETRY_AFTER}\r\nConnection: close\r\n\r\n"
         )
         try:
-            request.settimeout(_BUSY_WAIT)
-            request.sendall(response.encode() + payload)
+            sock.settimeout(_BUSY_WAIT)
+            sock.sendall(response.encode() + payload)
         except OSError:
-            return
-        self.log(f"{client_address[0]} busy: answered 503 to {line[:80]!r}")
+            return False
+        return True
 
 
 def _peek_line(sock: socket.socket, deadline: float) -> bytes:
@@ -179,9 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()  # the plain socket file StreamRequestHandler made: reads go through the deadline
-        self.rfile = io.BufferedReader(
-            _DeadlineReader(self.connection, time.monotonic() + self.server.limits.read_timeout)
-        )
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.server.read_deadline(self.connection)))
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         self.server.log(f"{self.address_string()} {format % args}")
@@ -231,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
             limit = _int(parse_qs(url.query).get("limit", ["50"])[0], default=50, top=1000)
             self._json(HTTPStatus.OK, {"runs": [run_json(run) for run in queue.recent(limit)]})
         elif match := _RUN_PATH.match(url.path):
-            run = queue.get(int(match.group(2)))
+            run = queue.get(_run_id(match.group(2)))
             if run is None:
                 self._not_found(f"no run {match.group(2)}", api=bool(match.group(1)))
             elif match.group(1):
@@ -239,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._html(HTTPStatus.OK, run_page(run, self._log_text(run.log_path)))
         elif match := _IMAGE_PATH.match(url.path):
-            self._image(int(match.group(1)), unquote(match.group(2)))
+            self._image(_run_id(match.group(1)), unquote(match.group(2)))
         else:
             self._not_found(f"no page {url.path}", api=url.path.startswith("/api/"))
 
@@ -255,10 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
         """The body, or None once the client is answered (or dropped) for not sending it properly."""
         length = self.headers.get("Content-Length")
         limit = self.server.limits.max_body
-        if length is None or not length.isdigit():
+        if length is None or not length.isascii() or not length.isdigit():
             self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
             return None
-        if int(length) > limit:  # answered before a byte of the body is read
+        if len(length) > 18 or int(length) > limit:  # answered before a byte of the body is read
             self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"bodies are limited to {limit} bytes"})
             return None
         try:
@@ -314,8 +376,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _run_id(digits: str) -> int:
+    """A run id from a path; one no run can have (beyond SQLite's integers, or too long for `int`) is 0,
+    which names no run either, so the answer is a 404."""
+    return int(digits) if len(digits) <= 18 else 0
+
+
 def _int(text: str, default: int, top: int) -> int:
-    return min(int(text), top) if text.isdigit() and int(text) > 0 else default
+    return min(int(text), top) if text.isascii() and text.isdigit() and len(text) <= 18 and int(text) > 0 else default
 
 
 class Service:

@@ -11,14 +11,16 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import PipelineError, SourceUnavailable, UsageError
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.vcs.loader import git
+from pipeline.vcs.urls import strip_credentials
 
 
 class GitSource:
     def __init__(self, repo: str, cache_dir: Path) -> None:
         self.spec = repo
+        self.name = strip_credentials(repo)  # what messages say: a URL's token stays out of logs
         local = Path(repo)
         try:
             if local.exists():
@@ -32,9 +34,9 @@ class GitSource:
                 self.repo = git.Repo(mirror)
                 self.mirrored = True
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise UsageError(f"{repo}: not a git repository") from None
+            raise UsageError(f"{self.name}: not a git repository") from None
         except git.GitCommandError as exc:
-            raise PipelineError(f"{repo}: cannot clone: {_last_line(exc)}") from None
+            raise SourceUnavailable(f"{self.name}: cannot clone: {_reason(exc)}") from None
 
     def fetch(self) -> None:
         """Bring the mirror up to date (a local repository is read as it is)."""
@@ -43,7 +45,7 @@ class GitSource:
         try:
             self.repo.git.fetch("--prune", "--tags", self.spec, "+refs/heads/*:refs/heads/*")
         except git.GitCommandError as exc:
-            raise PipelineError(f"{self.spec}: fetch failed: {_last_line(exc)}") from None
+            raise SourceUnavailable(f"{self.name}: fetch failed: {_reason(exc)}") from None
 
     def resolve(self, rev: str) -> str | None:
         if rev.startswith("-"):
@@ -102,7 +104,7 @@ class GitSource:
             self.repo.git.worktree("add", "--detach", "--force", str(target), sha)
         except git.GitCommandError as exc:
             shutil.rmtree(directory, ignore_errors=True)
-            raise PipelineError(f"{self.spec}: cannot check out {sha[:12]}: {_last_line(exc)}") from None
+            raise PipelineError(f"{self.name}: cannot check out {sha[:12]}: {_reason(exc)}") from None
         try:
             yield target
         finally:
@@ -114,6 +116,16 @@ class GitSource:
             self.repo.git.worktree("prune")
 
 
-def _last_line(exc: git.GitCommandError) -> str:
-    lines = str(exc.stderr or exc).strip().splitlines()
-    return lines[-1].strip() if lines else str(exc)
+def _reason(exc: git.GitCommandError) -> str:
+    """git's own reason, whole and on one line, without credentials. GitPython wraps stderr as
+    `\n  stderr: '...'`, so its last line alone is a lone quote; git's `fatal:`/`error:` lines are the
+    reason, and progress lines (`Cloning into ...`) are not."""
+    text = str(exc.stderr or "").strip()
+    if text.startswith("stderr:"):
+        text = text.removeprefix("stderr:").strip()
+        if len(text) >= 2 and text[0] == text[-1] == "'":
+            text = text[1:-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    chosen = [line.partition(":")[2].strip() for line in fatal] or lines[-1:]
+    return strip_credentials("; ".join(chosen) or f"git exited {exc.status}")

@@ -1,8 +1,10 @@
 """The polling watcher: fetch, hand each new commit of a branch to the trigger in order, remember the
-last one handled (so a restart neither rebuilds nor skips), keep going after failures, stop on SIGTERM."""
+last one handled (so a restart neither rebuilds nor skips), keep going after failures, stop on SIGTERM.
+The state lives under the state directory (not the working tree), one file per repository and branch."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import signal
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import PipelineError, SourceUnavailable, UsageError
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.source import GitSource
+from pipeline.vcs.urls import strip_credentials
 
 HandleCommit = Callable[[str, str], bool]  # (before, after) -> succeeded
 Log = Callable[[str], None]
@@ -30,6 +33,22 @@ def parse_interval(text: str) -> float:
     if value * factor <= 0:
         raise UsageError("--interval must be positive")
     return value * factor
+
+
+def state_path(state_dir: Path, repo: str, branch: str) -> Path:
+    """Where the watcher of `branch` in `repo` keeps its state: `<state dir>/watch/<branch>-<key>.json`,
+    the key a digest of the repository (a local path resolved; a URL without its credentials, so a
+    rotated token keeps the state) and the branch, so two watchers never share a file."""
+    local = Path(repo).expanduser()
+    where = str(local.resolve()) if local.exists() else strip_credentials(repo)
+    key = hashlib.sha256(f"{where}\0{branch}".encode()).hexdigest()[:16]
+    readable = re.sub(r"[^A-Za-z0-9._-]", "-", branch)[:60]
+    return state_dir / "watch" / f"{readable}-{key}.json"
+
+
+def legacy_state_path(cwd: Path, branch: str) -> Path:
+    """Where watchers before the state directory kept their state: the current directory."""
+    return cwd / f".pipeline-watch-{branch.replace('/', '-')}.json"
 
 
 @dataclass
@@ -48,6 +67,19 @@ class WatchState:
             raise UsageError(f"{path}: unreadable watch state ({exc}); move it away to start over") from None
         return cls(path, data.get("last"), list(data.get("history") or []))
 
+    @classmethod
+    def load_or_migrate(cls, path: Path, legacy: Path, log: Log) -> WatchState:
+        """The state at `path`; when there is none yet but a state file in the old place (`legacy`, in the
+        working tree, where it made `release` see a dirty tree), that one is moved to `path`, once."""
+        if path.exists() or not legacy.is_file():
+            return cls.load(path)
+        old = cls.load(legacy)
+        state = cls(path, old.last, old.history)
+        state.save()
+        legacy.unlink()
+        log(f"moved the watch state {legacy} to {path} (state now lives under the state directory)")
+        return state
+
     def describe(self, branch: str) -> str:
         """Where a (re)started watcher begins, so a restart is visibly a resumption, not a fresh start."""
         if self.last is not None:
@@ -58,6 +90,10 @@ class WatchState:
         """Durably: write a temporary file, then rename over the old state."""
         self.last = sha
         self.history = ([*(self.history or []), {"commit": sha, "ok": ok, "at": time.time()}])[-100:]
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps({"last": self.last, "history": self.history}, indent=2), encoding="utf-8")
         tmp.replace(self.path)
@@ -92,11 +128,14 @@ class Watcher:
         self.source.fetch()
         head = self.source.resolve(f"refs/heads/{self.branch}")
         if head is None:
-            raise PipelineError(f"{self.source.spec}: no branch '{self.branch}'")
+            raise SourceUnavailable(f"{self.source.name}: no branch '{self.branch}'")
         if self.state.last is None:
             pending = [head]  # first start: the branch's current commit, compared with its parent
         elif self.source.resolve(self.state.last) is None:
-            raise PipelineError(f"the last handled commit {self.state.last[:12]} is gone (history rewritten?)")
+            raise SourceUnavailable(
+                f"{self.source.name}: the last handled commit {self.state.last[:12]} is gone (history rewritten?); "
+                f"move {self.state.path} away to start over"
+            )
         else:
             pending = self.source.commits_between(self.state.last, head)
         handled = 0
@@ -117,11 +156,15 @@ class Watcher:
         return handled
 
     def run(self, interval: float, once: bool = False) -> None:
+        """Poll until stopped; a failed poll is logged and retried. With `once`, a failed poll is the
+        result: raised, so `watch --once` (a cron job's) fails visibly instead of exiting 0."""
         self.log(self.state.describe(self.branch))
         while not self.stopping.is_set():
             try:
                 self.poll()
             except PipelineError as exc:
+                if once:
+                    raise
                 self.log(f"poll failed: {exc}; retrying in {interval:g}s")
             if once:
                 return

@@ -152,7 +152,9 @@ def _delivery_id(value: str | None, name: str, body: bytes, source: Source) -> s
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise BadDelivery("the body is not a push: its JSON is nested too deeply to read") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or a number longer than Python reads
         raise BadDelivery(f"the body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise BadDelivery("the body is not a JSON object")

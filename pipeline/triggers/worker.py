@@ -168,12 +168,22 @@ class Worker(threading.Thread):
             log.write(self.redactor.text(f"# run {run.id}: {run.ref} {run.before}..{run.after}{covers}\n"))
             log.write(self.redactor.text(f"$ {shlex.join(argv)}\n"))
             log.flush()
-            code = self._spawn_and_wait(argv, log, run.id)
-            log.write(f"\n# exit code {code}\n" if code is not None else "\n# the command did not run\n")
+            code, stopped = self._spawn_and_wait(argv, log, run.id)
+            if stopped:
+                log.write(f"\n# exit code {code}: stopped with the server; queued again for its next start\n")
+            else:
+                log.write(f"\n# exit code {code}\n" if code is not None else "\n# the command did not run\n")
+        if stopped:
+            # Not the commit's failure: the delivery must still be built. Queued again, as a run left
+            # `running` by a crash is on the next start (a redelivery is a duplicate of this run).
+            self.queue.requeue(run.id)
+            self.log(f"run {run.id} stopped with the server (exit {code}): queued again for the next start")
+            return
         finished = self.queue.finish(run.id, code, self._read_report(report_path))
         self.log(f"run {run.id} {finished.status} (exit {code}) in {finished.duration() or 0:.1f}s")
 
-    def _spawn_and_wait(self, argv: list[str], log: IO[str], run_id: int) -> int | None:
+    def _spawn_and_wait(self, argv: list[str], log: IO[str], run_id: int) -> tuple[int | None, bool]:
+        """The run's exit code (None: it did not start), and whether it was stopped because the server is."""
         env = dict(self.settings.env if self.settings.env is not None else os.environ)
         env["PYTHONUNBUFFERED"] = "1"  # so the log fills while the run goes on
         if self.page_url:  # the run's notifications link to its page here
@@ -193,13 +203,13 @@ class Worker(threading.Thread):
             )
         except OSError as exc:
             log.write(f"cannot start {argv[0]}: {exc.strerror or exc}\n")
-            return None
+            return None, False
         assert proc.stdout is not None
         copier = threading.Thread(target=self._copy, args=(proc.stdout, log), daemon=True)
         copier.start()
-        code = self._wait(proc, log)
+        code, stopped = self._wait(proc, log)
         copier.join(timeout=10)
-        return code
+        return code, stopped
 
     def _copy(self, source: IO[str], log: IO[str]) -> None:
         stream = self.redactor.stream()  # the run's output, a line at a time
@@ -208,10 +218,11 @@ class Worker(threading.Thread):
                 log.write(stream.text(line))
                 log.flush()
 
-    def _wait(self, proc: subprocess.Popen[str], log: IO[str]) -> int:
+    def _wait(self, proc: subprocess.Popen[str], log: IO[str]) -> tuple[int, bool]:
+        """The exit code, and True when the run was terminated because the server is stopping."""
         while True:
             try:
-                return proc.wait(timeout=0.5)
+                return proc.wait(timeout=0.5), False
             except subprocess.TimeoutExpired:
                 pass
             if self._stopping.is_set() and time.monotonic() >= self._stop_deadline:
@@ -225,10 +236,10 @@ class Worker(threading.Thread):
             except ProcessLookupError:
                 pass
             try:
-                return proc.wait(timeout=grace)
+                return proc.wait(timeout=grace), True
             except subprocess.TimeoutExpired:
                 continue
-        return proc.wait()
+        return proc.wait(), True
 
     def _read_report(self, path: Path) -> str | None:
         try:

@@ -26,7 +26,7 @@ from pipeline.pictures import STATUS_COLOURS
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import signature_header
 from tests.dom import Dom
-from tests.helpers import BASE_DOCKERFILE, git, init_git, shop_project, write_project
+from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 SECRET = "serve-test-webhook-secret-9c1e"
@@ -122,6 +122,12 @@ class Serve:
             assert time.monotonic() < deadline, f"run {run_id} still {run['status']}:\n{self.log(run_id)}"
             time.sleep(0.1)
         return run
+
+    def wait_for_stderr(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr:
+            assert time.monotonic() < deadline, f"serve did not say {text!r}:\n{self.stderr}"
+            time.sleep(0.05)
 
     def log(self, run_id: int) -> str:
         log_file = self.state / "runs" / str(run_id) / "log.txt"
@@ -264,7 +270,7 @@ def test_sigterm_lets_the_current_run_finish(tmp_path: Path, serve_factory: Any)
     run_id = server.github_push("refs/heads/main", sha(1), sha(2)).json()["run"]
     server.wait_for(run_id, {"running"})
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(1)
+    server.wait_for_stderr("stopping: no new deliveries; waiting for the current run")
     assert server.proc.poll() is None  # still waiting for the run
     (fake_dir / "hold").unlink()
     assert server.proc.wait(timeout=30) == 0
@@ -497,8 +503,56 @@ def test_sigterm_terminates_a_run_that_outlasts_the_stop_timeout(tmp_path: Path,
     assert server.proc.wait(timeout=30) == 0
     with closing(sqlite3.connect(server.state / "serve.sqlite3")) as db:
         rows = dict(db.execute("SELECT id, status FROM runs").fetchall())
-    assert rows == {run_id: "failed", queued: "queued"}  # the queued one runs after a restart
+    # Both run after a restart: the stopped one is queued again, as after a crash, not failed.
+    assert rows == {run_id: "queued", queued: "queued"}
     assert "terminated: the server stopped" in server.log(run_id)
+    assert "stopped with the server; queued again for its next start" in server.log(run_id)
+    assert f"run {run_id} stopped with the server (exit -15): queued again for the next start" in server.stderr
+
+
+def test_sigterm_mid_build_queues_the_run_again_and_the_next_start_builds_it(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, serve_factory: Any
+) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    clone = tmp_path / "clone"
+    # A step long enough to be stopped in; the marker makes it unique, so no build cache skips it.
+    marker = f"slow-step-{uuid.uuid4().hex[:12]}"
+    dockerfile = BASE_DOCKERFILE + f"RUN echo {marker} && sleep 5\n"
+    app_project(clone, f"{services.plain_registry}/{namespace}", dockerfile, busybox=True)
+    commit = init_git(clone)
+    git(clone, "remote", "add", "origin", str(remote))
+    git(clone, "push", "-q", "origin", "main")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    tag = f"sha-{commit[:12]}"
+
+    server = serve_factory(remote, ["--stop-timeout", "0"], env)
+    queued = server.github_push("refs/heads/main", ZERO_SHA, commit, delivery="mid-build")
+    assert queued.status_code == 202, queued.text
+    run_id = queued.json()["run"]
+    deadline = time.monotonic() + 300
+    while marker not in server.log(run_id):  # the slow step is being built
+        assert server.run(run_id)["status"] == "running", server.log(run_id)
+        assert time.monotonic() < deadline, server.log(run_id)
+        time.sleep(0.1)
+    assert server.run(run_id)["status"] == "running"  # the stop lands mid-build
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
+    assert f"run {run_id} stopped with the server" in server.stderr
+    with closing(sqlite3.connect(server.state / "serve.sqlite3")) as db:
+        assert db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone() == ("queued",)
+    assert plain_peek.digest(f"{namespace}/app", tag) is None  # nothing was pushed by the stopped run
+
+    # The next start builds it; the delivery's redelivery is still a duplicate of that run.
+    restarted = serve_factory(remote, [], env)
+    again = restarted.github_push("refs/heads/main", ZERO_SHA, commit, delivery="mid-build")
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate", "run": run_id})
+    built = restarted.wait_for(run_id, {"succeeded", "failed"})
+    assert built["status"] == "succeeded", restarted.log(run_id)
+    (image,) = built["report"]["images"]
+    assert tag in image["tags"]
+    assert plain_peek.digest(f"{namespace}/app", tag) == image["digest"]
+    assert restarted.stop() == 0
 
 
 # The first line of a file outside the repository that a pushed branch's pipelines.yaml links to.
