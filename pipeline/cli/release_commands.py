@@ -85,7 +85,12 @@ def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
     help="Print the version, each image's tags and which floating tags move; then refuse, with the same exit "
     "code, whatever the release would refuse.",
 )
-@click.option("--push-tag", is_flag=True, help="Push the git tag to origin after a successful release.")
+@click.option(
+    "--push-tag",
+    is_flag=True,
+    help="Push the git tag to origin after a successful release; origin is checked first (it exists, answers, "
+    "accepts the tag and does not hold it already), before anything is tagged or published, and by --dry-run.",
+)
 @run_options
 def release(
     pipelines: tuple[str, ...],
@@ -125,7 +130,7 @@ def release(
     cut = Release(the_session, bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
-        found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file=junit_file)
+        found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file, push_tag)
         _print_dry_run(found, as_json)
         return
     chosen = [f"{name}/{image}" for name, spec in config.spec.pipelines.items() for image in spec.images]
