@@ -243,6 +243,26 @@ def _merged_policy(*policies: TagPolicy) -> TagPolicy:
     return TagPolicy.model_validate(merged)
 
 
+VERSION_NAMES = frozenset({"version", "major", "minor", "patch"})
+
+
+def version_dependent(spec: ConfigSpec, pipeline: str) -> set[str]:
+    """The images of `pipeline` whose inputs change with the run's version: a build arg of the image or of
+    one of its variants uses `{{ version }}`, `{{ major }}`, `{{ minor }}` or `{{ patch }}`, or an image it
+    depends on is such an image (its digest, an input, then changes too). Their build tag names the version
+    too (`sha-<commit>-<version>`), so that `sha-<commit>` never moves between runs of one commit."""
+    spec_pipeline = spec.pipelines[pipeline]
+    graph = dependencies_of(spec_pipeline)
+    found: set[str] = set()
+    for name in topological_order(graph):
+        image = spec_pipeline.images[name]
+        args = [*image.build_args.values()]
+        args += [value for v in variants_for(spec, pipeline, name) for value in v.spec.build_args.values()]
+        if found.intersection(graph[name]) or any(VERSION_NAMES.intersection(placeholders(a)) for a in args):
+            found.add(name)
+    return found
+
+
 def _tags_for(
     spec: ConfigSpec,
     pipeline: str,
@@ -258,9 +278,8 @@ def _tags_for(
     suffix = (policy.suffix or "") + (f"-{variant}" if variant else "")
     values = context.template_values(for_tags=True)
     extra = []
-    version_names = {"version", "major", "minor", "patch"}
     for template in [*(policy.extra or []), *trigger_tags]:
-        if context.version is None and version_names.intersection(placeholders(template)):
+        if context.version is None and VERSION_NAMES.intersection(placeholders(template)):
             continue  # a version tag template means nothing in a run without a version
         if context.missing_placeholders(template):
             # Like a version tag without a version: one config serves branch, tag and PR builds.
@@ -276,7 +295,15 @@ def _tags_for(
             raise ConfigError(f"{format_path(where)}: {message}") from None
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
-    return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
+    return tag_set(
+        context.version,
+        context.git_sha,
+        suffix=suffix,
+        floating=floating,
+        extra=extra,
+        dirty=context.dirty,
+        versioned_build=image in version_dependent(spec, pipeline),
+    )
 
 
 _MISSING_WHY = {

@@ -97,6 +97,45 @@ def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
     assert plain_peek.digest(f"{namespace}/app", "1.0.0") != old_app
 
 
+def test_a_versioned_run_of_a_commit_moves_none_of_its_build_tags(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """Before, app (whose build arg renders {{ version }}) was rebuilt by the --version run and its
+    `sha-<commit>` moved from the unversioned build to the 1.0.0 one."""
+    app_dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG VERSION\nRUN echo $VERSION > /version\n"
+    config = shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False, app_dockerfile=app_dockerfile)
+    plain = '        build_args: {BASE_IMAGE: "{{ images.base }}"}\n'
+    text = config.read_text()
+    config.write_text(text.replace(plain, plain.replace('}}"}', '}}", VERSION: "{{ version }}"}'), 1))
+    sha = init_git(tmp_path)[:12]
+    assert run_cli(["run"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+    assert all(set(tags) == {f"sha-{sha}"} for tags in before.values()), before
+
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path)
+    assert result.code == 0, result.output
+    after = snapshot(plain_peek, namespace)
+    for name, tags in before.items():  # no tag moved
+        assert {tag: after[name][tag] for tag in tags} == tags, name
+    # base and worker do not use the version: the unversioned build is the release (reused, not rebuilt).
+    for name in ("base", "worker"):
+        assert after[name]["1.0.0"] == after[name][f"sha-{sha}"] == before[name][f"sha-{sha}"]
+        assert f"sha-{sha}-1.0.0" not in after[name]
+    # app does: the 1.0.0 build is another image, under its own build tag.
+    assert after["app"][f"sha-{sha}-1.0.0"] == after["app"]["1.0.0"] != before["app"][f"sha-{sha}"]
+    assert (
+        plain_peek.image_config(f"{namespace}/app", f"sha-{sha}")["config"]["Labels"][
+            "org.opencontainers.image.version"
+        ]
+        == "dev"
+    )
+
+    # Both runs again: every tag stays where it is (the input cache reuses each build under its own tag).
+    assert run_cli(["run"], tmp_path).code == 0
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    assert snapshot(plain_peek, namespace) == after
+
+
 def test_rerun_of_the_same_release_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
