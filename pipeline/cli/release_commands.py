@@ -265,7 +265,8 @@ def _resigned_data(signed: SignResult | None) -> list[dict[str, Any]] | None:
     "--all",
     "everything",
     is_flag=True,
-    help="Also the tags pipeline keeps for itself: inputs-… (input cache) and sha256-… (signatures, attestations).",
+    help="Also the tags pipeline keeps for itself: inputs-… (input cache), sha256-… (signatures, attestations) "
+    "and the variants' build tags sha-…-<variant> (part of the index sha-… names).",
 )
 @insecure_option
 @optional_config_option("registry settings")
@@ -325,7 +326,7 @@ def tags(
     for digest, other in others.items():
         click.echo(f"{', '.join(other):<{width}}  {(digest or '-')[:19]}  (not on any version)")
     if view.hidden:
-        click.echo(f"({view.hidden} internal tags not shown: inputs-…, sha256-…; --all shows them)")
+        click.echo(f"({view.hidden} internal tags not shown: inputs-…, sha256-…, sha-…-<variant>; --all shows them)")
 
 
 def _built_from(row: VersionRow, suffix: str) -> str:
