@@ -64,16 +64,28 @@ class RunContext:
         return cls(git_sha=checkout.sha, git_branch=checkout.branch, git_pr=checkout.pr, source_root=checkout.root)
 
     def template_values(self, *, for_tags: bool = False) -> dict[str, str]:
-        branch = self.git_branch or "unknown"
-        return {
-            "version": version_tag(self.version) if self.version else "dev",
-            "major": str(self.version.major) if self.version else "0",
-            "minor": str(self.version.minor) if self.version else "0",
-            "patch": str(self.version.patch) if self.version else "0",
-            "git.sha": self.git_sha or "unknown",
-            "git.short_sha": (self.git_sha or "unknown")[:12],
-            "git.branch": sanitize_tag(branch) if for_tags else branch,
-        } | ({"git.pr": self.git_pr} if self.git_pr else {})
+        """The placeholders' values. `git.branch` and `git.pr` are absent when the build has none (a tag
+        build, a pull request from a fork, a detached HEAD outside CI; not a pull request): a tag using them
+        is left out and a build arg using them is an error (`missing_placeholders`), never a made-up value."""
+        branch = self.git_branch
+        return (
+            {
+                "version": version_tag(self.version) if self.version else "dev",
+                "major": str(self.version.major) if self.version else "0",
+                "minor": str(self.version.minor) if self.version else "0",
+                "patch": str(self.version.patch) if self.version else "0",
+                "git.sha": self.git_sha or "unknown",
+                "git.short_sha": (self.git_sha or "unknown")[:12],
+            }
+            | ({"git.branch": sanitize_tag(branch) if for_tags else branch} if branch else {})
+            | ({"git.pr": self.git_pr} if self.git_pr else {})
+        )
+
+    def missing_placeholders(self, template: str) -> list[str]:
+        """The names `template` uses that this build has no value for: `git.branch` on no branch, `git.pr`
+        outside a pull/merge request."""
+        missing = {"git.branch": self.git_branch is None, "git.pr": self.git_pr is None}
+        return [name for name in dict.fromkeys(placeholders(template)) if missing.get(name)]
 
 
 @dataclass(frozen=True)
@@ -231,6 +243,26 @@ def _merged_policy(*policies: TagPolicy) -> TagPolicy:
     return TagPolicy.model_validate(merged)
 
 
+VERSION_NAMES = frozenset({"version", "major", "minor", "patch"})
+
+
+def version_dependent(spec: ConfigSpec, pipeline: str) -> set[str]:
+    """The images of `pipeline` whose inputs change with the run's version: a build arg of the image or of
+    one of its variants uses `{{ version }}`, `{{ major }}`, `{{ minor }}` or `{{ patch }}`, or an image it
+    depends on is such an image (its digest, an input, then changes too). Their build tag names the version
+    too (`sha-<commit>-<version>`), so that `sha-<commit>` never moves between runs of one commit."""
+    spec_pipeline = spec.pipelines[pipeline]
+    graph = dependencies_of(spec_pipeline)
+    found: set[str] = set()
+    for name in topological_order(graph):
+        image = spec_pipeline.images[name]
+        args = [*image.build_args.values()]
+        args += [value for v in variants_for(spec, pipeline, name) for value in v.spec.build_args.values()]
+        if found.intersection(graph[name]) or any(VERSION_NAMES.intersection(placeholders(a)) for a in args):
+            found.add(name)
+    return found
+
+
 def _tags_for(
     spec: ConfigSpec,
     pipeline: str,
@@ -246,12 +278,12 @@ def _tags_for(
     suffix = (policy.suffix or "") + (f"-{variant}" if variant else "")
     values = context.template_values(for_tags=True)
     extra = []
-    version_names = {"version", "major", "minor", "patch"}
     for template in [*(policy.extra or []), *trigger_tags]:
-        if context.version is None and version_names.intersection(placeholders(template)):
+        if context.version is None and VERSION_NAMES.intersection(placeholders(template)):
             continue  # a version tag template means nothing in a run without a version
-        if context.git_pr is None and "git.pr" in placeholders(template):
-            continue  # like a version tag without a version: one config serves branch and PR builds
+        if context.missing_placeholders(template):
+            # Like a version tag without a version: one config serves branch, tag and PR builds.
+            continue
         tag = render(template, values)
         try:
             validate_tag(tag + suffix)
@@ -263,18 +295,34 @@ def _tags_for(
             raise ConfigError(f"{format_path(where)}: {message}") from None
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
-    return tag_set(context.version, context.git_sha, suffix=suffix, floating=floating, extra=extra, dirty=context.dirty)
+    return tag_set(
+        context.version,
+        context.git_sha,
+        suffix=suffix,
+        floating=floating,
+        extra=extra,
+        dirty=context.dirty,
+        versioned_build=image in version_dependent(spec, pipeline),
+    )
 
 
-def _check_pr(template: str, context: RunContext, where: KeyPath, positions: PositionIndex | None, what: str) -> None:
-    """`{{ git.pr }}` in a build arg outside a pull/merge request build is an error, not an empty or made-up
-    value (a tag template using it is left out instead)."""
-    if context.git_pr is None and "git.pr" in placeholders(template):
-        message = (
-            f"{what} template '{template}' uses {{{{ git.pr }}}}, but this is no pull/merge request build "
-            "(CI sets the number: GitHub's refs/pull/N/merge, GitLab's CI_MERGE_REQUEST_IID, Azure's "
-            "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER or _PULLREQUESTID); run it only in pull request builds"
-        )
+_MISSING_WHY = {
+    "git.pr": "this is no pull/merge request build (CI sets the number: GitHub's refs/pull/N/merge, GitLab's "
+    "CI_MERGE_REQUEST_IID, Azure's SYSTEM_PULLREQUEST_PULLREQUESTNUMBER or _PULLREQUESTID); run it only in "
+    "pull request builds",
+    "git.branch": "this build is on no branch (a tag build, a pull/merge request from a fork, or a detached "
+    "HEAD outside CI; see README's Branch and pull request); run it only in branch builds",
+}
+
+
+def _check_placeholders(
+    template: str, context: RunContext, where: KeyPath, positions: PositionIndex | None, what: str
+) -> None:
+    """`{{ git.pr }}` or `{{ git.branch }}` in a build arg where the build has no value for it is an error, not
+    an empty or made-up value (a tag template using it is left out instead)."""
+    missing = context.missing_placeholders(template)
+    if missing:
+        message = f"{what} template '{template}' uses {{{{ {missing[0]} }}}}, but {_MISSING_WHY[missing[0]]}"
         if positions is not None:
             raise positions.error(where, message)
         raise ConfigError(f"{format_path(where)}: {message}")
@@ -381,7 +429,10 @@ def make_plan(
             image = pipeline.images[name]
             for arg, value in image.build_args.items():
                 at: KeyPath = ("pipelines", pipeline_name, "images", name, "build_args", arg)
-                _check_pr(value, context, at, positions, "build arg")
+                _check_placeholders(value, context, at, positions, "build arg")
+            for variant in variants_for(spec, pipeline_name, name):
+                for arg, value in variant.spec.build_args.items():
+                    _check_placeholders(value, context, (*variant.at, "build_args", arg), positions, "build arg")
             context_dir = (base_dir / image.context).resolve()
             planned = PlannedImage(
                 pipeline=pipeline_name,

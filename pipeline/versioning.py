@@ -1,7 +1,8 @@
 """Semantic-version tags: the tag set of a build, and when a floating tag may move. Pure: no I/O.
 
 Rules (decided against the repository's tag list, the source of truth):
-- `X.Y.Z` is immutable; `sha-<commit>` names one commit's build.
+- `X.Y.Z` is immutable; `sha-<commit>` names one commit's build (`sha-<commit>-<version>` for a build whose
+  inputs use the version: one digest per commit and version inputs).
 - `X.Y` moves only if X.Y.Z is the highest stable X.Y.*, `X` only if it is the highest stable X.*.*,
   `latest` only if it is the highest stable version in the repository.
 - A prerelease gets its own tag only. Build metadata is dropped (`+` is not valid in a tag).
@@ -93,14 +94,18 @@ def tag_set(
     floating: Iterable[FloatingKind] = FLOATING_KINDS,
     extra: Iterable[str] = (),
     dirty: bool = False,
+    versioned_build: bool = False,
 ) -> TagSet:
+    """`versioned_build`: the build's inputs use the version, so a versioned run's build is not the commit's
+    unversioned one and gets its own build tag, `sha-<commit>-<version>`."""
     release = f"{version_tag(version)}{suffix}" if version is not None else None
     candidates: list[FloatingTag] = []
     if version is not None and not version.prerelease:
         names = {"minor": f"{version.major}.{version.minor}", "major": str(version.major), "latest": "latest"}
         candidates = [FloatingTag(kind, names[kind] + suffix) for kind in FLOATING_KINDS if kind in set(floating)]
     # A build of uncommitted changes must not take the commit's own tag.
-    build = (sha_tag(git_sha) + ("-dirty" if dirty else "") + suffix,) if git_sha else ()
+    build_version = f"-{version_tag(version)}" if versioned_build and version is not None else ""
+    build = (sha_tag(git_sha) + build_version + ("-dirty" if dirty else "") + suffix,) if git_sha else ()
     if version is not None and version.prerelease:
         extra = ()  # a prerelease gets only its own tag
     if version is None and not git_sha:

@@ -85,7 +85,12 @@ def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
     help="Print the version, each image's tags and which floating tags move; then refuse, with the same exit "
     "code, whatever the release would refuse.",
 )
-@click.option("--push-tag", is_flag=True, help="Push the git tag to origin after a successful release.")
+@click.option(
+    "--push-tag",
+    is_flag=True,
+    help="Push the git tag to origin after a successful release; origin is checked first (it exists, answers, "
+    "accepts the tag and does not hold it already), before anything is tagged or published, and by --dry-run.",
+)
 @run_options
 def release(
     pipelines: tuple[str, ...],
@@ -125,7 +130,7 @@ def release(
     cut = Release(the_session, bump, version, pre)
     options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
     if dry_run:
-        found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file=junit_file)
+        found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file, push_tag)
         _print_dry_run(found, as_json)
         return
     chosen = [f"{name}/{image}" for name, spec in config.spec.pipelines.items() for image in spec.images]
@@ -260,7 +265,8 @@ def _resigned_data(signed: SignResult | None) -> list[dict[str, Any]] | None:
     "--all",
     "everything",
     is_flag=True,
-    help="Also the tags pipeline keeps for itself: inputs-… (input cache) and sha256-… (signatures, attestations).",
+    help="Also the tags pipeline keeps for itself: inputs-… (input cache), sha256-… (signatures, attestations) "
+    "and the variants' build tags sha-…-<variant> (part of the index sha-… names).",
 )
 @insecure_option
 @optional_config_option("registry settings")
@@ -320,7 +326,7 @@ def tags(
     for digest, other in others.items():
         click.echo(f"{', '.join(other):<{width}}  {(digest or '-')[:19]}  (not on any version)")
     if view.hidden:
-        click.echo(f"({view.hidden} internal tags not shown: inputs-…, sha256-…; --all shows them)")
+        click.echo(f"({view.hidden} internal tags not shown: inputs-…, sha256-…, sha-…-<variant>; --all shows them)")
 
 
 def _built_from(row: VersionRow, suffix: str) -> str:

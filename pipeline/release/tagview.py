@@ -1,10 +1,12 @@
 """A repository's tags as a semver view: one row per digest that carries versions (every version on it,
 its platforms if an index, the other tags on it, and the version its labels say it was built as), then
-the tags on no version's digest. The tool's own bookkeeping tags are left out unless asked for."""
+the tags on no version's digest. The tool's own bookkeeping tags, and the build tags of an index's
+variants (`sha-…-linux-amd64`, part of the index `sha-…`), are left out unless asked for."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -67,6 +69,9 @@ def tag_view(registry: RegistryClient, repository: Repository, suffix: str = "",
         digests = dict(
             zip(tags, pool.map(lambda t: registry.resolve_digest(repository.with_tag(t)), tags), strict=True)
         )
+    if not everything:
+        parts = variant_build_tags(registry, repository, digests)
+        tags = [t for t in tags if t not in parts]
     versions = versions_in(tags, suffix)
     by_digest: dict[str | None, list[str]] = {}
     for tag in tags:
@@ -91,6 +96,29 @@ def tag_view(registry: RegistryClient, repository: Repository, suffix: str = "",
     version_digests = {row.digest for row in rows}
     other = {t: digests[t] for t in tags if t not in versions and digests[t] not in version_digests}
     return TagView(repository, rows, other, len(listed) - len(tags))
+
+
+def variant_build_tags(registry: RegistryClient, repository: Repository, digests: Mapping[str, str | None]) -> set[str]:
+    """The tags `<build tag>-<variant>` (`sha-0123456789ab-linux-amd64`) that name a child of the index their
+    build tag names: each variant of an image is pushed under one before the index exists. They are part of
+    that index (its platforms show them), not builds of their own. Only the indexes such a tag could belong
+    to are read."""
+    owners: dict[str, list[str]] = {}  # a build tag -> the tags that may be its variants'
+    for tag in digests:
+        if tag.startswith("sha-"):
+            cuts = [i for i, c in enumerate(tag) if c == "-" and i > len("sha-")]
+            for build_tag in (tag[:i] for i in cuts if tag[:i] in digests):
+                owners.setdefault(build_tag, []).append(tag)
+    indexes = sorted({d for b in owners if (d := digests[b]) is not None})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        listed = pool.map(lambda d: {child for child, _ in index_platforms(registry, repository, d)}, indexes)
+        children = dict(zip(indexes, listed, strict=True))
+    return {
+        tag
+        for build_tag, candidates in owners.items()
+        for tag in candidates
+        if digests[tag] is not None and digests[tag] in children.get(digests[build_tag] or "", set())
+    }
 
 
 def _details(

@@ -52,6 +52,10 @@ class Release:
         """`also` gets the report (the CI's outputs), after a failed run too."""
         chosen = self.chosen
         tag_existed = check_can_tag(self.repo, chosen)
+        if push_tag:  # before anything is tagged or published: a release must not stop at its last step
+            refusals = self.repo.push_refusals(chosen.git_tag)
+            if refusals:
+                raise refusals[0]
         plan = self.session.plan(pipelines, str(chosen.version))
         progress("release", f"{chosen.version} ({chosen.reason})")
         if not tag_existed:
@@ -86,10 +90,14 @@ class Release:
         report_file: Path | None,
         notify: Progress,
         junit_file: Path | None = None,
+        push_tag: bool = False,
     ) -> ReleasePreview:
         """The plan and the tag changes, and every refusal the run would meet, in its order: the git tag,
-        the plan, the report path, then the session's pre-build checks and the registry's release tags."""
+        `--push-tag`'s remote, the plan, the report path, then the session's pre-build checks and the
+        registry's release tags."""
         refusals: list[PipelineError] = list(tag_refusals(self.repo, self.chosen))
+        if push_tag:
+            refusals += self.repo.push_refusals(self.chosen.git_tag)
         try:
             plan = self.session.plan(pipelines, str(self.chosen.version))
         except PipelineError:

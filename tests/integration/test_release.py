@@ -97,6 +97,45 @@ def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
     assert plain_peek.digest(f"{namespace}/app", "1.0.0") != old_app
 
 
+def test_a_versioned_run_of_a_commit_moves_none_of_its_build_tags(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """Before, app (whose build arg renders {{ version }}) was rebuilt by the --version run and its
+    `sha-<commit>` moved from the unversioned build to the 1.0.0 one."""
+    app_dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG VERSION\nRUN echo $VERSION > /version\n"
+    config = shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False, app_dockerfile=app_dockerfile)
+    plain = '        build_args: {BASE_IMAGE: "{{ images.base }}"}\n'
+    text = config.read_text()
+    config.write_text(text.replace(plain, plain.replace('}}"}', '}}", VERSION: "{{ version }}"}'), 1))
+    sha = init_git(tmp_path)[:12]
+    assert run_cli(["run"], tmp_path).code == 0
+    before = snapshot(plain_peek, namespace)
+    assert all(set(tags) == {f"sha-{sha}"} for tags in before.values()), before
+
+    result = run_cli(["run", "--version", "1.0.0"], tmp_path)
+    assert result.code == 0, result.output
+    after = snapshot(plain_peek, namespace)
+    for name, tags in before.items():  # no tag moved
+        assert {tag: after[name][tag] for tag in tags} == tags, name
+    # base and worker do not use the version: the unversioned build is the release (reused, not rebuilt).
+    for name in ("base", "worker"):
+        assert after[name]["1.0.0"] == after[name][f"sha-{sha}"] == before[name][f"sha-{sha}"]
+        assert f"sha-{sha}-1.0.0" not in after[name]
+    # app does: the 1.0.0 build is another image, under its own build tag.
+    assert after["app"][f"sha-{sha}-1.0.0"] == after["app"]["1.0.0"] != before["app"][f"sha-{sha}"]
+    assert (
+        plain_peek.image_config(f"{namespace}/app", f"sha-{sha}")["config"]["Labels"][
+            "org.opencontainers.image.version"
+        ]
+        == "dev"
+    )
+
+    # Both runs again: every tag stays where it is (the input cache reuses each build under its own tag).
+    assert run_cli(["run"], tmp_path).code == 0
+    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    assert snapshot(plain_peek, namespace) == after
+
+
 def test_rerun_of_the_same_release_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
@@ -290,6 +329,73 @@ def with_origin(root: Path) -> Path:
 
 def tags_on_head(root: Path) -> list[str]:
     return git(root, "tag", "--points-at", "HEAD").split()
+
+
+def all_tags(peek: RegistryPeek, repo_path: str) -> dict[str, str | None]:
+    """Every tag of a repository (the input cache's too) with the digest it names."""
+    return {tag: peek.digest(repo_path, tag) for tag in sorted(peek.all_tags(repo_path))}
+
+
+def one_line_error(result: CliResult) -> str:
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.stderr.strip().splitlines()[-1] == line
+    return line
+
+
+def test_push_tag_without_origin_is_refused_before_anything_is_published(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """Before, the dry run passed and the real run moved 0.2.1, 0.2, 0 and latest, then failed to push."""
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False, images=("base",))
+    init_git(tmp_path)
+    assert run_cli(["release", "--version", "0.2.0"], tmp_path).code == 0
+    commit_change(tmp_path, "next", "fix: next")
+    before = all_tags(plain_peek, f"{namespace}/base")
+    assert {"0.2.0", "0.2", "0", "latest"} <= set(before)
+
+    expected = (
+        "error: --push-tag: the repository has no remote 'origin' to push git tag v0.2.1 to; "
+        "add one (git remote add origin URL) or release without --push-tag"
+    )
+    dry = run_cli(["release", "--bump", "patch", "--push-tag", "--dry-run"], tmp_path)
+    assert dry.code == 2, dry.output
+    assert one_line_error(dry) == expected
+    real = run_cli(["release", "--bump", "patch", "--push-tag"], tmp_path)
+    assert real.code == 2, real.output
+    assert one_line_error(real) == expected
+    assert not built_steps(real.stderr)
+    assert all_tags(plain_peek, f"{namespace}/base") == before  # no tag created or moved
+    assert git(tmp_path, "tag", "--list").split() == ["v0.2.0"]
+
+
+def test_push_tag_already_on_origin_from_another_writer_is_refused_before_anything_is_published(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False, images=("base",))
+    init_git(tmp_path)
+    remote = with_origin(tmp_path)
+    git(tmp_path, "push", "-q", "origin", "main")
+    # Another release manager's clone cuts v0.1.0 from another commit and pushes the tag first.
+    other = tmp_path.parent / f"{tmp_path.name}-other"
+    git(tmp_path.parent, "clone", "-q", str(remote), str(other))
+    git(other, "commit", "-q", "--allow-empty", "-m", "feat: theirs")
+    git(other, "tag", "-a", "v0.1.0", "-m", "Release 0.1.0")
+    git(other, "push", "-q", "origin", "v0.1.0")
+    theirs = git(other, "rev-parse", "HEAD")
+
+    dry = run_cli(["release", "--bump", "minor", "--push-tag", "--dry-run"], tmp_path)
+    assert dry.code == 2, dry.output
+    message = one_line_error(dry)
+    assert message.startswith(
+        f"error: --push-tag: git tag v0.1.0 already exists on remote 'origin' (on commit {theirs[:12]}), "
+        "not in this clone: another release was cut as v0.1.0"
+    )
+    real = run_cli(["release", "--bump", "minor", "--push-tag"], tmp_path)
+    assert real.code == 2, real.output
+    assert one_line_error(real) == message
+    assert all_tags(plain_peek, f"{namespace}/base") == {}  # nothing built, pushed or tagged
+    assert git(tmp_path, "tag", "--list") == ""
+    assert git(remote, "rev-parse", "v0.1.0^{commit}") == theirs
 
 
 def test_rerunning_a_bump_release_on_its_commit_changes_nothing(

@@ -10,6 +10,7 @@ import yaml
 
 from pipeline.config.schema import ConfigSpec
 from pipeline.plan import BuildSecret, Plan, RunContext, make_plan
+from pipeline.versioning import parse_version
 
 
 def plan_of(root: Path, config: str) -> Plan:
@@ -74,3 +75,38 @@ def test_image_secrets_override_the_pipelines_by_id(tmp_path: Path, monkeypatch:
         BuildSecret("netrc", file=tmp_path / "home" / ".netrc"),
         BuildSecret("npm_token", env="PIPELINE_NPM"),
     )
+
+
+BUILD_TAGS = """\
+registry: r.example/x
+pipelines:
+  shop:
+    images:
+      base: {context: base}
+      versioned: {context: v, build_args: {V: "{{ major }}.{{ minor }}"}}
+      on_versioned: {context: o, depends_on: [versioned]}
+      plain: {context: p, build_args: {BASE: "{{ images.base }}"}}
+      variant_versioned:
+        context: w
+        variants: {amd: {platform: linux/amd64, build_args: {V: "{{ version }}"}}}
+"""
+
+
+@pytest.mark.parametrize("dirty", [False, True])
+def test_a_build_whose_inputs_use_the_version_names_it_in_its_build_tag(tmp_path: Path, dirty: bool) -> None:
+    """`sha-<commit>` names the commit's unversioned build; an image whose inputs render the version (or
+    build on one that does) gets `sha-<commit>-<version>` in a versioned run, so no run moves the other."""
+    spec = ConfigSpec.model_validate(yaml.safe_load(BUILD_TAGS))
+    sha = "0123456789ab" + "c" * 28
+    dirt = "-dirty" if dirty else ""
+    for version, versioned in [(None, f"sha-0123456789ab{dirt}"), ("1.2.3+b7", f"sha-0123456789ab-1.2.3{dirt}")]:
+        context = RunContext(version=None if version is None else parse_version(version), git_sha=sha, dirty=dirty)
+        plan = make_plan(spec, tmp_path, [], context)
+        build = {key.split("/")[1]: image.tags.build for key, image in plan.images.items()}
+        assert build == {
+            "base": (f"sha-0123456789ab{dirt}",),
+            "versioned": (versioned,),
+            "on_versioned": (versioned,),
+            "plain": (f"sha-0123456789ab{dirt}",),
+            "variant_versioned": (versioned,),
+        }
