@@ -115,20 +115,62 @@ def _git_order(path: str) -> bytes:
     return path.encode("utf-8", "surrogateescape")
 
 
-class PendingChanges:
-    """The working tree around `directory` and what changed in it since `since`, asked of git at once:
-    the processes run while the caller does other work (`changed` loads the config meanwhile, so on
-    two cores the diff, the floor of the whole command, adds no time of its own). Read them once."""
+@dataclass(frozen=True)
+class Baseline:
+    """What the working tree is compared with: `revision` (None: no earlier commit, so every file
+    counts as changed) and how to name it to a user."""
 
-    def __init__(self, directory: Path, since: str) -> None:
-        self.directory, self.since = directory, since
+    revision: str | None
+    described: str
+
+
+# Without --since: the commit HEAD forked from its upstream (`git merge-base HEAD @{upstream}`), what a
+# pull request would show, when the branch has an upstream; else HEAD's parent; else, on the first
+# commit (or before it), nothing to compare with.
+_UPSTREAM_NAME = ("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+_UPSTREAM_BASE = ("merge-base", "HEAD", "@{upstream}")
+_PARENT = "HEAD~1"
+
+
+def _default_baseline(directory: Path) -> Baseline:
+    """The baseline when none is given, from three git questions asked side by side."""
+    name, base, parent = (
+        _Git(directory, *_UPSTREAM_NAME),
+        _Git(directory, *_UPSTREAM_BASE),
+        _Git(directory, *_known(_PARENT)),
+    )
+    (name_code, upstream, _), (base_code, sha, _) = name.done(), base.done()
+    parent_code = parent.done()[0]
+    if name_code == 0 and base_code == 0 and sha.strip():
+        return Baseline(sha.strip(), f"merge-base with {upstream.strip()} ({sha.strip()[:12]})")
+    if parent_code == 0:
+        return Baseline(_PARENT, _PARENT)
+    return Baseline(None, "no earlier commit (everything counts as changed)")
+
+
+class PendingChanges:
+    """The working tree around `directory` and what changed in it since `since` (None: the default
+    baseline, above), asked of git at once: the processes run while the caller does other work
+    (`changed` loads the config meanwhile, so on two cores the diff, the floor of the whole command,
+    adds no time of its own). Read them once."""
+
+    def __init__(self, directory: Path, since: str | None) -> None:
+        self.directory = directory
         self._head = _Git(directory, *_HEAD)
-        self._known = _Git(directory, *_known(since))
-        self._diff = _Git(directory, *_diff(since))
         self._untracked = _Git(directory, *_UNTRACKED)
+        self.baseline = Baseline(_revision(since), since) if since is not None else _default_baseline(directory)
+        self._known: _Git | None = None
+        self._diff: _Git | None = None
+        if self.baseline.revision is not None:
+            self._known = _Git(directory, *_known(self.baseline.revision))
+            self._diff = _Git(directory, *_diff(self.baseline.revision))
 
     def tree(self) -> WorkTree | None:
         return WorkTree._read(self._head, self.directory)
 
-    def paths(self, label: str) -> list[str]:
-        return _changed_paths(self._known, self._diff, self._untracked, self.since, label)
+    def paths(self, label: str) -> list[str] | None:
+        """The changed paths (relative to the root); None when there is no baseline: everything counts."""
+        if self._known is None or self._diff is None or self.baseline.revision is None:
+            self._untracked.done()
+            return None
+        return _changed_paths(self._known, self._diff, self._untracked, self.baseline.revision, label)
