@@ -2,7 +2,8 @@
 
 An image is affected by a change to a file in its context (unless the ignore file its builder reads
 excludes it: on BuildKit `<Dockerfile>.dockerignore` when there is one, else the context's .dockerignore),
-to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself.
+to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself; a
+changed file is one that differs from the commit compared with, or an untracked one .gitignore lets through.
 Everything here runs in `pipeline changed`, which commit hooks call: it imports no engine client, no
 GitPython and no registry client, and with its cache (triggers/changed_cache.py) not even the config
 (tests/unit/cli/test_startup.py keeps it so).
