@@ -14,7 +14,7 @@ from typing import Literal
 from docker.utils.build import PatternMatcher
 
 from pipeline.cache.inputs import GitBlobs, context_hash, context_listing
-from pipeline.dockerfile.ignore import reads_own_ignore_file
+from pipeline.dockerfile.ignore import patterns_of, reads_own_ignore_file
 from pipeline.plan import PlannedImage
 from pipeline.vcs.loader import git
 
@@ -101,11 +101,9 @@ def _patterns_at(repo: git.Repo, revision: str, path: str) -> list[str] | None:
     """The patterns of the ignore file at `path` in `revision`, read as dockerfile.ignore_patterns
     reads one; None when the commit has no such file."""
     try:
-        text = str(repo.git.show(f"{revision}:{path}"))
+        return patterns_of(str(repo.git.show(f"{revision}:{path}")))
     except git.GitCommandError:
         return None
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
 
 
 def sent_files(entries: Mapping[str, str], patterns: list[str], dockerfile: str) -> dict[str, str]:
