@@ -154,7 +154,7 @@ def main() -> int:
                 if name == "miss":
                     cache_file(root).unlink(missing_ok=True)
                 started = time.perf_counter()
-                _, affected = inputs_and_affected_since(root / "pipelines.yaml", (), "HEAD~1")
+                _, affected, _ = inputs_and_affected_since(root / "pipelines.yaml", (), "HEAD~1")
                 samples.append(time.perf_counter() - started)
             in_process[name] = statistics.median(samples)
     print(f"pipeline changed: {tracked} tracked files, {args.images} images, {len(affected)} affected")

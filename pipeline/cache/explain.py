@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.cache.changes import FileChange, context_changes
 from pipeline.cache.inputs import DEPENDENCIES_LABEL, INPUTS_LABEL, GitBlobs, InputDigest
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
@@ -18,6 +19,9 @@ from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.platforms import check_platform
 from pipeline.vcs.loader import git
+
+# How many changed context files the text names (--json lists every one).
+FILES_LISTED = 50
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class Explanation:
     last_build: str | None = None
     variants: list[VariantExplanation] = field(default_factory=list)
     changed_dependencies: list[DependencyChange] = field(default_factory=list)
+    # The context files that changed its input digest since the last build's commit.
+    changed_files: list[FileChange] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +93,7 @@ class Explanation:
             "details": self.details,
             "changed_inputs": self.changed_inputs,
             "changed_dependencies": [change.as_dict() for change in self.changed_dependencies],
+            "changed_files": [{"path": f.path, "change": f.change} for f in self.changed_files],
             "last_build": self.last_build,
             "variants": [variant.as_dict() for variant in self.variants],
         }
@@ -146,7 +153,7 @@ def explain_image(
     if prediction.action == "reuse":
         verdict = f"reuse {prediction.digest}: its inputs match that pushed image ({prediction.why})"
         return Explanation(verdict, [v.line for v in variants], variants=variants)
-    explanation = _explain_build(plan, key, registry, base_dir, prediction.why, prediction.inputs, variants)
+    explanation = _explain_build(plan, key, registry, blobs, base_dir, prediction.why, prediction.inputs, variants)
     explanation.variants = variants
     return explanation
 
@@ -155,6 +162,7 @@ def _explain_build(
     plan: Plan,
     key: str,
     registry: RegistryClient,
+    blobs: GitBlobs | None,
     base_dir: Path,
     why: str,
     inputs: InputDigest | None,
@@ -185,8 +193,9 @@ def _explain_build(
     explanation.details.append(
         f"last build: {image.repository}@{digest[:19]} from commit {labels.get(REVISION_LABEL, 'unknown')[:12]}"
     )
+    recorded = {labels.get(f"{INPUTS_LABEL}.context", "")}
     if variants:
-        _compare_variants(registry, image, manifest, inputs, variants, explanation)
+        recorded = _compare_variants(registry, image, manifest, inputs, variants, explanation)
     else:
         explanation.changed_inputs = changed_components(inputs, labels)
         for name in explanation.changed_inputs:
@@ -195,22 +204,35 @@ def _explain_build(
                 explanation.changed_dependencies = changed_dependencies(inputs, labels)
                 explanation.details += [f"  {change.line}" for change in explanation.changed_dependencies]
             elif name == "context":
-                explanation.details += _context_files(image, repo, labels.get(REVISION_LABEL))
+                _context_files(explanation, image, repo, blobs, labels.get(REVISION_LABEL), recorded)
     if variants and "context" in explanation.changed_inputs:  # once for all variants, below their lines
-        explanation.details += _context_files(image, repo, labels.get(REVISION_LABEL))
+        _context_files(explanation, image, repo, blobs, labels.get(REVISION_LABEL), recorded)
     return explanation
 
 
-def _context_files(image: PlannedImage, repo: git.Repo | None, revision: str | None) -> list[str]:
-    """The context's files git says changed since the last build's commit, indented under `changed: context`."""
+def _context_files(
+    explanation: Explanation,
+    image: PlannedImage,
+    repo: git.Repo | None,
+    blobs: GitBlobs | None,
+    revision: str | None,
+    recorded: set[str],
+) -> None:
+    """The context files that changed the input digest since the last build's commit, indented under
+    `changed: context` (the first FILES_LISTED; --json lists them all)."""
     if repo is None or not revision:
-        return []
-    context = image.context.resolve().relative_to(Path(str(repo.working_tree_dir)).resolve()).as_posix()
-    try:
-        files = str(repo.git.diff("--name-only", revision, "--", context or ".")).split()
-    except git.GitCommandError:
-        files = []
-    return [f"  {path}" for path in files[:50]]
+        return
+    found = context_changes(repo, image, revision, blobs, recorded)
+    if found is None:
+        return
+    explanation.changed_files = found.files
+    if not found.exact:
+        explanation.details.append(
+            f"  (the last build hashed files its commit {revision[:12]} does not hold; compared with that commit)"
+        )
+    explanation.details += [f"  {change.line}" for change in found.files[:FILES_LISTED]]
+    if len(found.files) > FILES_LISTED:
+        explanation.details.append(f"  … and {len(found.files) - FILES_LISTED} more files")
 
 
 def _compare_variants(
@@ -220,9 +242,11 @@ def _compare_variants(
     inputs: InputDigest,
     variants: list[VariantExplanation],
     explanation: Explanation,
-) -> None:
+) -> set[str]:
     """Each variant against the last index's child for its platform; the image's changed inputs are
-    every component some variant changed (its context's files are listed once, below)."""
+    every component some variant changed (its context's files are listed once, below). Returns the
+    context hashes the children recorded."""
+    recorded = set()
     children = match_children(image.variants, manifest.json().get("manifests") or []) if manifest.is_index else {}
     for variant in variants:
         child = children.get(variant.name)
@@ -232,9 +256,11 @@ def _compare_variants(
             variant.last_build = child
             labels = registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child))
             variant.changed_inputs = changed_components(inputs.variants[variant.name], labels)
+            recorded.add(labels.get(f"{INPUTS_LABEL}.context", ""))
             if "dependencies" in variant.changed_inputs:
                 variant.changed_dependencies = changed_dependencies(inputs.variants[variant.name], labels)
         explanation.details.append(variant.line)
         explanation.details += [f"  {change.line}" for change in variant.changed_dependencies]
     every = [name for v in variants for name in v.changed_inputs]
     explanation.changed_inputs = list(dict.fromkeys(every))
+    return recorded

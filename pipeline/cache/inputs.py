@@ -111,6 +111,11 @@ def _hash(value: object) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+def context_hash(listing: Mapping[str, str]) -> str:
+    """The `context` component of an input digest, over a context_listing."""
+    return _hash(dict(listing))
+
+
 def context_listing(
     context: Path, dockerfile: Path, blobs: GitBlobs | None, *, buildkit: bool = False
 ) -> dict[str, str]:
@@ -145,7 +150,7 @@ def input_digest(
 ) -> InputDigest:
     components = {
         "dockerfile": "sha256:" + hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
-        "context": _hash(
+        "context": context_hash(
             context_listing(image.context, image.dockerfile, blobs, buildkit=reads_own_ignore_file(image.builder))
         ),
         "build_args": _hash(dict(build_args)),

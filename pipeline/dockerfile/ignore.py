@@ -33,6 +33,11 @@ def ignore_patterns(path: Path) -> list[str]:
         text = read_regular_file(path, "ignore file").decode("utf-8")
     except OSError:
         return []
+    return patterns_of(text)
+
+
+def patterns_of(text: str) -> list[str]:
+    """The patterns of an ignore file's text: its lines, stripped, without blanks and `#` comments."""
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 

@@ -2,7 +2,8 @@
 
 An image is affected by a change to a file in its context (unless the ignore file its builder reads
 excludes it: on BuildKit `<Dockerfile>.dockerignore` when there is one, else the context's .dockerignore),
-to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself.
+to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself; a
+changed file is one that differs from the commit compared with, or an untracked one .gitignore lets through.
 Everything here runs in `pipeline changed`, which commit hooks call: it imports no engine client, no
 GitPython and no registry client, and with its cache (triggers/changed_cache.py) not even the config
 (tests/unit/cli/test_startup.py keeps it so).
@@ -24,7 +25,7 @@ from pipeline.graph import dependants_closure
 from pipeline.triggers import changed_cache
 from pipeline.triggers.inputs import ImageInputs, image_inputs, inputs_from_rows, row_of
 from pipeline.vcs import probes
-from pipeline.vcs.worktree import PendingChanges, WorkTree
+from pipeline.vcs.worktree import Baseline, PendingChanges, WorkTree
 
 if TYPE_CHECKING:
     from pipeline.config import LoadedConfig
@@ -232,10 +233,11 @@ def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affecte
 
 
 def inputs_and_affected_since(
-    config_file: Path, pipelines: Iterable[str], since: str, ci: CiEnvironment | None = None
-) -> tuple[list[ImageInputs], list[Affected]]:
-    """`pipeline changed`: the inputs of the images of `pipelines` and which of them the changes since
-    `since` affect; `ci` is the CI service the command runs in (its branch and pull request, as a run's).
+    config_file: Path, pipelines: Iterable[str], since: str | None, ci: CiEnvironment | None = None
+) -> tuple[list[ImageInputs], list[Affected], Baseline]:
+    """`pipeline changed`: the inputs of the images of `pipelines`, which of them the changes since
+    `since` affect, and what they were compared with (`since`, or without one the default baseline:
+    vcs.worktree); `ci` is the CI service the command runs in (its branch and pull request, as a run's).
 
     git is asked first and answers while the rest runs. The inputs come from the cache when it holds
     them for these exact bytes of the pipelines file (and the files its checks looked at are as they
@@ -260,7 +262,8 @@ def inputs_and_affected_since(
             changed_cache.write(git_dir, key, facts, [row_of(image) for image in inputs])
     if pending is None or tree is None:
         raise UsageError(f"{config_file.parent}: not a git repository")
-    return inputs, affected_for_inputs(inputs, tree.root, config_file, pending.paths(str(config_file.parent)))
+    paths = pending.paths(str(config_file.parent))
+    return inputs, affected_for_inputs(inputs, tree.root, config_file, paths), pending.baseline
 
 
 def _inputs_from_config(

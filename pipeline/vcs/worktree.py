@@ -1,6 +1,6 @@
 """A working tree read by plain `git` calls (no GitPython): its top directory, HEAD, and the paths changed
-since a commit. What `pipeline changed` needs, in the commit hooks that call it, where importing
-GitPython alone would take a sixth of its time budget."""
+since a commit, untracked files included. What `pipeline changed` needs, in the commit hooks that call
+it, where importing GitPython alone would take a sixth of its time budget."""
 
 from __future__ import annotations
 
@@ -57,11 +57,20 @@ class WorkTree:
         return cls(Path(out.strip()), None, None) if code == 0 else None
 
     def changes_since(self, since: str, label: str) -> list[str]:
-        """Tracked paths (relative to the root) that differ between `since` and the working tree,
-        committed or not; `label` names the repository in the error for an unknown `since`."""
-        return _changed_paths(_Git(self.root, *_known(since)), _Git(self.root, *_diff(since)), since, label)
+        """Paths (relative to the root) that differ between `since` and the working tree, committed or
+        not, untracked files included; `label` names the repository in the error for an unknown `since`."""
+        known, diff, untracked = (
+            _Git(self.root, *_known(since)),
+            _Git(self.root, *_diff(since)),
+            _Git(self.root, *_UNTRACKED),
+        )
+        return _changed_paths(known, diff, untracked, since, label)
 
 
+# Untracked files .gitignore (and git's other exclude files) lets through, from the top whatever the
+# directory it runs in (`:/`), as their paths from the top (`--full-name`). Like a diff with the working
+# tree, they are changes: the input digest hashes them, so `changed` must name them too.
+_UNTRACKED = ("ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", ":/")
 _HEAD = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "--symbolic-full-name", "HEAD")
 
 
@@ -83,29 +92,85 @@ def _diff(since: str) -> tuple[str, ...]:
     return ("diff", "--no-relative", "--name-only", "--no-renames", "-z", since, "--")
 
 
-def _changed_paths(known: _Git, diff: _Git, since: str, label: str) -> list[str]:
+def _changed_paths(known: _Git, diff: _Git, untracked: _Git, since: str, label: str) -> list[str]:
+    """The diff's paths and the untracked files, in git's order (by bytes), each once."""
     if known.done()[0] != 0:
         diff.done()
+        untracked.done()
         raise UsageError(f"--since {since}: no such commit in {label}")
     code, out, err = diff.done()
     if code != 0:
+        untracked.done()
         raise UsageError(f"--since {since}: git diff failed in {label}: {err.strip()}")
-    return [path for path in out.split("\0") if path]
+    paths = {path for path in out.split("\0") if path}
+    code, out, err = untracked.done()
+    if code != 0:
+        raise UsageError(f"git ls-files failed in {label}: {err.strip()}")
+    # A nested repository is listed as its directory (`sub/`): the path of that directory.
+    paths.update(path.rstrip("/") for path in out.split("\0") if path)
+    return sorted(paths, key=_git_order)
+
+
+def _git_order(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the working tree is compared with: `revision` (None: no earlier commit, so every file
+    counts as changed) and how to name it to a user."""
+
+    revision: str | None
+    described: str
+
+
+# Without --since: the commit HEAD forked from its upstream (`git merge-base HEAD @{upstream}`), what a
+# pull request would show, when the branch has an upstream; else HEAD's parent; else, on the first
+# commit (or before it), nothing to compare with.
+_UPSTREAM_NAME = ("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+_UPSTREAM_BASE = ("merge-base", "HEAD", "@{upstream}")
+_PARENT = "HEAD~1"
+
+
+def _default_baseline(directory: Path) -> Baseline:
+    """The baseline when none is given, from three git questions asked side by side."""
+    name, base, parent = (
+        _Git(directory, *_UPSTREAM_NAME),
+        _Git(directory, *_UPSTREAM_BASE),
+        _Git(directory, *_known(_PARENT)),
+    )
+    (name_code, upstream, _), (base_code, sha, _) = name.done(), base.done()
+    parent_code = parent.done()[0]
+    if name_code == 0 and base_code == 0 and sha.strip():
+        return Baseline(sha.strip(), f"merge-base with {upstream.strip()} ({sha.strip()[:12]})")
+    if parent_code == 0:
+        return Baseline(_PARENT, _PARENT)
+    return Baseline(None, "no earlier commit (everything counts as changed)")
 
 
 class PendingChanges:
-    """The working tree around `directory` and what changed in it since `since`, asked of git at once:
-    the processes run while the caller does other work (`changed` loads the config meanwhile, so on
-    two cores the diff, the floor of the whole command, adds no time of its own). Read them once."""
+    """The working tree around `directory` and what changed in it since `since` (None: the default
+    baseline, above), asked of git at once: the processes run while the caller does other work
+    (`changed` loads the config meanwhile, so on two cores the diff, the floor of the whole command,
+    adds no time of its own). Read them once."""
 
-    def __init__(self, directory: Path, since: str) -> None:
-        self.directory, self.since = directory, since
+    def __init__(self, directory: Path, since: str | None) -> None:
+        self.directory = directory
         self._head = _Git(directory, *_HEAD)
-        self._known = _Git(directory, *_known(since))
-        self._diff = _Git(directory, *_diff(since))
+        self._untracked = _Git(directory, *_UNTRACKED)
+        self.baseline = Baseline(_revision(since), since) if since is not None else _default_baseline(directory)
+        self._known: _Git | None = None
+        self._diff: _Git | None = None
+        if self.baseline.revision is not None:
+            self._known = _Git(directory, *_known(self.baseline.revision))
+            self._diff = _Git(directory, *_diff(self.baseline.revision))
 
     def tree(self) -> WorkTree | None:
         return WorkTree._read(self._head, self.directory)
 
-    def paths(self, label: str) -> list[str]:
-        return _changed_paths(self._known, self._diff, self.since, label)
+    def paths(self, label: str) -> list[str] | None:
+        """The changed paths (relative to the root); None when there is no baseline: everything counts."""
+        if self._known is None or self._diff is None or self.baseline.revision is None:
+            self._untracked.done()
+            return None
+        return _changed_paths(self._known, self._diff, self._untracked, self.baseline.revision, label)

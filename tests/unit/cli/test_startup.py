@@ -85,8 +85,8 @@ def repository(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "args",
-    [["changed", "--since", "HEAD~1"], ["changed", "--since", "HEAD~1", "--json"], ["changed", "--help"]],
-    ids=["text", "json", "help"],
+    [["changed", "--since", "HEAD~1"], ["changed", "--since", "HEAD~1", "--json"], ["changed", "--help"], ["changed"]],
+    ids=["text", "json", "help", "default-since"],
 )
 def test_changed_loads_no_engine_git_http_or_signing_library(repository: Path, args: list[str]) -> None:
     assert loaded_modules(args, repository, NOT_LOADED) == []
@@ -98,7 +98,9 @@ def test_changed_help_loads_no_config_models(repository: Path) -> None:
     assert loaded_modules(["changed", "--help"], repository, ("pydantic", "yaml", "pipeline.config")) == []
 
 
-@pytest.mark.parametrize("args", [["changed", "--since", "HEAD~1"], ["changed", "--since", "HEAD~1", "--json"]])
+@pytest.mark.parametrize(
+    "args", [["changed", "--since", "HEAD~1"], ["changed", "--since", "HEAD~1", "--json"], ["changed"]]
+)
 def test_changed_on_a_cache_hit_loads_no_config_models(repository: Path, args: list[str]) -> None:
     """The first run loads the config (and fills .git/pipeline/changed-cache.json); the next, with the
     pipelines file unchanged, answers from the cache: no pydantic, no PyYAML, no config package."""
