@@ -488,6 +488,13 @@ class Executor:
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         if image.key in self.reusable:
             release = self.reusable[image.key]
+            problem = self._vouch_release(image, release)
+            if problem is not None:
+                raise PipelineError(
+                    f"{image.key}: {image.repository}:{image.tags.release} is not reused: {problem}; nothing is "
+                    "signed or published (its labels name this commit, but labels are plain text; --force "
+                    "rebuilds it and overwrites the tag)"
+                )
             self._reuse(
                 image,
                 result,
@@ -578,6 +585,15 @@ class Executor:
         with self._lock:
             self._builds.setdefault(image.key, []).append(built)
         self._sign(image, digest)
+
+    def _vouch_release(self, image: PlannedImage, digest: str) -> str | None:
+        """A release tag of this commit found in the registry is re-published (and signed) as this run's
+        build only if a `reuse: trusted` pipeline's signer signed it."""
+        if image.reuse != "trusted":
+            return None
+        if self.vouch is None:
+            return f"{digest} cannot be verified (no signer)"
+        return self.vouch(image, digest, None)
 
     def _reusable(self, image: PlannedImage, result: ImageResult, inputs: InputDigest) -> Reusable:
         """The earlier build with these inputs this run may reuse (cache.predict.cached_digest, the image's

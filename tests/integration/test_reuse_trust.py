@@ -251,3 +251,20 @@ def test_a_signing_pipeline_builds_only_on_its_own_signed_cache_sources(
     assert any(dropped in line for line in done.stderr.splitlines()), done.stderr
     # The earlier build on this history is ours and signed: kept, by digest.
     assert not any(f"{prefix}/app:sha-" in line and "dropped" in line for line in done.stderr.splitlines())
+
+
+def test_a_planted_release_tag_of_this_commit_is_not_signed_or_published(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
+) -> None:
+    prefix = f"{services.plain_registry}/{namespace}"
+    signed_shop(tmp_path, prefix)
+    first = run_cli(["run", "--version", "1.0.0", "--report", "first.json"], tmp_path, env=ENV)
+    assert first.code == 0, first.output
+    app = report_of(tmp_path / "first.json")["shop/app"]
+    planted = plant(registry, plain_peek, f"{prefix}/app", "1.0.0", app["digest"])  # its revision: this commit
+
+    done = run_cli(["run", "--version", "1.0.0"], tmp_path, env=ENV)
+    assert done.code != 0, done.output
+    assert f"shop/app: {prefix}/app:1.0.0 is not reused: {planted} is not signed by this pipeline's key" in done.stderr
+    assert cosign_verify(services, tmp_path / "cosign.pub", f"{prefix}/app@{planted}").returncode != 0
+    assert plain_peek.digest(f"{namespace}/app", "latest") == app["digest"]
