@@ -36,6 +36,7 @@ CREATED_LABEL = "org.opencontainers.image.created"
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 SOURCE_LABEL = "org.opencontainers.image.source"
+PR_BUILD_PREFIX = "pr-"  # a pull request's build tags: pr-sha-<commit> (see cache.scope)
 
 
 def sanitize_tag(text: str) -> str:
@@ -146,6 +147,7 @@ class PlannedImage:
     tags: TagSet
     sign: SignSpec | None = None  # key path made absolute
     signature_storage: str = "legacy"
+    reuse: str = "any"  # trusted | any | never: which earlier build with these inputs may be reused (cache.scope)
     builder: str = "docker"
     acr: AcrSpec | None = None
     # Dependencies left out of a partial run (`run --since`, triggers): keys of Plan.pinned.
@@ -295,7 +297,7 @@ def _tags_for(
             raise ConfigError(f"{format_path(where)}: {message}") from None
         extra.append(tag + suffix)
     floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
-    return tag_set(
+    tags = tag_set(
         context.version,
         context.git_sha,
         suffix=suffix,
@@ -304,6 +306,11 @@ def _tags_for(
         dirty=context.dirty,
         versioned_build=image in version_dependent(spec, pipeline),
     )
+    if context.git_pr is not None:
+        # A pull request's build (unreviewed code) never takes a tag a branch build reads as a cache
+        # source (`sha-<commit>`: GitLab builds the branch's own commit, later on the target branch).
+        tags = replace(tags, build=tuple(PR_BUILD_PREFIX + tag for tag in tags.build))
+    return tags
 
 
 _MISSING_WHY = {
@@ -345,6 +352,15 @@ def _variant_tags_for(
         v.name: _tags_for(spec, pipeline, image, context, positions, extra, variant=v.name)
         for v in variants_for(spec, pipeline, image)
     }
+
+
+def _reuse_for(spec: ConfigSpec, pipeline: str) -> str:
+    """`reuse:` of the pipeline, else the top level's; unset: `trusted` where the pipeline signs (what it
+    signs must be what it built or could verify), else `any` (README "Reuse and trust")."""
+    chosen = spec.pipelines[pipeline].reuse or spec.reuse
+    if chosen is not None:
+        return chosen
+    return "trusted" if (spec.pipelines[pipeline].sign or spec.sign) is not None else "any"
 
 
 def _sign_for(spec: ConfigSpec, pipeline: str, base_dir: Path) -> SignSpec | None:
@@ -449,6 +465,7 @@ def make_plan(
                     spec, pipeline_name, name, context, positions, (trigger_tags or {}).get(pipeline_name, ())
                 ),
                 sign=_sign_for(spec, pipeline_name, base_dir),
+                reuse=_reuse_for(spec, pipeline_name),
                 builder=builder_for(spec, pipeline_name, name),
                 acr=spec.pipelines[pipeline_name].acr or spec.acr,
                 signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.cache.inputs import INPUTS_LABEL, ChildOf, GitBlobs, InputDigest, image_inputs
+from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import child_for
@@ -19,6 +20,7 @@ class Prediction:
     why: str
     digest: str | None = None  # the reused image
     inputs: InputDigest | None = None
+    refused: tuple[str, ...] = ()  # candidates not reused, and why
 
 
 def child_lookup(registry: RegistryClient) -> ChildOf:
@@ -35,13 +37,13 @@ def child_lookup(registry: RegistryClient) -> ChildOf:
     return child_of
 
 
-def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputDigest) -> str | None:
-    """The digest of the pushed image with these inputs, if any: the input tag's image, checked by its label
-    (the tag holds only a prefix of the input digest)."""
+def _labelled(registry: RegistryClient, plan: Plan, key: str, inputs: InputDigest, tag: str) -> str | None:
+    """The digest `tag` holds if its labels say these inputs (the tag holds only a prefix of the input
+    digest). Labels are plain text: a signing pipeline also vouches for it (`Vouch`)."""
     image = plan.images[key]
     # Where the tag points (a HEAD); the manifest and config behind a digest come from the content cache
     # when an earlier run read them.
-    digest = registry.resolve_digest(image.repository.with_tag(inputs.tag))
+    digest = registry.resolve_digest(image.repository.with_tag(tag))
     if digest is None:
         return None
     manifest = registry.manifest_by_digest(image.repository, digest)
@@ -62,12 +64,54 @@ def cached_digest(registry: RegistryClient, plan: Plan, key: str, inputs: InputD
     return digest if labels.get(INPUTS_LABEL) == inputs.digest else None
 
 
+@dataclass(frozen=True)
+class Reusable:
+    """What the input tags this run may read hold for these inputs."""
+
+    digest: str | None  # the image to reuse (None: build)
+    tag: str  # the input tag it came from (or the first one looked at)
+    refused: tuple[str, ...] = ()  # `not reused: sha256:… is not signed by this pipeline's key (…)`
+    unverified: bool = False  # `reuse: trusted` with nothing to verify with (`plan`): its signature unchecked
+
+
+def cached_digest(
+    registry: RegistryClient,
+    plan: Plan,
+    key: str,
+    inputs: InputDigest,
+    vouch: Vouch | None = None,
+) -> Reusable:
+    """The pushed image with these inputs the image's `reuse:` lets this run reuse, if any: from the input
+    tags the run's scope reads (a pull request's also `inputs-pr-`), first one that passes. With `reuse:
+    trusted` a candidate must pass `vouch` (the pipeline's signer); without one (`plan`, which holds no
+    keys) the candidate is reported `unverified`."""
+    image = plan.images[key]
+    tags = scope_of(plan.context).read_tags(inputs)
+    if image.reuse == "never":
+        return Reusable(None, tags[0])
+    refused: list[str] = []
+    for tag in tags:
+        digest = _labelled(registry, plan, key, inputs, tag)
+        if digest is None:
+            continue
+        if image.reuse == "trusted":
+            if vouch is None:
+                return Reusable(digest, tag, tuple(refused), unverified=True)
+            problem = vouch(image, digest, inputs)
+            if problem is not None:
+                refused.append(f"not reused: {problem}")
+                continue
+        return Reusable(digest, tag, tuple(refused))
+    return Reusable(None, tags[0], tuple(refused))
+
+
 def predict(
     plan: Plan,
     registry: RegistryClient,
     blobs: GitBlobs | None,
     use_cache: bool = True,
     on_image: Callable[[str, Prediction], None] | None = None,
+    vouch: Vouch | None = None,
 ) -> dict[str, Prediction]:
     """In build order: an image whose dependencies are all reused, and whose inputs match a pushed
     image, is reused; anything else is built (with the reason)."""
@@ -81,11 +125,18 @@ def predict(
             args = render_build_args(plan, image, references)
             built = {dep: predictions[dep].digest for dep in image.depends_on}
             inputs = image_inputs(plan, image, args, built, blobs, child_lookup(registry))
-            found = cached_digest(registry, plan, key, inputs) if use_cache else None
-            if found is not None:
-                prediction = Prediction("reuse", f"inputs unchanged ({inputs.tag})", found, inputs)
+            found = cached_digest(registry, plan, key, inputs, vouch) if use_cache else None
+            if found is not None and found.digest is not None:
+                checked = "; reused if it is signed by this pipeline's signer" if found.unverified else ""
+                prediction = Prediction(
+                    "reuse", f"inputs unchanged ({found.tag}){checked}", found.digest, inputs, found.refused
+                )
             elif not use_cache:
                 prediction = Prediction("build", "--no-cache", None, inputs)
+            elif image.reuse == "never":
+                prediction = Prediction("build", "reuse: never", None, inputs)
+            elif found is not None and found.refused:
+                prediction = Prediction("build", found.refused[-1], None, inputs, found.refused)
             else:
                 prediction = Prediction("build", "no pushed image has these inputs", None, inputs)
         predictions[key] = prediction

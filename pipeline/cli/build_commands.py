@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pipeline.cache.predict import Prediction
+from pipeline.cache.scope import Scope, reuse_warnings, scope_of
 from pipeline.cli.common import (
     EXIT_CONFIG,
     config_errors_json,
@@ -114,6 +115,9 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
     the_plan = the_session.plan(pipelines, version)
     values = the_plan.context.template_values()
     predictions = {} if offline else _predictions(the_session, the_plan)
+    scope = scope_of(the_plan.context)
+    for warning in reuse_warnings(the_plan):
+        click.echo(f"warning: {warning}", err=True)
     rows: list[dict[str, Any]] = []
     for step, (key, image) in enumerate(the_plan.images.items(), start=1):
         image_values = _values_for(the_plan, image, values)
@@ -149,17 +153,34 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
                 "action": predictions[key].action if key in predictions else "unknown",
                 "why": predictions[key].why if key in predictions else "offline",
                 "reuse_digest": predictions[key].digest if key in predictions else None,
+                "not_reused": list(predictions[key].refused) if key in predictions else [],
+                "reuse": _reuse_row(scope, image, predictions.get(key)),
             }
         )
+    scope_row: dict[str, Any] = {
+        "untrusted": scope.untrusted,
+        "why": scope.why,
+        "writes_input_tags": f"{scope.input_prefix}<hash>",
+        "reads_input_tags": [f"{prefix}<hash>" for prefix in scope.read_prefixes],
+    }
     if as_json:
-        echo_json({"version": str(the_plan.context.version or "") or None, "images": rows})
+        echo_json({"version": str(the_plan.context.version or "") or None, "scope": scope_row, "images": rows})
         return
+    if scope.untrusted:
+        click.echo(
+            f"scope: {scope.why} (untrusted): writes {scope_row['writes_input_tags']} and pr-sha-<commit>, "
+            f"reads {', '.join(scope_row['reads_input_tags'])}; branch builds never read what it writes"
+        )
     for row in rows:
         deps = f" (after {', '.join(row['depends_on'])})" if row["depends_on"] else ""
         click.echo(f"{row['step']}. {row['image']} -> {row['repository']}{deps}")
         detail = row["reuse_digest"] if row["action"] == "reuse" else row["why"]
         click.echo(f"     {row['action']} ({detail})")
         click.echo(f"     tags: {', '.join(row['tags'])}")
+        reuse = row["reuse"]
+        click.echo(f"     reuse: {reuse['rule']}; input tag {reuse['writes']} (reads {', '.join(reuse['reads'])})")
+        for line in row["not_reused"]:
+            click.echo(f"     {line}")
         network = f"network {row['network']}" if row["network"] else ""
         if not row["variants"]:
             where = f" on engine {row['engine']}" if row["engine"] else ""
@@ -169,6 +190,18 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
         if row["secrets"]:
             click.echo(f"     secrets: {', '.join(row['secrets'])}")
         _echo_build_args(row)
+
+
+def _reuse_row(scope: Scope, image: PlannedImage, prediction: Prediction | None) -> dict[str, Any]:
+    """The image's `reuse:` rule and the input tags the run writes and reads (with the hash when known)."""
+    inputs = prediction.inputs if prediction is not None else None
+    if inputs is not None:
+        return {"rule": image.reuse, "writes": scope.write_tag(inputs), "reads": list(scope.read_tags(inputs))}
+    return {
+        "rule": image.reuse,
+        "writes": f"{scope.input_prefix}<hash>",
+        "reads": [f"{prefix}<hash>" for prefix in scope.read_prefixes],
+    }
 
 
 def _values_for(the_plan: Plan, image: PlannedImage, values: dict[str, str]) -> dict[str, str]:

@@ -313,6 +313,7 @@ def _check_signing(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
         for i, kind in enumerate(sign.attest):
             if kind in sign.attest[:i]:
                 raise positions.error((*where, "attest", i), f"'{kind}' is listed twice")
+    _check_reuse(spec, positions)
     for host in spec.registries:
         _check_host(host, ("registries", host), positions, at_key=True)
     for i, rule in enumerate(spec.trust):
@@ -322,6 +323,21 @@ def _check_signing(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
             _check_file(base_dir, key, ("trust", i, "keys", j), "public key", positions)
     if spec.sigstore.trust_config is not None:
         _check_file(base_dir, spec.sigstore.trust_config, ("sigstore", "trust_config"), "trust config", positions)
+
+
+def _check_reuse(spec: ConfigSpec, positions: PositionIndex) -> None:
+    """`reuse: trusted` reuses only what the pipeline's own signer signed: a pipeline that signs nothing has
+    no signer to check against (README "Reuse and trust")."""
+    for name, pipeline in spec.pipelines.items():
+        chosen = pipeline.reuse or spec.reuse
+        if chosen != "trusted" or (pipeline.sign or spec.sign) is not None:
+            continue
+        where: KeyPath = ("pipelines", name, "reuse") if pipeline.reuse else ("reuse",)
+        raise positions.error(
+            where,
+            f"`reuse: trusted` needs signing, but pipeline {name} does not sign (set `sign:`, or `reuse: any` "
+            "to reuse whatever an inputs- tag holds, or `reuse: never`)",
+        )
 
 
 def _check_unique_repositories(spec: ConfigSpec, positions: PositionIndex) -> None:

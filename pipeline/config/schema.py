@@ -100,6 +100,18 @@ class SignSpec(StrictModel):
     )
 
 
+# Which earlier build with the same input digest a run may reuse instead of building (README "Reuse and
+# trust"): `trusted` only one signed (and, with `attest: [provenance]`, attested for these inputs) by the
+# pipeline's own signer; `any` whatever the `inputs-` tag holds; `never` none. Unset: `trusted` where the
+# pipeline signs, else `any`.
+Reuse = Literal["trusted", "any", "never"]
+REUSE_DESCRIPTION = (
+    "Which earlier build with the same inputs may be reused: trusted (signed by this pipeline's signer, and "
+    "attested for these inputs where it attests; needs `sign`), any (whatever the inputs- tag holds), never "
+    "(default: trusted where the pipeline signs, else any)"
+)
+
+
 class RegistrySpec(StrictModel):
     """Settings for one registry, keyed by its host[:port] under `registries:`."""
 
@@ -476,6 +488,7 @@ class PipelineSpec(StrictModel):
         description="Signing for this pipeline's images (instead of the top level's)",
         examples=[{"keyless": True, "attest": ["provenance"]}],
     )
+    reuse: Reuse | None = Field(None, description=REUSE_DESCRIPTION + " (over the top level's)", examples=["never"])
     triggers: list[TriggerRule] = Field(
         default_factory=list,
         description="Which pushes build this pipeline",
@@ -547,6 +560,7 @@ class ConfigSpec(StrictModel):
         description="Default signing for every pipeline",
         examples=[{"key": ".keys/cosign.key", "attest": ["provenance", "sbom"]}],
     )
+    reuse: Reuse | None = Field(None, description=REUSE_DESCRIPTION, examples=["trusted"])
     registries: dict[NonEmpty, RegistrySpec] = Field(
         default_factory=dict,
         description="Per-registry settings, by host[:port]",

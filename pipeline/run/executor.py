@@ -20,7 +20,8 @@ from pathlib import Path
 from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
 from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs, variant_references
 from pipeline.cache.lastbuild import last_build
-from pipeline.cache.predict import Prediction, cached_digest, child_lookup, predict
+from pipeline.cache.predict import Prediction, Reusable, cached_digest, child_lookup, predict
+from pipeline.cache.scope import Vouch, scope_of
 from pipeline.errors import (
     BuildError,
     EngineUnavailable,
@@ -84,6 +85,8 @@ class ImageResult:
     platform: str | None = None  # a variant: what it was built for (`windows/amd64 10.0.17763`)
     # A reused image: the version and commit its labels name (those of the earlier build that made it).
     built_from: dict[str, str | None] | None = None
+    # Images under this run's input tags that were not reused, and why (README "Reuse and trust").
+    not_reused: list[str] = field(default_factory=list)
 
     @property
     def reference(self) -> str | None:
@@ -265,8 +268,12 @@ class Executor:
         gate: BaseGate | None = None,
         blobs: GitBlobs | None = None,
         journals: Callable[[str], Path] | None = None,
+        vouch: Vouch | None = None,
     ) -> None:
-        """`journals`: a pipeline's name -> the directory of its publish journal (None: no journal)."""
+        """`journals`: a pipeline's name -> the directory of its publish journal (None: no journal).
+        `vouch`: checks a candidate for reuse, or a cache source, of a `reuse: trusted` pipeline (its signer)."""
+        self.vouch = vouch
+        self.scope = scope_of(plan.context)
         self.journals = journals
         self.sign = sign
         self.attest = attest
@@ -367,7 +374,7 @@ class Executor:
         if not self.options.cache:
             return None
         if self._predictions is None:
-            self._predictions = predict(self.plan, self.registry, self.blobs)
+            self._predictions = predict(self.plan, self.registry, self.blobs, vouch=self.vouch)
         return self._predictions[key].digest
 
     def _schedule(self, pool: ThreadPoolExecutor) -> None:
@@ -481,6 +488,13 @@ class Executor:
     def _build_and_tag(self, image: PlannedImage, result: ImageResult) -> None:
         if image.key in self.reusable:
             release = self.reusable[image.key]
+            problem = self._vouch_release(image, release)
+            if problem is not None:
+                raise PipelineError(
+                    f"{image.key}: {image.repository}:{image.tags.release} is not reused: {problem}; nothing is "
+                    "signed or published (its labels name this commit, but labels are plain text; --force "
+                    "rebuilds it and overwrites the tag)"
+                )
             self._reuse(
                 image,
                 result,
@@ -502,7 +516,7 @@ class Executor:
             result.inputs = inputs.digest
             # The engine pushes under a tag that names this build only: the commit's, else (outside git)
             # the input digest's. Release, floating and extra tags move later, after every image succeeded.
-            build_tag = image.tags.build[0] if image.tags.build else inputs.tag
+            build_tag = image.tags.build[0] if image.tags.build else self.scope.write_tag(inputs)
         self._gate(image, build_args)
         self._build_one(image, result, build_args, inputs, build_tag)
 
@@ -517,9 +531,10 @@ class Executor:
         """Build one image (or one variant of one) and push it under `build_tag`, unless an image with
         the same inputs is already pushed; then sign it by digest."""
         if inputs is not None and self.options.cache:
-            cached = cached_digest(self.registry, self.plan, image.key, inputs)
-            if cached is not None:
-                why = f"{self._of(image)}inputs unchanged ({inputs.tag}): {image.repository}@{cached}"
+            found = self._reusable(image, result, inputs)
+            if found.digest is not None:
+                cached = found.digest
+                why = f"{self._of(image)}inputs unchanged ({found.tag}): {image.repository}@{cached}"
                 self._reuse(image, result, cached, why, build_tag)
                 result.cached = True
                 return
@@ -555,8 +570,8 @@ class Executor:
         if image.platform is not None:
             self._check_platform(image, digest)
         result.digest = digest
-        if inputs is not None and inputs.tag != build_tag:
-            self.registry.tag(image.repository, digest, inputs.tag)
+        if inputs is not None and self.scope.write_tag(inputs) != build_tag:
+            self.registry.tag(image.repository, digest, self.scope.write_tag(inputs))
         built = Built(
             image,
             digest,
@@ -570,6 +585,28 @@ class Executor:
         with self._lock:
             self._builds.setdefault(image.key, []).append(built)
         self._sign(image, digest)
+
+    def _vouch_release(self, image: PlannedImage, digest: str) -> str | None:
+        """A release tag of this commit found in the registry is re-published (and signed) as this run's
+        build only if a `reuse: trusted` pipeline's signer signed it."""
+        if image.reuse != "trusted":
+            return None
+        if self.vouch is None:
+            return f"{digest} cannot be verified (no signer)"
+        return self.vouch(image, digest, None)
+
+    def _reusable(self, image: PlannedImage, result: ImageResult, inputs: InputDigest) -> Reusable:
+        """The earlier build with these inputs this run may reuse (cache.predict.cached_digest, the image's
+        `reuse:` rule); each candidate refused is said (progress) and kept for the report."""
+        found = cached_digest(self.registry, self.plan, image.key, inputs, self.vouch)
+        if found.unverified:  # `reuse: trusted` and nothing to verify with: never reused unchecked
+            found = Reusable(None, found.tag, (f"not reused: {found.digest} cannot be verified (no signer)",))
+        for refused in found.refused:
+            shown = f"{self._of(image)}{refused}; building it"
+            self._emit(image.key, "reuse", shown)
+            with self._lock:
+                result.not_reused.append(shown)
+        return found
 
     def _gate(self, image: PlannedImage, build_args: dict[str, str]) -> None:
         """The trust policy's base-image check, before anything is built or reused."""
@@ -619,10 +656,11 @@ class Executor:
             built = {dep: self.results[dep].digest for dep in image.depends_on}
             inputs = image_inputs(self.plan, image, {}, built, self.blobs, self._child_of)
             result.inputs = inputs.digest
-            build_tag = image.tags.build[0] if image.tags.build else inputs.tag
-            cached = cached_digest(self.registry, self.plan, image.key, inputs) if self.options.cache else None
-            if cached is not None:
-                why = f"inputs unchanged ({inputs.tag}): every variant of {image.repository}@{cached}"
+            build_tag = image.tags.build[0] if image.tags.build else self.scope.write_tag(inputs)
+            found = self._reusable(image, result, inputs) if self.options.cache else None
+            if found is not None and found.digest is not None:
+                cached = found.digest
+                why = f"inputs unchanged ({found.tag}): every variant of {image.repository}@{cached}"
                 self._reuse(image, result, cached, why, build_tag)
                 self._variants_of_index(image, result, cached)
                 result.cached = True
@@ -667,7 +705,7 @@ class Executor:
         self._emit(image.key, "index", f"pushing the image index of {len(children)} variants")
         index = push_index(self.registry, image.repository, children)
         result.digest = index.digest
-        for tag in dict.fromkeys([build_tag, *([inputs.tag] if inputs is not None else [])]):
+        for tag in dict.fromkeys([build_tag, *([self.scope.write_tag(inputs)] if inputs is not None else [])]):
             self.registry.put_manifest(image.repository, tag, index)
         result.cached = all(c.cached for c in result.variants.values())
         self._sign(image, index.digest)
@@ -748,7 +786,28 @@ class Executor:
         if earlier is not None:
             refs.append(image.repository.with_tag(earlier.tag))
         refs.append(image.repository.with_tag(f"latest{image.tags.suffix}"))
-        return tuple(dict.fromkeys(str(ref) for ref in refs))
+        if image.reuse != "trusted":
+            return tuple(dict.fromkeys(str(ref) for ref in refs))
+        return self._trusted_sources(image, list(dict.fromkeys(refs)))
+
+    def _trusted_sources(self, image: PlannedImage, refs: list[ImageRef]) -> tuple[str, ...]:
+        """A `reuse: trusted` pipeline's cache sources: only those signed by its signer, by digest (a tag
+        may move between the check and the build). An image's inline cache maps cache keys to its layers,
+        so a planted one would hand its layers to our build steps."""
+        kept: list[str] = []
+        for ref in refs:
+            try:
+                digest = self.registry.resolve_digest(ref)
+            except RegistryError:
+                digest = None  # only a cache hint
+            if digest is None:
+                continue
+            problem = self.vouch(image, digest, None) if self.vouch is not None else f"{digest} cannot be verified"
+            if problem is None:
+                kept.append(f"{ref.repository}@{digest}")
+            else:
+                self._emit(image.key, "cache", f"{self._of(image)}cache source {ref} dropped: {problem}")
+        return tuple(dict.fromkeys(kept))
 
     def _render_build_args(self, image: PlannedImage) -> dict[str, str]:
         """Build args with `{{ images.X }}` as X's pushed digest; a variant builds on X's child of its own

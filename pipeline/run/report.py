@@ -69,6 +69,9 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "inputs": r.inputs,
                 "reused": r.cached,
                 "built_from": r.built_from,  # a reused image: {version, revision} of the build that made it
+                # Candidates under the input tags that were not reused, and why (`not reused: sha256:… is
+                # not signed by this pipeline's key …`), the image's and its variants'.
+                "not_reused": [*r.not_reused, *(line for v in r.variants.values() for line in v.not_reused)],
                 "error": r.error,
                 "log_tail": list(r.log_tail),
                 "failed_step": r.failed_step,
@@ -145,6 +148,9 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
             at = f" at {made['revision'][:12]}" if made["revision"] else ""
             line = f"{key}: reused, built as {made['version']}{at}"
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for key, r in result.images.items():
+        for line in [*r.not_reused, *(n for v in r.variants.values() for n in v.not_reused)]:
+            console.print(f"{key}: {line}", markup=False, highlight=False, soft_wrap=True)
     stays = [c for c in result.tag_changes if c.action.value == "stays"]
     for change in stays:
         line = f"{change.image}: {change.tag} stays: {change.reason}"

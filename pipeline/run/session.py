@@ -21,6 +21,7 @@ from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.builders import Backend, open_backends
 from pipeline.cache.inputs import GitBlobs
 from pipeline.cache.predict import Prediction, predict
+from pipeline.cache.scope import Vouch, reuse_warnings
 from pipeline.ci import checkout_of
 from pipeline.ci.commands import GroupSyntax
 from pipeline.config import LoadedConfig
@@ -238,7 +239,10 @@ class Session:
                 gate=gate,
                 blobs=self.blobs(),
                 journals=journals.__getitem__,
+                vouch=self._vouch(registry, parts),
             )
+            for warning in reuse_warnings(plan):
+                self.say(f"warning: {warning}")
             # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
             locks = pipeline_locks(plan, self.settings.lock_dir, self.say) if options.push else nullcontext()
             with locks:
@@ -290,6 +294,14 @@ class Session:
             signer = check(lambda: self._signer(plan, registry, secrets)) if options.push else None
             policy = check(lambda: TrustPolicy.from_config(self.loaded.spec, self.loaded.base_dir))
             yield _Parts(backends, credentials, registry, reachable, signer, policy)
+
+    def _vouch(self, registry: RegistryClient, parts: _Parts) -> Vouch | None:
+        """What checks a `reuse: trusted` pipeline's candidates: its own signer (README "Reuse and trust")."""
+        if parts.signer is None:
+            return None
+        from pipeline.signing.reuse import ReuseVerifier
+
+        return ReuseVerifier(registry, parts.signer)
 
     def _attester(self, plan: Plan, registry: RegistryClient, parts: _Parts) -> RunAttester | None:
         """Provenance and SBOM for the pipelines whose `sign:` asks for them (None: none does)."""

@@ -10,6 +10,7 @@ from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.signing.actions import sign_recursively
 from pipeline.signing.keys import SigningKey
+from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
 from pipeline.signing.signer import KeySigner, SignatureStorage, Signer
 
 if TYPE_CHECKING:
@@ -37,6 +38,19 @@ class RunSigner:
         if self.keyless is None:
             raise SigningError(f"{image.key}: keyless signing needs an identity token (--identity-token)")
         return self.keyless
+
+    def requirement_for(self, image: PlannedImage) -> Requirement | None:
+        """What a signature by the image's pipeline's signer verifies with (None where it does not sign):
+        the key's public half, or the keyless identity and issuer of the run's token."""
+        sign = image.sign
+        if sign is None:
+            return None
+        if sign.key is not None:
+            return KeyRequirement(self.keys[sign.key].public, sign.key)
+        if self.keyless is None:
+            return None
+        token = self.keyless.token
+        return IdentityRequirement(token.issuer, token.identity, self.keyless.trust_config)
 
     def __call__(self, image: PlannedImage, digest: str) -> str | None:
         """Sign `digest` if the image's pipeline signs; return what was done, for progress."""

@@ -49,6 +49,7 @@ registry: 127.0.0.1:5000/demo
 insecure_registries: [build.lan:5000]
 tags: {floating: [minor, latest], extra: ["sha-{{ git.short_sha }}"], suffix: -linux, variants: true}
 sign: {key: .keys/cosign.key, keyless: false, attest: [provenance, sbom]}
+reuse: trusted
 registries:
   127.0.0.1:5000: {signature_storage: both, ca_file: certs/ca.pem}
 trust:
@@ -84,6 +85,7 @@ pipelines:
     registry: 127.0.0.1:5000/shop
     tags: {floating: [major]}
     sign: {keyless: true}
+    reuse: trusted
     triggers:
       - {branch: "^main$", tags: [latest-main]}
       - {tag: "^v(?P<version>.*)$", release: true}
