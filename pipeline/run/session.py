@@ -41,11 +41,12 @@ from pipeline.run.report import ProgressMode, ProgressPrinter
 from pipeline.run.settings import Secrets, Settings
 from pipeline.signing.trust import BaseImageGate, TrustPolicy
 from pipeline.vcs.info import read_git_info
-from pipeline.versioning import parse_version
+from pipeline.versioning import parse_version, version_tag
 
 # What only some commands or configs use is imported where it is used: start-up is most of a no-op run.
 if TYPE_CHECKING:
     from pipeline.cache.explain import Explanation
+    from pipeline.release.claims import ReleaseClaims
     from pipeline.run.attesting import RunAttester
     from pipeline.signing.runsigner import RunSigner
 
@@ -238,6 +239,7 @@ class Session:
                 gate=gate,
                 blobs=self.blobs(),
                 journals=journals.__getitem__,
+                claims=self.claims(plan, options.force) if options.push else None,
             )
             # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
             locks = pipeline_locks(plan, self.settings.lock_dir, self.say) if options.push else nullcontext()
@@ -249,6 +251,25 @@ class Session:
                 except RunInterrupted as stopped:
                     stopped.result = redact_result(stopped.result, redactor)  # it is reported too
                     raise
+
+    def claims(self, plan: Plan, force: bool) -> ReleaseClaims | None:
+        """A versioned run's claims on the checkout's git remote `origin` (shared by every runner that
+        releases from a clone of it); None for a run without a release tag or without the remote (no
+        network is asked to decide)."""
+        version = plan.context.version
+        sha = plan.context.git_sha
+        if version is None or sha is None or not any(i.tags.release for i in plan.images.values()):
+            return None
+        from pipeline.release.claims import ReleaseClaims, this_runner
+        from pipeline.vcs.refs import RefsRemote
+
+        remote = RefsRemote.of(self.loaded.base_dir)
+        if remote is None:
+            return None
+        repositories = [str(i.repository) for i in plan.images.values() if i.tags.release]
+        return ReleaseClaims(
+            remote, repositories, version_tag(version), sha, this_runner(self.settings.environment), force, self.say
+        )
 
     def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
         """A dry run: every check `execute` makes before building, read-only and in its order, each refusal
