@@ -131,7 +131,9 @@ def test_a_version_claimed_from_another_commit_is_refused_naming_the_winner(
     first.claim()
     ref = f"refs/pipeline/claims/{repository_key('reg:5000/ns/app')}/1.0.0"
     assert list(remote_refs(origin)) == [ref]
-    with pytest.raises(VersionClaimed, match=r"lost the race for version 1.0.0 .* commit aaaaaaaaaaaa by runner host pid 1"):
+    with pytest.raises(
+        VersionClaimed, match=r"lost the race for version 1.0.0 .* commit aaaaaaaaaaaa by runner host pid 1"
+    ):
         claims(b, "b" * 40, 2).claim()
     with first.publishing():
         pass
