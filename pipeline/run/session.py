@@ -271,6 +271,23 @@ class Session:
             remote, repositories, version_tag(version), sha, this_runner(self.settings.environment), force, self.say
         )
 
+    def promote_claims(
+        self, destination: str, version: str, force: bool, where: Path
+    ) -> Callable[[str], ReleaseClaims] | None:
+        """`promote`'s claims on `version` in `destination` (a digest -> them), on the git remote `origin`
+        of the repository at `where` (the config's, else the working directory); None outside git or
+        without that remote."""
+        from pipeline.release.claims import ReleaseClaims, this_runner
+        from pipeline.vcs.refs import RefsRemote
+
+        remote = RefsRemote.of(self.config.base_dir if self.config else where)
+        if remote is None:
+            return None
+        runner = this_runner(self.settings.environment)
+        return lambda digest: ReleaseClaims(
+            remote, [destination], version, digest, runner, force, self.say, kind="digest"
+        )
+
     def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
         """A dry run: every check `execute` makes before building, read-only and in its order, each refusal
         recorded instead of raised; then the tag changes the run would publish."""

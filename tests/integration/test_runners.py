@@ -179,3 +179,37 @@ def test_two_adjacent_versions_floating_tags_end_on_the_higher_one(
         if change["action"] in ("create", "move", "unchanged"):
             name = change["image"].rsplit("/", 1)[-1]
             assert final[name].get(change["tag"], change["digest"]) == change["digest"], change
+
+
+@pytest.mark.timeout(900)
+def test_promote_of_one_version_from_two_runners_exactly_one_wins(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """Two runners promote different tested images into one repository as 1.0.0; A is held at its write of
+    prod:1.0.0 while B promotes. B loses, naming A's digest, and copies nothing; A's image is 1.0.0."""
+    plan = FaultPlan()
+    with fault_proxy(services.plain_registry, plan) as proxy:
+        a, b = runners(tmp_path, f"{proxy}/{namespace}")
+        a.commit("tested A\n")
+        b.commit("tested B\n")
+        for runner, version in ((a, "0.1.0"), (b, "0.2.0")):
+            done = run_cli(["run", "--version", version], runner.root, env=runner.env)
+            assert done.code == 0, done.output
+        source_a, source_b = (plain_peek.digest(f"{namespace}/app", v) for v in ("0.1.0", "0.2.0"))
+        assert source_a and source_b and source_a != source_b
+        dest = f"{proxy}/{namespace}/prod"
+        with held(plan, f"{namespace}/prod:1.0.0") as hold:
+            first = start(a, ["promote", f"{proxy}/{namespace}/app:0.1.0", dest, "--version", "1.0.0", "--json"], "a")
+            assert hold.held.wait(timeout=300), first.stderr()
+            second = run_cli(
+                ["promote", f"{proxy}/{namespace}/app:0.2.0", dest, "--version", "1.0.0"], b.root, env=b.env
+            )
+        code, _, stderr = first.wait()
+    assert code == 0, stderr
+    assert second.code == 1, second.output
+    assert "lost the race for version 1.0.0" in second.stderr and f"digest {source_a[:19]}" in second.stderr, (
+        second.stderr
+    )
+    assert plain_peek.digest(f"{namespace}/prod", source_b) is None  # B copied nothing
+    final = {tag: plain_peek.digest(f"{namespace}/prod", tag) for tag in ("1.0.0", "1.0", "1", "latest")}
+    assert final == dict.fromkeys(final, source_a)
