@@ -127,7 +127,7 @@ class ReleaseClaims:
         subject = f.get(self.kind) or f.get("commit") or f.get("digest") or "?"
         return (
             f"{self.kind} {subject[:19] if self.kind == 'digest' else subject[:12]} by runner "
-            f"{f.get('runner', '?')} at {f.get('at', '?')} (git ref {found.name} on {self.remote.remote})"
+            f"{f.get('runner', '?')} at {f.get('at', '?')} (git ref {found.name} on {self.remote.name})"
         )
 
     # --- claiming --------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ class ReleaseClaims:
         new = self.remote.make_object(self._fields("claimed", self.claim_ttl), f"claim {self.version}")
         if self.remote.swap({ref: (None, new) for ref in self.refs}):
             self.held = dict.fromkeys(self.refs, new)
-            self.say(f"claimed version {self.version} on git remote {self.remote.remote}")
+            self.say(f"claimed version {self.version} on git remote {self.remote.name}")
             return
         seen = self.remote.read(list(self.refs))
         updates: dict[str, tuple[str | None, str | None]] = {}
@@ -158,7 +158,7 @@ class ReleaseClaims:
             raise VersionClaimed(f"version {self.version}: its claims changed while this run claimed them; run again")
         self.held = {ref: new for ref in updates}
         if updates:
-            self.say(f"claimed version {self.version} on git remote {self.remote.remote}")
+            self.say(f"claimed version {self.version} on git remote {self.remote.name}")
 
     def _takes(self, found: RemoteRef, repository: str) -> bool:
         """Whether this run may go on with a claim that is there: False for a finished claim of this same
@@ -213,7 +213,7 @@ class ReleaseClaims:
         def waiting(holder: RemoteRef) -> None:
             self.say(
                 f"waiting for runner {holder.fields.get('runner', '?')} to finish publishing "
-                f"({holder.name} on {self.remote.remote}, until {holder.fields.get('expires-at', '?')})"
+                f"({holder.name} on {self.remote.name}, until {holder.fields.get('expires-at', '?')})"
             )
 
         try:
@@ -235,7 +235,7 @@ class ReleaseClaims:
         marks = {ref: (oid, finished) for ref, oid in self.held.items()}
         if not lease.release(also=marks):
             raise PipelineError(
-                f"version {self.version} was published, but its claims on git remote {self.remote.remote} "
+                f"version {self.version} was published, but its claims on git remote {self.remote.name} "
                 "moved meanwhile (another runner used --force?); check the registry's tags"
             )
         self.done |= dict.fromkeys(self.held, finished)

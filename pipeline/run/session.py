@@ -95,12 +95,16 @@ class Session:
         say: Say = lambda message: None,
         progress: ProgressMode = "auto",
         groups: GroupSyntax | None = None,
+        claims_remote: str = "origin",
     ) -> None:
         self.config = config
         self.settings = settings
         self.say = say
         self.progress = progress
         self.groups = groups  # fold each image's progress into a CI log group
+        # Where a versioned run claims its version (several runners): a remote of the checkout by name, or
+        # the URL or path of the repository a trigger builds from.
+        self.claims_remote = claims_remote
 
     @property
     def loaded(self) -> LoadedConfig:
@@ -263,7 +267,7 @@ class Session:
         from pipeline.release.claims import ReleaseClaims, this_runner
         from pipeline.vcs.refs import RefsRemote
 
-        remote = RefsRemote.of(self.loaded.base_dir)
+        remote = RefsRemote.of(self.loaded.base_dir, self.claims_remote)
         if remote is None:
             return None
         repositories = [str(i.repository) for i in plan.images.values() if i.tags.release]

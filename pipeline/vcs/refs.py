@@ -67,16 +67,18 @@ class RefsRemote:
     def __init__(self, repo: git.Repo, remote: str = "origin") -> None:
         self.repo = repo
         self.remote = remote
+        self.name = strip_credentials(remote)  # what messages say: a URL's token stays out of them
 
     @classmethod
     def of(cls, path: Path, remote: str = "origin") -> RefsRemote | None:
-        """The remote of the repository at `path`, or None when there is no repository or no such remote
-        (read locally: no network)."""
+        """`remote` (a remote's name, or a repository's URL or path) of the repository at `path`; None when
+        there is no repository or no remote of that name (read locally: no network)."""
         try:
             repo = git.Repo(path, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
             return None
-        if remote not in [r.name for r in repo.remotes]:
+        named = "/" not in remote and ":" not in remote
+        if named and remote not in [r.name for r in repo.remotes]:
             return None
         return cls(repo, remote)
 
@@ -119,7 +121,7 @@ class RefsRemote:
             text = f"{exc.stdout or ''}\n{exc.stderr or ''}"
             if any(marker in text for marker in _REFUSED):
                 return False
-            raise RefsUnavailable(f"git remote '{self.remote}': push refused or failed: {_reason(exc)}") from None
+            raise RefsUnavailable(f"git remote '{self.name}': push refused or failed: {_reason(exc)}") from None
         return True
 
     def _have(self, oid: str) -> bool:
@@ -144,7 +146,7 @@ class RefsRemote:
         except git.GitCommandNotFound:
             raise EnvironmentProblem("git is not installed; several runners coordinate through git") from None
         except git.GitCommandError as exc:
-            raise RefsUnavailable(f"git remote '{self.remote}': git {command} failed: {_reason(exc)}") from None
+            raise RefsUnavailable(f"git remote '{self.name}': git {command} failed: {_reason(exc)}") from None
 
 
 def _reason(exc: git.GitCommandError) -> str:

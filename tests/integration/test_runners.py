@@ -62,7 +62,7 @@ class Started:
     def wait(self, timeout: float = 600) -> tuple[int, dict[str, object] | None, str]:
         code = self.process.wait(timeout=timeout)
         text = self.out.read_text()
-        return code, (json.loads(text) if text.strip() else None), self.err.read_text()
+        return code, (json.loads(text) if text.startswith("{") else None), self.err.read_text()
 
     def stderr(self) -> str:
         return self.err.read_text()
@@ -213,3 +213,57 @@ def test_promote_of_one_version_from_two_runners_exactly_one_wins(
     assert plain_peek.digest(f"{namespace}/prod", source_b) is None  # B copied nothing
     final = {tag: plain_peek.digest(f"{namespace}/prod", tag) for tag in ("1.0.0", "1.0", "1", "latest")}
     assert final == dict.fromkeys(final, source_a)
+
+
+@pytest.mark.timeout(900)
+def test_triggered_releases_on_two_runners_claim_on_the_watched_repository(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """`pipeline trigger` for tags v1.3.0 and v1.2.0 on two runners, each with its own mirror of the watched
+    repository (a file:// URL); A is held at its write of app:1.3.0 while B releases 1.2.0. `latest` and
+    `1` end on 1.3.0's digests, and the claims are on the watched repository, marked done."""
+    plan = FaultPlan()
+    release_rule = '[{tag: "^v(?P<version>\\\\d+\\\\.\\\\d+\\\\.\\\\d+)$", release: true}]'
+    with fault_proxy(services.plain_registry, plan) as proxy:
+        seed, server = tmp_path / "seed", tmp_path / "server.git"
+        shop_project(seed, f"{proxy}/{namespace}", sign=False, images=IMAGES, triggers=release_rule)
+        (seed / "images/app/app.txt").write_text("1.2\n")
+        low_sha = init_git(seed)
+        git(seed, "tag", "-a", "v1.2.0", "-m", "1.2.0")
+        (seed / "images/app/app.txt").write_text("1.3\n")
+        git(seed, "commit", "-qam", "1.3")
+        high_sha = git(seed, "rev-parse", "HEAD")
+        git(seed, "tag", "-a", "v1.3.0", "-m", "1.3.0")
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(server))
+        git(seed, "push", "-q", "--tags", str(server), "main")
+        url = f"file://{server}"
+        envs = [
+            {"XDG_STATE_HOME": str(tmp_path / f"state-{n}"), "XDG_CACHE_HOME": str(tmp_path / f"cache-{n}")}
+            for n in "AB"
+        ]
+        a, b = (Runner(tmp_path, env) for env in envs)
+
+        def trigger(version: str, sha: str) -> list[str]:
+            return ["trigger", "--repo", url, "--ref", f"refs/tags/v{version}", "--after", sha, "--report"]
+
+        with held(plan, f"{namespace}/app:1.3.0") as hold:
+            first = start(a, [*trigger("1.3.0", high_sha), str(tmp_path / "a.json")], "a")
+            assert hold.held.wait(timeout=300), first.stderr()
+            second = start(b, [*trigger("1.2.0", low_sha), str(tmp_path / "b.json")], "b")
+            deadline = time.monotonic() + 300
+            while second.process.poll() is None and "waiting for runner" not in second.stderr():
+                assert time.monotonic() < deadline, second.stderr()
+                time.sleep(0.2)
+        code_a, _, stderr_a = first.wait()
+        code_b, _, stderr_b = second.wait()
+    assert code_a == 0, stderr_a
+    assert code_b == 0, stderr_b
+    high = digests(json.loads((tmp_path / "a.json").read_text()))
+    low = digests(json.loads((tmp_path / "b.json").read_text()))
+    final = tags_of(plain_peek, namespace, ("1.2.0", "1.3.0", "1.2", "1.3", *FLOATING))
+    for name in IMAGES:
+        assert final[name]["1.3.0"] == final[name]["1.3"] == final[name]["latest"] == final[name]["1"] == high[name]
+        assert final[name]["1.2.0"] == final[name]["1.2"] == low[name], (name, final)
+    claims = git(server, "for-each-ref", "--format=%(refname) %(contents)", "refs/pipeline/claims")
+    assert claims.count("state: done") == 2 * len(IMAGES), claims
+    assert git(server, "for-each-ref", "refs/pipeline/leases") == ""
