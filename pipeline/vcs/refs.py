@@ -68,6 +68,7 @@ class RefsRemote:
         self.repo = repo
         self.remote = remote
         self.name = strip_credentials(remote)  # what messages say: a URL's token stays out of them
+        self._tree: str | None = None  # the empty tree, written once
 
     @classmethod
     def of(cls, path: Path, remote: str = "origin") -> RefsRemote | None:
@@ -85,7 +86,9 @@ class RefsRemote:
     def make_object(self, fields: Mapping[str, str], title: str = "pipeline") -> str:
         """A new commit object (empty tree) whose message is `title` and the `key: value` lines; never the
         same object twice (a push of an object the remote has already is 'up to date', not refused)."""
-        tree = self._git("mktree", istream=subprocess.DEVNULL)
+        if self._tree is None:
+            self._tree = self._git("mktree", istream=subprocess.DEVNULL)
+        tree = self._tree
         lines = {**fields, "nonce": uuid.uuid4().hex}
         message = title + "\n\n" + "".join(f"{k}: {v}\n" for k, v in lines.items())
         return self._git("commit-tree", tree, "-m", message, env=_IDENTITY)
