@@ -51,7 +51,10 @@ _JOB_VARIABLES = (("GITHUB_RUN_ID", "github run"), ("CI_JOB_ID", "gitlab job"), 
 
 
 def this_runner(environment: Mapping[str, str]) -> Runner:
+    """This process on this host, and its CI job (a re-run of a GitHub job keeps its run id and job name)."""
     job = next((f"{name} {environment[var]}" for var, name in _JOB_VARIABLES if environment.get(var)), None)
+    if job is not None and environment.get("GITHUB_RUN_ID") and environment.get("GITHUB_JOB"):
+        job += f" job {environment['GITHUB_JOB']}"
     return Runner(socket.gethostname(), os.getpid(), job)
 
 

@@ -262,7 +262,9 @@ class Session:
         network is asked to decide)."""
         version = plan.context.version
         sha = plan.context.git_sha
-        if version is None or sha is None or not any(i.tags.release for i in plan.images.values()):
+        if not self.settings.claims or version is None or sha is None:
+            return None
+        if not any(i.tags.release for i in plan.images.values()):
             return None
         from pipeline.release.claims import ReleaseClaims, this_runner
         from pipeline.vcs.refs import RefsRemote
@@ -284,6 +286,8 @@ class Session:
         from pipeline.release.claims import ReleaseClaims, this_runner
         from pipeline.vcs.refs import RefsRemote
 
+        if not self.settings.claims:
+            return None
         remote = RefsRemote.of(self.config.base_dir if self.config else where)
         if remote is None:
             return None

@@ -29,6 +29,7 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "pipeline",
     "GIT_COMMITTER_EMAIL": "pipeline@localhost",
 }
+_QUIET = {"GIT_TERMINAL_PROMPT": "0"}  # a remote that wants a password fails instead of waiting for one
 _REFUSED = ("[rejected]", "stale info", "atomic push failed", "already exists", "fetch first")
 
 
@@ -97,7 +98,7 @@ class RefsRemote:
         """The named refs the remote has now (absent ones are left out), with their objects' messages."""
         if not names:
             return {}
-        listed = self._git("ls-remote", self.remote, *names)
+        listed = self._git("ls-remote", self.remote, *names, env=_QUIET)
         found: dict[str, str] = {}
         for line in listed.splitlines():
             oid, _, name = line.partition("\t")
@@ -105,7 +106,7 @@ class RefsRemote:
                 found[name] = oid
         missing = [oid for oid in set(found.values()) if not self._have(oid)]
         if missing:
-            self._git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.remote, *missing)
+            self._git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.remote, *missing, env=_QUIET)
         return {name: RemoteRef(name, oid, self._fields(oid)) for name, oid in found.items()}
 
     def swap(self, updates: Updates) -> bool:
@@ -119,12 +120,16 @@ class RefsRemote:
             args.append(f"--force-with-lease={ref}:{old or ''}")
             refspecs.append(f"{new}:{ref}" if new is not None else f":{ref}")
         try:
-            self.repo.git.push(*args, self.remote, *refspecs)
+            self.repo.git.push(*args, self.remote, *refspecs, env=_QUIET)
         except git.GitCommandError as exc:
             text = f"{exc.stdout or ''}\n{exc.stderr or ''}"
             if any(marker in text for marker in _REFUSED):
                 return False
-            raise RefsUnavailable(f"git remote '{self.name}': push refused or failed: {_reason(exc)}") from None
+            raise RefsUnavailable(
+                f"git remote '{self.name}': push refused or failed: {_reason(exc)}; a versioned run claims its "
+                "version there so that runners do not overwrite each other's releases (give this runner push "
+                "access to refs/pipeline/*, or set PIPELINE_CLAIMS=off to release without that guarantee)"
+            ) from None
         return True
 
     def _have(self, oid: str) -> bool:

@@ -267,3 +267,22 @@ def test_triggered_releases_on_two_runners_claim_on_the_watched_repository(
     claims = git(server, "for-each-ref", "--format=%(refname) %(contents)", "refs/pipeline/claims")
     assert claims.count("state: done") == 2 * len(IMAGES), claims
     assert git(server, "for-each-ref", "refs/pipeline/leases") == ""
+
+
+def test_a_versioned_run_needs_its_remote_and_an_unversioned_one_never_asks_it(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """`origin` pointing nowhere: an unversioned run succeeds (the remote is not asked); a versioned one
+    stops before any registry write, saying what to do; PIPELINE_CLAIMS=off releases without the remote."""
+    (a,) = runners(tmp_path, f"{services.plain_registry}/{namespace}", count=1)
+    git(a.root, "remote", "set-url", "origin", "https://token:s3cret@git.invalid/shop.git")
+    plain = run_cli(["run"], a.root, env=a.env)
+    assert plain.code == 0, plain.output
+    refused = run_cli(["run", "--version", "1.0.0"], a.root, env=a.env)
+    assert refused.code == 1, refused.output
+    assert "git remote 'origin': push refused or failed" in refused.stderr, refused.stderr
+    assert "PIPELINE_CLAIMS=off" in refused.stderr and "s3cret" not in refused.output
+    assert "1.0.0" not in plain_peek.all_tags(f"{namespace}/app")
+    unguarded = run_cli(["run", "--version", "1.0.0"], a.root, env={**a.env, "PIPELINE_CLAIMS": "off"})
+    assert unguarded.code == 0, unguarded.output
+    assert "1.0.0" in plain_peek.all_tags(f"{namespace}/app")
