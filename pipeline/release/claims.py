@@ -232,7 +232,10 @@ class ReleaseClaims:
         try:
             yield
         except BaseException:
-            lease.release()
+            try:
+                lease.release()
+            except PipelineError:
+                pass  # it expires on its own; the run's own failure is what to report
             raise
         finished = self.remote.make_object(self._fields("done"), f"released {self.version}")
         marks = {ref: (oid, finished) for ref, oid in self.held.items()}

@@ -18,9 +18,8 @@ from pipeline.release.publish import (
     Target,
     apply_changes,
     decide_changes,
-    read_back,
     revision_of,
-    settle_floating,
+    verify_published,
 )
 from pipeline.signing.actions import SignResult
 from pipeline.signing.attached import KINDS
@@ -115,6 +114,5 @@ def _copy_and_tag(
         changes = decide_changes([target], registry, force, digest_is=SOURCE_IS)
         say = lambda _image, step, message: notify(step, message)  # noqa: E731
         apply_changes(changes, registry, say)
-        changes = settle_floating(changes, [target], registry, say)
-        read_back(changes, registry, revision_of(registry))
+        changes = verify_published(changes, [target], registry, say, revision_of(registry))
     return Promotion(source, digest, destination, stats, changes, carried, resigned)

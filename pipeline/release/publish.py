@@ -452,3 +452,28 @@ def revision_of(registry: RegistryClient) -> Winner:
         return f" (built from commit {revision[:12]})" if revision else ""
 
     return winner
+
+
+def verify_published(
+    changes: list[TagChange],
+    targets: list[Target],
+    registry: RegistryClient,
+    notify: Notify,
+    winner: Winner | None = None,
+) -> list[TagChange]:
+    """After `apply_changes`: settle the floating tags and read every tag back (RaceLost on a difference).
+    If the registry cannot be read to check, move back what this run wrote, as a failed write does: a run
+    that cannot show its release is in place does not leave it half-checked."""
+    try:
+        settled = settle_floating(changes, targets, registry, notify)
+        read_back(settled, registry, winner)
+    except RaceLost:
+        raise
+    except PublishFailed as exc:
+        unrestored = rollback([c for c in changes if c.writes and c.digest is not None], registry, notify)
+        if unrestored:
+            raise PublishFailed(
+                f"{exc}; moved back what the registry allows, but could not restore: " + ", ".join(unrestored)
+            ) from None
+        raise PublishFailed(f"{exc}; every tag this run had moved was moved back; run the same command again") from None
+    return settled

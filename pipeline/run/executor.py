@@ -57,9 +57,8 @@ from pipeline.release.publish import (
     apply_changes,
     check_release_tags,
     decide_changes,
-    read_back,
     revision_of,
-    settle_floating,
+    verify_published,
 )
 
 
@@ -842,8 +841,9 @@ class Executor:
                 apply_changes(result.tag_changes, self.registry, self._emit, journal_dir, what)
                 # Another runner (or one without the remote) may have written meanwhile: floating tags end on the
                 # highest version present, and every tag this run reports is read back.
-                result.tag_changes = settle_floating(result.tag_changes, targets, self.registry, self._emit)
-                read_back(result.tag_changes, self.registry, revision_of(self.registry))
+                result.tag_changes = verify_published(
+                    result.tag_changes, targets, self.registry, self._emit, revision_of(self.registry)
+                )
         except PipelineError as exc:
             result.error = str(exc)
             return

@@ -224,7 +224,7 @@ class Lease:
                     on_wait(holder)
             if live:
                 if now > deadline:
-                    who = live[0].fields.get("holder", "another runner")
+                    who = live[0].fields.get("runner") or live[0].fields.get("holder", "another runner")
                     raise LeaseTimeout(f"{live[0].name} is held by {who}; gave up waiting after {wait:.0f} s")
                 time.sleep(poll)
                 expected = dict.fromkeys(self.refs)  # try to create them again: released by then, perhaps
