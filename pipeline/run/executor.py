@@ -350,7 +350,7 @@ class Executor:
             raise
         finally:
             if self.claims is not None and not result.published:
-                self.claims.abandon()  # nothing of this release is in the registry: the version is free again
+                self.claims.abandon()  # published nothing: the version is free again (registry tags still checked)
         result.duration = self.clock() - start
         return result
 
