@@ -216,7 +216,8 @@ def promote(
             # wrong passphrase must not leave the image copied, untagged, at the destination.
             made = signer_from_options(key_path, token, trust_config, storage)()
             resigner = partial(sign_reference, registry, signer=lambda: made)
-        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner)
+        claims = the_session.promote_claims(str(destination_repo), str(tags.release), force, Path.cwd())
+        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner, claims)
     data: dict[str, Any] = {
         "source": str(done.source),
         "digest": done.digest,

@@ -15,7 +15,7 @@ from pipeline.plan import REVISION_LABEL
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.reference import Repository, parse_repository
 from pipeline.release.journal import Journal, JournalEntry, remove_journal, write_journal
-from pipeline.versioning import TagSet, decide_floating
+from pipeline.versioning import TagSet, decide_floating, versions_in
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -355,3 +355,125 @@ def complete_journal(journal: Journal, registry: RegistryClient, notify: Callabl
         already=results.count("already"),
         skipped=[r for r in results if r not in ("written", "already")],
     )
+
+
+class RaceLost(TagConflict):
+    """A tag this run wrote reads back as something else: another runner wrote it meanwhile."""
+
+
+Winner = Callable[[Repository, str], str]  # (repository, digest found) -> who put it there
+
+
+def settle_floating(
+    changes: list[TagChange], targets: list[Target], registry: RegistryClient, notify: Notify
+) -> list[TagChange]:
+    """After writing: each floating tag of `targets` on the highest version present now (another runner may
+    have published a higher version, or taken this version, meanwhile). Moves what is not, and returns
+    `changes` with each floating change as it ended."""
+
+    def settle(target: Target) -> list[tuple[str, str, str]]:
+        """(floating tag, the highest version's tag, its digest) for each floating tag of `target`."""
+        version = target.tags.version
+        if version is None or not target.tags.floating:
+            return []
+        existing = registry.list_tags(target.repository)
+        stable = {t: v for t, v in versions_in(existing, target.tags.suffix).items() if not v.prerelease}
+        ended = []
+        for candidate in target.tags.floating:
+            peers = {
+                t: v
+                for t, v in stable.items()
+                if candidate.kind == "latest"
+                or (candidate.kind == "major" and v.major == version.major)
+                or (candidate.kind == "minor" and (v.major, v.minor) == (version.major, version.minor))
+            }
+            if not peers:
+                continue
+            highest = max(peers, key=lambda t: peers[t])
+            owner = registry.resolve_digest(target.repository.with_tag(highest))
+            if owner is None:
+                continue
+            if registry.resolve_digest(target.repository.with_tag(candidate.name)) != owner:
+                registry.tag(target.repository, owner, candidate.name)
+                notify(target.key, "repair", f"{target.repository}:{candidate.name} -> {highest} ({owner})")
+            ended.append((candidate.name, highest, owner))
+        return ended
+
+    settled = list(changes)
+    for target, outcome in _concurrently(targets, settle):
+        if isinstance(outcome, BaseException):
+            raise PublishFailed(f"checking the floating tags after publishing failed: {_describe(outcome)}")
+        for name, highest, owner in outcome:
+            for i, change in enumerate(settled):
+                same = (change.image, change.tag) == (target.key, name)
+                if same and change.digest != owner and change.action != Action.STAYS:
+                    settled[i] = replace(
+                        change,
+                        action=Action.STAYS,
+                        digest=owner,
+                        reason=f"{highest} is the highest version now (published meanwhile by another run)",
+                    )
+    return settled
+
+
+def read_back(changes: list[TagChange], registry: RegistryClient, winner: Winner | None = None) -> None:
+    """Read every tag the report says this run points at its digest (written or unchanged) and raise
+    RaceLost naming where it points instead (and who put it there) on any difference."""
+    claimed = [c for c in changes if c.digest is not None and c.action != Action.STAYS]
+
+    def check(change: TagChange) -> str | None:
+        now = registry.resolve_digest(change.repository.with_tag(change.tag))
+        if now == change.digest:
+            return None
+        who = winner(change.repository, now) if winner is not None and now is not None else ""
+        return f"{change.repository}:{change.tag} is {now}{who}, not {change.digest} as this run wrote"
+
+    lost = []
+    for _change, outcome in _concurrently(claimed, check):
+        if isinstance(outcome, BaseException):
+            raise PublishFailed(f"reading back the published tags failed: {_describe(outcome)}")
+        if outcome is not None:
+            lost.append(outcome)
+    if lost:
+        raise RaceLost(
+            "lost a race with another runner: " + "; ".join(lost) + " (the registry's floating tags were set on the "
+            "highest version present; this release is not what the registry shows)"
+        )
+
+
+def revision_of(registry: RegistryClient) -> Winner:
+    """Who put a digest there, as far as its labels tell: ` (built from commit X)`."""
+
+    def winner(repository: Repository, digest: str) -> str:
+        try:
+            revision = registry.image_labels(repository.with_digest(digest)).get(REVISION_LABEL)
+        except PipelineError:
+            return ""
+        return f" (built from commit {revision[:12]})" if revision else ""
+
+    return winner
+
+
+def verify_published(
+    changes: list[TagChange],
+    targets: list[Target],
+    registry: RegistryClient,
+    notify: Notify,
+    winner: Winner | None = None,
+) -> list[TagChange]:
+    """After `apply_changes`: settle the floating tags and read every tag back (RaceLost on a difference).
+    If the registry cannot be read to check, move back what this run wrote, as a failed write does: a run
+    that cannot show its release is in place does not leave it half-checked."""
+    try:
+        settled = settle_floating(changes, targets, registry, notify)
+        read_back(settled, registry, winner)
+    except RaceLost:
+        raise
+    except PublishFailed as exc:
+        unrestored = rollback([c for c in changes if c.writes and c.digest is not None], registry, notify)
+        if unrestored:
+            raise PublishFailed(
+                f"{exc}; moved back what the registry allows, but could not restore: " + ", ".join(unrestored)
+            ) from None
+        raise PublishFailed(f"{exc}; every tag this run had moved was moved back; run the same command again") from None
+    return settled

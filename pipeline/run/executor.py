@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +50,17 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.index import push_index
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef
-from pipeline.release.publish import Action, TagChange, Target, apply_changes, check_release_tags, decide_changes
+from pipeline.release.claims import ReleaseClaims
+from pipeline.release.publish import (
+    Action,
+    TagChange,
+    Target,
+    apply_changes,
+    check_release_tags,
+    decide_changes,
+    revision_of,
+    verify_published,
+)
 
 
 class Status(enum.StrEnum):
@@ -269,12 +280,15 @@ class Executor:
         blobs: GitBlobs | None = None,
         journals: Callable[[str], Path] | None = None,
         vouch: Vouch | None = None,
+        claims: ReleaseClaims | None = None,
     ) -> None:
         """`journals`: a pipeline's name -> the directory of its publish journal (None: no journal).
-        `vouch`: checks a candidate for reuse, or a cache source, of a `reuse: trusted` pipeline (its signer)."""
+        `vouch`: checks a candidate for reuse, or a cache source, of a `reuse: trusted` pipeline (its signer).
+        `claims`: the version's claims on the git remote, shared with other runners (None: no remote)."""
         self.vouch = vouch
         self.scope = scope_of(plan.context)
         self.journals = journals
+        self.claims = claims
         self.sign = sign
         self.attest = attest
         self._builds: dict[str, list[Built]] = {}  # image key -> what was built and pushed for it this run
@@ -310,6 +324,8 @@ class Executor:
         pool: ThreadPoolExecutor | None = None
         try:
             if self.options.push:
+                if self.claims is not None:
+                    self.claims.claim()  # before any registry write: another runner's claim stops this run here
                 targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
                 ctx = self.plan.context
                 self.reusable = check_release_tags(
@@ -339,6 +355,9 @@ class Executor:
             if stopped is not None:
                 raise RunInterrupted(interrupt_of(exc).signum, stopped) from exc
             raise
+        finally:
+            if self.claims is not None and not result.published:
+                self.claims.abandon()  # published nothing: the version is free again (registry tags still checked)
         result.duration = self.clock() - start
         return result
 
@@ -863,19 +882,27 @@ class Executor:
                 label = f"{key}[{name}]"
                 owners[label] = (key, name)
                 targets.append(Target(label, image.repository, variant_tags, self.results[key].variants[name].digest))
+        # With a git remote, the read-decide-write below is this runner's alone per repository (a lease).
+        guard = self.claims.publishing() if self.claims is not None else nullcontext()
         try:
-            result.tag_changes = decide_changes(targets, self.registry, self.options.force)
-            journals = self.journals
-            journal_dir = (
-                (lambda c: journals(self.plan.images[owners.get(c.image, (c.image, ""))[0]].pipeline))
-                if journals is not None
-                else None
-            )
-            ctx = self.plan.context
-            what = f"version {ctx.template_values()['version']}" + (
-                f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else ""
-            )
-            apply_changes(result.tag_changes, self.registry, self._emit, journal_dir, what)
+            with guard:
+                result.tag_changes = decide_changes(targets, self.registry, self.options.force)
+                journals = self.journals
+                journal_dir = (
+                    (lambda c: journals(self.plan.images[owners.get(c.image, (c.image, ""))[0]].pipeline))
+                    if journals is not None
+                    else None
+                )
+                ctx = self.plan.context
+                what = f"version {ctx.template_values()['version']}" + (
+                    f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else ""
+                )
+                apply_changes(result.tag_changes, self.registry, self._emit, journal_dir, what)
+                # Another runner (or one without the remote) may have written meanwhile: floating tags end on the
+                # highest version present, and every tag this run reports is read back.
+                result.tag_changes = verify_published(
+                    result.tag_changes, targets, self.registry, self._emit, revision_of(self.registry)
+                )
         except PipelineError as exc:
             result.error = str(exc)
             return

@@ -42,11 +42,12 @@ from pipeline.run.report import ProgressMode, ProgressPrinter
 from pipeline.run.settings import Secrets, Settings
 from pipeline.signing.trust import BaseImageGate, TrustPolicy
 from pipeline.vcs.info import read_git_info
-from pipeline.versioning import parse_version
+from pipeline.versioning import parse_version, version_tag
 
 # What only some commands or configs use is imported where it is used: start-up is most of a no-op run.
 if TYPE_CHECKING:
     from pipeline.cache.explain import Explanation
+    from pipeline.release.claims import ReleaseClaims
     from pipeline.run.attesting import RunAttester
     from pipeline.signing.runsigner import RunSigner
 
@@ -95,12 +96,16 @@ class Session:
         say: Say = lambda message: None,
         progress: ProgressMode = "auto",
         groups: GroupSyntax | None = None,
+        claims_remote: str = "origin",
     ) -> None:
         self.config = config
         self.settings = settings
         self.say = say
         self.progress = progress
         self.groups = groups  # fold each image's progress into a CI log group
+        # Where a versioned run claims its version (several runners): a remote of the checkout by name, or
+        # the URL or path of the repository a trigger builds from.
+        self.claims_remote = claims_remote
 
     @property
     def loaded(self) -> LoadedConfig:
@@ -240,6 +245,7 @@ class Session:
                 blobs=self.blobs(),
                 journals=journals.__getitem__,
                 vouch=self._vouch(registry, parts),
+                claims=self.claims(plan, options.force) if options.push else None,
             )
             for warning in reuse_warnings(plan):
                 self.say(f"warning: {warning}")
@@ -253,6 +259,46 @@ class Session:
                 except RunInterrupted as stopped:
                     stopped.result = redact_result(stopped.result, redactor)  # it is reported too
                     raise
+
+    def claims(self, plan: Plan, force: bool) -> ReleaseClaims | None:
+        """A versioned run's claims on the checkout's git remote `origin` (shared by every runner that
+        releases from a clone of it); None for a run without a release tag or without the remote (no
+        network is asked to decide)."""
+        version = plan.context.version
+        sha = plan.context.git_sha
+        if not self.settings.claims or version is None or sha is None:
+            return None
+        if not any(i.tags.release for i in plan.images.values()):
+            return None
+        from pipeline.release.claims import ReleaseClaims, this_runner
+        from pipeline.vcs.refs import RefsRemote
+
+        remote = RefsRemote.of(self.loaded.base_dir, self.claims_remote)
+        if remote is None:
+            return None
+        repositories = [str(i.repository) for i in plan.images.values() if i.tags.release]
+        return ReleaseClaims(
+            remote, repositories, version_tag(version), sha, this_runner(self.settings.environment), force, self.say
+        )
+
+    def promote_claims(
+        self, destination: str, version: str, force: bool, where: Path
+    ) -> Callable[[str], ReleaseClaims] | None:
+        """`promote`'s claims on `version` in `destination` (a digest -> them), on the git remote `origin`
+        of the repository at `where` (the config's, else the working directory); None outside git or
+        without that remote."""
+        from pipeline.release.claims import ReleaseClaims, this_runner
+        from pipeline.vcs.refs import RefsRemote
+
+        if not self.settings.claims:
+            return None
+        remote = RefsRemote.of(self.config.base_dir if self.config else where)
+        if remote is None:
+            return None
+        runner = this_runner(self.settings.environment)
+        return lambda digest: ReleaseClaims(
+            remote, [destination], version, digest, runner, force, self.say, kind="digest"
+        )
 
     def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
         """A dry run: every check `execute` makes before building, read-only and in its order, each refusal

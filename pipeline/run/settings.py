@@ -27,6 +27,7 @@ class Settings:
     cache_dir: Path
     registry_timeout: float
     ci: CiEnvironment | None = None  # the CI service the run is inside (branch and PR of its checkout)
+    claims: bool = True  # versioned runs claim their version on the git remote (PIPELINE_CLAIMS=off: not)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -43,6 +44,7 @@ class Settings:
             cache_dir=cache / "pipeline",
             registry_timeout=_registry_timeout(environ.get("PIPELINE_REGISTRY_TIMEOUT", "60")),
             ci=detect(environ),
+            claims=_claims(environ.get("PIPELINE_CLAIMS", "on")),
         )
 
     @property
@@ -54,6 +56,14 @@ class Settings:
 def docker_config_dir(environ: Mapping[str, str]) -> Path:
     """Where docker keeps its config (and `docker login`'s credentials)."""
     return Path(environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def _claims(raw: str) -> bool:
+    """PIPELINE_CLAIMS: `off` for a runner that cannot push to its git remote (it then has only the
+    guarantees of a checkout without one)."""
+    if raw not in ("on", "off"):
+        raise UsageError(f"PIPELINE_CLAIMS={raw!r}: give on or off")
+    return raw == "on"
 
 
 def _registry_timeout(raw: str) -> float:

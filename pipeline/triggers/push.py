@@ -57,7 +57,9 @@ def trigger_push(
     with source.checkout(commit) as tree:
         # The pushed commit chose what is in the checkout: its config may name nothing outside it.
         config = load_config(tree / config_path, checkout=tree)
-        session = Session(config, settings, say, progress)
+        # Claims go to the watched repository itself (a mirror's origin, or the local repository a hook runs in).
+        remote = source.spec if source.mirrored else str(Path(source.spec).resolve())
+        session = Session(config, settings, say, progress, claims_remote=remote)
         matches = match_ref(config.spec, ref)
         trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}
         if not matches:

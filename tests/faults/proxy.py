@@ -44,6 +44,8 @@ class Hold:
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     what: tuple[str, str] | None = None  # the (repository, tag) being held
+    match: str | None = None  # hold instead the first write of this `repo/path:tag` (nth is then ignored)
+    forward: bool = False  # once released, send the write on (else drop it: its client was killed)
 
 
 @dataclass
@@ -92,7 +94,13 @@ class FaultPlan:
                 self.publish_writes += 1
                 if tag[1] in self.fail_tags or f"{tag[0]}:{tag[1]}" in self.fail_tags:
                     return self._log("fail-tag", method, path)
-                if self.hold is not None and self.publish_writes == self.hold.nth:
+                hold = self.hold
+                chosen = (
+                    (f"{tag[0]}:{tag[1]}" == hold.match if hold.match is not None else self.publish_writes == hold.nth)
+                    if hold is not None and not hold.held.is_set()
+                    else False
+                )
+                if hold is not None and chosen:
                     self.hold.what = tag
                     return self._log("hold", method, path)
             if path in ("/v2/", "/v2"):
@@ -174,10 +182,11 @@ def _handler(upstream: tuple[str, int], plan: FaultPlan) -> type[BaseHTTPRequest
                     {"Content-Type": "application/json"},
                     b'{"errors":[{"code":"UNKNOWN","message":"injected: this tag cannot be written"}]}',
                 )
-            if fault == "hold" and plan.hold is not None:
+            if fault == "hold" and plan.hold is not None:  # noqa: SIM102 - one rule per fault
                 plan.hold.held.set()
                 plan.hold.release.wait()
-                return self._abort()  # the client was killed meanwhile: the write never reaches the registry
+                if not plan.hold.forward:
+                    return self._abort()  # the client was killed meanwhile: the write never reaches the registry
             if fault == "stall":
                 time.sleep(plan.stall_seconds)
             if fault == "hang":  # longer than the client waits: it gives up and retries meanwhile
