@@ -357,7 +357,10 @@ class Session:
 
         def vouch(image: PlannedImage, digest: str, inputs: InputDigest | None) -> str | None:
             if not verifier:
-                signer = self._signer(plan, registry, secrets)
+                try:
+                    signer = self._signer(plan, registry, secrets)
+                except PipelineError as exc:  # e.g. `run --since --no-push` without the key's passphrase
+                    return f"{digest} cannot be verified ({exc})"
                 if signer is None:
                     return f"{digest} cannot be checked: pipeline {image.pipeline} does not sign"
                 from pipeline.signing.reuse import ReuseVerifier
