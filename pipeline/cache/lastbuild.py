@@ -3,8 +3,10 @@ and by `run --since`, which pins unchanged dependencies to it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline.cache.scope import Vouch
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -42,13 +44,48 @@ def last_build(
 
 
 def narrow_plan(
-    plan: Plan, keys: set[str], registry: RegistryClient, history: list[str], fallback_tag: str | None
+    plan: Plan,
+    keys: set[str],
+    registry: RegistryClient,
+    history: list[str],
+    fallback_tag: str | None,
+    vouch: Vouch | None = None,
+    say: Callable[[str], None] = lambda message: None,
 ) -> Plan:
-    """The plan cut down to `keys`, every dependency left out pinned to its last pushed digest."""
-    pinned = {
-        dep: _pinned(registry, plan.images[dep], history, fallback_tag) for dep in plan.outside_dependencies(keys)
-    }
+    """The plan cut down to `keys`, every dependency left out pinned to its last pushed digest. Its
+    pipeline's `reuse:` rule decides what may be pinned: `any`, whatever the tag names; `trusted`, only a
+    digest `vouch` accepts (its pipeline's signature); `never`, nothing. A dependency that may not be
+    pinned is built in this run (added to the plan, with its own dependencies), and `say` says why."""
+    keys = set(keys)
+    pinned: dict[str, str] = {}
+    outside = plan.outside_dependencies(keys)
+    while outside:
+        for dep in sorted(outside):
+            image = plan.images[dep]
+            reference, problem = _pin(registry, image, history, fallback_tag, vouch)
+            if reference is None:
+                say(f"{dep}: not pinned: {problem}; building {dep}")
+                keys.add(dep)
+            else:
+                pinned[dep] = reference
+        pinned = {dep: ref for dep, ref in pinned.items() if dep not in keys}
+        outside = plan.outside_dependencies(keys) - set(pinned)
     return plan.subset(keys, pinned)
+
+
+def _pin(
+    registry: RegistryClient, image: PlannedImage, history: list[str], fallback_tag: str | None, vouch: Vouch | None
+) -> tuple[str | None, str | None]:
+    """(the `repository@digest` to pin `image` to, None), or (None, why it may not be pinned)."""
+    if image.reuse == "never":
+        return None, f"pipeline {image.pipeline} has reuse: never"
+    reference = _pinned(registry, image, history, fallback_tag)
+    if image.reuse != "trusted":
+        return reference, None
+    digest = reference.rsplit("@", 1)[1]
+    # No input digest is known for a pinned build: its signature (the pipeline's signer) is what vouches.
+    problem = vouch(image, digest, None) if vouch is not None else f"{digest} cannot be verified (no signer)"
+    return (reference, None) if problem is None else (None, problem)
 
 
 def _pinned(registry: RegistryClient, image: PlannedImage, history: list[str], fallback_tag: str | None) -> str:

@@ -77,7 +77,7 @@ def run(
     if since is not None:
         from pipeline.triggers.push import narrow_to_changes  # git diffs and triggers: only with --since
 
-        the_plan = narrow_to_changes(the_session, the_plan, since)
+        the_plan = narrow_to_changes(the_session, the_plan, since, secrets(token))
         if not the_plan.images:
             click.echo(f"nothing changed since {since} affects an image", err=True)
             return

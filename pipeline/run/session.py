@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
 from pipeline.builders import Backend, open_backends
-from pipeline.cache.inputs import GitBlobs
+from pipeline.cache.inputs import GitBlobs, InputDigest
 from pipeline.cache.predict import Prediction, predict
 from pipeline.cache.scope import Vouch, reuse_warnings
 from pipeline.ci import checkout_of
@@ -28,7 +28,7 @@ from pipeline.config import LoadedConfig
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import ConfigError, PipelineError, RegistryError, RunFailed, UsageError
 from pipeline.files import check_regular_file
-from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.plan import Plan, PlannedImage, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.credentials import DockerConfigCredentials
@@ -348,6 +348,27 @@ class Session:
         from pipeline.signing.reuse import ReuseVerifier
 
         return ReuseVerifier(registry, parts.signer)
+
+    def pin_vouch(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> Vouch:
+        """What checks a dependency `run --since` or a trigger would pin instead of building (a
+        `reuse: trusted` pipeline's last build): its pipeline's signer, as for reuse. The keys are read on
+        first use (a narrowed plan that pins nothing trusted reads none)."""
+        verifier: list[Vouch] = []
+
+        def vouch(image: PlannedImage, digest: str, inputs: InputDigest | None) -> str | None:
+            if not verifier:
+                try:
+                    signer = self._signer(plan, registry, secrets)
+                except PipelineError as exc:  # e.g. `run --since --no-push` without the key's passphrase
+                    return f"{digest} cannot be verified ({exc})"
+                if signer is None:
+                    return f"{digest} cannot be checked: pipeline {image.pipeline} does not sign"
+                from pipeline.signing.reuse import ReuseVerifier
+
+                verifier.append(ReuseVerifier(registry, signer))
+            return verifier[0](image, digest, inputs)
+
+        return vouch
 
     def _attester(self, plan: Plan, registry: RegistryClient, parts: _Parts) -> RunAttester | None:
         """Provenance and SBOM for the pipelines whose `sign:` asks for them (None: none does)."""

@@ -89,7 +89,10 @@ def trigger_push(
                 continue
             with session.registry() as registry:
                 fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
-                plan = narrow_plan(plan, {a.key for a in affected}, registry, source.history(commit), fallback)
+                vouch = session.pin_vouch(plan, registry, secrets)
+                plan = narrow_plan(
+                    plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, say
+                )
             check_report_file(report_file)
             with notifying(session, plan, "trigger") as outcome:
                 result = outcome.result = session.execute(plan, RunOptions(jobs=jobs, keep_going=keep_going), secrets)
@@ -132,9 +135,10 @@ def hook_pushes(settings: Settings, hook: str, git_dir: str, stdin_lines: Iterab
     return pushes
 
 
-def narrow_to_changes(session: Session, plan: Plan, since: str) -> Plan:
+def narrow_to_changes(session: Session, plan: Plan, since: str, secrets: Secrets) -> Plan:
     """`run --since`: only affected images; unaffected ones they reference resolve to their last pushed
-    digest on this line of history."""
+    digest on this line of history (a `reuse: trusted` pipeline's only when its signer signed it, else
+    they are built too)."""
     config = session.loaded
     affected = affected_since(config, plan, since)
     source = GitSource(str(config.base_dir), Path("."))
@@ -144,4 +148,6 @@ def narrow_to_changes(session: Session, plan: Plan, since: str) -> Plan:
     history = source.history(head) if head else []
     branch = plan.context.git_branch
     with session.registry() as registry:
-        return narrow_plan(plan, {a.key for a in affected}, registry, history, sanitize_tag(branch) if branch else None)
+        fallback = sanitize_tag(branch) if branch else None
+        vouch = session.pin_vouch(plan, registry, secrets)
+        return narrow_plan(plan, {a.key for a in affected}, registry, history, fallback, vouch, session.say)

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.reference import parse_repository
-from tests.helpers import commit_files, init_git, run_cli, shop_project, write_project
+from tests.helpers import commit_files, git, init_git, run_cli, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_signing import ENV, cosign_attest, cosign_verify
 
@@ -268,3 +268,36 @@ def test_a_planted_release_tag_of_this_commit_is_not_signed_or_published(
     assert f"shop/app: {prefix}/app:1.0.0 is not reused: {planted} is not signed by this pipeline's key" in done.stderr
     assert cosign_verify(services, tmp_path / "cosign.pub", f"{prefix}/app@{planted}").returncode != 0
     assert plain_peek.digest(f"{namespace}/app", "latest") == app["digest"]
+
+
+def test_run_since_builds_on_a_dependency_only_when_its_pinned_build_is_signed(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
+) -> None:
+    """`run --since` (the path of trigger, watch and serve) pins an unchanged dependency to its last
+    `sha-<commit>` build: anyone with push rights can re-point that tag. A `reuse: trusted` pipeline pins
+    only a digest its signer signed; a look-alike is not built on: the dependency is built instead."""
+    prefix = f"{services.plain_registry}/{namespace}"
+    signed_shop(tmp_path, prefix)
+    first = run_cli(["run", "--report", "first.json"], tmp_path, env=ENV)
+    assert first.code == 0, first.output
+    base = report_of(tmp_path / "first.json")["shop/base"]["digest"]
+    tag = f"sha-{git(tmp_path, 'rev-parse', 'HEAD')[:12]}"
+    assert plain_peek.digest(f"{namespace}/base", tag) == base
+    planted = plant(registry, plain_peek, f"{prefix}/base", tag, base)  # what the old code built app on
+    sha2 = commit_files(tmp_path, {"images/app/extra.txt": "changed\n"})
+
+    done = run_cli(["run", "--since", "HEAD~1", "--report", "second.json"], tmp_path, env=ENV)
+    assert done.code == 0, done.output
+    app = plain_peek.config(f"{namespace}/app", f"sha-{sha2[:12]}")["config"]["Labels"]
+    assert json.loads(app["org.pipeline.dependencies"]) == {"shop/base": base}
+    assert planted not in json.dumps(app)
+    base_layers = plain_peek.layers(f"{namespace}/base", base)
+    assert plain_peek.layers(f"{namespace}/app", f"sha-{sha2[:12]}")[: len(base_layers)] == base_layers
+    report = report_of(tmp_path / "second.json")
+    assert report["shop/base"]["digest"] == base  # our own signed build, reused by its inputs
+    why = f"shop/base: not pinned: {planted} is not signed by this pipeline's key"
+    assert any(line.startswith(why) and line.endswith("; building shop/base") for line in done.stderr.splitlines()), (
+        done.stderr
+    )
+    verified = cosign_verify(services, tmp_path / "cosign.pub", f"{prefix}/app@{report['shop/app']['digest']}")
+    assert verified.returncode == 0, verified.stderr

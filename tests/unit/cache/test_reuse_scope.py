@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.cache.inputs import InputDigest
+from pipeline.cache.lastbuild import narrow_plan
 from pipeline.cache.scope import reuse_warnings, scope_of
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.registry.client import RegistryClient
 from pipeline.signing.reuse import names_inputs
 from tests.helpers import write_project
 
@@ -90,3 +92,19 @@ def test_provenance_must_name_the_input_digest() -> None:
     assert accept(predicate("sha256:" + "00" * 32)) == f"names input digest sha256:{'00' * 32}, not {INPUTS.digest}"
     assert accept({"buildDefinition": "no"}) is not None and accept(None) is not None
     assert names_inputs(None)(predicate(None)) is None  # an index's own provenance: any inputs
+
+
+def test_reuse_never_pins_no_dependency_it_builds_them(tmp_path: Path) -> None:
+    """`run --since`/triggers: an unchanged dependency of a `reuse: never` pipeline is built, not pinned
+    to whatever its sha- tag names (no registry is asked)."""
+    config = (
+        "registry: 127.0.0.1:9/t\nreuse: never\nsign: {key: cosign.key}\npipelines:\n  shop:\n    images:\n"
+        "      base: {context: images/b}\n"
+        '      app: {context: images/b, build_args: {BASE_IMAGE: "{{ images.base }}"}}\n'
+    )
+    plan = plan_of(tmp_path, config)
+    said: list[str] = []
+    with RegistryClient(lambda _: None) as registry:
+        narrowed = narrow_plan(plan, {"shop/app"}, registry, ["c" * 40], "main", None, said.append)
+    assert set(narrowed.images) == {"shop/base", "shop/app"} and narrowed.pinned == {}
+    assert said == ["shop/base: not pinned: pipeline shop has reuse: never; building shop/base"]
