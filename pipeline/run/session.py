@@ -345,9 +345,9 @@ class Session:
         """What checks a `reuse: trusted` pipeline's candidates: its own signer (README "Reuse and trust")."""
         if parts.signer is None:
             return None
-        from pipeline.signing.reuse import ReuseVerifier
+        from pipeline.signing.reuse import ReuseVerifier, VerdictStore
 
-        return ReuseVerifier(registry, parts.signer)
+        return ReuseVerifier(registry, parts.signer, VerdictStore(self.settings.cache_dir / "verdicts"))
 
     def _attester(self, plan: Plan, registry: RegistryClient, parts: _Parts) -> RunAttester | None:
         """Provenance and SBOM for the pipelines whose `sign:` asks for them (None: none does)."""
