@@ -253,11 +253,13 @@ def test_a_signing_pipeline_builds_only_on_its_own_signed_cache_sources(
     assert not any(f"{prefix}/app:sha-" in line and "dropped" in line for line in done.stderr.splitlines())
 
 
+@pytest.mark.parametrize("reuse", ["", "reuse: never", "reuse: any"])
 def test_a_planted_release_tag_of_this_commit_is_not_signed_or_published(
-    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient, reuse: str
 ) -> None:
+    """Whatever `reuse:` says, a signing pipeline never signs a release tag it did not verify."""
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix)
+    signed_shop(tmp_path, prefix, extra=reuse)
     first = run_cli(["run", "--version", "1.0.0", "--report", "first.json"], tmp_path, env=ENV)
     assert first.code == 0, first.output
     app = report_of(tmp_path / "first.json")["shop/app"]
