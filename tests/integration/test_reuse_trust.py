@@ -135,6 +135,18 @@ def test_signed_by_the_key_but_provenance_of_other_inputs_is_rebuilt(
     released = plain_peek.digest(f"{namespace}/app", "1.0.0")
     assert released is not None and released != planted
 
+    # A re-run of that release finds 1.0.0 moved to the look-alike (its labels name this commit): signed by
+    # the key, but its provenance names other inputs, so it is not signed or published again.
+    registry.tag(parse_repository(f"{prefix}/app"), planted, "1.0.0")
+    rerun = run_cli(["run", "--version", "1.0.0"], tmp_path, env=ENV)
+    assert rerun.code != 0, rerun.output
+    refused = (
+        f"shop/app: {prefix}/app:1.0.0 is not reused: {planted} has no provenance by this pipeline's key "
+        "for these inputs"
+    )
+    assert refused in rerun.stderr, rerun.stderr
+    assert plain_peek.digest(f"{namespace}/app", "latest") == released
+
 
 def test_reuse_any_on_a_signing_pipeline_warns_and_reuses_what_is_planted(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
