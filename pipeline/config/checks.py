@@ -392,6 +392,12 @@ SAMPLE_TAG_VALUES = {
 }
 
 
+# The run's own tags: input tags (`inputs-`, a pull request's `inputs-pr-`) and build tags (`sha-`, a pull
+# request's `pr-sha-`). Later builds read them (reuse, cache sources), so an extra tag template, which a
+# pull request's own pipelines.yaml could set, must never write one (README "Reuse and trust").
+RESERVED_TAG_PREFIXES = ("inputs-", "sha-", "pr-sha-")
+
+
 def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionIndex, index_key: bool = True) -> None:
     for i, template in enumerate(policy.extra or []):
         where = (*at, "extra", i) if index_key else (*at, i)
@@ -409,6 +415,13 @@ def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionInde
         if RESERVED_TAG.match(render(template, SAMPLE_TAG_VALUES)):
             raise positions.error(
                 where, f"'{template}' would name a release or floating tag; those follow the release rules"
+            )
+        reserved = next((p for p in RESERVED_TAG_PREFIXES if render(template, SAMPLE_TAG_VALUES).startswith(p)), None)
+        if reserved is not None:
+            raise positions.error(
+                where,
+                f"'{template}' would name a tag the run writes itself ({reserved}…: input and build tags, "
+                "which later builds reuse); pick another prefix",
             )
         try:
             validate_tag(sample)
