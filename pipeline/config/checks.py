@@ -40,7 +40,7 @@ from pipeline.errors import ConfigError, ConfigProblem
 from pipeline.graph import find_cycle
 from pipeline.registry.platforms import parse_platform, platform_text, windows_build
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
-from pipeline.versioning import RESERVED_TAG
+from pipeline.versioning import RESERVED_TAG, RESERVED_TAG_PREFIXES
 
 ACR_OPERATING_SYSTEMS = ("linux", "windows")
 
@@ -390,12 +390,6 @@ SAMPLE_TAG_VALUES = {
     "git.branch": "main",
     "git.pr": "1",
 }
-
-
-# The run's own tags: input tags (`inputs-`, a pull request's `inputs-pr-`) and build tags (`sha-`, a pull
-# request's `pr-sha-`). Later builds read them (reuse, cache sources), so an extra tag template, which a
-# pull request's own pipelines.yaml could set, must never write one (README "Reuse and trust").
-RESERVED_TAG_PREFIXES = ("inputs-", "sha-", "pr-sha-")
 
 
 def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionIndex, index_key: bool = True) -> None:

@@ -90,3 +90,16 @@ def test_provenance_must_name_the_input_digest() -> None:
     assert accept(predicate("sha256:" + "00" * 32)) == f"names input digest sha256:{'00' * 32}, not {INPUTS.digest}"
     assert accept({"buildDefinition": "no"}) is not None and accept(None) is not None
     assert names_inputs(None)(predicate(None)) is None  # an index's own provenance: any inputs
+
+
+def test_an_extra_tag_rendered_from_a_branch_name_cannot_be_a_build_or_input_tag(tmp_path: Path) -> None:
+    """`{{ git.branch }}` passes the config check (it renders `main` there); a branch named like a build tag
+    must not make the run write one."""
+    config = two_pipelines(unsigned='    tags: {extra: ["{{ git.branch }}"]}\n')
+    fine = plan_of(tmp_path, config, RunContext(git_sha="c" * 40, git_branch="main"))
+    assert "main" in fine.images["plain/p"].tags.all
+    for branch in ("sha-" + "d" * 12, "inputs-" + "ab" * 12, "pr-sha-" + "d" * 12):
+        with pytest.raises(ConfigError) as raised:
+            plan_of(tmp_path, config, RunContext(git_sha="c" * 40, git_branch=branch))
+        shown = "extra tag template '{{ git.branch }}' renders to an invalid tag: it starts like a tag the run "
+        assert shown + "writes itself (inputs-, sha-, pr-sha-)" in str(raised.value)
