@@ -135,6 +135,11 @@ def test_signed_by_the_key_but_provenance_of_other_inputs_is_rebuilt(
     released = plain_peek.digest(f"{namespace}/app", "1.0.0")
     assert released is not None and released != planted
 
+    # Re-running the release is a no-op: each 1.0.0 is ours, signed, its provenance naming these inputs.
+    same = run_cli(["run", "--version", "1.0.0", "--report", "same.json"], tmp_path, env=ENV)
+    assert same.code == 0, same.output
+    assert report_of(tmp_path / "same.json")["shop/app"]["digest"] == released
+
     # A re-run of that release finds 1.0.0 moved to the look-alike (its labels name this commit): signed by
     # the key, but its provenance names other inputs, so it is not signed or published again.
     registry.tag(parse_repository(f"{prefix}/app"), planted, "1.0.0")
