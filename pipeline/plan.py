@@ -27,7 +27,7 @@ from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
-from pipeline.versioning import FLOATING_KINDS, TagSet, tag_set, version_tag
+from pipeline.versioning import FLOATING_KINDS, RESERVED_TAG_PREFIXES, TagSet, tag_set, version_tag
 
 # Labels every built image carries, named by the OCI image annotations spec
 # (https://github.com/opencontainers/image-spec/blob/main/annotations.md); release and cache read them back.
@@ -289,6 +289,8 @@ def _tags_for(
         tag = render(template, values)
         try:
             validate_tag(tag + suffix)
+            if tag.startswith(RESERVED_TAG_PREFIXES):  # e.g. `{{ git.branch }}` on a branch named `sha-…`
+                raise ConfigError("it starts like a tag the run writes itself (inputs-, sha-, pr-sha-)")
         except ConfigError as exc:
             where: KeyPath = ("pipelines", pipeline, "images", image, "tags")
             message = f"extra tag template '{template}' renders to an invalid tag: {exc}"

@@ -40,7 +40,7 @@ from pipeline.errors import ConfigError, ConfigProblem
 from pipeline.graph import find_cycle
 from pipeline.registry.platforms import parse_platform, platform_text, windows_build
 from pipeline.registry.reference import parse_repository, validate_prefix, validate_registry_host, validate_tag
-from pipeline.versioning import RESERVED_TAG
+from pipeline.versioning import RESERVED_TAG, RESERVED_TAG_PREFIXES
 
 ACR_OPERATING_SYSTEMS = ("linux", "windows")
 
@@ -409,6 +409,13 @@ def _check_tag_templates(policy: TagPolicy, at: KeyPath, positions: PositionInde
         if RESERVED_TAG.match(render(template, SAMPLE_TAG_VALUES)):
             raise positions.error(
                 where, f"'{template}' would name a release or floating tag; those follow the release rules"
+            )
+        reserved = next((p for p in RESERVED_TAG_PREFIXES if render(template, SAMPLE_TAG_VALUES).startswith(p)), None)
+        if reserved is not None:
+            raise positions.error(
+                where,
+                f"'{template}' would name a tag the run writes itself ({reserved}…: input and build tags, "
+                "which later builds reuse); pick another prefix",
             )
         try:
             validate_tag(sample)

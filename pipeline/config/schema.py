@@ -553,7 +553,7 @@ class ConfigSpec(StrictModel):
     tags: TagPolicy = Field(
         TagPolicy(),
         description="Tags for every image (a pipeline's or image's own tags: win)",
-        examples=[{"floating": ["minor", "latest"], "extra": ["sha-{{ git.short_sha }}"]}],
+        examples=[{"floating": ["minor", "latest"], "extra": ["git-{{ git.short_sha }}"]}],
     )
     sign: SignSpec | None = Field(
         None,

@@ -607,12 +607,21 @@ class Executor:
 
     def _vouch_release(self, image: PlannedImage, digest: str) -> str | None:
         """A release tag of this commit found in the registry is re-published (and signed) as this run's
-        build only if a `reuse: trusted` pipeline's signer signed it."""
-        if image.reuse != "trusted":
+        build only if the pipeline's signer signed it, whatever its `reuse:` (a signing pipeline never
+        signs what it did not verify); with `attest: [provenance]` its provenance must also name the
+        input digest this run computes. A pipeline that does not sign re-publishes it as before."""
+        if image.sign is None:
             return None
         if self.vouch is None:
             return f"{digest} cannot be verified (no signer)"
-        return self.vouch(image, digest, None)
+        return self.vouch(image, digest, self._release_inputs(image) if "provenance" in image.sign.attest else None)
+
+    def _release_inputs(self, image: PlannedImage) -> InputDigest:
+        """The input digest this run would build `image` from (what a release's provenance must name)."""
+        built = {dep: self.results[dep].digest for dep in image.depends_on}
+        if image.variants:
+            return image_inputs(self.plan, image, {}, built, self.blobs, self._child_of)
+        return image_inputs(self.plan, image, self._render_build_args(image), built, self.blobs)
 
     def _reusable(self, image: PlannedImage, result: ImageResult, inputs: InputDigest) -> Reusable:
         """The earlier build with these inputs this run may reuse (cache.predict.cached_digest, the image's
@@ -794,8 +803,9 @@ class Executor:
     def _cache_sources(self, image: PlannedImage, build_tag: str) -> tuple[str, ...]:
         """Images whose inline layer cache an engine that never built this image may reuse: this
         build's own tag (the same commit built elsewhere before), the last build on this line of
-        history (a new commit: usually most layers are unchanged) and the newest release (latest)."""
-        if not self.options.push or not self.options.cache:
+        history (a new commit: usually most layers are unchanged) and the newest release (latest). None
+        under `reuse: never`: no earlier image is used, not even for its layer cache."""
+        if not self.options.push or not self.options.cache or image.reuse == "never":
             return ()
         refs = [image.repository.with_tag(build_tag)]
         try:

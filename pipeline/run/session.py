@@ -345,9 +345,9 @@ class Session:
         """What checks a `reuse: trusted` pipeline's candidates: its own signer (README "Reuse and trust")."""
         if parts.signer is None:
             return None
-        from pipeline.signing.reuse import ReuseVerifier
+        from pipeline.signing.reuse import ReuseVerifier, VerdictStore
 
-        return ReuseVerifier(registry, parts.signer)
+        return ReuseVerifier(registry, parts.signer, VerdictStore(self.settings.cache_dir / "verdicts"))
 
     def pin_vouch(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> Vouch:
         """What checks a dependency `run --since` or a trigger would pin instead of building (a

@@ -8,13 +8,19 @@ the run computed. An image index must be signed itself, and so must each child (
 index: every child, then the index); with provenance, each child's names one of the variants' input digests.
 
 Verification is `verify.verify_digest`, the one `pipeline verify` uses. A digest that passed is remembered
-in the registry client's content cache (a verdict is content named by its own digest), so a no-op run
-verifies each image once, not on every run.
+in a verdict store of its own (`VerdictStore`), so a no-op run verifies each image once, not on every run.
+Never in the registry client's content store: that one holds any blob a registry serves, named by its own
+digest, so a verdict kept there could be planted as a signature's payload.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import secrets
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from pipeline.cache.inputs import INPUTS_LABEL, InputDigest
@@ -46,13 +52,64 @@ def names_inputs(wanted: set[str] | None) -> Accept:
     return accept
 
 
+class VerdictStore:
+    """Verdicts that passed, as empty files named by their HMAC under a random per-store secret (`secret`,
+    0600, made on first use): only this code writes here, and a file put here by other means names
+    nothing without the secret. A failure to read or write only costs a verification."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _secret(self, create: bool) -> bytes | None:
+        path = self.directory / "secret"
+        try:
+            return path.read_bytes() or None
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError:
+            return None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+            return path.read_bytes() or None
+        except FileExistsError:
+            return self._secret(False)
+        except OSError:
+            return None
+
+    def _path(self, verdict: bytes, create: bool) -> Path | None:
+        secret = self._secret(create)
+        if secret is None:
+            return None
+        return self.directory / hmac.new(secret, verdict, hashlib.sha256).hexdigest()
+
+    def known(self, verdict: bytes) -> bool:
+        path = self._path(verdict, create=False)
+        return path is not None and path.is_file()
+
+    def remember(self, verdict: bytes) -> None:
+        path = self._path(verdict, create=True)
+        if path is None:
+            return
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.directory, delete=False) as handle:
+                pass
+            os.replace(handle.name, path)
+        except OSError:
+            pass
+
+
 class ReuseVerifier:
     """The executor's `Vouch` for pipelines with `reuse: trusted`: None when a candidate may be used, else
     why not (`sha256:… is not signed by this pipeline's key …`)."""
 
-    def __init__(self, registry: RegistryClient, signer: RunSigner) -> None:
+    def __init__(self, registry: RegistryClient, signer: RunSigner, verdicts: VerdictStore | None = None) -> None:
         self.registry = registry
         self.signer = signer
+        self.verdicts = verdicts
 
     def __call__(self, image: PlannedImage, digest: str, inputs: InputDigest | None) -> str | None:
         requirement = self.signer.requirement_for(image)
@@ -115,9 +172,8 @@ class ReuseVerifier:
         return f"pipeline reuse verdict v1\n{image.repository}\n{digest}\n{signer}\n{wanted}\n".encode()
 
     def _known(self, verdict: bytes) -> bool:
-        cache = self.registry.content
-        return cache is not None and cache.get("sha256:" + hashlib.sha256(verdict).hexdigest()) is not None
+        return self.verdicts is not None and self.verdicts.known(verdict)
 
     def _remember(self, verdict: bytes) -> None:
-        if self.registry.content is not None:
-            self.registry.content.put("sha256:" + hashlib.sha256(verdict).hexdigest(), verdict)
+        if self.verdicts is not None:
+            self.verdicts.remember(verdict)

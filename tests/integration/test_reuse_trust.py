@@ -135,6 +135,23 @@ def test_signed_by_the_key_but_provenance_of_other_inputs_is_rebuilt(
     released = plain_peek.digest(f"{namespace}/app", "1.0.0")
     assert released is not None and released != planted
 
+    # Re-running the release is a no-op: each 1.0.0 is ours, signed, its provenance naming these inputs.
+    same = run_cli(["run", "--version", "1.0.0", "--report", "same.json"], tmp_path, env=ENV)
+    assert same.code == 0, same.output
+    assert report_of(tmp_path / "same.json")["shop/app"]["digest"] == released
+
+    # A re-run of that release finds 1.0.0 moved to the look-alike (its labels name this commit): signed by
+    # the key, but its provenance names other inputs, so it is not signed or published again.
+    registry.tag(parse_repository(f"{prefix}/app"), planted, "1.0.0")
+    rerun = run_cli(["run", "--version", "1.0.0"], tmp_path, env=ENV)
+    assert rerun.code != 0, rerun.output
+    refused = (
+        f"shop/app: {prefix}/app:1.0.0 is not reused: {planted} has no provenance by this pipeline's key "
+        "for these inputs"
+    )
+    assert refused in rerun.stderr, rerun.stderr
+    assert plain_peek.digest(f"{namespace}/app", "latest") == released
+
 
 def test_reuse_any_on_a_signing_pipeline_warns_and_reuses_what_is_planted(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
@@ -253,11 +270,13 @@ def test_a_signing_pipeline_builds_only_on_its_own_signed_cache_sources(
     assert not any(f"{prefix}/app:sha-" in line and "dropped" in line for line in done.stderr.splitlines())
 
 
+@pytest.mark.parametrize("reuse", ["", "reuse: never", "reuse: any"])
 def test_a_planted_release_tag_of_this_commit_is_not_signed_or_published(
-    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient, reuse: str
 ) -> None:
+    """Whatever `reuse:` says, a signing pipeline never signs a release tag it did not verify."""
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix)
+    signed_shop(tmp_path, prefix, extra=reuse)
     first = run_cli(["run", "--version", "1.0.0", "--report", "first.json"], tmp_path, env=ENV)
     assert first.code == 0, first.output
     app = report_of(tmp_path / "first.json")["shop/app"]

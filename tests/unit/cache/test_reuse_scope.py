@@ -5,6 +5,7 @@ tags, and the provenance condition on input digests."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,9 +13,10 @@ from pipeline.cache.inputs import InputDigest
 from pipeline.cache.lastbuild import narrow_plan
 from pipeline.cache.scope import reuse_warnings, scope_of
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, RegistryError
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
+from pipeline.run.executor import Executor
 from pipeline.signing.reuse import names_inputs
 from tests.helpers import write_project
 
@@ -108,3 +110,38 @@ def test_reuse_never_pins_no_dependency_it_builds_them(tmp_path: Path) -> None:
         narrowed = narrow_plan(plan, {"shop/app"}, registry, ["c" * 40], "main", None, said.append)
     assert set(narrowed.images) == {"shop/base", "shop/app"} and narrowed.pinned == {}
     assert said == ["shop/base: not pinned: pipeline shop has reuse: never; building shop/base"]
+
+
+def test_an_extra_tag_rendered_from_a_branch_name_cannot_be_a_build_or_input_tag(tmp_path: Path) -> None:
+    """`{{ git.branch }}` passes the config check (it renders `main` there); a branch named like a build tag
+    must not make the run write one."""
+    config = two_pipelines(unsigned='    tags: {extra: ["{{ git.branch }}"]}\n')
+    fine = plan_of(tmp_path, config, RunContext(git_sha="c" * 40, git_branch="main"))
+    assert "main" in fine.images["plain/p"].tags.all
+    for branch in ("sha-" + "d" * 12, "inputs-" + "ab" * 12, "pr-sha-" + "d" * 12):
+        with pytest.raises(ConfigError) as raised:
+            plan_of(tmp_path, config, RunContext(git_sha="c" * 40, git_branch=branch))
+        shown = "extra tag template '{{ git.branch }}' renders to an invalid tag: it starts like a tag the run "
+        assert shown + "writes itself (inputs-, sha-, pr-sha-)" in str(raised.value)
+
+
+class _Unreachable:
+    def __getattr__(self, name: str) -> object:
+        def fail(*args: object, **kwargs: object) -> object:
+            raise RegistryError("registry unreachable")
+
+        return fail
+
+
+@pytest.mark.parametrize(("reuse", "sources"), [("never", 0), ("any", 2)])
+def test_reuse_never_builds_on_no_earlier_image_cache(tmp_path: Path, reuse: str, sources: int) -> None:
+    """`reuse: never` uses no earlier image at all, not even its layer cache (`--cache-from`)."""
+    plan = plan_of(tmp_path, two_pipelines(unsigned=f"    reuse: {reuse}\n"))
+    image = plan.images["plain/p"]
+    executor = SimpleNamespace(
+        options=SimpleNamespace(push=True, cache=True), registry=_Unreachable(), plan=plan, vouch=None
+    )
+    found = Executor._cache_sources(executor, image, "sha-" + "c" * 12)  # type: ignore[arg-type]
+    assert len(found) == sources  # `any`: this commit's build tag and latest, by tag
+    if sources:
+        assert found == (f"{image.repository}:sha-{'c' * 12}", f"{image.repository}:latest")

@@ -73,7 +73,7 @@ STRINGS = [
     "{{ images.app }}",
     "{{ version",
     "{{ nope }}",
-    "sha-{{ git.short_sha }}",
+    "git-{{ git.short_sha }}",
     "latest",
     "(?P<version>.*)",
     "(",
@@ -168,7 +168,7 @@ configs = st.fixed_dictionaries(
 VALID = """\
 registry: 127.0.0.1:5000/t
 insecure_registries: [build.lan:5000]
-tags: {floating: [minor, latest], extra: ["sha-{{ git.short_sha }}"]}
+tags: {floating: [minor, latest], extra: ["git-{{ git.short_sha }}"]}
 pipelines:
   shop:
     triggers:

@@ -47,7 +47,7 @@ VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FOR
 FULL = """\
 registry: 127.0.0.1:5000/demo
 insecure_registries: [build.lan:5000]
-tags: {floating: [minor, latest], extra: ["sha-{{ git.short_sha }}"], suffix: -linux, variants: true}
+tags: {floating: [minor, latest], extra: ["git-{{ git.short_sha }}"], suffix: -linux, variants: true}
 sign: {key: .keys/cosign.key, keyless: false, attest: [provenance, sbom]}
 reuse: trusted
 registries:
