@@ -460,12 +460,18 @@ def verify_published(
     registry: RegistryClient,
     notify: Notify,
     winner: Winner | None = None,
+    guard: Callable[[str], None] | None = None,
 ) -> list[TagChange]:
     """After `apply_changes`: settle the floating tags and read every tag back (RaceLost on a difference).
     If the registry cannot be read to check, move back what this run wrote, as a failed write does: a run
-    that cannot show its release is in place does not leave it half-checked."""
+    that cannot show its release is in place does not leave it half-checked. `guard(what)` is called
+    before each step (raises when the run's publishing lease is lost)."""
     try:
+        if guard is not None:
+            guard("settling the floating tags")
         settled = settle_floating(changes, targets, registry, notify)
+        if guard is not None:
+            guard("reading the tags back")
         read_back(settled, registry, winner)
     except RaceLost:
         raise
