@@ -15,8 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import semver
+
 from pipeline.errors import PipelineError, TagConflict
+from pipeline.registry.reference import Repository
 from pipeline.vcs.refs import AlsoRefused, Lease, LeaseLost, RefsRemote, RemoteRef
+from pipeline.versioning import version_tag
 
 CLAIMS = "refs/pipeline/claims"
 LEASES = "refs/pipeline/leases"
@@ -300,6 +304,16 @@ class ReleaseClaims:
                 f"lost the publishing lease for version {self.version}: {exc}; stopped before {before} "
                 "(another runner may be writing these tags now; check the registry's tags and run again)"
             ) from None
+
+    def released(self, repository: Repository, version: semver.Version) -> bool:
+        """Whether `version` of `repository` was released by a runner: its claim on the remote is `done`
+        (this run's own version counts too). Floating tags settle only onto such versions."""
+        name = version_tag(version)
+        if name == self.version:
+            return True
+        ref = f"{CLAIMS}/{repository_key(str(repository))}/{name}"
+        found = self.remote.read([ref]).get(ref)
+        return found is not None and found.fields.get("state") == "done"
 
     def started_writing(self) -> None:
         """Tag writes begin: from now on the claims stay, whatever happens (some tags may be in the registry)."""

@@ -911,6 +911,7 @@ class Executor:
                     self._emit,
                     revision_of(self.registry),
                     guard=claims.check if claims is not None else None,
+                    released=claims.released if claims is not None else None,
                 )
         except PipelineError as exc:
             result.error = str(exc)
