@@ -308,12 +308,7 @@ class ReleaseClaims:
     def released(self, repository: Repository, version: semver.Version) -> bool:
         """Whether `version` of `repository` was released by a runner: its claim on the remote is `done`
         (this run's own version counts too). Floating tags settle only onto such versions."""
-        name = version_tag(version)
-        if name == self.version:
-            return True
-        ref = f"{CLAIMS}/{repository_key(str(repository))}/{name}"
-        found = self.remote.read([ref]).get(ref)
-        return found is not None and found.fields.get("state") == "done"
+        return version_tag(version) == self.version or claim_done(self.remote, repository, version)
 
     def started_writing(self) -> None:
         """Tag writes begin: from now on the claims stay, whatever happens (some tags may be in the registry)."""
@@ -337,3 +332,41 @@ class ReleaseClaims:
         except PipelineError:
             pass  # the claim expires on its own
         self.held = {}
+
+
+def claim_done(remote: RefsRemote, repository: Repository | str, version: semver.Version) -> bool:
+    """Whether a runner released `version` of `repository`: its claim on the remote is `done`."""
+    ref = f"{CLAIMS}/{repository_key(str(repository))}/{version_tag(version)}"
+    found = remote.read([ref]).get(ref)
+    return found is not None and found.fields.get("state") == "done"
+
+
+@contextmanager
+def repositories_lease(
+    remote: RefsRemote,
+    repositories: Iterable[str],
+    runner: Runner,
+    say: Say,
+    why: str,
+    wait: float = LEASE_WAIT,
+    ttl: float = LEASE_TTL,
+) -> Iterator[Lease]:
+    """Hold the publishing lease of `repositories` for the block (as a run's publishing does), for `why`
+    (completing an interrupted publish): another runner's tag writes there wait, and so does this block."""
+    fields = {"state": why, "runner": runner.describe(), "host": runner.host, "pid": str(runner.pid)}
+    lease = Lease(remote, [f"{LEASES}/{repository_key(r)}" for r in sorted(set(repositories))], fields, ttl)
+
+    def waiting(holder: RemoteRef) -> None:
+        say(
+            f"waiting for runner {holder.fields.get('runner', '?')} to finish publishing "
+            f"({holder.name} on {remote.name}, until {holder.fields.get('expires-at', '?')})"
+        )
+
+    lease.acquire(wait, waiting)
+    try:
+        yield lease
+    finally:
+        try:
+            lease.release()
+        except PipelineError:
+            pass  # it expires on its own

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.release.claims import ReleaseClaims, Runner, VersionClaimed, repository_key
+from pipeline.release.claims import ReleaseClaims, Runner, VersionClaimed, repositories_lease, repository_key
 from pipeline.vcs.refs import Lease, LeaseLost, LeaseTimeout, RefsRemote, RemoteRef
 from tests.helpers import git
 
@@ -214,3 +214,23 @@ def test_a_claim_is_renewed_while_its_run_builds(two: tuple[Path, RefsRemote, Re
         claims(b, "b" * 40, 2, claim_ttl=1.5).claim()
     mine.abandon()
     assert remote_refs(origin) == {}
+
+
+def test_completing_a_journal_waits_for_the_lease_another_runner_holds(
+    two: tuple[Path, RefsRemote, RefsRemote],
+) -> None:
+    origin, a, b = two
+    publishing = claims(b, "b" * 40, 2)
+    publishing.claim()
+    said: list[str] = []
+    ran = []
+    with publishing.publishing():  # another runner is writing tags of reg:5000/ns/app
+        with (
+            pytest.raises(LeaseTimeout, match="held by host pid 2; gave up waiting after 1 s"),
+            repositories_lease(a, ["reg:5000/ns/app"], Runner("host", 1, None), said.append, "completing", wait=1),
+        ):
+            ran.append(True)
+    assert not ran and said[0].startswith("waiting for runner host pid 2 to finish publishing")
+    with repositories_lease(a, ["reg:5000/ns/app"], Runner("host", 1, None), said.append, "completing") as lease:
+        lease.check()  # released by the other runner: held now, and released after the block
+    assert list(remote_refs(origin)) == [f"refs/pipeline/claims/{repository_key('reg:5000/ns/app')}/1.0.0"]
