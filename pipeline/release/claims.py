@@ -9,17 +9,23 @@ import hashlib
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import semver
+
 from pipeline.errors import PipelineError, TagConflict
-from pipeline.vcs.refs import AlsoRefused, Lease, RefsRemote, RemoteRef
+from pipeline.registry.reference import Repository
+from pipeline.vcs.refs import AlsoRefused, Lease, LeaseLost, RefsRemote, RemoteRef
+from pipeline.versioning import version_tag
 
 CLAIMS = "refs/pipeline/claims"
 LEASES = "refs/pipeline/leases"
 CLAIM_TTL = 3600.0  # a claim whose holder died stops blocking a re-run of its commit (or another) after this
+# (renewed every third of it while the run builds: a live run's claim does not expire however long it builds)
 LEASE_TTL = 60.0  # renewed every third of it while held
 LEASE_WAIT = 1800.0  # how long a run waits for another runner's publishing before it gives up
 
@@ -108,6 +114,11 @@ class ReleaseClaims:
         self.leases = [f"{LEASES}/{repository_key(r)}" for r in repos]
         self.held: dict[str, str] = {}  # claim ref -> our object there
         self.done: dict[str, str] = {}  # claim ref -> a finished claim of this same subject (a re-run)
+        self.writing = False  # tag writes have started: from then on the claims are never abandoned
+        self._lease: Lease | None = None
+        self._lock = threading.Lock()  # `held` between the renewing thread and the run
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     def _fields(self, state: str, ttl: float | None = None) -> dict[str, str]:
         now = time.time()
@@ -142,6 +153,7 @@ class ReleaseClaims:
         if self.remote.swap({ref: (None, new) for ref in self.refs}):
             self.held = dict.fromkeys(self.refs, new)
             self.say(f"claimed version {self.version} on git remote {self.remote.name}")
+            self._start_renewing()
             return
         seen = self.remote.read(list(self.refs))
         updates: dict[str, tuple[str | None, str | None]] = {}
@@ -162,6 +174,35 @@ class ReleaseClaims:
         self.held = {ref: new for ref in updates}
         if updates:
             self.say(f"claimed version {self.version} on git remote {self.remote.name}")
+            self._start_renewing()
+
+    def _start_renewing(self) -> None:
+        """Renew the held claims every third of their TTL until publishing (or abandon): another runner
+        takes over only a claim whose holder stopped renewing it."""
+
+        def renew() -> None:
+            while not self._stop.wait(self.claim_ttl / 3):
+                with self._lock:
+                    if not self.held or self._stop.is_set():
+                        return
+                    new = self.remote.make_object(self._fields("claimed", self.claim_ttl), f"claim {self.version}")
+                    try:
+                        ok = self.remote.swap({ref: (oid, new) for ref, oid in self.held.items()})
+                    except PipelineError:
+                        continue  # the remote may answer next time; the claim has not expired yet
+                    if not ok:
+                        return  # taken over (--force): publishing() finds out and says who has it
+                    self.held = dict.fromkeys(self.held, new)
+
+        self._stop.clear()
+        self._renewer = threading.Thread(target=renew, name="claims", daemon=True)
+        self._renewer.start()
+
+    def _stop_renewing(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
 
     def _takes(self, found: RemoteRef, repository: str) -> bool:
         """Whether this run may go on with a claim that is there: False for a finished claim of this same
@@ -208,6 +249,7 @@ class ReleaseClaims:
         """Hold the repositories' lease for the block, checking in the same push that every claim is still
         this run's (or still the finished claim of a re-run); on success, mark the claims done and release
         the lease in one push."""
+        self._stop_renewing()
         lease = Lease(self.remote, self.leases, self._fields("publishing"), self.lease_ttl)
         renewed = self.remote.make_object(self._fields("publishing", self.claim_ttl), f"claim {self.version}")
         also: dict[str, tuple[str | None, str | None]] = {ref: (oid, renewed) for ref, oid in self.held.items()}
@@ -229,6 +271,7 @@ class ReleaseClaims:
                 ) from None
             raise self._lost(exc.now, self.refs[exc.ref]) from None
         self.held = dict.fromkeys(self.held, renewed)
+        self._lease = lease
         try:
             yield
         except BaseException:
@@ -237,6 +280,8 @@ class ReleaseClaims:
             except PipelineError:
                 pass  # it expires on its own; the run's own failure is what to report
             raise
+        finally:
+            self._lease = None
         finished = self.remote.make_object(self._fields("done"), f"released {self.version}")
         marks = {ref: (oid, finished) for ref, oid in self.held.items()}
         if not lease.release(also=marks):
@@ -247,12 +292,81 @@ class ReleaseClaims:
         self.done |= dict.fromkeys(self.held, finished)
         self.held = {}
 
+    def check(self, before: str) -> None:
+        """Inside `publishing`: raise LeaseLost (nothing more may be written) unless the lease is still this
+        run's; `before` says what the run was about to do."""
+        if self._lease is None:
+            return
+        try:
+            self._lease.check()
+        except LeaseLost as exc:
+            raise LeaseLost(
+                f"lost the publishing lease for version {self.version}: {exc}; stopped before {before} "
+                "(another runner may be writing these tags now; check the registry's tags and run again)"
+            ) from None
+
+    def released(self, repository: Repository, version: semver.Version) -> bool:
+        """Whether `version` of `repository` was released by a runner: its claim on the remote is `done`
+        (this run's own version counts too). Floating tags settle only onto such versions."""
+        return version_tag(version) == self.version or claim_done(self.remote, repository, version)
+
+    def started_writing(self) -> None:
+        """Tag writes begin: from now on the claims stay, whatever happens (some tags may be in the registry)."""
+        self.writing = True
+
     def abandon(self) -> None:
-        """Remove this run's claims (it published nothing), so that the version can be released again."""
+        """Remove this run's claims (it published nothing), so that the version can be released again;
+        once tag writes have started, leave them (and say so): the registry may show this version."""
+        self._stop_renewing()
         if not self.held:
+            return
+        if self.writing:
+            self.say(
+                f"warning: kept the claim of version {self.version} on git remote {self.remote.name}: this run "
+                "had started writing its tags, so the registry may show this version (release it again with "
+                "the same commit, or --force)"
+            )
             return
         try:
             self.remote.swap({ref: (oid, None) for ref, oid in self.held.items()})
         except PipelineError:
             pass  # the claim expires on its own
         self.held = {}
+
+
+def claim_done(remote: RefsRemote, repository: Repository | str, version: semver.Version) -> bool:
+    """Whether a runner released `version` of `repository`: its claim on the remote is `done`."""
+    ref = f"{CLAIMS}/{repository_key(str(repository))}/{version_tag(version)}"
+    found = remote.read([ref]).get(ref)
+    return found is not None and found.fields.get("state") == "done"
+
+
+@contextmanager
+def repositories_lease(
+    remote: RefsRemote,
+    repositories: Iterable[str],
+    runner: Runner,
+    say: Say,
+    why: str,
+    wait: float = LEASE_WAIT,
+    ttl: float = LEASE_TTL,
+) -> Iterator[Lease]:
+    """Hold the publishing lease of `repositories` for the block (as a run's publishing does), for `why`
+    (completing an interrupted publish): another runner's tag writes there wait, and so does this block."""
+    fields = {"state": why, "runner": runner.describe(), "host": runner.host, "pid": str(runner.pid)}
+    lease = Lease(remote, [f"{LEASES}/{repository_key(r)}" for r in sorted(set(repositories))], fields, ttl)
+
+    def waiting(holder: RemoteRef) -> None:
+        say(
+            f"waiting for runner {holder.fields.get('runner', '?')} to finish publishing "
+            f"({holder.name} on {remote.name}, until {holder.fields.get('expires-at', '?')})"
+        )
+
+    lease.acquire(wait, waiting)
+    try:
+        yield lease
+    finally:
+        try:
+            lease.release()
+        except PipelineError:
+            pass  # it expires on its own

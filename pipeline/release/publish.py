@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+import semver
+
 from pipeline.errors import PipelineError, PublishFailed, RegistryError, TagConflict
 from pipeline.plan import REVISION_LABEL
 from pipeline.registry.client import Manifest, RegistryClient
@@ -364,12 +366,21 @@ class RaceLost(TagConflict):
 Winner = Callable[[Repository, str], str]  # (repository, digest found) -> who put it there
 
 
+Released = Callable[[Repository, semver.Version], bool]  # (repository, version) -> published by a runner?
+
+
 def settle_floating(
-    changes: list[TagChange], targets: list[Target], registry: RegistryClient, notify: Notify
+    changes: list[TagChange],
+    targets: list[Target],
+    registry: RegistryClient,
+    notify: Notify,
+    released: Released | None = None,
 ) -> list[TagChange]:
     """After writing: each floating tag of `targets` on the highest version present now (another runner may
     have published a higher version, or taken this version, meanwhile). Moves what is not, and returns
-    `changes` with each floating change as it ended."""
+    `changes` with each floating change as it ended. With `released` (a git remote's claims), a highest
+    version it does not vouch for (a tag pushed by hand, or planted) attracts nothing: the floating tag is
+    left where it is, with a warning."""
 
     def settle(target: Target) -> list[tuple[str, str, str]]:
         """(floating tag, the highest version's tag, its digest) for each floating tag of `target`."""
@@ -390,6 +401,18 @@ def settle_floating(
             if not peers:
                 continue
             highest = max(peers, key=lambda t: peers[t])
+            if (
+                released is not None
+                and peers[highest] != version.replace(build=None)
+                and not released(target.repository, peers[highest])
+            ):
+                notify(
+                    target.key,
+                    "warning",
+                    f"{target.repository}:{candidate.name} not moved to {highest}: no runner released that version "
+                    "(its claim on the git remote is not done); left as it is",
+                )
+                continue
             owner = registry.resolve_digest(target.repository.with_tag(highest))
             if owner is None:
                 continue
@@ -460,12 +483,19 @@ def verify_published(
     registry: RegistryClient,
     notify: Notify,
     winner: Winner | None = None,
+    guard: Callable[[str], None] | None = None,
+    released: Released | None = None,
 ) -> list[TagChange]:
     """After `apply_changes`: settle the floating tags and read every tag back (RaceLost on a difference).
     If the registry cannot be read to check, move back what this run wrote, as a failed write does: a run
-    that cannot show its release is in place does not leave it half-checked."""
+    that cannot show its release is in place does not leave it half-checked. `guard(what)` is called
+    before each step (raises when the run's publishing lease is lost)."""
     try:
-        settled = settle_floating(changes, targets, registry, notify)
+        if guard is not None:
+            guard("settling the floating tags")
+        settled = settle_floating(changes, targets, registry, notify, released)
+        if guard is not None:
+            guard("reading the tags back")
         read_back(settled, registry, winner)
     except RaceLost:
         raise

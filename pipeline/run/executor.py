@@ -907,11 +907,21 @@ class Executor:
                 what = f"version {ctx.template_values()['version']}" + (
                     f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else ""
                 )
+                claims = self.claims
+                if claims is not None:
+                    claims.check("writing any tag")  # a lost lease: another runner may be writing these tags
+                    claims.started_writing()  # from here the claims stay (some tags may be in the registry)
                 apply_changes(result.tag_changes, self.registry, self._emit, journal_dir, what)
                 # Another runner (or one without the remote) may have written meanwhile: floating tags end on the
                 # highest version present, and every tag this run reports is read back.
                 result.tag_changes = verify_published(
-                    result.tag_changes, targets, self.registry, self._emit, revision_of(self.registry)
+                    result.tag_changes,
+                    targets,
+                    self.registry,
+                    self._emit,
+                    revision_of(self.registry),
+                    guard=claims.check if claims is not None else None,
+                    released=claims.released if claims is not None else None,
                 )
         except PipelineError as exc:
             result.error = str(exc)

@@ -32,9 +32,19 @@ from pipeline.plan import Plan, PlannedImage, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.credentials import DockerConfigCredentials
+from pipeline.registry.reference import parse_repository
 from pipeline.registry.tls import ssl_context
-from pipeline.release.journal import read_journal
-from pipeline.release.publish import Notify, TagChange, complete_journal
+from pipeline.release.journal import JournalEntry, read_journal
+from pipeline.release.publish import (
+    Action,
+    Notify,
+    Released,
+    TagChange,
+    Target,
+    complete_journal,
+    read_back,
+    settle_floating,
+)
 from pipeline.run.executor import EventSink, Executor, RunInterrupted, RunOptions, RunResult, Status
 from pipeline.run.locks import pipeline_keys, pipeline_locks
 from pipeline.run.redacting import redact_result, redacting, run_redactor
@@ -402,6 +412,21 @@ class Session:
             keyless = KeylessSigner(found, str(self.loaded.base_dir / trust) if trust else None)
         return RunSigner(registry, keys, keyless)
 
+    @contextmanager
+    def _journal_lease(self, entries: Iterable[JournalEntry]) -> Iterator[Released | None]:
+        """With the git remote: the publishing lease of the journal's repositories for the block (yields what
+        floating tags may settle onto); without it, nothing to hold (yields None)."""
+        from pipeline.release.claims import claim_done, repositories_lease, this_runner
+        from pipeline.vcs.refs import RefsRemote
+
+        remote = RefsRemote.of(self.loaded.base_dir, self.claims_remote) if self.settings.claims else None
+        if remote is None:
+            yield None
+            return
+        runner = this_runner(self.settings.environment)
+        with repositories_lease(remote, [e.repository for e in entries], runner, self.say, "completing"):
+            yield lambda repository, version: claim_done(remote, repository, version)
+
     def _complete_interrupted(self, plan: Plan, registry: RegistryClient) -> None:
         """Finish what a killed run of these pipelines recorded in its publish journal, before anything else."""
         for name, directory in self.journal_dirs(plan).items():
@@ -412,7 +437,29 @@ class Session:
                 f"pipeline {name}: a run interrupted while publishing ({journal.what}, "
                 f"{len(journal.entries)} tag change(s) recorded in {journal.path}); completing it first"
             )
-            done = complete_journal(journal, registry, lambda m: self.say(f"  {m}"))
+            with self._journal_lease(journal.entries) as released:
+                done = complete_journal(journal, registry, lambda m: self.say(f"  {m}"))
+                if released is not None:
+                    # Under the lease, as a run's publishing: floating tags onto the highest released version,
+                    # then every tag the journal wrote read back (another runner may have won meanwhile).
+                    keys = {e.image for e in journal.entries}
+                    targets = [Target(k, i.repository, i.tags) for k, i in plan.images.items() if k in keys]
+                    notify: Notify = lambda image, step, message: self.say(f"  {image}: {message}")  # noqa: E731
+                    changes = [
+                        TagChange(
+                            e.image,
+                            parse_repository(e.repository),
+                            e.tag,
+                            e.kind,
+                            Action.MOVE,
+                            e.digest,
+                            e.previous,
+                            "",
+                        )
+                        for e in journal.entries
+                        if not any(s.startswith(f"{e.repository}:{e.tag} ") for s in done.skipped)
+                    ]
+                    read_back(settle_floating(changes, targets, registry, notify, released), registry)
             left = f"; left as they are (moved since): {', '.join(done.skipped)}" if done.skipped else ""
             self.say(
                 f"pipeline {name}: completed the interrupted publish: {done.written} tag(s) written, "

@@ -168,6 +168,10 @@ class LeaseTimeout(PipelineError):
     """A lease stayed held by a live holder for longer than a run waits."""
 
 
+class LeaseLost(PipelineError):
+    """A lease this run held is no longer its own (taken over, or not renewed in time): it must not write."""
+
+
 Clock = Callable[[], float]
 
 
@@ -182,6 +186,8 @@ class Lease:
     ttl: float
     oid: str = ""
     lost: bool = False
+    renewed: float = 0.0  # when the remote last took this lease's expiry (acquired or renewed), by `clock`
+    _clock: Clock = time.time
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -206,10 +212,12 @@ class Lease:
         deadline = clock() + wait
         told: set[str] = set()
         while True:
+            now_acquired = clock()
             new = self._object(clock)
             updates = {ref: (old, new) for ref, old in expected.items()}
             if self.remote.swap({**updates, **(also or {})}):
                 self.oid = new
+                self.renewed, self._clock = now_acquired, clock
                 self._start_renewing(clock)
                 return
             seen = self.remote.read(list(self.refs) + list(also or {}))
@@ -236,6 +244,7 @@ class Lease:
         def renew() -> None:
             while not self._stop.wait(self.ttl / 3):
                 with self._lock:
+                    started = clock()
                     new = self._object(clock)
                     try:
                         ok = self.remote.swap({ref: (self.oid, new) for ref in self.refs})
@@ -244,10 +253,29 @@ class Lease:
                     if not ok:
                         self.lost = True
                         return
-                    self.oid = new
+                    self.oid, self.renewed = new, started
 
         self._thread = threading.Thread(target=renew, name="lease", daemon=True)
         self._thread.start()
+
+    def check(self) -> None:
+        """Raise LeaseLost unless this lease is still this run's: not lost on a renewal, renewed within two
+        thirds of its TTL (renewals failing since leave too little time to write safely), and every ref on
+        the remote still this lease's object. Called before each write a lease guards."""
+        with self._lock:
+            since = self._clock() - self.renewed
+            if not self.lost and since > self.ttl * 2 / 3:
+                raise LeaseLost(
+                    f"{self.refs[0]} on git remote {self.remote.name} was last renewed {since:.0f} s ago (it expires "
+                    f"after {self.ttl:.0f} s and another runner may take it over then)"
+                )
+            seen = {} if self.lost else self.remote.read(list(self.refs))
+            moved = [ref for ref in self.refs if self.lost or ref not in seen or seen[ref].oid != self.oid]
+            if moved:
+                self.lost = True
+                now = seen.get(moved[0])
+                who = f" by {now.fields.get('runner') or now.fields.get('holder', 'another runner')}" if now else ""
+                raise LeaseLost(f"{moved[0]} on git remote {self.remote.name} was taken over{who}")
 
     def release(self, also: Updates | None = None) -> bool:
         """Delete the lease's refs (if still ours), with `also`'s updates in the same atomic push."""

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.release.claims import ReleaseClaims, Runner, VersionClaimed, repository_key
-from pipeline.vcs.refs import Lease, LeaseTimeout, RefsRemote, RemoteRef
+from pipeline.errors import PipelineError
+from pipeline.release.claims import ReleaseClaims, Runner, VersionClaimed, repositories_lease, repository_key
+from pipeline.vcs.refs import Lease, LeaseLost, LeaseTimeout, RefsRemote, RemoteRef
 from tests.helpers import git
 
 REF = "refs/pipeline/claims/x/1.0.0"
@@ -120,7 +121,9 @@ def test_a_held_lease_is_renewed_and_outlives_its_ttl(two: tuple[Path, RefsRemot
 
 def claims(remote: RefsRemote, commit: str, pid: int, **kwargs: object) -> ReleaseClaims:
     said: list[str] = []
-    return ReleaseClaims(remote, ["reg:5000/ns/app"], "1.0.0", commit, Runner("host", pid, None), False, said.append)
+    return ReleaseClaims(
+        remote, ["reg:5000/ns/app"], "1.0.0", commit, Runner("host", pid, None), False, said.append, **kwargs
+    )
 
 
 def test_a_version_claimed_from_another_commit_is_refused_naming_the_winner(
@@ -154,3 +157,80 @@ def test_an_abandoned_claim_frees_the_version(two: tuple[Path, RefsRemote, RefsR
     first.abandon()
     assert remote_refs(origin) == {}
     claims(b, "b" * 40, 2).claim()
+
+
+def test_a_lease_taken_over_is_found_lost_before_writing(two: tuple[Path, RefsRemote, RefsRemote]) -> None:
+    _origin, a, b = two
+    lease_ref = "refs/pipeline/leases/x"
+    held = Lease(a, [lease_ref], {"holder": "runner a"}, ttl=30)
+    held.acquire(wait=5, on_wait=lambda holder: None)
+    held.check()  # still ours
+    assert b.swap({lease_ref: (held.oid, b.make_object({"runner": "runner b"}))})  # taken over (it looked expired)
+    with pytest.raises(LeaseLost, match="leases/x on git remote origin was taken over by runner b"):
+        held.check()
+    assert held.lost and not held.release()
+
+
+def test_a_lease_not_renewed_for_most_of_its_ttl_is_not_written_under(
+    two: tuple[Path, RefsRemote, RefsRemote],
+) -> None:
+    _origin, a, _b = two
+    now = [time.time()]
+    held = Lease(a, ["refs/pipeline/leases/x"], {"holder": "runner a"}, ttl=30)
+    held.acquire(wait=5, on_wait=lambda holder: None, clock=lambda: now[0])
+    now[0] += 25  # renewals failed (the remote did not answer) for 25 s of its 30 s
+    with pytest.raises(LeaseLost, match=r"last renewed 25 s ago \(it expires after 30 s"):
+        held.check()
+    assert held.release()
+
+
+def test_a_lost_lease_stops_publishing_and_the_claims_of_started_writes_are_kept(
+    two: tuple[Path, RefsRemote, RefsRemote],
+) -> None:
+    origin, a, b = two
+    mine = claims(a, "a" * 40, 1)
+    mine.claim()
+    ref = f"refs/pipeline/claims/{repository_key('reg:5000/ns/app')}/1.0.0"
+    lease_ref = f"refs/pipeline/leases/{repository_key('reg:5000/ns/app')}"
+    with pytest.raises(PipelineError, match="was published, but its claims"), mine.publishing():
+        mine.check("writing any tag")
+        mine.started_writing()
+        held = remote_refs(origin)[lease_ref]
+        assert b.swap({lease_ref: (held, b.make_object({"runner": "runner b"}))})  # another runner takes the lease
+        with pytest.raises(LeaseLost, match="lost the publishing lease for version 1.0.0: .* by runner b; stopped "):
+            mine.check("reading the tags back")
+    claim = remote_refs(origin)[ref]
+    mine.abandon()  # the executor's `finally`: the run did not publish
+    assert remote_refs(origin)[ref] == claim  # kept: this run's tags may be in the registry
+    assert a.read([ref])[ref].fields["state"] == "publishing"
+
+
+def test_a_claim_is_renewed_while_its_run_builds(two: tuple[Path, RefsRemote, RefsRemote]) -> None:
+    origin, a, b = two
+    mine = claims(a, "a" * 40, 1, claim_ttl=1.5)
+    mine.claim()
+    time.sleep(2.5)  # past the first claim's expiry: renewed every 0.5 s since
+    with pytest.raises(VersionClaimed, match="lost the race for version 1.0.0 .* commit aaaaaaaaaaaa"):
+        claims(b, "b" * 40, 2, claim_ttl=1.5).claim()
+    mine.abandon()
+    assert remote_refs(origin) == {}
+
+
+def test_completing_a_journal_waits_for_the_lease_another_runner_holds(
+    two: tuple[Path, RefsRemote, RefsRemote],
+) -> None:
+    origin, a, b = two
+    publishing = claims(b, "b" * 40, 2)
+    publishing.claim()
+    said: list[str] = []
+    ran = []
+    with publishing.publishing():  # another runner is writing tags of reg:5000/ns/app
+        with (
+            pytest.raises(LeaseTimeout, match="held by host pid 2; gave up waiting after 1 s"),
+            repositories_lease(a, ["reg:5000/ns/app"], Runner("host", 1, None), said.append, "completing", wait=1),
+        ):
+            ran.append(True)
+    assert not ran and said[0].startswith("waiting for runner host pid 2 to finish publishing")
+    with repositories_lease(a, ["reg:5000/ns/app"], Runner("host", 1, None), said.append, "completing") as lease:
+        lease.check()  # released by the other runner: held now, and released after the block
+    assert list(remote_refs(origin)) == [f"refs/pipeline/claims/{repository_key('reg:5000/ns/app')}/1.0.0"]
