@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.ci.files import write_text
 from pipeline.config.json_schema import schema_text
+from pipeline.files import write_text
 
 
 @click.command()

@@ -14,7 +14,6 @@ from click.core import ParameterSource
 
 from pipeline.ci import detect
 from pipeline.ci.commands import GROUPS, error_annotations, write_command
-from pipeline.ci.files import append_text, write_text
 from pipeline.ci.outputs import (
     azure_variable_lines,
     check_names,
@@ -27,6 +26,7 @@ from pipeline.ci.summary import summary_markdown
 from pipeline.cli.common import progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.files import append_text, write_text
 from pipeline.run.report import check_report_file
 from pipeline.run.session import Session
 

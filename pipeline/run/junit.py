@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.ci.files import write_text
+from pipeline.files import write_text
 
 CLASSNAME_OF_RUN = "pipeline"
 # A suite for what fails the run beside its images (publishing the tags); pipeline names have no spaces.

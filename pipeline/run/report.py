@@ -16,9 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.ci.commands import Command, GroupSyntax, inert_json, write_command
-from pipeline.ci.files import write_text
 from pipeline.ci.groups import GroupedLines, Line, on_interrupt
 from pipeline.errors import UsageError
+from pipeline.files import write_text
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
 from pipeline.run.executor import Event, RunResult, Status

@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("pipeline.errors",), "error types and their exit codes: every layer raises them"),
     (
         ("pipeline.files",),
-        "reading a file a user or a config names: regular files only, bounded, never blocking; over errors only",
+        "reading a file a user or a config names (regular files only, bounded, never blocking) and writing "
+        "a run's files whole; over errors only",
     ),
     (
         ("pipeline.versioning", "pipeline.registry", "pipeline.vcs", "pipeline.ci"),

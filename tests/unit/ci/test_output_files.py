@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ci.files import write_text
 from pipeline.errors import PipelineError
+from pipeline.files import write_text
 from tests.helpers import run_cli
 
 

@@ -1,5 +1,5 @@
-"""Writing the files a CI service reads (the report, JUnit, dotenv, GitHub's): appended to (GitHub's, which other
-steps write too) or replaced whole."""
+"""Writing the files a run hands on (the report, JUnit, dotenv, the schema, GitHub's outputs): appended to
+(GitHub's, which other steps write too) or replaced whole."""
 
 from __future__ import annotations
 
