@@ -353,11 +353,14 @@ class Session:
 
     def _vouch(self, registry: RegistryClient, parts: _Parts) -> Vouch | None:
         """What checks a `reuse: trusted` pipeline's candidates: its own signer (README "Reuse and trust")."""
-        if parts.signer is None:
-            return None
+        return None if parts.signer is None else self._reuse_verifier(registry, parts.signer)
+
+    def _reuse_verifier(self, registry: RegistryClient, signer: RunSigner) -> Vouch:
+        """The one check of a candidate by a pipeline's signer, for reuse and for pins alike, remembering
+        what passed in this machine's verdict store."""
         from pipeline.signing.reuse import ReuseVerifier, VerdictStore
 
-        return ReuseVerifier(registry, parts.signer, VerdictStore(self.settings.cache_dir / "verdicts"))
+        return ReuseVerifier(registry, signer, VerdictStore(self.settings.cache_dir / "verdicts"))
 
     def pin_vouch(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> Vouch:
         """What checks a dependency `run --since` or a trigger would pin instead of building (a
@@ -373,9 +376,7 @@ class Session:
                     return f"{digest} cannot be verified ({exc})"
                 if signer is None:
                     return f"{digest} cannot be checked: pipeline {image.pipeline} does not sign"
-                from pipeline.signing.reuse import ReuseVerifier
-
-                verifier.append(ReuseVerifier(registry, signer))
+                verifier.append(self._reuse_verifier(registry, signer))
             return verifier[0](image, digest, inputs)
 
         return vouch
