@@ -58,6 +58,9 @@ class BuildRequest:
     network: str | None = None
     secrets: tuple[BuildSecret, ...] = ()
     cache_from: tuple[str, ...] = ()  # image references whose inline cache a build may reuse
+    # Each external base as the Dockerfile names it (after ARGs) -> `repository@digest` the build must stand
+    # on instead (pipeline.bases): never a local copy, never what the tag points at by the time it pulls.
+    bases: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Inputs: the Dockerfile, the context files `.dockerignore` lets through (git's blob ids for tracked,
 unmodified files, so they are not read; a content hash otherwise), the resolved build args, target,
-platform and the digests of the images it depends on.
+platform, the digests of the images it depends on and (component `bases`) the digests of the external
+base images it stands on, as the run resolved them (pipeline.bases).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ INPUTS_LABEL = "org.pipeline.inputs"
 # Each dependency's digest the build used (JSON, image key -> digest): the `dependencies` component is
 # only their hash, and `explain` names which dependency moved, from which digest to which.
 DEPENDENCIES_LABEL = "org.pipeline.dependencies"
+# Each external base the build stood on (JSON, reference -> digest): `explain` names the base that moved.
+BASES_LABEL = "org.pipeline.bases"
 INPUTS_TAG_PREFIX = "inputs-"
 TAG_DIGEST_LENGTH = 24
 
@@ -36,6 +39,7 @@ class InputDigest:
     # An image with variants: each variant's own input digest (the image's is over these).
     variants: Mapping[str, InputDigest] = field(default_factory=dict)
     dependencies: Mapping[str, str] = field(default_factory=dict)  # image key -> the digest it builds on
+    bases: Mapping[str, str] = field(default_factory=dict)  # external base reference -> the digest it builds on
 
     @property
     def tag(self) -> str:
@@ -46,6 +50,8 @@ class InputDigest:
         labels.update({f"{INPUTS_LABEL}.{name}": value for name, value in self.components.items()})
         if self.dependencies:
             labels[DEPENDENCIES_LABEL] = json.dumps(dict(self.dependencies), sort_keys=True, separators=(",", ":"))
+        if self.bases:
+            labels[BASES_LABEL] = json.dumps(dict(self.bases), sort_keys=True, separators=(",", ":"))
         return labels
 
 
@@ -147,7 +153,10 @@ def input_digest(
     build_args: Mapping[str, str],
     dependency_digests: Mapping[str, str],
     blobs: GitBlobs | None,
+    bases: Mapping[str, str] | None = None,
 ) -> InputDigest:
+    """`bases`: each external base reference -> the digest the build stands on (None or empty: no
+    `bases` component, so an image on `scratch` or on the run's own images keeps its digest)."""
     components = {
         "dockerfile": "sha256:" + hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
         "context": context_hash(
@@ -163,12 +172,17 @@ def input_digest(
         components["network"] = _hash(image.network)
     if image.os_version is not None:
         components["os_version"] = _hash(image.os_version)
-    return InputDigest(_hash(components), components, dependencies=dict(dependency_digests))
+    if bases:
+        components["bases"] = _hash(dict(bases))
+    return InputDigest(_hash(components), components, dependencies=dict(dependency_digests), bases=dict(bases or {}))
 
 
 # A dependency's reference (`repo@digest`) and a variant's view -> the reference that variant builds on
 # (for an index, its child of the variant's platform: registry/index.child_for).
 ChildOf = Callable[[str, PlannedImage], str]
+# An image's (or variant's) view and its rendered build args -> each external base reference -> the digest
+# it stands on (pipeline.bases.BaseResolver, as bases_mapping).
+BaseLookup = Callable[[PlannedImage, Mapping[str, str]], Mapping[str, str]]
 
 
 def image_inputs(
@@ -178,19 +192,24 @@ def image_inputs(
     built: Mapping[str, str | None],
     blobs: GitBlobs | None,
     child_of: ChildOf | None = None,
+    bases: BaseLookup | None = None,
 ) -> InputDigest:
     """The input digest of `image` in `plan`: the one function every path (run, predict, explain,
-    partial runs) computes it with. An image with variants: over each variant's, each computed with
+    partial runs) computes it with; `bases`: the run's base lookup (None: no `bases` component). An
+    image with variants: over each variant's, each computed with
     the dependencies' images that variant builds on (`child_of`: an index's child of its platform), so a
     change to one variant of a base rebuilds only the dependants' variants on it."""
     if not image.variants:
-        return input_digest(image, build_args, dependency_digests(plan, image, built), blobs)
+        found = bases(image, build_args) if bases is not None else None
+        return input_digest(image, build_args, dependency_digests(plan, image, built), blobs, found)
     variants = {}
     for variant in image.variants:
         view = image.variant_view(variant)
         references = variant_references(plan, view, built, child_of)
         digests = {dep: ref.rpartition("@")[2] for dep, ref in references.items()}
-        variants[variant.name] = input_digest(view, render_build_args(plan, view, references), digests, blobs)
+        args = render_build_args(plan, view, references)
+        found = bases(view, args) if bases is not None else None
+        variants[variant.name] = input_digest(view, args, digests, blobs, found)
     return index_inputs(variants)
 
 

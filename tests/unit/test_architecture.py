@@ -45,8 +45,9 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("pipeline.pictures",), "drawings of a dependency graph (layout, SVG), pure: only the graph's data"),
     (("pipeline.plan",), "the plan joins config, graph, versioning and references into what a run does"),
     (
-        ("pipeline.cache", "pipeline.acr", "pipeline.sbom", "pipeline.notify"),
-        "services over a plan: reuse prediction; Azure tasks and auth; what an image's layers contain; "
+        ("pipeline.bases", "pipeline.cache", "pipeline.acr", "pipeline.sbom", "pipeline.notify"),
+        "services over a plan: external base images by digest (and their lock file); reuse prediction; "
+        "Azure tasks and auth; what an image's layers contain; "
         "notifications (config's notify blocks posted with registry's retry policy)",
     ),
     (
