@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.bases.lock import BaseLock, LockEntry
+from pipeline.bases.lock import BaseLock, LockEntry, lock_path
 from pipeline.dockerfile.bases import base_images, default_platform
 from pipeline.errors import ConfigError, VerificationFailed
 from pipeline.plan import Plan, PlannedImage
@@ -68,8 +68,19 @@ class ResolvedBase:
 
 def own_repositories(plan: Plan) -> set[str]:
     """The repositories the plan's images are pushed to: `{{ images.X }}` and earlier builds of the run's
-    own images are dependencies, not external bases."""
-    return {str(image.repository) for image in plan.images.values()}
+    own images (and those a partial run pins) are dependencies, not external bases."""
+    own = {str(image.repository) for image in plan.images.values()}
+    return own | {str(parse_reference(reference).repository) for reference in plan.pinned.values()}
+
+
+def open_resolver(registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False) -> BaseResolver:
+    """The run's resolver: with the lock beside `config_file` when there is one. `locked` (`--locked`):
+    a base the lock does not name is refused, and so is a missing lock."""
+    path = lock_path(config_file)
+    lock = BaseLock.load(path)
+    if locked and lock is None:
+        raise BaseNotLocked(f"{path}: no lock file, so no base image is locked; run `pipeline bases --update`")
+    return BaseResolver(registry, lock=lock, locked=locked, own=own_repositories(plan))
 
 
 def read_dockerfile(view: PlannedImage) -> str:

@@ -163,6 +163,7 @@ class RunOptions:
     push: bool = True
     force: bool = False  # overwrite existing release tags
     cache: bool = True  # reuse an image already pushed with the same input digest
+    locked: bool = False  # --locked: every external base must be in pipelines.lock
 
 
 IO_CONCURRENCY = 8
