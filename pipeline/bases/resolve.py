@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bases.lock import BaseLock, LockEntry, lock_path
-from pipeline.dockerfile.bases import base_images, default_platform
+from pipeline.dockerfile.bases import BaseImage, base_images, default_platform
 from pipeline.errors import ConfigError, VerificationFailed
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -99,6 +99,19 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def external_bases(view: PlannedImage, build_args: Mapping[str, str], own: Collection[str]) -> list[BaseImage]:
+    """The external bases `view` pulls (its Dockerfile after BuildKit's ARG rules for its platform and
+    target), without the run's own images (`own`: their repositories) and stages. Nothing is resolved."""
+    found = base_images(
+        read_dockerfile(view),
+        build_args,
+        platform=view.platform or default_platform(),
+        target=view.target,
+        source=shown_path(view.dockerfile),
+    )
+    return [base for base in found if str(base.ref.repository) not in own]
+
+
 class BaseResolver:
     """Thread-safe; every lookup is made once per run (builds, the reuse check, the gate, provenance and
     the report all read the same answer)."""
@@ -124,13 +137,8 @@ class BaseResolver:
         """Each external base `view` (an image, or one variant of one) pulls, resolved; its own images and
         stages left out. Raises UnresolvedBaseImage (the Dockerfile's line) or BaseNotResolved."""
         platform = view.platform or default_platform()
-        found = base_images(
-            read_dockerfile(view), build_args, platform=platform, target=view.target, source=shown_path(view.dockerfile)
-        )
         resolved = []
-        for base in found:
-            if str(base.ref.repository) in self.own:
-                continue
+        for base in external_bases(view, build_args, self.own):
             try:
                 resolved.append(self.resolve(base.ref, platform, view.os_version))
             except (BaseNotResolved, BaseNotLocked) as exc:
