@@ -137,8 +137,13 @@ class BaseResolver:
         """Each external base `view` (an image, or one variant of one) pulls, resolved; its own images and
         stages left out. Raises UnresolvedBaseImage (the Dockerfile's line) or BaseNotResolved."""
         platform = view.platform or default_platform()
+        found = base_images(
+            read_dockerfile(view), build_args, platform=platform, target=view.target, source=shown_path(view.dockerfile)
+        )
         resolved = []
-        for base in external_bases(view, build_args, self.own):
+        for base in found:
+            if str(base.ref.repository) in self.own:
+                continue
             try:
                 resolved.append(self.resolve(base.ref, platform, view.os_version))
             except (BaseNotResolved, BaseNotLocked) as exc:
