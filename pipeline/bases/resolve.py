@@ -7,19 +7,22 @@ for the platform (a Windows base without the variant's build), is refused before
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.bases.lock import BaseLock, LockEntry, lock_path
 from pipeline.dockerfile.bases import BaseImage, base_images, default_platform
-from pipeline.errors import ConfigError, VerificationFailed
-from pipeline.plan import Plan, PlannedImage
+from pipeline.errors import ConfigError, PipelineError, VerificationFailed
+from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import platforms_in
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef, Repository, parse_reference
+
+Say = Callable[[str], None]
 
 
 class BaseNotResolved(VerificationFailed):
@@ -38,6 +41,7 @@ class ResolvedBase:
     digest: str  # the image the build stands on
     index: str | None = None  # the index the reference pointed at, when it is one
     locked: bool = False  # taken from pipelines.lock
+    not_in_lock: bool = False  # a lock exists but does not name it: the registry's current digest (warned)
 
     @property
     def ref(self) -> ImageRef:
@@ -60,6 +64,7 @@ class ResolvedBase:
             "digest": self.digest,
             "index": self.index,
             "locked": self.locked,
+            "not_in_lock": self.not_in_lock,
         }
 
     def lock_entry(self) -> LockEntry:
@@ -73,14 +78,29 @@ def own_repositories(plan: Plan) -> set[str]:
     return own | {str(parse_reference(reference).repository) for reference in plan.pinned.values()}
 
 
-def open_resolver(registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False) -> BaseResolver:
+def plan_builds(plan: Plan) -> list[tuple[PlannedImage, dict[str, str]]]:
+    """Every build of the plan (each image, or each variant's view of one) with its build args rendered
+    for finding its bases: the run's own images (never external) stand in for `{{ images.X }}`."""
+    builds = []
+    for image in plan.images.values():
+        for view in [image.variant_view(v) for v in image.variants] or [image]:
+            own = {dep: str(plan.images[dep].repository.with_tag("latest")) for dep in view.depends_on}
+            builds.append((view, render_build_args(plan, view, own)))
+    return builds
+
+
+def open_resolver(
+    registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False, say: Say | None = None
+) -> BaseResolver:
     """The run's resolver: with the lock beside `config_file` when there is one. `locked` (`--locked`):
-    a base the lock does not name is refused, and so is a missing lock."""
+    a base of the plan the lock does not name (or any, without a lock) is refused here, before anything
+    is looked up or built. `say`: where a base a lock does not name is warned about (it floats)."""
     path = lock_path(config_file)
     lock = BaseLock.load(path)
-    if locked and lock is None:
-        raise BaseNotLocked(f"{path}: no lock file, so no base image is locked; run `pipeline bases --update`")
-    return BaseResolver(registry, lock=lock, locked=locked, own=own_repositories(plan))
+    resolver = BaseResolver(registry, lock=lock, locked=locked, own=own_repositories(plan), lock_file=path, say=say)
+    if locked:
+        resolver.check_locked(plan_builds(plan))
+    return resolver
 
 
 def read_dockerfile(view: PlannedImage) -> str:
@@ -123,11 +143,15 @@ class BaseResolver:
         lock: BaseLock | None = None,
         locked: bool = False,
         own: Collection[str] = (),
+        lock_file: Path | None = None,
+        say: Say | None = None,
     ) -> None:
         self.registry = registry
         self.lock = lock
         self.locked = locked
         self.own = set(own)
+        self.lock_file = lock_file or (lock.path if lock is not None else None)
+        self.say = say
         self._guard = threading.Lock()
         self._pending: dict[object, threading.Lock] = {}
         self._tops: dict[str, str] = {}  # reference -> the digest it points at now
@@ -137,18 +161,81 @@ class BaseResolver:
         """Each external base `view` (an image, or one variant of one) pulls, resolved; its own images and
         stages left out. Raises UnresolvedBaseImage (the Dockerfile's line) or BaseNotResolved."""
         platform = view.platform or default_platform()
-        found = base_images(
-            read_dockerfile(view), build_args, platform=platform, target=view.target, source=shown_path(view.dockerfile)
-        )
         resolved = []
-        for base in found:
-            if str(base.ref.repository) in self.own:
-                continue
+        for base in self._external(view, build_args):
             try:
                 resolved.append(self.resolve(base.ref, platform, view.os_version))
             except (BaseNotResolved, BaseNotLocked) as exc:
                 raise type(exc)(f"{view.label}: {shown_path(view.dockerfile)}:{base.line}: {exc}") from None
         return tuple(resolved)
+
+    def digests(self, view: PlannedImage, build_args: Mapping[str, str]) -> dict[str, str]:
+        """reference -> digest of each external base of `view`: the input digest's lookup
+        (cache.inputs.BaseLookup), so every path that computes one agrees with the build."""
+        return bases_mapping(self.bases_of(view, build_args))
+
+    def subjects(self, view: PlannedImage, build_args: Mapping[str, str]) -> dict[str, str]:
+        """reference -> what a signature check of each external base of `view` verifies: the index the
+        reference pointed at (so its every child, among them the one built on) or the image itself; the
+        run's resolution, never the tag read again."""
+        return {base.reference: base.index or base.digest for base in self.bases_of(view, build_args)}
+
+    def _external(self, view: PlannedImage, build_args: Mapping[str, str]) -> list[BaseImage]:
+        return external_bases(view, build_args, self.own)
+
+    def resolve_all(
+        self, builds: Sequence[tuple[PlannedImage, Mapping[str, str]]], jobs: int = 8
+    ) -> dict[str, PipelineError]:
+        """Resolve every base of every build (an image or a variant's view, with its build args) at once,
+        before anything builds: one lookup per distinct reference and platform, `jobs` at a time. Returns
+        each build (by label) whose bases cannot be resolved, with the refusal `bases_of` raises for it."""
+        wanted: dict[tuple[str, str, str | None], ImageRef] = {}
+        for view, args in builds:
+            try:
+                for base in self._external(view, args):
+                    wanted.setdefault((str(base.ref), view.platform or default_platform(), view.os_version), base.ref)
+            except PipelineError:
+                continue  # said below, by bases_of
+        if wanted:
+
+            def lookup(key: tuple[str, str, str | None]) -> None:
+                try:
+                    self.resolve(wanted[key], key[1], key[2])
+                except PipelineError:
+                    pass  # bases_of below names the build and its Dockerfile line
+
+            with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wanted))), thread_name_prefix="base") as pool:
+                list(pool.map(lookup, wanted))
+        refused: dict[str, PipelineError] = {}
+        for view, args in builds:
+            try:
+                self.bases_of(view, args)
+            except PipelineError as exc:
+                refused[view.label] = exc
+        return refused
+
+    def check_locked(self, builds: Iterable[tuple[PlannedImage, Mapping[str, str]]]) -> None:
+        """`--locked`: raise BaseNotLocked for the first base of `builds` the lock does not name (the build,
+        its Dockerfile line, the base and the lock file). A Dockerfile whose bases cannot be worked out is
+        left to the resolution, which fails its image."""
+        for view, args in builds:
+            try:
+                found = self._external(view, args)
+            except PipelineError:
+                continue
+            platform = view.platform or default_platform()
+            for base in found:
+                if self.lock is None or self.lock.get(str(base.ref), platform, view.os_version) is None:
+                    where = f"{view.label}: {shown_path(view.dockerfile)}:{base.line}"
+                    raise BaseNotLocked(f"{where}: {self._not_locked(str(base.ref), platform, view.os_version)}")
+
+    def _not_locked(self, reference: str, platform: str, os_version: str | None) -> str:
+        path = self.lock_file or "pipelines.lock"
+        missing = " (there is no lock file)" if self.lock is None else ""
+        return (
+            f"base image {reference} ({platform_text(platform, os_version)}) is not in {path}{missing}; "
+            "run `pipeline bases --update` and commit the lock (refused by --locked)"
+        )
 
     def resolve(self, ref: ImageRef, platform: str, os_version: str | None) -> ResolvedBase:
         key = (str(ref), platform, os_version)
@@ -190,12 +277,17 @@ class BaseResolver:
         if entry is not None:
             return ResolvedBase(reference, platform, os_version, entry.digest, entry.index, locked=True)
         if self.locked:
-            where = self.lock.path if self.lock is not None and self.lock.path else "pipelines.lock"
-            raise BaseNotLocked(
-                f"base image {reference} ({platform_text(platform, os_version)}) is not in {where}; "
-                "run `pipeline bases --update` and commit the lock (refused by --locked)"
+            raise BaseNotLocked(self._not_locked(reference, platform, os_version))
+        found = self.pick(ref, self.current(ref), platform, os_version)
+        if self.lock is None:
+            return found
+        if self.say is not None:
+            self.say(
+                f"warning: base image {reference} ({platform_text(platform, os_version)}) is not in "
+                f"{self.lock_file}: building on the registry's {found.digest}; run `pipeline bases --update` "
+                "to lock it"
             )
-        return self.pick(ref, self.current(ref), platform, os_version)
+        return replace(found, not_in_lock=True)
 
     def pick(self, ref: ImageRef, digest: str, platform: str, os_version: str | None) -> ResolvedBase:
         """What a build for `platform` (and Windows build) stands on in `ref` at `digest`."""

@@ -12,14 +12,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from pipeline.bases.lock import LockKey
-from pipeline.bases.resolve import external_bases, own_repositories
+from pipeline.bases.resolve import external_bases, own_repositories, plan_builds
 from pipeline.dockerfile.bases import default_platform
 from pipeline.graph import dependants_closure
-from pipeline.plan import Plan, PlannedImage, render_build_args
-
-# What `{{ images.X }}` is rendered as while looking for bases: a reference into the run's own repository
-# (so it is left out as own, as the run leaves out the digest it built), whatever X's digest turns out to be.
-PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+from pipeline.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -48,30 +44,19 @@ class Rebuild:
         return self.images + self.dependants
 
 
-def views_of(image: PlannedImage) -> list[PlannedImage]:
-    """What is built of an image: each variant's view, or the image itself."""
-    return [image.variant_view(variant) for variant in image.variants] or [image]
-
-
-def placeholder_args(plan: Plan, view: PlannedImage) -> dict[str, str]:
-    """`view`'s build args as the run renders them, each of the run's own images a placeholder reference."""
-    references = {dep: f"{plan.images[dep].repository}@{PLACEHOLDER_DIGEST}" for dep in view.depends_on}
-    return render_build_args(plan, view, references)
-
-
 def base_uses(plan: Plan, own: Collection[str] | None = None) -> list[BaseUse]:
     """Every external base the plan's builds pull, per reference and platform (sorted as the lock is), with
     the images using it. `own`: the repositories that are the run's own (default: the plan's, and what
     it pins). Raises UnresolvedBaseImage for a base the Dockerfile does not name resolvably."""
     own_repos = own_repositories(plan) if own is None else set(own)
     users: dict[LockKey, list[str]] = {}
-    for key, image in plan.images.items():
-        for view in views_of(image):
-            platform = view.platform or default_platform()
-            for base in external_bases(view, placeholder_args(plan, view), own_repos):
-                images = users.setdefault((str(base.ref), platform, view.os_version), [])
-                if key not in images:
-                    images.append(key)
+    # Each image and variant with its build args as the run finds its bases (`{{ images.X }}` one of its own).
+    for view, args in plan_builds(plan):
+        platform = view.platform or default_platform()
+        for base in external_bases(view, args, own_repos):
+            images = users.setdefault((str(base.ref), platform, view.os_version), [])
+            if view.key not in images:
+                images.append(view.key)
     return [
         BaseUse(reference, platform, os_version, tuple(images))
         for (reference, platform, os_version), images in sorted(
