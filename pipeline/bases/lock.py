@@ -72,7 +72,8 @@ class BaseLock:
         version = data.get("version") if isinstance(data, dict) else None
         if not isinstance(data, dict) or type(version) is not int or version != LOCK_VERSION:  # `true` == 1
             raise ConfigError(f"{path}: not a pipelines.lock of version {LOCK_VERSION} (key 'version')")
-        rows = data.get("bases") or []
+        rows = data.get("bases")
+        rows = [] if rows is None else rows  # `bases:` with nothing under it; `{}` or `""` is a mistake
         if not isinstance(rows, list):
             raise ConfigError(f"{path}: key 'bases' must be a list")
         entries: dict[LockKey, LockEntry] = {}

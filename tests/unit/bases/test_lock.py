@@ -13,7 +13,7 @@ from pipeline.errors import ConfigError
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
-I = "sha256:" + "1" * 64
+IDX = "sha256:" + "1" * 64
 
 HEADER = [
     "# The digest each base image of the pipelines file builds on, per platform: written by",
@@ -21,10 +21,10 @@ HEADER = [
     "# point at now; update it (and review the diff) to move a base.",
 ]
 ENTRIES = [
-    LockEntry("mcr.microsoft.com/windows/servercore:ltsc2022", "windows/amd64", "10.0.20348", B, I),
+    LockEntry("mcr.microsoft.com/windows/servercore:ltsc2022", "windows/amd64", "10.0.20348", B, IDX),
     LockEntry("127.0.0.1:5000/up/base:1", "linux/arm64", None, B),
-    LockEntry("127.0.0.1:5000/up/base:1", "linux/amd64", None, A, I),
-    LockEntry("mcr.microsoft.com/windows/servercore:ltsc2022", "windows/amd64", "10.0.17763", A, I),
+    LockEntry("127.0.0.1:5000/up/base:1", "linux/amd64", None, A, IDX),
+    LockEntry("mcr.microsoft.com/windows/servercore:ltsc2022", "windows/amd64", "10.0.17763", A, IDX),
 ]
 TEXT = "\n".join(
     [
@@ -34,7 +34,7 @@ TEXT = "\n".join(
         '- reference: "127.0.0.1:5000/up/base:1"',
         '  platform: "linux/amd64"',
         f"  digest: {A}",
-        f"  index: {I}",
+        f"  index: {IDX}",
         '- reference: "127.0.0.1:5000/up/base:1"',
         '  platform: "linux/arm64"',
         f"  digest: {B}",
@@ -42,12 +42,12 @@ TEXT = "\n".join(
         '  platform: "windows/amd64"',
         '  os_version: "10.0.17763"',
         f"  digest: {A}",
-        f"  index: {I}",
+        f"  index: {IDX}",
         '- reference: "mcr.microsoft.com/windows/servercore:ltsc2022"',
         '  platform: "windows/amd64"',
         '  os_version: "10.0.20348"',
         f"  digest: {B}",
-        f"  index: {I}",
+        f"  index: {IDX}",
     ]
 )
 
@@ -104,6 +104,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("version: 2\nbases: []\n", "{path}: not a pipelines.lock of version 1 (key 'version')"),
         ("version: true\nbases: []\n", "{path}: not a pipelines.lock of version 1 (key 'version')"),
         ("version: 1\nbases: {a: 1}\n", "{path}: key 'bases' must be a list"),
+        ("version: 1\nbases: {}\n", "{path}: key 'bases' must be a list"),
         ("version: 1\nbases: [just-a-string]\n", "{path}: bases entry 1: must be a mapping"),
         (
             f"version: 1\nbases:\n- {{reference: a/b:1, platform: linux/amd64, digest: {A}, pinned: yes}}\n",
