@@ -199,3 +199,9 @@ def test_run_locked_refuses_a_base_the_lock_does_not_name_and_pushes_nothing(
         "run `pipeline bases --update` to lock it"
     ) in floated.stderr.splitlines()
     assert plain_peek.files(f"{namespace}/extra", f"sha-{sha}")["up.txt"] == b"other\n"
+    # The report says which base floated: not locked, and not in the existing lock.
+    reported = {name: image["bases"] for name, image in images_of(floated.stdout).items()}
+    assert [(b["reference"], b["digest"], b["locked"], b["not_in_lock"]) for b in reported["extra"]] == [
+        (other, current, False, True)
+    ]
+    assert [(b["reference"], b["locked"], b["not_in_lock"]) for b in reported["app"]] == [(base, True, False)]
