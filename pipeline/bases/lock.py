@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file, write_text
+from pipeline.registry.platforms import platform_text
+from pipeline.registry.reference import parse_reference
 
 LOCK_NAME = "pipelines.lock"
 LOCK_VERSION = 1
@@ -67,16 +69,23 @@ class BaseLock:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-        if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or type(version) is not int or version != LOCK_VERSION:  # `true` == 1
             raise ConfigError(f"{path}: not a pipelines.lock of version {LOCK_VERSION} (key 'version')")
-        rows = data.get("bases") or []
+        rows = data.get("bases")
+        rows = [] if rows is None else rows  # `bases:` with nothing under it; `{}` or `""` is a mistake
         if not isinstance(rows, list):
             raise ConfigError(f"{path}: key 'bases' must be a list")
-        entries = [_entry(path, n, row) for n, row in enumerate(rows, 1)]
-        lock = cls.of(entries, path)
-        if len(lock.entries) != len(entries):
-            raise ConfigError(f"{path}: key 'bases': a reference and platform are listed twice")
-        return lock
+        entries: dict[LockKey, LockEntry] = {}
+        for number, row in enumerate(rows, 1):
+            entry = _entry(path, number, row)
+            if entry.key in entries:
+                shown = f"{entry.reference} ({platform_text(entry.platform, entry.os_version)})"
+                raise ConfigError(
+                    f"{path}: bases entry {number}: {shown} is listed twice; keep one entry per reference and platform"
+                )
+            entries[entry.key] = entry
+        return cls(entries, path)
 
     def get(self, reference: str, platform: str, os_version: str | None) -> LockEntry | None:
         return self.entries.get((reference, platform, os_version))
@@ -123,4 +132,15 @@ def _entry(path: Path, number: int, row: Any) -> LockEntry:
     os_version = row.get("os_version")
     if os_version is not None and not isinstance(os_version, str):
         raise ConfigError(f"{where}: key 'os_version' must be a string")
-    return LockEntry(values["reference"], values["platform"], os_version, values["digest"], row.get("index"))
+    reference = _reference(where, values["reference"])
+    return LockEntry(reference, values["platform"], os_version, values["digest"], row.get("index"))
+
+
+def _reference(where: str, text: str) -> str:
+    """The reference as the resolver names a base (`busybox` is `docker.io/library/busybox:latest`), so a
+    hand-written entry locks what the Dockerfile pulls instead of silently matching nothing."""
+    try:
+        ref = parse_reference(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: key 'reference': {exc}") from None
+    return str(ref if ref.tag or ref.digest else replace(ref, tag="latest"))

@@ -7,9 +7,9 @@ for the platform (a Windows base without the variant's build), is refused before
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import platforms_in
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef, Repository, parse_reference
+
+Say = Callable[[str], None]
 
 
 class BaseNotResolved(VerificationFailed):
@@ -39,6 +41,7 @@ class ResolvedBase:
     digest: str  # the image the build stands on
     index: str | None = None  # the index the reference pointed at, when it is one
     locked: bool = False  # taken from pipelines.lock
+    not_in_lock: bool = False  # a lock exists but does not name it: the registry's current digest (warned)
 
     @property
     def ref(self) -> ImageRef:
@@ -61,6 +64,7 @@ class ResolvedBase:
             "digest": self.digest,
             "index": self.index,
             "locked": self.locked,
+            "not_in_lock": self.not_in_lock,
         }
 
     def lock_entry(self) -> LockEntry:
@@ -85,14 +89,18 @@ def plan_builds(plan: Plan) -> list[tuple[PlannedImage, dict[str, str]]]:
     return builds
 
 
-def open_resolver(registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False) -> BaseResolver:
+def open_resolver(
+    registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False, say: Say | None = None
+) -> BaseResolver:
     """The run's resolver: with the lock beside `config_file` when there is one. `locked` (`--locked`):
-    a base the lock does not name is refused, and so is a missing lock."""
+    a base of the plan the lock does not name (or any, without a lock) is refused here, before anything
+    is looked up or built. `say`: where a base a lock does not name is warned about (it floats)."""
     path = lock_path(config_file)
     lock = BaseLock.load(path)
-    if locked and lock is None:
-        raise BaseNotLocked(f"{path}: no lock file, so no base image is locked; run `pipeline bases --update`")
-    return BaseResolver(registry, lock=lock, locked=locked, own=own_repositories(plan))
+    resolver = BaseResolver(registry, lock=lock, locked=locked, own=own_repositories(plan), lock_file=path, say=say)
+    if locked:
+        resolver.check_locked(plan_builds(plan))
+    return resolver
 
 
 def read_dockerfile(view: PlannedImage) -> str:
@@ -111,6 +119,19 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def external_bases(view: PlannedImage, build_args: Mapping[str, str], own: Collection[str]) -> list[BaseImage]:
+    """The external bases `view` pulls (its Dockerfile after BuildKit's ARG rules for its platform and
+    target), without the run's own images (`own`: their repositories) and stages. Nothing is resolved."""
+    found = base_images(
+        read_dockerfile(view),
+        build_args,
+        platform=view.platform or default_platform(),
+        target=view.target,
+        source=shown_path(view.dockerfile),
+    )
+    return [base for base in found if str(base.ref.repository) not in own]
+
+
 class BaseResolver:
     """Thread-safe; every lookup is made once per run (builds, the reuse check, the gate, provenance and
     the report all read the same answer)."""
@@ -122,11 +143,15 @@ class BaseResolver:
         lock: BaseLock | None = None,
         locked: bool = False,
         own: Collection[str] = (),
+        lock_file: Path | None = None,
+        say: Say | None = None,
     ) -> None:
         self.registry = registry
         self.lock = lock
         self.locked = locked
         self.own = set(own)
+        self.lock_file = lock_file or (lock.path if lock is not None else None)
+        self.say = say
         self._guard = threading.Lock()
         self._pending: dict[object, threading.Lock] = {}
         self._tops: dict[str, str] = {}  # reference -> the digest it points at now
@@ -156,11 +181,7 @@ class BaseResolver:
         return {base.reference: base.index or base.digest for base in self.bases_of(view, build_args)}
 
     def _external(self, view: PlannedImage, build_args: Mapping[str, str]) -> list[BaseImage]:
-        platform = view.platform or default_platform()
-        found = base_images(
-            read_dockerfile(view), build_args, platform=platform, target=view.target, source=shown_path(view.dockerfile)
-        )
-        return [base for base in found if str(base.ref.repository) not in self.own]
+        return external_bases(view, build_args, self.own)
 
     def resolve_all(
         self, builds: Sequence[tuple[PlannedImage, Mapping[str, str]]], jobs: int = 8
@@ -192,6 +213,29 @@ class BaseResolver:
             except PipelineError as exc:
                 refused[view.label] = exc
         return refused
+
+    def check_locked(self, builds: Iterable[tuple[PlannedImage, Mapping[str, str]]]) -> None:
+        """`--locked`: raise BaseNotLocked for the first base of `builds` the lock does not name (the build,
+        its Dockerfile line, the base and the lock file). A Dockerfile whose bases cannot be worked out is
+        left to the resolution, which fails its image."""
+        for view, args in builds:
+            try:
+                found = self._external(view, args)
+            except PipelineError:
+                continue
+            platform = view.platform or default_platform()
+            for base in found:
+                if self.lock is None or self.lock.get(str(base.ref), platform, view.os_version) is None:
+                    where = f"{view.label}: {shown_path(view.dockerfile)}:{base.line}"
+                    raise BaseNotLocked(f"{where}: {self._not_locked(str(base.ref), platform, view.os_version)}")
+
+    def _not_locked(self, reference: str, platform: str, os_version: str | None) -> str:
+        path = self.lock_file or "pipelines.lock"
+        missing = " (there is no lock file)" if self.lock is None else ""
+        return (
+            f"base image {reference} ({platform_text(platform, os_version)}) is not in {path}{missing}; "
+            "run `pipeline bases --update` and commit the lock (refused by --locked)"
+        )
 
     def resolve(self, ref: ImageRef, platform: str, os_version: str | None) -> ResolvedBase:
         key = (str(ref), platform, os_version)
@@ -233,12 +277,17 @@ class BaseResolver:
         if entry is not None:
             return ResolvedBase(reference, platform, os_version, entry.digest, entry.index, locked=True)
         if self.locked:
-            where = self.lock.path if self.lock is not None and self.lock.path else "pipelines.lock"
-            raise BaseNotLocked(
-                f"base image {reference} ({platform_text(platform, os_version)}) is not in {where}; "
-                "run `pipeline bases --update` and commit the lock (refused by --locked)"
+            raise BaseNotLocked(self._not_locked(reference, platform, os_version))
+        found = self.pick(ref, self.current(ref), platform, os_version)
+        if self.lock is None:
+            return found
+        if self.say is not None:
+            self.say(
+                f"warning: base image {reference} ({platform_text(platform, os_version)}) is not in "
+                f"{self.lock_file}: building on the registry's {found.digest}; run `pipeline bases --update` "
+                "to lock it"
             )
-        return self.pick(ref, self.current(ref), platform, os_version)
+        return replace(found, not_in_lock=True)
 
     def pick(self, ref: ImageRef, digest: str, platform: str, os_version: str | None) -> ResolvedBase:
         """What a build for `platform` (and Windows build) stands on in `ref` at `digest`."""

@@ -26,6 +26,7 @@ COMMANDS = {
     "graph": "build_commands:graph",
     "validate": "build_commands:validate",
     "explain": "build_commands:explain",
+    "bases": "bases_command:bases",
     "release": "release_commands:release",
     "promote": "release_commands:promote",
     "tags": "release_commands:tags",

@@ -57,6 +57,7 @@ def run(
     token: str | None,
     progress: str,
     quiet: bool,
+    locked: bool,
 ) -> None:
     """Build PIPELINES (default: all) in dependency order and push them.
 
@@ -71,6 +72,7 @@ def run(
       pipeline run --keep-going --junit junit.xml   # for GitLab's/Jenkins' test views
       pipeline run --progress plain       # also every line the build steps print
       pipeline run --dotenv build.env     # outputs for GitLab's artifacts:reports:dotenv
+      pipeline run --locked               # CI: only on the base digests pipelines.lock names
     """
     the_session = run_session(load_config(config_file), progress, quiet)
     the_plan = the_session.plan(pipelines, version)
@@ -81,7 +83,9 @@ def run(
         if not the_plan.images:
             click.echo(f"nothing changed since {since} affects an image", err=True)
             return
-    options = RunOptions(jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache)
+    options = RunOptions(
+        jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache, locked=locked
+    )
     check_report_file(report_file)
     check_report_file(junit_file, "--junit")
     to_ci = report_sink(the_session, dotenv, "pipeline run", the_plan.images)

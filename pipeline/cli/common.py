@@ -182,9 +182,18 @@ def progress_mode(progress: str, quiet: bool) -> ProgressMode:
     return "quiet" if quiet else cast("ProgressMode", progress)
 
 
+locked_option = click.option(
+    "--locked",
+    is_flag=True,
+    help="Build only on base images pipelines.lock names (beside the pipelines file): a base it does not name, "
+    "or no lock file, is refused before anything builds (exit 2).",
+)
+
+
 def run_options(func: F) -> F:
     """Options that `run` and `release` share."""
     func = progress_options(func)
+    func = locked_option(func)
     options = [
         click.option(
             "-j",

@@ -111,6 +111,7 @@ def release(
     token: str | None,
     progress: str,
     quiet: bool,
+    locked: bool,
 ) -> None:
     """Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.
 
@@ -128,7 +129,7 @@ def release(
     config = load_config(config_file)
     the_session = run_session(config, progress, quiet)
     cut = Release(the_session, bump, version, pre)
-    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache)
+    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache, locked=locked)
     if dry_run:
         found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file, push_tag)
         _print_dry_run(found, as_json)

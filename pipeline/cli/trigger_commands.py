@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import progress_mode, progress_options, secrets, settings
+from pipeline.cli.common import locked_option, progress_mode, progress_options, secrets, settings
 from pipeline.errors import PipelineError
 from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
@@ -22,9 +22,17 @@ def _say(message: str) -> None:
 
 
 def _trigger(
-    repo: str, push: RefUpdate, config_path: str, report_file: Path | None, jobs: int, progress: ProgressMode = "auto"
+    repo: str,
+    push: RefUpdate,
+    config_path: str,
+    report_file: Path | None,
+    jobs: int,
+    progress: ProgressMode = "auto",
+    locked: bool = False,
 ) -> bool:
-    return trigger_push(settings(), secrets(), repo, push, config_path, report_file, jobs, _say, progress=progress)
+    return trigger_push(
+        settings(), secrets(), repo, push, config_path, report_file, jobs, _say, progress=progress, locked=locked
+    )
 
 
 # Shared by the commands that read pipelines.yaml from inside a repository checkout (trigger, watch).
@@ -48,6 +56,7 @@ jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=o
 @jobs_option
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="JSON report.")
 @progress_options
+@locked_option
 def trigger(
     repo: str,
     ref: str,
@@ -58,6 +67,7 @@ def trigger(
     report_file: Path | None,
     progress: str,
     quiet: bool,
+    locked: bool,
 ) -> None:
     """Build what one push calls for: the pipelines whose trigger rules match REF, limited to the
     images the commits from BEFORE to AFTER affect (a release rule builds everything at its version).
@@ -68,7 +78,7 @@ def trigger(
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
     """
     push = RefUpdate(ref, resolve_before(settings(), repo, before), after)
-    if not _trigger(repo, push, config_path, report_file, jobs, progress_mode(progress, quiet)):
+    if not _trigger(repo, push, config_path, report_file, jobs, progress_mode(progress, quiet), locked):
         sys.exit(1)
 
 
@@ -165,6 +175,7 @@ def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: s
 @jobs_option
 @click.option("--once", is_flag=True, help="Poll once and exit.")
 @progress_options
+@locked_option
 def watch(
     repo: str,
     branch: str,
@@ -175,6 +186,7 @@ def watch(
     once: bool,
     progress: str,
     quiet: bool,
+    locked: bool,
 ) -> None:
     """Poll a branch and build each new commit in order (only what it changed). The last handled
     commit survives restarts; a failed build is recorded and the next commit still runs; SIGTERM
@@ -194,7 +206,8 @@ def watch(
         state = WatchState.load_or_migrate(default, legacy_state_path(Path.cwd(), branch), _say)
 
     def handle(before: str, after: str) -> bool:
-        return _trigger(repo, RefUpdate(f"refs/heads/{branch}", before, after), config_path, None, jobs, mode)
+        push = RefUpdate(f"refs/heads/{branch}", before, after)
+        return _trigger(repo, push, config_path, None, jobs, mode, locked)
 
     watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _say)
     watcher.install_signal_handlers()

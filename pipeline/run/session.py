@@ -366,7 +366,7 @@ class Session:
             reachable = check(lambda: [registry.session.connect(host) for host in hosts]) is not None
             signer = check(lambda: self._signer(plan, registry, secrets)) if options.push else None
             policy = check(lambda: TrustPolicy.from_config(self.loaded.spec, self.loaded.base_dir))
-            bases = check(lambda: open_resolver(registry, plan, self.loaded.file, locked=options.locked))
+            bases = check(lambda: open_resolver(registry, plan, self.loaded.file, locked=options.locked, say=self.say))
             yield _Parts(backends, credentials, registry, reachable, signer, policy, bases)
 
     def _vouch(self, registry: RegistryClient, parts: _Parts) -> Vouch | None:

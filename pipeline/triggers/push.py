@@ -45,8 +45,10 @@ def trigger_push(
     say: Say,
     keep_going: bool = False,
     progress: ProgressMode = "auto",
+    locked: bool = False,
 ) -> bool:
-    """Build what a push calls for, in a clean checkout of `push.after`; True when every build succeeded."""
+    """Build what a push calls for, in a clean checkout of `push.after`; True when every build succeeded.
+    `locked`: only on the base digests the checkout's pipelines.lock names (`--locked`)."""
     source = GitSource(repo, settings.repos_dir)
     source.fetch()
     commit = source.resolve(push.after)
@@ -95,7 +97,9 @@ def trigger_push(
                 )
             check_report_file(report_file)
             with notifying(session, plan, "trigger") as outcome:
-                result = outcome.result = session.execute(plan, RunOptions(jobs=jobs, keep_going=keep_going), secrets)
+                result = outcome.result = session.execute(
+                    plan, RunOptions(jobs=jobs, keep_going=keep_going, locked=locked), secrets
+                )
                 emit_report(plan, result, report_file, False, {"trigger": trigger})
             ok = ok and result.ok
             try:

@@ -133,6 +133,7 @@ def test_every_argument_naming_pipelines_or_an_image_completes() -> None:
         "graph": complete_pipelines,
         "release": complete_pipelines,
         "changed": complete_pipelines,
+        "bases": complete_pipelines,
         "acr sync-tasks": complete_pipelines,
         "explain": complete_images,
     }

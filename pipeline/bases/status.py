@@ -1,0 +1,166 @@
+"""`pipeline bases`: each external base of a plan, the digest the registry has now against the one in
+`pipelines.lock`, and the lock brought up to date (what moved, and what that rebuilds).
+
+    found = base_status(plan, registry, BaseLock.load(lock_path(config_file)))
+    update = lock_update(found, old_lock, still_used, plan)  # nothing is written here: update.lock.save(path)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.bases.lock import BaseLock, LockEntry, LockKey
+from pipeline.bases.resolve import BaseNotResolved, BaseResolver, ResolvedBase, own_repositories
+from pipeline.bases.usage import BaseUse, Rebuild, base_uses, rebuilt_by
+from pipeline.plan import Plan
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.platforms import platform_text
+from pipeline.registry.reference import parse_reference
+
+_LOOKUPS = 8  # registries at once: one HEAD per reference, one manifest per index
+
+
+@dataclass(frozen=True)
+class BaseStatus:
+    """One external base for one platform: what the registry has now, what the lock holds, who uses it."""
+
+    reference: str
+    platform: str
+    os_version: str | None
+    current: str  # the image a build would stand on now (an index's child for the platform)
+    index: str | None  # the index the reference points at now, when it is one
+    locked: str | None  # the digest pipelines.lock holds (None: not locked, or no lock)
+    images: tuple[str, ...]
+
+    @property
+    def key(self) -> LockKey:
+        return (self.reference, self.platform, self.os_version)
+
+    @property
+    def moved(self) -> bool:
+        """Locked, and the registry has another image now."""
+        return self.locked is not None and self.locked != self.current
+
+    def lock_entry(self) -> LockEntry:
+        return LockEntry(self.reference, self.platform, self.os_version, self.current, self.index)
+
+    def data(self) -> dict[str, Any]:
+        """The `--json` form (README "Base images")."""
+        return {
+            "reference": self.reference,
+            "platform": self.platform,
+            "os_version": self.os_version,
+            "current": self.current,
+            "index": self.index,
+            "locked": self.locked,
+            "images": list(self.images),
+        }
+
+
+def base_status(
+    plan: Plan, registry: RegistryClient, lock: BaseLock | None, own: Collection[str] | None = None
+) -> list[BaseStatus]:
+    """Every external base of the plan, resolved in the registry now (lookups in parallel, each reference
+    once) and beside its lock entry. Raises BaseNotResolved naming the base and its images."""
+    uses = base_uses(plan, own)
+    resolver = BaseResolver(registry, own=own_repositories(plan) if own is None else own)  # no lock: now
+
+    def current(use: BaseUse) -> ResolvedBase:
+        try:
+            return resolver.resolve(parse_reference(use.reference), use.platform, use.os_version)
+        except BaseNotResolved as exc:
+            raise BaseNotResolved(f"{', '.join(use.images)}: {exc}") from None
+
+    with ThreadPoolExecutor(max_workers=min(_LOOKUPS, max(len(uses), 1))) as pool:
+        resolved = list(pool.map(current, uses))
+    found = []
+    for use, now in zip(uses, resolved, strict=True):
+        entry = lock.get(*use.key) if lock is not None else None
+        found.append(
+            BaseStatus(
+                use.reference,
+                use.platform,
+                use.os_version,
+                now.digest,
+                now.index,
+                entry.digest if entry is not None else None,
+                use.images,
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Move:
+    """A lock entry that changes: a moved base (old → new), a new one (old None) or one no longer used
+    (new None)."""
+
+    reference: str
+    platform: str
+    os_version: str | None
+    old: str | None
+    new: str | None
+    images: tuple[str, ...]  # the images on it (none for a dropped entry)
+
+    def line(self) -> str:
+        where = f"{self.reference} {platform_text(self.platform, self.os_version)}"
+        return f"{where} {self.old or '(not locked)'} → {self.new or '(dropped: no longer used)'}"
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "platform": self.platform,
+            "os_version": self.os_version,
+            "old": self.old,
+            "new": self.new,
+            "images": list(self.images),
+        }
+
+
+@dataclass(frozen=True)
+class LockUpdate:
+    lock: BaseLock  # the lock as it should be now
+    moves: tuple[Move, ...]  # every entry that changes, in the lock's order
+    rebuild: Rebuild  # what the moved bases rebuild (a new entry locks what builds already stood on)
+    changed: bool  # False: the lock holds these entries already; nothing to write
+
+    @property
+    def moved(self) -> tuple[Move, ...]:
+        return tuple(m for m in self.moves if m.old is not None and m.new is not None)
+
+
+def lock_update(
+    found: Iterable[BaseStatus], old: BaseLock | None, still_used: Collection[LockKey], plan: Plan, path: Path
+) -> LockUpdate:
+    """The lock with each base of `found` at its current digest; entries of bases `still_used` elsewhere
+    (pipelines not asked about) kept as they are; the rest (no longer used) dropped."""
+    statuses = {status.key: status for status in found}
+    entries = {key: status.lock_entry() for key, status in statuses.items()}
+    previous = dict(old.entries) if old is not None else {}
+    for key, entry in previous.items():
+        if key not in entries and key in still_used:
+            entries[key] = entry
+    new = BaseLock.of(entries.values(), path)
+    moves = []
+    for key in sorted(set(previous) | set(entries), key=lambda k: (k[0], k[1], k[2] or "")):
+        before, after = previous.get(key), entries.get(key)
+        if before is not None and after is not None and before.digest == after.digest:
+            continue
+        users = statuses[key].images if key in statuses else ()
+        moves.append(
+            Move(
+                key[0],
+                key[1],
+                key[2],
+                before.digest if before else None,
+                after.digest if after else None,
+                users,
+            )
+        )
+    moved = [image for m in moves if m.old is not None and m.new is not None for image in m.images]
+    changed = old is None or dict(old.entries) != dict(new.entries)
+    return LockUpdate(new, tuple(moves), rebuilt_by(plan, moved), changed)
