@@ -71,11 +71,20 @@ def names_base(requested: ImageRef, written: ImageRef, current: Callable[[ImageR
     """Whether a notified reference names the base a Dockerfile writes: the same repository and tag
     (normalized); a digest-only reference, the base written with that digest or whose tag points at it now."""
     requested, written = normalized(requested), normalized(written)
-    if str(requested.repository) != str(written.repository):
+    if _repository(requested) != _repository(written):
         return False
     if requested.tag is not None:
         return requested.tag == written.tag
     return written.digest == requested.digest or (written.digest is None and current(written) == requested.digest)
+
+
+# Docker Hub's other names for itself (its notifications and `docker pull` logs use them).
+_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
+
+
+def _repository(ref: ImageRef) -> str:
+    registry = "docker.io" if ref.repository.registry in _HUB_ALIASES else ref.repository.registry
+    return f"{registry}/{ref.repository.path}"
 
 
 def base_uses(plan: Plan, own: Collection[str]) -> list[BaseUse]:
