@@ -195,6 +195,7 @@ class RunAttester:
             buildx_version=versions.get("buildx"),
             acr_registry=view.acr.registry if view.acr is not None and kind == "acr" else None,
             acr_run_id=built.remote_run if built is not None and kind == "acr" else None,
+            reason=ctx.reason,
             invocation_id=self.invocation_id,
             started_on=_moment(built.started_at) if built is not None else None,
             finished_on=_moment(built.finished_at) if built is not None else None,
