@@ -24,6 +24,7 @@ from pipeline.triggers.registry_hooks import (
 from pipeline.triggers.server import ServeSettings, Service
 from pipeline.triggers.webhooks import BadDelivery, DeliveryRejected, Ignored, NotAuthentic
 from pipeline.triggers.worker import WorkerSettings, log_redactor
+from tests.helpers import run_cli
 
 SECRET = b"registry-notify-secret-5b1d"
 HUB_SECRET = b"dockerhub-url-secret-0c3f7a"
@@ -273,3 +274,18 @@ def test_serve_queues_an_authentic_push_and_nothing_for_a_wrong_secret(service: 
     log = "\n".join(service.lines)  # type: ignore[attr-defined]
     assert "/hooks/registry/dockerhub/*** " in log, log
     assert HUB_SECRET.decode() not in log and SECRET.decode() not in log
+
+
+@pytest.mark.parametrize(
+    ("hook", "variable"), [("distribution", "PIPELINE_REGISTRY_SECRET"), ("dockerhub", "PIPELINE_DOCKERHUB_SECRET")]
+)
+def test_serve_refuses_to_start_a_registry_endpoint_without_its_secret(
+    tmp_path: Path, hook: str, variable: str
+) -> None:
+    env = {"PIPELINE_WEBHOOK_SECRET": "git-secret", "PIPELINE_REGISTRY_SECRET": "", "PIPELINE_DOCKERHUB_SECRET": ""}
+    args = ["serve", "--repo", str(tmp_path), "--port", "0", "--state-dir", str(tmp_path / "state")]
+    # --insecure-no-secret (git webhooks on a trusted network) does not open the registry endpoints.
+    result = run_cli([*args, "--registry-hook", hook, "--insecure-no-secret"], tmp_path, env=env, timeout=60)
+    assert result.code == 2, result.output
+    assert f"--registry-hook {hook}: {variable} is not set" in result.stderr
+    assert not (tmp_path / "state").exists()  # nothing started
