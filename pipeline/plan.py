@@ -58,6 +58,7 @@ class RunContext:
     dirty: bool = False  # uncommitted changes to tracked files
     earlier_commits: tuple[str, ...] = ()  # HEAD's first-parent ancestors, newest first
     source_root: Path | None = None  # the git working tree's top (provenance paths are relative to it)
+    reason: str | None = None  # why a trigger ran this (`base update: <ref> <old> → <new>`); provenance names it
 
     @classmethod
     def of(cls, checkout: Checkout) -> RunContext:

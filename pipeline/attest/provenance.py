@@ -31,6 +31,7 @@ internalParameters (what pipeline decided; for debugging and incident response):
   dockerfile  string   the Dockerfile's path from the repository root, as pipelines.yaml resolves it
   context     string   the build context's path from the repository root
   acr         object   `registry` and `runId` of an ACR Tasks build
+  reason      string   why a trigger ran the build, when one did (`base update: <ref> <old> → <new>`)
 resolvedDependencies:
   - the source: `git+<repository URI>@<ref, or the commit on a detached HEAD>`, digest `gitCommit`
     (scp-like remotes are written `ssh://user@host/path`; without a remote, the digest alone)
@@ -106,6 +107,7 @@ class BuildFacts:
     buildx_version: str | None = None
     acr_registry: str | None = None
     acr_run_id: str | None = None
+    reason: str | None = None  # why a trigger ran the build (a base update)
     pipeline_version: str = __version__
     invocation_id: str | None = None
     started_on: datetime | None = None
@@ -187,6 +189,7 @@ def _internal_parameters(facts: BuildFacts) -> dict[str, Any]:
         "dockerfile": facts.dockerfile,
         "context": facts.context,
         "acr": {"registry": facts.acr_registry, "runId": facts.acr_run_id},
+        "reason": facts.reason,
     }
 
 

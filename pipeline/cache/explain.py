@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cache.changes import FileChange, context_changes
-from pipeline.cache.inputs import DEPENDENCIES_LABEL, INPUTS_LABEL, GitBlobs, InputDigest
+from pipeline.cache.inputs import DEPENDENCIES_LABEL, INPUTS_LABEL, BaseLookup, GitBlobs, InputDigest
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
@@ -144,9 +144,15 @@ def _variant_explanations(image: PlannedImage, inputs: InputDigest | None) -> li
 
 
 def explain_image(
-    plan: Plan, key: str, registry: RegistryClient, blobs: GitBlobs | None, base_dir: Path
+    plan: Plan,
+    key: str,
+    registry: RegistryClient,
+    blobs: GitBlobs | None,
+    base_dir: Path,
+    bases: BaseLookup | None = None,
 ) -> Explanation:
-    predictions = predict(plan, registry, blobs)
+    """`bases`: the base lookup a run would use (its input digests have a `bases` component)."""
+    predictions = predict(plan, registry, blobs, bases=bases)
     prediction = predictions[key]
     image = plan.images[key]
     variants = _variant_explanations(image, prediction.inputs)

@@ -12,6 +12,8 @@ from pipeline.cli.common import progress_mode, progress_options, secrets, settin
 from pipeline.errors import PipelineError
 from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
+from pipeline.triggers.bases import current_bases, trigger_bases
+from pipeline.triggers.basewatch import BaseWatcher, BaseWatchState, bases_state_path
 from pipeline.triggers.push import RefUpdate, hook_pushes, resolve_before, trigger_push
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.watch import Watcher, WatchState, legacy_state_path, parse_interval, state_path
@@ -43,7 +45,15 @@ jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=o
 @click.option("--repo", required=True, help="Repository path or URL.")
 @click.option("--ref", required=True, help="The pushed ref (refs/heads/main, refs/tags/v1.2.3).")
 @click.option("--before", default=ZERO_SHA, show_default="0000… (new ref)", help="The ref's previous commit.")
-@click.option("--after", required=True, help="The pushed commit.")
+@click.option("--after", help="The pushed commit (required without --base; with it, default: the tip of --ref).")
+@click.option(
+    "--base",
+    "bases",
+    multiple=True,
+    metavar="REFERENCE",
+    help="Repeatable. A base image that moved (127.0.0.1:5000/up/base:1, or repo@sha256:…): build the images "
+    "of --ref's tip that stand on it, where its digest differs from their last build's, and their dependants.",
+)
 @repo_config_option
 @jobs_option
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="JSON report.")
@@ -52,7 +62,8 @@ def trigger(
     repo: str,
     ref: str,
     before: str,
-    after: str,
+    after: str | None,
+    bases: tuple[str, ...],
     config_path: str,
     jobs: int,
     report_file: Path | None,
@@ -61,12 +72,24 @@ def trigger(
 ) -> None:
     """Build what one push calls for: the pipelines whose trigger rules match REF, limited to the
     images the commits from BEFORE to AFTER affect (a release rule builds everything at its version).
-    What hooks, `watch` and `serve` run for each push.
+    What hooks, `watch` and `serve` run for each push. With --base: what an upstream base image's
+    update calls for on REF's tip (a pipeline's `on_base_update` says whether it cuts a patch release).
 
     \b
-    Example:
+    Examples:
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
+      pipeline trigger --repo . --ref refs/heads/main --base 127.0.0.1:5000/up/base:1
     """
+    if bases:
+        mode = progress_mode(progress, quiet)
+        ok = trigger_bases(
+            settings(), secrets(), repo, ref, bases, after, config_path, report_file, jobs, _say, progress=mode
+        )
+        if not ok:
+            sys.exit(1)
+        return
+    if after is None:
+        raise click.UsageError("--after is required (unless --base names base images that moved)")
     push = RefUpdate(ref, resolve_before(settings(), repo, before), after)
     if not _trigger(repo, push, config_path, report_file, jobs, progress_mode(progress, quiet)):
         sys.exit(1)
@@ -164,6 +187,13 @@ def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: s
 @repo_config_option
 @jobs_option
 @click.option("--once", is_flag=True, help="Poll once and exit.")
+@click.option(
+    "--bases",
+    "watch_bases",
+    is_flag=True,
+    help="Poll the digests of the base images the branch's pipelines use (HEAD requests) instead of commits, "
+    "and build what each move calls for (as trigger --base).",
+)
 @progress_options
 def watch(
     repo: str,
@@ -173,6 +203,7 @@ def watch(
     config_path: str,
     jobs: int,
     once: bool,
+    watch_bases: bool,
     progress: str,
     quiet: bool,
 ) -> None:
@@ -182,11 +213,19 @@ def watch(
     exits 4.
 
     \b
-    Example:
+    With --bases, the base images' digests are polled instead (state under
+    $XDG_STATE_HOME/pipeline/watch/bases-*); run a second watcher for commits.
+
+    \b
+    Examples:
       pipeline watch --repo https://git.example.com/shop.git --branch main --interval 1m
+      pipeline watch --repo https://git.example.com/shop.git --branch main --bases --interval 15m
     """
     seconds = parse_interval(interval)
     mode = progress_mode(progress, quiet)
+    if watch_bases:
+        _watch_bases(repo, branch, seconds, state_file, config_path, jobs, once, mode)
+        return
     if state_file is not None:
         state = WatchState.load(state_file)
     else:
@@ -199,4 +238,28 @@ def watch(
     watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _say)
     watcher.install_signal_handlers()
     _say(f"watching {repo} branch {branch} every {seconds:g}s (SIGTERM or Ctrl-C stops it)")
+    watcher.run(seconds, once=once)
+
+
+def _watch_bases(
+    repo: str,
+    branch: str,
+    seconds: float,
+    state_file: Path | None,
+    config_path: str,
+    jobs: int,
+    once: bool,
+    mode: ProgressMode,
+) -> None:
+    ref = f"refs/heads/{branch}"
+    state = BaseWatchState.load(state_file or bases_state_path(settings().state_dir, repo, branch))
+
+    def handle(moved: list[str]) -> bool:
+        return trigger_bases(
+            settings(), secrets(), repo, ref, moved, None, config_path, None, jobs, _say, progress=mode
+        )
+
+    watcher = BaseWatcher(lambda: current_bases(settings(), repo, ref, config_path), handle, state, _say)
+    watcher.install_signal_handlers()
+    _say(f"watching the base images of {repo} branch {branch} every {seconds:g}s (SIGTERM or Ctrl-C stops it)")
     watcher.run(seconds, once=once)

@@ -103,6 +103,8 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, 
         for i, rule in enumerate(pipeline.triggers):
             with found.each():
                 _check_trigger(rule, ("pipelines", pipeline_name, "triggers", i), positions)
+        with found.each():
+            _check_on_base_update(pipeline_name, pipeline, positions)
     for name, engine in spec.engines.items():
         with found.each():
             _check_engine(engine, ("engines", name), base_dir, positions)
@@ -253,6 +255,19 @@ def _check_trigger(rule: TriggerRule, where: KeyPath, positions: PositionIndex) 
     if rule.release and (rule.tag is None or "version" not in compiled.groupindex):
         raise positions.error(where, "'release: true' needs a tag pattern with a (?P<version>...) group")
     _check_tag_templates(TagPolicy(extra=rule.tags), (*where, "tags"), positions, index_key=False)
+
+
+def _check_on_base_update(name: str, pipeline: PipelineSpec, positions: PositionIndex) -> None:
+    """A base update builds the tip of a branch: a release policy on a pipeline no branch builds would
+    never apply (and says nothing where it is written)."""
+    if pipeline.on_base_update.release == "none" or not pipeline.triggers:
+        return
+    if not any(rule.branch is not None for rule in pipeline.triggers):
+        raise positions.error(
+            ("pipelines", name, "on_base_update", "release"),
+            f"pipeline {name} has trigger rules for tags only, so a base update (which builds a branch's tip) "
+            "never builds it; add a branch rule or remove on_base_update",
+        )
 
 
 def _named_files(spec: ConfigSpec) -> list[tuple[KeyPath, str, str, bool]]:

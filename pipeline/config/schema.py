@@ -408,6 +408,17 @@ class TriggerRule(StrictModel):
     )
 
 
+class OnBaseUpdate(StrictModel):
+    """What a base image update (`trigger --base`, `watch --bases`, serve's registry notifications) publishes."""
+
+    release: Literal["patch", "none"] = Field(
+        "none",
+        description="patch: cut the next patch version for the images the update rebuilds (the rest keep theirs); "
+        "none: publish only their build tags",
+        examples=["patch"],
+    )
+
+
 NotifyEvent = Literal["failure", "release"]
 
 
@@ -493,6 +504,11 @@ class PipelineSpec(StrictModel):
         default_factory=list,
         description="Which pushes build this pipeline",
         examples=[[{"branch": "^main$"}, {"tag": r"^v(?P<version>\d+\.\d+\.\d+)$", "release": True}]],
+    )
+    on_base_update: OnBaseUpdate = Field(
+        OnBaseUpdate(),
+        description="What a base image update publishes for this pipeline",
+        examples=[{"release": "patch"}],
     )
     builder: Builder | None = Field(
         None, description="Builder for this pipeline's images (default: the top level's)", examples=["acr"]

@@ -41,6 +41,7 @@ class Notice:
     run_url: str | None = None
     images: tuple[ImageNotice, ...] = ()
     git_tag: str | None = None
+    reason: str | None = None  # why a trigger ran it (`base update: <ref> <old> → <new>`)
     sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -65,6 +66,7 @@ def generic_body(notice: Notice) -> dict[str, Any]:
         "branch": notice.branch,
         "version": notice.version,
         "git_tag": notice.git_tag,
+        "reason": notice.reason,
         "error": notice.error,
         "log_tail": list(notice.log_tail[-LOG_TAIL_LINES:]),
         "run_url": notice.run_url,
@@ -90,6 +92,7 @@ def slack_body(notice: Notice) -> dict[str, Any]:
             ("version", notice.version),
             ("branch", notice.branch),
             ("commit", (notice.commit or "")[:12] or None),
+            ("reason", notice.reason),
         )
         if value
     ]

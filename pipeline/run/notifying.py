@@ -33,6 +33,7 @@ class Outcome:
 
     result: RunResult | None = None
     git_tag: str | None = None  # a release's git tag
+    reason: str | None = None  # why a trigger ran it (`base update: <ref> <old> → <new>`)
 
 
 @contextmanager
@@ -114,4 +115,5 @@ def _notice(
         run_url=run_url(session.settings.environment),
         images=images,
         git_tag=outcome.git_tag,
+        reason=outcome.reason,
     )

@@ -61,6 +61,18 @@ def report_of(run: Run) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def run_reason(run: Run) -> str | None:
+    """Why the run built what it did, when its report says (`base update: <ref> <old> → <new>`)."""
+    report = report_of(run)
+    reason = report.get("reason") if report else None
+    return reason if isinstance(reason, str) and reason else None
+
+
+def _reason(run: Run) -> str:
+    reason = run_reason(run)
+    return f'<div class="muted reason">{escape(reason)}</div>' if reason else ""
+
+
 def images_of(run: Run) -> list[dict[str, Any]]:
     report = report_of(run)
     images = report.get("images") if report else None
@@ -225,7 +237,7 @@ def index_page(runs: list[Run], counts: dict[str, int], repo: str, now: float | 
         rows.append(
             "<tr>"
             f'<td><a href="/runs/{run.id}">#{run.id}</a></td>'
-            f"<td>{escape(run.source)}</td>"
+            f"<td>{escape(run.source)}{_reason(run)}</td>"
             f"<td>{escape(_ref(run.ref))}</td>"
             f"<td>{_change(run)}</td>"
             f"<td>{_status(run.status)}</td>"
@@ -273,6 +285,8 @@ def run_page(run: Run, log_text: str | None, now: float | None = None) -> str:
         facts.append(("superseded by", f'<a href="/runs/{run.superseded_by}">#{run.superseded_by}</a>'))
     if report and report.get("error"):
         facts.append(("error", escape(str(report["error"]))))
+    if run_reason(run):
+        facts.append(("reason", escape(run_reason(run) or "")))
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in facts)
     log = f"<pre>{escape(log_text)}</pre>" if log_text is not None else '<p class="muted">No log.</p>'
     body = (

@@ -86,6 +86,7 @@ pipelines:
     tags: {floating: [major]}
     sign: {keyless: true}
     reuse: trusted
+    on_base_update: {release: patch}
     triggers:
       - {branch: "^main$", tags: [latest-main]}
       - {tag: "^v(?P<version>.*)$", release: true}

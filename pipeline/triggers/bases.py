@@ -1,0 +1,369 @@
+"""Base image updates turned into builds (`trigger --base`, `watch --bases`, serve's registry notifications):
+which images of a branch's pipelines stand on a base reference, whether the digest it resolves to now
+differs from the one their last build recorded (its `org.pipeline.bases` label, else the lock), and a run
+of exactly those images and their dependants, every other dependency pinned as `run --since` pins it.
+A notification only names the reference: the digest is always resolved here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.bases.resolve import BaseResolver, open_resolver, own_repositories, read_dockerfile, shown_path
+from pipeline.cache.explain import match_children
+from pipeline.cache.inputs import BASES_LABEL
+from pipeline.cache.lastbuild import last_build, narrow_plan
+from pipeline.config import LoadedConfig, load_config
+from pipeline.config.templates import render
+from pipeline.dockerfile.bases import base_images, default_platform
+from pipeline.errors import PipelineError, UsageError
+from pipeline.plan import Plan, PlannedImage, sanitize_tag
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import ImageRef, parse_reference
+from pipeline.release.gittag import ReleaseRepo
+from pipeline.run.executor import RunOptions
+from pipeline.run.notifying import notifying
+from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
+from pipeline.run.session import Session, check_result
+from pipeline.run.settings import Secrets, Settings
+from pipeline.triggers.changed import Affected
+from pipeline.triggers.rules import match_ref, ref_name
+from pipeline.triggers.source import GitSource
+from pipeline.versioning import next_version
+
+Say = Callable[[str], None]
+_NO_DIGEST = "sha256:" + "0" * 64  # stands in for the run's own images: only external bases are read here
+
+
+@dataclass(frozen=True)
+class BaseUse:
+    """An image (or one variant of it) whose Dockerfile pulls `ref`, as written after its ARGs."""
+
+    image: str
+    view: PlannedImage
+    ref: ImageRef
+
+
+@dataclass(frozen=True)
+class BaseMove:
+    """A base of `image` that resolves to `new` now, where its last build stood on `old` (None: no build
+    of it on this history recorded one)."""
+
+    image: str
+    reference: str
+    old: str | None
+    new: str
+
+    @property
+    def reason(self) -> str:
+        return f"base update: {self.reference} {self.old or '(not recorded)'} → {self.new}"
+
+
+def normalized(ref: ImageRef) -> ImageRef:
+    """`:latest` written out for a reference that names neither a tag nor a digest."""
+    return ImageRef(ref.repository, "latest") if ref.tag is None and ref.digest is None else ref
+
+
+def names_base(requested: ImageRef, written: ImageRef, current: Callable[[ImageRef], str]) -> bool:
+    """Whether a notified reference names the base a Dockerfile writes: the same repository and tag
+    (normalized); a digest-only reference, the base written with that digest or whose tag points at it now."""
+    requested, written = normalized(requested), normalized(written)
+    if str(requested.repository) != str(written.repository):
+        return False
+    if requested.tag is not None:
+        return requested.tag == written.tag
+    return written.digest == requested.digest or (written.digest is None and current(written) == requested.digest)
+
+
+def base_uses(plan: Plan, own: Collection[str]) -> list[BaseUse]:
+    """Each external base each image (each variant of one) of `plan` pulls, in plan order."""
+    references = {key: f"{image.repository}@{_NO_DIGEST}" for key, image in plan.images.items()}
+    uses: list[BaseUse] = []
+    for key, image in plan.images.items():
+        for view in [image.variant_view(v) for v in image.variants] or [image]:
+            args = _build_args(plan, view, references)
+            platform = view.platform or default_platform()
+            text = read_dockerfile(view)
+            found = base_images(text, args, platform=platform, target=view.target, source=shown_path(view.dockerfile))
+            uses += [BaseUse(key, view, base.ref) for base in found if str(base.ref.repository) not in own]
+    return uses
+
+
+def _build_args(plan: Plan, view: PlannedImage, references: Mapping[str, str]) -> dict[str, str]:
+    values = plan.context.template_values()
+    for key, reference in references.items():
+        pipeline, _, name = key.partition("/")
+        if pipeline == view.pipeline:
+            values[f"images.{name}"] = reference
+    # A placeholder this run has no value for ({{ version }} in a build without one) names no base.
+    return {name: _rendered(value, values) for name, value in view.build_args.items()}
+
+
+def _rendered(text: str, values: Mapping[str, str]) -> str:
+    try:
+        return render(text, values)
+    except KeyError:
+        return text
+
+
+def recorded_bases(
+    registry: RegistryClient, image: PlannedImage, history: list[str], fallback: str | None
+) -> dict[str | None, dict[str, str]]:
+    """Variant name (None: an image without variants) -> base reference -> the digest the image's last
+    build on `history` recorded in its `org.pipeline.bases` label; {} when there is no such build."""
+    found = last_build(registry, image, history, fallback)
+    if found is None:
+        return {}
+    manifest = registry.manifest_by_digest(image.repository, found.digest)
+    if not (manifest.is_index and image.variants):
+        return {None: _label(registry.manifest_labels(image.repository, manifest))}
+    children = match_children(image.variants, manifest.json().get("manifests") or [])
+    return {
+        name: _label(registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)))
+        for name, child in children.items()
+    }
+
+
+def _label(labels: Mapping[str, str]) -> dict[str, str]:
+    try:
+        data = json.loads(labels.get(BASES_LABEL) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def find_moves(
+    plan: Plan,
+    registry: RegistryClient,
+    resolver: BaseResolver,
+    requested: Iterable[ImageRef],
+    history: list[str],
+    fallback: str | None,
+) -> tuple[set[str], list[BaseMove]]:
+    """(the images that use a requested reference, the moves among them): each use resolved as a build
+    resolves it (the lock where it names the base) and compared with what the image's last build recorded."""
+    wanted = list(requested)
+    uses = [u for u in base_uses(plan, resolver.own) if any(names_base(r, u.ref, resolver.current) for r in wanted)]
+    recorded: dict[str, dict[str | None, dict[str, str]]] = {}
+    moves: dict[tuple[str, str, str | None, str], BaseMove] = {}
+    for use in uses:
+        platform = use.view.platform or default_platform()
+        new = resolver.resolve(use.ref, platform, use.view.os_version).digest
+        if use.image not in recorded:
+            recorded[use.image] = recorded_bases(registry, plan.images[use.image], history, fallback)
+        reference = str(use.ref)
+        old = recorded[use.image].get(use.view.variant, {}).get(reference)
+        if old is None and resolver.lock is not None:
+            entry = resolver.lock.get(reference, platform, use.view.os_version)
+            old = entry.digest if entry is not None else None
+        if old != new:
+            move = BaseMove(use.image, reference, old, new)
+            moves.setdefault((move.image, move.reference, move.old, move.new), move)
+    return {u.image for u in uses}, list(moves.values())
+
+
+def affected_by(plan: Plan, moves: Iterable[BaseMove]) -> list[Affected]:
+    """The moved images and every image that depends on one, in plan order, each with why."""
+    reasons: dict[str, list[str]] = {}
+    for move in moves:
+        reasons.setdefault(move.image, []).append(move.reason)
+    affected: dict[str, str] = {}
+    for key, image in plan.images.items():
+        if key in reasons:
+            affected[key] = "; ".join(dict.fromkeys(reasons[key]))
+        else:
+            dep = next((d for d in image.depends_on if d in affected), None)
+            if dep is not None:
+                affected[key] = f"depends on {dep}"
+    return [Affected(key, reason) for key, reason in affected.items()]
+
+
+def overall_reason(moves: Iterable[BaseMove]) -> str:
+    """One line for the report, the notification, the git tag and the provenance: each distinct move."""
+    return "; ".join(dict.fromkeys(move.reason for move in moves))
+
+
+def trigger_bases(
+    settings: Settings,
+    secrets: Secrets,
+    repo: str,
+    ref: str,
+    references: Iterable[str],
+    after: str | None,
+    config_path: str,
+    report_file: Path | None,
+    jobs: int,
+    say: Say,
+    progress: ProgressMode = "auto",
+    keep_going: bool = False,
+) -> bool:
+    """Build what base updates of `references` call for on the tip of branch `ref` (or `after`); True when
+    every build succeeded (nothing to build included)."""
+    requested = [parse_reference(text) for text in references]
+    if not requested:
+        raise UsageError("--base: name at least one base image reference")
+    kind, branch = ref_name(ref)
+    if kind != "branch":
+        raise UsageError(f"--ref {ref}: a base update builds a branch's tip; give --ref refs/heads/BRANCH")
+    check_report_file(report_file)
+    source = GitSource(repo, settings.repos_dir)
+    source.fetch()
+    commit = source.resolve(after or ref)
+    if commit is None:
+        raise UsageError(f"{source.name}: no commit {after or ref}")
+    trigger: dict[str, Any] = {"kind": "base", "ref": ref, "after": commit, "bases": [str(r) for r in requested]}
+    trigger.update(moves=[], affected=[])
+    shown = ", ".join(str(r) for r in requested)
+    with source.checkout(commit) as tree:
+        config = load_config(tree / config_path, checkout=tree)
+        remote = source.spec if source.mirrored else str(Path(source.spec).resolve())
+        session = Session(config, settings, say, progress, claims_remote=remote)
+        matches = [m for m in match_ref(config.spec, ref) if m.release_version is None]
+        if not matches:
+            return _nothing(f"{ref}: no trigger rule matches; nothing to build", trigger, report_file, say)
+        tags = {m.pipeline: m.extra_tags for m in matches}
+        plan = session.plan(list(tags), None, branch=branch, trigger_tags=tags)
+        history = source.history(commit)
+        fallback = sanitize_tag(branch)
+        with session.registry() as registry:
+            resolver = open_resolver(registry, plan, tree / config_path)
+            users, moves = find_moves(plan, registry, resolver, requested, history, fallback)
+        if not users:
+            return _nothing(f"{shown}: no image of {ref} uses it; nothing to build", trigger, report_file, say)
+        if not moves:
+            message = f"{shown}: nothing moved since the last build of {', '.join(sorted(users))}; nothing to build"
+            return _nothing(message, trigger, report_file, say)
+        affected = affected_by(plan, moves)
+        trigger["moves"] = [{"image": m.image, "reference": m.reference, "old": m.old, "new": m.new} for m in moves]
+        trigger["affected"] = [{"image": a.key, "reason": a.reason} for a in affected]
+        for item in affected:
+            say(f"{item.key}: {item.reason}")
+        ok = True
+        for pipelines, release in _groups(config, plan, affected):
+            keys = {a.key for a in affected if plan.images[a.key].pipeline in pipelines}
+            group_moves = [m for m in moves if m.image in keys]
+            run = _BaseRun(session, secrets, source, tree, commit, history, fallback, report_file, jobs, keep_going)
+            ok = run.run(plan, pipelines, keys, tags, branch, overall_reason(group_moves), release, trigger) and ok
+        return ok
+
+
+def current_bases(settings: Settings, repo: str, ref: str, config_path: str) -> dict[str, str]:
+    """Each external base the pipelines that build `ref` use on its tip (a tag, not a digest) -> the digest
+    it points at now: one HEAD request per reference (the registry client's retry policy honours 429 and
+    Retry-After)."""
+    source = GitSource(repo, settings.repos_dir)
+    source.fetch()
+    commit = source.resolve(ref)
+    if commit is None:
+        raise UsageError(f"{source.name}: no branch {ref}")
+    _kind, branch = ref_name(ref)
+    with source.checkout(commit) as tree:
+        config = load_config(tree / config_path, checkout=tree)
+        session = Session(config, settings)
+        tags = {m.pipeline: m.extra_tags for m in match_ref(config.spec, ref) if m.release_version is None}
+        if not tags:
+            return {}
+        plan = session.plan(list(tags), None, branch=branch, trigger_tags=tags)
+        uses = base_uses(plan, own_repositories(plan))
+        references = sorted({str(normalized(u.ref)) for u in uses if not u.ref.digest})
+        with session.registry() as registry:
+            resolver = BaseResolver(registry)
+            return {reference: resolver.current(parse_reference(reference)) for reference in references}
+
+
+def _nothing(message: str, trigger: dict[str, Any], report_file: Path | None, say: Say) -> bool:
+    say(message)
+    if report_file:
+        write_report(report_file, {"ok": True, "images": [], "reason": None, "trigger": trigger})
+    return True
+
+
+def _groups(config: LoadedConfig, plan: Plan, affected: list[Affected]) -> list[tuple[list[str], bool]]:
+    """The affected pipelines split by `on_base_update`: those that cut a patch release, then the others."""
+    pipelines = list(dict.fromkeys(plan.images[a.key].pipeline for a in affected))
+    releasing = [p for p in pipelines if config.spec.pipelines[p].on_base_update.release == "patch"]
+    others = [p for p in pipelines if p not in releasing]
+    return [(group, group is releasing) for group in (releasing, others) if group]
+
+
+@dataclass
+class _BaseRun:
+    session: Session
+    secrets: Secrets
+    source: GitSource
+    tree: Path
+    commit: str
+    history: list[str]
+    fallback: str
+    report_file: Path | None
+    jobs: int
+    keep_going: bool
+
+    def run(
+        self,
+        plan: Plan,
+        pipelines: list[str],
+        keys: set[str],
+        tags: dict[str, tuple[str, ...]],
+        branch: str,
+        reason: str,
+        release: bool,
+        trigger: dict[str, Any],
+    ) -> bool:
+        session, say = self.session, self.session.say
+        repo = ReleaseRepo(self.tree) if release else None
+        version = self._next_patch(repo) if repo is not None else None
+        if version is not None:
+            plan = session.plan(pipelines, version, branch=branch, trigger_tags=tags)
+            say(f"release {version} ({reason})")
+        plan = replace(plan, context=replace(plan.context, reason=reason))
+        with session.registry() as registry:
+            vouch = session.pin_vouch(plan, registry, self.secrets)
+            plan = narrow_plan(plan, keys, registry, self.history, self.fallback, vouch, say)
+        git_tag = f"v{version}" if version is not None else None
+        extra: dict[str, Any] = {"reason": reason, "trigger": trigger}
+        if repo is not None and git_tag is not None:
+            extra["release"] = {"version": version, "git_tag": git_tag, "reason": reason}
+            repo.create_tag(git_tag, f"Release {version}\n\n{reason}")
+        published = False
+        with notifying(session, plan, "trigger") as outcome:
+            outcome.reason, outcome.git_tag = reason, git_tag
+            try:
+                options = RunOptions(jobs=self.jobs, keep_going=self.keep_going)
+                result = outcome.result = session.execute(plan, options, self.secrets)
+                published = result.published
+                emit_report(plan, result, self.report_file, False, extra)
+            except BaseException:
+                if repo is not None and git_tag is not None and not published:
+                    repo.delete_tag(git_tag)
+                    say(f"removed git tag {git_tag}: the release did not complete")
+                raise
+            if repo is not None and git_tag is not None:
+                if not result.ok and not published:
+                    repo.delete_tag(git_tag)
+                    say(f"removed git tag {git_tag}: the release did not complete")
+                elif self.source.mirrored:
+                    repo.push_tag(git_tag)
+                    say(f"pushed git tag {git_tag} to {self.source.name}")
+        try:
+            check_result(result)
+        except PipelineError as exc:
+            say(f"error: {exc}")
+        return result.ok
+
+    def _next_patch(self, repo: ReleaseRepo) -> str:
+        """The next patch version after the highest stable `vX.Y.Z` on the branch's history (the book's rule:
+        a new build is a new patch tag)."""
+        latest = repo.latest_release()
+        existing = [t.version for t in repo.version_tags()]
+        version = next_version(latest.version if latest else None, "patch", None, existing)
+        taken = repo.existing_tag(f"v{version}")
+        if taken is not None:
+            raise UsageError(
+                f"git tag v{version} already exists on commit {taken[:12]}, not on this branch's history; "
+                "a base update cannot cut it"
+            )
+        return str(version)
