@@ -150,6 +150,9 @@ def test_a_distribution_notification_rebuilds_the_dependants_on_the_new_digest(
         assert (first["reference"], first["ref"], first["source"]) == (upstream, "refs/heads/main", "distribution")
         log = serve.log(first["id"])
         assert f"--ref refs/heads/main --base {upstream} --report " in log, log
+        assert first["status"] == "succeeded", log
+        (app,) = [image for image in first["report"]["images"] if image["image"] == "shop/app"]
+        assert plain_peek.files(f"{namespace}/app", app["digest"])["upstream.txt"] == b"1\n"
 
         # The upstream tag moves to a new image: the registry notifies serve, which rebuilds the app on it.
         push_upstream(tmp_path, upstream, "2")
@@ -166,10 +169,15 @@ def test_a_distribution_notification_rebuilds_the_dependants_on_the_new_digest(
         labels = plain_peek.config(f"{namespace}/app", app["digest"])["config"]["Labels"]
         assert second_digest in json.loads(labels[BASES_LABEL]).values(), labels
 
-        # Distribution notifies the same push again (a new event id): nothing more runs.
+        # The same image pushed again: Distribution notifies it (a new event id), serve answers it is a
+        # duplicate of the run that built on that digest, and nothing more runs.
         ids = {run["id"] for run in serve.runs()}
+        answered = serve.stderr.count('"POST /hooks/registry/distribution HTTP/1.1" 200')
         docker("push", upstream)
-        time.sleep(3)
+        deadline = time.monotonic() + 30
+        while serve.stderr.count('"POST /hooks/registry/distribution HTTP/1.1" 200') == answered:
+            assert time.monotonic() < deadline, f"no notification of the repeated push:\n{serve.stderr}"
+            time.sleep(0.1)
         assert {run["id"] for run in serve.runs()} == ids
         assert REGISTRY_SECRET not in serve.stderr and WEBHOOK_SECRET not in serve.stderr
     finally:
