@@ -168,6 +168,10 @@ def test_a_distribution_notification_rebuilds_the_dependants_on_the_new_digest(
         assert (files["upstream.txt"], files["app.txt"]) == (b"2\n", b"app\n")  # built on the new base
         labels = plain_peek.config(f"{namespace}/app", app["digest"])["config"]["Labels"]
         assert second_digest in json.loads(labels[BASES_LABEL]).values(), labels
+        # The status page shows the run with its reference, and why it rebuilt.
+        page = serve.http.get(f"/runs/{second['id']}").text
+        assert f'<code class="base">{upstream}</code>' in page and second_digest in page
+        assert f"base update: {upstream} {first_digest} → {second_digest}" in page
 
         # The same image pushed again: Distribution notifies it (a new event id), serve answers it is a
         # duplicate of the run that built on that digest, and nothing more runs.
