@@ -9,11 +9,13 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import click
 
 from pipeline.cli.common import settings
 from pipeline.errors import UsageError
+from pipeline.triggers.registry_hooks import DEFAULT_HEADER, REGISTRY_SOURCES, RegistryEndpoints, RegistrySource
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
 from pipeline.triggers.worker import DEFAULT_COMMAND, WorkerSettings, log_redactor
 
@@ -42,6 +44,28 @@ def _secret(secret_env: str, insecure: bool) -> bytes | None:
     )
 
 
+def _registry_endpoints(
+    hooks: tuple[str, ...], secret_env: str, dockerhub_secret_env: str, header: str, branch: str
+) -> RegistryEndpoints:
+    """Each registry endpoint asked for, with its secret; one whose secret is not set refuses to start
+    (fail closed: --insecure-no-secret is for git webhooks only)."""
+    secrets: dict[RegistrySource, bytes] = {}
+    for hook in hooks:
+        source = cast(RegistrySource, hook)
+        name = dockerhub_secret_env if source == "dockerhub" else secret_env
+        value = os.environ.get(name, "")
+        if not value:
+            where = "the last segment of its URL" if source == "dockerhub" else f"its {header} header"
+            raise UsageError(
+                f"--registry-hook {source}: {name} is not set; registry notifications are always authenticated: "
+                f"set it to the secret the registry sends in {where}"
+            )
+        secrets[source] = value.encode("utf-8")
+    if not header.isascii() or not header.replace("-", "").isalnum():
+        raise UsageError(f"--registry-header {header!r}: not a header name")
+    return RegistryEndpoints(secrets, header=header, ref=f"refs/heads/{branch.removeprefix('refs/heads/')}")
+
+
 def _log(message: str) -> None:
     click.echo(f"serve    {message}", err=True)
 
@@ -65,13 +89,46 @@ def _log(message: str) -> None:
     metavar="NAME",
     help="Environment variable holding the webhook secret (HMAC key; GitLab token).",
 )
-@click.option("--insecure-no-secret", is_flag=True, help="Accept unauthenticated deliveries (trusted networks only).")
+@click.option(
+    "--insecure-no-secret", is_flag=True, help="Accept unauthenticated git deliveries (trusted networks only)."
+)
+@click.option(
+    "--registry-hook",
+    "registry_hooks",
+    multiple=True,
+    type=click.Choice(REGISTRY_SOURCES),
+    help="Also accept this registry's push notifications (repeatable): POST /hooks/registry/distribution "
+    "(Docker Distribution), /hooks/registry/acr, /hooks/registry/dockerhub/SECRET. Each push of an image "
+    "queues a base update run (`pipeline trigger --base REFERENCE` on --branch).",
+)
+@click.option(
+    "--registry-secret-env",
+    default="PIPELINE_REGISTRY_SECRET",
+    show_default=True,
+    metavar="NAME",
+    help="Environment variable holding the secret Distribution and ACR send in --registry-header.",
+)
+@click.option(
+    "--registry-header",
+    default=DEFAULT_HEADER,
+    show_default=True,
+    metavar="NAME",
+    help="The header with the registry secret (its value: the secret, or `Bearer SECRET`).",
+)
+@click.option(
+    "--dockerhub-secret-env",
+    default="PIPELINE_DOCKERHUB_SECRET",
+    show_default=True,
+    metavar="NAME",
+    help="Environment variable holding the secret ending Docker Hub's webhook URL.",
+)
+@click.option("--branch", default="main", show_default=True, help="The branch base update runs build (its tip).")
 @click.option(
     "--command",
     "command",
     metavar="COMMAND",
     help="Run this instead of `pipeline trigger` (its arguments are appended: --repo, --ref, --before, "
-    "--after, --report, -f).",
+    "--after, --report, -f; for a base update --repo, --ref, --base, --report, -f).",
 )
 @click.option(
     "--stop-timeout",
@@ -116,6 +173,11 @@ def serve(
     config_file: str | None,
     secret_env: str,
     insecure_no_secret: bool,
+    registry_hooks: tuple[str, ...],
+    registry_secret_env: str,
+    registry_header: str,
+    dockerhub_secret_env: str,
+    branch: str,
     command: str | None,
     stop_timeout: float,
     read_timeout: float,
@@ -127,20 +189,23 @@ def serve(
     range one at a time, and show the runs on a status page.
 
     Deliveries must be signed with the secret (X-Hub-Signature-256, or X-Gitlab-Token); a redelivery
-    runs nothing, and queued pushes to one branch are coalesced into one run. Endpoints: POST
-    /webhook, GET / (status page), /runs/ID, /api/runs, /api/runs/ID, /healthz.
+    runs nothing, and queued pushes to one branch are coalesced into one run. With --registry-hook,
+    registries' push notifications queue base update runs the same way. Endpoints: POST /webhook,
+    POST /hooks/registry/..., GET / (status page), /runs/ID, /api/runs, /api/runs/ID, /healthz.
 
     \b
     Example:
       PIPELINE_WEBHOOK_SECRET=... pipeline serve --repo /srv/git/shop.git --port 8080 -f pipelines.yaml
     """
     secret = _secret(secret_env, insecure_no_secret)
+    registry = _registry_endpoints(registry_hooks, registry_secret_env, dockerhub_secret_env, registry_header, branch)
     state_dir = state_dir.resolve()
     prefix = tuple(shlex.split(command)) if command else DEFAULT_COMMAND
     if not prefix:
         raise UsageError("--command: empty command")
-    # The runs don't need the webhook secret; keep it out of their environment altogether.
-    env = {name: value for name, value in os.environ.items() if name != secret_env}
+    # The runs don't need the webhook or registry secrets; keep them out of their environment altogether.
+    hidden = {secret_env, registry_secret_env, dockerhub_secret_env}
+    env = {name: value for name, value in os.environ.items() if name not in hidden}
     worker = WorkerSettings(
         repo=_repo_argument(repo),
         runs_dir=state_dir / "runs",
@@ -151,9 +216,12 @@ def serve(
         cache_dir=settings().repos_dir,  # the mirror `pipeline trigger` uses; the worker fetches it between runs
         public_url=public_url,
     )
-    redactor = log_redactor(os.environ, secret.decode("utf-8") if secret else None, settings().docker_config)
+    registry_secrets = [value.decode("utf-8") for value in registry.secrets.values()]
+    redactor = log_redactor(
+        os.environ, secret.decode("utf-8") if secret else None, settings().docker_config, registry_secrets
+    )
     limits = ServerLimits(read_timeout, max_body, max_connections)
-    service = Service(ServeSettings(host, port, state_dir, secret, worker, limits), redactor, _log)
+    service = Service(ServeSettings(host, port, state_dir, secret, worker, limits, registry), redactor, _log)
 
     stopping = threading.Event()
 
@@ -166,6 +234,9 @@ def serve(
     _log(f"listening on {service.url} for {worker.repo} (state: {state_dir})")
     if secret is None:
         _log("warning: --insecure-no-secret: deliveries are not authenticated")
+    for source in registry.secrets:
+        path = "/hooks/registry/dockerhub/***" if source == "dockerhub" else f"/hooks/registry/{source}"
+        _log(f"registry notifications: POST {path} -> base update runs on {registry.ref}")
     while not stopping.wait(1.0):
         pass
     _log("stopping: no new deliveries; waiting for the current run")

@@ -4,6 +4,11 @@ Deliveries are remembered by id (a redelivery runs nothing). Runs go queued → 
 succeeded|failed (a run stopped with the server, or left running by a crash, goes back to queued); a
 burst of pushes to one ref is coalesced when the worker claims the next run, and
 a push in the past of a run already started on its ref (a late delivery) never runs.
+
+A registry notification queues a "base update" run (kind `base`, with the pushed `reference` and its
+`digest`): queued updates of one reference become one run (the newest), a push by digest alone (a
+hint) is covered by any queued update of its repository, and an update to a digest a run already
+started on for that reference is a duplicate.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pipeline.errors import PipelineError
+from pipeline.triggers.registry_hooks import BaseUpdate, is_hint, repository_of
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import Ignored, Push
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
+RunKind = Literal["push", "base"]  # a git push to `ref`; an upstream base image pushed to `reference`
 ACTIVE: tuple[RunStatus, ...] = ("queued", "running")
 STARTED: tuple[RunStatus, ...] = ("running", "succeeded", "failed")
 
@@ -60,7 +67,10 @@ CREATE TABLE IF NOT EXISTS runs (
     report        TEXT,
     log_path      TEXT,
     superseded_by INTEGER REFERENCES runs(id),
-    coalesced     INTEGER NOT NULL DEFAULT 0
+    coalesced     INTEGER NOT NULL DEFAULT 0,
+    kind          TEXT NOT NULL DEFAULT 'push',
+    reference     TEXT,
+    digest        TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, ref, id);
 -- Each push as delivered (a run's `before` is rewritten to the start of the range it covers).
@@ -73,6 +83,13 @@ CREATE TABLE IF NOT EXISTS links (
 """
 # A state database from before `links` existed: the runs' ranges are true links too.
 _BACKFILL_LINKS = "INSERT OR IGNORE INTO links (ref, before, after) SELECT ref, before, after FROM runs"
+# Columns added since the first release, by `ALTER TABLE` on an older state database (its runs are pushes).
+_ADDED_COLUMNS = {
+    "kind": "kind TEXT NOT NULL DEFAULT 'push'",
+    "reference": "reference TEXT",
+    "digest": "digest TEXT",
+}
+_INDEXES = "CREATE INDEX IF NOT EXISTS runs_by_reference ON runs (kind, reference, status)"
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,9 @@ class Run:
     log_path: str | None
     superseded_by: int | None
     coalesced: int  # how many superseded runs this one also covers
+    kind: RunKind = "push"
+    reference: str | None = None  # a base update's image reference (host/repository:tag, or @digest)
+    digest: str | None = None  # the digest the notification named for it (None: not said)
 
     @property
     def active(self) -> bool:
@@ -138,6 +158,11 @@ class RunQueue:
             self._db.executescript(_SCHEMA)
             if fresh:
                 self._db.execute(_BACKFILL_LINKS)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(runs)")}
+            for name, definition in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {definition}")
+            self._db.execute(_INDEXES)
         except (OSError, sqlite3.Error) as exc:
             raise QueueError(f"{path}: cannot open the state database: {exc}") from None
         self._lock = threading.Lock()
@@ -178,6 +203,34 @@ class RunQueue:
             )
             return Queued(run_id)
 
+    def enqueue_base(self, update: BaseUpdate, ref: str) -> Queued | Duplicate:
+        """A base update, to run on `ref` (the branch the server builds). A delivery seen before, or an
+        update to the digest a run on that reference already started on (running or succeeded), is a
+        duplicate; after a failed run the same digest runs again."""
+        now = time.time()
+        with self._transaction() as db:
+            seen = db.execute("SELECT run_id FROM deliveries WHERE id = ?", (update.delivery_id,)).fetchone()
+            if seen is not None:
+                return Duplicate(seen["run_id"])
+            done = None
+            if update.digest is not None:
+                done = db.execute(
+                    "SELECT MAX(id) AS id FROM runs WHERE kind = 'base' AND ref = ? AND reference = ? AND digest = ?"
+                    " AND status IN ('running', 'succeeded')",
+                    (ref, update.reference, update.digest),
+                ).fetchone()["id"]
+            if done is None:
+                cursor = db.execute(
+                    "INSERT INTO runs (source, delivery_id, ref, before, after, status, created_at, kind, reference,"
+                    " digest) VALUES (?, ?, ?, '', '', 'queued', ?, 'base', ?, ?)",
+                    (update.source, update.delivery_id, ref, now, update.reference, update.digest),
+                )
+            db.execute(
+                "INSERT INTO deliveries (id, source, received_at, run_id) VALUES (?, ?, ?, ?)",
+                (update.delivery_id, update.source, now, done if done is not None else cursor.lastrowid),
+            )
+            return Duplicate(done) if done is not None else Queued(int(cursor.lastrowid or 0))
+
     def record_ignored(self, ignored: Ignored) -> Duplicate | None:
         """Remember an ignored delivery too, so its redelivery is reported as a duplicate."""
         with self._transaction() as db:
@@ -204,9 +257,13 @@ class RunQueue:
         now = time.time()
         with self._transaction() as db:
             while True:
-                first = db.execute("SELECT ref FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+                first = db.execute(
+                    "SELECT id, ref, kind, reference FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1"
+                ).fetchone()
                 if first is None:
                     return None
+                if first["kind"] == "base":
+                    return self._claim_base(db, first, now)
                 ref = first["ref"]
                 links: dict[str, set[str]] = {}
                 for link in db.execute(
@@ -214,14 +271,17 @@ class RunQueue:
                 ):
                     links.setdefault(link["after"], set()).add(link["before"])
                 started = db.execute(
-                    "SELECT after, MAX(id) AS id FROM runs WHERE ref = ? AND status IN (?, ?, ?) GROUP BY after",
+                    "SELECT after, MAX(id) AS id FROM runs WHERE kind = 'push' AND ref = ? AND status IN (?, ?, ?)"
+                    " GROUP BY after",
                     (ref, *STARTED),
                 ).fetchall()
                 newest = max((row["id"] for row in started), default=None)
                 past = _closure({row["after"] for row in started}, links)
                 rows = []
                 for row in db.execute(
-                    "SELECT id, before, after FROM runs WHERE status = 'queued' AND ref = ? ORDER BY id", (ref,)
+                    "SELECT id, before, after FROM runs WHERE status = 'queued' AND kind = 'push' AND ref = ?"
+                    " ORDER BY id",
+                    (ref,),
                 ).fetchall():
                     if _stale(row["after"], past, ancestry, ref):
                         # By nothing when nothing started yet (a commit force-pushed away before it ran):
@@ -244,6 +304,33 @@ class RunQueue:
                     (now, before, len(rows) - 1, chosen["id"]),
                 )
                 return self._get(db, chosen["id"])
+
+    def _claim_base(self, db: sqlite3.Connection, first: sqlite3.Row, now: float) -> Run:
+        """Run the newest queued update of the oldest one's reference, covering the others and every
+        queued hint (push by digest) of its repository; a hint first in line gives way to a queued
+        update of a tag of its repository, if any."""
+        repository = repository_of(first["reference"])
+        queued = [
+            row
+            for row in db.execute(
+                "SELECT id, reference FROM runs WHERE status = 'queued' AND kind = 'base' AND ref = ? ORDER BY id",
+                (first["ref"],),
+            ).fetchall()
+            if repository_of(row["reference"]) == repository
+        ]
+        tagged = [row for row in queued if not is_hint(row["reference"])]
+        reference = tagged[0]["reference"] if tagged else first["reference"]
+        group = [row for row in queued if row["reference"] == reference or is_hint(row["reference"])]
+        # Of hints alone, the newest; else the newest update of the tag.
+        chosen = [row for row in group if not tagged or row["reference"] == reference][-1]
+        for row in group:
+            if row["id"] != chosen["id"]:
+                self._supersede(db, row["id"], chosen["id"], now)
+        db.execute(
+            "UPDATE runs SET status = 'running', started_at = ?, coalesced = ? WHERE id = ?",
+            (now, len(group) - 1, chosen["id"]),
+        )
+        return self._get(db, chosen["id"])
 
     @staticmethod
     def _supersede(db: sqlite3.Connection, run_id: int, by: int | None, now: float) -> None:

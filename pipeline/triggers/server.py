@@ -29,6 +29,7 @@ from pipeline.errors import UsageError
 from pipeline.redaction import Redactor
 from pipeline.triggers.lobby import Arrival, Lobby
 from pipeline.triggers.queue import Duplicate, RunQueue
+from pipeline.triggers.registry_hooks import HOOKS_PREFIX, BaseUpdate, RegistryEndpoints, read_notification
 from pipeline.triggers.statuspage import find_image, image_page, index_page, run_json, run_page
 from pipeline.triggers.webhooks import DeliveryRejected, Ignored, read_delivery
 from pipeline.triggers.worker import Worker, WorkerSettings
@@ -62,6 +63,7 @@ class ServeSettings:
     secret: bytes | None  # None: deliveries are not authenticated (--insecure-no-secret)
     worker: WorkerSettings
     limits: ServerLimits = ServerLimits()
+    registry: RegistryEndpoints = RegistryEndpoints({})  # none served unless configured with a secret
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -246,11 +248,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.server.read_deadline(self.connection)))
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        self.server.log(f"{self.address_string()} {format % args}")
+        # The request line names Docker Hub's URL secret: redacted like everything else serve logs.
+        self.server.log(self.server.redactor.text(f"{self.address_string()} {format % args}"))
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self._headers_read()
-        if urlsplit(self.path).path != "/webhook":
+        path = urlsplit(self.path).path
+        if path.startswith(HOOKS_PREFIX):
+            self._registry_notification(path)
+            return
+        if path != "/webhook":
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found: deliveries go to POST /webhook"})
             return
         body = self._body()
@@ -279,6 +286,40 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.server.worker.wake()
         self._json(HTTPStatus.ACCEPTED, {"status": "queued", "run": outcome.run_id})
+
+    def _registry_notification(self, path: str) -> None:
+        """A registry's push notification: each image pushed is a base update run, queued (202) unless every
+        event is ignored or a duplicate (200); nothing is queued for a rejected one (401, 400, 404)."""
+        body = self._body()
+        if body is None:
+            return
+        headers = {name: value for name, value in self.headers.items()}
+        registry = self.server.settings.registry
+        try:
+            events = read_notification(registry, path, headers, body)
+        except DeliveryRejected as exc:
+            self.server.log(f"rejected registry notification from {self.address_string()}: {exc}")
+            self._json(HTTPStatus(exc.http_status), {"status": "rejected", "error": str(exc)})
+            return
+        answers: list[dict[str, Any]] = []
+        for event in events:
+            if not isinstance(event, BaseUpdate):
+                # Not remembered: a registry notifies every pull, and a repeat of one runs nothing anyway.
+                answers.append({"id": event.delivery_id, "status": "ignored", "reason": event.reason})
+                continue
+            outcome = self.server.queue.enqueue_base(event, registry.ref)
+            if isinstance(outcome, Duplicate):
+                answers.append({"id": event.delivery_id, "status": "duplicate", "run": outcome.run_id})
+                continue
+            self.server.log(
+                f"run {outcome.run_id} queued: base update {event.reference} {event.digest or ''} ({event.delivery_id})"
+            )
+            answers.append({"id": event.delivery_id, "status": "queued", "run": outcome.run_id})
+        queued = any(answer["status"] == "queued" for answer in answers)
+        if queued:
+            self.server.worker.wake()
+        status = "queued" if queued else "duplicate" if any(a["status"] == "duplicate" for a in answers) else "ignored"
+        self._json(HTTPStatus.ACCEPTED if queued else HTTPStatus.OK, {"status": status, "events": answers})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._headers_read()

@@ -142,6 +142,16 @@ def _ref(ref: str) -> str:
     return ref.removeprefix("refs/heads/").removeprefix("refs/")
 
 
+def _change(run: Run) -> str:
+    """What set the run off: a push's commit, or the base image a registry said was pushed."""
+    if run.kind == "base":
+        return (
+            f'base update <code class="base" title="{escape(run.digest or "")}">{escape(run.reference or "?")}</code>'
+            f" <code>{escape(_short_digest(run.digest))}</code>"
+        )
+    return f'<code title="{escape(run.before)}..{escape(run.after)}">{escape(run.after[:12])}</code>'
+
+
 def _images_table(run: Run) -> str:
     images = images_of(run)
     if not images:
@@ -229,7 +239,7 @@ def index_page(runs: list[Run], counts: dict[str, int], repo: str, now: float | 
             f'<td><a href="/runs/{run.id}">#{run.id}</a></td>'
             f"<td>{escape(run.source)}{_reason(run)}</td>"
             f"<td>{escape(_ref(run.ref))}</td>"
-            f'<td><code title="{escape(run.before)}..{escape(run.after)}">{escape(run.after[:12])}</code></td>'
+            f"<td>{_change(run)}</td>"
             f"<td>{_status(run.status)}</td>"
             f"<td>{_images_table(run)}</td>"
             f'<td class="muted">{escape(_iso(run.created_at) or "-")}</td>'
@@ -237,7 +247,7 @@ def index_page(runs: list[Run], counts: dict[str, int], repo: str, now: float | 
             "</tr>"
         )
     table = (
-        "<table><thead><tr><th>run</th><th>trigger</th><th>ref</th><th>commit</th><th>status</th>"
+        "<table><thead><tr><th>run</th><th>trigger</th><th>ref</th><th>commit / base</th><th>status</th>"
         "<th>images (status, digest, tags)</th><th>received</th><th>duration</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         if rows
@@ -256,7 +266,14 @@ def run_page(run: Run, log_text: str | None, now: float | None = None) -> str:
         ("status", _status(run.status)),
         ("trigger", escape(f"{run.source} ({run.delivery_id or '-'})")),
         ("ref", escape(run.ref)),
-        ("commits", f"<code>{escape(run.before)}</code> .. <code>{escape(run.after)}</code>"),
+        *(
+            [
+                ("base update", f'<code class="base">{escape(run.reference or "?")}</code>'),
+                ("digest", f"<code>{escape(run.digest or '-')}</code>"),
+            ]
+            if run.kind == "base"
+            else [("commits", f"<code>{escape(run.before)}</code> .. <code>{escape(run.after)}</code>")]
+        ),
         ("coalesced", f"covers {run.coalesced} earlier queued push(es)" if run.coalesced else "-"),
         ("received", escape(_iso(run.created_at) or "-")),
         ("started", escape(_iso(run.started_at) or "-")),

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pipeline.errors import PipelineError
 
-Source = Literal["github", "gitlab", "generic"]
+# Git forges, then registries (pipeline.triggers.registry_hooks).
+Source = Literal["github", "gitlab", "generic", "distribution", "acr", "dockerhub"]
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Patterns are used with fullmatch (`$` would accept a trailing newline).
@@ -113,20 +114,20 @@ def read_delivery(headers: Mapping[str, str], body: bytes, secret: bytes | None)
             check_signature(secret, body, lowered.get("x-hub-signature-256"))
     if source == "github":
         event = lowered["x-github-event"]
-        delivery_id = _delivery_id(lowered.get("x-github-delivery"), "X-GitHub-Delivery", body, source)
+        delivery_id = delivery_id_from(lowered.get("x-github-delivery"), "X-GitHub-Delivery", body, source)
         if event == "ping":
             return Ignored(source, delivery_id, "ping")
         if event != "push":
             return Ignored(source, delivery_id, f"event {event!r} is not a push")
     elif source == "gitlab":
         event = lowered["x-gitlab-event"]
-        delivery_id = _delivery_id(lowered.get("x-gitlab-event-uuid"), "X-Gitlab-Event-UUID", body, source)
+        delivery_id = delivery_id_from(lowered.get("x-gitlab-event-uuid"), "X-Gitlab-Event-UUID", body, source)
         if event not in GITLAB_PUSH_EVENTS:
             return Ignored(source, delivery_id, f"event {event!r} is not a push")
-    payload = _json_object(body)
+    payload = json_object(body)
     if source == "generic":
         raw_id = payload.get("id")
-        delivery_id = _delivery_id(str(raw_id) if raw_id is not None else None, "id", body, source)
+        delivery_id = delivery_id_from(str(raw_id) if raw_id is not None else None, "id", body, source)
     push = Push(
         source,
         delivery_id,
@@ -139,7 +140,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes, secret: bytes | None)
     return push
 
 
-def _delivery_id(value: str | None, name: str, body: bytes, source: Source) -> str:
+def delivery_id_from(value: str | None, name: str, body: bytes, source: Source) -> str:
     """The sender's id, namespaced by source; without one, the body's hash (the same push twice is
     the same delivery)."""
     if value is None or value == "":
@@ -149,7 +150,7 @@ def _delivery_id(value: str | None, name: str, body: bytes, source: Source) -> s
     return f"{source}:{value}"
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except RecursionError:

@@ -29,11 +29,18 @@ DEFAULT_COMMAND = (sys.executable, "-m", "pipeline", "trigger")
 _KILL_GRACE = 10.0
 
 
-def log_redactor(environment: Mapping[str, str], webhook_secret: str | None, docker_config: Path) -> Redactor:
-    """What serve hides in the runs' logs, reports and pages: the webhook secret, every variable named like
+def log_redactor(
+    environment: Mapping[str, str],
+    webhook_secret: str | None,
+    docker_config: Path,
+    registry_secrets: Collection[str] = (),
+) -> Redactor:
+    """What serve hides in its own log and the runs' logs, reports and pages: the webhook secret, the
+    registry notifications' secrets (Docker Hub's is in the URLs it posts to), every variable named like
     a secret and the docker config's credentials (and their base64 forms); a run hides its own build
     secrets before it prints them (pipeline.run.redacting), as serve does not read the runs' config."""
-    return Redactor.for_run(environment, docker_config=docker_config, values=[webhook_secret] if webhook_secret else [])
+    values = [secret for secret in (webhook_secret, *registry_secrets) if secret]
+    return Redactor.for_run(environment, docker_config=docker_config, values=values)
 
 
 @dataclass(frozen=True)
@@ -112,11 +119,25 @@ class RepoAncestry:
 
 
 def run_argv(settings: WorkerSettings, run: Run, report: Path) -> list[str]:
-    argv = [*settings.command, "--repo", settings.repo, "--ref", run.ref, "--before", run.before]
-    argv += ["--after", run.after, "--report", str(report)]
+    """A push's range, or a base update's reference on the branch's tip (`pipeline trigger --base`)."""
+    argv = [*settings.command, "--repo", settings.repo, "--ref", run.ref]
+    if run.kind == "base":
+        argv += ["--base", run.reference or "", "--report", str(report)]
+    else:
+        argv += ["--before", run.before, "--after", run.after, "--report", str(report)]
     if settings.config:
         argv += ["-f", settings.config]
     return argv
+
+
+def describe(run: Run, short: bool = False) -> str:
+    """What a run builds, for the log: `ref before..after`, or `base update REFERENCE (digest) on ref`."""
+    if run.kind == "base":
+        digest = (run.digest or "digest not given")[: 19 if short else None]
+        return f"base update {run.reference} ({digest}) on {run.ref}"
+    if short:
+        return f"{run.ref} {run.before[:12]}..{run.after[:12]}"
+    return f"{run.ref} {run.before}..{run.after}"
 
 
 class Worker(threading.Thread):
@@ -163,9 +184,9 @@ class Worker(threading.Thread):
         self.queue.set_log_path(run.id, log_path)
         argv = run_argv(self.settings, run, report_path)
         covers = f", covering {run.coalesced} superseded push(es)" if run.coalesced else ""
-        self.log(f"run {run.id} started: {run.ref} {run.before[:12]}..{run.after[:12]}{covers}")
+        self.log(f"run {run.id} started: {describe(run, short=True)}{covers}")
         with log_path.open("w", encoding="utf-8") as log:
-            log.write(self.redactor.text(f"# run {run.id}: {run.ref} {run.before}..{run.after}{covers}\n"))
+            log.write(self.redactor.text(f"# run {run.id}: {describe(run)}{covers}\n"))
             log.write(self.redactor.text(f"$ {shlex.join(argv)}\n"))
             log.flush()
             code, stopped = self._spawn_and_wait(argv, log, run.id)
