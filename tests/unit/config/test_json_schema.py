@@ -357,7 +357,13 @@ def _readme_config_text() -> str:
     return text[:start] + (text[end:] if end != -1 else "")
 
 
-README_BLOCKS = re.findall(r"```yaml\n(.*?)```", _readme_config_text(), re.S)
+# A YAML block of another file (a registry's config.yml, pipelines.lock) is marked so on the line before it.
+OTHER_FILE = "<!-- not pipelines.yaml -->"
+README_BLOCKS = [
+    m.group(1)
+    for m in re.finditer(r"```yaml\n(.*?)```", _readme_config_text(), re.S)
+    if OTHER_FILE not in _readme_config_text()[max(0, m.start() - 80) : m.start()]
+]
 
 
 def without_required(node: Any) -> Any:
