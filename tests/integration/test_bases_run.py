@@ -91,6 +91,7 @@ def test_a_moved_upstream_base_rebuilds_its_images_on_the_registry_digest_not_a_
             "digest": old,
             "index": None,
             "locked": False,
+            "not_in_lock": False,
         }
     ]
     assert built["other"]["bases"] == [] and built["child"]["bases"] == []
