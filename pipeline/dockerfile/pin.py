@@ -2,8 +2,9 @@
 and `RUN --mount=...,from=<image>` (read as base_images reads them: global ARGs, build args, platform
 ARGs) named `repository@digest` instead, for builders that take no named contexts (the classic builder,
 ACR Tasks). Edited in place: every instruction stays on its line (continuation lines and heredoc bodies
-too), so a builder's error names the user's line. Stages, `scratch` and the run's own images are left
-as written. A base the mapping does not pin is refused, never built unpinned. Pure.
+too), so a builder's error names the user's line. Stages, `scratch`, the run's own images and references
+by a digest the mapping does not name (content-addressed already) are left as written; any other base the
+mapping does not pin is refused, never built unpinned. Pure.
 
 >>> pinned = "r.example/alpine@sha256:" + "1f" * 32
 >>> text = pin_bases("FROM alpine AS a\\nRUN true\\n", {}, {"docker.io/library/alpine:latest": pinned})
@@ -16,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 
 from pipeline.dockerfile.bases import (
     BaseImage,
@@ -50,8 +51,9 @@ def pin_bases(
 ) -> str:
     """`dockerfile` with each external base `bases` maps (reference as base_images names it ->
     `repository@digest`) written as its pinned reference. `own`: repositories left as written (the run's
-    own images). Raises UnpinnedBaseImage (naming `source`:line) for a base the mapping lacks, or one
-    written so that it cannot be edited in place (split over lines)."""
+    own images, by tag; by digest they are left as written anyway). Raises UnpinnedBaseImage (naming
+    `source`:line) for a base by tag the mapping lacks, or one that cannot be edited in place (split over
+    lines)."""
     bom = _BOM if dockerfile.startswith(_BOM) else ""
     lines = dockerfile.removeprefix(_BOM).split("\n")
     edits: list[Edit] = []
@@ -59,18 +61,17 @@ def pin_bases(
     for instruction, found in instructions:
         wanted = {}
         for base in found:
-            if str(base.ref.repository) in own:
-                continue
             pinned = bases.get(str(base.ref))
-            if pinned is None:
+            if pinned is not None:
+                wanted[str(base.ref)] = pinned
+            elif base.ref.digest is None and str(base.ref.repository) not in own:
                 raise _unpinned(source, base, "has no resolved digest to build on")
-            wanted[str(base.ref)] = pinned
         if wanted:
             edits += _edits(instruction, lines, wanted, escape, source)
     for line, start, end, text in sorted(edits, reverse=True):
         lines[line] = lines[line][:start] + text + lines[line][end:]
     pinned_text = bom + "\n".join(lines)
-    _check(pinned_text, build_args, bases.values(), platform, target, source, own)
+    _check(pinned_text, build_args, platform, target, source, own)
     return pinned_text
 
 
@@ -146,15 +147,13 @@ def _physical(instruction: Instruction, span: tuple[int, int, str], source: str)
 def _check(
     text: str,
     build_args: Mapping[str, str],
-    pinned: Iterable[str],
     platform: str | None,
     target: str | None,
     source: str,
     own: Collection[str],
 ) -> None:
     """Fail closed: as every builder reads the rewritten file (with heredocs and without), each external
-    image it would pull is one of the pinned references."""
-    allowed = {normal_reference(reference) for reference in pinned}
+    image it would pull is named by digest (or is one of the run's own)."""
     for base in base_images(text, build_args, platform=platform, target=target, source=source):
-        if str(base.ref) not in allowed and str(base.ref.repository) not in own:
+        if base.ref.digest is None and str(base.ref.repository) not in own:
             raise _unpinned(source, base, "is still unpinned after rewriting (a builder reads the file otherwise)")
