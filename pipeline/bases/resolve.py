@@ -7,15 +7,16 @@ for the platform (a Windows base without the variant's build), is refused before
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.bases.lock import BaseLock, LockEntry, lock_path
-from pipeline.dockerfile.bases import base_images, default_platform
-from pipeline.errors import ConfigError, VerificationFailed
-from pipeline.plan import Plan, PlannedImage
+from pipeline.dockerfile.bases import BaseImage, base_images, default_platform
+from pipeline.errors import ConfigError, PipelineError, VerificationFailed
+from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import platforms_in
 from pipeline.registry.platforms import check_platform, platform_text
@@ -73,6 +74,17 @@ def own_repositories(plan: Plan) -> set[str]:
     return own | {str(parse_reference(reference).repository) for reference in plan.pinned.values()}
 
 
+def plan_builds(plan: Plan) -> list[tuple[PlannedImage, dict[str, str]]]:
+    """Every build of the plan (each image, or each variant's view of one) with its build args rendered
+    for finding its bases: the run's own images (never external) stand in for `{{ images.X }}`."""
+    builds = []
+    for image in plan.images.values():
+        for view in [image.variant_view(v) for v in image.variants] or [image]:
+            own = {dep: str(plan.images[dep].repository.with_tag("latest")) for dep in view.depends_on}
+            builds.append((view, render_build_args(plan, view, own)))
+    return builds
+
+
 def open_resolver(registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False) -> BaseResolver:
     """The run's resolver: with the lock beside `config_file` when there is one. `locked` (`--locked`):
     a base the lock does not name is refused, and so is a missing lock."""
@@ -124,18 +136,62 @@ class BaseResolver:
         """Each external base `view` (an image, or one variant of one) pulls, resolved; its own images and
         stages left out. Raises UnresolvedBaseImage (the Dockerfile's line) or BaseNotResolved."""
         platform = view.platform or default_platform()
-        found = base_images(
-            read_dockerfile(view), build_args, platform=platform, target=view.target, source=shown_path(view.dockerfile)
-        )
         resolved = []
-        for base in found:
-            if str(base.ref.repository) in self.own:
-                continue
+        for base in self._external(view, build_args):
             try:
                 resolved.append(self.resolve(base.ref, platform, view.os_version))
             except (BaseNotResolved, BaseNotLocked) as exc:
                 raise type(exc)(f"{view.label}: {shown_path(view.dockerfile)}:{base.line}: {exc}") from None
         return tuple(resolved)
+
+    def digests(self, view: PlannedImage, build_args: Mapping[str, str]) -> dict[str, str]:
+        """reference -> digest of each external base of `view`: the input digest's lookup
+        (cache.inputs.BaseLookup), so every path that computes one agrees with the build."""
+        return bases_mapping(self.bases_of(view, build_args))
+
+    def subjects(self, view: PlannedImage, build_args: Mapping[str, str]) -> dict[str, str]:
+        """reference -> what a signature check of each external base of `view` verifies: the index the
+        reference pointed at (so its every child, among them the one built on) or the image itself; the
+        run's resolution, never the tag read again."""
+        return {base.reference: base.index or base.digest for base in self.bases_of(view, build_args)}
+
+    def _external(self, view: PlannedImage, build_args: Mapping[str, str]) -> list[BaseImage]:
+        platform = view.platform or default_platform()
+        found = base_images(
+            read_dockerfile(view), build_args, platform=platform, target=view.target, source=shown_path(view.dockerfile)
+        )
+        return [base for base in found if str(base.ref.repository) not in self.own]
+
+    def resolve_all(
+        self, builds: Sequence[tuple[PlannedImage, Mapping[str, str]]], jobs: int = 8
+    ) -> dict[str, PipelineError]:
+        """Resolve every base of every build (an image or a variant's view, with its build args) at once,
+        before anything builds: one lookup per distinct reference and platform, `jobs` at a time. Returns
+        each build (by label) whose bases cannot be resolved, with the refusal `bases_of` raises for it."""
+        wanted: dict[tuple[str, str, str | None], ImageRef] = {}
+        for view, args in builds:
+            try:
+                for base in self._external(view, args):
+                    wanted.setdefault((str(base.ref), view.platform or default_platform(), view.os_version), base.ref)
+            except PipelineError:
+                continue  # said below, by bases_of
+        if wanted:
+
+            def lookup(key: tuple[str, str, str | None]) -> None:
+                try:
+                    self.resolve(wanted[key], key[1], key[2])
+                except PipelineError:
+                    pass  # bases_of below names the build and its Dockerfile line
+
+            with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wanted))), thread_name_prefix="base") as pool:
+                list(pool.map(lookup, wanted))
+        refused: dict[str, PipelineError] = {}
+        for view, args in builds:
+            try:
+                self.bases_of(view, args)
+            except PipelineError as exc:
+                refused[view.label] = exc
+        return refused
 
     def resolve(self, ref: ImageRef, platform: str, os_version: str | None) -> ResolvedBase:
         key = (str(ref), platform, os_version)

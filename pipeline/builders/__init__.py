@@ -93,8 +93,8 @@ def pinned_dockerfile(request: BuildRequest) -> str | None:
     try:
         pinned = pin_bases(
             text,
-            request.build_args,
             request.bases,
+            request.build_args,
             platform=request.platform,
             target=request.target,
             source=shown_path(path),

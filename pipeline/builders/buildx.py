@@ -9,6 +9,13 @@ On an engine (the `docker` driver) the result lands in the engine's image store 
 there through the engine API, as the classic builder's results are (same retries, credentials and
 error classes). On a buildx builder (`engines: {x: {buildx: {builder: NAME}}}`: docker-container,
 kubernetes or remote drivers) buildx pushes itself, with the docker config's credentials.
+
+External base images stand on the digests the run resolved (BuildRequest.bases), never a local copy of
+the tag: as BuildKit named contexts (`--build-context <reference>=docker-image://<repository@digest>`;
+buildx and the Dockerfile frontend both match a context by the image's familiar name without `:latest`,
+so the reference as resolved matches what the Dockerfile wrote) where the builder's BuildKit has them
+(v0.10+), else (the engine's own BuildKit of Docker 20.10 refuses the frontend capability) the Dockerfile
+with `repository@digest` written in (pipeline.dockerfile.pin), line numbers kept.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from pipeline.builders import (
     failure_detail,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
+from pipeline.dockerfile.pin import pin_bases
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
 from pipeline.plan import Engine, PlannedImage
 
@@ -152,9 +160,13 @@ class BuildxBuilder:
         self.environment["DOCKER_CONTEXT"] = "default"  # DOCKER_HOST, when set, still wins over it
         return "default"
 
-    def command(self, request: BuildRequest, metadata: Path) -> list[str]:
+    def command(
+        self, request: BuildRequest, metadata: Path, dockerfile: Path | None = None, contexts: bool = True
+    ) -> list[str]:
+        """`dockerfile`: the file to build in place of the request's (a pinned copy); `contexts`: give the
+        request's bases as named contexts (False: the Dockerfile has them written in already)."""
         argv = ["docker", "buildx", "build", "--progress", "rawjson", "--metadata-file", str(metadata)]
-        argv += ["--file", str(request.dockerfile), "--tag", str(request.tag)]
+        argv += ["--file", str(dockerfile or request.dockerfile), "--tag", str(request.tag)]
         argv += ["--builder", self.builder]
         if self.engine.buildx_builder is not None and request.push:
             argv.append("--push")
@@ -174,6 +186,9 @@ class BuildxBuilder:
             argv += ["--secret", f"id={secret.id},{source}"]
         for reference in request.cache_from:
             argv += ["--cache-from", f"type=registry,ref={reference}"]
+        if contexts:
+            for reference, pinned in sorted(request.bases.items()):
+                argv += ["--build-context", f"{reference}=docker-image://{pinned}"]
         if request.push:
             argv += ["--cache-to", "type=inline"]  # the pushed image carries its layer cache for other engines
         argv.append(str(request.context))
@@ -182,7 +197,9 @@ class BuildxBuilder:
     def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
         with tempfile.TemporaryDirectory(prefix="pipeline-buildx-") as scratch:
             metadata_file = Path(scratch) / "metadata.json"
-            tail = self._run(request, self.command(request, metadata_file), progress)
+            contexts = not request.bases or self._named_contexts()
+            dockerfile = None if contexts else self._pinned(request, Path(scratch))
+            tail = self._run(request, self.command(request, metadata_file, dockerfile, contexts), progress)
             try:
                 metadata: dict[str, Any] = json.loads(metadata_file.read_text())
             except (OSError, ValueError) as exc:
@@ -200,6 +217,40 @@ class BuildxBuilder:
                 raise BuildError(f"{request.image}: docker buildx pushed but reported no digest")
             return BuildOutcome(image_id=image_id, pushed_digest=digest, log_tail=tail)
         return BuildOutcome(image_id=image_id, pushed_digest=self.pusher.push(request, progress), log_tail=tail)
+
+    def _named_contexts(self) -> bool:
+        """Whether this builder's BuildKit takes named contexts (v0.10+; asked once per builder)."""
+        key = (self.builder, self.environment.get("DOCKER_HOST"), self.environment.get("DOCKER_CONTEXT"))
+        with _CONTEXTS_GUARD:
+            if key not in _CONTEXTS:
+                _CONTEXTS[key] = _takes_named_contexts(buildkit_version(self.builder, self.environment))
+            return _CONTEXTS[key]
+
+    @staticmethod
+    def _pinned(request: BuildRequest, scratch: Path) -> Path:
+        """A copy of the request's Dockerfile with its bases written as their digests (beside it, its own
+        `<name>.dockerignore` when it has one, which BuildKit reads next to the Dockerfile it is given)."""
+        source = request.dockerfile
+        try:
+            text = source.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise BuildError(f"{request.image}: cannot read {source}: {exc.strerror}") from None
+        pinned = pin_bases(
+            text,
+            request.bases,
+            request.build_args,
+            platform=request.platform,
+            target=request.target,
+            source=source.name,
+        )
+        folder = scratch / "dockerfile"
+        folder.mkdir()
+        target = folder / source.name
+        target.write_text(pinned, encoding="utf-8")
+        ignore = source.with_name(source.name + ".dockerignore")
+        if ignore.is_file():
+            shutil.copyfile(ignore, folder / ignore.name)
+        return target
 
     def _run(self, request: BuildRequest, argv: list[str], progress: ProgressFn) -> tuple[str, ...]:
         try:
@@ -240,6 +291,33 @@ class BuildxBuilder:
         return_tail = steps.failed_tail() or tuple(steps.texts[-LOG_TAIL_LINES:])
         detail = failure_detail(detail, steps.failed_step)
         raise BuildError(f"{request.image}: build failed{where}: {detail}", return_tail, steps.failed_step)
+
+
+_CONTEXTS: dict[tuple[str, str | None, str | None], bool] = {}
+_CONTEXTS_GUARD = threading.Lock()
+_BUILDKIT_VERSION = re.compile(r"^\s*(?:BuildKit version|Buildkit):\s*v?(\d+)\.(\d+)", re.MULTILINE | re.IGNORECASE)
+
+
+def buildkit_version(builder: str, environment: Mapping[str, str]) -> tuple[int, int] | None:
+    """The BuildKit version `docker buildx inspect` reports for the builder's (first) node; None when it
+    cannot say (then bases are written into the Dockerfile, which every BuildKit reads)."""
+    try:
+        done = subprocess.run(
+            ["docker", "buildx", "inspect", builder],
+            capture_output=True,
+            text=True,
+            env=dict(environment),
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = _BUILDKIT_VERSION.search(done.stdout) if done.returncode == 0 else None
+    return (int(found.group(1)), int(found.group(2))) if found is not None else None
+
+
+def _takes_named_contexts(version: tuple[int, int] | None) -> bool:
+    return version is not None and version >= (0, 10)
 
 
 def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cache.changes import FileChange, context_changes
-from pipeline.cache.inputs import DEPENDENCIES_LABEL, INPUTS_LABEL, GitBlobs, InputDigest
+from pipeline.cache.inputs import BASES_LABEL, DEPENDENCIES_LABEL, INPUTS_LABEL, BaseLookup, GitBlobs, InputDigest
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
@@ -47,6 +47,27 @@ def _short(digest: str | None) -> str:
     return digest[:19] if digest else "none"
 
 
+@dataclass(frozen=True)
+class BaseChange:
+    """An external base image whose digest differs from the one the last build stood on (None: it did not
+    record one, or the base is no longer used)."""
+
+    reference: str
+    old: str | None
+    new: str | None
+
+    @property
+    def line(self) -> str:
+        return f"changed: base {self.reference} {_elided(self.old)} → {_elided(self.new)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "old": self.old, "new": self.new}
+
+
+def _elided(digest: str | None) -> str:
+    return f"{digest[:19]}…" if digest else "none"
+
+
 @dataclass
 class VariantExplanation:
     name: str
@@ -56,6 +77,7 @@ class VariantExplanation:
     changed_inputs: list[str] = field(default_factory=list)
     last_build: str | None = None  # its child in the last build's index
     changed_dependencies: list[DependencyChange] = field(default_factory=list)
+    changed_bases: list[BaseChange] = field(default_factory=list)
 
     @property
     def line(self) -> str:
@@ -72,6 +94,7 @@ class VariantExplanation:
             "inputs": self.inputs,
             "changed_inputs": self.changed_inputs,
             "changed_dependencies": [change.as_dict() for change in self.changed_dependencies],
+            "changed_bases": [change.as_dict() for change in self.changed_bases],
             "last_build": self.last_build,
         }
 
@@ -86,6 +109,7 @@ class Explanation:
     changed_dependencies: list[DependencyChange] = field(default_factory=list)
     # The context files that changed its input digest since the last build's commit.
     changed_files: list[FileChange] = field(default_factory=list)
+    changed_bases: list[BaseChange] = field(default_factory=list)  # its variants' too
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +118,7 @@ class Explanation:
             "changed_inputs": self.changed_inputs,
             "changed_dependencies": [change.as_dict() for change in self.changed_dependencies],
             "changed_files": [{"path": f.path, "change": f.change} for f in self.changed_files],
+            "changed_bases": [change.as_dict() for change in self.changed_bases],
             "last_build": self.last_build,
             "variants": [variant.as_dict() for variant in self.variants],
         }
@@ -135,6 +160,25 @@ def changed_dependencies(inputs: InputDigest, labels: Mapping[str, str]) -> list
     ]
 
 
+def changed_bases(inputs: InputDigest, labels: Mapping[str, str]) -> list[BaseChange]:
+    """Each external base whose digest differs from the one a build's label recorded (org.pipeline.bases);
+    nothing when the `bases` component is unchanged."""
+    if labels.get(f"{INPUTS_LABEL}.bases") == inputs.components.get("bases"):
+        return []
+    try:
+        recorded = json.loads(labels.get(BASES_LABEL) or "{}")
+    except ValueError:
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    references = sorted({*recorded, *inputs.bases})
+    return [
+        BaseChange(reference, recorded.get(reference) or None, inputs.bases.get(reference) or None)
+        for reference in references
+        if recorded.get(reference) != inputs.bases.get(reference)
+    ]
+
+
 def _variant_explanations(image: PlannedImage, inputs: InputDigest | None) -> list[VariantExplanation]:
     digests = inputs.variants if inputs is not None else {}
     return [
@@ -144,9 +188,15 @@ def _variant_explanations(image: PlannedImage, inputs: InputDigest | None) -> li
 
 
 def explain_image(
-    plan: Plan, key: str, registry: RegistryClient, blobs: GitBlobs | None, base_dir: Path
+    plan: Plan,
+    key: str,
+    registry: RegistryClient,
+    blobs: GitBlobs | None,
+    base_dir: Path,
+    bases: BaseLookup | None = None,
 ) -> Explanation:
-    predictions = predict(plan, registry, blobs)
+    """`bases`: the base lookup a run would use (its input digests have a `bases` component)."""
+    predictions = predict(plan, registry, blobs, bases=bases)
     prediction = predictions[key]
     image = plan.images[key]
     variants = _variant_explanations(image, prediction.inputs)
@@ -199,6 +249,10 @@ def _explain_build(
     else:
         explanation.changed_inputs = changed_components(inputs, labels)
         for name in explanation.changed_inputs:
+            if name == "bases":
+                explanation.changed_bases = changed_bases(inputs, labels)
+                explanation.details += [change.line for change in explanation.changed_bases]
+                continue
             explanation.details.append(f"changed: {name}")
             if name == "dependencies":
                 explanation.changed_dependencies = changed_dependencies(inputs, labels)
@@ -259,8 +313,12 @@ def _compare_variants(
             recorded.add(labels.get(f"{INPUTS_LABEL}.context", ""))
             if "dependencies" in variant.changed_inputs:
                 variant.changed_dependencies = changed_dependencies(inputs.variants[variant.name], labels)
+            if "bases" in variant.changed_inputs:
+                variant.changed_bases = changed_bases(inputs.variants[variant.name], labels)
         explanation.details.append(variant.line)
         explanation.details += [f"  {change.line}" for change in variant.changed_dependencies]
+        explanation.details += [f"  {change.line}" for change in variant.changed_bases]
+        explanation.changed_bases += [c for c in variant.changed_bases if c not in explanation.changed_bases]
     every = [name for v in variants for name in v.changed_inputs]
     explanation.changed_inputs = list(dict.fromkeys(every))
     return recorded

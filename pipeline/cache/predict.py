@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.cache.inputs import INPUTS_LABEL, ChildOf, GitBlobs, InputDigest, image_inputs
+from pipeline.cache.inputs import INPUTS_LABEL, BaseLookup, ChildOf, GitBlobs, InputDigest, image_inputs
 from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
@@ -112,9 +112,11 @@ def predict(
     use_cache: bool = True,
     on_image: Callable[[str, Prediction], None] | None = None,
     vouch: Vouch | None = None,
+    bases: BaseLookup | None = None,
 ) -> dict[str, Prediction]:
     """In build order: an image whose dependencies are all reused, and whose inputs match a pushed
-    image, is reused; anything else is built (with the reason)."""
+    image, is reused; anything else is built (with the reason). `bases`: the run's base lookup, as the
+    run computes input digests with it."""
     predictions: dict[str, Prediction] = {}
     for key, image in plan.images.items():
         rebuilt = [dep for dep in image.depends_on if predictions[dep].action == "build"]
@@ -124,7 +126,7 @@ def predict(
             references = {dep: f"{plan.images[dep].repository}@{predictions[dep].digest}" for dep in image.depends_on}
             args = render_build_args(plan, image, references)
             built = {dep: predictions[dep].digest for dep in image.depends_on}
-            inputs = image_inputs(plan, image, args, built, blobs, child_lookup(registry))
+            inputs = image_inputs(plan, image, args, built, blobs, child_lookup(registry), bases)
             found = cached_digest(registry, plan, key, inputs, vouch) if use_cache else None
             if found is not None and found.digest is not None:
                 checked = "; reused if it is signed by this pipeline's signer" if found.unverified else ""

@@ -7,7 +7,7 @@ by a digest the mapping does not name (content-addressed already) are left as wr
 mapping does not pin is refused, never built unpinned. Pure.
 
 >>> pinned = "r.example/alpine@sha256:" + "1f" * 32
->>> text = pin_bases("FROM alpine AS a\\nRUN true\\n", {}, {"docker.io/library/alpine:latest": pinned})
+>>> text = pin_bases("FROM alpine AS a\\nRUN true\\n", {"docker.io/library/alpine:latest": pinned}, {})
 >>> text == f"FROM {pinned} AS a\\nRUN true\\n"
 True
 """
@@ -41,8 +41,8 @@ class UnpinnedBaseImage(UnresolvedBaseImage):
 
 def pin_bases(
     dockerfile: str,
-    build_args: Mapping[str, str],
     bases: Mapping[str, str],
+    build_args: Mapping[str, str],
     *,
     platform: str | None = None,
     target: str | None = None,

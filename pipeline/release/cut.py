@@ -7,7 +7,7 @@ from typing import Literal
 
 import semver
 
-from pipeline.cache.inputs import GitBlobs
+from pipeline.cache.inputs import BaseLookup, GitBlobs
 from pipeline.cache.predict import Prediction, predict
 from pipeline.errors import UsageError
 from pipeline.plan import Plan
@@ -122,7 +122,13 @@ def check_can_tag(repo: ReleaseRepo, chosen: ChosenVersion) -> bool:
 
 
 def check_publishing(
-    plan: Plan, registry: RegistryClient, force: bool, use_cache: bool, blobs: GitBlobs | None, notify: Notify
+    plan: Plan,
+    registry: RegistryClient,
+    force: bool,
+    use_cache: bool,
+    blobs: GitBlobs | None,
+    notify: Notify,
+    bases: BaseLookup | None = None,
 ) -> list[TagChange]:
     """The registry checks a release makes before building, read-only, then the tag changes it would
     make: TagConflict for a release tag that names a build of another commit, RegistryError for a
@@ -135,7 +141,7 @@ def check_publishing(
         if not use_cache:
             return None
         if not predictions:
-            predictions.update(predict(plan, registry, blobs))
+            predictions.update(predict(plan, registry, blobs, bases=bases))
         return predictions[key].digest
 
     ctx = plan.context

@@ -119,10 +119,12 @@ class RunAttester:
         return found
 
     def _read_bases(self, view: PlannedImage, built: Built | None) -> tuple[BaseImage, ...]:
-        """The Dockerfile's base images by digest: pinned ones as written, tags as the registry resolves
-        them now (what the build pulled moments ago). One that cannot be resolved is a refusal: provenance
-        that leaves out a base would say less than it claims."""
+        """The Dockerfile's base images by digest: pinned ones as written, external ones as the run resolved
+        them (the digest the build stood on, `Built.bases`: never the tag read again), others as the
+        registry resolves them now. One that cannot be resolved is a refusal: provenance that leaves out a
+        base would say less than it claims."""
         build_args = dict(built.build_args) if built is not None else dict(view.build_args)
+        stood_on = {base.reference: base.digest for base in built.bases} if built is not None else {}
         try:
             # As the engine read it: bytes that are not UTF-8 (a comment in Latin-1) do not stop the build.
             text = view.dockerfile.read_bytes().decode("utf-8", errors="replace")
@@ -132,7 +134,7 @@ class RunAttester:
         for base in base_images(
             text, build_args, platform=view.platform, target=view.target, source=view.dockerfile.name
         ):
-            digest = base.ref.digest or self._resolve(str(base.ref))
+            digest = base.ref.digest or stood_on.get(str(base.ref)) or self._resolve(str(base.ref))
             if digest is None:
                 raise SigningError(f"{view.key}: attesting: base image {base.ref} not found in the registry")
             found.append(BaseImage(str(base.ref), digest))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.bases.resolve import BaseResolver, ResolvedBase, plan_builds
 from pipeline.builders import Backend, BuildOutcome, BuildRequest, Interruptible
 from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs, variant_references
 from pipeline.cache.lastbuild import last_build
@@ -98,6 +99,8 @@ class ImageResult:
     built_from: dict[str, str | None] | None = None
     # Images under this run's input tags that were not reused, and why (README "Reuse and trust").
     not_reused: list[str] = field(default_factory=list)
+    # The external base images it stands on, as this run resolved them (an index: its variants', together).
+    bases: list[ResolvedBase] = field(default_factory=list)
 
     @property
     def reference(self) -> str | None:
@@ -253,6 +256,7 @@ class Built:
     started_at: float | None  # wall clock, epoch seconds
     finished_at: float | None
     remote_run: str | None = None  # ACR Tasks' run id
+    bases: tuple[ResolvedBase, ...] = ()  # the external bases it stood on, as the run resolved them
 
 
 EventSink = Callable[[Event], None]
@@ -282,10 +286,14 @@ class Executor:
         journals: Callable[[str], Path] | None = None,
         vouch: Vouch | None = None,
         claims: ReleaseClaims | None = None,
+        bases: BaseResolver | None = None,
     ) -> None:
         """`journals`: a pipeline's name -> the directory of its publish journal (None: no journal).
         `vouch`: checks a candidate for reuse, or a cache source, of a `reuse: trusted` pipeline (its signer).
-        `claims`: the version's claims on the git remote, shared with other runners (None: no remote)."""
+        `claims`: the version's claims on the git remote, shared with other runners (None: no remote).
+        `bases`: the run's resolver of external base images (None: bases are not inputs, builds pull tags)."""
+        self.bases = bases
+        self._base_lookup = bases.digests if bases is not None else None
         self.vouch = vouch
         self.scope = scope_of(plan.context)
         self.journals = journals
@@ -324,9 +332,12 @@ class Executor:
         result = RunResult(images=self.results)
         pool: ThreadPoolExecutor | None = None
         try:
+            if self.options.push and self.claims is not None:
+                self.claims.claim()  # before any registry write: another runner's claim stops this run here
+            if not self._resolve_bases():
+                result.duration = self.clock() - start
+                return result
             if self.options.push:
-                if self.claims is not None:
-                    self.claims.claim()  # before any registry write: another runner's claim stops this run here
                 targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
                 ctx = self.plan.context
                 self.reusable = check_release_tags(
@@ -394,8 +405,35 @@ class Executor:
         if not self.options.cache:
             return None
         if self._predictions is None:
-            self._predictions = predict(self.plan, self.registry, self.blobs, vouch=self.vouch)
+            self._predictions = predict(self.plan, self.registry, self.blobs, vouch=self.vouch, bases=self._base_lookup)
         return self._predictions[key].digest
+
+    def _resolve_bases(self) -> bool:
+        """Every external base of every image and variant resolved at once (one lookup per distinct
+        reference, in parallel), before anything is built or reused: a base that is missing, or has no
+        image for a variant's platform or Windows build, fails its image and the run stops here (nothing
+        is built or pushed). False when it stopped."""
+        if self.bases is None:
+            return True
+        builds = plan_builds(self.plan)
+        refused = self.bases.resolve_all(builds, self.concurrency)
+        if not refused:
+            return True
+        failed: dict[str, str] = {}
+        for view, _ in builds:
+            if view.label in refused and view.key not in failed:
+                shown = str(refused[view.label])
+                failed[view.key] = (
+                    shown if shown.startswith((f"{view.key}:", f"{view.key}[")) else f"{view.key}: {shown}"
+                )
+        first = next(iter(failed))
+        for key, result in self.results.items():
+            if key in failed:
+                result.status, result.error = Status.FAILED, failed[key]
+                self._emit(key, "failed", failed[key])
+            else:
+                self._skip(key, f"not built: the run stopped before building anything (a base image of {first})")
+        return False
 
     def _schedule(self, pool: ThreadPoolExecutor) -> None:
         graph = {key: image.depends_on for key, image in self.plan.images.items()}
@@ -496,11 +534,11 @@ class Executor:
             # Reused (not built now): the build args it would have been built with; no digest, no times.
             done_views = {b.view.variant for b in builds}
             views = [image.variant_view(v) for v in image.variants] or [image]
-            builds += [
-                Built(view, "", self._render_build_args(view), None, None, None, None)
-                for view in views
-                if view.variant not in done_views
-            ]
+            for view in views:
+                if view.variant not in done_views:
+                    args = self._render_build_args(view)
+                    bases = self.bases.bases_of(view, args) if self.bases is not None else ()
+                    builds.append(Built(view, "", args, None, None, None, None, bases=bases))
             done = self.attest(image, digest, builds)
             if done:
                 self._emit(image.key, "attest", self._of(image) + done)
@@ -523,6 +561,8 @@ class Executor:
                 image.tags.primary,
             )
             self._variants_of_index(image, result, release)
+            for view in [image.variant_view(v) for v in image.variants] or [image]:
+                self._record_bases(view, self._render_build_args(view))
             return
         if image.variants:
             self._build_variants(image, result)
@@ -532,7 +572,7 @@ class Executor:
         build_tag = image.tags.primary  # without a push, only a local name
         if self.options.push:
             built = {dep: self.results[dep].digest for dep in image.depends_on}
-            inputs = image_inputs(self.plan, image, build_args, built, self.blobs)
+            inputs = image_inputs(self.plan, image, build_args, built, self.blobs, bases=self._base_lookup)
             result.inputs = inputs.digest
             # The engine pushes under a tag that names this build only: the commit's, else (outside git)
             # the input digest's. Release, floating and extra tags move later, after every image succeeded.
@@ -550,6 +590,7 @@ class Executor:
     ) -> None:
         """Build one image (or one variant of one) and push it under `build_tag`, unless an image with
         the same inputs is already pushed; then sign it by digest."""
+        bases = self._record_bases(image, build_args)
         if inputs is not None and self.options.cache:
             found = self._reusable(image, result, inputs)
             if found.digest is not None:
@@ -574,6 +615,7 @@ class Executor:
             network=image.network,
             secrets=image.secrets,
             cache_from=self._cache_sources(image, build_tag),
+            bases={base.reference: base.pinned for base in bases},
         )
         outcome = self._build_on_an_engine(image, result, request)
         result.image_id = outcome.image_id
@@ -601,6 +643,7 @@ class Executor:
             result.build_started_at,
             result.build_finished_at,
             outcome.remote_run,
+            bases,
         )
         with self._lock:
             self._builds.setdefault(image.key, []).append(built)
@@ -621,8 +664,23 @@ class Executor:
         """The input digest this run would build `image` from (what a release's provenance must name)."""
         built = {dep: self.results[dep].digest for dep in image.depends_on}
         if image.variants:
-            return image_inputs(self.plan, image, {}, built, self.blobs, self._child_of)
-        return image_inputs(self.plan, image, self._render_build_args(image), built, self.blobs)
+            return image_inputs(self.plan, image, {}, built, self.blobs, self._child_of, self._base_lookup)
+        return image_inputs(
+            self.plan, image, self._render_build_args(image), built, self.blobs, bases=self._base_lookup
+        )
+
+    def _record_bases(self, view: PlannedImage, build_args: Mapping[str, str]) -> tuple[ResolvedBase, ...]:
+        """The external bases `view` (an image or a variant) stands on, resolved once per run (no lookup
+        here), kept for the report: on the image's result and, for a variant, on the variant's too."""
+        if self.bases is None:
+            return ()
+        found = self.bases.bases_of(view, build_args)
+        with self._lock:
+            image = self.results[view.key]
+            child = image.variants.get(view.variant) if view.variant is not None else None
+            for target in [image] if child is None else [image, child]:
+                target.bases += [b for b in found if b not in target.bases]
+        return found
 
     def _reusable(self, image: PlannedImage, result: ImageResult, inputs: InputDigest) -> Reusable:
         """The earlier build with these inputs this run may reuse (cache.predict.cached_digest, the image's
@@ -683,7 +741,7 @@ class Executor:
         build_tag = image.tags.primary
         if self.options.push:
             built = {dep: self.results[dep].digest for dep in image.depends_on}
-            inputs = image_inputs(self.plan, image, {}, built, self.blobs, self._child_of)
+            inputs = image_inputs(self.plan, image, {}, built, self.blobs, self._child_of, self._base_lookup)
             result.inputs = inputs.digest
             build_tag = image.tags.build[0] if image.tags.build else self.scope.write_tag(inputs)
             found = self._reusable(image, result, inputs) if self.options.cache else None
@@ -692,6 +750,8 @@ class Executor:
                 why = f"inputs unchanged ({found.tag}): every variant of {image.repository}@{cached}"
                 self._reuse(image, result, cached, why, build_tag)
                 self._variants_of_index(image, result, cached)
+                for view in views:
+                    self._record_bases(view, build_args[view.variant or ""])
                 result.cached = True
                 return
         with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="variant") as pool:

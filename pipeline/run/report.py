@@ -75,6 +75,8 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                 "error": r.error,
                 "log_tail": list(r.log_tail),
                 "failed_step": r.failed_step,
+                # Each external base image it stands on, as the run resolved it (an index: its variants').
+                "bases": [base.as_dict() for base in r.bases],
                 # An image index's children, one per variant (empty: one image, no index).
                 "variants": [
                     {
@@ -86,6 +88,7 @@ def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
                         "status": v.status.value,
                         "engine": v.engine,
                         "reused": v.cached,
+                        "bases": [base.as_dict() for base in v.bases],
                         "build_started_at": _iso(v.build_started_at),
                         "build_finished_at": _iso(v.build_finished_at),
                     }

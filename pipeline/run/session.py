@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
+from pipeline.bases.resolve import BaseResolver, open_resolver, plan_builds
 from pipeline.builders import Backend, open_backends
 from pipeline.cache.inputs import GitBlobs, InputDigest
 from pipeline.cache.predict import Prediction, predict
@@ -83,6 +84,7 @@ class _Parts:
     reachable: bool
     signer: RunSigner | None
     policy: TrustPolicy | None
+    bases: BaseResolver | None  # the run's external base images, each resolved once
 
 
 @dataclass
@@ -154,13 +156,19 @@ class Session:
     def predictions(self, plan: Plan) -> dict[str, Prediction]:
         """Which images the registry's input-digest tags let a run reuse (`plan`)."""
         with self.registry() as registry:
-            return predict(plan, registry, self.blobs())
+            return predict(plan, registry, self.blobs(), bases=self._bases(plan, registry).digests)
 
     def explain(self, plan: Plan, key: str) -> Explanation:
         from pipeline.cache.explain import explain_image
 
         with self.registry() as registry:
-            return explain_image(plan, key, registry, self.blobs(), self.loaded.base_dir)
+            resolver = self._bases(plan, registry)
+            return explain_image(plan, key, registry, self.blobs(), self.loaded.base_dir, resolver.digests)
+
+    def _bases(self, plan: Plan, registry: RegistryClient) -> BaseResolver:
+        """The resolver a run of `plan` would use (pipelines.lock beside the config), so `plan`, `explain`
+        and the release pre-check compute the run's input digests."""
+        return open_resolver(registry, plan, self.loaded.file)
 
     # --- the registry ----------------------------------------------------------------------------
 
@@ -237,8 +245,11 @@ class Session:
         in the result (check_result raises for it), a refusal before building is raised."""
         with self._prepare(plan, options, secrets, _strict) as parts:
             assert parts.backends is not None and parts.policy is not None  # _strict raised otherwise
+            assert parts.bases is not None
             registry = parts.registry
-            gate = BaseImageGate(registry, parts.policy, {str(i.repository) for i in plan.images.values()})
+            gate = BaseImageGate(
+                registry, parts.policy, {str(i.repository) for i in plan.images.values()}, parts.bases.subjects
+            )
             journals = self.journal_dirs(plan)
             # One redactor for everything the run shows: its progress now, its result (reports) after.
             redactor = run_redactor(self.settings, self.loaded.spec, plan)
@@ -256,6 +267,7 @@ class Session:
                 journals=journals.__getitem__,
                 vouch=self._vouch(registry, parts),
                 claims=self.claims(plan, options.force) if options.push else None,
+                bases=parts.bases,
             )
             for warning in reuse_warnings(plan):
                 self.say(f"warning: {warning}")
@@ -326,10 +338,15 @@ class Session:
 
         changes = None
         with self._prepare(plan, options, secrets, check) as parts:
-            if parts.reachable:
+            if parts.reachable and parts.bases is not None:
+                resolver = parts.bases
+                for refusal in resolver.resolve_all(plan_builds(plan)).values():
+                    refusals.append(refusal)
                 blobs = self.blobs()
                 changes = check(
-                    lambda: check_publishing(plan, parts.registry, options.force, options.cache, blobs, notify)
+                    lambda: check_publishing(
+                        plan, parts.registry, options.force, options.cache, blobs, notify, resolver.digests
+                    )
                 )
         return Preview(changes, refusals)
 
@@ -349,7 +366,8 @@ class Session:
             reachable = check(lambda: [registry.session.connect(host) for host in hosts]) is not None
             signer = check(lambda: self._signer(plan, registry, secrets)) if options.push else None
             policy = check(lambda: TrustPolicy.from_config(self.loaded.spec, self.loaded.base_dir))
-            yield _Parts(backends, credentials, registry, reachable, signer, policy)
+            bases = check(lambda: open_resolver(registry, plan, self.loaded.file, locked=options.locked))
+            yield _Parts(backends, credentials, registry, reachable, signer, policy, bases)
 
     def _vouch(self, registry: RegistryClient, parts: _Parts) -> Vouch | None:
         """What checks a `reuse: trusted` pipeline's candidates: its own signer (README "Reuse and trust")."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,14 +100,27 @@ def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: 
     return digest
 
 
+# An image's (or variant's) view and its build args -> each external base reference -> the digest the
+# build stands on in it (an index's digest: every child is checked), as the run resolved it (pipeline.bases).
+PinnedBases = Callable[[PlannedImage, Mapping[str, str]], Mapping[str, str]]
+
+
 class BaseImageGate:
     """Before an image is built: every base image it did not build in this run, where the trust
-    policy covers it, must carry the required signature."""
+    policy covers it, must carry the required signature. With `pinned`, the digest checked is the one the
+    build stands on (the run's resolution), not what the tag points at by the time this looks."""
 
-    def __init__(self, registry: RegistryClient, policy: TrustPolicy, own_repositories: set[str]) -> None:
+    def __init__(
+        self,
+        registry: RegistryClient,
+        policy: TrustPolicy,
+        own_repositories: set[str],
+        pinned: PinnedBases | None = None,
+    ) -> None:
         self.registry = registry
         self.policy = policy
         self.own = own_repositories
+        self.pinned = pinned
 
     def __call__(self, image: PlannedImage, build_args: Mapping[str, str]) -> list[str]:
         if not self.policy.rules:
@@ -122,10 +135,14 @@ class BaseImageGate:
         verified = []
         # Raises UnresolvedBaseImage (naming the line) for a base it cannot work out: never built unchecked.
         bases = base_images(text, build_args, platform=image.platform, target=image.target, source=shown)
+        pinned = self.pinned(image, build_args) if self.pinned is not None else {}
         for base in bases:
             if str(base.ref.repository) in self.own:
                 continue  # built (and signed, if configured) in this run
-            digest = enforce(self.registry, self.policy, base.ref, f"{image.key}: {shown}:{base.line}: base image")
+            ref = base.ref
+            if str(ref) in pinned:
+                ref = ImageRef(ref.repository, digest=pinned[str(ref)])
+            digest = enforce(self.registry, self.policy, ref, f"{image.key}: {shown}:{base.line}: base image")
             if digest:
                 verified.append(f"{base.ref.repository}@{digest}")
         return verified

@@ -33,9 +33,9 @@ def test_every_form_is_pinned_on_its_own_line(dockerfile: str, build_args: dict[
     form = next(f[0] for f in FORMS if f[1] == dockerfile)
     if form in HEREDOC_BODIES:
         with pytest.raises(UnpinnedBaseImage, match="still unpinned"):
-            pin_bases(dockerfile, build_args, pins, platform="linux/arm64")
+            pin_bases(dockerfile, pins, build_args, platform="linux/arm64")
         return
-    pinned = pin_bases(dockerfile, build_args, pins, platform="linux/arm64")
+    pinned = pin_bases(dockerfile, pins, build_args, platform="linux/arm64")
     assert pinned.count("\n") == dockerfile.count("\n")
     again = base_images(pinned, build_args, platform="linux/arm64")
     # Each base now names its pinned digest, on the line that named the tag.
@@ -77,7 +77,7 @@ def test_a_multistage_file_keeps_lines_flags_stage_names_and_heredocs() -> None:
         '  --from="busybox" \\\n'
         "  /a /b\n"
     )
-    pinned = pin_bases(dockerfile, {}, PINS)
+    pinned = pin_bases(dockerfile, PINS, {})
     busybox = PINS["docker.io/library/busybox:latest"]
     assert pinned == (
         "# syntax=docker/dockerfile:1\n"
@@ -102,12 +102,12 @@ def test_a_multistage_file_keeps_lines_flags_stage_names_and_heredocs() -> None:
 
 def test_build_args_platform_args_crlf_bom_and_the_escape_directive() -> None:
     dockerfile = "\ufeff# escape=`\r\nARG BASE\r\nFROM ${BASE} `\r\n  AS b\r\nRUN echo `\r\n  hi\r\n"
-    pinned = pin_bases(dockerfile, {"BASE": f"{UP}:1"}, PINS)
+    pinned = pin_bases(dockerfile, PINS, {"BASE": f"{UP}:1"})
     assert pinned == f"\ufeff# escape=`\r\nARG BASE\r\nFROM {UP}@{DIGEST} `\r\n  AS b\r\nRUN echo `\r\n  hi\r\n"
     arch = pin_bases(
         "FROM 127.0.0.1:5000/up/base-${TARGETARCH}:1\n",
-        {},
         {f"{UP}-s390x:1": f"{UP}-s390x@{DIGEST}"},
+        {},
         platform="linux/s390x",
     )
     assert arch == f"FROM {UP}-s390x@{DIGEST}\n"
@@ -117,15 +117,15 @@ def test_own_images_and_stages_are_left_as_written() -> None:
     own = f"127.0.0.1:5000/shop/base@{DIGEST}"
     dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY --from=127.0.0.1:5000/shop/tools:sha-1 / /\n"
     pinned = pin_bases(
-        dockerfile, {"BASE_IMAGE": own}, {}, own={"127.0.0.1:5000/shop/base", "127.0.0.1:5000/shop/tools"}
+        dockerfile, {}, {"BASE_IMAGE": own}, own={"127.0.0.1:5000/shop/base", "127.0.0.1:5000/shop/tools"}
     )
     assert pinned == dockerfile
     assert pin_bases("FROM scratch\nCOPY a /a\n", {}, {}) == "FROM scratch\nCOPY a /a\n"
     # `{{ images.X }}` renders to a digest: content-addressed already, left as written when not mapped.
-    assert pin_bases(dockerfile, {"BASE_IMAGE": own}, {}, own={"127.0.0.1:5000/shop/tools"}) == dockerfile
+    assert pin_bases(dockerfile, {}, {"BASE_IMAGE": own}, own={"127.0.0.1:5000/shop/tools"}) == dockerfile
     # A digest the mapping names (an index, whose child for the platform the resolver picked) is replaced.
     child = f"127.0.0.1:5000/shop/base@{'sha256:' + 'c' * 64}"
-    assert pin_bases("FROM " + own + "\n", {}, {own: child}) == f"FROM {child}\n"
+    assert pin_bases("FROM " + own + "\n", {own: child}, {}) == f"FROM {child}\n"
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_own_images_and_stages_are_left_as_written() -> None:
 )
 def test_a_base_the_mapping_does_not_pin_is_refused(dockerfile: str, line: int, reference: str) -> None:
     with pytest.raises(UnpinnedBaseImage) as refused:
-        pin_bases(dockerfile, {}, PINS)
+        pin_bases(dockerfile, PINS, {})
     assert isinstance(refused.value, VerificationFailed)
     assert str(refused.value).startswith(f"Dockerfile:{line}: base image {reference}")
     assert str(refused.value).endswith("refusing to build unpinned")
@@ -146,4 +146,4 @@ def test_a_base_the_mapping_does_not_pin_is_refused(dockerfile: str, line: int, 
 
 def test_a_reference_split_over_lines_is_refused() -> None:
     with pytest.raises(UnpinnedBaseImage, match=r"Dockerfile:1: an image reference is split over lines"):
-        pin_bases("FROM 127.0.0.1:5000/up/\\\nbase:1\n", {}, PINS)
+        pin_bases("FROM 127.0.0.1:5000/up/\\\nbase:1\n", PINS, {})
