@@ -132,6 +132,7 @@ class EmulatedRun:
     finish_time: str | None = None
     cancel_requested: bool = False
     docker_client: _BuildClient | None = None
+    dockerfile_text: str = ""  # the Dockerfile the upload carried (dockerFilePath), as uploaded
 
 
 class AcrEmulator:
@@ -401,7 +402,7 @@ class AcrEmulator:
         self._log(run, "Downloading source code...")
         container, _, blob = str(request["sourceLocation"]).partition("/")
         source = self._engine_source(
-            self.blobs.get_blob_client(container, blob).download_blob().readall(), request["dockerFilePath"]
+            run, self.blobs.get_blob_client(container, blob).download_blob().readall(), request["dockerFilePath"]
         )
         self._log(
             run, f"Finished downloading source code\nSetting up Docker configuration...\nRegistry: {self.login_server}"
@@ -460,7 +461,7 @@ class AcrEmulator:
         client.close()
         self._finish(run, "Succeeded")
 
-    def _engine_source(self, source: bytes, dockerfile: str) -> bytes:
+    def _engine_source(self, run: EmulatedRun, source: bytes, dockerfile: str) -> bytes:
         """The uploaded source as the engine gets it: the uploaded Dockerfile (the run builds exactly what
         was uploaded) with its `repo@digest` references read as build args are (_engine_reference)."""
         out = io.BytesIO()
@@ -471,7 +472,8 @@ class AcrEmulator:
             for member in tar.getmembers():
                 data = tar.extractfile(member) if member.isfile() else None
                 if data is not None and member.name.lstrip("./") == dockerfile.lstrip("./"):
-                    text = self._engine_reference(data.read().decode("utf-8", errors="replace")).encode()
+                    run.dockerfile_text = data.read().decode("utf-8", errors="replace")
+                    text = self._engine_reference(run.dockerfile_text).encode()
                     member.size = len(text)
                     new.addfile(member, io.BytesIO(text))
                 else:
