@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.acr.emulator import AcrEmulator
-from tests.helpers import init_git, run_cli, write_project
+from tests.helpers import git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_acr import acr_block, emulator, env_for  # noqa: F401 - the emulator fixture
 from tests.integration.test_bases_run import docker, push_upstream, report
@@ -256,3 +256,59 @@ def test_windows_index_base_gives_each_variant_its_child_and_a_missing_windows_b
         assert plain_peek.layers(f"{namespace}/app", child)[: len(base_layers)] == base_layers, flavour
     bases = {(v["variant"], b["digest"]) for v in app["variants"] for b in v["bases"]}
     assert bases == {("ltsc2019", children["ltsc2019"][0]), ("ltsc2022", children["ltsc2022"][0])}
+
+
+# --- ACR's own base-image trigger on the tasks `acr sync-tasks` writes ------------------------------
+
+
+def test_sync_tasks_sets_acr_base_image_trigger_on_every_task_and_restores_it(
+    tmp_path: Path,
+    services: Services,
+    emulator: AcrEmulator,  # noqa: F811 - the fixture imported above
+    namespace: str,
+) -> None:
+    write_project(
+        tmp_path,
+        f"registry: {emulator.login_server}/{namespace}\nnetwork: none\n"
+        + acr_block(emulator)
+        + """\
+pipelines:
+  triggered:
+    images:
+      base: {context: images/base, builder: acr}
+      app: {context: images/app, builder: acr, build_args: {BASE: "{{ images.base }}"}}
+      tool: {context: images/tool, builder: acr, platform: linux/arm64}
+""",
+        {
+            "base": f"FROM {services.plain_registry}/{namespace}-upstream/base:1\n",
+            "app": "ARG BASE\nFROM ${BASE}\n",
+            "tool": "FROM scratch\n",
+        },
+    )
+    init_git(tmp_path)
+    git(tmp_path, "remote", "add", "origin", "git@github.com:example/shop.git")
+    env = env_for(emulator)
+    names = {"triggered-base", "triggered-app", "triggered-tool"}
+    wanted = {"name": "baseimage", "baseImageTriggerType": "Runtime", "status": "Enabled"}
+
+    dry = run_cli(["acr", "sync-tasks", "--dry-run", "--json"], tmp_path, env=env)
+    assert dry.code == 0, dry.output
+    tasks = {t["name"]: t for t in json.loads(dry.stdout)["tasks"]}
+    assert set(tasks) == names
+    assert {name: t["triggers"]["base_image_update"] for name, t in tasks.items()} == dict.fromkeys(names, "Runtime")
+
+    created = run_cli(["acr", "sync-tasks"], tmp_path, env=env)
+    assert created.code == 0, created.output
+    for name in names:
+        assert emulator.tasks[name]["properties"]["trigger"]["baseImageTrigger"] == wanted, name
+
+    # Someone turns ACR's trigger off on one task and removes it from another: the next sync puts it back.
+    emulator.tasks["triggered-app"]["properties"]["trigger"]["baseImageTrigger"]["status"] = "Disabled"
+    del emulator.tasks["triggered-tool"]["properties"]["trigger"]["baseImageTrigger"]
+    again = run_cli(["acr", "sync-tasks", "--json"], tmp_path, env=env)
+    assert again.code == 0, again.output
+    actions = {t["name"]: t["action"] for t in json.loads(again.stdout)["tasks"]}
+    assert actions == {"triggered-base": "unchanged", "triggered-app": "update", "triggered-tool": "update"}
+    for name in names:
+        assert emulator.tasks[name]["properties"]["trigger"]["baseImageTrigger"] == wanted, name
+    assert emulator.unexpected == []
