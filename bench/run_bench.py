@@ -20,6 +20,7 @@ error, never a number without its comparison.
 
     .venv/bin/python bench/run_bench.py [--registry 127.0.0.1:5000] [--only noop,makespan,fanout,perimage,engines]
     .venv/bin/python bench/run_bench.py --only signednoop [--images 30]
+    .venv/bin/python bench/run_bench.py --only basesnoop [--images 30]
 """
 
 from __future__ import annotations
@@ -112,25 +113,27 @@ def git_init(root: Path) -> None:
 # --- 1. no-op ---------------------------------------------------------------------------
 
 
-def write_noop_project(root: Path, registry: str, namespace: str, count: int = 100, head: tuple[str, ...] = ()) -> None:
+def write_noop_project(
+    root: Path, registry: str, namespace: str, count: int = 100, head: tuple[str, ...] = (), base: str = "scratch"
+) -> None:
     """The `count`-image DAG of benchmark 1 (chains of ten) as a committed git checkout in `root`; `head`:
-    more top-level lines (`sign: ...`)."""
+    more top-level lines (`sign: ...`); `base`: what each chain's first image is FROM."""
     lines = [f"registry: {registry}/{namespace}", *head, "pipelines:", "  big:", "    images:"]
     for i in range(count):
         context = root / f"img{i:03d}"
         context.mkdir()
         for j in range(5):
             (context / f"file{j}.txt").write_text(f"image {i} file {j}\n")
-        base = i - i % 10
+        first = i - i % 10
         if i % 10 == 0:
-            (context / "Dockerfile").write_text("FROM scratch\nCOPY . /data\n")
+            (context / "Dockerfile").write_text(f"FROM {base}\nCOPY . /data\n")
             lines += [f"      img{i:03d}: {{context: img{i:03d}}}"]
         else:
             (context / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY . /app\n")
             lines += [
                 f"      img{i:03d}:",
                 f"        context: img{i:03d}",
-                f'        build_args: {{BASE: "{{{{ images.img{base:03d} }}}}"}}',
+                f'        build_args: {{BASE: "{{{{ images.img{first:03d} }}}}"}}',
             ]
     (root / "pipelines.yaml").write_text("\n".join(lines) + "\n")
     git_init(root)
@@ -196,6 +199,28 @@ def signed_noop(registry: str, count: int) -> None:
         f"   no-op, verdicts known, best of 3                 {min(runs):7.2f} s  "
         f"(all: {', '.join(f'{r:.2f}' for r in runs)})"
     )
+
+
+def bases_noop(registry: str, count: int) -> None:
+    """The no-op of a DAG whose chains stand on an external base (one upstream image in the registry), against
+    the same DAG on scratch: resolving the base is one lookup per distinct reference, made in parallel."""
+    namespace = f"bench-bases-{uuid.uuid4().hex[:8]}"
+    upstream = f"{registry}/{namespace}-upstream/base:1"
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "up").mkdir()
+        (Path(tmp) / "up" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /up\n")
+        buildx("--load", "-t", upstream, context=Path(tmp) / "up")
+        sh("docker", "push", "-q", upstream)
+        for base in ("scratch", upstream):
+            root = Path(tmp) / ("scratch" if base == "scratch" else "upstream")
+            root.mkdir()
+            write_noop_project(root, registry, f"{namespace}-{root.name}", count, base=base)
+            pipeline("run", "--jobs", "2", cwd=root)
+            results[root.name] = [pipeline("run", "--jobs", "2", cwd=root) for _ in range(5)]
+    print(f"7. no-op run, {count}-image DAG, chains FROM scratch against FROM one external base")
+    for name, runs in results.items():
+        print(f"   FROM {name:8} best of 5 {min(runs):6.2f} s  (all: {', '.join(f'{r:.2f}' for r in runs)})")
 
 
 # --- 2. cold makespan --------------------------------------------------------------------
@@ -567,6 +592,8 @@ def main() -> int:
         engines(args.registry)
     if "signednoop" in chosen:
         signed_noop(args.registry, args.images)
+    if "basesnoop" in chosen:
+        bases_noop(args.registry, args.images)
     return 0
 
 

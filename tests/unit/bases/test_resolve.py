@@ -1,0 +1,181 @@
+"""The run's base resolver against a fake registry: one lookup per reference however many threads ask,
+an index's child chosen by platform and Windows build, refusals that name what the base has, and the
+lock file's digests winning over the registry's."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+
+from pipeline.bases.lock import BaseLock, LockEntry
+from pipeline.bases.resolve import BaseNotLocked, BaseNotResolved, BaseResolver, own_repositories, plan_builds
+from pipeline.config.schema import ConfigSpec
+from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.registry.client import Manifest, RegistryClient
+from pipeline.registry.reference import ImageRef, Repository
+from tests.helpers import write_project
+
+UP = "up.example/lib/base"
+INDEX = "sha256:" + "1" * 64
+AMD64 = "sha256:" + "a" * 64
+LTSC2019 = "sha256:" + "b" * 64
+LTSC2022 = "sha256:" + "c" * 64
+LOCKED = "sha256:" + "d" * 64
+
+
+@pytest.fixture(autouse=True)
+def in_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # Dockerfiles are named as the user types them from the project
+
+
+class FakeRegistry:
+    """Tags -> digests and digests -> manifests; counts every tag lookup (a HEAD in the real client)."""
+
+    def __init__(self, tags: dict[str, str], manifests: dict[str, dict[str, Any]]) -> None:
+        self.tags = tags
+        self.manifests = manifests
+        self.heads: list[str] = []
+        self._guard = threading.Lock()
+
+    def resolve_digest(self, ref: ImageRef) -> str | None:
+        time.sleep(0.05)  # long enough for racing threads to meet
+        with self._guard:
+            self.heads.append(str(ref))
+        return self.tags.get(str(ref))
+
+    def manifest_by_digest(self, repository: Repository, digest: str) -> Manifest:
+        body = self.manifests[digest]
+        return Manifest(str(body.get("mediaType", "")), digest, json.dumps(body).encode())
+
+    def image_config(self, repository: Repository, manifest: Manifest) -> dict[str, Any]:
+        return {"os": "linux", "architecture": "amd64"}
+
+
+def image_manifest() -> dict[str, Any]:
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {}, "layers": []}
+
+
+def windows_index() -> FakeRegistry:
+    child = {"mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    index = {
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {**child, "digest": AMD64, "platform": {"os": "linux", "architecture": "amd64"}},
+            {
+                **child,
+                "digest": LTSC2019,
+                "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5458"},
+            },
+            {
+                **child,
+                "digest": LTSC2022,
+                "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2322"},
+            },
+        ],
+    }
+    return FakeRegistry({f"{UP}:1": INDEX}, {INDEX: index, AMD64: image_manifest()})
+
+
+def plan_of(root: Path, variants: str = "") -> Plan:
+    config = f"""\
+registry: r.example/x
+pipelines:
+  p:
+    images:
+      app: {{context: images/app{variants}}}
+      other: {{context: images/other}}
+      child: {{context: images/child, build_args: {{BASE: "{{{{ images.app }}}}"}}}}
+"""
+    write_project(
+        root,
+        config,
+        {
+            "app": f"FROM {UP}:1\nCOPY . /app\n",
+            "other": f"FROM {UP}:1 AS one\nFROM scratch\nCOPY --from=one / /\n",
+            "child": "ARG BASE\nFROM ${BASE}\n",
+        },
+    )
+    return make_plan(ConfigSpec.model_validate(yaml.safe_load(config)), root, [], RunContext())
+
+
+def resolver(registry: FakeRegistry, plan: Plan, **options: Any) -> BaseResolver:
+    return BaseResolver(cast(RegistryClient, registry), own=own_repositories(plan), **options)
+
+
+def test_every_build_resolves_its_bases_with_one_lookup_per_reference_across_threads(tmp_path: Path) -> None:
+    registry = windows_index()
+    plan = plan_of(tmp_path)
+    bases = resolver(registry, plan)
+    builds = plan_builds(plan) * 4  # the same builds asked again and again, from many threads
+    assert bases.resolve_all(builds, jobs=8) == {}
+    assert registry.heads == [f"{UP}:1"]
+    threads = [threading.Thread(target=bases.bases_of, args=build) for build in builds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert registry.heads == [f"{UP}:1"]
+    app = bases.bases_of(plan.images["p/app"], {})
+    assert [(b.reference, b.digest, b.index) for b in app] == [(f"{UP}:1", AMD64, INDEX)]
+    assert bases.digests(plan.images["p/child"], {"BASE": "r.example/x/app@" + AMD64}) == {}  # its own image
+
+
+def test_an_index_child_is_chosen_by_platform_and_windows_build(tmp_path: Path) -> None:
+    variants = (
+        ", variants: {ltsc2019: {platform: windows/amd64, os_version: 10.0.17763},"
+        " ltsc2022: {platform: windows/amd64, os_version: 10.0.20348}}"
+    )
+    plan = plan_of(tmp_path, variants)
+    bases = resolver(windows_index(), plan)
+    image = plan.images["p/app"]
+    chosen = {v.name: bases.bases_of(image.variant_view(v), {})[0] for v in image.variants}
+    assert chosen["ltsc2019"].digest == LTSC2019 and chosen["ltsc2019"].os_version == "10.0.17763"
+    assert chosen["ltsc2022"].digest == LTSC2022 and chosen["ltsc2022"].index == INDEX
+    assert chosen["ltsc2019"].pinned == f"{UP}@{LTSC2019}"
+
+
+def test_a_windows_build_the_base_lacks_is_refused_naming_the_versions_it_has(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, ", variants: {ltsc2025: {platform: windows/amd64, os_version: 10.0.26100}}")
+    bases = resolver(windows_index(), plan)
+    refused = bases.resolve_all(plan_builds(plan))
+    assert list(refused) == ["p/app[ltsc2025]"]
+    message = str(refused["p/app[ltsc2025]"])
+    assert isinstance(refused["p/app[ltsc2025]"], BaseNotResolved)
+    assert message.startswith(f"p/app[ltsc2025]: images/app/Dockerfile:1: base image {UP}:1 ({UP}@{INDEX}) has no ")
+    assert "10.0.26100" in message
+    assert "(it has linux/amd64, windows/amd64 10.0.17763.5458, windows/amd64 10.0.20348.2322)" in message
+
+
+def test_a_missing_base_is_refused_naming_the_dockerfile_line(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    bases = resolver(FakeRegistry({}, {}), plan)
+    refused = bases.resolve_all(plan_builds(plan))
+    assert set(refused) == {"p/app", "p/other"}
+    assert str(refused["p/other"]) == (
+        f"p/other: images/other/Dockerfile:1: base image {UP}:1 is not in the registry, so the build cannot "
+        "stand on a known digest; refusing to build"
+    )
+
+
+def test_a_locked_digest_wins_over_the_registry_and_locked_refuses_what_the_lock_lacks(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    registry = windows_index()
+    lock = BaseLock.of([LockEntry(f"{UP}:1", "linux/amd64", None, LOCKED, INDEX)], tmp_path / "pipelines.lock")
+    bases = resolver(registry, plan, lock=lock)
+    found = bases.bases_of(plan.images["p/app"], {})
+    assert [(b.digest, b.locked) for b in found] == [(LOCKED, True)]
+    assert registry.heads == []  # the lock answered: the registry was not asked
+
+    strict = resolver(registry, plan, lock=BaseLock.of([], tmp_path / "pipelines.lock"), locked=True)
+    with pytest.raises(BaseNotLocked) as refused:
+        strict.bases_of(plan.images["p/app"], {})
+    assert str(refused.value) == (
+        f"p/app: images/app/Dockerfile:1: base image {UP}:1 (linux/amd64) is not in {tmp_path / 'pipelines.lock'}; "
+        "run `pipeline bases --update` and commit the lock (refused by --locked)"
+    )
