@@ -92,44 +92,45 @@ def _edits(
     rest = after + (gap.end() - gap.start() if gap else 0)
     arguments = logical[rest : len(logical.rstrip())]
     args_start, flags, spans = flag_spans(arguments, escape)
-    replaced: list[tuple[int, int, str]] = []  # logical start, end, text
+    replaced: list[tuple[int, int, str, str]] = []  # logical start, end, text, the reference it pins
     if instruction.keyword == "from":
         image = _WORD.search(arguments, args_start)
         if image is not None:
-            replaced.append((rest + image.start(), rest + image.end(), next(iter(wanted.values()))))
+            reference, pinned = next(iter(wanted.items()))
+            replaced.append((rest + image.start(), rest + image.end(), pinned, reference))
     for flag, (start, end) in zip(flags, spans, strict=True):
         name, _, value = flag.partition("=")
-        text = None
+        text = written = None
         if instruction.keyword == "copy" and name == "--from":
-            reference = normal_reference(value)
-            text = f"--from={wanted[reference]}" if reference is not None and reference in wanted else None
+            written = normal_reference(value)
+            text = f"--from={wanted[written]}" if written is not None and written in wanted else None
         elif instruction.keyword == "run" and name == "--mount":
-            text = _mount(value, wanted)
-        if text is not None:
-            replaced.append((rest + start, rest + end, text))
+            text, written = _mount(value, wanted)
+        if text is not None and written is not None:
+            replaced.append((rest + start, rest + end, text, written))
     return [_physical(instruction, span, source) for span in replaced]
 
 
-def _mount(spec: str, wanted: Mapping[str, str]) -> str | None:
-    """`--mount=<spec>` with its from= image pinned; None when it names no image to pin."""
+def _mount(spec: str, wanted: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """`--mount=<spec>` with its from= image pinned, and that image; (None, None) when it names none to pin."""
     fields = next(csv.reader([spec]), [])
-    changed = False
+    changed = None
     for i, field in enumerate(fields):
         key, has_value, value = field.partition("=")
         reference = normal_reference(value) if key.lower() == "from" and has_value else None
         if reference is not None and reference in wanted:
             fields[i] = f"{key}={wanted[reference]}"
-            changed = True
-    if not changed:
-        return None
+            changed = reference
+    if changed is None:
+        return None, None
     out = io.StringIO()
     csv.writer(out, lineterminator="").writerow(fields)
-    return "--mount=" + out.getvalue()
+    return "--mount=" + out.getvalue(), changed
 
 
-def _physical(instruction: Instruction, span: tuple[int, int, str], source: str) -> Edit:
+def _physical(instruction: Instruction, span: tuple[int, int, str, str], source: str) -> Edit:
     """A replacement of logical columns [start, end) as an edit of the one physical line they lie on."""
-    start, end, text = span
+    start, end, text, reference = span
     offset = 0
     for line, begin, finish in instruction.segments:
         length = finish - begin
@@ -139,8 +140,8 @@ def _physical(instruction: Instruction, span: tuple[int, int, str], source: str)
             break
         offset += length
     raise UnpinnedBaseImage(
-        f"{source}:{instruction.line}: an image reference is split over lines; write it on one line so the "
-        "build can be pinned to its resolved digest; refusing to build unpinned"
+        f"{source}:{instruction.line}: cannot write {reference} by its resolved digest in this instruction "
+        "(it is split over lines; write it on one line); refusing to build unpinned"
     )
 
 
