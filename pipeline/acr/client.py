@@ -286,8 +286,10 @@ class AcrTasksClient:
                     )
                 ],
                 base_image_trigger=m.BaseImageTrigger(
-                    name="baseimage", base_image_trigger_type="Runtime", status="Enabled"
-                ),
+                    name="baseimage", base_image_trigger_type=task.base_image_trigger, status="Enabled"
+                )
+                if task.base_image_trigger
+                else None,
             ),
         )
         with _azure_errors(f"writing task {task.name} on {self.where}"):
@@ -333,6 +335,7 @@ def _task_spec(task: m.Task) -> TaskSpec | None:
     if not isinstance(step, m.DockerBuildStep) or not triggers or triggers[0].source_repository is None:
         return None
     source = triggers[0].source_repository
+    base = task.trigger.base_image_trigger if task.trigger else None
     return TaskSpec(
         name=str(task.name),
         repository_url=str(source.repository_url),
@@ -347,4 +350,5 @@ def _task_spec(task: m.Task) -> TaskSpec | None:
         tags=dict(task.tags or {}),
         timeout=int(task.timeout or 3600),
         source_control_type=str(source.source_control_type),
+        base_image_trigger=str(base.base_image_trigger_type) if base is not None and base.status == "Enabled" else None,
     )

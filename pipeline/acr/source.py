@@ -1,5 +1,6 @@
 """The source a remote build receives: the context as tar.gz honouring .dockerignore, as `docker build`
-sends it, with the OCI labels written into the Dockerfile (a DockerBuildRequest has no labels)."""
+sends it, with the OCI labels written into the Dockerfile (a DockerBuildRequest has no labels), and its
+bases by the digests the run resolved (a DockerBuildRequest has no named contexts)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,14 @@ def _dockerignore(context: Path, dockerfile: Path) -> list[str]:
     return ignore_patterns(ignore_file(context, dockerfile, buildkit=reads_own_ignore_file("acr")))
 
 
-def source_archive(context: Path, dockerfile: Path, labels: Mapping[str, str], target: str | None) -> SourceArchive:
-    """The context as tar.gz (a temporary file) with the labelled Dockerfile added."""
+def source_archive(
+    context: Path, dockerfile: Path, labels: Mapping[str, str], target: str | None, pinned: str | None = None
+) -> SourceArchive:
+    """The context as tar.gz (a temporary file) with the labelled Dockerfile added: `pinned`, the
+    Dockerfile with its bases by digest (pipeline.dockerfile.pin), when given, else the user's."""
     dockerfile_path = dockerfile if dockerfile.is_absolute() else context / dockerfile
     try:
-        text = dockerfile_path.read_text(encoding="utf-8")
+        text = dockerfile_path.read_text(encoding="utf-8") if pinned is None else pinned
     except OSError as exc:
         raise BuildError(f"cannot read {dockerfile_path}: {exc}") from None
     generated = with_labels(text, labels, target)

@@ -23,6 +23,7 @@ RUN_TAG = "{{.Run.ID}}"
 COMMIT = "{{.Run.Commit}}"
 SHORT_COMMIT = "{{slice .Run.Commit 0 12}}"
 SHA_TAG = f"sha-{SHORT_COMMIT}"
+BASE_IMAGE_TRIGGER = "Runtime"  # ACR's baseImageTriggerType: the runtime (and build-time) bases of the run
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class TaskSpec:
     tags: Mapping[str, str]
     timeout: int = 3600
     source_control_type: str = "Github"
+    # ACR's own trigger: rebuild when a base image the task's last run pulled is updated in place (same
+    # tag). Every task pipeline writes has it; a task read back with it disabled or missing compares
+    # unequal, so `sync-tasks` turns it back on.
+    base_image_trigger: str | None = BASE_IMAGE_TRIGGER
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,7 +59,7 @@ class TaskSpec:
             "target": self.target,
             "triggers": {
                 "commit": {"type": self.source_control_type, "repository": self.repository_url, "branch": self.branch},
-                "base_image_update": "Runtime",
+                "base_image_update": self.base_image_trigger,
             },
             "timeout": self.timeout,
             "tags": dict(self.tags),

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from pipeline.dockerfile.bases import UnresolvedBaseImage
+from pipeline.dockerfile.pin import pin_bases
+from pipeline.errors import BuildError
 from pipeline.plan import BuildSecret, Engine, PlannedImage
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
@@ -61,6 +64,9 @@ class BuildRequest:
     # Each external base as the Dockerfile names it (after ARGs) -> `repository@digest` the build must stand
     # on instead (pipeline.bases): never a local copy, never what the tag points at by the time it pulls.
     bases: Mapping[str, str] = field(default_factory=dict)
+    # Repositories of the run's own images (pipeline.bases.own_repositories): a Dockerfile naming one by tag
+    # is left as written, not refused as an unpinned base, by builders that rewrite the Dockerfile.
+    own: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,34 @@ class BuildOutcome:
     pushed_digest: str | None  # None when push was off
     log_tail: tuple[str, ...] = ()
     remote_run: str | None = None  # a remote builder's id of the build (ACR Tasks' run id), for provenance
+
+
+def pinned_dockerfile(request: BuildRequest) -> str | None:
+    """For builders that take no named contexts (classic, ACR Tasks): the request's Dockerfile with each
+    external base written as the `repository@digest` of `request.bases`, every instruction on its own line
+    (pipeline.dockerfile.pin); None when that changes nothing. Raises UnpinnedBaseImage naming the image
+    and the line of a base it cannot pin (fail closed: never built on a tag)."""
+    from pipeline.bases.resolve import shown_path  # not at import time: it loads the registry client
+
+    path = request.dockerfile if request.dockerfile.is_absolute() else request.context / request.dockerfile
+    try:
+        # As the engine reads it: bytes that are not UTF-8 (a comment in Latin-1) do not stop a build.
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise BuildError(f"{request.image}: cannot read {path}: {exc.strerror}") from None
+    try:
+        pinned = pin_bases(
+            text,
+            request.bases,
+            request.build_args,
+            platform=request.platform,
+            target=request.target,
+            source=shown_path(path),
+            own=request.own,
+        )
+    except UnresolvedBaseImage as exc:
+        raise type(exc)(f"{request.image}: {exc}") from None
+    return None if pinned == text else pinned
 
 
 class Builder(Protocol):

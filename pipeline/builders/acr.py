@@ -22,7 +22,15 @@ from pipeline.acr.client import (
 )
 from pipeline.acr.source import source_archive
 from pipeline.acr.tasks import platform_properties
-from pipeline.builders import LOG_TAIL_LINES, Builder, BuildOutcome, BuildRequest, ProgressFn, WarnFn
+from pipeline.builders import (
+    LOG_TAIL_LINES,
+    Builder,
+    BuildOutcome,
+    BuildRequest,
+    ProgressFn,
+    WarnFn,
+    pinned_dockerfile,
+)
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
 from pipeline.plan import Engine, PlannedImage
@@ -146,8 +154,9 @@ class AcrBuilder:
         client = self.client(spec)
         os_name, architecture, variant = platform_properties(request.platform)
         _check_os_version(request, os_name)
+        pinned = pinned_dockerfile(request)
         try:
-            archive = source_archive(request.context, request.dockerfile, request.labels, request.target)
+            archive = source_archive(request.context, request.dockerfile, request.labels, request.target, pinned)
             with archive.file:
                 upload = client.source_upload()
                 progress("upload", f"uploading the context ({archive.size} bytes) to ACR {spec.registry}")

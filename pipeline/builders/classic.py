@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import subprocess
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import IO, Any, cast
 
 import docker
 import docker.errors
 import docker.utils
+import docker.utils.build
 import requests.exceptions
 import urllib3.exceptions
 from tenacity import RetryCallState
@@ -25,7 +27,9 @@ from pipeline.builders import (
     WarnFn,
     engine_environment,
     failure_detail,
+    pinned_dockerfile,
 )
+from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
 from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
 from pipeline.registry.retry import POLICY, Transient, retry_after_in_text
@@ -129,13 +133,28 @@ class DockerBuilder:
     ) -> tuple[str, tuple[str, ...]]:
         if request.secrets:
             raise BuildError(f"{request.image}: build secrets need BuildKit (builder: docker with docker buildx)")
+        pinned = pinned_dockerfile(request)
+        if pinned is None:
+            return self._stream_build(client, request, progress, {"path": str(request.context)}, request.dockerfile)
+        with _pinned_context(request, pinned) as archive:
+            source = {"fileobj": archive, "custom_context": True}
+            return self._stream_build(client, request, progress, source, PINNED_DOCKERFILE)
+
+    def _stream_build(
+        self,
+        client: docker.APIClient,
+        request: BuildRequest,
+        progress: ProgressFn,
+        source: dict[str, Any],
+        dockerfile: object,
+    ) -> tuple[str, tuple[str, ...]]:
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         step = "build"
         image_id = None
         try:
             stream: Iterator[dict[str, Any]] = client.build(
-                path=str(request.context),
-                dockerfile=str(request.dockerfile),
+                **source,
+                dockerfile=str(dockerfile),
                 tag=str(request.tag),
                 buildargs=dict(request.build_args),
                 labels=dict(request.labels),
@@ -246,6 +265,25 @@ class DockerBuilder:
         if digest is None:
             raise RegistryError(f"{request.image}: push to {repository} reported no digest")
         return digest
+
+
+# The pinned Dockerfile's name in the build context. docker.utils.build.tar lists it in the archive's
+# .dockerignore (after the user's patterns), so the engine drops it from the context before `COPY . .`,
+# as it does for `docker build -f` outside the context.
+PINNED_DOCKERFILE = ".pipeline.Dockerfile"
+
+
+@contextlib.contextmanager
+def _pinned_context(request: BuildRequest, pinned: str) -> Iterator[IO[bytes]]:
+    """The build context as docker-py sends it (the context's .dockerignore applied by docker-py's own
+    matcher, the same patterns) with the pinned Dockerfile added as PINNED_DOCKERFILE."""
+    context = request.context
+    exclude = ignore_patterns(ignore_file(context, request.dockerfile, buildkit=reads_own_ignore_file("classic")))
+    archive = cast(IO[bytes], docker.utils.build.tar(context, exclude=exclude, dockerfile=(PINNED_DOCKERFILE, pinned)))
+    try:
+        yield archive
+    finally:
+        archive.close()
 
 
 class TransientPushError(RegistryError, Transient):

@@ -70,21 +70,54 @@ def base_images(
 
     Read once with heredoc bodies skipped (BuildKit) and, if that differs, once with every line an
     instruction (older builders): a builder of either kind pulls nothing that is not listed."""
-    build_platform = default_platform()
-    defaults = platform_args(platform or build_platform, build_platform, target)
-    env = {**defaults, **{k: v for k, v in build_args.items() if k in defaults}}
+    env = _environment(build_args, platform, target)
     found: dict[str, BaseImage] = {}
     readings: list[Dockerfile] = []
     for heredocs in (True, False):
-        try:
-            reading = parse(dockerfile, heredocs=heredocs)
-        except DockerfileSyntaxError as exc:
-            raise UnresolvedBaseImage(f"{source}:{exc.line}: {exc}; refusing to build unchecked") from None
+        reading = _parse(dockerfile, heredocs, source)
         if reading not in readings:
             readings.append(reading)
             for base in _Resolver(reading, env, build_args, source).bases():
                 found.setdefault(str(base.ref), base)
     return list(found.values())
+
+
+def bases_by_instruction(
+    dockerfile: str,
+    build_args: Mapping[str, str],
+    *,
+    platform: str | None = None,
+    target: str | None = None,
+    source: str = "Dockerfile",
+) -> tuple[str, list[tuple[Instruction, list[BaseImage]]]]:
+    """BuildKit's reading of the file (heredoc bodies skipped): its escape character, and each instruction
+    with the external images it names, as base_images finds them."""
+    reading = _parse(dockerfile, True, source)
+    resolver = _Resolver(reading, _environment(build_args, platform, target), build_args, source)
+    return reading.escape, [(instruction, resolver.read(instruction)) for instruction in reading.instructions]
+
+
+def _environment(build_args: Mapping[str, str], platform: str | None, target: str | None) -> dict[str, str]:
+    build_platform = default_platform()
+    defaults = platform_args(platform or build_platform, build_platform, target)
+    return {**defaults, **{k: v for k, v in build_args.items() if k in defaults}}
+
+
+def _parse(dockerfile: str, heredocs: bool, source: str) -> Dockerfile:
+    try:
+        return parse(dockerfile, heredocs=heredocs)
+    except DockerfileSyntaxError as exc:
+        raise UnresolvedBaseImage(f"{source}:{exc.line}: {exc}; refusing to build unchecked") from None
+
+
+def normal_reference(text: str) -> str | None:
+    """How base_images names the image `text` (`:latest` written out when it names no tag and no
+    digest); None when it is no image reference."""
+    try:
+        ref = parse_reference(text)
+    except ConfigError:
+        return None
+    return str(ref if ref.tag or ref.digest else replace(ref, tag="latest"))
 
 
 @dataclass(frozen=True)
@@ -131,17 +164,19 @@ class _Resolver:
         self.all_stages = {name for name in map(_stage_name, dockerfile.instructions) if name}
 
     def bases(self) -> list[BaseImage]:
-        found: list[BaseImage] = []
-        for instruction in self.dockerfile.instructions:
-            if instruction.keyword == "arg" and not self.stages:
-                self._global_arg(instruction)
-            elif instruction.keyword == "from":
-                found += self._from(instruction)
-            elif instruction.keyword == "copy":
-                found += self._copy_from(instruction)
-            elif instruction.keyword == "run":
-                found += self._mount_from(instruction)
-        return found
+        return [base for instruction in self.dockerfile.instructions for base in self.read(instruction)]
+
+    def read(self, instruction: Instruction) -> list[BaseImage]:
+        """The external images of one instruction; the instructions are read in order (ARGs, stages)."""
+        if instruction.keyword == "arg" and not self.stages:
+            self._global_arg(instruction)
+        elif instruction.keyword == "from":
+            return self._from(instruction)
+        elif instruction.keyword == "copy":
+            return self._copy_from(instruction)
+        elif instruction.keyword == "run":
+            return self._mount_from(instruction)
+        return []
 
     def _refuse(self, instruction: Instruction, what: str, why: str) -> UnresolvedBaseImage:
         text = " ".join(instruction.text.split())

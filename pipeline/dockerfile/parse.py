@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from pipeline.dockerfile.lex import Lex, SubstitutionError
 
@@ -33,6 +33,9 @@ class Instruction:
     args: str  # the rest, trimmed
     line: int  # 1-based line it starts on
     text: str  # the logical line (continuations joined)
+    # Where the logical line (before trimming) comes from: (0-based line, start column, end column) per
+    # physical line joined, so a rewrite can edit the file in place (pipeline.dockerfile.pin).
+    segments: tuple[tuple[int, int, int], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ def parse(text: str, *, heredocs: bool) -> Dockerfile:
     instructions: list[Instruction] = []
     index = 0
     while index < len(lines):
-        token = lines[index].rstrip("\r\n").lstrip()
+        physical = lines[index].rstrip("\r\n")
+        token = physical.lstrip()
         directives.read(token, index + 1)
         index += 1
         start = index
@@ -96,6 +100,8 @@ def parse(text: str, *, heredocs: bool) -> Dockerfile:
         logical, complete = _trim_continuation(token, directives)
         if complete and not logical:
             continue
+        indent = len(physical) - len(token)
+        segments = [(index - 1, indent, indent + len(logical))]
         while not complete and index < len(lines):
             raw = lines[index].rstrip("\r\n")
             directives.read(raw, index + 1)
@@ -104,7 +110,8 @@ def parse(text: str, *, heredocs: bool) -> Dockerfile:
                 continue  # comments and empty lines inside a continued instruction are dropped
             part, complete = _trim_continuation(raw, directives)
             logical += part
-        instruction = _split(logical, start, directives.escape)
+            segments.append((index - 1, 0, len(part)))
+        instruction = replace(_split(logical, start, directives.escape), segments=tuple(segments))
         instructions.append(instruction)
         if heredocs and "<<" in logical and _can_contain_heredoc(instruction, directives.escape):
             for name, chomp in _heredocs(logical):
@@ -133,12 +140,20 @@ def _split(logical: str, line: int, escape: str) -> Instruction:
 
 def extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
     """Split the leading `--flag` words off an instruction's arguments (BuildKit's extractBuilderFlags)."""
+    rest, words, _ = flag_spans(line, escape)
+    return line[rest:], words
+
+
+def flag_spans(line: str, escape: str) -> tuple[int, list[str], list[tuple[int, int]]]:
+    """extract_flags with positions: where the arguments start in `line`, the flags (quotes and escapes
+    processed), and the span in `line` of each flag as written."""
     words: list[str] = []
+    spans: list[tuple[int, int]] = []
     word = ""
     quote = ""
     phase = "spaces"
     blank_ok = False
-    pos = 0
+    pos = begin = 0
     while pos <= len(line):
         ch = line[pos] if pos < len(line) else ""
         if phase == "spaces":
@@ -148,19 +163,21 @@ def extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
                 pos += 1
                 continue
             if not line.startswith("--", pos):
-                return line[pos:], words
-            phase = "word"
+                return pos, words, spans
+            phase, begin = "word", pos
         if pos == len(line):
             if word != "--" and (blank_ok or word):
                 words.append(word)
+                spans.append((begin, pos))
             break
         if phase == "word":
             if ch.isspace():
                 phase = "spaces"
                 if word == "--":
-                    return line[pos:], words
+                    return pos, words, spans
                 if blank_ok or word:
                     words.append(word)
+                    spans.append((begin, pos))
                 word, blank_ok = "", False
             elif ch in ("'", '"'):
                 quote, blank_ok, phase = ch, True, "quote"
@@ -181,7 +198,7 @@ def extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
                 ch = line[pos]
             word += ch
         pos += 1
-    return "", words
+    return len(line), words, spans
 
 
 def parse_words(rest: str, escape: str) -> list[str]:

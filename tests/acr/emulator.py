@@ -11,14 +11,16 @@
 - The login server (http on loopback) fronts that registry the way ACR does: bearer challenges,
   /oauth2/exchange (AAD token -> refresh token) and /oauth2/token (refresh token -> access token).
   A run reads its own registry as ACR Tasks do: a build arg naming `<login server>/repo@digest` is
-  given to the engine as the backend registry's `repo@digest`.
+  given to the engine as the backend registry's `repo@digest`; so is such a reference in the uploaded
+  Dockerfile (`dockerFilePath` of the upload: the run builds the Dockerfile it was sent).
 - Windows runs are emulated (there is no Windows engine here): the engine builds a Linux stand-in
   (linux/amd64), then the pushed config is rewritten to say `os: windows`, the requested architecture
   (and variant) and `os.version` from the PIPELINE_OS_VERSION build arg; the new config and manifest go
   to the backend registry under the same tag, and the run reports the new manifest's digest. A later
-  run whose build args name such an image by digest (a dependant's base) builds FROM the Linux
-  original instead: the layers are the same, only the config differs. `write_windows_platform =
-  False` leaves the stand-in's Linux config as it is (a run that pushes the wrong platform).
+  run whose build args or uploaded Dockerfile name such an image by digest (a dependant's base; also a
+  test's own Windows-style image registered in `standins`) builds FROM the Linux original instead: the
+  layers are the same, only the config differs. `write_windows_platform = False` leaves the stand-in's
+  Linux config as it is (a run that pushes the wrong platform).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import re
 import secrets
 import socket
 import ssl
+import tarfile
 import threading
 import time
 import urllib.parse
@@ -129,6 +132,7 @@ class EmulatedRun:
     finish_time: str | None = None
     cancel_requested: bool = False
     docker_client: _BuildClient | None = None
+    dockerfile_text: str = ""  # the Dockerfile the upload carried (dockerFilePath), as uploaded
 
 
 class AcrEmulator:
@@ -397,7 +401,9 @@ class AcrEmulator:
             run.docker_client = client
         self._log(run, "Downloading source code...")
         container, _, blob = str(request["sourceLocation"]).partition("/")
-        source = self.blobs.get_blob_client(container, blob).download_blob().readall()
+        source = self._engine_source(
+            run, self.blobs.get_blob_client(container, blob).download_blob().readall(), request["dockerFilePath"]
+        )
         self._log(
             run, f"Finished downloading source code\nSetting up Docker configuration...\nRegistry: {self.login_server}"
         )
@@ -454,6 +460,25 @@ class AcrEmulator:
             run.output_images = images
         client.close()
         self._finish(run, "Succeeded")
+
+    def _engine_source(self, run: EmulatedRun, source: bytes, dockerfile: str) -> bytes:
+        """The uploaded source as the engine gets it: the uploaded Dockerfile (the run builds exactly what
+        was uploaded) with its `repo@digest` references read as build args are (_engine_reference)."""
+        out = io.BytesIO()
+        with (
+            tarfile.open(fileobj=io.BytesIO(source), mode="r:gz") as tar,
+            tarfile.open(fileobj=out, mode="w:gz") as new,
+        ):
+            for member in tar.getmembers():
+                data = tar.extractfile(member) if member.isfile() else None
+                if data is not None and member.name.lstrip("./") == dockerfile.lstrip("./"):
+                    run.dockerfile_text = data.read().decode("utf-8", errors="replace")
+                    text = self._engine_reference(run.dockerfile_text).encode()
+                    member.size = len(text)
+                    new.addfile(member, io.BytesIO(text))
+                else:
+                    new.addfile(member, data)
+        return out.getvalue()
 
     def _engine_reference(self, value: str) -> str:
         """A build arg as the engine gets it: `repo@digest` on the login server read from the backend
