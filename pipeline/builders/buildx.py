@@ -42,9 +42,9 @@ from pipeline.builders import (
     WarnFn,
     engine_environment,
     failure_detail,
+    pinned_dockerfile,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
-from pipeline.dockerfile.pin import pin_bases
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
 from pipeline.plan import Engine, PlannedImage
 
@@ -231,18 +231,9 @@ class BuildxBuilder:
         """A copy of the request's Dockerfile with its bases written as their digests (beside it, its own
         `<name>.dockerignore` when it has one, which BuildKit reads next to the Dockerfile it is given)."""
         source = request.dockerfile
-        try:
-            text = source.read_bytes().decode("utf-8", errors="replace")
-        except OSError as exc:
-            raise BuildError(f"{request.image}: cannot read {source}: {exc.strerror}") from None
-        pinned = pin_bases(
-            text,
-            request.bases,
-            request.build_args,
-            platform=request.platform,
-            target=request.target,
-            source=source.name,
-        )
+        pinned = pinned_dockerfile(request)
+        if pinned is None:
+            return source
         folder = scratch / "dockerfile"
         folder.mkdir()
         target = folder / source.name

@@ -120,41 +120,8 @@ def normal_reference(text: str) -> str | None:
     return str(ref if ref.tag or ref.digest else replace(ref, tag="latest"))
 
 
-@dataclass(frozen=True)
-class WrittenBase:
-    """One place a Dockerfile names an external image: the instruction, the word as written there (before
-    ARG substitution: `${BASE}`, `alpine`), and the image it resolves to."""
-
-    instruction: Instruction
-    written: str
-    base: BaseImage
-
-
-def written_bases(
-    dockerfile: str,
-    build_args: Mapping[str, str],
-    *,
-    platform: str | None = None,
-    target: str | None = None,
-    source: str = "Dockerfile",
-) -> list[WrittenBase]:
-    """Every place BuildKit (heredoc bodies skipped) reads an external image, in file order, as base_images
-    resolves them (each occurrence, not each image once): what a pinned Dockerfile rewrites."""
-    build_platform = default_platform()
-    defaults = platform_args(platform or build_platform, build_platform, target)
-    env = {**defaults, **{k: v for k, v in build_args.items() if k in defaults}}
-    try:
-        reading = parse(dockerfile, heredocs=True)
-    except DockerfileSyntaxError as exc:
-        raise UnresolvedBaseImage(f"{source}:{exc.line}: {exc}; refusing to build unchecked") from None
-    resolver = _Resolver(reading, env, build_args, source)
-    resolver.bases()
-    return resolver.written
-
-
 class _Resolver:
     def __init__(self, dockerfile: Dockerfile, env: Mapping[str, str], build_args: Mapping[str, str], source: str):
-        self.written: list[WrittenBase] = []
         self.dockerfile = dockerfile
         self.lex = Lex(dockerfile.escape)
         self.global_args = dict(env)
@@ -215,7 +182,6 @@ class _Resolver:
             raise self._refuse(instruction, "base image", unset or "it is empty")
         if expansion.result.lower() not in self.stages and expansion.result != SCRATCH:
             found.append(self._reference(instruction, "base image", expansion.result, unset))
-            self.written.append(WrittenBase(instruction, words[0], found[-1]))
         self.stages.append(name)
         return found
 
@@ -248,7 +214,6 @@ class _Resolver:
                     raise self._refuse(instruction, "source image", why)
             elif value.lower() not in self.stages[:-1] and value != SCRATCH:
                 found.append(self._reference(instruction, "source image", value))
-                self.written.append(WrittenBase(instruction, value, found[-1]))
         return found
 
     def _mount_from(self, instruction: Instruction) -> list[BaseImage]:
@@ -267,7 +232,6 @@ class _Resolver:
             # Any stage of the file can be mounted, an earlier or a later one.
             if source.lower() not in self.all_stages and source != SCRATCH:
                 found.append(self._reference(instruction, "source image", source))
-                self.written.append(WrittenBase(instruction, source, found[-1]))
         return found
 
 

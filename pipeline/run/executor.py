@@ -616,6 +616,7 @@ class Executor:
             secrets=image.secrets,
             cache_from=self._cache_sources(image, build_tag),
             bases={base.reference: base.pinned for base in bases},
+            own=frozenset(self.bases.own) if self.bases is not None else frozenset(),
         )
         outcome = self._build_on_an_engine(image, result, request)
         result.image_id = outcome.image_id
