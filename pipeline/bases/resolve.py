@@ -38,7 +38,7 @@ class ResolvedBase:
     reference: str  # as the Dockerfile names it, after ARGs (`:latest` written out when it names no tag)
     platform: str
     os_version: str | None
-    digest: str  # the image the build stands on
+    digest: str  # the image the build stands on (the whole index where a stage names its own platform)
     index: str | None = None  # the index the reference pointed at, when it is one
     locked: bool = False  # taken from pipelines.lock
     not_in_lock: bool = False  # a lock exists but does not name it: the registry's current digest (warned)
@@ -155,7 +155,7 @@ class BaseResolver:
         self._guard = threading.Lock()
         self._pending: dict[object, threading.Lock] = {}
         self._tops: dict[str, str] = {}  # reference -> the digest it points at now
-        self._resolved: dict[tuple[str, str, str | None], ResolvedBase] = {}
+        self._resolved: dict[tuple[str, str, str | None, bool], ResolvedBase] = {}
 
     def bases_of(self, view: PlannedImage, build_args: Mapping[str, str]) -> tuple[ResolvedBase, ...]:
         """Each external base `view` (an image, or one variant of one) pulls, resolved; its own images and
@@ -164,7 +164,7 @@ class BaseResolver:
         resolved = []
         for base in self._external(view, build_args):
             try:
-                resolved.append(self.resolve(base.ref, platform, view.os_version))
+                resolved.append(self.resolve(base.ref, platform, view.os_version, whole=base.stage_platform))
             except (BaseNotResolved, BaseNotLocked) as exc:
                 raise type(exc)(f"{view.label}: {shown_path(view.dockerfile)}:{base.line}: {exc}") from None
         return tuple(resolved)
@@ -189,18 +189,19 @@ class BaseResolver:
         """Resolve every base of every build (an image or a variant's view, with its build args) at once,
         before anything builds: one lookup per distinct reference and platform, `jobs` at a time. Returns
         each build (by label) whose bases cannot be resolved, with the refusal `bases_of` raises for it."""
-        wanted: dict[tuple[str, str, str | None], ImageRef] = {}
+        wanted: dict[tuple[str, str, str | None, bool], ImageRef] = {}
         for view, args in builds:
             try:
                 for base in self._external(view, args):
-                    wanted.setdefault((str(base.ref), view.platform or default_platform(), view.os_version), base.ref)
+                    key = (str(base.ref), view.platform or default_platform(), view.os_version, base.stage_platform)
+                    wanted.setdefault(key, base.ref)
             except PipelineError:
                 continue  # said below, by bases_of
         if wanted:
 
-            def lookup(key: tuple[str, str, str | None]) -> None:
+            def lookup(key: tuple[str, str, str | None, bool]) -> None:
                 try:
-                    self.resolve(wanted[key], key[1], key[2])
+                    self.resolve(wanted[key], key[1], key[2], whole=key[3])
                 except PipelineError:
                     pass  # bases_of below names the build and its Dockerfile line
 
@@ -237,11 +238,15 @@ class BaseResolver:
             "run `pipeline bases --update` and commit the lock (refused by --locked)"
         )
 
-    def resolve(self, ref: ImageRef, platform: str, os_version: str | None) -> ResolvedBase:
-        key = (str(ref), platform, os_version)
+    def resolve(self, ref: ImageRef, platform: str, os_version: str | None, *, whole: bool = False) -> ResolvedBase:
+        """`whole`: a stage names its own platform (`FROM --platform=$BUILDPLATFORM`), so the build stands on
+        the whole index the reference points at (content-addressed: the builder takes that stage's platform
+        from it), not on the child of the build's platform."""
+        key = (str(ref), platform, os_version, whole)
         with self._once(key):
             if key not in self._resolved:
-                self._resolved[key] = self._resolve(ref, platform, os_version)
+                found = self._resolve(ref, platform, os_version, whole)
+                self._resolved[key] = found
             return self._resolved[key]
 
     @property
@@ -271,14 +276,20 @@ class BaseResolver:
         with self._guard:
             return self._pending.setdefault(key, threading.Lock())
 
-    def _resolve(self, ref: ImageRef, platform: str, os_version: str | None) -> ResolvedBase:
+    def _resolve(self, ref: ImageRef, platform: str, os_version: str | None, whole: bool) -> ResolvedBase:
         reference = str(ref)
         entry = self.lock.get(reference, platform, os_version) if self.lock is not None else None
         if entry is not None:
-            return ResolvedBase(reference, platform, os_version, entry.digest, entry.index, locked=True)
+            digest = (entry.index or entry.digest) if whole else entry.digest
+            return ResolvedBase(reference, platform, os_version, digest, entry.index, locked=True)
         if self.locked:
             raise BaseNotLocked(self._not_locked(reference, platform, os_version))
-        found = self.pick(ref, self.current(ref), platform, os_version)
+        if whole:
+            top = self.current(ref)
+            index = top if self.registry.manifest_by_digest(ref.repository, top).is_index else None
+            found = ResolvedBase(reference, platform, os_version, top, index)
+        else:
+            found = self.pick(ref, self.current(ref), platform, os_version)
         if self.lock is None:
             return found
         if self.say is not None:

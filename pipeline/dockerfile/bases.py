@@ -30,6 +30,9 @@ class UnresolvedBaseImage(VerificationFailed):
 class BaseImage:
     ref: ImageRef
     line: int  # 1-based line of the instruction in the Dockerfile
+    # A stage `FROM --platform=...` names its own platform (`$BUILDPLATFORM` for a cross-compiling stage):
+    # the builder picks that platform's image from the reference, not the build's.
+    stage_platform: bool = False
 
 
 def default_platform() -> str:
@@ -78,7 +81,9 @@ def base_images(
         if reading not in readings:
             readings.append(reading)
             for base in _Resolver(reading, env, build_args, source).bases():
-                found.setdefault(str(base.ref), base)
+                seen = found.setdefault(str(base.ref), base)
+                if base.stage_platform and not seen.stage_platform:
+                    found[str(base.ref)] = replace(seen, stage_platform=True)
     return list(found.values())
 
 
@@ -181,7 +186,9 @@ class _Resolver:
         if not expansion.result:
             raise self._refuse(instruction, "base image", unset or "it is empty")
         if expansion.result.lower() not in self.stages and expansion.result != SCRATCH:
-            found.append(self._reference(instruction, "base image", expansion.result, unset))
+            base = self._reference(instruction, "base image", expansion.result, unset)
+            own_platform = any(flag.startswith("--platform=") for flag in instruction.flags)
+            found.append(replace(base, stage_platform=True) if own_platform else base)
         self.stages.append(name)
         return found
 

@@ -179,3 +179,23 @@ def test_a_locked_digest_wins_over_the_registry_and_locked_refuses_what_the_lock
         f"p/app: images/app/Dockerfile:1: base image {UP}:1 (linux/amd64) is not in {tmp_path / 'pipelines.lock'}; "
         "run `pipeline bases --update` and commit the lock (refused by --locked)"
     )
+
+
+def test_a_stage_naming_its_own_platform_stands_on_the_whole_index(tmp_path: Path) -> None:
+    """`FROM --platform=$BUILDPLATFORM` (a cross-compiling stage) takes the build machine's image from the
+    reference: pinning the target platform's child would run it emulated. It stands on the index itself
+    (content-addressed), and a plain FROM of the same reference in another image keeps its child."""
+    plan = plan_of(tmp_path)
+    (tmp_path / "images/other/Dockerfile").write_text(
+        f"FROM --platform=$BUILDPLATFORM {UP}:1 AS tools\nFROM scratch\nCOPY --from=tools / /\n", encoding="utf-8"
+    )
+    registry = windows_index()
+    bases = resolver(registry, plan)
+    assert bases.resolve_all(plan_builds(plan)) == {}
+    assert [(b.digest, b.index) for b in bases.bases_of(plan.images["p/other"], {})] == [(INDEX, INDEX)]
+    assert [(b.digest, b.index) for b in bases.bases_of(plan.images["p/app"], {})] == [(AMD64, INDEX)]
+    assert registry.heads == [f"{UP}:1"]
+    locked = resolver(
+        registry, plan, lock=BaseLock.of([LockEntry(f"{UP}:1", "linux/amd64", None, LOCKED, INDEX)])
+    ).bases_of(plan.images["p/other"], {})
+    assert [(b.digest, b.locked) for b in locked] == [(INDEX, True)]
