@@ -10,8 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file, write_text
 from pipeline.registry.platforms import platform_text
@@ -62,6 +60,8 @@ class BaseLock:
         the entry (builds never fall back to floating bases when a lock exists but cannot be read)."""
         if not path.exists() and not path.is_symlink():
             return None
+        import yaml  # here: `pipeline changed` finds the lock's path through this module without PyYAML
+
         text = read_regular_file(path, "lock file").decode("utf-8", errors="replace")
         try:
             data = yaml.safe_load(text)

@@ -157,12 +157,17 @@ class BaseResolver:
         self._tops: dict[str, str] = {}  # reference -> the digest it points at now
         self._resolved: dict[tuple[str, str, str | None, bool], ResolvedBase] = {}
 
-    def bases_of(self, view: PlannedImage, build_args: Mapping[str, str]) -> tuple[ResolvedBase, ...]:
+    def bases_of(
+        self, view: PlannedImage, build_args: Mapping[str, str], only: Callable[[ImageRef], bool] | None = None
+    ) -> tuple[ResolvedBase, ...]:
         """Each external base `view` (an image, or one variant of one) pulls, resolved; its own images and
-        stages left out. Raises UnresolvedBaseImage (the Dockerfile's line) or BaseNotResolved."""
+        stages left out; with `only`, just the bases it accepts (the others not looked up: a base update's
+        trigger). Raises UnresolvedBaseImage (the Dockerfile's line) or BaseNotResolved."""
         platform = view.platform or default_platform()
         resolved = []
         for base in self._external(view, build_args):
+            if only is not None and not only(base.ref):
+                continue
             try:
                 resolved.append(self.resolve(base.ref, platform, view.os_version, whole=base.stage_platform))
             except (BaseNotResolved, BaseNotLocked) as exc:

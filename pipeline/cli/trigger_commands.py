@@ -93,7 +93,7 @@ def trigger(
     if bases:
         mode = progress_mode(progress, quiet)
         ok = trigger_bases(
-            settings(), secrets(), repo, ref, bases, after, config_path, report_file, jobs, _say, progress=mode
+            settings(), secrets(), repo, ref, bases, after, config_path, report_file, jobs, _say, mode, locked=locked
         )
         if not ok:
             sys.exit(1)
@@ -236,7 +236,7 @@ def watch(
     seconds = parse_interval(interval)
     mode = progress_mode(progress, quiet)
     if watch_bases:
-        _watch_bases(repo, branch, seconds, state_file, config_path, jobs, once, mode)
+        _watch_bases(repo, branch, seconds, state_file, config_path, jobs, once, mode, locked)
         return
     if state_file is not None:
         state = WatchState.load(state_file)
@@ -263,13 +263,14 @@ def _watch_bases(
     jobs: int,
     once: bool,
     mode: ProgressMode,
+    locked: bool,
 ) -> None:
     ref = f"refs/heads/{branch}"
     state = BaseWatchState.load(state_file or bases_state_path(settings().state_dir, repo, branch))
 
     def handle(moved: list[str]) -> bool:
         return trigger_bases(
-            settings(), secrets(), repo, ref, moved, None, config_path, None, jobs, _say, progress=mode
+            settings(), secrets(), repo, ref, moved, None, config_path, None, jobs, _say, mode, locked=locked
         )
 
     watcher = BaseWatcher(lambda: current_bases(settings(), repo, ref, config_path), handle, state, _say)

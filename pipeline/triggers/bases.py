@@ -7,18 +7,17 @@ A notification only names the reference: the digest is always resolved here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.bases.resolve import BaseResolver, open_resolver, own_repositories, read_dockerfile, shown_path
+from pipeline.bases.resolve import BaseResolver, open_resolver, plan_builds
+from pipeline.bases.usage import base_uses
 from pipeline.cache.explain import match_children
 from pipeline.cache.inputs import BASES_LABEL
 from pipeline.cache.lastbuild import last_build, narrow_plan
 from pipeline.config import LoadedConfig, load_config
-from pipeline.config.templates import render
-from pipeline.dockerfile.bases import base_images, default_platform
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, PlannedImage, sanitize_tag
 from pipeline.registry.client import RegistryClient
@@ -35,16 +34,6 @@ from pipeline.triggers.source import GitSource
 from pipeline.versioning import next_version
 
 Say = Callable[[str], None]
-_NO_DIGEST = "sha256:" + "0" * 64  # stands in for the run's own images: only external bases are read here
-
-
-@dataclass(frozen=True)
-class BaseUse:
-    """An image (or one variant of it) whose Dockerfile pulls `ref`, as written after its ARGs."""
-
-    image: str
-    view: PlannedImage
-    ref: ImageRef
 
 
 @dataclass(frozen=True)
@@ -87,37 +76,6 @@ def _repository(ref: ImageRef) -> str:
     return f"{registry}/{ref.repository.path}"
 
 
-def base_uses(plan: Plan, own: Collection[str]) -> list[BaseUse]:
-    """Each external base each image (each variant of one) of `plan` pulls, in plan order."""
-    references = {key: f"{image.repository}@{_NO_DIGEST}" for key, image in plan.images.items()}
-    uses: list[BaseUse] = []
-    for key, image in plan.images.items():
-        for view in [image.variant_view(v) for v in image.variants] or [image]:
-            args = _build_args(plan, view, references)
-            platform = view.platform or default_platform()
-            text = read_dockerfile(view)
-            found = base_images(text, args, platform=platform, target=view.target, source=shown_path(view.dockerfile))
-            uses += [BaseUse(key, view, base.ref) for base in found if str(base.ref.repository) not in own]
-    return uses
-
-
-def _build_args(plan: Plan, view: PlannedImage, references: Mapping[str, str]) -> dict[str, str]:
-    values = plan.context.template_values()
-    for key, reference in references.items():
-        pipeline, _, name = key.partition("/")
-        if pipeline == view.pipeline:
-            values[f"images.{name}"] = reference
-    # A placeholder this run has no value for ({{ version }} in a build without one) names no base.
-    return {name: _rendered(value, values) for name, value in view.build_args.items()}
-
-
-def _rendered(text: str, values: Mapping[str, str]) -> str:
-    try:
-        return render(text, values)
-    except KeyError:
-        return text
-
-
 def recorded_bases(
     registry: RegistryClient, image: PlannedImage, history: list[str], fallback: str | None
 ) -> dict[str | None, dict[str, str]]:
@@ -155,23 +113,24 @@ def find_moves(
     """(the images that use a requested reference, the moves among them): each use resolved as a build
     resolves it (the lock where it names the base) and compared with what the image's last build recorded."""
     wanted = list(requested)
-    uses = [u for u in base_uses(plan, resolver.own) if any(names_base(r, u.ref, resolver.current) for r in wanted)]
     recorded: dict[str, dict[str | None, dict[str, str]]] = {}
     moves: dict[tuple[str, str, str | None, str], BaseMove] = {}
-    for use in uses:
-        platform = use.view.platform or default_platform()
-        new = resolver.resolve(use.ref, platform, use.view.os_version).digest
-        if use.image not in recorded:
-            recorded[use.image] = recorded_bases(registry, plan.images[use.image], history, fallback)
-        reference = str(use.ref)
-        old = recorded[use.image].get(use.view.variant, {}).get(reference)
-        if old is None and resolver.lock is not None:
-            entry = resolver.lock.get(reference, platform, use.view.os_version)
-            old = entry.digest if entry is not None else None
-        if old != new:
-            move = BaseMove(use.image, reference, old, new)
-            moves.setdefault((move.image, move.reference, move.old, move.new), move)
-    return {u.image for u in uses}, list(moves.values())
+    users: set[str] = set()
+    # The run's own code path (plan/explain, bases and the build itself find and resolve bases this way).
+    for view, args in plan_builds(plan):
+        for base in resolver.bases_of(
+            view, args, only=lambda ref: any(names_base(r, ref, resolver.current) for r in wanted)
+        ):
+            users.add(view.key)
+            if view.key not in recorded:
+                recorded[view.key] = recorded_bases(registry, plan.images[view.key], history, fallback)
+            old = recorded[view.key].get(view.variant, {}).get(base.reference)
+            if old is None and base.locked:
+                old = base.digest  # never built on this history: the lock is what it was meant to stand on
+            if old != base.digest:
+                move = BaseMove(view.key, base.reference, old, base.digest)
+                moves.setdefault((move.image, move.reference, move.old, move.new), move)
+    return users, list(moves.values())
 
 
 def affected_by(plan: Plan, moves: Iterable[BaseMove]) -> list[Affected]:
@@ -208,9 +167,12 @@ def trigger_bases(
     say: Say,
     progress: ProgressMode = "auto",
     keep_going: bool = False,
+    locked: bool = False,
 ) -> bool:
     """Build what base updates of `references` call for on the tip of branch `ref` (or `after`); True when
-    every build succeeded (nothing to build included)."""
+    every build succeeded (nothing to build included). `locked` (`--locked`): only on the digests the
+    checkout's pipelines.lock names; a base of the plan it does not name is refused (exit 2) before
+    anything is looked up or built."""
     requested = [parse_reference(text) for text in references]
     if not requested:
         raise UsageError("--base: name at least one base image reference")
@@ -238,7 +200,7 @@ def trigger_bases(
         history = source.history(commit)
         fallback = sanitize_tag(branch)
         with session.registry() as registry:
-            resolver = open_resolver(registry, plan, tree / config_path)
+            resolver = open_resolver(registry, plan, tree / config_path, locked=locked)
             users, moves = find_moves(plan, registry, resolver, requested, history, fallback)
         if not users:
             return _nothing(f"{shown}: no image of {ref} uses it; nothing to build", trigger, report_file, say)
@@ -254,7 +216,9 @@ def trigger_bases(
         for pipelines, release in _groups(config, plan, affected):
             keys = {a.key for a in affected if plan.images[a.key].pipeline in pipelines}
             group_moves = [m for m in moves if m.image in keys]
-            run = _BaseRun(session, secrets, source, tree, commit, history, fallback, report_file, jobs, keep_going)
+            run = _BaseRun(
+                session, secrets, source, tree, commit, history, fallback, report_file, jobs, keep_going, locked
+            )
             ok = run.run(plan, pipelines, keys, tags, branch, overall_reason(group_moves), release, trigger) and ok
         return ok
 
@@ -276,8 +240,9 @@ def current_bases(settings: Settings, repo: str, ref: str, config_path: str) -> 
         if not tags:
             return {}
         plan = session.plan(list(tags), None, branch=branch, trigger_tags=tags)
-        uses = base_uses(plan, own_repositories(plan))
-        references = sorted({str(normalized(u.ref)) for u in uses if not u.ref.digest})
+        uses = base_uses(plan)
+        references = sorted({str(normalized(parse_reference(u.reference))) for u in uses})
+        references = [reference for reference in references if parse_reference(reference).digest is None]
         with session.registry() as registry:
             resolver = BaseResolver(registry)
             return {reference: resolver.current(parse_reference(reference)) for reference in references}
@@ -310,6 +275,7 @@ class _BaseRun:
     report_file: Path | None
     jobs: int
     keep_going: bool
+    locked: bool
 
     def run(
         self,
@@ -341,7 +307,7 @@ class _BaseRun:
         with notifying(session, plan, "trigger") as outcome:
             outcome.reason, outcome.git_tag = reason, git_tag
             try:
-                options = RunOptions(jobs=self.jobs, keep_going=self.keep_going)
+                options = RunOptions(jobs=self.jobs, keep_going=self.keep_going, locked=self.locked)
                 result = outcome.result = session.execute(plan, options, self.secrets)
                 published = result.published
                 emit_report(plan, result, self.report_file, False, extra)

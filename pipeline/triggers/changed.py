@@ -2,8 +2,10 @@
 
 An image is affected by a change to a file in its context (unless the ignore file its builder reads
 excludes it: on BuildKit `<Dockerfile>.dockerignore` when there is one, else the context's .dockerignore),
-to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself; a
-changed file is one that differs from the commit compared with, or an untracked one .gitignore lets through.
+to its Dockerfile, to a file matching its extra `paths:` globs, or to the pipelines file itself or the
+lock beside it (`pipelines.lock`: every image is then a candidate, and the input digests reuse what did
+not move); a changed file is one that differs from the commit compared with, or an untracked one
+.gitignore lets through.
 Everything here runs in `pipeline changed`, which commit hooks call: it imports no engine client, no
 GitPython and no registry client, and with its cache (triggers/changed_cache.py) not even the config
 (tests/unit/cli/test_startup.py keeps it so).
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from pipeline.bases.lock import lock_path
 from pipeline.ci.environment import Checkout, CiEnvironment, checkout_of
 from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_file, ignore_patterns
 from pipeline.errors import UsageError
@@ -123,9 +126,10 @@ class FileChange:
 
 
 def direct_changes(
-    image_scopes: list[ImageScope], paths: Iterable[str], config_file: str
+    image_scopes: list[ImageScope], paths: Iterable[str], config_file: str, lock_file: str | None = None
 ) -> dict[str, list[FileChange]]:
-    """Images whose own inputs changed, each with every path that did it, in the order of `paths`."""
+    """Images whose own inputs changed, each with every path that did it, in the order of `paths`. The
+    pipelines file (`config_file`) and its lock (`lock_file`) touch every image."""
     by_context: dict[str, list[ImageScope]] = {}
     for scope in image_scopes:
         by_context.setdefault(scope.context, []).append(scope)
@@ -136,7 +140,7 @@ def direct_changes(
     with_globs = [scope for scope in image_scopes if scope.globs]
     changes: dict[str, list[FileChange]] = {}
     for path in paths:
-        if path == config_file:
+        if path in (config_file, lock_file):
             owners = [scope.key for scope in image_scopes]
         else:
             owner = by_dockerfile.get(path)
@@ -214,8 +218,11 @@ def affected_for_inputs(
     if paths is None:
         return [Affected(image.key, "no earlier commit to compare with: everything is built") for image in inputs]
     image_scopes = scopes(inputs, repo_root, config_file.parent)
-    relative_file = _relative(config_file.resolve(), repo_root.resolve())
-    return affected_images(inputs, direct_changes(image_scopes, paths, relative_file))
+    root = repo_root.resolve()
+    relative_file = _relative(config_file.resolve(), root)
+    # The lock as git names it: beside the pipelines file, never followed (a link to it is what changes).
+    relative_lock = _relative(lock_path(config_file.parent.resolve() / config_file.name), root)
+    return affected_images(inputs, direct_changes(image_scopes, paths, relative_file, relative_lock))
 
 
 def affected_for_paths(config: LoadedConfig, plan: Plan, repo_root: Path, paths: list[str] | None) -> list[Affected]:

@@ -4,7 +4,8 @@ and the config models when the pipelines file has not changed.
 
 It is one JSON file in the working tree's git directory (`.git/pipeline/changed-cache.json`; a linked
 worktree has its own), never in the work tree. An entry is used only when
-- its key matches: the sha256 of the pipelines file's bytes, the installed pipeline code (its version
+- its key matches: the sha256 of the pipelines file's bytes and of its lock's (pipelines.lock, which
+  touches every image as the pipelines file does), the installed pipeline code (its version
   and the path, size and mtime of each of its .py files: an upgrade may check more), this cache's
   format, the file's path and the current directory (relative paths in the file start there), the
   pipelines asked for, the branch and the CI's pull request number (templates are rendered with them)
@@ -28,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.bases.lock import lock_path
 from pipeline.ci.environment import Checkout
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file
 from pipeline.vcs import probes
 
 # Raise when what an entry holds, or what its key covers, changes: old entries then never match.
-FORMAT = 3
+FORMAT = 4
 # Entries kept (the newest): a few branches, pipeline selections or config files side by side.
 KEEP = 8
 # The installed pipeline package, whose code decides the answer (its checks, its plan).
@@ -56,6 +58,7 @@ def key_for(config_file: Path, pipelines: Sequence[str], checkout: Checkout) -> 
         "format": FORMAT,
         "code": code_fingerprint(CODE_ROOT),
         "content": hashlib.sha256(content).hexdigest(),
+        "lock": _lock_digest(config_file),
         "file": str(config_file),
         "cwd": os.getcwd(),
         "pipelines": list(pipelines),
@@ -64,6 +67,14 @@ def key_for(config_file: Path, pipelines: Sequence[str], checkout: Checkout) -> 
         "home": os.path.expanduser("~"),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _lock_digest(config_file: Path) -> str | None:
+    """The sha256 of the lock beside the pipelines file; None when there is none (or it can't be read)."""
+    try:
+        return hashlib.sha256(lock_path(config_file).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def code_fingerprint(root: Path) -> str:

@@ -12,7 +12,7 @@ from pipeline.config import load_config
 from pipeline.notify.message import Notice, generic_body, slack_body
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.reference import parse_reference
-from pipeline.triggers.bases import BaseMove, affected_by, base_uses, names_base, overall_reason
+from pipeline.triggers.bases import BaseMove, affected_by, names_base, overall_reason
 from pipeline.triggers.basewatch import BaseWatcher, BaseWatchState
 from pipeline.triggers.queue import Run
 from pipeline.triggers.statuspage import index_page, run_page
@@ -68,15 +68,6 @@ def shop(tmp_path: Path) -> Plan:
     )
     loaded = load_config(config)
     return make_plan(loaded.spec, loaded.base_dir, ["shop"], RunContext(), loaded.positions)
-
-
-def test_base_uses_lists_external_bases_after_args_and_not_the_runs_own_images(tmp_path: Path) -> None:
-    plan = shop(tmp_path)
-    uses = base_uses(plan, {"r.example/shop/onbase", "r.example/shop/dependant", "r.example/shop/deeper"})
-    assert [(u.image, str(u.ref)) for u in uses] == [
-        ("shop/onbase", "r.example/up/base:1"),
-        ("shop/copies", "r.example/up/tools:2"),
-    ]
 
 
 def test_a_move_rebuilds_the_image_and_its_dependants_only(tmp_path: Path) -> None:
