@@ -320,14 +320,16 @@ class BaseResolver:
                 f"base image {reference} ({ref.repository}@{digest}) has no {wanted} image to build on "
                 f"(it has {listed}); refusing to build"
             )
-        if os_version is not None:
-            # One image, not an index: a Windows build runs only on the Windows build it was made for.
-            problem = check_platform(self.registry.image_config(ref.repository, manifest), platform, os_version)
-            if problem is not None:
-                raise BaseNotResolved(
-                    f"base image {reference} ({ref.repository}@{digest}) is not a {wanted} image: {problem}; "
-                    "refusing to build"
-                )
+        # One image, not an index: it is for one platform (its config says which; one GET, kept in the
+        # content cache), so an arm64 variant must not stand on an amd64-only base, and a Windows build runs
+        # only on the Windows build it was made for. (A stage naming its own platform does not come here:
+        # it stands on the reference whole, whatever platform it names.)
+        problem = check_platform(self.registry.image_config(ref.repository, manifest), platform, os_version)
+        if problem is not None:
+            raise BaseNotResolved(
+                f"base image {reference} ({ref.repository}@{digest}) is not a {wanted} image: {problem}; "
+                "refusing to build"
+            )
         return ResolvedBase(reference, platform, os_version, digest)
 
 

@@ -2,7 +2,7 @@
 `pipelines.lock`, and the lock brought up to date (what moved, and what that rebuilds).
 
     found = base_status(plan, registry, BaseLock.load(lock_path(config_file)))
-    update = lock_update(found, old_lock, still_used, plan)  # nothing is written here: update.lock.save(path)
+    update = lock_update(found, old_lock, base_uses(whole_plan), whole_plan, path)  # update.lock.save(path)
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ class BaseStatus:
     reference: str
     platform: str
     os_version: str | None
-    current: str  # the image a build would stand on now (an index's child for the platform)
+    current: str  # the image a build would stand on now (an index's child for the platform; `whole`: the index)
     index: str | None  # the index the reference points at now, when it is one
-    locked: str | None  # the digest pipelines.lock holds (None: not locked, or no lock)
+    locked: str | None  # the digest pipelines.lock holds (None: not locked, or no lock); `whole`: its index
     images: tuple[str, ...]
+    whole: bool = False  # a stage of these images names its own platform: they stand on the whole index
 
     @property
     def key(self) -> LockKey:
@@ -46,6 +47,8 @@ class BaseStatus:
         return self.locked is not None and self.locked != self.current
 
     def lock_entry(self) -> LockEntry:
+        """The entry for a build standing on it now (`whole`: the index in both fields when it is one, as
+        the platform's child may not exist; the run reads the index of an entry for such a stage)."""
         return LockEntry(self.reference, self.platform, self.os_version, self.current, self.index)
 
     def data(self) -> dict[str, Any]:
@@ -58,6 +61,7 @@ class BaseStatus:
             "index": self.index,
             "locked": self.locked,
             "images": list(self.images),
+            "stage_platform": self.whole,
         }
 
 
@@ -71,7 +75,7 @@ def base_status(
 
     def current(use: BaseUse) -> ResolvedBase:
         try:
-            return resolver.resolve(parse_reference(use.reference), use.platform, use.os_version)
+            return resolver.resolve(parse_reference(use.reference), use.platform, use.os_version, whole=use.whole)
         except BaseNotResolved as exc:
             raise BaseNotResolved(f"{', '.join(use.images)}: {exc}") from None
 
@@ -80,6 +84,7 @@ def base_status(
     found = []
     for use, now in zip(uses, resolved, strict=True):
         entry = lock.get(*use.key) if lock is not None else None
+        locked = None if entry is None else (entry.index or entry.digest) if use.whole else entry.digest
         found.append(
             BaseStatus(
                 use.reference,
@@ -87,8 +92,9 @@ def base_status(
                 use.os_version,
                 now.digest,
                 now.index,
-                entry.digest if entry is not None else None,
+                locked,
                 use.images,
+                use.whole,
             )
         )
     return found
@@ -104,10 +110,12 @@ class Move:
     os_version: str | None
     old: str | None
     new: str | None
-    images: tuple[str, ...]  # the images on it (none for a dropped entry)
+    images: tuple[str, ...]  # the images on it, in every pipeline (none for a dropped entry)
+    whole: bool = False  # old and new are the index: the images' stages name their own platform
 
     def line(self) -> str:
         where = f"{self.reference} {platform_text(self.platform, self.os_version)}"
+        where += " (whole index, FROM --platform)" if self.whole else ""
         return f"{where} {self.old or '(not locked)'} → {self.new or '(dropped: no longer used)'}"
 
     def data(self) -> dict[str, Any]:
@@ -118,6 +126,7 @@ class Move:
             "old": self.old,
             "new": self.new,
             "images": list(self.images),
+            "stage_platform": self.whole,
         }
 
 
@@ -134,33 +143,38 @@ class LockUpdate:
 
 
 def lock_update(
-    found: Iterable[BaseStatus], old: BaseLock | None, still_used: Collection[LockKey], plan: Plan, path: Path
+    found: Iterable[BaseStatus], old: BaseLock | None, uses: Iterable[BaseUse], plan: Plan, path: Path
 ) -> LockUpdate:
-    """The lock with each base of `found` at its current digest; entries of bases `still_used` elsewhere
-    (pipelines not asked about) kept as they are; the rest (no longer used) dropped."""
-    statuses = {status.key: status for status in found}
-    entries = {key: status.lock_entry() for key, status in statuses.items()}
+    """The lock with each base of `found` at its current digest; entries of bases other pipelines use
+    (`uses`: every pipeline's, `plan` the whole config's) kept as they are; the rest (no longer used)
+    dropped. A moved base rebuilds every image on it, in whichever pipeline (the lock is shared)."""
+    statuses = list(found)
+    entries: dict[LockKey, LockEntry] = {}
+    for status in sorted(statuses, key=lambda s: s.whole):  # an image's child and the index, where it has one
+        entries.setdefault(status.key, status.lock_entry())
+    users: dict[tuple[LockKey, bool], tuple[str, ...]] = {}
+    every: list[BaseUse | BaseStatus] = [*uses, *statuses]  # `found` too: a caller's uses may leave its own out
+    for use in every:
+        images = users.get((use.key, use.whole), ())
+        users[(use.key, use.whole)] = images + tuple(i for i in use.images if i not in images)
     previous = dict(old.entries) if old is not None else {}
     for key, entry in previous.items():
-        if key not in entries and key in still_used:
+        if key not in entries and any(k == key for k, _ in users):
             entries[key] = entry
     new = BaseLock.of(entries.values(), path)
     moves = []
     for key in sorted(set(previous) | set(entries), key=lambda k: (k[0], k[1], k[2] or "")):
         before, after = previous.get(key), entries.get(key)
-        if before is not None and after is not None and before.digest == after.digest:
+        on_child, on_index = users.get((key, False), ()), users.get((key, True), ())
+        if before is None or after is None:
+            old_digest, new_digest = (before.digest if before else None), (after.digest if after else None)
+            moves.append(Move(*key, old_digest, new_digest, on_child + on_index if after else ()))
             continue
-        users = statuses[key].images if key in statuses else ()
-        moves.append(
-            Move(
-                key[0],
-                key[1],
-                key[2],
-                before.digest if before else None,
-                after.digest if after else None,
-                users,
-            )
-        )
+        if before.digest != after.digest and (on_child or not on_index):
+            moves.append(Move(*key, before.digest, after.digest, on_child))
+        old_index, new_index = before.index or before.digest, after.index or after.digest
+        if on_index and old_index != new_index:  # any child moving moves what these stand on
+            moves.append(Move(*key, old_index, new_index, on_index, whole=True))
     moved = [image for m in moves if m.old is not None and m.new is not None for image in m.images]
     changed = old is None or dict(old.entries) != dict(new.entries)
     return LockUpdate(new, tuple(moves), rebuilt_by(plan, moved), changed)

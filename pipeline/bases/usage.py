@@ -26,6 +26,9 @@ class BaseUse:
     platform: str
     os_version: str | None
     images: tuple[str, ...]  # image keys, in build order
+    # A stage of these images names its own platform (`FROM --platform=$BUILDPLATFORM`): they stand on the
+    # whole index the reference points at, not on the platform's child (a separate use of the same key).
+    whole: bool = False
 
     @property
     def key(self) -> LockKey:
@@ -49,18 +52,18 @@ def base_uses(plan: Plan, own: Collection[str] | None = None) -> list[BaseUse]:
     the images using it. `own`: the repositories that are the run's own (default: the plan's, and what
     it pins). Raises UnresolvedBaseImage for a base the Dockerfile does not name resolvably."""
     own_repos = own_repositories(plan) if own is None else set(own)
-    users: dict[LockKey, list[str]] = {}
+    users: dict[tuple[str, str, str | None, bool], list[str]] = {}
     # Each image and variant with its build args as the run finds its bases (`{{ images.X }}` one of its own).
     for view, args in plan_builds(plan):
         platform = view.platform or default_platform()
         for base in external_bases(view, args, own_repos):
-            images = users.setdefault((str(base.ref), platform, view.os_version), [])
+            images = users.setdefault((str(base.ref), platform, view.os_version, base.stage_platform), [])
             if view.key not in images:
                 images.append(view.key)
     return [
-        BaseUse(reference, platform, os_version, tuple(images))
-        for (reference, platform, os_version), images in sorted(
-            users.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or "")
+        BaseUse(reference, platform, os_version, tuple(images), whole)
+        for (reference, platform, os_version, whole), images in sorted(
+            users.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or "", item[0][3])
         )
     ]
 

@@ -23,7 +23,8 @@ from pipeline.registry.platforms import platform_text
     "--json",
     "as_json",
     is_flag=True,
-    help='Print {"bases": [{"reference", "platform", "os_version", "current", "index", "locked", "images"}, ...]} '
+    help='Print {"bases": [{"reference", "platform", "os_version", "current", "index", "locked", "images", '
+    '"stage_platform"}, ...]} '
     '(with --update also "moved", "rebuilds", "lock" and "written").',
 )
 @click.option(
@@ -62,14 +63,13 @@ def bases(pipelines: tuple[str, ...], config_file: Path, as_json: bool, update: 
             return
         _echo_bases(found, lock)
         return
+    # The lock is shared: a base moved here rebuilds its images in every pipeline, not only in PIPELINES.
     whole = the_session.plan((), None) if pipelines else plan
-    still_used = {use.key for use in base_uses(whole)}
-    result = lock_update(found, lock, still_used, whole, path)
+    result = lock_update(found, lock, base_uses(whole), whole, path)
     if result.changed:
         result.lock.save(path)
-    locked = {status.key: status.current for status in found}
     if as_json:
-        rows = [status.data() | {"locked": locked[status.key]} for status in found]
+        rows = [status.data() | {"locked": status.current} for status in found]
         echo_json(
             {
                 "bases": rows,
@@ -88,7 +88,9 @@ def _echo_bases(found: list[BaseStatus], lock: BaseLock | None) -> None:
         click.echo("no external base images (only scratch and the pipelines' own images)")
     for status in found:
         click.echo(f"{status.reference}  {platform_text(status.platform, status.os_version)}")
-        index = f"  (index {status.index})" if status.index else ""
+        index = f"  (index {status.index})" if status.index and not status.whole else ""
+        if status.whole:  # what its images stand on: FROM --platform takes that platform from the index
+            index = "  (the whole index: a stage names its own platform)" if status.index else ""
         click.echo(f"  current: {status.current}{index}")
         if lock is None:
             state = "(no pipelines.lock: builds use the current digest)"

@@ -44,6 +44,10 @@ def _secret(secret_env: str, insecure: bool) -> bytes | None:
     )
 
 
+_MIN_REGISTRY_SECRET = 16
+_REGISTRY_SECRET = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _registry_endpoints(
     hooks: tuple[str, ...], secret_env: str, dockerhub_secret_env: str, header: str, branch: str
 ) -> RegistryEndpoints:
@@ -59,6 +63,13 @@ def _registry_endpoints(
             raise UsageError(
                 f"--registry-hook {source}: {name} is not set; registry notifications are always authenticated: "
                 f"set it to the secret the registry sends in {where}"
+            )
+        if len(value) < _MIN_REGISTRY_SECRET or not _REGISTRY_SECRET.fullmatch(value):
+            # Never the value itself. Shorter ones are not masked in the logs (nor hard to guess), and other
+            # characters reach serve percent-encoded in Docker Hub's URL: logged and compared as sent.
+            raise UsageError(
+                f"--registry-hook {source}: {name} must be at least {_MIN_REGISTRY_SECRET} characters, only "
+                "letters, digits, '_' and '-' (e.g. `openssl rand -hex 32`)"
             )
         secrets[source] = value.encode("utf-8")
     if not header.isascii() or not header.replace("-", "").isalnum():

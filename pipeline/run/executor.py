@@ -332,23 +332,38 @@ class Executor:
         result = RunResult(images=self.results)
         pool: ThreadPoolExecutor | None = None
         try:
-            if self.options.push and self.claims is not None:
-                self.claims.claim()  # before any registry write: another runner's claim stops this run here
-            if not self._resolve_bases():
+            # The bases are looked up while the claim and the release tags are (all read-only); nothing is
+            # reused, built or pushed before every one is resolved.
+            resolving = self._resolving_bases()
+            try:
+                if self.options.push and self.claims is not None:
+                    self.claims.claim()  # before any registry write: another runner's claim stops this run here
+            except BaseException:
+                if resolving is not None:
+                    resolving.cancel()
+                raise
+            try:
+                if self.options.push:
+                    targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
+                    ctx = self.plan.context
+                    self.reusable = check_release_tags(
+                        targets,
+                        ctx.git_sha,
+                        ctx.dirty,
+                        self.registry,
+                        self.options.force,
+                        self._emit,
+                        self._predicted_digest,
+                    )
+            except PipelineError:
+                # A refused base (which the prediction may have met first) is said as without the overlap.
+                if not self._bases_resolved(resolving):
+                    result.duration = self.clock() - start
+                    return result
+                raise
+            if not self._bases_resolved(resolving):
                 result.duration = self.clock() - start
                 return result
-            if self.options.push:
-                targets = [Target(k, i.repository, i.tags) for k, i in self.plan.images.items()]
-                ctx = self.plan.context
-                self.reusable = check_release_tags(
-                    targets,
-                    ctx.git_sha,
-                    ctx.dirty,
-                    self.registry,
-                    self.options.force,
-                    self._emit,
-                    self._predicted_digest,
-                )
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="image")
             self._schedule(pool)
             pool.shutdown(wait=True)
@@ -408,17 +423,29 @@ class Executor:
             self._predictions = predict(self.plan, self.registry, self.blobs, vouch=self.vouch, bases=self._base_lookup)
         return self._predictions[key].digest
 
-    def _resolve_bases(self) -> bool:
-        """Every external base of every image and variant resolved at once (one lookup per distinct
-        reference, in parallel), before anything is built or reused: a base that is missing, or has no
-        image for a variant's platform or Windows build, fails its image and the run stops here (nothing
-        is built or pushed). False when it stopped."""
+    def _resolving_bases(self) -> Future[dict[str, PipelineError]] | None:
+        """Every external base of every image and variant being resolved at once (one lookup per distinct
+        reference, in parallel), in the background: `_bases_resolved` waits for it."""
         if self.bases is None:
-            return True
+            return None
+        bases = self.bases
         builds = plan_builds(self.plan)
-        refused = self.bases.resolve_all(builds, self.concurrency)
+        resolving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bases")
+        try:
+            return resolving.submit(bases.resolve_all, builds, self.concurrency)
+        finally:
+            resolving.shutdown(wait=False)
+
+    def _bases_resolved(self, resolving: Future[dict[str, PipelineError]] | None) -> bool:
+        """Before anything is built or reused: a base that is missing, or has no image for a variant's
+        platform or Windows build, fails its image and the run stops here (nothing is built or pushed).
+        False when it stopped."""
+        if resolving is None:
+            return True
+        refused = resolving.result()
         if not refused:
             return True
+        builds = plan_builds(self.plan)
         failed: dict[str, str] = {}
         for view, _ in builds:
             if view.label in refused and view.key not in failed:

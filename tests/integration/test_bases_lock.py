@@ -70,6 +70,7 @@ def test_the_lock_holds_until_bases_update_moves_it(
     listed = run_cli(["bases", "--json"], project)
     assert listed.code == 0, listed.output
     row = {"reference": base, "platform": platform, "os_version": None, "current": first, "index": None}
+    row |= {"stage_platform": False}
     assert json.loads(listed.stdout) == {"bases": [row | {"locked": None, "images": ["shop/app"]}]}
 
     updated = run_cli(["bases", "--update"], project)

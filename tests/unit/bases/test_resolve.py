@@ -37,10 +37,17 @@ def in_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 class FakeRegistry:
     """Tags -> digests and digests -> manifests; counts every tag lookup (a HEAD in the real client)."""
 
-    def __init__(self, tags: dict[str, str], manifests: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        tags: dict[str, str],
+        manifests: dict[str, dict[str, Any]],
+        configs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.tags = tags
         self.manifests = manifests
+        self.configs = configs or {}  # an image's digest -> its config (default: linux/amd64)
         self.heads: list[str] = []
+        self.config_reads: list[str] = []
         self._guard = threading.Lock()
 
     def resolve_digest(self, ref: ImageRef) -> str | None:
@@ -54,7 +61,9 @@ class FakeRegistry:
         return Manifest(str(body.get("mediaType", "")), digest, json.dumps(body).encode())
 
     def image_config(self, repository: Repository, manifest: Manifest) -> dict[str, Any]:
-        return {"os": "linux", "architecture": "amd64"}
+        with self._guard:
+            self.config_reads.append(manifest.digest)
+        return self.configs.get(manifest.digest, {"os": "linux", "architecture": "amd64"})
 
 
 def image_manifest() -> dict[str, Any]:
@@ -199,3 +208,27 @@ def test_a_stage_naming_its_own_platform_stands_on_the_whole_index(tmp_path: Pat
         registry, plan, lock=BaseLock.of([LockEntry(f"{UP}:1", "linux/amd64", None, LOCKED, INDEX)])
     ).bases_of(plan.images["p/other"], {})
     assert [(b.digest, b.locked) for b in locked] == [(INDEX, True)]
+
+
+def test_a_single_image_base_is_checked_against_every_variants_platform(tmp_path: Path) -> None:
+    """Not an index: the image is for the one platform its config names. An arm64 variant on an amd64-only
+    base is refused before anything builds (as an index without the platform is), the amd64 one is not; a
+    stage naming its own platform stands on it whatever its config says."""
+    plan = plan_of(tmp_path, ", variants: {amd64: {platform: linux/amd64}, arm64: {platform: linux/arm64}}")
+    registry = FakeRegistry({f"{UP}:1": AMD64}, {AMD64: image_manifest()})
+    bases = resolver(registry, plan)
+    refused = bases.resolve_all(plan_builds(plan))
+    assert list(refused) == ["p/app[arm64]"]
+    assert str(refused["p/app[arm64]"]) == (
+        f"p/app[arm64]: images/app/Dockerfile:1: base image {UP}:1 ({UP}@{AMD64}) is not a linux/arm64 image: "
+        "its config says linux/amd64, not linux/arm64; refusing to build"
+    )
+    app = plan.images["p/app"]
+    amd64 = app.variant_view(next(v for v in app.variants if v.name == "amd64"))
+    assert [b.digest for b in bases.bases_of(amd64, {})] == [AMD64]
+    assert registry.heads == [f"{UP}:1"]
+    (tmp_path / "images/app/Dockerfile").write_text(f"FROM --platform=$BUILDPLATFORM {UP}:1\n", encoding="utf-8")
+    whole = resolver(registry, plan)
+    assert whole.resolve_all(plan_builds(plan)) == {}
+    arm64 = app.variant_view(next(v for v in app.variants if v.name == "arm64"))
+    assert [(b.digest, b.index) for b in whole.bases_of(arm64, {})] == [(AMD64, None)]

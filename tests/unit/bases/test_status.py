@@ -7,13 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.bases.lock import BaseLock, LockEntry
 from pipeline.bases.resolve import BaseNotLocked, BaseNotResolved, open_resolver, plan_builds
 from pipeline.bases.status import BaseStatus, Move, base_status, lock_update
-from pipeline.bases.usage import Rebuild, base_uses
+from pipeline.bases.usage import BaseUse, Rebuild, base_uses
+from pipeline.config.schema import ConfigSpec
 from pipeline.dockerfile.bases import default_platform
-from pipeline.plan import Plan, PlannedImage
+from pipeline.plan import Plan, PlannedImage, RunContext, make_plan
 from tests.unit.bases.fakes import FakeRegistry
 from tests.unit.bases.test_usage import UP, plan_of
 
@@ -48,6 +50,7 @@ def test_current_per_platform_with_the_index_and_the_lock_beside_it(tmp_path: Pa
             "index": None,
             "locked": OLD,
             "images": ["shop/base", "tools/lint"],
+            "stage_platform": False,
         },
         {
             "reference": f"{UP}/debian:bookworm",
@@ -57,6 +60,7 @@ def test_current_per_platform_with_the_index_and_the_lock_beside_it(tmp_path: Pa
             "index": t[f"{UP}/debian:bookworm"],
             "locked": None,
             "images": ["shop/win"],
+            "stage_platform": False,
         },
         {
             "reference": f"{UP}/debian:bookworm",
@@ -66,6 +70,7 @@ def test_current_per_platform_with_the_index_and_the_lock_beside_it(tmp_path: Pa
             "index": t[f"{UP}/debian:bookworm"],
             "locked": None,
             "images": ["shop/win"],
+            "stage_platform": False,
         },
         {
             "reference": f"{UP}/debian:ltsc2019",
@@ -75,6 +80,7 @@ def test_current_per_platform_with_the_index_and_the_lock_beside_it(tmp_path: Pa
             "index": t[f"{UP}/debian:ltsc2019"],
             "locked": None,
             "images": ["shop/win"],
+            "stage_platform": False,
         },
         {
             "reference": f"{UP}/tools:1",
@@ -84,6 +90,7 @@ def test_current_per_platform_with_the_index_and_the_lock_beside_it(tmp_path: Pa
             "index": None,
             "locked": t[f"{UP}/tools:1"],
             "images": ["shop/base", "shop/top"],
+            "stage_platform": False,
         },
     ]
     assert [s.moved for s in found] == [True, False, False, False, False]
@@ -124,7 +131,7 @@ def test_the_lock_update_moves_adds_drops_and_keeps_other_pipelines_entries(tmp_
         status("r/same:1", B, B, ("shop/win",)),
         status("r/new:1", C, None, ("tools/lint",)),
     ]
-    used = {s.key for s in found} | {("r/elsewhere:1", "linux/amd64", None)}
+    used = [BaseUse(*s.key, s.images) for s in found] + [BaseUse("r/elsewhere:1", "linux/amd64", None, ("x/y",))]
     update = lock_update(found, old, used, plan, path)
     assert update.changed
     assert update.moves == (
@@ -150,10 +157,10 @@ def test_the_lock_update_moves_adds_drops_and_keeps_other_pipelines_entries(tmp_
 def test_an_up_to_date_lock_is_unchanged(tmp_path: Path) -> None:
     found = [status("r/same:1", B, B, ("shop/win",))]
     old = BaseLock.of([LockEntry("r/same:1", "linux/amd64", None, B)])
-    update = lock_update(found, old, {found[0].key}, plan_of(tmp_path), tmp_path / "pipelines.lock")
+    update = lock_update(found, old, [], plan_of(tmp_path), tmp_path / "pipelines.lock")
     assert not update.changed and update.moves == () and update.rebuild == Rebuild((), ())
     # No lock yet: written even when no base is used (then `run --locked` has a lock to hold to).
-    assert lock_update([], None, set(), plan_of(tmp_path), tmp_path / "pipelines.lock").changed
+    assert lock_update([], None, [], plan_of(tmp_path), tmp_path / "pipelines.lock").changed
 
 
 def write_lock(tmp_path: Path, entries: list[LockEntry]) -> Path:
@@ -213,3 +220,62 @@ def test_a_base_an_existing_lock_does_not_name_floats_with_a_warning(tmp_path: P
 def test_base_uses_and_status_agree(tmp_path: Path, registry: FakeRegistry) -> None:
     plan = plan_of(tmp_path)
     assert [u.key for u in base_uses(plan)] == [s.key for s in base_status(plan, registry, None)]  # type: ignore[arg-type]
+
+
+def test_a_base_shared_with_pipelines_not_asked_about_rebuilds_their_images_too(
+    tmp_path: Path, registry: FakeRegistry
+) -> None:
+    # `pipeline bases --update tools`: debian:12 is tools/lint's base and shop/base's; the lock is shared, so
+    # moving it rebuilds shop/base (and its dependants) as well.
+    whole, tools = plan_of(tmp_path), plan_of(tmp_path, ["tools"])
+    current = registry.tags[f"{UP}/debian:12"]
+    old = BaseLock.of([LockEntry(f"{UP}/debian:12", HERE, None, OLD)])
+    found = base_status(tools, registry, old)  # type: ignore[arg-type]
+    update = lock_update(found, old, base_uses(whole), whole, tmp_path / "pipelines.lock")
+    assert update.moves == (Move(f"{UP}/debian:12", HERE, None, OLD, current, ("shop/base", "tools/lint")),)
+    assert update.rebuild == Rebuild(("shop/base", "tools/lint"), ("shop/app", "shop/top"))
+
+
+CROSS = f"""\
+FROM --platform=$BUILDPLATFORM {UP}/golang:1 AS build
+RUN true
+FROM scratch
+COPY --from=build /x /x
+"""
+
+
+def cross_plan(root: Path) -> Plan:
+    (root / "cross").mkdir(parents=True, exist_ok=True)
+    (root / "cross" / "Dockerfile").write_text(CROSS)
+    (root / "native").mkdir(parents=True, exist_ok=True)
+    (root / "native" / "Dockerfile").write_text(f"FROM {UP}/golang:1\n")
+    config = "registry: 127.0.0.1:5000/shop\npipelines:\n  shop:\n    images:\n"
+    config += "      cross: {context: cross}\n      native: {context: native}\n"
+    spec = ConfigSpec.model_validate(yaml.safe_load(config))
+    return make_plan(spec, root, [], RunContext())
+
+
+def test_a_stage_naming_its_own_platform_is_reported_and_moved_by_the_index(
+    tmp_path: Path, registry: FakeRegistry
+) -> None:
+    # cross's stage stands on the whole index (FROM --platform=$BUILDPLATFORM); native on this platform's child.
+    here = registry.image(f"{UP}/golang:1-here", "here")
+    first = registry.index(f"{UP}/golang:1", {HERE: here, "linux/s390x": registry.image(f"{UP}/g:s1", "s1")})
+    plan = cross_plan(tmp_path)
+    old = BaseLock.of([LockEntry(f"{UP}/golang:1", HERE, None, here, first)])
+    # Another platform's child moves: the index moves, this platform's child does not.
+    second = registry.index(f"{UP}/golang:1", {HERE: here, "linux/s390x": registry.image(f"{UP}/g:s2", "s2")})
+    found = base_status(plan, registry, old)  # type: ignore[arg-type]
+    assert [(s.images, s.current, s.index, s.locked, s.moved) for s in found] == [
+        (("shop/native",), here, second, here, False),
+        (("shop/cross",), second, second, first, True),
+    ]
+    assert [s.data()["stage_platform"] for s in found] == [False, True]
+    update = lock_update(found, old, base_uses(plan), plan, tmp_path / "pipelines.lock")
+    assert update.moves == (Move(f"{UP}/golang:1", HERE, None, first, second, ("shop/cross",), whole=True),)
+    assert update.moves[0].line() == f"{UP}/golang:1 {HERE} (whole index, FROM --platform) {first} → {second}"
+    assert update.rebuild == Rebuild(("shop/cross",), ())
+    # The lock keeps this platform's child and the new index: the run stands on the index for cross.
+    assert dict(update.lock.entries) == {
+        (f"{UP}/golang:1", HERE, None): LockEntry(f"{UP}/golang:1", HERE, None, here, second)
+    }

@@ -27,7 +27,8 @@ def test_help_names_the_fields_and_shows_examples(tmp_path: Path) -> None:
     shown = run_cli(["bases", "--help"], tmp_path)
     assert shown.code == 0
     text = " ".join(shown.stdout.split())
-    assert 'Print {"bases": [{"reference", "platform", "os_version", "current", "index", "locked", "images"}' in text
+    fields = '"reference", "platform", "os_version", "current", "index", "locked", "images", "stage_platform"'
+    assert f'Print {{"bases": [{{{fields}}}' in text
     assert "Example: pipeline bases # what is out of date" in text
     assert "pipeline bases --update && git commit" in text
     assert "bases" in run_cli(["--help"], tmp_path).stdout

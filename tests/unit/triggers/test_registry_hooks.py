@@ -289,3 +289,31 @@ def test_serve_refuses_to_start_a_registry_endpoint_without_its_secret(
     assert result.code == 2, result.output
     assert f"--registry-hook {hook}: {variable} is not set" in result.stderr
     assert not (tmp_path / "state").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("hook", "variable"), [("distribution", "PIPELINE_REGISTRY_SECRET"), ("dockerhub", "PIPELINE_DOCKERHUB_SECRET")]
+)
+@pytest.mark.parametrize(
+    "value", ["abc", "fifteen-chars-x", "url%2Fencoded-secret-1", "with space secret 1", "pässwörd-secret-1"]
+)
+def test_serve_refuses_a_registry_secret_it_could_not_mask_or_compare_as_sent(
+    tmp_path: Path, hook: str, variable: str, value: str
+) -> None:
+    """Shorter than 16 characters (the log redactor skips very short values, and it is guessable) or with
+    characters other than letters, digits, `_` and `-` (Docker Hub's URL would carry them percent-encoded,
+    logged and compared as sent): refused at start, naming the variable and never the value."""
+    env = {
+        "PIPELINE_WEBHOOK_SECRET": "git-secret",
+        "PIPELINE_REGISTRY_SECRET": value,
+        "PIPELINE_DOCKERHUB_SECRET": value,
+    }
+    args = ["serve", "--repo", str(tmp_path), "--port", "0", "--state-dir", str(tmp_path / "state")]
+    result = run_cli([*args, "--registry-hook", hook], tmp_path, env=env, timeout=60)
+    assert result.code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: --registry-hook {hook}: {variable} must be at least 16 characters, only letters, digits, '_' and "
+        "'-' (e.g. `openssl rand -hex 32`)"
+    ]
+    assert value not in result.output
+    assert not (tmp_path / "state").exists()  # nothing started
