@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,7 +11,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class RegistryPeekLike(Protocol):
@@ -197,3 +198,17 @@ def release_tags(peek: RegistryPeekLike, namespace: str) -> dict[str, dict[str, 
         name: {tag: peek.digest(f"{namespace}/{name}", tag) for tag in user_tags(peek.all_tags(f"{namespace}/{name}"))}
         for name in SHOP_IMAGES
     }
+
+
+REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "report.schema.json"
+
+
+def assert_valid_report(source: Path | str) -> dict[str, Any]:
+    """A run report (a --report file, or --json's stdout) checked against schema/report.schema.json; its data."""
+    from jsonschema import Draft202012Validator
+
+    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8") if isinstance(source, Path) else source)
+    validator = Draft202012Validator(json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+    problems = [f"{'/'.join(map(str, e.absolute_path)) or '.'}: {e.message}" for e in validator.iter_errors(data)]
+    assert not problems, f"the report does not match {REPORT_SCHEMA.name}: {problems}"
+    return data

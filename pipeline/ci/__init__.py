@@ -1,6 +1,7 @@
 """The CI services a run may be inside (GitHub Actions, GitLab CI, Azure Pipelines): detecting one from its
 environment, and the plain text each one reads (step outputs, a dotenv file, logging commands, a Markdown
-summary, annotations, log groups). Pure over plain data (the report dict), so the run and the CLI share it.
+summary, annotations, log groups). Pure over plain data (the typed run report, pipeline.report), so the run
+and the CLI share it.
 
 Example:
     ci = detect(os.environ)                         # None outside CI

@@ -1,6 +1,6 @@
 """A run's results as CI outputs: GitHub step outputs, Azure output variables, a GitLab dotenv file.
 
-One scheme for every service, from the report dict (run/report.py's report_data): `images` (the report's
+One scheme for every service, from the run report (pipeline.report.RunReport): `images` (the report's
 images as compact JSON), `version`, and per pushed image `<image>-digest`, `<image>-ref` and `<image>-tags`
 (comma-separated). Names are made of parts: every run of characters other than ASCII letters and digits
 becomes one separator. GitHub: lower case, `-` (`shop/web` -> `shop-web-digest`); Azure and GitLab:
@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.ci.commands import azure_data, azure_property
 from pipeline.errors import ConfigError
+from pipeline.report import RunReport
 
 SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 IMAGE_FIELDS = ("image", "repository", "digest", "reference", "tags", "status")
@@ -60,22 +60,21 @@ def check_names(images: Iterable[str]) -> None:
         seen[name] = image
 
 
-def outputs(report: Mapping[str, Any]) -> list[Output]:
+def outputs(report: RunReport) -> list[Output]:
     """`images` and `version`, then digest, ref and tags of each image that has a digest (was pushed, or
     reused), also after a failed run."""
-    images = [{field: image.get(field) for field in IMAGE_FIELDS} for image in report.get("images", [])]
+    images = [{field: getattr(image, field) for field in IMAGE_FIELDS} for image in report.images]
     found = [
         Output(("images",), json.dumps(images, separators=(",", ":"))),
-        Output(("version",), str(report.get("version") or "")),
+        Output(("version",), report.version or ""),
     ]
-    for image in report.get("images", []):
-        if not image.get("digest"):
+    for image in report.images:
+        if not image.digest:
             continue
-        key = str(image["image"])
         found += [
-            Output((key, "digest"), str(image["digest"])),
-            Output((key, "ref"), str(image.get("reference") or "")),
-            Output((key, "tags"), ",".join(image.get("tags") or [])),
+            Output((image.image, "digest"), image.digest),
+            Output((image.image, "ref"), image.reference or ""),
+            Output((image.image, "tags"), ",".join(image.tags)),
         ]
     return found
 

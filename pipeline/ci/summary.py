@@ -4,8 +4,8 @@ tag changes with their reasons, and each failure with its log tail."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+
+from pipeline.report import RunReport
 
 # GitHub renders HTML in a summary (`<img src=...>`, `<details>`) and Markdown links and images: a build's
 # error text gets none of them (translate is one pass: the `&` of an entity made here is not escaped again).
@@ -27,42 +27,41 @@ def fenced(lines: list[str]) -> list[str]:
     return [fence, *lines, fence]
 
 
-def summary_markdown(report: Mapping[str, Any], title: str) -> str:
-    images = report.get("images", [])
-    failed = [image for image in images if image.get("status") == "failed"]
-    outcome = "succeeded" if report.get("ok") else "failed"
-    if report.get("interrupted"):
-        outcome = f"interrupted by {report['interrupted']}"
+def summary_markdown(report: RunReport, title: str) -> str:
+    images = report.images
+    failed = [image for image in images if image.status == "failed"]
+    outcome = "succeeded" if report.ok else "failed"
+    if report.interrupted:
+        outcome = f"interrupted by {report.interrupted}"
     facts = [f"{len(images)} image(s)"]
-    if report.get("version"):
-        facts.append(f"version {report['version']}")
-    if report.get("git_sha"):
-        facts.append(f"commit {str(report['git_sha'])[:12]}")
+    if report.version:
+        facts.append(f"version {report.version}")
+    if report.git_sha:
+        facts.append(f"commit {report.git_sha[:12]}")
     lines = [f"## {title}: {outcome}", "", ", ".join(facts), ""]
     lines += ["| image | status | digest | tags | time |", "| --- | --- | --- | --- | --- |"]
     for image in images:
         row = [
-            image.get("image"),
-            image.get("status"),
-            image.get("digest") or "-",
-            ", ".join(image.get("tags") or []) or "-",
-            f"{float(image.get('duration_seconds') or 0):.1f}s",
+            image.image,
+            image.status,
+            image.digest or "-",
+            ", ".join(image.tags) or "-",
+            f"{image.duration_seconds:.1f}s",
         ]
         lines.append("| " + " | ".join(cell(value) for value in row) + " |")
-    changes = report.get("tag_changes", [])
-    if changes:
+    if report.tag_changes:
         lines += ["", "### Tag changes", "", "| image | tag | action | reason |", "| --- | --- | --- | --- |"]
-        for change in changes:
-            row = [change.get("image"), change.get("tag"), change.get("action"), change.get("reason")]
+        for change in report.tag_changes:
+            row = [change.image, change.tag, change.action, change.reason]
             lines.append("| " + " | ".join(cell(value) for value in row) + " |")
-    if failed or report.get("error"):
+    if failed or report.error:
         lines += ["", "### Failures"]
     for image in failed:
-        key, error = str(image.get("image")), str(image.get("error") or "failed")
+        key, error = image.image, image.error or "failed"
         error = error.removeprefix(f"{key}: ")  # the error names its image: "shop/app: build failed at ..."
         lines += ["", f"**{cell(key)}**: {cell(error)}"]
-        if image.get("log_tail"):
-            lines += ["", *fenced([str(line) for line in image["log_tail"]])]
-    if report.get("error"):
-        lines += ["", f"**run**: {cell(report['error'])}"]
+        if image.log_tail:
+            lines += ["", *fenced(image.log_tail)]
+    if report.error:
+        lines += ["", f"**run**: {cell(report.error)}"]
     return "\n".join(lines) + "\n\n"

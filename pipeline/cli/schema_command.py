@@ -8,6 +8,7 @@ import click
 
 from pipeline.config.json_schema import schema_text
 from pipeline.files import write_text
+from pipeline.report.json_schema import report_schema_text
 
 
 @click.command()
@@ -17,7 +18,13 @@ from pipeline.files import write_text
     type=click.Path(path_type=Path, dir_okay=False, writable=True),
     help="Write the schema to FILE instead of stdout.",
 )
-def schema(output: Path | None) -> None:
+@click.option(
+    "--report",
+    "of_report",
+    is_flag=True,
+    help="The schema of the run report (--report FILE of run, release, trigger) instead.",
+)
+def schema(output: Path | None, of_report: bool) -> None:
     """Print the JSON Schema (draft 2020-12) of pipelines.yaml, made from the same models the loader
     validates with: every key with its description, example, allowed values and default.
 
@@ -31,8 +38,9 @@ def schema(output: Path | None) -> None:
       pipeline schema > pipelines.schema.json
       pipeline schema --output schema/pipelines.schema.json   # regenerate the committed copy
       pipeline schema | jq '."$defs".ImageSpec.properties | keys'
+      pipeline schema --report --output schema/report.schema.json
     """
-    text = schema_text()
+    text = report_schema_text() if of_report else schema_text()
     if output is None:
         click.echo(text, nl=False)
         return

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import click
 from click.core import ParameterSource
@@ -27,10 +27,11 @@ from pipeline.cli.common import progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.files import append_text, write_text
+from pipeline.report import RunReport
 from pipeline.run.report import check_report_file
 from pipeline.run.session import Session
 
-ReportSink = Callable[[dict[str, Any]], None]
+ReportSink = Callable[[RunReport], None]
 
 
 def run_session(config: LoadedConfig, progress: str, quiet: bool) -> Session:
@@ -54,20 +55,20 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
         return lambda report: None  # nothing reads outputs: no names to keep apart
     check_names(images)
 
-    def write(report: dict[str, Any]) -> None:
-        check_names(image["image"] for image in report.get("images", []))
+    def write(report: RunReport) -> None:
+        check_names(image.image for image in report.images)
         try:
             write_all(report)
         except PipelineError as exc:
             # Tags that are published stay so: failing now would report (and notify) a published release as
             # failed. A failed run has its own error. Only a run that succeeded without publishing anything
             # (--no-push) fails for it, as its outputs are then all it made.
-            if not report.get("published") and report.get("ok"):
+            if not report.published and report.ok:
                 raise
-            why = "its tags are published" if report.get("published") else "it failed already"
+            why = "its tags are published" if report.published else "it failed already"
             say(f"warning: {exc}; the run's exit code and notification stay its own ({why})")
 
-    def write_all(report: dict[str, Any]) -> None:
+    def write_all(report: RunReport) -> None:
         found = outputs(report)
         if ci is not None and ci.provider == "github":
             if ci.output_file is not None:

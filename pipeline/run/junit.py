@@ -1,5 +1,5 @@
 """The run's report as JUnit XML (`--junit FILE`) for the test views of GitLab, Jenkins and Azure Pipelines:
-one <testsuite> per pipeline, one <testcase> per image, written from the JSON report's data (report_data).
+one <testsuite> per pipeline, one <testcase> per image, written from the run report (pipeline.report.RunReport).
 
 Valid against Jenkins' junit-10.xsd (xunit-plugin), the loosest common denominator the CI servers read:
 <testsuites> carries no `skipped` or `timestamp` there, so those live on each <testsuite>.
@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pipeline.files import write_text
+from pipeline.report import ImageReport, RunReport
 
 CLASSNAME_OF_RUN = "pipeline"
 # A suite for what fails the run beside its images (publishing the tags); pipeline names have no spaces.
@@ -24,33 +24,33 @@ RUN_SUITE = "pipeline run"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def junit_xml(data: dict[str, Any]) -> bytes:
-    """The JUnit XML document (UTF-8, indented) for a run's report data."""
+def junit_xml(report: RunReport) -> bytes:
+    """The JUnit XML document (UTF-8, indented) for a run's report."""
     root = ET.Element("testsuites", name=CLASSNAME_OF_RUN)
-    suites: dict[str, list[dict[str, Any]]] = {}
-    for image in data["images"]:
-        suites.setdefault(image["pipeline"], []).append(image)
+    suites: dict[str, list[ImageReport]] = {}
+    for image in report.images:
+        suites.setdefault(image.pipeline, []).append(image)
     for pipeline, images in suites.items():
-        suite = _suite(root, pipeline, images, _properties(data))
+        suite = _suite(root, pipeline, images, _properties(report))
         for image in images:
             _testcase(suite, image)
-    if data.get("error"):
-        _run_error(root, str(data["error"]))
+    if report.error:
+        _run_error(root, report.error)
     for count in ("tests", "failures", "errors"):
         root.set(count, str(sum(int(suite.get(count, "0")) for suite in root)))
-    root.set("time", _seconds(float(data.get("duration_seconds") or 0.0)))
+    root.set("time", _seconds(report.duration_seconds))
     ET.indent(root, "  ")
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)  # typeshed: Any for an encoding
     return document + b"\n"
 
 
-def write_junit(path: Path, data: dict[str, Any]) -> None:
+def write_junit(path: Path, report: RunReport) -> None:
     """Write the JUnit XML atomically: a CI server collecting the file never reads half of it."""
-    write_text(path, junit_xml(data).decode("utf-8"), "JUnit report")
+    write_text(path, junit_xml(report).decode("utf-8"), "JUnit report")
 
 
-def _suite(root: ET.Element, pipeline: str, images: list[dict[str, Any]], properties: dict[str, str]) -> ET.Element:
-    statuses = [image["status"] for image in images]
+def _suite(root: ET.Element, pipeline: str, images: list[ImageReport], properties: dict[str, str]) -> ET.Element:
+    statuses = [image.status for image in images]
     suite = ET.SubElement(
         root,
         "testsuite",
@@ -61,7 +61,7 @@ def _suite(root: ET.Element, pipeline: str, images: list[dict[str, Any]], proper
         skipped=str(statuses.count("skipped")),
         time=_seconds(_span(images)),
     )
-    started = [image["started_at"] for image in images if image.get("started_at")]
+    started = [image.started_at for image in images if image.started_at]
     if started:
         suite.set("timestamp", min(started))  # the report's ISO 8601 UTC times sort as text
     if properties:
@@ -71,37 +71,37 @@ def _suite(root: ET.Element, pipeline: str, images: list[dict[str, Any]], proper
     return suite
 
 
-def _testcase(suite: ET.Element, image: dict[str, Any]) -> None:
+def _testcase(suite: ET.Element, image: ImageReport) -> None:
     case = ET.SubElement(
         suite,
         "testcase",
-        classname=_text(image["pipeline"]),
-        name=_text(image["name"]),
-        time=_seconds(float(image.get("duration_seconds") or 0.0)),
+        classname=_text(image.pipeline),
+        name=_text(image.name),
+        time=_seconds(image.duration_seconds),
     )
-    status, error = image["status"], image.get("error") or ""
+    status, error = image.status, image.error or ""
     if status == "failed":
         # type: the Dockerfile step that failed (what Jenkins shows as the exception's class), else "error"
         # (a push, a signature, a refusal: the message says which).
-        kind = image.get("failed_step") or "error"
-        failure = ET.SubElement(case, "failure", message=_text(_unprefixed(error, image["image"])), type=_text(kind))
-        failure.text = _text("\n".join([error, *image.get("log_tail", ())]))
+        kind = image.failed_step or "error"
+        failure = ET.SubElement(case, "failure", message=_text(_unprefixed(error, image.image)), type=_text(kind))
+        failure.text = _text("\n".join([error, *image.log_tail]))
     elif status == "skipped":
-        ET.SubElement(case, "skipped", message=_text(_unprefixed(error, image["image"])))
+        ET.SubElement(case, "skipped", message=_text(_unprefixed(error, image.image)))
     elif status != "succeeded":  # an image the run never finished (it stopped on a refusal)
         ET.SubElement(case, "error", message=_text(error or f"not finished: {status}"), type=status)
     else:
         ET.SubElement(case, "system-out").text = _text("\n".join(_success_lines(image)))
 
 
-def _success_lines(image: dict[str, Any]) -> Iterable[str]:
-    if image.get("reused"):
+def _success_lines(image: ImageReport) -> Iterable[str]:
+    if image.reused:
         # A CI view would otherwise show a passed build that built nothing.
-        yield f"reused: not built; an earlier build with the same inputs ({image.get('inputs')})"
-    if image.get("reference"):
-        yield image["reference"]
-    if image.get("tags"):
-        yield f"tags: {', '.join(image['tags'])}"
+        yield f"reused: not built; an earlier build with the same inputs ({image.inputs})"
+    if image.reference:
+        yield image.reference
+    if image.tags:
+        yield f"tags: {', '.join(image.tags)}"
 
 
 def _run_error(root: ET.Element, error: str) -> None:
@@ -111,18 +111,18 @@ def _run_error(root: ET.Element, error: str) -> None:
     ET.SubElement(case, "error", message=_text(error), type="publish").text = _text(error)
 
 
-def _properties(data: dict[str, Any]) -> dict[str, str]:
-    release = data.get("release") or {}
-    found = {"version": data.get("version"), "git_sha": data.get("git_sha"), "git_tag": release.get("git_tag")}
-    return {name: str(value) for name, value in found.items() if value}
+def _properties(report: RunReport) -> dict[str, str]:
+    git_tag = report.release.git_tag if report.release is not None else None
+    found = {"version": report.version, "git_sha": report.git_sha, "git_tag": git_tag}
+    return {name: value for name, value in found.items() if value}
 
 
-def _span(images: list[dict[str, Any]]) -> float:
+def _span(images: list[ImageReport]) -> float:
     """The suite's wall time, first start to last finish: its images build in parallel, so not their sum."""
     times = [
-        (datetime.fromisoformat(i["started_at"]), datetime.fromisoformat(i["finished_at"]))
+        (datetime.fromisoformat(i.started_at), datetime.fromisoformat(i.finished_at))
         for i in images
-        if i.get("started_at") and i.get("finished_at")
+        if i.started_at and i.finished_at
     ]
     if not times:
         return 0.0

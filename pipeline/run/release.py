@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan
 from pipeline.release.cut import BumpChoice, ChosenVersion, check_can_tag, choose_version, tag_refusals
 from pipeline.release.gittag import ReleaseRepo
+from pipeline.report import RunReport
 from pipeline.run.executor import RunOptions, RunResult
 from pipeline.run.notifying import notifying
 from pipeline.run.report import check_report_file, emit_report
@@ -47,7 +47,7 @@ class Release:
         push_tag: bool,
         progress: Progress,
         junit_file: Path | None = None,
-        also: Callable[[dict[str, Any]], None] | None = None,
+        also: Callable[[RunReport], None] | None = None,
     ) -> RunResult:
         """`also` gets the report (the CI's outputs), after a failed run too."""
         chosen = self.chosen

@@ -21,6 +21,7 @@ from pipeline.errors import UsageError
 from pipeline.files import write_text
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
+from pipeline.report import BaseReport, BuiltFrom, ImageReport, RunReport, TagChangeReport, VariantReport
 from pipeline.run.executor import Event, RunResult, Status
 
 # Defined with the settings (the CLI's options need them without loading this module); kept importable here.
@@ -37,80 +38,93 @@ STATUS_STYLE = {
 }
 
 
-def report_data(plan: Plan, result: RunResult) -> dict[str, Any]:
+def report_data(plan: Plan, result: RunResult) -> RunReport:
     ctx = plan.context
-    return {
-        "ok": result.ok,
-        "duration_seconds": round(result.duration, 3),
-        "version": str(ctx.version) if ctx.version else None,
-        "git_sha": ctx.git_sha,
-        "published": result.published,
-        "error": result.error,
-        "interrupted": result.interrupted,  # the signal that stopped the run (SIGINT, SIGTERM), else null
-        "tag_changes": [tag_change_data(c) for c in result.tag_changes],
-        "images": [
-            {
-                "image": key,
-                "pipeline": plan.images[key].pipeline,
-                "name": plan.images[key].name,
-                "depends_on": list(plan.images[key].depends_on),  # the DAG, for pictures of the run (serve)
-                "repository": r.repository,
-                "reference": r.reference,
-                "digest": r.digest,
-                "image_id": r.image_id,
-                "tags": r.tags,
-                "status": r.status.value,
-                "duration_seconds": round(r.duration, 3),
-                "started_at": _iso(r.started_at),
-                "finished_at": _iso(r.finished_at),
-                "build_started_at": _iso(r.build_started_at),
-                "build_finished_at": _iso(r.build_finished_at),
-                "engine": r.engine,
-                "inputs": r.inputs,
-                "reused": r.cached,
-                "built_from": r.built_from,  # a reused image: {version, revision} of the build that made it
+    return RunReport(
+        ok=result.ok,
+        duration_seconds=round(result.duration, 3),
+        version=str(ctx.version) if ctx.version else None,
+        git_sha=ctx.git_sha,
+        published=result.published,
+        error=result.error,
+        interrupted=result.interrupted,  # the signal that stopped the run (SIGINT, SIGTERM), else null
+        tag_changes=[tag_change_report(c) for c in result.tag_changes],
+        images=[
+            ImageReport(
+                image=key,
+                pipeline=plan.images[key].pipeline,
+                name=plan.images[key].name,
+                depends_on=list(plan.images[key].depends_on),  # the DAG, for pictures of the run (serve)
+                repository=r.repository,
+                reference=r.reference,
+                digest=r.digest,
+                image_id=r.image_id,
+                tags=r.tags,
+                status=r.status.value,
+                duration_seconds=round(r.duration, 3),
+                started_at=_iso(r.started_at),
+                finished_at=_iso(r.finished_at),
+                build_started_at=_iso(r.build_started_at),
+                build_finished_at=_iso(r.build_finished_at),
+                engine=r.engine,
+                inputs=r.inputs,
+                reused=r.cached,
+                # a reused image: {version, revision} of the build that made it
+                built_from=BuiltFrom(**r.built_from) if r.built_from is not None else None,
                 # Candidates under the input tags that were not reused, and why (`not reused: sha256:… is
                 # not signed by this pipeline's key …`), the image's and its variants'.
-                "not_reused": [*r.not_reused, *(line for v in r.variants.values() for line in v.not_reused)],
-                "error": r.error,
-                "log_tail": list(r.log_tail),
-                "failed_step": r.failed_step,
+                not_reused=[*r.not_reused, *(line for v in r.variants.values() for line in v.not_reused)],
+                error=r.error,
+                log_tail=list(r.log_tail),
+                failed_step=r.failed_step,
                 # Each external base image it stands on, as the run resolved it (an index: its variants').
-                "bases": [base.as_dict() for base in r.bases],
+                bases=[BaseReport(**base.as_dict()) for base in r.bases],
                 # An image index's children, one per variant (empty: one image, no index).
-                "variants": [
-                    {
-                        "variant": name,
-                        "platform": v.platform,
-                        "digest": v.digest,
-                        "reference": v.reference,
-                        "tags": v.tags,
-                        "status": v.status.value,
-                        "engine": v.engine,
-                        "reused": v.cached,
-                        "bases": [base.as_dict() for base in v.bases],
-                        "build_started_at": _iso(v.build_started_at),
-                        "build_finished_at": _iso(v.build_finished_at),
-                    }
+                variants=[
+                    VariantReport(
+                        variant=name,
+                        platform=v.platform,
+                        digest=v.digest,
+                        reference=v.reference,
+                        tags=v.tags,
+                        status=v.status.value,
+                        engine=v.engine,
+                        reused=v.cached,
+                        bases=[BaseReport(**base.as_dict()) for base in v.bases],
+                        build_started_at=_iso(v.build_started_at),
+                        build_finished_at=_iso(v.build_finished_at),
+                    )
                     for name, v in r.variants.items()
                 ],
-            }
+            )
             for key, r in result.images.items()
         ],
-    }
+    )
+
+
+def with_extra(report: RunReport, extra: dict[str, Any] | None) -> RunReport:
+    """The report with a caller's sections (`release`, `trigger`, `reason`), checked against the model."""
+    if not extra:
+        return report
+    return RunReport.model_validate({**report.data(), **extra})
+
+
+def tag_change_report(change: TagChange) -> TagChangeReport:
+    return TagChangeReport(
+        image=change.image,
+        repository=str(change.repository),
+        tag=change.tag,
+        kind=change.kind,
+        action=change.action.value,
+        digest=change.digest,
+        previous=change.previous,
+        reason=change.reason,
+    )
 
 
 def tag_change_data(change: TagChange) -> dict[str, Any]:
-    return {
-        "image": change.image,
-        "repository": str(change.repository),
-        "tag": change.tag,
-        "kind": change.kind,
-        "action": change.action.value,
-        "digest": change.digest,
-        "previous": change.previous,
-        "reason": change.reason,
-    }
+    """A tag change as the report's JSON writes it (also in `release --dry-run --json` and `promote --json`)."""
+    return tag_change_report(change).model_dump(mode="json")
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -119,8 +133,8 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def write_report(path: Path, data: dict[str, Any]) -> None:
-    write_text(path, json.dumps(data, indent=2) + "\n", "report")
+def write_report(path: Path, report: RunReport) -> None:
+    write_text(path, json.dumps(report.data(), indent=2) + "\n", "report")
 
 
 def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
@@ -267,23 +281,23 @@ def emit_report(
     as_json: bool,
     extra: dict[str, Any] | None = None,
     junit_file: Path | None = None,
-    also: Callable[[dict[str, Any]], None] | None = None,
+    also: Callable[[RunReport], None] | None = None,
 ) -> None:
     """The run's report: written to `report_file` (and as JUnit XML to `junit_file`) if given, and printed
     as JSON or as the summary table; then handed to `also` (the CI's outputs and summary)."""
-    data = {**report_data(plan, result), **(extra or {})}
+    report = with_extra(report_data(plan, result), extra)
     if report_file:
-        write_report(report_file, data)
+        write_report(report_file, report)
     if junit_file:
         from pipeline.run.junit import write_junit  # xml.etree only for the runs that ask for it
 
-        write_junit(junit_file, data)
+        write_junit(junit_file, report)
     if as_json:
-        print(inert_json(data), flush=True)  # build output in it must not read as a CI command
+        print(inert_json(report.data()), flush=True)  # build output in it must not read as a CI command
     else:
         print_summary(result)
     if also is not None:
-        also(data)
+        also(report)
 
 
 def check_report_file(report_file: Path | None, option: str = "--report") -> None:

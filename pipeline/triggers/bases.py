@@ -23,6 +23,7 @@ from pipeline.plan import Plan, PlannedImage, sanitize_tag
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import ImageRef, parse_reference
 from pipeline.release.gittag import ReleaseRepo
+from pipeline.report import RunReport
 from pipeline.run.executor import RunOptions
 from pipeline.run.notifying import notifying
 from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
@@ -251,7 +252,9 @@ def current_bases(settings: Settings, repo: str, ref: str, config_path: str) -> 
 def _nothing(message: str, trigger: dict[str, Any], report_file: Path | None, say: Say) -> bool:
     say(message)
     if report_file:
-        write_report(report_file, {"ok": True, "images": [], "reason": None, "trigger": trigger})
+        write_report(
+            report_file, RunReport.model_validate({"ok": True, "images": [], "reason": None, "trigger": trigger})
+        )
     return True
 
 

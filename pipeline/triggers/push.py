@@ -13,6 +13,7 @@ from pipeline.cache.lastbuild import narrow_plan
 from pipeline.config import load_config
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
+from pipeline.report import RunReport
 from pipeline.run.executor import RunOptions
 from pipeline.run.notifying import notifying
 from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
@@ -67,7 +68,7 @@ def trigger_push(
         if not matches:
             say(f"{ref}: no trigger rule matches; nothing to build")
             if report_file:
-                write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
+                write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
             return True
         ok = True
         for version in sorted({m.release_version for m in matches}, key=lambda v: v or ""):
@@ -87,7 +88,7 @@ def trigger_push(
             if not affected:
                 say(f"{ref} {commit[:12]}: no image affected")
                 if report_file:
-                    write_report(report_file, {"ok": True, "images": [], "trigger": trigger})
+                    write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
                 continue
             with session.registry() as registry:
                 fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)

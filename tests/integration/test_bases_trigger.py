@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import git, init_git, run_cli, write_project
+from tests.helpers import assert_valid_report, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 
@@ -116,7 +116,7 @@ def test_trigger_base_rebuilds_exactly_the_images_on_the_moved_base(
     assert after["plain"] == before["plain"]
     reason = f"base update: {base} {old_base} → {new_base}"
     assert f"shop/onbase: {reason}" in output
-    data = json.loads(report.read_text())
+    data = assert_valid_report(report)
     assert data["reason"] == reason
     assert {i["image"] for i in data["images"]} == {"shop/onbase", "shop/dependant"}
     assert data["trigger"]["moves"] == [{"image": "shop/onbase", "reference": base, "old": old_base, "new": new_base}]
@@ -190,7 +190,7 @@ def test_on_base_update_release_patch_cuts_exactly_one_patch_release(
     assert v101["elsewhere"] is None and v101["plain"] is None  # unaffected images keep 1.0.0
     moved = {"onbase": v101["onbase"], "dependant": v101["dependant"]}
     assert digests(plain_peek, namespace, "latest") == {**v100, **moved}
-    data = json.loads(report.read_text())
+    data = assert_valid_report(report)
     assert data["reason"] == reason
     assert data["release"] == {"version": "1.0.1", "git_tag": "v1.0.1", "reason": reason}
     message = git(origin, "tag", "-l", "--format=%(contents)", "v1.0.1")

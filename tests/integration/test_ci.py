@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, app_project, assert_valid_report, git, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 JUNIT_XSD = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit-10.xsd"
@@ -93,7 +93,7 @@ def test_github_outputs_summary_groups_and_pr_tags_from_a_detached_clone(
 
     digest = plain_peek.digest(f"{namespace}/web", "pr-9")
     assert digest is not None and plain_peek.digest(f"{namespace}/web", "br-feature-ci") == digest
-    report = json.loads(report_file.read_text(encoding="utf-8"))
+    report = assert_valid_report(report_file)
     [image] = report["images"]
     tags = ",".join(image["tags"])
     assert {"pr-9", "br-feature-ci"} <= set(image["tags"])
@@ -137,7 +137,7 @@ def test_gitlab_dotenv_and_azure_output_variables(
     assert 'name="web"' in (clone / "reports" / "junit" / "junit.xml").read_text()
     digest = plain_peek.digest(f"{namespace}/web", "pr-31")
     assert digest is not None and plain_peek.digest(f"{namespace}/web", "br-feature-mr") == digest
-    report = json.loads(done.stdout)
+    report = assert_valid_report(done.stdout)
     tags = ",".join(report["images"][0]["tags"])
     reference = f"{services.plain_registry}/{namespace}/web@{digest}"
     expected = _expected_outputs(report, digest, reference, tags)
@@ -389,7 +389,7 @@ def test_a_stopped_run_writes_its_report_junit_and_outputs_for_what_it_knew(
 
     assert process.returncode == exit_code, stderr
     pushed = plain_peek.digest(f"{namespace}/quick", f"sha-{sha[:12]}")
-    report = json.loads((root / "reports" / "run.json").read_text(encoding="utf-8"))
+    report = assert_valid_report(root / "reports" / "run.json")
     images = {image["image"]: image for image in report["images"]}
     assert report["ok"] is False and report["interrupted"] == signum.name and report["published"] is False
     assert images["shop/quick"]["status"] == "succeeded" and images["shop/quick"]["digest"] == pushed, images

@@ -4,13 +4,12 @@ line of the steps' output, `-q` prints only the results, the default one line pe
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, assert_valid_report, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 FAILING_RUN = 'RUN for i in $(seq 1 30); do echo "numbered line $i"; done; exit 3'
@@ -60,7 +59,7 @@ def run_failing(root: Path, *options: str) -> tuple[int, str, str, dict[str, dic
     result = run_cli(
         ["run", "--version", "1.0.0", "--jobs", "2", "--keep-going", "--report", "report.json", *options], root
     )
-    report = json.loads((root / "report.json").read_text())
+    report = assert_valid_report(root / "report.json")
     return result.code, result.stdout, result.stderr, {i["image"]: i for i in report["images"]}
 
 

@@ -3,7 +3,6 @@ the registry, valid against Jenkins' junit-10.xsd, written although the run fail
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import xmlschema
 
-from tests.helpers import BASE_DOCKERFILE, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, assert_valid_report, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 XSD = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit-10.xsd"
@@ -58,7 +57,7 @@ def run_with_junit(root: Path, junit: str) -> tuple[ET.Element, dict[str, dict[s
     assert result.code == 1, result.stderr
     document = (root / junit).read_text(encoding="utf-8")
     xmlschema.XMLSchema(XSD).validate(document)
-    report = json.loads((root / "report.json").read_text())
+    report = assert_valid_report(root / "report.json")
     return ET.fromstring(document), {image["image"]: image for image in report["images"]}
 
 

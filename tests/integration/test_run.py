@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, built_steps, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, assert_valid_report, built_steps, init_git, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 APP_DOCKERFILE = """\
@@ -64,7 +64,7 @@ def test_three_image_dag_is_pushed_with_every_tag_on_one_digest(
     result = run_cli(["run", "--version", "2.1.5", "--report", "report.json"], tmp_path)
     assert result.code == 0, result.output
 
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = assert_valid_report(tmp_path / "report.json")
     assert report["ok"] is True
     by_name = {image["name"]: image for image in report["images"]}
     assert set(by_name) == {"base", "app", "worker"}
@@ -118,7 +118,7 @@ def test_oci_labels_are_set(tmp_path: Path, services: Services, namespace: str, 
     # The origin only names the source (no such host): the version is not claimed on it (Several runners).
     result = run_cli(["run", "shop", "--version", "3.0.0", "--json"], tmp_path, env={"PIPELINE_CLAIMS": "off"})
     assert result.code == 0, result.output
-    report = json.loads(result.stdout)
+    report = assert_valid_report(result.stdout)
     app = next(i for i in report["images"] if i["name"] == "app")
     inspect = json.loads(
         __import__("subprocess")
@@ -160,7 +160,7 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
     )
     result = run_cli(["run", "--jobs", "2", "--report", "r.json"], tmp_path)
     assert result.code == 0, result.output
-    images = json.loads((tmp_path / "r.json").read_text())["images"]
+    images = assert_valid_report(tmp_path / "r.json")["images"]
     spans = [
         (datetime.fromisoformat(i["build_started_at"]), datetime.fromisoformat(i["build_finished_at"])) for i in images
     ]
@@ -172,7 +172,7 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
     (tmp_path / "images/two/Dockerfile").write_text(slow.replace("3", "2.8"))
     result = run_cli(["run", "--jobs", "1", "--report", "r1.json"], tmp_path)
     assert result.code == 0, result.output
-    images = json.loads((tmp_path / "r1.json").read_text())["images"]
+    images = assert_valid_report(tmp_path / "r1.json")["images"]
     first, second = sorted(images, key=lambda i: i["build_started_at"])
     assert first["build_finished_at"] <= second["build_started_at"]
 
@@ -217,7 +217,7 @@ def test_failing_image_stops_only_its_dependants_with_keep_going(
     result = run_cli(["run", "--keep-going", "--version", "1.0.0", "--report", "r.json"], tmp_path)
     assert result.code == 1, result.output
     assert "Traceback" not in result.output
-    status = {i["name"]: i for i in json.loads((tmp_path / "r.json").read_text())["images"]}
+    status = {i["name"]: i for i in assert_valid_report(tmp_path / "r.json")["images"]}
     assert status["base"]["status"] == "succeeded"
     assert status["sibling"]["status"] == "succeeded"
     assert status["broken"]["status"] == "failed"
@@ -239,7 +239,7 @@ def test_failing_image_stops_only_its_dependants_with_keep_going(
     (tmp_path / "images/broken/Dockerfile").write_text(BASE_DOCKERFILE)
     again = run_cli(["run", "--version", "1.0.0", "--report", "r2.json"], tmp_path)
     assert again.code == 0, again.output
-    after = {i["name"]: i for i in json.loads((tmp_path / "r2.json").read_text())["images"]}
+    after = {i["name"]: i for i in assert_valid_report(tmp_path / "r2.json")["images"]}
     for name in ("base", "sibling", "broken", "after_broken"):
         assert plain_peek.tags(f"{namespace}/{name}") == {"1.0.0", "1.0", "1", "latest"}, name
     assert after["base"]["digest"] == status["base"]["digest"]
@@ -249,7 +249,7 @@ def test_fail_fast_stops_scheduling_after_first_failure(tmp_path: Path, services
     failing_project(tmp_path, f"{services.plain_registry}/{namespace}")
     result = run_cli(["run", "--jobs", "1", "--report", "r.json"], tmp_path)
     assert result.code == 1
-    status = {i["name"]: i["status"] for i in json.loads((tmp_path / "r.json").read_text())["images"]}
+    status = {i["name"]: i["status"] for i in assert_valid_report(tmp_path / "r.json")["images"]}
     assert status["base"] == "succeeded"
     assert status["broken"] == "failed"
     assert status["after_broken"] == "skipped"

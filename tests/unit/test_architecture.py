@@ -29,6 +29,10 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         "a run's files whole; over errors only",
     ),
     (
+        ("pipeline.report",),
+        "the run report's typed model and its JSON Schema: what run writes and CI, JUnit and triggers read",
+    ),
+    (
         ("pipeline.versioning", "pipeline.registry", "pipeline.vcs", "pipeline.ci"),
         "leaves over errors only: pure tag rules, the OCI client, the git checkout, what a CI service reads; "
         "none imports another",

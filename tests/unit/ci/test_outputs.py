@@ -16,9 +16,11 @@ from pipeline.ci.outputs import (
     outputs,
 )
 from pipeline.errors import ConfigError
+from pipeline.report import RunReport
 
 DIGEST = "sha256:" + "a" * 64
 REPORT: dict[str, Any] = {
+    "ok": False,
     "version": "1.2.3",
     "images": [
         {
@@ -55,7 +57,7 @@ def test_names_keep_letters_and_digits_with_one_separator_per_run() -> None:
 
 
 def test_github_outputs_are_exact_lines_for_pushed_images_only() -> None:
-    assert github_output_text(outputs(REPORT)).splitlines() == [
+    assert github_output_text(outputs(RunReport.model_validate(REPORT))).splitlines() == [
         f"images={IMAGES_JSON}",
         "version=1.2.3",
         f"shop-web-app-digest={DIGEST}",
@@ -72,7 +74,7 @@ def test_a_multi_line_value_uses_the_delimiter_syntax() -> None:
 
 
 def test_azure_output_variables_are_escaped_single_lines() -> None:
-    lines = azure_variable_lines(outputs({"version": None, "images": REPORT["images"][:1]}))
+    lines = azure_variable_lines(outputs(RunReport(ok=True, version=None, images=REPORT["images"][:1])))
     assert lines[1:] == [
         "##vso[task.setvariable variable=PIPELINE_VERSION;isOutput=true]",
         f"##vso[task.setvariable variable=PIPELINE_SHOP_WEB_APP_DIGEST;isOutput=true]{DIGEST}",
@@ -85,7 +87,7 @@ def test_azure_output_variables_are_escaped_single_lines() -> None:
 
 
 def test_dotenv_lines_and_gitlab_limits() -> None:
-    assert dotenv_text(outputs(REPORT)).splitlines() == [
+    assert dotenv_text(outputs(RunReport.model_validate(REPORT))).splitlines() == [
         f"PIPELINE_IMAGES={IMAGES_JSON}",
         "PIPELINE_VERSION=1.2.3",
         f"PIPELINE_SHOP_WEB_APP_DIGEST={DIGEST}",
@@ -94,7 +96,7 @@ def test_dotenv_lines_and_gitlab_limits() -> None:
     ]
     with pytest.raises(ValueError, match="one line"):
         dotenv_text([Output(("x",), "a\nb")])
-    assert dotenv_warnings(dotenv_text(outputs(REPORT))) == []
+    assert dotenv_warnings(dotenv_text(outputs(RunReport.model_validate(REPORT)))) == []
     many = "".join(f"PIPELINE_{n}={'x' * 100}\n" for n in range(51))
     assert dotenv_warnings(many) == [
         f"{len(many)} bytes, over GitLab's default limit of 5120",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.ci.summary import cell, fenced, summary_markdown
+from pipeline.report import RunReport
 
 DIGEST = "sha256:" + "b" * 64
 
@@ -26,7 +27,7 @@ def test_a_failure_names_its_image_once_and_its_text_is_escaped() -> None:
             {"image": "shop/app", "status": "failed", "error": "shop/app: failed: <img src=x> ![i](u)"},
         ],
     }
-    lines = summary_markdown(report, "pipeline run").splitlines()
+    lines = summary_markdown(RunReport.model_validate(report), "pipeline run").splitlines()
     assert "**shop/app**: failed: &lt;img src=x&gt; !\\[i\\](u)" in lines
 
 
@@ -60,10 +61,10 @@ def test_summary_of_a_failed_run() -> None:
             },
         ],
         "tag_changes": [
-            {"image": "shop/base", "tag": "latest", "action": "moves", "reason": "2.0.0 is the highest | newest"}
+            {"image": "shop/base", "tag": "latest", "action": "move", "reason": "2.0.0 is the highest | newest"}
         ],
     }
-    assert summary_markdown(report, "pipeline run").splitlines() == [
+    assert summary_markdown(RunReport.model_validate(report), "pipeline run").splitlines() == [
         "## pipeline run: failed",
         "",
         "2 image(s), version 2.0.0, commit 0123456789ab",
@@ -77,7 +78,7 @@ def test_summary_of_a_failed_run() -> None:
         "",
         "| image | tag | action | reason |",
         "| --- | --- | --- | --- |",
-        "| shop/base | latest | moves | 2.0.0 is the highest \\| newest |",
+        "| shop/base | latest | move | 2.0.0 is the highest \\| newest |",
         "",
         "### Failures",
         "",

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.cli.workflow import report_sink
 from pipeline.errors import PipelineError
+from pipeline.report import RunReport
 from pipeline.run.session import Session
 from pipeline.run.settings import Settings
 
@@ -27,7 +28,7 @@ def test_a_published_or_failed_run_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], published: bool, ok: bool, why: str
 ) -> None:
     missing, session = _sink(tmp_path)
-    report_sink(session, None, "pipeline run")({"ok": ok, "published": published, "images": []})
+    report_sink(session, None, "pipeline run")(RunReport(ok=ok, published=published, images=[]))
     [warning] = capsys.readouterr().err.splitlines()
     assert warning.startswith(f"warning: {missing}: cannot write the step outputs: No such file or directory; ")
     assert why in warning
@@ -36,4 +37,4 @@ def test_a_published_or_failed_run_warns(
 def test_a_run_that_published_nothing_fails_for_its_outputs(tmp_path: Path) -> None:
     missing, session = _sink(tmp_path)
     with pytest.raises(PipelineError, match="cannot write the step outputs"):
-        report_sink(session, None, "pipeline run")({"ok": True, "published": False, "images": []})
+        report_sink(session, None, "pipeline run")(RunReport(ok=True, published=False, images=[]))

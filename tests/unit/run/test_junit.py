@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 import semver
 import xmlschema
 
 from pipeline.config import load_config
-from pipeline.plan import RunContext, make_plan
+from pipeline.plan import Plan, RunContext, make_plan
+from pipeline.report import RunReport
 from pipeline.run.executor import ImageResult, RunResult, Status
 from pipeline.run.junit import junit_xml, write_junit
 from pipeline.run.report import report_data
@@ -24,8 +24,8 @@ INPUTS = "sha256:" + "cd" * 32
 FAILURE = 'shop/app: build failed at [2/2] RUN make: process "/bin/sh -c make" did not complete successfully: exit 2'
 
 
-def fixture_report(tmp_path: Path, app_tail: tuple[str, ...] = ("cc -o app app.c", "app.c:1: error: oops")) -> Any:
-    """shop: base reused, app failed with a log tail, worker skipped after it; tools: lint built."""
+def fixture_plan(tmp_path: Path) -> Plan:
+    """shop: base, app and worker (each built from the one before); tools: lint."""
     config = load_config(
         write_project(
             tmp_path,
@@ -45,7 +45,14 @@ def fixture_report(tmp_path: Path, app_tail: tuple[str, ...] = ("cc -o app app.c
         )
     )
     context = RunContext(version=semver.Version.parse("1.2.0"), git_sha="f" * 40)
-    plan = make_plan(config.spec, config.base_dir, [], context)
+    return make_plan(config.spec, config.base_dir, [], context)
+
+
+def fixture_report(
+    tmp_path: Path, app_tail: tuple[str, ...] = ("cc -o app app.c", "app.c:1: error: oops")
+) -> RunReport:
+    """shop: base reused, app failed with a log tail, worker skipped after it; tools: lint built."""
+    plan = fixture_plan(tmp_path)
     base = ImageResult("shop/base", "127.0.0.1:5000/local/base", Status.SUCCEEDED, digest=DIGEST, cached=True)
     base.tags, base.inputs = ["1.2.0", "sha-ffffffffffff"], INPUTS
     base.started_at, base.finished_at, base.duration = T0, T0 + 0.5, 0.5
@@ -108,17 +115,17 @@ def test_one_testcase_per_image_in_one_suite_per_pipeline(tmp_path: Path) -> Non
 
 
 def test_a_publishing_failure_is_an_error_of_the_run_even_when_every_image_passed(tmp_path: Path) -> None:
-    data = fixture_report(tmp_path)
-    data["images"] = [image for image in data["images"] if image["status"] == "succeeded"]
-    data["error"] = "127.0.0.1:5000/local/base: tag 1.2.0 names another image (use --force)"
+    report = fixture_report(tmp_path)
+    error_message = "127.0.0.1:5000/local/base: tag 1.2.0 names another image (use --force)"
+    images = [image for image in report.images if image.status == "succeeded"]
 
-    document = junit_xml(data)
+    document = junit_xml(report.model_copy(update={"images": images, "error": error_message}))
 
     validate(document)
     root = ET.fromstring(document)
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "0", "1")
     error = root.find("testsuite[@name='pipeline run']/testcase[@name='publish tags']/error")
-    assert error is not None and error.get("message") == data["error"]
+    assert error is not None and error.get("message") == error_message
 
 
 def test_control_characters_xml_forbids_are_shown_escaped(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_the_plans_build_secrets_and_notify_variables_are_hidden_in_events_and_i
     failed.failed_step = f"[2/2] RUN echo {BUILD_SECRET}"
     failed.variants = {"amd64": variant}
     result = redact_result(RunResult({"shop/app": failed}, error=f"publish: {FILE_LINES[0]}"), redactor)
-    report = str(report_data(plan, result))
+    report = str(report_data(plan, result).data())
     assert "SECRETSCAN" not in report and "***" in report
     assert (failed.error, failed.failed_step, variant.error) == ("shop/app: ***", "[2/2] RUN echo ***", "amd64: ***")
     assert redactor.text("/root HOME 1 of 1") == "/root HOME 1 of 1"

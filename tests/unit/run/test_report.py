@@ -88,7 +88,7 @@ def test_the_report_has_the_failing_steps_tail_beside_the_error(tmp_path: Path) 
     failed.log_tail = TAIL
     result = RunResult({"shop/base": ImageResult("shop/base", "127.0.0.1:5000/local/base"), "shop/app": failed})
 
-    images = {image["image"]: image for image in report_data(plan, result)["images"]}
+    images = {image["image"]: image for image in report_data(plan, result).data()["images"]}
 
     assert images["shop/app"]["error"] == "shop/app: build failed"
     assert images["shop/app"]["log_tail"] == list(TAIL)
