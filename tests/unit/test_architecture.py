@@ -320,6 +320,25 @@ def git_outside_owner(root: Path, imports: Sequence[Import], owner_package: str)
     return problems
 
 
+def alias_definitions(root: Path, names: Iterable[str]) -> dict[str, list[str]]:
+    """Where each of `names` is assigned at a module's top level (file:line), for names that must have one home."""
+    wanted = set(names)
+    found: dict[str, list[str]] = {name: [] for name in wanted}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in wanted:
+                    found[target.id].append(f"{path.relative_to(root.parent).as_posix()}:{node.lineno}")
+    return found
+
+
 def layout_problems(root: Path, top_level: set[str]) -> list[str]:
     problems = []
     for entry in sorted(root.iterdir()):
@@ -377,6 +396,15 @@ def test_cli_reaches_io_only_through_the_core() -> None:
 def test_only_vcs_calls_git() -> None:
     problems = git_outside_owner(ROOT, pipeline_imports(), GIT_OWNER)
     assert not problems, report(problems)
+
+
+# Types several layers share: one definition each, in the lowest layer that needs it, imported elsewhere.
+DEFINED_ONCE = ("CredentialLookup",)
+
+
+def test_shared_types_are_defined_once() -> None:
+    twice = {name: where for name, where in alias_definitions(ROOT, DEFINED_ONCE).items() if len(where) != 1}
+    assert not twice, f"defined more (or less) than once: {twice}"
 
 
 def test_top_level_holds_the_core_and_packages_are_documented() -> None:
