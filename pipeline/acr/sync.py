@@ -11,7 +11,7 @@ from pipeline.acr.tasks import TaskChange, WantedTask, task_changes, task_source
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import UsageError
 from pipeline.plan import Plan
-from pipeline.vcs.loader import git
+from pipeline.vcs.info import find_repository
 
 GIT_TOKEN_VARIABLE = "PIPELINE_ACR_GIT_TOKEN"  # a PAT ACR uses to register the commit webhook
 
@@ -40,16 +40,15 @@ def sync_tasks(
 ) -> TaskSync:
     """One task per image of `plan` with `acr:` settings, built from the origin remote on commits to `branch`
     (default: the checked-out one). `environ` holds the Azure credentials and GIT_TOKEN_VARIABLE."""
-    try:
-        # The repository root: task contexts are relative to it.
-        repo = git.Repo(base_dir, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{config_file}: not in a git repository; ACR tasks build from a git remote") from None
+    # The repository root: task contexts are relative to it.
+    repo = find_repository(base_dir)
+    if repo is None:
+        raise UsageError(f"{config_file}: not in a git repository; ACR tasks build from a git remote")
     remote_url = plan.context.source_url
     branch = branch or plan.context.git_branch
-    if not remote_url or not branch or repo.working_tree_dir is None:
+    if not remote_url or not branch or repo.work_tree is None:
         raise UsageError("ACR tasks need an 'origin' remote and a branch (check out one, or pass --branch)")
-    root = Path(repo.working_tree_dir)
+    root = repo.work_tree
     source = task_source(remote_url, root, config_file)
     wanted, skipped = wanted_tasks(plan, remote_url, branch, root, source)
     registries = _registries(image.acr for image in plan.images.values())

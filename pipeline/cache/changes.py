@@ -16,7 +16,7 @@ from docker.utils.build import PatternMatcher
 from pipeline.cache.inputs import GitBlobs, context_hash, context_listing
 from pipeline.dockerfile.ignore import patterns_of, reads_own_ignore_file
 from pipeline.plan import PlannedImage
-from pipeline.vcs.loader import git
+from pipeline.vcs.history import History
 
 # git's modes of what a context can hold: files, executables, symlinks (a submodule's 160000 is no file).
 _FILE_MODES = ("100644", "100755", "120000")
@@ -44,21 +44,20 @@ class ContextChanges:
 
 
 def context_changes(
-    repo: git.Repo, image: PlannedImage, revision: str, blobs: GitBlobs | None, recorded: set[str]
+    repo: History, image: PlannedImage, revision: str, blobs: GitBlobs | None, recorded: set[str]
 ) -> ContextChanges | None:
     """The context files of `image` that differ between `revision` and the working tree, as its input
     digest sees them; None when the context is outside the repository or `revision` can't be read.
     `recorded`: the context hashes the last build's labels hold (one per variant)."""
-    root = Path(str(repo.working_tree_dir)).resolve()
+    root = repo.root
     try:
         context = image.context.resolve().relative_to(root).as_posix()
     except ValueError:
         return None
     prefix = "" if context == "." else context + "/"
     buildkit = reads_own_ignore_file(image.builder)
-    try:
-        then = _listing_at(repo, revision, root, prefix, image, buildkit=buildkit)
-    except git.GitCommandError:
+    then = _listing_at(repo, revision, root, prefix, image, buildkit=buildkit)
+    if then is None:
         return None
     now = context_listing(image.context, image.dockerfile, blobs, buildkit=buildkit)
     files = []
@@ -73,11 +72,13 @@ def context_changes(
 
 
 def _listing_at(
-    repo: git.Repo, revision: str, root: Path, prefix: str, image: PlannedImage, *, buildkit: bool
-) -> dict[str, str]:
+    repo: History, revision: str, root: Path, prefix: str, image: PlannedImage, *, buildkit: bool
+) -> dict[str, str] | None:
     """context_listing for the tree of `revision`: git's ids of the files there that its ignore file
-    (as it was at that commit) lets through."""
-    listed = str(repo.git.ls_tree("-r", "-z", "--full-tree", revision, "--", prefix or "."))
+    (as it was at that commit) lets through; None when git cannot read that tree."""
+    listed = repo.tree(revision, prefix)
+    if listed is None:
+        return None
     entries = {}
     for entry in listed.split("\0"):
         meta, _, path = entry.partition("\t")
@@ -97,13 +98,11 @@ def _listing_at(
     return sent_files(entries, patterns, os.path.relpath(image.dockerfile, image.context))
 
 
-def _patterns_at(repo: git.Repo, revision: str, path: str) -> list[str] | None:
+def _patterns_at(repo: History, revision: str, path: str) -> list[str] | None:
     """The patterns of the ignore file at `path` in `revision`, read as dockerfile.ignore_patterns
     reads one; None when the commit has no such file."""
-    try:
-        return patterns_of(str(repo.git.show(f"{revision}:{path}")))
-    except git.GitCommandError:
-        return None
+    text = repo.file_at(revision, path)
+    return None if text is None else patterns_of(text)
 
 
 def sent_files(entries: Mapping[str, str], patterns: list[str], dockerfile: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.platforms import check_platform
-from pipeline.vcs.loader import git
+from pipeline.vcs.history import History, first_parent_history
 
 # How many changed context files the text names (--json lists every one).
 FILES_LISTED = 50
@@ -219,11 +219,7 @@ def _explain_build(
     variants: list[VariantExplanation],
 ) -> Explanation:
     image = plan.images[key]
-    try:
-        repo = git.Repo(base_dir, search_parent_directories=True)
-        history = str(repo.git.rev_list("--max-count=500", "--first-parent", "HEAD")).split()
-    except (git.InvalidGitRepositoryError, git.GitCommandError):
-        repo, history = None, []
+    repo, history = first_parent_history(base_dir, 500)
     found = last_build(registry, image, history)
     if found is None:
         lines = [v.line for v in variants]
@@ -267,7 +263,7 @@ def _explain_build(
 def _context_files(
     explanation: Explanation,
     image: PlannedImage,
-    repo: git.Repo | None,
+    repo: History | None,
     blobs: GitBlobs | None,
     revision: str | None,
     recorded: set[str],

@@ -20,7 +20,7 @@ from docker.utils.build import exclude_paths
 
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.plan import Plan, PlannedImage, render_build_args
-from pipeline.vcs.loader import git
+from pipeline.vcs.blobs import unmodified_blobs
 
 INPUTS_LABEL = "org.pipeline.inputs"
 # Each dependency's digest the build used (JSON, image key -> digest): the `dependencies` component is
@@ -64,22 +64,10 @@ class GitBlobs:
 
     @classmethod
     def read(cls, path: Path) -> GitBlobs | None:
-        try:
-            repo = git.Repo(path, search_parent_directories=True)
-            root = Path(str(repo.working_tree_dir))
-            staged = str(repo.git.ls_files("-s", "-z"))
-            dirty = str(repo.git.status("--porcelain", "-z", "--untracked-files=no"))
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+        found = unmodified_blobs(path)
+        if found is None:
             return None
-        modified = {entry[3:] for entry in dirty.split("\0") if len(entry) > 3}
-        blobs = {}
-        for entry in staged.split("\0"):
-            if not entry:
-                continue
-            meta, _, name = entry.partition("\t")
-            mode, blob, _stage = meta.split(" ")
-            if name not in modified:
-                blobs[name] = f"git:{mode}:{blob}"
+        root, blobs = found
         return cls(root.resolve(), blobs)
 
     def lookup(self, path: Path) -> str | None:

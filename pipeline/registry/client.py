@@ -15,8 +15,9 @@ import httpx
 
 from pipeline.errors import RegistryError
 from pipeline.registry.contentcache import ContentCache
+from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.reference import ImageRef, Repository
-from pipeline.registry.session import CredentialLookup, RegistrySession
+from pipeline.registry.session import RegistrySession
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ class Credentials:
     def engine_auth_config(self) -> dict[str, str]:
         """The auth_config the Docker Engine API expects for a push."""
         return {"username": self.username, "password": self.password}
+
+
+# Credentials for a registry host (None: anonymous); defined once here, where Credentials is.
+CredentialLookup = Callable[[str], Credentials | None]
 
 
 def _normalize(key: str) -> str:

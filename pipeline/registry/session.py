@@ -14,7 +14,7 @@ from typing import IO, Any
 import httpx
 
 from pipeline.errors import AuthError, RegistryError
-from pipeline.registry.credentials import Credentials
+from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.reference import Repository
 from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 from pipeline.registry.tls import (
@@ -28,7 +28,6 @@ from pipeline.registry.tls import (
     refusal,
 )
 
-CredentialLookup = Callable[[str], Credentials | None]
 # A request body: bytes, or a callable giving a fresh chunk iterator per attempt (so a retry restarts it).
 Body = bytes | Callable[[], Iterator[bytes]] | None
 

@@ -13,8 +13,8 @@ from pipeline.errors import UsageError
 from pipeline.plan import Plan
 from pipeline.registry.client import RegistryClient
 from pipeline.release.conventional import bump_from_commits
-from pipeline.release.gittag import ReleaseRepo, VersionTag
 from pipeline.release.publish import Notify, TagChange, Target, check_release_tags, decide_changes
+from pipeline.vcs.tags import ReleaseRepo, VersionTag
 from pipeline.versioning import Bump, next_prerelease, next_version, parse_version
 
 BumpChoice = Literal["major", "minor", "patch", "auto"]

@@ -47,7 +47,7 @@ from pipeline.plan import (
     render_build_args,
 )
 from pipeline.registry.client import RegistryClient
-from pipeline.registry.credentials import Credentials
+from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.index import push_index
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef
@@ -260,7 +260,6 @@ class Built:
 
 
 EventSink = Callable[[Event], None]
-CredentialLookup = Callable[[str], Credentials | None]
 # Signs a pushed digest as the image's pipeline says; returns a progress line (None: not signed).
 DigestSigner = Callable[[PlannedImage, str], str | None]
 # Attests a pushed digest (and an index's children) from what this run built; returns a progress line.

@@ -10,13 +10,13 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan
 from pipeline.release.cut import BumpChoice, ChosenVersion, check_can_tag, choose_version, tag_refusals
-from pipeline.release.gittag import ReleaseRepo
 from pipeline.report import RunReport
 from pipeline.run.executor import RunOptions, RunResult
 from pipeline.run.notifying import notifying
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Preview, Session, check_result
 from pipeline.run.settings import Secrets
+from pipeline.vcs.tags import ReleaseRepo
 
 Progress = Callable[[str, str], None]  # (step, message)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from pipeline.acr.auth import AcrExchangeCredentials, CredentialLookup
+from pipeline.acr.auth import AcrExchangeCredentials
 from pipeline.bases.resolve import BaseResolver, open_resolver, plan_builds
 from pipeline.builders import Backend, open_backends
 from pipeline.cache.inputs import GitBlobs, InputDigest
@@ -32,7 +32,7 @@ from pipeline.files import check_regular_file
 from pipeline.plan import Plan, PlannedImage, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.contentcache import ContentCache
-from pipeline.registry.credentials import DockerConfigCredentials
+from pipeline.registry.credentials import CredentialLookup, DockerConfigCredentials
 from pipeline.registry.reference import parse_repository
 from pipeline.registry.tls import ssl_context
 from pipeline.release.journal import JournalEntry, read_journal

@@ -22,7 +22,6 @@ from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, PlannedImage, sanitize_tag
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import ImageRef, parse_reference
-from pipeline.release.gittag import ReleaseRepo
 from pipeline.report import RunReport
 from pipeline.run.executor import RunOptions
 from pipeline.run.notifying import notifying
@@ -31,7 +30,8 @@ from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected
 from pipeline.triggers.rules import match_ref, ref_name
-from pipeline.triggers.source import GitSource
+from pipeline.vcs.source import GitSource
+from pipeline.vcs.tags import ReleaseRepo
 from pipeline.versioning import next_version
 
 Say = Callable[[str], None]

@@ -10,21 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.vcs.loader import git
+from pipeline.vcs.info import hooks_dir
 
 HOOKS = ("post-commit", "post-merge", "pre-push", "post-receive")
 READS_STDIN = {"pre-push", "post-receive"}
 MARKER = "# installed by `pipeline hooks install`"
 LEGACY_SUFFIX = ".pre-pipeline"
-
-
-def hooks_dir(repo_path: Path) -> Path:
-    try:
-        repo = git.Repo(repo_path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{repo_path}: not a git repository") from None
-    path = Path(str(repo.git.rev_parse("--git-path", "hooks")))
-    return path if path.is_absolute() else Path(repo.git_dir if repo.bare else repo.working_tree_dir or ".") / path
 
 
 def _script(hook: str, config: str | None) -> str:

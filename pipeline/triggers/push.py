@@ -21,7 +21,7 @@ from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected, affected_for_paths, affected_since
 from pipeline.triggers.rules import ZERO_SHA, match_ref, ref_name
-from pipeline.triggers.source import GitSource
+from pipeline.vcs.source import GitSource
 
 Say = Callable[[str], None]
 

@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.config.schema import ConfigSpec
-
-# The `before` of a new ref and the `after` of a deleted one, as git and every forge write it.
-ZERO_SHA = "0" * 40
+from pipeline.vcs import ZERO_SHA as ZERO_SHA  # re-exported: what triggers name a missing ref by
 
 
 @dataclass(frozen=True)

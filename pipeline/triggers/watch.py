@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError, SourceUnavailable, UsageError
 from pipeline.triggers.rules import ZERO_SHA
-from pipeline.triggers.source import GitSource
+from pipeline.vcs.source import GitSource
 from pipeline.vcs.urls import strip_credentials
 
 HandleCommit = Callable[[str, str], bool]  # (before, after) -> succeeded

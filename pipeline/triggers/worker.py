@@ -23,7 +23,7 @@ from pipeline.errors import PipelineError
 from pipeline.notify.runurl import RUN_URL_VARIABLE
 from pipeline.redaction import Redactor
 from pipeline.triggers.queue import Run, RunQueue
-from pipeline.triggers.source import GitSource
+from pipeline.vcs.source import GitSource
 
 DEFAULT_COMMAND = (sys.executable, "-m", "pipeline", "trigger")
 _KILL_GRACE = 10.0

@@ -1,4 +1,5 @@
-"""What the git checkout around the config says: HEAD, branch, origin URL (for tags and OCI labels)."""
+"""What the git checkout around the config says: HEAD, branch, origin URL (for tags and OCI labels); where
+its top and its hooks directory are."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.errors import EnvironmentProblem
+from pipeline.errors import EnvironmentProblem, UsageError
 from pipeline.vcs.loader import git
 from pipeline.vcs.urls import strip_credentials
 
@@ -61,3 +62,30 @@ def _read(path: Path) -> GitInfo | None:
         earlier=tuple(str(repo.git.rev_list("--first-parent", f"--max-count={EARLIER_COMMITS + 1}", sha)).split()[1:]),
         root=Path(repo.working_tree_dir) if repo.working_tree_dir else None,
     )
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A git repository found around a directory: its working tree's top (None for a bare one)."""
+
+    work_tree: Path | None
+
+
+def find_repository(path: Path) -> Repository | None:
+    """The repository containing `path` (searching upwards); None outside one."""
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    return Repository(Path(repo.working_tree_dir) if repo.working_tree_dir is not None else None)
+
+
+def hooks_dir(repo_path: Path) -> Path:
+    """The directory git runs the hooks of the repository containing `repo_path` from (core.hooksPath
+    honoured)."""
+    try:
+        repo = git.Repo(repo_path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise UsageError(f"{repo_path}: not a git repository") from None
+    path = Path(str(repo.git.rev_parse("--git-path", "hooks")))
+    return path if path.is_absolute() else Path(repo.git_dir if repo.bare else repo.working_tree_dir or ".") / path

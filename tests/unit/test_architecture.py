@@ -77,9 +77,12 @@ CLI_FORBIDDEN = (
     "pipeline.vcs",
     "pipeline.registry.client",
     "pipeline.registry.session",
-    "pipeline.triggers.source",
     "pipeline.acr.client",
 )
+
+# One module owns git (STYLE.md): only pipeline.vcs imports GitPython or runs the `git` binary.
+GIT_OWNER = "pipeline.vcs"
+GIT_MODULES = ("git", "pipeline.vcs.loader")
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,54 @@ def cli_io_imports(imports: Sequence[Import], cli: str, forbidden: Sequence[str]
     ]
 
 
+def git_argv_literals(tree: ast.AST) -> Iterator[ast.List | ast.Tuple]:
+    """Lists and tuples that start with the string "git": the argv of a git process, whether passed to
+    subprocess directly or built first."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.List | ast.Tuple) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value == "git":
+                yield node
+
+
+def git_outside_owner(root: Path, imports: Sequence[Import], owner_package: str) -> list[str]:
+    """Modules outside `owner_package` that import GitPython (or its loader) or spell a `git` argv."""
+    problems = [
+        f"{imp.where()}: only {owner_package} calls git; add a function there and call it"
+        for imp in imports
+        if not within(imp.importer, owner_package) and any(within(imp.target, name) for name in GIT_MODULES)
+    ]
+    for path in sorted(root.rglob("*.py")):
+        if within(module_name(root, path), owner_package):
+            continue
+        file = path.relative_to(root.parent).as_posix()
+        for node in git_argv_literals(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            problems.append(
+                f"{file}:{node.lineno}: `{ast.unparse(node)[:60]}`: only {owner_package} runs git; "
+                "add a function there and call it"
+            )
+    return problems
+
+
+def alias_definitions(root: Path, names: Iterable[str]) -> dict[str, list[str]]:
+    """Where each of `names` is assigned at a module's top level (file:line), for names that must have one home."""
+    wanted = set(names)
+    found: dict[str, list[str]] = {name: [] for name in wanted}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in wanted:
+                    found[target.id].append(f"{path.relative_to(root.parent).as_posix()}:{node.lineno}")
+    return found
+
+
 def layout_problems(root: Path, top_level: set[str]) -> list[str]:
     problems = []
     for entry in sorted(root.iterdir()):
@@ -344,6 +395,20 @@ def test_every_package_has_a_layer() -> None:
 def test_cli_reaches_io_only_through_the_core() -> None:
     problems = cli_io_imports(pipeline_imports(), "pipeline.cli", CLI_FORBIDDEN)
     assert not problems, report(problems)
+
+
+def test_only_vcs_calls_git() -> None:
+    problems = git_outside_owner(ROOT, pipeline_imports(), GIT_OWNER)
+    assert not problems, report(problems)
+
+
+# Types several layers share: one definition each, in the lowest layer that needs it, imported elsewhere.
+DEFINED_ONCE = ("CredentialLookup",)
+
+
+def test_shared_types_are_defined_once() -> None:
+    twice = {name: where for name, where in alias_definitions(ROOT, DEFINED_ONCE).items() if len(where) != 1}
+    assert not twice, f"defined more (or less) than once: {twice}"
 
 
 def test_top_level_holds_the_core_and_packages_are_documented() -> None:
@@ -412,6 +477,27 @@ def test_checker_reports_each_broken_rule_with_file_line_and_import(tmp_path: Pa
         "fake/cli.py: only ['__init__', '__main__', 'errors', 'graph', 'plan', 'versioning'] live at the top level",
         "fake/stray.py: only ['__init__', '__main__', 'errors', 'graph', 'plan', 'versioning'] live at the top level",
         "fake/nodoc/__init__.py: no docstring saying what the package is for",
+    ]
+
+
+def test_git_checker_names_each_git_call_outside_the_owner(tmp_path: Path) -> None:
+    root = tmp_path / "fake"
+    (root / "vcs").mkdir(parents=True)
+    (root / "__init__.py").write_text('"""Fake."""\n')
+    (root / "vcs" / "__init__.py").write_text('"""Git."""\n')
+    (root / "vcs" / "own.py").write_text('import subprocess\n\nimport git\n\nsubprocess.run(["git", "status"])\n')
+    (root / "cache.py").write_text(
+        "import subprocess\n\n\ndef blobs() -> None:\n    from git import Repo\n\n    Repo('.')\n"
+        '    subprocess.run(("git", "ls-files"), check=True)\n'
+    )
+    (root / "loader_user.py").write_text("from pipeline.vcs.loader import git\n")
+    (root / "other.py").write_text('import subprocess\n\nsubprocess.run(["docker", "git"])\nNAME = "git"\n')
+    assert git_outside_owner(root, collect_imports(root), "fake.vcs") == [
+        "fake/cache.py:5: `from git import Repo` (in a function): only fake.vcs calls git; add a function there "
+        "and call it",
+        "fake/loader_user.py:1: `from pipeline.vcs.loader import git`: only fake.vcs calls git; add a function "
+        "there and call it",
+        "fake/cache.py:8: `('git', 'ls-files')`: only fake.vcs runs git; add a function there and call it",
     ]
 
 

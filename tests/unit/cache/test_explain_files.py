@@ -13,7 +13,7 @@ from pipeline.cache.changes import FileChange, context_changes, sent_files
 from pipeline.cache.inputs import GitBlobs, input_digest
 from pipeline.config import load_config
 from pipeline.plan import PlannedImage, RunContext, make_plan
-from pipeline.vcs.loader import git as gitpython
+from pipeline.vcs.history import first_parent_history
 from tests.helpers import git, init_git, write_project
 
 CONFIG = """\
@@ -51,9 +51,9 @@ def _context(root: Path, key: str) -> str:
 
 
 def _changes(root: Path, key: str, recorded: set[str]) -> tuple[list[FileChange], bool]:
-    found = context_changes(
-        gitpython.Repo(root), _image(root, key), git(root, "rev-parse", "HEAD"), GitBlobs.read(root), recorded
-    )
+    history, _ = first_parent_history(root)
+    assert history is not None
+    found = context_changes(history, _image(root, key), git(root, "rev-parse", "HEAD"), GitBlobs.read(root), recorded)
     assert found is not None
     return found.files, found.exact
 

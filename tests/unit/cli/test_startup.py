@@ -32,7 +32,7 @@ NOT_LOADED = (
     "pipeline.run.executor",
     "pipeline.run.report",
     "pipeline.registry.client",
-    "pipeline.triggers.source",
+    "pipeline.vcs.source",
     "pipeline.vcs.loader",
     "pipeline.dockerfile.bases",  # the Dockerfile parser: changed reads only .dockerignore
 )

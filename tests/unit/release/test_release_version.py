@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.errors import UsageError
 from pipeline.release.cut import check_can_tag, choose_version, tag_refusals
-from pipeline.release.gittag import ReleaseRepo
+from pipeline.vcs.tags import ReleaseRepo
 from tests.helpers import git, init_git
 
 

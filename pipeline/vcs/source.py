@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import PipelineError, SourceUnavailable, UsageError
-from pipeline.triggers.rules import ZERO_SHA
+from pipeline.vcs import ZERO_SHA
 from pipeline.vcs.loader import git
 from pipeline.vcs.urls import strip_credentials
 
