@@ -7,7 +7,8 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from functools import cache, partial
+from dataclasses import dataclass
+from functools import cache, partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -21,6 +22,7 @@ from pipeline.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from pipeline.config import LoadedConfig
     from pipeline.redaction import Redactor
+    from pipeline.run.executor import RunOptions
     from pipeline.run.session import Session
     from pipeline.run.settings import ProgressMode, Secrets, Settings
     from pipeline.signing.signer import SignatureStorage, Signer
@@ -190,10 +192,49 @@ locked_option = click.option(
 )
 
 
-def run_options(func: F) -> F:
-    """Options that `run` and `release` share."""
-    func = progress_options(func)
-    func = locked_option(func)
+@dataclass(frozen=True)
+class RunFlags:
+    """The options `run` and `release` share, as one value (run_options passes it as `flags`)."""
+
+    jobs: int
+    keep_going: bool
+    force: bool
+    no_cache: bool
+    report_file: Path | None
+    junit_file: Path | None
+    dotenv: Path | None
+    as_json: bool
+    token: str | None
+    progress: str
+    quiet: bool
+    locked: bool
+
+    def options(self, *, push: bool) -> RunOptions:
+        from pipeline.run.executor import RunOptions
+
+        return RunOptions(
+            jobs=self.jobs,
+            keep_going=self.keep_going,
+            push=push,
+            force=self.force,
+            cache=not self.no_cache,
+            locked=self.locked,
+        )
+
+
+_RUN_FLAGS = tuple(RunFlags.__dataclass_fields__)
+
+
+def run_options(func: Callable[..., None]) -> Callable[..., None]:
+    """Options that `run` and `release` share, handed to the command as one `flags: RunFlags`."""
+
+    @wraps(func)
+    def command(**kwargs: Any) -> None:
+        flags = RunFlags(**{name: kwargs.pop(name) for name in _RUN_FLAGS})
+        func(flags=flags, **kwargs)
+
+    wrapped = progress_options(command)
+    wrapped = locked_option(wrapped)
     options = [
         click.option(
             "-j",
@@ -235,8 +276,8 @@ def run_options(func: F) -> F:
         ),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def optional_config(config_file: Path | None) -> LoadedConfig | None:
