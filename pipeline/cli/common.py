@@ -106,11 +106,57 @@ def optional_config_option(purpose: str) -> Callable[[F], F]:
     )
 
 
-def signer_options(what: str, storage_default: str = "legacy") -> Callable[[F], F]:
-    """--key, --identity-token, --trust-config and --storage: who signs (`what`: e.g. "sign", "attest") and
-    where the result goes, for `sign`, `attest` and `promote --resign` alike."""
+def _passed_as(name: str, flags: type[Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command's options named by the fields of the dataclass `flags`, handed to it as one argument
+    `name`: the commands that share those options share their parameters too."""
+    fields = tuple(flags.__dataclass_fields__)
 
-    def decorate(func: F) -> F:
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        @wraps(func)
+        def command(**kwargs: Any) -> None:
+            func(**{name: flags(**{field: kwargs.pop(field) for field in fields})}, **kwargs)
+
+        return command
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class SignerFlags:
+    """--key, --identity-token, --trust-config and --storage (signer_options passes them as `signing`)."""
+
+    key_path: Path | None
+    token: str | None
+    trust_config: Path | None
+    storage: SignatureStorage
+
+    @property
+    def given(self) -> bool:
+        """Whether any of them was given (--storage: other than the default "legacy")."""
+        return bool(self.key_path or self.token or self.trust_config or self.storage != "legacy")
+
+    def signer(self) -> Callable[[], Signer]:
+        """The signer they describe, made when called (so the passphrase or token is asked for only once
+        the digest is known): `sign`, `attest` and `promote --resign` alike."""
+        from pipeline.signing.actions import make_signer  # signing loads only for the commands that sign
+
+        return partial(
+            make_signer,
+            key_path=self.key_path,
+            passphrase=passphrase,
+            identity_token=lambda: identity_token(self.token),
+            trust_config=str(self.trust_config) if self.trust_config else None,
+            storage=self.storage,
+        )
+
+
+def signer_options(what: str, storage_default: str = "legacy") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--key, --identity-token, --trust-config and --storage: who signs (`what`: e.g. "sign", "attest") and
+    where the result goes, for `sign`, `attest` and `promote --resign` alike; the command gets them as
+    one `signing: SignerFlags`."""
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        func = _passed_as("signing", SignerFlags)(func)
         options = [
             click.option(
                 "--key",
@@ -144,23 +190,6 @@ def signer_options(what: str, storage_default: str = "legacy") -> Callable[[F], 
         return func
 
     return decorate
-
-
-def signer_from_options(
-    key_path: Path | None, token: str | None, trust_config: Path | None, storage: SignatureStorage
-) -> Callable[[], Signer]:
-    """The signer `signer_options` describe, made when called (so the passphrase or token is asked for
-    only once the digest is known): `sign`, `attest` and `promote --resign` alike."""
-    from pipeline.signing.actions import make_signer  # signing loads only for the commands that sign
-
-    return partial(
-        make_signer,
-        key_path=key_path,
-        passphrase=passphrase,
-        identity_token=lambda: identity_token(token),
-        trust_config=str(trust_config) if trust_config else None,
-        storage=storage,
-    )
 
 
 def progress_options(func: F) -> F:
@@ -222,18 +251,10 @@ class RunFlags:
         )
 
 
-_RUN_FLAGS = tuple(RunFlags.__dataclass_fields__)
-
-
 def run_options(func: Callable[..., None]) -> Callable[..., None]:
     """Options that `run` and `release` share, handed to the command as one `flags: RunFlags`."""
 
-    @wraps(func)
-    def command(**kwargs: Any) -> None:
-        flags = RunFlags(**{name: kwargs.pop(name) for name in _RUN_FLAGS})
-        func(flags=flags, **kwargs)
-
-    wrapped = progress_options(command)
+    wrapped = progress_options(_passed_as("flags", RunFlags)(func))
     wrapped = locked_option(wrapped)
     options = [
         click.option(

@@ -10,6 +10,7 @@ import click
 
 from pipeline.cli.common import (
     RunFlags,
+    SignerFlags,
     config_option,
     echo_json,
     insecure_option,
@@ -19,7 +20,6 @@ from pipeline.cli.common import (
     run_options,
     secrets,
     session,
-    signer_from_options,
     signer_options,
 )
 from pipeline.cli.completion import complete_pipelines
@@ -33,7 +33,6 @@ from pipeline.release.tagview import VersionRow, tag_view
 from pipeline.run.release import Release, ReleasePreview
 from pipeline.run.report import tag_change_data
 from pipeline.signing.actions import SignResult, sign_reference
-from pipeline.signing.signer import SignatureStorage
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
@@ -162,10 +161,7 @@ def promote(
     floating: str,
     force: bool,
     resign: bool,
-    key_path: Path | None,
-    token: str | None,
-    trust_config: Path | None,
-    storage: SignatureStorage,
+    signing: SignerFlags,
     insecure: tuple[str, ...],
     config_file: Path | None,
     as_json: bool,
@@ -192,7 +188,7 @@ def promote(
         raise click.BadParameter(
             f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
         )
-    if not resign and (key_path or token or trust_config or storage != "legacy"):
+    if not resign and signing.given:
         raise UsageError("--key, --identity-token, --trust-config and --storage go with --resign")
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
@@ -204,7 +200,7 @@ def promote(
         if resign:
             # Made (key read, passphrase or token asked for) before anything is copied: a missing key or a
             # wrong passphrase must not leave the image copied, untagged, at the destination.
-            made = signer_from_options(key_path, token, trust_config, storage)()
+            made = signing.signer()()
             resigner = partial(sign_reference, registry, signer=lambda: made)
         claims = the_session.promote_claims(str(destination_repo), str(tags.release), force, Path.cwd())
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner, claims)
