@@ -16,7 +16,7 @@ from pipeline.signing.keys import read_private_key
 from pipeline.signing.policy import Requirement, distinct
 from pipeline.signing.signer import Attestation, KeySigner, SignatureStorage, Signer, SignOutcome
 from pipeline.signing.trust import TrustPolicy
-from pipeline.signing.verify import Verification, first_met, verify_any, verify_digest
+from pipeline.signing.verify import Verification, first_met, verify_digest
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _verify_one(
         if predicate_type is None or wanted.predicate_type == predicate_type
     ]
     for alternatives, wanted in wanted_attestations if reason is None else []:
-        passing, why = verify_any(registry, repository, digest, alternatives, wanted.predicate_type, wanted.accept)
+        _, passing, why = first_met(registry, repository, digest, alternatives, wanted.predicate_type, wanted.accept)
         if passing is None:
             reason = f"trust policy: {wanted.describe()}: {why}"
             break
