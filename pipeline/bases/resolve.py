@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +57,7 @@ class ResolvedBase:
         return f"{self.repository}@{self.digest}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "platform": self.platform,
-            "os_version": self.os_version,
-            "digest": self.digest,
-            "index": self.index,
-            "locked": self.locked,
-            "not_in_lock": self.not_in_lock,
-        }
+        return asdict(self)
 
     def lock_entry(self) -> LockEntry:
         return LockEntry(self.reference, self.platform, self.os_version, self.digest, self.index)

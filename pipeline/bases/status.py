@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +53,15 @@ class BaseStatus:
 
     def data(self) -> dict[str, Any]:
         """The `--json` form (README "Base images")."""
-        return {
-            "reference": self.reference,
-            "platform": self.platform,
-            "os_version": self.os_version,
-            "current": self.current,
-            "index": self.index,
-            "locked": self.locked,
-            "images": list(self.images),
-            "stage_platform": self.whole,
-        }
+        return _data(self)
+
+
+def _data(entry: BaseStatus | Move) -> dict[str, Any]:
+    """A base's `--json` form: its fields, `whole` named `stage_platform`."""
+    data = asdict(entry)
+    data["images"] = list(entry.images)
+    data["stage_platform"] = data.pop("whole")
+    return data
 
 
 def base_status(
@@ -119,15 +118,7 @@ class Move:
         return f"{where} {self.old or '(not locked)'} → {self.new or '(dropped: no longer used)'}"
 
     def data(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "platform": self.platform,
-            "os_version": self.os_version,
-            "old": self.old,
-            "new": self.new,
-            "images": list(self.images),
-            "stage_platform": self.whole,
-        }
+        return _data(self)
 
 
 @dataclass(frozen=True)

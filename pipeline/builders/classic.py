@@ -69,6 +69,15 @@ class DockerBuilder:
             raise EnvironmentProblem(f"cannot reach {self.label} at {self.where}: {exc}") from None
         return client
 
+    def _lost(self, request: BuildRequest, during: str, exc: Exception) -> EngineUnavailable | None:
+        """A connection broken `during` a build or push: the engine lost, when it no longer answers (None:
+        it still does, so the stream alone broke)."""
+        if self.answers():
+            return None
+        return EngineUnavailable(
+            f"{request.image}: lost {self.label} ({self.where}) during the {during}: {exc}", self.name
+        )
+
     def check(self, os: str | None = None) -> None:
         """The engine answers, and (`os` given: what the config declares it builds) runs that OS: a Linux
         engine declared `os: windows` is refused here, before anything is built, not by a failing build."""
@@ -185,12 +194,9 @@ class DockerBuilder:
         except docker.errors.APIError as exc:
             raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}", tuple(tail)) from None
         except _BROKEN as exc:
-            if not self.answers():
-                raise EngineUnavailable(
-                    f"{request.image}: lost {self.label} ({self.where}) during the build: {exc}",
-                    self.name,
-                ) from None
-            raise BuildError(f"{request.image}: lost the Docker engine during the build: {exc}") from None
+            raise self._lost(request, "build", exc) or BuildError(
+                f"{request.image}: lost the Docker engine during the build: {exc}"
+            ) from None
         if image_id is None:
             image_id = str(client.inspect_image(str(request.tag))["Id"])  # type: ignore[no-untyped-call]
         return image_id, tuple(tail)
@@ -256,12 +262,9 @@ class DockerBuilder:
         except docker.errors.APIError as exc:
             raise RegistryError(f"{request.image}: push to {repository} failed: {exc.explanation or exc}") from None
         except _BROKEN as exc:
-            if not self.answers():
-                raise EngineUnavailable(
-                    f"{request.image}: lost {self.label} ({self.where}) during the push: {exc}",
-                    self.name,
-                ) from None
-            raise TransientPushError(f"{request.image}: push to {repository} failed: {exc}") from None
+            raise self._lost(request, "push", exc) or TransientPushError(
+                f"{request.image}: push to {repository} failed: {exc}"
+            ) from None
         if digest is None:
             raise RegistryError(f"{request.image}: push to {repository} reported no digest")
         return digest

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from docker.utils.build import PatternMatcher
-
 from pipeline.cache.inputs import GitBlobs, context_hash, context_listing
-from pipeline.dockerfile.ignore import patterns_of, reads_own_ignore_file
+from pipeline.dockerfile.ignore import IgnoreMatcher, patterns_of, reads_own_ignore_file
 from pipeline.plan import PlannedImage
 from pipeline.vcs.history import History
 
@@ -106,10 +104,10 @@ def _patterns_at(repo: History, revision: str, path: str) -> list[str] | None:
 
 
 def sent_files(entries: Mapping[str, str], patterns: list[str], dockerfile: str) -> dict[str, str]:
-    """Of `entries` (context-relative path -> id), those a build context would send: docker-py's
-    exclude_paths (which the input digest uses) walked over the directories the entries make instead
-    of the disk, so the same rule decides (a directory it skips is skipped here too)."""
-    matcher = PatternMatcher([*patterns, f"!{dockerfile}"])
+    """Of `entries` (context-relative path -> id), those a build context would send: the walk of
+    dockerfile.ignore.context_paths (which the input digest uses) over the directories the entries make
+    instead of the disk, so the same rule decides (a directory it skips is skipped here too)."""
+    matcher = IgnoreMatcher([*patterns, f"!{dockerfile}"])
     children: dict[str, set[str]] = {}
     for path in entries:
         parts = path.split("/")
@@ -119,10 +117,10 @@ def sent_files(entries: Mapping[str, str], patterns: list[str], dockerfile: str)
     pending = [""]
     while pending:
         for path in sorted(children.get(pending.pop(), ())):
-            excluded = matcher.matches(path)  # type: ignore[arg-type]  # the stubs say PathLike; docker-py's walk passes str
+            excluded = matcher.matches(path)
             if path in entries:
                 if not excluded:
                     sent[path] = entries[path]
-            elif not excluded or any(p.exclusion and p.cleaned_pattern.startswith(path) for p in matcher.patterns):
+            elif not excluded or matcher.descends(path):
                 pending.append(path)
     return sent

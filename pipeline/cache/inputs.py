@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docker.utils.build import exclude_paths
-
-from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
+from pipeline.dockerfile.ignore import context_paths, ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.vcs.blobs import unmodified_blobs
 
@@ -117,7 +115,7 @@ def context_listing(
     for its content."""
     patterns = ignore_patterns(ignore_file(context, dockerfile, buildkit=buildkit))
     dockerfile_rel = os.path.relpath(dockerfile, context)
-    included = exclude_paths(str(context), patterns, dockerfile=dockerfile_rel)
+    included = context_paths(context, patterns, dockerfile_rel)
     listing = {}
     for name in sorted(included):
         path = context / name

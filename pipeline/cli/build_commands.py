@@ -12,6 +12,7 @@ from pipeline.cache.predict import Prediction
 from pipeline.cache.scope import Scope, reuse_warnings, scope_of
 from pipeline.cli.common import (
     EXIT_CONFIG,
+    RunFlags,
     config_errors_json,
     config_option,
     echo_json,
@@ -27,7 +28,7 @@ from pipeline.config import load_config
 from pipeline.config.templates import render
 from pipeline.errors import ConfigError, RegistryError, UsageError
 from pipeline.plan import Plan, PlannedImage, base_variant
-from pipeline.run.executor import RunOptions, interrupted_result
+from pipeline.run.executor import interrupted_result
 from pipeline.run.notifying import notifying
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Session, check_result
@@ -46,18 +47,7 @@ def run(
     version: str | None,
     no_push: bool,
     since: str | None,
-    jobs: int,
-    keep_going: bool,
-    force: bool,
-    no_cache: bool,
-    report_file: Path | None,
-    junit_file: Path | None,
-    dotenv: Path | None,
-    as_json: bool,
-    token: str | None,
-    progress: str,
-    quiet: bool,
-    locked: bool,
+    flags: RunFlags,
 ) -> None:
     """Build PIPELINES (default: all) in dependency order and push them.
 
@@ -74,24 +64,23 @@ def run(
       pipeline run --dotenv build.env     # outputs for GitLab's artifacts:reports:dotenv
       pipeline run --locked               # CI: only on the base digests pipelines.lock names
     """
-    the_session = run_session(load_config(config_file), progress, quiet)
+    the_session = run_session(load_config(config_file), flags.progress, flags.quiet)
     the_plan = the_session.plan(pipelines, version)
     if since is not None:
         from pipeline.triggers.push import narrow_to_changes  # git diffs and triggers: only with --since
 
-        the_plan = narrow_to_changes(the_session, the_plan, since, secrets(token))
+        the_plan = narrow_to_changes(the_session, the_plan, since, secrets(flags.token))
         if not the_plan.images:
             click.echo(f"nothing changed since {since} affects an image", err=True)
             return
-    options = RunOptions(
-        jobs=jobs, keep_going=keep_going, push=not no_push, force=force, cache=not no_cache, locked=locked
-    )
-    check_report_file(report_file)
-    check_report_file(junit_file, "--junit")
-    to_ci = report_sink(the_session, dotenv, "pipeline run", the_plan.images)
+    options = flags.options(push=not no_push)
+    check_report_file(flags.report_file)
+    check_report_file(flags.junit_file, "--junit")
+    to_ci = report_sink(the_session, flags.dotenv, "pipeline run", the_plan.images)
+    report_file, as_json, junit_file = flags.report_file, flags.as_json, flags.junit_file
     with notifying(the_session, the_plan, "run") as outcome:
         try:
-            outcome.result = the_session.execute(the_plan, options, secrets(token))
+            outcome.result = the_session.execute(the_plan, options, secrets(flags.token))
         except KeyboardInterrupt as stopped:  # SIGINT, SIGTERM: report what is known, then exit 130/143
             emit_report(
                 the_plan, interrupted_result(the_plan, stopped), report_file, as_json, junit_file=junit_file, also=to_ci

@@ -7,7 +7,8 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from functools import cache, partial
+from dataclasses import dataclass
+from functools import cache, partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -21,6 +22,7 @@ from pipeline.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from pipeline.config import LoadedConfig
     from pipeline.redaction import Redactor
+    from pipeline.run.executor import RunOptions
     from pipeline.run.session import Session
     from pipeline.run.settings import ProgressMode, Secrets, Settings
     from pipeline.signing.signer import SignatureStorage, Signer
@@ -104,11 +106,57 @@ def optional_config_option(purpose: str) -> Callable[[F], F]:
     )
 
 
-def signer_options(what: str, storage_default: str = "legacy") -> Callable[[F], F]:
-    """--key, --identity-token, --trust-config and --storage: who signs (`what`: e.g. "sign", "attest") and
-    where the result goes, for `sign`, `attest` and `promote --resign` alike."""
+def _passed_as(name: str, flags: type[Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command's options named by the fields of the dataclass `flags`, handed to it as one argument
+    `name`: the commands that share those options share their parameters too."""
+    fields = tuple(flags.__dataclass_fields__)
 
-    def decorate(func: F) -> F:
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        @wraps(func)
+        def command(**kwargs: Any) -> None:
+            func(**{name: flags(**{field: kwargs.pop(field) for field in fields})}, **kwargs)
+
+        return command
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class SignerFlags:
+    """--key, --identity-token, --trust-config and --storage (signer_options passes them as `signing`)."""
+
+    key_path: Path | None
+    token: str | None
+    trust_config: Path | None
+    storage: SignatureStorage
+
+    @property
+    def given(self) -> bool:
+        """Whether any of them was given (--storage: other than the default "legacy")."""
+        return bool(self.key_path or self.token or self.trust_config or self.storage != "legacy")
+
+    def signer(self) -> Callable[[], Signer]:
+        """The signer they describe, made when called (so the passphrase or token is asked for only once
+        the digest is known): `sign`, `attest` and `promote --resign` alike."""
+        from pipeline.signing.actions import make_signer  # signing loads only for the commands that sign
+
+        return partial(
+            make_signer,
+            key_path=self.key_path,
+            passphrase=passphrase,
+            identity_token=lambda: identity_token(self.token),
+            trust_config=str(self.trust_config) if self.trust_config else None,
+            storage=self.storage,
+        )
+
+
+def signer_options(what: str, storage_default: str = "legacy") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--key, --identity-token, --trust-config and --storage: who signs (`what`: e.g. "sign", "attest") and
+    where the result goes, for `sign`, `attest` and `promote --resign` alike; the command gets them as
+    one `signing: SignerFlags`."""
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        func = _passed_as("signing", SignerFlags)(func)
         options = [
             click.option(
                 "--key",
@@ -144,23 +192,6 @@ def signer_options(what: str, storage_default: str = "legacy") -> Callable[[F], 
     return decorate
 
 
-def signer_from_options(
-    key_path: Path | None, token: str | None, trust_config: Path | None, storage: SignatureStorage
-) -> Callable[[], Signer]:
-    """The signer `signer_options` describe, made when called (so the passphrase or token is asked for
-    only once the digest is known): `sign`, `attest` and `promote --resign` alike."""
-    from pipeline.signing.actions import make_signer  # signing loads only for the commands that sign
-
-    return partial(
-        make_signer,
-        key_path=key_path,
-        passphrase=passphrase,
-        identity_token=lambda: identity_token(token),
-        trust_config=str(trust_config) if trust_config else None,
-        storage=storage,
-    )
-
-
 def progress_options(func: F) -> F:
     """--progress and -q, for the commands that build (`progress_mode` turns them into one mode)."""
     from pipeline.run.settings import PROGRESS_MODES
@@ -190,10 +221,41 @@ locked_option = click.option(
 )
 
 
-def run_options(func: F) -> F:
-    """Options that `run` and `release` share."""
-    func = progress_options(func)
-    func = locked_option(func)
+@dataclass(frozen=True)
+class RunFlags:
+    """The options `run` and `release` share, as one value (run_options passes it as `flags`)."""
+
+    jobs: int
+    keep_going: bool
+    force: bool
+    no_cache: bool
+    report_file: Path | None
+    junit_file: Path | None
+    dotenv: Path | None
+    as_json: bool
+    token: str | None
+    progress: str
+    quiet: bool
+    locked: bool
+
+    def options(self, *, push: bool) -> RunOptions:
+        from pipeline.run.executor import RunOptions
+
+        return RunOptions(
+            jobs=self.jobs,
+            keep_going=self.keep_going,
+            push=push,
+            force=self.force,
+            cache=not self.no_cache,
+            locked=self.locked,
+        )
+
+
+def run_options(func: Callable[..., None]) -> Callable[..., None]:
+    """Options that `run` and `release` share, handed to the command as one `flags: RunFlags`."""
+
+    wrapped = progress_options(_passed_as("flags", RunFlags)(func))
+    wrapped = locked_option(wrapped)
     options = [
         click.option(
             "-j",
@@ -235,8 +297,8 @@ def run_options(func: F) -> F:
         ),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def optional_config(config_file: Path | None) -> LoadedConfig | None:

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from pipeline.cli.common import (
+    RunFlags,
+    SignerFlags,
     config_option,
     echo_json,
     insecure_option,
@@ -18,7 +20,6 @@ from pipeline.cli.common import (
     run_options,
     secrets,
     session,
-    signer_from_options,
     signer_options,
 )
 from pipeline.cli.completion import complete_pipelines
@@ -29,11 +30,9 @@ from pipeline.registry.reference import parse_reference, parse_repository
 from pipeline.release.cut import BumpChoice
 from pipeline.release.promote import promote as promote_image
 from pipeline.release.tagview import VersionRow, tag_view
-from pipeline.run.executor import RunOptions
 from pipeline.run.release import Release, ReleasePreview
 from pipeline.run.report import tag_change_data
 from pipeline.signing.actions import SignResult, sign_reference
-from pipeline.signing.signer import SignatureStorage
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
@@ -100,18 +99,7 @@ def release(
     pre: str | None,
     dry_run: bool,
     push_tag: bool,
-    jobs: int,
-    keep_going: bool,
-    force: bool,
-    no_cache: bool,
-    report_file: Path | None,
-    junit_file: Path | None,
-    dotenv: Path | None,
-    as_json: bool,
-    token: str | None,
-    progress: str,
-    quiet: bool,
-    locked: bool,
+    flags: RunFlags,
 ) -> None:
     """Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.
 
@@ -127,16 +115,16 @@ def release(
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
     config = load_config(config_file)
-    the_session = run_session(config, progress, quiet)
+    the_session = run_session(config, flags.progress, flags.quiet)
     cut = Release(the_session, bump, version, pre)
-    options = RunOptions(jobs=jobs, keep_going=keep_going, push=True, force=force, cache=not no_cache, locked=locked)
+    options, token = flags.options(push=True), secrets(flags.token)
     if dry_run:
-        found = cut.dry_run(pipelines, options, secrets(token), report_file, _progress, junit_file, push_tag)
-        _print_dry_run(found, as_json)
+        found = cut.dry_run(pipelines, options, token, flags.report_file, _progress, flags.junit_file, push_tag)
+        _print_dry_run(found, flags.as_json)
         return
     chosen = [f"{name}/{image}" for name, spec in config.spec.pipelines.items() for image in spec.images]
-    to_ci = report_sink(the_session, dotenv, "pipeline release", [k for k in chosen if _in(k, pipelines)])
-    cut.run(pipelines, options, secrets(token), report_file, as_json, push_tag, _progress, junit_file, to_ci)
+    to_ci = report_sink(the_session, flags.dotenv, "pipeline release", [k for k in chosen if _in(k, pipelines)])
+    cut.run(pipelines, options, token, flags.report_file, flags.as_json, push_tag, _progress, flags.junit_file, to_ci)
 
 
 def _in(image: str, pipelines: tuple[str, ...]) -> bool:
@@ -173,10 +161,7 @@ def promote(
     floating: str,
     force: bool,
     resign: bool,
-    key_path: Path | None,
-    token: str | None,
-    trust_config: Path | None,
-    storage: SignatureStorage,
+    signing: SignerFlags,
     insecure: tuple[str, ...],
     config_file: Path | None,
     as_json: bool,
@@ -203,7 +188,7 @@ def promote(
         raise click.BadParameter(
             f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
         )
-    if not resign and (key_path or token or trust_config or storage != "legacy"):
+    if not resign and signing.given:
         raise UsageError("--key, --identity-token, --trust-config and --storage go with --resign")
     source_ref = parse_reference(source)
     destination_repo = parse_repository(destination)
@@ -215,7 +200,7 @@ def promote(
         if resign:
             # Made (key read, passphrase or token asked for) before anything is copied: a missing key or a
             # wrong passphrase must not leave the image copied, untagged, at the destination.
-            made = signer_from_options(key_path, token, trust_config, storage)()
+            made = signing.signer()()
             resigner = partial(sign_reference, registry, signer=lambda: made)
         claims = the_session.promote_claims(str(destination_repo), str(tags.release), force, Path.cwd())
         done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner, claims)

@@ -9,13 +9,13 @@ from typing import Any
 import click
 
 from pipeline.cli.common import (
+    SignerFlags,
     echo_json,
     insecure_option,
     optional_config,
     optional_config_option,
     passphrase,
     session,
-    signer_from_options,
     signer_options,
 )
 from pipeline.errors import UsageError, VerificationFailed
@@ -24,7 +24,6 @@ from pipeline.signing import keys as keyfiles
 from pipeline.signing.actions import SignResult, attest_reference, sign_reference, verify_reference
 from pipeline.signing.payloads import PREDICATE_TYPES, SIGN_PREDICATE
 from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
-from pipeline.signing.signer import SignatureStorage
 from pipeline.signing.trust import TrustPolicy
 from pipeline.signing.verify import Verification
 
@@ -59,10 +58,7 @@ def generate(output_prefix: str, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sign(
     reference: str,
-    key_path: Path | None,
-    storage: SignatureStorage,
-    token: str | None,
-    trust_config: Path | None,
+    signing: SignerFlags,
     insecure: tuple[str, ...],
     config_file: Path | None,
     as_json: bool,
@@ -78,7 +74,7 @@ def sign(
     """
     ref = parse_reference(reference)
     with session(optional_config(config_file)).registry(insecure) as registry:
-        signed = sign_reference(registry, ref, signer_from_options(key_path, token, trust_config, storage))
+        signed = sign_reference(registry, ref, signing.signer())
     data = _signed_data(signed)
     data["children"] = [_signed_data(child) for child in signed.children]
     if as_json:
@@ -249,11 +245,8 @@ def attest(
     reference: str,
     attestation_type: str,
     predicate_file: Any,
-    key_path: Path | None,
-    storage: SignatureStorage,
+    signing: SignerFlags,
     replace: bool,
-    token: str | None,
-    trust_config: Path | None,
     insecure: tuple[str, ...],
     config_file: Path | None,
     as_json: bool,
@@ -277,7 +270,7 @@ def attest(
     if not isinstance(predicate, dict):
         raise UsageError(f"{name}: the predicate must be a JSON object")
     with session(optional_config(config_file)).registry(insecure) as registry:
-        signer = signer_from_options(key_path, token, trust_config, storage)
+        signer = signing.signer()
         done = attest_reference(registry, ref, signer, predicate_type, predicate, replace)
     data = {
         "reference": done.reference,

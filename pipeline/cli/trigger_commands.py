@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from pipeline.cli.common import locked_option, progress_mode, progress_options, secrets, settings
+from pipeline.cli.common import F, locked_option, progress_mode, progress_options, secrets, settings
 from pipeline.errors import PipelineError
 from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
@@ -105,24 +106,31 @@ def trigger(
         sys.exit(1)
 
 
+_hook_repo_option = click.option(
+    "--repo", "repo_path", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True
+)
+
+
+def _hook_names_option(default: tuple[str, ...], help: str | None = None) -> Callable[[F], F]:
+    return click.option(
+        "--hook",
+        "hook_names",
+        multiple=True,
+        type=click.Choice(git_hooks.HOOKS),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
 @click.group()
 def hooks() -> None:
     """Install or remove git hooks that build what each commit or push changed."""
 
 
 @hooks.command("install")
-@click.option(
-    "--repo", "repo_path", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True
-)
-@click.option(
-    "--hook",
-    "hook_names",
-    multiple=True,
-    type=click.Choice(git_hooks.HOOKS),
-    default=("post-commit",),
-    show_default=True,
-    help="Repeatable. post-receive works in a bare (server) repository.",
-)
+@_hook_repo_option
+@_hook_names_option(("post-commit",), "Repeatable. post-receive works in a bare (server) repository.")
 @click.option("-f", "--file", "config_path", help="The pipelines file, relative to the repository root.")
 def hooks_install(repo_path: Path, hook_names: tuple[str, ...], config_path: str | None) -> None:
     """Install hooks (idempotent; an existing hook is kept and runs first).
@@ -136,17 +144,8 @@ def hooks_install(repo_path: Path, hook_names: tuple[str, ...], config_path: str
 
 
 @hooks.command("uninstall")
-@click.option(
-    "--repo", "repo_path", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True
-)
-@click.option(
-    "--hook",
-    "hook_names",
-    multiple=True,
-    type=click.Choice(git_hooks.HOOKS),
-    default=git_hooks.HOOKS,
-    show_default=True,
-)
+@_hook_repo_option
+@_hook_names_option(git_hooks.HOOKS)
 def hooks_uninstall(repo_path: Path, hook_names: tuple[str, ...]) -> None:
     """Remove pipeline's hooks, restoring any hook they had chained to.
 

@@ -5,6 +5,7 @@ builder (and the docker CLI talking to it) reads only the context's. And which p
 from __future__ import annotations
 
 import functools
+import os
 import posixpath
 import re
 from collections.abc import Iterable
@@ -43,17 +44,41 @@ def patterns_of(text: str) -> list[str]:
 
 
 class IgnoreMatcher:
-    """Whether a context-relative path is excluded by .dockerignore patterns, exactly as docker-py's
-    `docker.utils.build.PatternMatcher` (7.1) decides it, which the input digests use (cache/inputs): its
-    algorithm, ported (Apache-2.0, after moby's fileutils). Ported rather than imported: importing
-    `docker.utils` loads the whole engine client first (~150 ms), a third of the time `pipeline changed`
-    may take in a commit hook. tests/unit/dockerfile/test_ignore_matcher.py holds it to docker-py's answers.
+    """Whether a context-relative path is excluded by .dockerignore patterns, and which paths a context
+    sends, exactly as docker-py's `docker.utils.build.PatternMatcher` (7.1) decides and walks them: its
+    algorithm, ported (Apache-2.0, after moby's fileutils). The one matcher of the input digests
+    (cache/inputs), `changed` and `explain`. Ported rather than imported: importing `docker.utils` loads
+    the whole engine client and `requests` first (~150 ms), a third of the time `pipeline changed` may
+    take in a commit hook. tests/unit/dockerfile/test_ignore_matcher.py and test_context_paths.py hold it
+    to docker-py's answers.
     """
 
     def __init__(self, patterns: Iterable[str]) -> None:
         parsed = [_IgnorePattern(p) for p in patterns]
         # A pattern that cleans to nothing ("", ".", "/") matches nothing; .dockerignore itself is always sent.
         self.patterns = [p for p in parsed if p.dirs] + [_IgnorePattern("!.dockerignore")]
+
+    def descends(self, directory: str) -> bool:
+        """Whether an excluded directory is still walked: an exception (`!dir/file`) starts with it."""
+        return any(p.exclusion and p.cleaned.startswith(directory) for p in self.patterns)
+
+    def walk(self, root: Path) -> set[str]:
+        """Every path (files and directories, context-relative) below `root` these patterns let
+        through, as docker-py's `PatternMatcher.walk` lists them: an excluded directory is not entered
+        unless an exception may re-include something in it; a symlink to a directory is not entered."""
+        sent: set[str] = set()
+        pending = [""]
+        while pending:
+            prefix = pending.pop()
+            for name in os.listdir(root / prefix if prefix else root):
+                path = f"{prefix}/{name}" if prefix else name
+                excluded = self.matches(path)
+                if not excluded:
+                    sent.add(path)
+                full = root / path
+                if full.is_dir() and not full.is_symlink() and (not excluded or self.descends(path)):
+                    pending.append(path)
+        return sent
 
     def matches(self, path: str) -> bool:
         matched = False
@@ -68,10 +93,17 @@ class IgnoreMatcher:
         return matched
 
 
+def context_paths(context: Path, patterns: Iterable[str], dockerfile: str) -> set[str]:
+    """The paths a build context sends: those `patterns` let through, the Dockerfile (`dockerfile`,
+    relative to the context) and .dockerignore always among them, as docker-py's `exclude_paths` lists them."""
+    return IgnoreMatcher([*patterns, f"!{dockerfile}"]).walk(context)
+
+
 class _IgnorePattern:
     def __init__(self, text: str) -> None:
         self.exclusion = text.startswith("!")
         self.dirs = _clean(text[1:] if self.exclusion else text)
+        self.cleaned = "/".join(self.dirs)
         # docker-py compares case-insensitively (its fnmatch lowers both sides).
         self.regex = _regex("/".join(self.dirs).lower())
 

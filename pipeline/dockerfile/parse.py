@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from pipeline.dockerfile.lex import Lex, SubstitutionError
@@ -149,111 +150,64 @@ def flag_spans(line: str, escape: str) -> tuple[int, list[str], list[tuple[int, 
     processed), and the span in `line` of each flag as written."""
     words: list[str] = []
     spans: list[tuple[int, int]] = []
-    word = ""
-    quote = ""
-    phase = "spaces"
-    blank_ok = False
-    pos = begin = 0
-    while pos <= len(line):
-        ch = line[pos] if pos < len(line) else ""
-        if phase == "spaces":
-            if pos == len(line):
-                break
-            if ch.isspace():
-                pos += 1
-                continue
-            if not line.startswith("--", pos):
-                return pos, words, spans
-            phase, begin = "word", pos
-        if pos == len(line):
-            if word != "--" and (blank_ok or word):
-                words.append(word)
-                spans.append((begin, pos))
-            break
-        if phase == "word":
-            if ch.isspace():
-                phase = "spaces"
-                if word == "--":
-                    return pos, words, spans
-                if blank_ok or word:
-                    words.append(word)
-                    spans.append((begin, pos))
-                word, blank_ok = "", False
-            elif ch in ("'", '"'):
-                quote, blank_ok, phase = ch, True, "quote"
-            elif ch == escape and pos + 1 == len(line):
-                pass  # a trailing escape character is dropped
-            else:
-                if ch == escape:
-                    pos += 1
-                    ch = line[pos]
-                word += ch
-        elif ch == quote:
-            phase = "word"
-        elif ch == escape and pos + 1 == len(line):
-            phase = "word"
-        else:
-            if ch == escape:
-                pos += 1
-                ch = line[pos]
-            word += ch
-        pos += 1
+    for word in _words(line, escape, raw=False):
+        if not line.startswith("--", word.begin):
+            return word.begin, words, spans
+        if word.text == "--":
+            return word.end, words, spans
+        if word.kept:
+            words.append(word.text)
+            spans.append((word.begin, word.end))
     return len(line), words, spans
 
 
 def parse_words(rest: str, escape: str) -> list[str]:
     """Whitespace-separated words, quotes and escapes kept as written (BuildKit's parseWords, for ARG)."""
-    words: list[str] = []
-    word = ""
-    quote = ""
-    phase = "spaces"
-    blank_ok = False
+    return [word.text for word in _words(rest, escape, raw=True) if word.kept]
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    begin: int  # its span in the line, as written
+    end: int
+    kept: bool  # BuildKit keeps a word that is not empty or was quoted ("" is a word; a lone escape is not)
+
+
+def _words(line: str, escape: str, *, raw: bool) -> Iterator[_Word]:
+    """The whitespace-separated words of `line`, the one scanner of BuildKit's extractBuilderFlags (quotes
+    and escapes processed) and (`raw`) its parseWords (kept as written; in single quotes the escape
+    character is an ordinary one). A trailing escape character is dropped (and ends a quote)."""
+    text, quote, quoted, begin = "", "", False, -1
+    in_quote = False
     pos = 0
-    while pos <= len(rest):
-        ch = rest[pos] if pos < len(rest) else ""
-        if phase == "spaces":
-            if pos == len(rest):
-                break
+    while pos < len(line):
+        ch = line[pos]
+        if begin < 0:
             if ch.isspace():
                 pos += 1
                 continue
-            phase = "word"
-        if pos == len(rest):
-            if blank_ok or word:
-                words.append(word)
-            break
-        if phase == "word":
-            if ch.isspace():
-                phase = "spaces"
-                if blank_ok or word:
-                    words.append(word)
-                word, blank_ok = "", False
+            begin = pos
+        if not in_quote and ch.isspace():
+            yield _Word(text, begin, pos, quoted or text != "")
+            text, quoted, begin = "", False, -1
+        elif not in_quote and ch in ("'", '"'):
+            quote, quoted, in_quote = ch, True, True
+            text += ch if raw else ""
+        elif in_quote and ch == quote:
+            in_quote = False
+            text += ch if raw else ""
+        elif ch == escape and not (raw and in_quote and quote == "'"):
+            if pos + 1 == len(line):
+                in_quote = False
+            else:
                 pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote, blank_ok, phase = ch, True, "quote"
-            if ch == escape:
-                if pos + 1 == len(rest):
-                    pos += 1
-                    continue
-                word += ch
-                pos += 1
-                ch = rest[pos]
-            word += ch
+                text += (ch if raw else "") + line[pos]
         else:
-            if ch == quote:
-                phase = "word"
-            if ch == escape and quote != "'":
-                if pos + 1 == len(rest):
-                    phase = "word"
-                    pos += 1
-                    continue
-                word += ch
-                pos += 1
-                ch = rest[pos]
-            word += ch
+            text += ch
         pos += 1
-    return words
+    if begin >= 0:
+        yield _Word(text, begin, len(line), quoted or text != "")
 
 
 def _is_json_array(args: str) -> bool:

@@ -17,7 +17,7 @@ from pipeline.errors import RegistryError
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.reference import ImageRef, Repository
-from pipeline.registry.session import RegistrySession
+from pipeline.registry.session import Closing, RegistrySession
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -50,7 +50,7 @@ def _join_query(location: str, **params: str) -> str:
     return location + separator + str(httpx.QueryParams(params))
 
 
-class RegistryClient:
+class RegistryClient(Closing):
     """The registry operations pipeline needs; one instance per run, shared by its threads."""
 
     def __init__(
@@ -73,12 +73,6 @@ class RegistryClient:
 
     def close(self) -> None:
         self.session.close()
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def base_url(self, registry: str) -> str:
         return self.session.base_url(registry)

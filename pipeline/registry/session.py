@@ -9,7 +9,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import httpx
 
@@ -66,7 +66,20 @@ def registry_message(response: httpx.Response) -> str:
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
-class RegistrySession:
+class Closing:
+    """Closed when a `with` block ends (`with RegistryClient(...) as client:`); `close` says how."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class RegistrySession(Closing):
     """Sends requests to registries with auth and retries. Thread-safe; tokens cached per registry and scope.
 
     `ca_files` maps a registry host to a CA file its certificate is verified against (besides the system
@@ -90,12 +103,6 @@ class RegistrySession:
 
     def close(self) -> None:
         self._connections.close()
-
-    def __enter__(self) -> RegistrySession:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def base_url(self, registry: str) -> str:
         """The registry's API root: as probed, or (before any request) as the policy expects it."""

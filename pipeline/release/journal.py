@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,7 @@ class JournalEntry:
     previous: str | None
 
     def data(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "repository": self.repository,
-            "tag": self.tag,
-            "kind": self.kind,
-            "digest": self.digest,
-            "previous": self.previous,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

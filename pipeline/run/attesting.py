@@ -29,6 +29,7 @@ from pipeline.run.executor import Built
 from pipeline.sbom import LayerCache, bom_document, read_packages, sbom_document
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from pipeline.signing.runsigner import RunSigner
+from pipeline.signing.signer import Attestation
 
 
 def _moment(epoch: float | None) -> datetime | None:
@@ -86,13 +87,11 @@ class RunAttester:
         written = already = 0
         for subject, view, built in subjects:
             for kind in kinds:
-                outcome = signer.attest(
-                    self.registry,
-                    image.repository,
-                    subject,
+                request = Attestation(
                     SLSA_PROVENANCE_V1 if kind == "provenance" else CYCLONEDX_BOM,
                     partial(self._provenance if kind == "provenance" else self._sbom, view, subject, built, children),
                 )
+                outcome = signer.attest(self.registry, image.repository, subject, request)
                 written += bool(outcome.written)
                 already += not outcome.written and bool(outcome.already)
         shown = " and ".join(kinds)

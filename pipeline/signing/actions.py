@@ -14,9 +14,9 @@ from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import ImageRef, Repository
 from pipeline.signing.keys import read_private_key
 from pipeline.signing.policy import Requirement, distinct
-from pipeline.signing.signer import KeySigner, SignatureStorage, Signer, SignOutcome
+from pipeline.signing.signer import Attestation, KeySigner, SignatureStorage, Signer, SignOutcome
 from pipeline.signing.trust import TrustPolicy
-from pipeline.signing.verify import Verification, first_met, verify_any, verify_digest
+from pipeline.signing.verify import Verification, first_met, verify_digest
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _verify_one(
         if predicate_type is None or wanted.predicate_type == predicate_type
     ]
     for alternatives, wanted in wanted_attestations if reason is None else []:
-        passing, why = verify_any(registry, repository, digest, alternatives, wanted.predicate_type, wanted.accept)
+        _, passing, why = first_met(registry, repository, digest, alternatives, wanted.predicate_type, wanted.accept)
         if passing is None:
             reason = f"trust policy: {wanted.describe()}: {why}"
             break
@@ -189,5 +189,6 @@ def attest_reference(
     digest given, not an index's children (attest those by their own digests). The signer is made (its
     passphrase or token asked for) once the digest is known."""
     digest = _digest_of(registry, ref)
-    outcome = signer().attest(registry, ref.repository, digest, predicate_type, lambda: predicate, replace)
+    request = Attestation(predicate_type, lambda: predicate, replace)
+    outcome = signer().attest(registry, ref.repository, digest, request)
     return AttestResult(f"{ref.repository}@{digest}", predicate_type, outcome.key_id, outcome.written, outcome.already)

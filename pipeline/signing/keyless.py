@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
 from pipeline.signing.payloads import SIGN_PREDICATE, parse_statement
 from pipeline.signing.policy import IdentityRequirement
-from pipeline.signing.signer import SignOutcome
+from pipeline.signing.signer import Attestation, SignOutcome
 from pipeline.signing.storage import read_bundles, write_bundle
 
 _trust_cache: dict[str | None, ClientTrustConfig] = {}
@@ -100,21 +99,13 @@ class KeylessSigner:
         write_bundle(registry, repository, digest, self.bundle(str(repository), digest))
         return SignOutcome(digest, self.identity, ("referrers",), ())
 
-    def attest(
-        self,
-        registry: RegistryClient,
-        repository: Repository,
-        digest: str,
-        predicate_type: str,
-        make_predicate: Callable[[], Any],
-        replace: bool = False,
-    ) -> SignOutcome:
+    def attest(self, registry: RegistryClient, repository: Repository, digest: str, asked: Attestation) -> SignOutcome:
         """As a key signer: an attestation of this type by this identity already there is kept (a reused
         image keeps the provenance of its build), unless `replace` (then one more bundle is added)."""
-        if not replace and self._has_bundle(registry, repository, digest, predicate_type):
+        if not asked.replace and self._has_bundle(registry, repository, digest, asked.predicate_type):
             return SignOutcome(digest, self.identity, (), ("referrers",))
-        bundle = self.bundle(str(repository), digest, predicate_type, make_predicate())
-        write_bundle(registry, repository, digest, bundle, predicate_type)
+        bundle = self.bundle(str(repository), digest, asked.predicate_type, asked.make_predicate())
+        write_bundle(registry, repository, digest, bundle, asked.predicate_type)
         return SignOutcome(digest, self.identity, ("referrers",), ())
 
     def _has_bundle(self, registry: RegistryClient, repository: Repository, digest: str, predicate_type: str) -> bool:

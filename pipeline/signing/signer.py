@@ -43,22 +43,24 @@ class SignOutcome:
     already: tuple[str, ...]  # forms where this signer's signature (or attestation) was already present
 
 
+@dataclass(frozen=True)
+class Attestation:
+    """What a signer is asked to attest about a digest: a predicate of `predicate_type`, made by
+    `make_predicate` only when an attestation is written; `replace`: also where this signer made one."""
+
+    predicate_type: str
+    make_predicate: Callable[[], Any]
+    replace: bool = False
+
+
 class Signer(Protocol):
     @property
     def identity(self) -> str: ...
 
     def sign(self, registry: RegistryClient, repository: Repository, digest: str) -> SignOutcome: ...
 
-    def attest(
-        self,
-        registry: RegistryClient,
-        repository: Repository,
-        digest: str,
-        predicate_type: str,
-        make_predicate: Callable[[], Any],
-        replace: bool = False,
-    ) -> SignOutcome:
-        """Attest the predicate `make_predicate` returns (called only when an attestation is written)."""
+    def attest(self, registry: RegistryClient, repository: Repository, digest: str, asked: Attestation) -> SignOutcome:
+        """Attest the predicate `asked.make_predicate` returns (called only when an attestation is written)."""
         ...
 
 
@@ -140,18 +142,11 @@ class KeySigner:
             if "publicKey" in (b.get("verificationMaterial") or {})
         )
 
-    def attest(
-        self,
-        registry: RegistryClient,
-        repository: Repository,
-        digest: str,
-        predicate_type: str,
-        make_predicate: Callable[[], Any],
-        replace: bool = False,
-    ) -> SignOutcome:
+    def attest(self, registry: RegistryClient, repository: Repository, digest: str, asked: Attestation) -> SignOutcome:
         """Attest `make_predicate()` about `repository@digest`. An attestation of this type this key already
         made is kept (a reused image keeps the provenance of the build that made it), unless `replace`
         (then, as `cosign attest --replace`, the legacy layer is swapped; referrers are added)."""
+        predicate_type, make_predicate, replace = asked.predicate_type, asked.make_predicate, asked.replace
         statement_bytes: list[bytes] = []
 
         def statement() -> bytes:  # made once, and only if some form is written

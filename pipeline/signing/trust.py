@@ -16,7 +16,7 @@ from pipeline.registry.index import index_platforms
 from pipeline.registry.reference import ImageRef
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from pipeline.signing.policy import AttestationRequirement, IdentityRequirement, KeyRequirement, Requirement
-from pipeline.signing.verify import verify_any
+from pipeline.signing.verify import first_met
 
 AttestationRule = tuple[list[Requirement], AttestationRequirement]  # (signers: any one, what it must attest)
 
@@ -86,11 +86,11 @@ def enforce(registry: RegistryClient, policy: TrustPolicy, ref: ImageRef, what: 
     subjects += [(child, f"{ref.repository}@{digest}: its {platform} image {child}") for child, platform in children]
     for subject, shown in subjects:
         for alternatives in alternatives_per_rule:
-            passing, why = verify_any(registry, ref.repository, subject, alternatives)
+            _, passing, why = first_met(registry, ref.repository, subject, alternatives)
             if passing is None:
                 raise VerificationFailed(f"{what} {shown} is not signed as the trust policy requires: {why}")
         for alternatives, wanted in attestations:
-            passing, why = verify_any(
+            _, passing, why = first_met(
                 registry, ref.repository, subject, alternatives, wanted.predicate_type, wanted.accept
             )
             if passing is None:

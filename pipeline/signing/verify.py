@@ -249,20 +249,6 @@ def verify_digest(
     return Verification(repository, digest, True, None, tuple(satisfied), found, attestations=tuple(attested))
 
 
-def verify_any(
-    registry: RegistryClient,
-    repository: Repository,
-    digest: str,
-    alternatives: list[Requirement],
-    predicate_type: str | None = None,
-    accept: Accept | None = None,
-) -> tuple[Verification | None, str]:
-    """One trust-policy rule: the first alternative `digest` meets (its verification, ""), else (None, the
-    first alternative's reason). Shared by `pipeline verify` and the trust gate of run and promote."""
-    _, result, reason = first_met(registry, repository, digest, alternatives, predicate_type, accept)
-    return result, reason
-
-
 def first_met(
     registry: RegistryClient,
     repository: Repository,
@@ -271,7 +257,9 @@ def first_met(
     predicate_type: str | None = None,
     accept: Accept | None = None,
 ) -> tuple[Requirement | None, Verification | None, str]:
-    """verify_any, also naming the alternative that was met."""
+    """One trust-policy rule: the first alternative `digest` meets (that alternative, its verification, ""),
+    else (None, None, the first alternative's reason). Shared by `pipeline verify` and the trust gate of
+    run and promote."""
     first_reason = None
     for requirement in alternatives:
         result = verify_digest(registry, repository, digest, [requirement], predicate_type, accept)

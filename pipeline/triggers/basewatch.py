@@ -6,7 +6,6 @@ rebuilds nor misses a move; a reference whose builds failed is tried again at th
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 from pipeline.errors import PipelineError, UsageError
 from pipeline.files import write_text
 from pipeline.registry.retry import retry_after_in_text
-from pipeline.triggers.watch import state_path
+from pipeline.triggers.watch import state_path, stop_on_signals
 
 CurrentDigests = Callable[[], dict[str, str]]  # reference -> the digest it points at now
 HandleMoves = Callable[[list[str]], bool]  # the references that moved -> every build succeeded
@@ -58,12 +57,7 @@ class BaseWatcher:
         self.stopping = threading.Event()
 
     def install_signal_handlers(self) -> None:
-        def stop(signum: int, _frame: object) -> None:
-            self.log(f"received {signal.Signals(signum).name}: stopping after the current step")
-            self.stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stop_on_signals(self.stopping, self.log)
 
     def poll(self) -> list[str]:
         """One round: the digests now, and the references that moved handed on. Returns those references."""

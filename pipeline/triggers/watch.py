@@ -99,6 +99,17 @@ class WatchState:
         tmp.replace(self.path)
 
 
+def stop_on_signals(stopping: threading.Event, log: Callable[[str], None]) -> None:
+    """SIGTERM and SIGINT set `stopping` (said in the log): a watch loop stops after its current step."""
+
+    def stop(signum: int, _frame: object) -> None:
+        log(f"received {signal.Signals(signum).name}: stopping after the current step")
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 class Watcher:
     def __init__(self, source: GitSource, branch: str, state: WatchState, handle: HandleCommit, log: Log) -> None:
         self.source = source
@@ -116,12 +127,7 @@ class Watcher:
         return cls(GitSource(repo, cache_dir), branch, state, handle, log)
 
     def install_signal_handlers(self) -> None:
-        def stop(signum: int, _frame: object) -> None:
-            self.log(f"received {signal.Signals(signum).name}: stopping after the current step")
-            self.stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stop_on_signals(self.stopping, self.log)
 
     def poll(self) -> int:
         """One round: fetch and handle every new commit, oldest first. Returns how many were handled."""

@@ -11,7 +11,7 @@ from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.reference import parse_repository
 from pipeline.signing import keys
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
-from pipeline.signing.signer import KeySigner
+from pipeline.signing.signer import Attestation, KeySigner
 from pipeline.signing.storage import attestation_tag
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_attest import PROVENANCE, SBOM, cosign_verify_attestation
@@ -29,9 +29,9 @@ def test_the_second_attestation_of_a_digest_reads_back_nothing_and_each_new_blob
     signer = KeySigner(keys.read_private_key(key_file, "pw"), "legacy")
     transport = RecordingTransport()
     with RegistryClient(lambda _: None, transport=transport, content_cache=ContentCache(tmp_path / "cache")) as client:
-        signer.attest(client, repository, digest, SLSA_PROVENANCE_V1, lambda: PROVENANCE)
+        signer.attest(client, repository, digest, Attestation(SLSA_PROVENANCE_V1, lambda: PROVENANCE))
         first = len(transport.requests)
-        signer.attest(client, repository, digest, CYCLONEDX_BOM, lambda: SBOM)
+        signer.attest(client, repository, digest, Attestation(CYCLONEDX_BOM, lambda: SBOM))
     second = [(method, path.rsplit("/", 2)[-2]) for method, path in transport.requests[first:]]
 
     # The tag's HEAD, then two uploads (envelope, config: POST + PUT each) and the manifest's PUT.
