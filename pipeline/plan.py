@@ -11,7 +11,7 @@ from pathlib import Path
 
 import semver
 
-from pipeline.ci.environment import Checkout
+from pipeline.common.checkout import Checkout
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
 from pipeline.config.resolve import (
     builder_for,

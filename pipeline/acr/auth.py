@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
+from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.errors import AuthError, PipelineError
 from pipeline.registry.credentials import CredentialLookup, Credentials
 from pipeline.registry.reference import is_loopback_host
-from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 
 ACR_USERNAME = "00000000-0000-0000-0000-000000000000"
 ACR_DOMAINS = (".azurecr.io", ".azurecr.cn", ".azurecr.us")

@@ -30,13 +30,13 @@ from azure.mgmt.core.tools import get_arm_endpoints
 from azure.storage.blob import BlobClient, BlobType
 
 from pipeline.acr.tasks import TaskSpec
+from pipeline.common.retry import POLICY
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import AuthError, PipelineError
-from pipeline.registry.retry import POLICY
 
 TASKS_API_VERSION = "2019-06-01-preview"  # the newest API of 14.x with runs, scheduleRun and tasks
 # azure-core's RetryPolicy (connection errors, 408/429/5xx, backoff, Retry-After) counts retries, not
-# attempts: the same number of attempts as every registry operation (pipeline/registry/retry.py).
+# attempts: the same number of attempts as every registry operation (pipeline/common/retry.py).
 RETRY_TOTAL = POLICY.attempts - 1
 TERMINAL = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})
 # A bearer token given directly (CI, tests): no AAD endpoint is consulted.

@@ -60,8 +60,8 @@ from typing import Any, Literal, NamedTuple
 
 from pipeline import __version__
 from pipeline.attest.uris import git_source_uri, image_purl
+from pipeline.common.urls import strip_credentials
 from pipeline.signing.payloads import SLSA_PROVENANCE_V1, in_toto_statement
-from pipeline.vcs.urls import strip_credentials
 
 BUILD_TYPE = "https://github.com/pipeline-build/pipeline/buildtypes/image/v1"
 BUILDER_ID_PREFIX = "https://github.com/pipeline-build/pipeline/builders/"

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from packageurl import PackageURL
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import ConfigError
 from pipeline.registry.reference import DOCKER_HUB, parse_reference
-from pipeline.vcs.urls import strip_credentials
 
 # git's scp-like syntax `[user@]host:path`, which is not a URI (git itself reads it as ssh).
 _SCP_LIKE = re.compile(r"^(?P<user>[^@/:\s]+@)?(?P<host>[^@/:\s]{2,}):(?P<path>[^/\s].*)$")

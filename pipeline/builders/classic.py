@@ -29,10 +29,10 @@ from pipeline.builders import (
     failure_detail,
     pinned_dockerfile,
 )
+from pipeline.common.retry import POLICY, Transient, retry_after_in_text
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
 from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
-from pipeline.registry.retry import POLICY, Transient, retry_after_in_text
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
 # A connection that broke: requests' errors, and urllib3's while a streamed response (build output,

@@ -9,6 +9,6 @@ Example:
         append_text(ci.output_file, github_output_text(outputs(report)))
 """
 
-from pipeline.ci.environment import Checkout, CiEnvironment, Provider, checkout_of, detect
+from pipeline.ci.environment import CiEnvironment, Provider, checkout_of, detect
 
-__all__ = ["Checkout", "CiEnvironment", "Provider", "checkout_of", "detect"]
+__all__ = ["CiEnvironment", "Provider", "checkout_of", "detect"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pipeline.common.checkout import Checkout
+
 Provider = Literal["github", "gitlab", "azure"]
 
 BRANCH_PREFIX = "refs/heads/"
@@ -24,17 +26,6 @@ class CiEnvironment:
     workspace: Path | None  # the checkout's root, which annotation paths are relative to
     output_file: Path | None = None  # GitHub: $GITHUB_OUTPUT
     summary_file: Path | None = None  # GitHub: $GITHUB_STEP_SUMMARY
-
-
-@dataclass(frozen=True)
-class Checkout:
-    """What the plan knows of the checkout it builds: HEAD's commit, the branch (as templates see it), the
-    pull/merge request number and the working tree's top."""
-
-    sha: str | None
-    branch: str | None
-    pr: str | None
-    root: Path | None
 
 
 def checkout_of(

@@ -1,5 +1,5 @@
 """Posting a notice to a `notify:` block's targets: signed generic JSON or Slack payloads, retried with the
-registry's policy (pipeline.registry.retry) within one deadline for the whole block, in parallel."""
+registry's policy (pipeline.common.retry) within one deadline for the whole block, in parallel."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from tenacity import RetryCallState, stop_after_attempt
 from tenacity.stop import stop_base
 
 from pipeline import __version__
+from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.config.checks import notify_url_problem
 from pipeline.config.schema import NotifySpec, NotifyTarget
 from pipeline.notify.message import Notice, generic_body, slack_body
 from pipeline.redaction import Redactor
-from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 
 SIGNATURE_HEADER = "X-Pipeline-Signature-256"  # GitHub's convention: sha256=<hex HMAC-SHA256 of the raw body>
 EVENT_HEADER = "X-Pipeline-Event"

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file
 from pipeline.redaction.wrapped import Encoding, Fragments, Pending, Span, encodings
-from pipeline.vcs.urls import strip_credentials
 
 # Variables named like this hold secrets (REGISTRY_PASSWORD, COSIGN_PASSWORD, SIGSTORE_ID_TOKEN, ...).
 _SECRET_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|API_?KEY", re.IGNORECASE)
@@ -32,7 +32,7 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 class Redactor:
     """Replaces known secret values (each line of a multi-line one, and their base64 forms, also wrapped
     over lines) with ***, longest first so that a secret's prefix cannot leave its tail; then removes the
-    credentials of any URL (vcs.urls.strip_credentials: userinfo, `access_token=`-like parameters) and
+    credentials of any URL (common.urls.strip_credentials: userinfo, `access_token=`-like parameters) and
     JWTs, whatever they are."""
 
     def __init__(self, values: Iterable[str]) -> None:

@@ -13,10 +13,10 @@ from typing import IO, Any, Self
 
 import httpx
 
+from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.reference import Repository
-from pipeline.registry.retry import POLICY, Transient, parse_retry_after
 from pipeline.registry.tls import (
     Connections,
     Prober,
@@ -48,7 +48,7 @@ def _worth_retrying(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError) and certificate_failure(exc) is None
 
 
-# Every registry request retries by the one policy (pipeline/registry/retry.py).
+# Every registry request retries by the one policy (pipeline/common/retry.py).
 _retrying = POLICY.retrying(_worth_retrying).wraps
 
 

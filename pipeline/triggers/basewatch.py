@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.common.retry import retry_after_in_text
 from pipeline.errors import PipelineError, UsageError
 from pipeline.files import write_text
-from pipeline.registry.retry import retry_after_in_text
 from pipeline.triggers.watch import state_path, stop_on_signals
 
 CurrentDigests = Callable[[], dict[str, str]]  # reference -> the digest it points at now

@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pipeline.bases.lock import lock_path
-from pipeline.ci.environment import Checkout, CiEnvironment, checkout_of
+from pipeline.ci.environment import CiEnvironment, checkout_of
+from pipeline.common.checkout import Checkout
 from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_file, ignore_patterns
 from pipeline.errors import UsageError
 from pipeline.graph import dependants_closure

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.bases.lock import lock_path
-from pipeline.ci.environment import Checkout
+from pipeline.common.checkout import Checkout
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file
 from pipeline.vcs import probes

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import PipelineError, SourceUnavailable, UsageError
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.vcs.source import GitSource
-from pipeline.vcs.urls import strip_credentials
 
 HandleCommit = Callable[[str, str], bool]  # (before, after) -> succeeded
 Log = Callable[[str], None]

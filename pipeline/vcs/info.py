@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import EnvironmentProblem, UsageError
 from pipeline.vcs.loader import git
-from pipeline.vcs.urls import strip_credentials
 
 # How far back a run looks for an earlier build whose layers it may reuse (registry cache sources).
 EARLIER_COMMITS = 100

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import EnvironmentProblem, PipelineError
 from pipeline.vcs.loader import git
-from pipeline.vcs.urls import strip_credentials
 
 # Claim and lease objects are commits of the empty tree: the message is the payload, nothing else is pushed.
 _IDENTITY = {

@@ -11,10 +11,10 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import PipelineError, SourceUnavailable, UsageError
 from pipeline.vcs import ZERO_SHA
 from pipeline.vcs.loader import git
-from pipeline.vcs.urls import strip_credentials
 
 
 class GitSource:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import semver
 
+from pipeline.common.urls import strip_credentials
 from pipeline.errors import EnvironmentProblem, PipelineError, UsageError
 from pipeline.vcs.loader import git
-from pipeline.vcs.urls import strip_credentials
 
 _VERSION_TAG = re.compile(r"^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.builders import BuildRequest
 from pipeline.builders.classic import DockerBuilder
-from pipeline.registry import retry
+from pipeline.common import retry
 from pipeline.registry.reference import parse_reference
 from tests.faults.proxy import FaultPlan, fault_proxy
 from tests.integration.conftest import RegistryPeek, Services

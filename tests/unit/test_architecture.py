@@ -29,17 +29,22 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         "a run's files whole; over errors only",
     ),
     (
+        ("pipeline.common",),
+        "general helpers of no one domain: the retry policy, URL credentials stripped, the checkout as plain "
+        "data; over errors only",
+    ),
+    (
         ("pipeline.report",),
         "the run report's typed model and its JSON Schema: what run writes and CI, JUnit and triggers read",
     ),
     (
         ("pipeline.versioning", "pipeline.registry", "pipeline.vcs", "pipeline.ci"),
-        "leaves over errors only: pure tag rules, the OCI client, the git checkout, what a CI service reads; "
-        "none imports another",
+        "leaves over errors and common only: pure tag rules, the OCI client, the git checkout, what a CI "
+        "service reads; none imports another",
     ),
     (
         ("pipeline.redaction",),
-        "what must never be shown: secret values and their base64 forms, URL credentials (vcs.urls), JWTs; "
+        "what must never be shown: secret values and their base64 forms, URL credentials (common.urls), JWTs; "
         "every output of notify, run and triggers goes through it",
     ),
     (
@@ -52,7 +57,7 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("pipeline.bases", "pipeline.cache", "pipeline.acr", "pipeline.sbom", "pipeline.notify"),
         "services over a plan: external base images by digest (and their lock file); reuse prediction; "
         "Azure tasks and auth; what an image's layers contain; "
-        "notifications (config's notify blocks posted with registry's retry policy)",
+        "notifications (config's notify blocks posted with common's retry policy)",
     ),
     (
         ("pipeline.builders", "pipeline.signing", "pipeline.attest"),

@@ -6,7 +6,7 @@ import pytest
 from packageurl import PackageURL
 
 from pipeline.attest.uris import git_source_uri, image_purl
-from pipeline.vcs.urls import strip_credentials
+from pipeline.common.urls import strip_credentials
 
 DIGEST = "sha256:" + "1f" * 32
 

@@ -16,8 +16,8 @@ import pytest
 from pipeline.acr.auth import AcrExchangeCredentials
 from pipeline.builders import BuildRequest
 from pipeline.builders.classic import DockerBuilder
+from pipeline.common import retry
 from pipeline.errors import AuthError, RegistryError
-from pipeline.registry import retry
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
 

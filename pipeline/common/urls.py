@@ -1,5 +1,5 @@
-"""URLs as pipeline publishes them (OCI labels, provenance): without the credentials a CI checkout's
-remote or a build arg may carry. Pure (no git import), so every layer above may use it."""
+"""URLs as pipeline publishes and shows them (OCI labels, provenance, messages, redacted output): without
+the credentials a CI checkout's remote or a build arg may carry. Pure, so every layer above may use it."""
 
 from __future__ import annotations
 
