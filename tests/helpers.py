@@ -73,6 +73,17 @@ def app_project(
     )
 
 
+def push_upstream(root: Path, reference: str, content: str) -> None:
+    """A one-file image FROM scratch pushed to `reference` (the upstream's release), its local tag removed."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "up.txt").write_text(content)
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY up.txt /up.txt\n")
+    for command in (["build", "-q", "-t", reference, str(root)], ["push", "-q", reference]):
+        done = subprocess.run(["docker", *command], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    subprocess.run(["docker", "rmi", reference], capture_output=True, check=False)
+
+
 @dataclass
 class CliResult:
     code: int

@@ -6,11 +6,10 @@ until `--update` moves it (the images on it and their dependants rebuilt on the 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from pipeline.dockerfile.bases import default_platform
-from tests.helpers import built_steps, commit_files, git, init_git, run_cli, write_project
+from tests.helpers import built_steps, commit_files, git, init_git, push_upstream, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 HEADER = [
@@ -18,17 +17,6 @@ HEADER = [
     "# `pipeline bases --update`. While this file exists, builds use these digests, not what the tags",
     "# point at now; update it (and review the diff) to move a base.",
 ]
-
-
-def push_upstream(root: Path, reference: str, content: str) -> None:
-    """A one-file image FROM scratch pushed to `reference` (the upstream's release), its local tag removed."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "up.txt").write_text(content)
-    (root / "Dockerfile").write_text("FROM scratch\nCOPY up.txt /up.txt\n")
-    for command in (["build", "-q", "-t", reference, str(root)], ["push", "-q", reference]):
-        done = subprocess.run(["docker", *command], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-    subprocess.run(["docker", "rmi", reference], capture_output=True, check=False)
 
 
 def images_of(stdout: str) -> dict[str, dict[str, object]]:

@@ -6,24 +6,12 @@ dependants, on the new digest, every other image reused; and `trigger --base --l
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.helpers import git, init_git, run_cli, write_project
+from tests.helpers import git, init_git, push_upstream, run_cli, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 IMAGES = ("app", "web", "tool", "plain")
-
-
-def push_upstream(root: Path, reference: str, content: str) -> None:
-    """A one-file image FROM scratch pushed to `reference` (the upstream's release), its local tag removed."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "up.txt").write_text(content)
-    (root / "Dockerfile").write_text("FROM scratch\nCOPY up.txt /up.txt\n")
-    for command in (["build", "-q", "-t", reference, str(root)], ["push", "-q", reference]):
-        done = subprocess.run(["docker", *command], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-    subprocess.run(["docker", "rmi", reference], capture_output=True, check=False)
 
 
 def project(tmp_path: Path, services: Services, namespace: str) -> tuple[Path, str, str]:

@@ -84,6 +84,13 @@ def uncached(args: list[str], root: Path, capsys: pytest.CaptureFixture[str], mp
     return run_main(args, capsys, mp, root)
 
 
+def as_uncached(args: list[str], root: Path, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch) -> Run:
+    """The answer with the cache as it is, asserted to be the answer without it (the file removed)."""
+    answer = run_main(args, capsys, mp, root)
+    assert answer == uncached(args, root, capsys, mp)
+    return answer
+
+
 def test_a_hit_prints_byte_for_byte_what_the_miss_printed(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,8 +150,7 @@ def test_an_invalid_config_gives_the_loaders_error_never_the_cached_answer(
 ) -> None:
     assert cached(TEXT, project, capsys, monkeypatch)[0] == 0
     (project / "pipelines.yaml").write_text(CONFIG.replace("context: images/base", "contxt: images/base"))
-    broken = run_main(TEXT, capsys, monkeypatch, project)
-    assert broken == uncached(TEXT, project, capsys, monkeypatch)
+    broken = as_uncached(TEXT, project, capsys, monkeypatch)
     assert broken[0] == 2 and "unknown key 'contxt'" in broken[1]
 
 
@@ -153,8 +159,7 @@ def test_a_deleted_context_gives_the_loaders_error_though_the_file_is_unchanged(
 ) -> None:
     assert cached(TEXT, project, capsys, monkeypatch)[0] == 0
     shutil.rmtree(project / "images/base")
-    broken = run_main(TEXT, capsys, monkeypatch, project)
-    assert broken == uncached(TEXT, project, capsys, monkeypatch)
+    broken = as_uncached(TEXT, project, capsys, monkeypatch)
     assert broken[0] == 2 and "context directory" in broken[1] and "does not exist" in broken[1]
 
 
@@ -186,8 +191,7 @@ def test_the_branch_its_tags_are_checked_with_is_part_of_the_key(
     commit_files(project, {"images/base/more.txt": "more\n"})
     assert cached(TEXT, project, capsys, monkeypatch)[0] == 0  # on main
     git(project, "checkout", "-qb", "b" * 128)
-    long_branch = run_main(TEXT, capsys, monkeypatch, project)
-    assert long_branch == uncached(TEXT, project, capsys, monkeypatch)
+    long_branch = as_uncached(TEXT, project, capsys, monkeypatch)
     assert long_branch[0] == 2 and "renders to an invalid tag" in long_branch[1]
 
 
@@ -297,8 +301,7 @@ def test_a_detached_ci_checkout_is_keyed_by_the_cis_branch(
     assert cached(TEXT, project, capsys, monkeypatch)[0] == 0
     monkeypatch.setenv("GITHUB_REF", "refs/heads/" + "b" * 128)
     monkeypatch.setenv("GITHUB_REF_NAME", "b" * 128)
-    long_branch = run_main(TEXT, capsys, monkeypatch, project)
-    assert long_branch == uncached(TEXT, project, capsys, monkeypatch)
+    long_branch = as_uncached(TEXT, project, capsys, monkeypatch)
     assert long_branch[0] == 2 and "renders to an invalid tag" in long_branch[1]
 
 

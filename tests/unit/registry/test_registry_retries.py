@@ -39,32 +39,29 @@ def test_transient_errors_are_retried_honouring_retry_after(monkeypatch: pytest.
     assert "application/vnd.oci.image.index.v1+json" in seen[0]
 
 
-def test_persistent_failure_gives_clear_error_after_bounded_attempts() -> None:
-    calls = 0
+def always_failing(status: int, code: str, message: str) -> tuple[RegistryClient, list[httpx.Request]]:
+    """A client whose registry answers every request with `status` and that one error; the requests it got."""
+    calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(500, json={"errors": [{"code": "UNKNOWN", "message": "disk full"}]})
+        calls.append(request)
+        return httpx.Response(status, json={"errors": [{"code": code, "message": message}]})
 
-    client = RegistryClient(lambda _: None, transport=httpx.MockTransport(handler))
+    return RegistryClient(lambda _: None, transport=httpx.MockTransport(handler)), calls
+
+
+def test_persistent_failure_gives_clear_error_after_bounded_attempts() -> None:
+    client, calls = always_failing(500, "UNKNOWN", "disk full")
     with pytest.raises(RegistryError, match="kept failing \\(UNKNOWN: disk full\\) after 5 attempts"):
         client.resolve_digest(parse_reference("127.0.0.1:5000/demo/app:1.0.0"))
-    assert calls == 5
+    assert len(calls) == 5
 
 
 def test_client_errors_are_not_retried() -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(400, json={"errors": [{"code": "MANIFEST_INVALID", "message": "bad"}]})
-
-    client = RegistryClient(lambda _: None, transport=httpx.MockTransport(handler))
+    client, calls = always_failing(400, "MANIFEST_INVALID", "bad")
     with pytest.raises(RegistryError, match="MANIFEST_INVALID: bad"):
         client.get_manifest(parse_reference("127.0.0.1:5000/demo/app:1.0.0"))
-    assert calls == 1
+    assert len(calls) == 1
 
 
 def test_bearer_token_flow_uses_basic_credentials_at_the_realm() -> None:

@@ -135,10 +135,18 @@ def test_an_urgent_waiter_does_not_hold_back_one_that_can_use_another_engine() -
     assert urgent.got == "a"
 
 
-def test_a_less_urgent_waiter_leaves_a_shared_engine_to_the_more_urgent() -> None:
+def both_taken(cond: threading.Condition | None = None) -> EngineSlots:
+    """Engines a and b, one slot each, both taken; waiting on `cond` when given."""
     slots = EngineSlots({"a": 1, "b": 1})
+    if cond is not None:
+        slots._cond = cond
     slots.acquire(("a",), 1)
     slots.acquire(("b",), 1)
+    return slots
+
+
+def test_a_less_urgent_waiter_leaves_a_shared_engine_to_the_more_urgent() -> None:
+    slots = both_taken()
     modest = Waiter(slots, ("b",), 1)
     urgent = Waiter(slots, ("a", "b"), 9)
     slots.release("b")
@@ -163,10 +171,7 @@ class CountingCondition(threading.Condition):
 
 
 def test_marking_an_engine_down_wakes_its_waiters() -> None:
-    slots = EngineSlots({"a": 1, "b": 1})
-    slots._cond = cond = CountingCondition()
-    slots.acquire(("a",), 1)
-    slots.acquire(("b",), 1)
+    slots = both_taken(cond := CountingCondition())
     pinned = Waiter(slots, ("a",), 5)
     either = Waiter(slots, ("a", "b"), 1)
     slots.mark_down("a")
