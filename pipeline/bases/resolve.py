@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bases.lock import BaseLock, LockEntry, lock_path
-from pipeline.dockerfile.bases import BaseImage, base_images, default_platform
+from pipeline.dockerfile.bases import BaseImage, base_images, default_platform, shown_path
 from pipeline.errors import ConfigError, PipelineError, VerificationFailed
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
@@ -101,14 +101,6 @@ def read_dockerfile(view: PlannedImage) -> str:
         return view.dockerfile.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:
         raise BaseNotResolved(f"{view.label}: cannot read {view.dockerfile}: {exc.strerror}") from None
-
-
-def shown_path(path: Path) -> str:
-    """The Dockerfile as the user would type it from here: relative when under the working directory."""
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def external_bases(view: PlannedImage, build_args: Mapping[str, str], own: Collection[str]) -> list[BaseImage]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pipeline.dockerfile.bases import UnresolvedBaseImage
+from pipeline.dockerfile.bases import UnresolvedBaseImage, shown_path
 from pipeline.dockerfile.pin import pin_bases
 from pipeline.errors import BuildError
 from pipeline.plan import BuildSecret, Engine, PlannedImage
@@ -82,8 +82,6 @@ def pinned_dockerfile(request: BuildRequest) -> str | None:
     external base written as the `repository@digest` of `request.bases`, every instruction on its own line
     (pipeline.dockerfile.pin); None when that changes nothing. Raises UnpinnedBaseImage naming the image
     and the line of a base it cannot pin (fail closed: never built on a tag)."""
-    from pipeline.bases.resolve import shown_path  # not at import time: it loads the registry client
-
     path = request.dockerfile if request.dockerfile.is_absolute() else request.context / request.dockerfile
     try:
         # As the engine reads it: bytes that are not UTF-8 (a comment in Latin-1) do not stop a build.

@@ -8,6 +8,7 @@ import platform as host
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pipeline.dockerfile.lex import Lex, SubstitutionError
 from pipeline.dockerfile.parse import Dockerfile, DockerfileSyntaxError, Instruction, parse, parse_words
@@ -33,6 +34,14 @@ class BaseImage:
     # A stage `FROM --platform=...` names its own platform (`$BUILDPLATFORM` for a cross-compiling stage):
     # the builder picks that platform's image from the reference, not the build's.
     stage_platform: bool = False
+
+
+def shown_path(path: Path) -> str:
+    """The Dockerfile as the user would type it from here: relative when under the working directory."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def default_platform() -> str:

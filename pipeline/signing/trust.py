@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config.schema import ConfigSpec
-from pipeline.dockerfile.bases import base_images
+from pipeline.dockerfile.bases import base_images, shown_path
 from pipeline.errors import VerificationFailed
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -125,7 +125,7 @@ class BaseImageGate:
     def __call__(self, image: PlannedImage, build_args: Mapping[str, str]) -> list[str]:
         if not self.policy.rules:
             return []
-        shown = _shown_path(image.dockerfile)
+        shown = shown_path(image.dockerfile)
         try:
             text = image.dockerfile.read_text(encoding="utf-8")
         except OSError as exc:
@@ -146,11 +146,3 @@ class BaseImageGate:
             if digest:
                 verified.append(f"{base.ref.repository}@{digest}")
         return verified
-
-
-def _shown_path(path: Path) -> str:
-    """The Dockerfile as the user would type it from here: relative when under the working directory."""
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return str(path)
