@@ -223,3 +223,18 @@ def assert_valid_report(source: Path | str) -> dict[str, Any]:
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '.'}: {e.message}" for e in validator.iter_errors(data)]
     assert not problems, f"the report does not match {REPORT_SCHEMA.name}: {problems}"
     return data
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def docs_text(page: str) -> str:
+    """A page of the documentation site (docs/PAGE), where README's reference moved; `README.md` is the
+    front page itself."""
+    path = DOCS.parent / "README.md" if page == "README.md" else DOCS / page
+    return path.read_text(encoding="utf-8")
+
+
+def docs_pages() -> list[str]:
+    """README and every written page of the site (not the generated docs/reference/), in a stable order."""
+    return ["README.md", *sorted(str(p.relative_to(DOCS)) for p in DOCS.glob("*.md"))]

@@ -1,6 +1,6 @@
-"""README's paste-able CI jobs stay true: each is valid YAML for its service's shape, every `pipeline`
-command in it is one the CLI accepts, every output it reads is one a run of the bundled pipelines.yaml
-writes, and the files it hands to the service are the ones the command writes."""
+"""The paste-able CI jobs (docs/ci.md, moved from README) stay true: each is valid YAML for its service's
+shape, every `pipeline` command in it is one the CLI accepts, every output it reads is one a run of the
+bundled pipelines.yaml writes, and the files it hands to the service are the ones the command writes."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pipeline.run.executor import ImageResult, RunResult, Status
 from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Session
 from pipeline.run.settings import Settings
-from tests.helpers import write_project
+from tests.helpers import docs_text, write_project
 
 ROOT = Path(__file__).resolve().parents[3]
 DIGEST = "sha256:" + "ab" * 32
@@ -40,9 +40,9 @@ pipelines:
 
 
 def _jobs_section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("### Paste-able jobs")
-    end = text.find("\n## ", start)
+    text = docs_text("ci.md")
+    start = text.index("## Paste-able jobs")
+    end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else len(text)]
 
 

@@ -1,6 +1,6 @@
 """The JSON Schema of pipelines.yaml (`pipeline schema`) says what the loader's schema step says.
 
-Every valid config in the repository (the bundled pipelines.yaml, the configs the tests write, README's
+Every valid config in the repository (the bundled pipelines.yaml, the configs the tests write, README's and the docs'
 examples) passes it; each bad config of tests/unit/config/bad_configs/ either fails it or is one that only
 the loader's cross-field checks (checks.py) can catch, and which is which is written down here. Mutations
 of a config that sets every key are judged alike by the schema and the models (the few places a JSON
@@ -33,7 +33,7 @@ from pipeline.config.json_schema import DIALECT, SCHEMA_FILE, SCHEMA_ID, pipelin
 from pipeline.config.positions import parse_yaml
 from pipeline.config.schema import ConfigSpec
 from pipeline.errors import ConfigError
-from tests.helpers import run_cli
+from tests.helpers import docs_pages, docs_text, run_cli
 from tests.unit.config.test_config_errors import run_main
 from tests.unit.config.test_config_fuzz import schema_keys
 
@@ -350,11 +350,17 @@ def test_the_tests_hold_enough_valid_configs(tmp_path: Path) -> None:
 
 
 def _readme_config_text() -> str:
-    """README without its paste-able CI jobs (GitHub, GitLab and Azure files, not pipelines.yaml)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("### Paste-able jobs")
-    end = text.find("\n## ", start)
-    return text[:start] + (text[end:] if end != -1 else "")
+    """README and the docs pages, without the paste-able CI jobs (GitHub, GitLab and Azure files, not
+    pipelines.yaml) of docs/ci.md."""
+    pages = []
+    for page in docs_pages():
+        text = docs_text(page)
+        if page == "ci.md":
+            start = text.index("## Paste-able jobs")
+            end = text.find("\n## ", start + 1)
+            text = text[:start] + (text[end:] if end != -1 else "")
+        pages.append(text)
+    return "\n\n".join(pages)
 
 
 # A YAML block of another file (a registry's config.yml, pipelines.lock) is marked so on the line before it.
@@ -545,8 +551,8 @@ def test_yaml_booleans_as_readme_says(tmp_path: Path) -> None:
 
 
 def test_readme_names_the_modeline_the_id_and_how_to_regenerate() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Editor support: JSON Schema") :]
+    page = docs_text("configuration.md")
+    section = page[page.index("## Editor support: JSON Schema") :]
     first_line = (ROOT / "pipelines.yaml").read_text(encoding="utf-8").splitlines()[0]
     assert first_line in section and SCHEMA_ID in section
     assert f"pipeline schema --output {SCHEMA_FILE}" in section

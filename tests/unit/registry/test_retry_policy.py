@@ -1,5 +1,5 @@
 """One retry policy for every registry operation: pipeline's HTTP requests, the ACR token exchange and
-the engine's pushes wait and stop alike, and README states the policy's numbers. Waits are recorded
+the engine's pushes wait and stop alike, and the docs (moved from README) state the policy's numbers. Waits are recorded
 through the policy's sleep hook, so nothing sleeps."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pipeline.common import retry
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
+from tests.helpers import docs_text
 
-README = Path(__file__).resolve().parents[3] / "README.md"
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 PUSHED = "sha256:" + "ab" * 32
@@ -169,14 +169,17 @@ def test_retry_after_is_capped() -> None:
 
 
 def test_readme_states_the_policy() -> None:
-    text = " ".join(README.read_text().split())
+    text = " ".join(docs_text("registries.md").split())
     stated = re.search(r"retried up to (\d+) attempts in all; .*?`Retry-After` asks \(capped at (\d+) s\)", text)
-    assert stated, "README no longer states the retry policy in 'Registries and credentials'"
+    assert stated, "docs/registries.md no longer states the retry policy in 'Registries and credentials'"
     assert (int(stated.group(1)), float(stated.group(2))) == (retry.ATTEMPTS, retry.RETRY_AFTER_CAP)
     backoff = re.search(r"exponential backoff with jitter \(([\d.]+) s, ([\d.]+) s, .*?plus up to ([\d.]+) s\)", text)
-    assert backoff, "README no longer states the backoff"
+    assert backoff, "docs/registries.md no longer states the backoff"
     assert float(backoff.group(1)) == retry.BACKOFF_INITIAL and float(backoff.group(2)) == 2 * retry.BACKOFF_INITIAL
     assert float(backoff.group(3)) == retry.BACKOFF_JITTER
-    guarantee = re.search(r"retried\*\*, bounded \((\d+) attempts, .*? honoured up to (\d+) s\), engine pushes", text)
-    assert guarantee, "README's Guarantees no longer state the retry bound"
+    guarantees = " ".join(docs_text("guarantees.md").split())
+    guarantee = re.search(
+        r"retried\*\*, bounded \((\d+) attempts, .*? honoured up to (\d+) s\), engine pushes", guarantees
+    )
+    assert guarantee, "docs/guarantees.md no longer states the retry bound"
     assert (int(guarantee.group(1)), float(guarantee.group(2))) == (retry.ATTEMPTS, retry.RETRY_AFTER_CAP)
