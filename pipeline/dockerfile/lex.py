@@ -106,26 +106,23 @@ class _Word:
     def _scan(self, stop: str | None) -> tuple[str, list[str]]:
         result: list[str] = []
         words = _Words()
+        # What starts at these characters is read whole: an expansion (its value splits into words like
+        # any string), or quoted text and a heredoc (kept as one piece of a word).
+        readers = {
+            "$": (self._dollar, words.add_string),
+            "'": (self._single_quoted, words.add_raw),
+            '"': (self._double_quoted, words.add_raw),
+            "<": (self._possible_heredoc, words.add_raw),
+        }
         while (ch := self._peek()) != EOF:
             if ch == stop:
                 self._next()
                 return "".join(result), words.result()
-            if ch == "$":
-                expanded = self._dollar()
-                result.append(expanded)
-                words.add_string(expanded)
-            elif ch == "'":
-                quoted = self._single_quoted()
-                result.append(quoted)
-                words.add_raw(quoted)
-            elif ch == '"':
-                quoted = self._double_quoted()
-                result.append(quoted)
-                words.add_raw(quoted)
-            elif ch == "<":
-                heredoc = self._possible_heredoc()
-                result.append(heredoc)
-                words.add_raw(heredoc)
+            if (reader := readers.get(ch)) is not None:
+                read, add = reader
+                text = read()
+                result.append(text)
+                add(text)
             else:
                 self._next()
                 if ch == self.lex.escape:
