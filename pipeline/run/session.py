@@ -185,7 +185,7 @@ class Session:
         hosts = [*insecure, *(self.config.spec.insecure_registries if self.config else [])]
         return RegistryClient(
             credentials or self.credentials(self._acr_specs()),
-            hosts,
+            insecure_registries=hosts,
             timeout=self.settings.registry_timeout,
             ca_files=self._ca_files(),
             content_cache=ContentCache(self.settings.cache_dir / "content"),
