@@ -25,7 +25,7 @@ def test_the_determined_characters_stand_in_any_encoding_of_the_secret_between_o
 
 def test_exact_forms_and_counts() -> None:
     # b"abcd" after 0, 1 and 2 bytes: "YWJjZA==", "AGFiY2Q=", "AABhYmNk" less what encodes those bytes
-    assert [encoded_at(b"abcd", offset) for offset in OFFSETS] == ["YWJjZA==", "iY2Q=", "hYmNk"]
+    assert [encoded_at(b"abcd", offset) for offset in OFFSETS] == ["YWJjZA==", "FiY2Q=", "hYmNk"]
     assert [whole_groups(b"abcd", offset) for offset in OFFSETS] == [4, 2, 5]
     assert whole_groups(b"a", 2) == 1 and whole_groups(b"a", 1) == 0  # never below 0
     assert encoded_at(b"hi", 0, base64.urlsafe_b64encode) == "aGk="
