@@ -13,7 +13,7 @@ from typing import cast
 
 import click
 
-from pipeline.cli.common import settings
+from pipeline.cli.common import F, settings
 from pipeline.errors import UsageError
 from pipeline.triggers.registry_hooks import DEFAULT_HEADER, REGISTRY_SOURCES, RegistryEndpoints, RegistrySource
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
@@ -42,6 +42,32 @@ def _secret(secret_env: str, insecure: bool) -> bytes | None:
         f"{secret_env} is not set: webhooks would run builds for anyone who can reach the port; "
         f"set it to the webhook's secret, or pass --insecure-no-secret on a trusted network"
     )
+
+
+# The server's limits: each option is named after its ServerLimits field, which also holds its default.
+_LIMITS: tuple[tuple[str, click.FloatRange | click.IntRange, str], ...] = (
+    (
+        "read_timeout",
+        click.FloatRange(min=0.1),
+        "Seconds a client has to send its whole request; a slower one is dropped.",
+    ),
+    ("max_body", click.IntRange(min=1024), "Largest request body in bytes (413 beyond; GitHub sends up to 25 MB)."),
+    (
+        "max_connections",
+        click.IntRange(min=1),
+        "Requests served at once; as many more get 503 (/healthz still answers), the rest wait. A connection "
+        "that has sent nothing yet holds no slot.",
+    ),
+)
+
+
+def _limit_options(command: F) -> F:
+    """--read-timeout, --max-body and --max-connections, in that order, defaults from ServerLimits."""
+    for field, kind, help_text in reversed(_LIMITS):
+        flag = "--" + field.replace("_", "-")
+        default = getattr(ServerLimits, field)
+        command = click.option(flag, field, type=kind, default=default, show_default=True, help=help_text)(command)
+    return command
 
 
 _MIN_REGISTRY_SECRET = 16
@@ -148,28 +174,7 @@ def _log(message: str) -> None:
     show_default=True,
     help="On SIGTERM/SIGINT, seconds the current run may still take before it is terminated.",
 )
-@click.option(
-    "--read-timeout",
-    type=click.FloatRange(min=0.1),
-    default=ServerLimits.read_timeout,
-    show_default=True,
-    help="Seconds a client has to send its whole request; a slower one is dropped.",
-)
-@click.option(
-    "--max-body",
-    type=click.IntRange(min=1024),
-    default=ServerLimits.max_body,
-    show_default=True,
-    help="Largest request body in bytes (413 beyond; GitHub sends up to 25 MB).",
-)
-@click.option(
-    "--max-connections",
-    type=click.IntRange(min=1),
-    default=ServerLimits.max_connections,
-    show_default=True,
-    help="Requests served at once; as many more get 503 (/healthz still answers), the rest wait. A connection "
-    "that has sent nothing yet holds no slot.",
-)
+@_limit_options
 @click.option(
     "--public-url",
     metavar="URL",

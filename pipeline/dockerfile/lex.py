@@ -106,26 +106,23 @@ class _Word:
     def _scan(self, stop: str | None) -> tuple[str, list[str]]:
         result: list[str] = []
         words = _Words()
+        # What starts at these characters is read whole: an expansion (its value splits into words like
+        # any string), or quoted text and a heredoc (kept as one piece of a word).
+        readers = {
+            "$": (self._dollar, words.add_string),
+            "'": (lambda: self._quoted("'", "single-quote"), words.add_raw),
+            '"': (lambda: self._quoted('"', "double-quote"), words.add_raw),
+            "<": (self._possible_heredoc, words.add_raw),
+        }
         while (ch := self._peek()) != EOF:
             if ch == stop:
                 self._next()
                 return "".join(result), words.result()
-            if ch == "$":
-                expanded = self._dollar()
-                result.append(expanded)
-                words.add_string(expanded)
-            elif ch == "'":
-                quoted = self._single_quoted()
-                result.append(quoted)
-                words.add_raw(quoted)
-            elif ch == '"':
-                quoted = self._double_quoted()
-                result.append(quoted)
-                words.add_raw(quoted)
-            elif ch == "<":
-                heredoc = self._possible_heredoc()
-                result.append(heredoc)
-                words.add_raw(heredoc)
+            if (reader := readers.get(ch)) is not None:
+                read, add = reader
+                text = read()
+                result.append(text)
+                add(text)
             else:
                 self._next()
                 if ch == self.lex.escape:
@@ -143,42 +140,32 @@ class _Word:
             raise SubstitutionError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(result), words.result()
 
-    def _single_quoted(self) -> str:
-        opening = self._next()
-        out = [opening] if self.lex.raw_quotes else []
-        while True:
-            ch = self._next()
-            if ch == EOF:
-                raise SubstitutionError("unexpected end of statement while looking for matching single-quote")
-            if ch == "'":
-                if self.lex.raw_quotes:
-                    out.append(ch)
-                return "".join(out)
-            out.append(ch)
-
-    def _double_quoted(self) -> str:
+    def _quoted(self, quote: str, name: str) -> str:
+        """Text up to the closing `quote` (the quotes kept with raw_quotes). Inside double quotes `$` expands
+        and the escape character escapes only `"`, `$` and itself; inside single quotes nothing is special."""
+        double = quote == '"'
         opening = self._next()
         out = [opening] if self.lex.raw_quotes else []
         while True:
             ch = self._peek()
             if ch == EOF:
-                raise SubstitutionError("unexpected end of statement while looking for matching double-quote")
-            if ch == '"':
+                raise SubstitutionError(f"unexpected end of statement while looking for matching {name}")
+            if ch == quote:
                 self._next()
                 if self.lex.raw_quotes:
                     out.append(ch)
                 return "".join(out)
-            if ch == "$":
+            if double and ch == "$":
                 out.append(self._dollar())
                 continue
             ch = self._next()
-            if ch == self.lex.escape:
+            if double and ch == self.lex.escape:
                 if self.raw_escapes:
                     out.append(ch)
                 following = self._peek()
                 if following == EOF:
                     continue
-                if following in ('"', "$", self.lex.escape):  # only these can be escaped inside "…"
+                if following in ('"', "$", self.lex.escape):
                     ch = self._next()
             out.append(ch)
 

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.common.urls import strip_credentials
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file
-from pipeline.redaction.wrapped import Encoding, Fragments, Pending, Span, encodings
+from pipeline.redaction.wrapped import OFFSETS, Encoding, Fragments, Pending, Span, encoded_at, encodings, whole_groups
 
 # Variables named like this hold secrets (REGISTRY_PASSWORD, COSIGN_PASSWORD, SIGSTORE_ID_TOKEN, ...).
 _SECRET_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|API_?KEY", re.IGNORECASE)
@@ -151,10 +151,8 @@ def _base64_forms(raw: bytes) -> set[str]:
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         whole = encode(raw).decode()
         forms |= {whole, whole.rstrip("=")}  # the secret alone, as its own value
-        for offset, dropped in ((0, 0), (1, 2), (2, 3)):
-            prefixed = bytes(offset) + raw
-            complete = prefixed[: len(prefixed) - len(prefixed) % 3]
-            form = encode(complete).decode()[dropped:]
+        for offset in OFFSETS:
+            form = encoded_at(raw, offset, encode)[: whole_groups(raw, offset)]
             # A form this short (a 4-byte secret at offset 2 keeps 1 character) would mask random text.
             if len(form) >= MIN_SECRET_LENGTH:
                 forms.add(form)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # A fragment anywhere in a line is found from GRAM characters (always from GRAM + GRAM_STEP - 1: the
@@ -37,14 +37,29 @@ class Encoding:
 def encodings(raw: bytes) -> set[Encoding]:
     """`raw`'s encodings at each offset, and those of `raw` and a newline (a secret file ends with one
     more often than not, and `base64 FILE` encodes it too)."""
-    found = set()
-    for data in (raw, raw + b"\n"):
-        for offset, dropped in ((0, 0), (1, 2), (2, 3)):
-            prefixed = bytes(offset) + data
-            text = base64.b64encode(prefixed).decode()[dropped:]
-            complete = len(bytes(offset) + raw) // 3 * 4 - dropped
-            found.add(Encoding(text, max(complete, 0)))
-    return found
+    return {
+        Encoding(encoded_at(data, offset), whole_groups(raw, offset))
+        for data in (raw, raw + b"\n")
+        for offset in OFFSETS
+    }
+
+
+# Base64 encodes 3 bytes as 4 characters: data after other data starts 0, 1 or 2 bytes into a group, and the
+# first 0, 2 or 3 characters of its encoding there also encode the bytes before it.
+OFFSETS = (0, 1, 2)
+_SHARED = (0, 2, 3)
+
+
+def encoded_at(raw: bytes, offset: int, encode: Callable[[bytes], bytes] = base64.b64encode) -> str:
+    """`raw`'s base64 (by `encode`) when it starts `offset` bytes into a 3-byte group, from the first
+    character that encodes nothing before it, to the end as if `raw` ended the data (with padding)."""
+    return encode(bytes(offset) + raw).decode()[_SHARED[offset] :]
+
+
+def whole_groups(raw: bytes, offset: int) -> int:
+    """How many of encoded_at's first characters encode `raw` alone, whatever follows it: those up to the
+    end of its last whole 3-byte group (0 when there is none)."""
+    return max((offset + len(raw)) // 3 * 4 - _SHARED[offset], 0)
 
 
 Pending = tuple[int, int, int]  # (encoding, position reached in it, lines since)

@@ -6,10 +6,9 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Unpack
 
 import httpx
 
@@ -17,7 +16,7 @@ from pipeline.errors import RegistryError
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.reference import ImageRef, Repository
-from pipeline.registry.session import Closing, RegistrySession
+from pipeline.registry.session import Closing, ConnectionOptions, RegistrySession
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -56,15 +55,12 @@ class RegistryClient(Closing):
     def __init__(
         self,
         credentials: CredentialLookup,
-        insecure_registries: Iterable[str] = (),
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 60.0,
-        ca_files: Mapping[str, str | Path] | None = None,
         content_cache: ContentCache | None = None,
+        **connection: Unpack[ConnectionOptions],
     ) -> None:
-        """`ca_files`: registry host -> a CA file its TLS certificate is verified against.
-        `content_cache`: configs and manifests already read, by digest (None: none kept)."""
-        self.session = RegistrySession(credentials, insecure_registries, transport, timeout, ca_files)
+        """`content_cache`: configs and manifests already read, by digest (None: none kept); `connection`:
+        how registries are reached (see ConnectionOptions)."""
+        self.session = RegistrySession(credentials, **connection)
         self.content = content_cache
         # Manifests this client wrote, by (repository, digest): tagging what was just pushed (an index: its
         # build, input and release tags) is then one PUT, not a GET of bytes already in hand and a PUT.

@@ -9,7 +9,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypedDict, Unpack
 
 import httpx
 
@@ -79,6 +79,21 @@ class Closing:
         self.close()
 
 
+DEFAULT_TIMEOUT = 60.0  # seconds, per request
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """How registries are reached, for RegistrySession and (passed on) RegistryClient; each may be left out.
+    `insecure_registries`: hosts reached over plain HTTP or unverified TLS (none); `transport`: httpx's
+    (its default); `timeout`: seconds per request (DEFAULT_TIMEOUT); `ca_files`: registry host -> a CA file
+    its TLS certificate is verified against, besides the system CAs (none)."""
+
+    insecure_registries: Iterable[str]
+    transport: httpx.BaseTransport | None
+    timeout: float
+    ca_files: Mapping[str, str | Path] | None
+
+
 class RegistrySession(Closing):
     """Sends requests to registries with auth and retries. Thread-safe; tokens cached per registry and scope.
 
@@ -86,17 +101,12 @@ class RegistrySession(Closing):
     CAs); one httpx client per distinct verify setting."""
 
     def __init__(
-        self,
-        credentials: CredentialLookup,
-        insecure_registries: Iterable[str] = (),
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 60.0,
-        ca_files: Mapping[str, str | Path] | None = None,
-        prober: Prober = probe_tls,
+        self, credentials: CredentialLookup, prober: Prober = probe_tls, **connection: Unpack[ConnectionOptions]
     ) -> None:
         self._credentials = credentials
-        policy = TlsPolicy.of(insecure_registries, ca_files)
-        self._connections = Connections(policy, transport, timeout, prober)
+        policy = TlsPolicy.of(connection.get("insecure_registries", ()), connection.get("ca_files"))
+        timeout = connection.get("timeout", DEFAULT_TIMEOUT)
+        self._connections = Connections(policy, connection.get("transport"), timeout, prober)
         self._tokens: dict[tuple[str, str], str] = {}
         self._basic: set[str] = set()
         self._lock = threading.Lock()

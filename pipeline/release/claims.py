@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 
 import semver
 
@@ -81,44 +81,40 @@ def _when(seconds: float) -> str:
 Say = Callable[[str], None]
 
 
+@dataclass(eq=False)  # identity: one run's claims
 class ReleaseClaims:
     """One run's claims on `version` in `repositories`, for `subject` (the commit released, or for promote
     the digest promoted). `claim` before any registry write; `publishing` around the tag writes (the lease,
     and the claims checked still ours in the same push; marked done when the block succeeds); `abandon`
     when the run published nothing."""
 
-    def __init__(
-        self,
-        remote: RefsRemote,
-        repositories: Iterable[str],
-        version: str,
-        subject: str,
-        runner: Runner,
-        force: bool,
-        say: Say,
-        kind: str = "commit",
-        claim_ttl: float = CLAIM_TTL,
-        lease_ttl: float = LEASE_TTL,
-        lease_wait: float = LEASE_WAIT,
-    ) -> None:
-        self.remote = remote
-        self.version = version
-        self.subject = subject
-        self.runner = runner
-        self.force = force
-        self.say = say
-        self.kind = kind
-        self.claim_ttl, self.lease_ttl, self.lease_wait = claim_ttl, lease_ttl, lease_wait
+    remote: RefsRemote
+    repositories: InitVar[Iterable[str]]
+    version: str
+    subject: str
+    runner: Runner
+    force: bool
+    say: Say
+    kind: str = "commit"
+    claim_ttl: float = CLAIM_TTL
+    lease_ttl: float = LEASE_TTL
+    lease_wait: float = LEASE_WAIT
+    refs: dict[str, str] = field(init=False)  # claim ref -> its repository
+    leases: list[str] = field(init=False)
+    held: dict[str, str] = field(init=False, default_factory=dict)  # claim ref -> our object there
+    # claim ref -> a finished claim of this same subject (a re-run)
+    done: dict[str, str] = field(init=False, default_factory=dict)
+    writing: bool = field(init=False, default=False)  # tag writes have started: never abandoned from then on
+    _lease: Lease | None = field(init=False, default=None)
+    # `held` between the renewing thread and the run
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
+    _renewer: threading.Thread | None = field(init=False, default=None)
+
+    def __post_init__(self, repositories: Iterable[str]) -> None:
         repos = sorted(set(repositories))
-        self.refs = {f"{CLAIMS}/{repository_key(r)}/{version}": r for r in repos}
+        self.refs = {f"{CLAIMS}/{repository_key(r)}/{self.version}": r for r in repos}
         self.leases = [f"{LEASES}/{repository_key(r)}" for r in repos]
-        self.held: dict[str, str] = {}  # claim ref -> our object there
-        self.done: dict[str, str] = {}  # claim ref -> a finished claim of this same subject (a re-run)
-        self.writing = False  # tag writes have started: from then on the claims are never abandoned
-        self._lease: Lease | None = None
-        self._lock = threading.Lock()  # `held` between the renewing thread and the run
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
 
     def _fields(self, state: str, ttl: float | None = None) -> dict[str, str]:
         now = time.time()

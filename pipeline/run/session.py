@@ -96,28 +96,20 @@ class Preview:
     refusals: list[PipelineError]
 
 
+@dataclass(eq=False)  # identity: one config and its settings
 class Session:
     """One config (or none: registry commands outside a project) and the settings; makes plans and runs
     them. `say` takes progress lines meant for stderr; `progress` is how much of a run's progress is
     printed there (`--progress`, `-q`)."""
 
-    def __init__(
-        self,
-        config: LoadedConfig | None,
-        settings: Settings,
-        say: Say = lambda message: None,
-        progress: ProgressMode = "auto",
-        groups: GroupSyntax | None = None,
-        claims_remote: str = "origin",
-    ) -> None:
-        self.config = config
-        self.settings = settings
-        self.say = say
-        self.progress = progress
-        self.groups = groups  # fold each image's progress into a CI log group
-        # Where a versioned run claims its version (several runners): a remote of the checkout by name, or
-        # the URL or path of the repository a trigger builds from.
-        self.claims_remote = claims_remote
+    config: LoadedConfig | None
+    settings: Settings
+    say: Say = lambda message: None
+    progress: ProgressMode = "auto"
+    groups: GroupSyntax | None = None  # fold each image's progress into a CI log group
+    # Where a versioned run claims its version (several runners): a remote of the checkout by name, or the
+    # URL or path of the repository a trigger builds from.
+    claims_remote: str = "origin"
 
     @property
     def loaded(self) -> LoadedConfig:
@@ -193,7 +185,7 @@ class Session:
         hosts = [*insecure, *(self.config.spec.insecure_registries if self.config else [])]
         return RegistryClient(
             credentials or self.credentials(self._acr_specs()),
-            hosts,
+            insecure_registries=hosts,
             timeout=self.settings.registry_timeout,
             ca_files=self._ca_files(),
             content_cache=ContentCache(self.settings.cache_dir / "content"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +16,20 @@ from pipeline.bases.resolve import BaseResolver, open_resolver, plan_builds
 from pipeline.bases.usage import base_uses
 from pipeline.cache.explain import match_children
 from pipeline.cache.inputs import BASES_LABEL
-from pipeline.cache.lastbuild import last_build, narrow_plan
-from pipeline.config import LoadedConfig, load_config
-from pipeline.errors import PipelineError, UsageError
+from pipeline.cache.lastbuild import last_build
+from pipeline.config import load_config
+from pipeline.errors import UsageError
 from pipeline.plan import Plan, PlannedImage, sanitize_tag
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import ImageRef, parse_reference
 from pipeline.report import RunReport
-from pipeline.run.executor import RunOptions
-from pipeline.run.notifying import notifying
-from pipeline.run.report import ProgressMode, check_report_file, emit_report, write_report
-from pipeline.run.session import Session, check_result
+from pipeline.run.report import ProgressMode, check_report_file, write_report
+from pipeline.run.session import Session
 from pipeline.run.settings import Secrets, Settings
+from pipeline.triggers.base_release import BaseRun, release_groups
 from pipeline.triggers.changed import Affected
 from pipeline.triggers.rules import match_ref, ref_name
 from pipeline.vcs.source import GitSource
-from pipeline.vcs.tags import ReleaseRepo
-from pipeline.versioning import next_version
 
 Say = Callable[[str], None]
 
@@ -214,10 +211,10 @@ def trigger_bases(
         for item in affected:
             say(f"{item.key}: {item.reason}")
         ok = True
-        for pipelines, release in _groups(config, plan, affected):
+        for pipelines, release in release_groups(config, plan, affected):
             keys = {a.key for a in affected if plan.images[a.key].pipeline in pipelines}
             group_moves = [m for m in moves if m.image in keys]
-            run = _BaseRun(
+            run = BaseRun(
                 session, secrets, source, tree, commit, history, fallback, report_file, jobs, keep_going, locked
             )
             ok = run.run(plan, pipelines, keys, tags, branch, overall_reason(group_moves), release, trigger) and ok
@@ -256,92 +253,3 @@ def _nothing(message: str, trigger: dict[str, Any], report_file: Path | None, sa
             report_file, RunReport.model_validate({"ok": True, "images": [], "reason": None, "trigger": trigger})
         )
     return True
-
-
-def _groups(config: LoadedConfig, plan: Plan, affected: list[Affected]) -> list[tuple[list[str], bool]]:
-    """The affected pipelines split by `on_base_update`: those that cut a patch release, then the others."""
-    pipelines = list(dict.fromkeys(plan.images[a.key].pipeline for a in affected))
-    releasing = [p for p in pipelines if config.spec.pipelines[p].on_base_update.release == "patch"]
-    others = [p for p in pipelines if p not in releasing]
-    return [(group, group is releasing) for group in (releasing, others) if group]
-
-
-@dataclass
-class _BaseRun:
-    session: Session
-    secrets: Secrets
-    source: GitSource
-    tree: Path
-    commit: str
-    history: list[str]
-    fallback: str
-    report_file: Path | None
-    jobs: int
-    keep_going: bool
-    locked: bool
-
-    def run(
-        self,
-        plan: Plan,
-        pipelines: list[str],
-        keys: set[str],
-        tags: dict[str, tuple[str, ...]],
-        branch: str,
-        reason: str,
-        release: bool,
-        trigger: dict[str, Any],
-    ) -> bool:
-        session, say = self.session, self.session.say
-        repo = ReleaseRepo(self.tree) if release else None
-        version = self._next_patch(repo) if repo is not None else None
-        if version is not None:
-            plan = session.plan(pipelines, version, branch=branch, trigger_tags=tags)
-            say(f"release {version} ({reason})")
-        plan = replace(plan, context=replace(plan.context, reason=reason))
-        with session.registry() as registry:
-            vouch = session.pin_vouch(plan, registry, self.secrets)
-            plan = narrow_plan(plan, keys, registry, self.history, self.fallback, vouch, say)
-        git_tag = f"v{version}" if version is not None else None
-        extra: dict[str, Any] = {"reason": reason, "trigger": trigger}
-        if repo is not None and git_tag is not None:
-            extra["release"] = {"version": version, "git_tag": git_tag, "reason": reason}
-            repo.create_tag(git_tag, f"Release {version}\n\n{reason}")
-        published = False
-        with notifying(session, plan, "trigger") as outcome:
-            outcome.reason, outcome.git_tag = reason, git_tag
-            try:
-                options = RunOptions(jobs=self.jobs, keep_going=self.keep_going, locked=self.locked)
-                result = outcome.result = session.execute(plan, options, self.secrets)
-                published = result.published
-                emit_report(plan, result, self.report_file, False, extra)
-            except BaseException:
-                if repo is not None and git_tag is not None and not published:
-                    repo.delete_tag(git_tag)
-                    say(f"removed git tag {git_tag}: the release did not complete")
-                raise
-            if repo is not None and git_tag is not None:
-                if not result.ok and not published:
-                    repo.delete_tag(git_tag)
-                    say(f"removed git tag {git_tag}: the release did not complete")
-                elif self.source.mirrored:
-                    repo.push_tag(git_tag)
-                    say(f"pushed git tag {git_tag} to {self.source.name}")
-        try:
-            check_result(result)
-        except PipelineError as exc:
-            say(f"error: {exc}")
-        return result.ok
-
-    def _next_patch(self, repo: ReleaseRepo) -> str:
-        """The next patch version after the highest stable `vX.Y.Z` on the branch's history (the book's rule:
-        a new build is a new patch tag)."""
-        latest = repo.latest_release()
-        existing = [t.version for t in repo.version_tags()]
-        version = next_version(latest.version if latest else None, "patch", None, existing)
-        taken = repo.existing_tag(f"v{version}")
-        if taken is not None:
-            raise UsageError(
-                f"git tag v{version} already exists on commit {taken[:12]}, not on this branch's history; "
-                "a base update cannot cut it"
-            )
-        return str(version)
