@@ -35,7 +35,21 @@ def test_unchanged_images_are_reused_from_the_registry(
     git(tmp_path, "commit", "-qam", "docs")
     sha = git(tmp_path, "rev-parse", "HEAD")
     for name in first:
-        subprocess.run(["docker", "rmi", "-f", str(first[name]["image_id"])], capture_output=True, check=False)
+        # Untag only this test's references: `rmi -f <id>` would also untag another test's image that
+        # happens to have the same id (same Dockerfile, same commit second), failing its push.
+        tags = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .RepoTags}}", str(first[name]["image_id"])],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        ours = [
+            t
+            for t in json.loads(tags.stdout or "null") or []
+            if t.startswith(f"{services.plain_registry}/{namespace}/")
+        ]
+        if ours:
+            subprocess.run(["docker", "rmi", *ours], capture_output=True, check=False)
     second = run_cli(["run", "--json"], tmp_path)
     assert second.code == 0, second.output
     assert not built_steps(second.stderr)
