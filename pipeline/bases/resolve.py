@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bases.lock import BaseLock, LockEntry, lock_path
+from pipeline.common.reporting import SILENT, Reporter
 from pipeline.dockerfile.bases import BaseImage, base_images, default_platform, shown_path
 from pipeline.errors import ConfigError, PipelineError, VerificationFailed
 from pipeline.plan import Plan, PlannedImage, render_build_args
@@ -21,8 +22,6 @@ from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import platforms_in
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef, Repository, parse_reference
-
-Say = Callable[[str], None]
 
 
 class BaseNotResolved(VerificationFailed):
@@ -82,14 +81,16 @@ def plan_builds(plan: Plan) -> list[tuple[PlannedImage, dict[str, str]]]:
 
 
 def open_resolver(
-    registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False, say: Say | None = None
+    registry: RegistryClient, plan: Plan, config_file: Path, *, locked: bool = False, reporter: Reporter = SILENT
 ) -> BaseResolver:
     """The run's resolver: with the lock beside `config_file` when there is one. `locked` (`--locked`):
     a base of the plan the lock does not name (or any, without a lock) is refused here, before anything
-    is looked up or built. `say`: where a base a lock does not name is warned about (it floats)."""
+    is looked up or built. `reporter`: where a base a lock does not name is warned about (it floats)."""
     path = lock_path(config_file)
     lock = BaseLock.load(path)
-    resolver = BaseResolver(registry, lock=lock, locked=locked, own=own_repositories(plan), lock_file=path, say=say)
+    resolver = BaseResolver(
+        registry, lock=lock, locked=locked, own=own_repositories(plan), lock_file=path, reporter=reporter
+    )
     if locked:
         resolver.check_locked(plan_builds(plan))
     return resolver
@@ -128,14 +129,14 @@ class BaseResolver:
         locked: bool = False,
         own: Collection[str] = (),
         lock_file: Path | None = None,
-        say: Say | None = None,
+        reporter: Reporter = SILENT,
     ) -> None:
         self.registry = registry
         self.lock = lock
         self.locked = locked
         self.own = set(own)
         self.lock_file = lock_file or (lock.path if lock is not None else None)
-        self.say = say
+        self.reporter = reporter
         self._guard = threading.Lock()
         self._pending: dict[object, threading.Lock] = {}
         self._tops: dict[str, str] = {}  # reference -> the digest it points at now
@@ -281,12 +282,11 @@ class BaseResolver:
             found = self.pick(ref, self.current(ref), platform, os_version)
         if self.lock is None:
             return found
-        if self.say is not None:
-            self.say(
-                f"warning: base image {reference} ({platform_text(platform, os_version)}) is not in "
-                f"{self.lock_file}: building on the registry's {found.digest}; run `pipeline bases --update` "
-                "to lock it"
-            )
+        self.reporter.warn(
+            f"warning: base image {reference} ({platform_text(platform, os_version)}) is not in "
+            f"{self.lock_file}: building on the registry's {found.digest}; run `pipeline bases --update` "
+            "to lock it"
+        )
         return replace(found, not_in_lock=True)
 
     def pick(self, ref: ImageRef, digest: str, platform: str, os_version: str | None) -> ResolvedBase:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from pipeline.common.reporting import Reporter
 from pipeline.dockerfile.bases import UnresolvedBaseImage, shown_path
 from pipeline.dockerfile.pin import pin_bases
 from pipeline.errors import BuildError
@@ -21,11 +22,6 @@ from pipeline.plan import BuildSecret, Engine, PlannedImage
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import ImageRef
 
-# Called with one human-readable line about what the build is doing now: step "build" for a Dockerfile
-# step starting ("[2/4] COPY ..."), "push" for the push, "log" for one line of a step's own output
-# (shown only with --progress plain).
-ProgressFn = Callable[[str, str], None]  # (step, message)
-WarnFn = Callable[[str], None]
 LOG_TAIL_LINES = 20  # a failure shows this many of the failing step's last output lines
 
 
@@ -104,8 +100,11 @@ def pinned_dockerfile(request: BuildRequest) -> str | None:
 
 
 class Builder(Protocol):
-    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
-        """Build and (if asked) push; raise BuildError / RegistryError with the image and step named."""
+    def build(self, request: BuildRequest, progress: Reporter) -> BuildOutcome:
+        """Build and (if asked) push; raise BuildError / RegistryError with the image and step named.
+        Each human-readable line about what the build is doing now is a step of `request.image`: "build"
+        for a Dockerfile step starting ("[2/4] COPY ..."), "push" for the push, "log" for one line of a
+        step's own output (shown only with --progress plain)."""
         ...
 
 
@@ -142,7 +141,9 @@ class BackendModule(Protocol):
     it needs (each engine to answer, credentials to exist) and raises a PipelineError naming it
     otherwise; it may hand back another backend (`docker` without buildx: the classic one, warned)."""
 
-    def open_backend(self, environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> Backend: ...
+    def open_backend(
+        self, environment: Mapping[str, str], engines: Mapping[str, Engine], warn: Reporter
+    ) -> Backend: ...
 
 
 # `builder:` name -> the backend's module, imported only when a plan uses it (the docker package and
@@ -155,7 +156,7 @@ BACKENDS: Mapping[str, str] = {
 
 
 def open_backends(
-    names: set[str], environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn
+    names: set[str], environment: Mapping[str, str], engines: Mapping[str, Engine], warn: Reporter
 ) -> dict[str, Backend]:
     """The backends named, each opened (and so checked) in BACKENDS' order, on `engines` (the plan's,
     or the one engine of the environment)."""

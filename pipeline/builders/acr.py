@@ -27,10 +27,9 @@ from pipeline.builders import (
     Builder,
     BuildOutcome,
     BuildRequest,
-    ProgressFn,
-    WarnFn,
     pinned_dockerfile,
 )
+from pipeline.common.reporting import Reporter
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import BuildError, ConfigError, PipelineError
 from pipeline.plan import Engine, PlannedImage
@@ -48,12 +47,12 @@ class LogFollower:
     "build" line (not the LABEL step source upload adds for `labels`), every other line as a "log" line.
     `step` is the step running, `tail` the last output lines since it started."""
 
-    def __init__(self, progress: ProgressFn, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(self, progress: Reporter, image: str, labels: Mapping[str, str] | None = None) -> None:
         self.offset = 0
         self.step: str | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._partial = b""
-        self._progress = progress
+        self._progress, self._image = progress, image
         self._label_keys = [json.dumps(key) for key in labels or {}]
         self._past_labels = False
 
@@ -73,7 +72,7 @@ class LogFollower:
         text = _STAMP.sub("", line, count=1)
         step = _STEP.match(text)
         if step is None:
-            self._progress("log", line)
+            self._progress.step(self._image, "log", line)
             if not _BOOKKEEPING.match(text):
                 self.tail.append(line)
             return
@@ -88,7 +87,7 @@ class LogFollower:
         if self._label_keys:
             number, total = number - self._past_labels, total - 1
         self.step = f"Step {number}/{total} : {instruction}"
-        self._progress("build", self.step)
+        self._progress.step(self._image, "build", self.step)
 
 
 class AcrBuilder:
@@ -142,7 +141,7 @@ class AcrBuilder:
         """The builder for images whose `acr:` settings are `spec` (their registry's Tasks)."""
         return _OnTasks(self, spec)
 
-    def build(self, spec: AcrSpec | None, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+    def build(self, spec: AcrSpec | None, request: BuildRequest, progress: Reporter) -> BuildOutcome:
         if spec is None:
             raise ConfigError(f"{request.image}: builds on ACR Tasks but has no 'acr:' settings")
         server = spec.server
@@ -159,7 +158,9 @@ class AcrBuilder:
             archive = source_archive(request.context, request.dockerfile, request.labels, request.target, pinned)
             with archive.file:
                 upload = client.source_upload()
-                progress("upload", f"uploading the context ({archive.size} bytes) to ACR {spec.registry}")
+                progress.step(
+                    request.image, "upload", f"uploading the context ({archive.size} bytes) to ACR {spec.registry}"
+                )
                 client.upload(upload.upload_url, archive.file, archive.size)
             build = RemoteBuild(
                 image_names=(f"{request.tag.repository.path}:{request.tag.tag}",),
@@ -177,7 +178,7 @@ class AcrBuilder:
             run_id = client.schedule(build)
         except PipelineError as exc:
             raise BuildError(f"{request.image}: {exc}") from None
-        progress("queued", f"run {run_id} on ACR {spec.registry}")
+        progress.step(request.image, "queued", f"run {run_id} on ACR {spec.registry}")
         with self._lock:
             self._active[run_id] = client
         try:
@@ -193,10 +194,10 @@ class AcrBuilder:
         return self._outcome(request, server, state, follower)
 
     def _follow(
-        self, client: AcrTasksClient, run_id: str, timeout: int, request: BuildRequest, progress: ProgressFn
+        self, client: AcrTasksClient, run_id: str, timeout: int, request: BuildRequest, progress: Reporter
     ) -> tuple[RunState, LogFollower]:
         """Poll the run and stream its log until both are finished."""
-        follower = LogFollower(progress, request.labels)
+        follower = LogFollower(progress, request.image, request.labels)
         deadline = time.monotonic() + timeout
         log_url: str | None = None
         try:
@@ -287,9 +288,9 @@ class _OnTasks:
     def __init__(self, backend: AcrBuilder, spec: AcrSpec | None) -> None:
         self.backend, self.spec = backend, spec
 
-    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+    def build(self, request: BuildRequest, progress: Reporter) -> BuildOutcome:
         return self.backend.build(self.spec, request, progress)
 
 
-def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> AcrBuilder:
+def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: Reporter) -> AcrBuilder:
     return AcrBuilder.from_environment(environment)

@@ -38,13 +38,12 @@ from pipeline.builders import (
     Builder,
     BuildOutcome,
     BuildRequest,
-    ProgressFn,
-    WarnFn,
     engine_environment,
     failure_detail,
     pinned_dockerfile,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
+from pipeline.common.reporting import Reporter
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
 from pipeline.plan import Engine, PlannedImage
 
@@ -194,7 +193,7 @@ class BuildxBuilder:
         argv.append(str(request.context))
         return argv
 
-    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+    def build(self, request: BuildRequest, progress: Reporter) -> BuildOutcome:
         with tempfile.TemporaryDirectory(prefix="pipeline-buildx-") as scratch:
             metadata_file = Path(scratch) / "metadata.json"
             contexts = not request.bases or self._named_contexts()
@@ -243,7 +242,7 @@ class BuildxBuilder:
             shutil.copyfile(ignore, folder / ignore.name)
         return target
 
-    def _run(self, request: BuildRequest, argv: list[str], progress: ProgressFn) -> tuple[str, ...]:
+    def _run(self, request: BuildRequest, argv: list[str], progress: Reporter) -> tuple[str, ...]:
         try:
             process = subprocess.Popen(
                 argv,
@@ -258,7 +257,7 @@ class BuildxBuilder:
             raise EnvironmentProblem(f"{request.image}: cannot run docker buildx: {exc}") from None
         assert process.stderr is not None
         self._running.add(process)
-        steps = StepTracker(progress)
+        steps = StepTracker(progress, request.image)
         try:
             for item in read_progress(process.stderr):
                 if isinstance(item, str):
@@ -363,8 +362,8 @@ class StepTracker:
     """Turns BuildKit's vertex updates into one progress line per Dockerfile step (when it starts),
     each log line of a step as a "log" line, and remembers the failing step and its output's tail."""
 
-    def __init__(self, progress: ProgressFn) -> None:
-        self.progress = progress
+    def __init__(self, progress: Reporter, image: str) -> None:
+        self.progress, self.image = progress, image
         self.started: set[str] = set()
         self.tails: dict[str, collections.deque[str]] = {}
         self.partial: dict[str, str] = {}
@@ -377,7 +376,7 @@ class StepTracker:
 
     def text(self, line: str) -> None:
         self.texts.append(line)
-        self.progress("log", line)
+        self.progress.step(self.image, "log", line)
 
     def status(self, update: Mapping[str, Any]) -> None:
         for vertex in update.get("vertexes") or ():
@@ -389,7 +388,7 @@ class StepTracker:
                 self.order.append(digest)
                 step = user_step(name)
                 if step is not None:
-                    self.progress("build", step + (" (cached)" if vertex.get("cached") else ""))
+                    self.progress.step(self.image, "build", step + (" (cached)" if vertex.get("cached") else ""))
             # A Dockerfile step's error is the failure; BuildKit's own vertices may fail without failing
             # the build (a --cache-from image not there yet: "importing cache manifest ... not found").
             first_step_error = user_step(name) is not None and not self._failed_in_step
@@ -413,7 +412,7 @@ class StepTracker:
                 line = line.rstrip("\r")
                 if line:
                     self.tails.setdefault(digest, collections.deque(maxlen=LOG_TAIL_LINES)).append(line)
-                    self.progress("log", line)
+                    self.progress.step(self.image, "log", line)
 
     def _tail(self, digest: str) -> tuple[str, ...]:
         tail = list(self.tails.get(digest, ()))
@@ -443,7 +442,7 @@ def user_step(name: str) -> str | None:
     return f"[{stage} {number}] {text}" if named else f"[{number}] {text}"
 
 
-def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> Backend:
+def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: Reporter) -> Backend:
     """BuildKit on every engine (each checked to answer); without the buildx plugin, the classic
     builder, with one warning (a buildx builder engine then cannot be used: an error)."""
     version = buildx_version(environment)
@@ -453,7 +452,7 @@ def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], 
             raise EnvironmentProblem(
                 f"engine {named[0]} is a buildx builder, but the docker buildx plugin is not installed"
             )
-        warn(
+        warn.warn(
             "docker buildx is not installed: building with the engine's classic builder "
             "(no RUN --mount, no build secrets; install the docker-buildx plugin for BuildKit)"
         )

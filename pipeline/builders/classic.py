@@ -23,12 +23,11 @@ from pipeline.builders import (
     Builder,
     BuildOutcome,
     BuildRequest,
-    ProgressFn,
-    WarnFn,
     engine_environment,
     failure_detail,
     pinned_dockerfile,
 )
+from pipeline.common.reporting import Reporter
 from pipeline.common.retry import POLICY, Transient, retry_after_in_text
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
@@ -120,7 +119,7 @@ class DockerBuilder:
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return False
 
-    def push(self, request: BuildRequest, progress: ProgressFn) -> str:
+    def push(self, request: BuildRequest, progress: Reporter) -> str:
         """Push `request.tag` from this engine (retried by the registry policy); the pushed digest."""
         client = self._client(request.image)
         try:
@@ -128,7 +127,7 @@ class DockerBuilder:
         finally:
             client.close()
 
-    def build(self, request: BuildRequest, progress: ProgressFn) -> BuildOutcome:
+    def build(self, request: BuildRequest, progress: Reporter) -> BuildOutcome:
         client = self._client(request.image)
         try:
             image_id, tail = self._build(client, request, progress)
@@ -138,7 +137,7 @@ class DockerBuilder:
             client.close()
 
     def _build(
-        self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn
+        self, client: docker.APIClient, request: BuildRequest, progress: Reporter
     ) -> tuple[str, tuple[str, ...]]:
         if request.secrets:
             raise BuildError(f"{request.image}: build secrets need BuildKit (builder: docker with docker buildx)")
@@ -153,7 +152,7 @@ class DockerBuilder:
         self,
         client: docker.APIClient,
         request: BuildRequest,
-        progress: ProgressFn,
+        progress: Reporter,
         source: dict[str, Any],
         dockerfile: object,
     ) -> tuple[str, tuple[str, ...]]:
@@ -180,9 +179,9 @@ class DockerBuilder:
                 if "stream" in chunk:
                     *lines, pending = (pending + str(chunk["stream"])).split("\n")
                     for line in lines:
-                        step = self._line(line.rstrip(), step, tail, len(request.labels), progress)
+                        step = self._line(line.rstrip(), step, tail, len(request.labels), progress, request.image)
                 elif "error" in chunk:
-                    self._line(pending.rstrip(), step, tail, len(request.labels), progress)
+                    self._line(pending.rstrip(), step, tail, len(request.labels), progress, request.image)
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
                     failed = step if step != "build" else None
                     where = f" at {failed}" if failed else ""
@@ -190,7 +189,7 @@ class DockerBuilder:
                     raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail), failed)
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
-            self._line(pending.rstrip(), step, tail, len(request.labels), progress)
+            self._line(pending.rstrip(), step, tail, len(request.labels), progress, request.image)
         except docker.errors.APIError as exc:
             raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}", tuple(tail)) from None
         except _BROKEN as exc:
@@ -202,7 +201,7 @@ class DockerBuilder:
         return image_id, tuple(tail)
 
     @staticmethod
-    def _line(line: str, step: str, tail: collections.deque[str], labels: int, progress: ProgressFn) -> str:
+    def _line(line: str, step: str, tail: collections.deque[str], labels: int, progress: Reporter, image: str) -> str:
         """One line of the build's output: a step starting (the step returned), or that step's own output
         (kept in `tail`, which holds only the current step's lines)."""
         if not line:
@@ -211,30 +210,32 @@ class DockerBuilder:
             step = _user_step(line, labels)
             tail.clear()
             if not step.startswith("labels: "):  # our bookkeeping, not the user's steps
-                progress("build", step)
+                progress.step(image, "build", step)
             return step
-        progress("log", line)
+        progress.step(image, "log", line)
         if not _BOOKKEEPING.match(line):  # the builder's own notes are not the step's output
             tail.append(line)
         return step
 
-    def _push(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
+    def _push(self, client: docker.APIClient, request: BuildRequest, progress: Reporter) -> str:
         """The engine gives up on a registry's 5xx/429 or a dropped connection; a push is idempotent
         (layers already there are skipped), so try again by the registry retry policy."""
 
         def announce(state: RetryCallState) -> None:
-            progress("push", f"retrying the push (attempt {state.attempt_number + 1} of {POLICY.attempts})")
+            progress.step(
+                request.image, "push", f"retrying the push (attempt {state.attempt_number + 1} of {POLICY.attempts})"
+            )
 
         try:
             return POLICY.retrying(before_sleep=announce)(self._push_once, client, request, progress)
         except TransientPushError as exc:
             raise RegistryError(f"{exc} (after {POLICY.attempts} attempts)") from None
 
-    def _push_once(self, client: docker.APIClient, request: BuildRequest, progress: ProgressFn) -> str:
+    def _push_once(self, client: docker.APIClient, request: BuildRequest, progress: Reporter) -> str:
         repository, tag = str(request.tag.repository), request.tag.tag
         auth = request.credentials.engine_auth_config() if request.credentials else None
         digest = None
-        progress("push", f"pushing {request.tag}")
+        progress.step(request.image, "push", f"pushing {request.tag}")
         try:
             for chunk in client.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
                 if "error" in chunk:
@@ -258,7 +259,7 @@ class DockerBuilder:
                     digest = str(aux["Digest"])
                 status = chunk.get("status")
                 if status in ("Pushed", "Layer already exists", "Mounted from"):
-                    progress("push", f"{chunk.get('id', '')}: {status}")
+                    progress.step(request.image, "push", f"{chunk.get('id', '')}: {status}")
         except docker.errors.APIError as exc:
             raise RegistryError(f"{request.image}: push to {repository} failed: {exc.explanation or exc}") from None
         except _BROKEN as exc:
@@ -398,6 +399,6 @@ def context_host(context: str, environment: Mapping[str, str]) -> str:
     return done.stdout.strip()
 
 
-def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: WarnFn) -> ClassicBackend:
+def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: Reporter) -> ClassicBackend:
     """The classic builder on every engine, each checked to answer before anything is built."""
     return ClassicBackend(engine_clients(environment, engines))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from pipeline import __version__
+from pipeline.common.reporting import Forward
 from pipeline.errors import ConfigError, UsageError
 
 # The config (pydantic and its models) loads when a command reads one: `changed` starts git first. The
@@ -324,6 +325,9 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
+STDERR = Forward(say)  # the reporter of every command: its progress lines, warnings too, on stderr
+
+
 def redacted(text: str) -> str:
     """`text` as the CLI may print it: what main shows of an error (its `error:` line, its CI annotation)
     and release's progress lines come from anywhere (a DOCKER_HOST with a password in it, a registry's
@@ -368,7 +372,7 @@ def session(config: LoadedConfig | None, progress: ProgressMode = "auto") -> Ses
     # Imported here: the session loads every backend, and `changed` (in commit hooks) needs none of them.
     from pipeline.run.session import Session
 
-    return Session(config, settings(), say, progress)
+    return Session(config, settings(), STDERR, progress)
 
 
 def secrets(token: str | None = None) -> Secrets:

@@ -24,6 +24,7 @@ from pipeline.cli.common import (
 )
 from pipeline.cli.completion import complete_pipelines
 from pipeline.cli.workflow import report_sink, run_session
+from pipeline.common.reporting import Forward
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
@@ -39,6 +40,10 @@ from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 def _progress(step: str, message: str) -> None:
     # The messages name registries, git remotes and refusals: text from outside, so redacted.
     click.echo(f"{step:<8} {redacted(message)}", err=True)
+
+
+# Release's and promote's own steps (image "": the release as a whole), each image's named before its message.
+_STEPS = Forward(step=lambda image, step, message: _progress(step, f"{image}: {message}" if image else message))
 
 
 def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
@@ -119,12 +124,12 @@ def release(
     cut = Release(the_session, bump, version, pre)
     options, token = flags.options(push=True), secrets(flags.token)
     if dry_run:
-        found = cut.dry_run(pipelines, options, token, flags.report_file, _progress, flags.junit_file, push_tag)
+        found = cut.dry_run(pipelines, options, token, flags.report_file, _STEPS, flags.junit_file, push_tag)
         _print_dry_run(found, flags.as_json)
         return
     chosen = [f"{name}/{image}" for name, spec in config.spec.pipelines.items() for image in spec.images]
     to_ci = report_sink(the_session, flags.dotenv, "pipeline release", [k for k in chosen if _in(k, pipelines)])
-    cut.run(pipelines, options, token, flags.report_file, flags.as_json, push_tag, _progress, flags.junit_file, to_ci)
+    cut.run(pipelines, options, token, flags.report_file, flags.as_json, push_tag, _STEPS, flags.junit_file, to_ci)
 
 
 def _in(image: str, pipelines: tuple[str, ...]) -> bool:
@@ -203,7 +208,7 @@ def promote(
             made = signing.signer()()
             resigner = partial(sign_reference, registry, signer=lambda: made)
         claims = the_session.promote_claims(str(destination_repo), str(tags.release), force, Path.cwd())
-        done = promote_image(registry, source_ref, destination_repo, tags, force, _progress, policy, resigner, claims)
+        done = promote_image(registry, source_ref, destination_repo, tags, force, _STEPS, policy, resigner, claims)
     data: dict[str, Any] = {
         "source": str(done.source),
         "digest": done.digest,

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import F, locked_option, progress_mode, progress_options, secrets, settings
+from pipeline.common.reporting import Forward
 from pipeline.errors import PipelineError
 from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
@@ -24,6 +25,9 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+_SAY = Forward(_say)  # triggers' and watchers' progress, on stderr
+
+
 def _trigger(
     repo: str,
     push: RefUpdate,
@@ -34,7 +38,7 @@ def _trigger(
     locked: bool = False,
 ) -> bool:
     return trigger_push(
-        settings(), secrets(), repo, push, config_path, report_file, jobs, _say, progress=progress, locked=locked
+        settings(), secrets(), repo, push, config_path, report_file, jobs, _SAY, progress=progress, locked=locked
     )
 
 
@@ -94,7 +98,7 @@ def trigger(
     if bases:
         mode = progress_mode(progress, quiet)
         ok = trigger_bases(
-            settings(), secrets(), repo, ref, bases, after, config_path, report_file, jobs, _say, mode, locked=locked
+            settings(), secrets(), repo, ref, bases, after, config_path, report_file, jobs, _SAY, mode, locked=locked
         )
         if not ok:
             sys.exit(1)
@@ -241,13 +245,13 @@ def watch(
         state = WatchState.load(state_file)
     else:
         default = state_path(settings().state_dir, repo, branch)
-        state = WatchState.load_or_migrate(default, legacy_state_path(Path.cwd(), branch), _say)
+        state = WatchState.load_or_migrate(default, legacy_state_path(Path.cwd(), branch), _SAY)
 
     def handle(before: str, after: str) -> bool:
         push = RefUpdate(f"refs/heads/{branch}", before, after)
         return _trigger(repo, push, config_path, None, jobs, mode, locked)
 
-    watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _say)
+    watcher = Watcher.for_repository(repo, settings().repos_dir, branch, state, handle, _SAY)
     watcher.install_signal_handlers()
     _say(f"watching {repo} branch {branch} every {seconds:g}s (SIGTERM or Ctrl-C stops it)")
     watcher.run(seconds, once=once)
@@ -269,10 +273,10 @@ def _watch_bases(
 
     def handle(moved: list[str]) -> bool:
         return trigger_bases(
-            settings(), secrets(), repo, ref, moved, None, config_path, None, jobs, _say, mode, locked=locked
+            settings(), secrets(), repo, ref, moved, None, config_path, None, jobs, _SAY, mode, locked=locked
         )
 
-    watcher = BaseWatcher(lambda: current_bases(settings(), repo, ref, config_path), handle, state, _say)
+    watcher = BaseWatcher(lambda: current_bases(settings(), repo, ref, config_path), handle, state, _SAY)
     watcher.install_signal_handlers()
     _say(f"watching the base images of {repo} branch {branch} every {seconds:g}s (SIGTERM or Ctrl-C stops it)")
     watcher.run(seconds, once=once)

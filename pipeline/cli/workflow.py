@@ -23,7 +23,7 @@ from pipeline.ci.outputs import (
     outputs,
 )
 from pipeline.ci.summary import summary_markdown
-from pipeline.cli.common import progress_mode, redacted, say, settings
+from pipeline.cli.common import STDERR, progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.files import append_text, write_text
@@ -42,7 +42,7 @@ def run_session(config: LoadedConfig, progress: str, quiet: bool) -> Session:
     given = click.get_current_context().get_parameter_source("progress") != ParameterSource.DEFAULT
     ci = the_settings.ci
     groups = GROUPS.get(ci.provider) if ci is not None and not given and not quiet else None
-    return Session(config, the_settings, say, mode, groups)
+    return Session(config, the_settings, STDERR, mode, groups)
 
 
 def report_sink(session: Session, dotenv: Path | None, title: str, images: Iterable[str] = ()) -> ReportSink:

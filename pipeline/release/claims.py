@@ -11,12 +11,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import InitVar, dataclass, field
 
 import semver
 
+from pipeline.common.reporting import Reporter
 from pipeline.errors import PipelineError, TagConflict
 from pipeline.registry.reference import Repository
 from pipeline.vcs.refs import AlsoRefused, Lease, LeaseLost, RefsRemote, RemoteRef
@@ -78,9 +79,6 @@ def _when(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-Say = Callable[[str], None]
-
-
 @dataclass(eq=False)  # identity: one run's claims
 class ReleaseClaims:
     """One run's claims on `version` in `repositories`, for `subject` (the commit released, or for promote
@@ -94,7 +92,7 @@ class ReleaseClaims:
     subject: str
     runner: Runner
     force: bool
-    say: Say
+    reporter: Reporter
     kind: str = "commit"
     claim_ttl: float = CLAIM_TTL
     lease_ttl: float = LEASE_TTL
@@ -148,7 +146,7 @@ class ReleaseClaims:
         new = self.remote.make_object(self._fields("claimed", self.claim_ttl), f"claim {self.version}")
         if self.remote.swap({ref: (None, new) for ref in self.refs}):
             self.held = dict.fromkeys(self.refs, new)
-            self.say(f"claimed version {self.version} on git remote {self.remote.name}")
+            self.reporter.say(f"claimed version {self.version} on git remote {self.remote.name}")
             self._start_renewing()
             return
         seen = self.remote.read(list(self.refs))
@@ -169,7 +167,7 @@ class ReleaseClaims:
             raise VersionClaimed(f"version {self.version}: its claims changed while this run claimed them; run again")
         self.held = {ref: new for ref in updates}
         if updates:
-            self.say(f"claimed version {self.version} on git remote {self.remote.name}")
+            self.reporter.say(f"claimed version {self.version} on git remote {self.remote.name}")
             self._start_renewing()
 
     def _start_renewing(self) -> None:
@@ -208,7 +206,9 @@ class ReleaseClaims:
         if f.get("state") == "done" and same and not self.force:
             return False
         if self.force:
-            self.say(f"warning: --force: taking over the claim of version {self.version}: {self._describe(found)}")
+            self.reporter.say(
+                f"warning: --force: taking over the claim of version {self.version}: {self._describe(found)}"
+            )
             return True
         if f.get("state") != "done":
             now = time.time()
@@ -216,7 +216,7 @@ class ReleaseClaims:
                 bool(self.runner.job) and f.get("job") == self.runner.job
             )
             if found.expired(now) or (same and mine):
-                self.say(f"taking over the abandoned claim of version {self.version}: {self._describe(found)}")
+                self.reporter.say(f"taking over the abandoned claim of version {self.version}: {self._describe(found)}")
                 return True
         raise self._lost(found, repository)
 
@@ -252,7 +252,7 @@ class ReleaseClaims:
         also |= {ref: (oid, oid) for ref, oid in self.done.items()}
 
         def waiting(holder: RemoteRef) -> None:
-            self.say(
+            self.reporter.say(
                 f"waiting for runner {holder.fields.get('runner', '?')} to finish publishing "
                 f"({holder.name} on {self.remote.name}, until {holder.fields.get('expires-at', '?')})"
             )
@@ -317,7 +317,7 @@ class ReleaseClaims:
         if not self.held:
             return
         if self.writing:
-            self.say(
+            self.reporter.say(
                 f"warning: kept the claim of version {self.version} on git remote {self.remote.name}: this run "
                 "had started writing its tags, so the registry may show this version (release it again with "
                 "the same commit, or --force)"
@@ -342,7 +342,7 @@ def repositories_lease(
     remote: RefsRemote,
     repositories: Iterable[str],
     runner: Runner,
-    say: Say,
+    reporter: Reporter,
     why: str,
     wait: float = LEASE_WAIT,
     ttl: float = LEASE_TTL,
@@ -353,7 +353,7 @@ def repositories_lease(
     lease = Lease(remote, [f"{LEASES}/{repository_key(r)}" for r in sorted(set(repositories))], fields, ttl)
 
     def waiting(holder: RemoteRef) -> None:
-        say(
+        reporter.say(
             f"waiting for runner {holder.fields.get('runner', '?')} to finish publishing "
             f"({holder.name} on {remote.name}, until {holder.fields.get('expires-at', '?')})"
         )

@@ -9,11 +9,12 @@ import semver
 
 from pipeline.cache.inputs import BaseLookup, GitBlobs
 from pipeline.cache.predict import Prediction, predict
+from pipeline.common.reporting import Reporter
 from pipeline.errors import UsageError
 from pipeline.plan import Plan
 from pipeline.registry.client import RegistryClient
 from pipeline.release.conventional import bump_from_commits
-from pipeline.release.publish import Notify, TagChange, Target, check_release_tags, decide_changes
+from pipeline.release.publish import TagChange, Target, check_release_tags, decide_changes
 from pipeline.vcs.tags import ReleaseRepo, VersionTag
 from pipeline.versioning import Bump, next_prerelease, next_version, parse_version
 
@@ -127,7 +128,7 @@ def check_publishing(
     force: bool,
     use_cache: bool,
     blobs: GitBlobs | None,
-    notify: Notify,
+    notify: Reporter,
     bases: BaseLookup | None = None,
 ) -> list[TagChange]:
     """The registry checks a release makes before building, read-only, then the tag changes it would

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+from pipeline.common.reporting import Forward, Reporter
 from pipeline.errors import RegistryError, TagConflict
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import CopyStats, copy_image
@@ -46,7 +47,7 @@ def promote(
     destination: Repository,
     tags: TagSet,
     force: bool,
-    notify: Callable[[str, str], None],
+    notify: Reporter,
     policy: TrustPolicy | None = None,
     resign: Callable[[ImageRef], SignResult] | None = None,
     claims_for: Callable[[str], ReleaseClaims] | None = None,
@@ -61,9 +62,9 @@ def promote(
     if digest is None:
         raise RegistryError(f"{source}: not found in the registry")
     if source.digest is None:
-        notify("resolve", f"{source} is {digest}")
+        notify.step("", "resolve", f"{source} is {digest}")
     if policy is not None and enforce(registry, policy, source.repository.with_digest(digest), "promote: source"):
-        notify("trust", f"{source.repository}@{digest} is signed as the trust policy requires")
+        notify.step("", "trust", f"{source.repository}@{digest} is signed as the trust policy requires")
     target = Target(str(destination), destination, tags, digest)
     claims = claims_for(digest) if claims_for is not None and tags.release is not None else None
     if claims is not None:
@@ -84,7 +85,7 @@ def _copy_and_tag(
     destination: Repository,
     target: Target,
     force: bool,
-    notify: Callable[[str, str], None],
+    notify: Reporter,
     resign: Callable[[ImageRef], SignResult] | None,
     claims: ReleaseClaims | None,
 ) -> Promotion:
@@ -93,14 +94,16 @@ def _copy_and_tag(
         decide_changes([target], registry, force, digest_is=SOURCE_IS)
     except TagConflict as exc:
         raise TagConflict(f"{exc} and nothing was copied") from None
-    stats = copy_image(registry, source.repository, digest, destination, lambda m: notify("copy", m))
+    stats = copy_image(registry, source.repository, digest, destination, lambda m: notify.step("", "copy", m))
     resigned = None
     kinds = KINDS
     if resign is not None:
         resigned = resign(destination.with_digest(digest))
-        notify("sign", f"{destination}@{digest} signed by {resigned.signer}")
+        notify.step("", "sign", f"{destination}@{digest} signed by {resigned.signer}")
         kinds = tuple(k for k in KINDS if k != "signature")
-    carried = carry_supply_chain(registry, source.repository, digest, destination, lambda m: notify("carry", m), kinds)
+    carried = carry_supply_chain(
+        registry, source.repository, digest, destination, lambda m: notify.step("", "carry", m), kinds
+    )
     if source.digest is None:
         now = registry.resolve_digest(source)
         if now != digest:
@@ -112,7 +115,7 @@ def _copy_and_tag(
     # under the destination's lease, so that no other runner decides and writes in between.
     with claims.publishing() if claims is not None else nullcontext():
         changes = decide_changes([target], registry, force, digest_is=SOURCE_IS)
-        say = lambda _image, step, message: notify(step, message)  # noqa: E731
+        say = Forward(step=lambda _image, step, message: notify.step("", step, message))
         apply_changes(changes, registry, say)
         changes = verify_published(changes, [target], registry, say, revision_of(registry))
     return Promotion(source, digest, destination, stats, changes, carried, resigned)

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import semver
 
+from pipeline.common.reporting import Reporter
 from pipeline.errors import PipelineError, PublishFailed, RegistryError, TagConflict
 from pipeline.plan import REVISION_LABEL
 from pipeline.registry.client import Manifest, RegistryClient
@@ -58,16 +59,13 @@ class TagChange:
         return self.action in (Action.CREATE, Action.MOVE, Action.OVERWRITE)
 
 
-Notify = Callable[[str, str, str], None]  # (image, step, message)
-
-
 def check_release_tags(
     targets: list[Target],
     git_sha: str | None,
     dirty: bool,
     registry: RegistryClient,
     force: bool,
-    notify: Notify,
+    notify: Reporter,
     predicted: Callable[[str], str | None] = lambda key: None,
 ) -> dict[str, str]:
     """Before building: refuse a release whose X.Y.Z tag already names a build of another commit.
@@ -83,7 +81,9 @@ def check_release_tags(
         if existing is None:
             continue
         if force:
-            notify(target.key, "warning", f"{target.repository}:{tag} exists at {existing}; --force will overwrite it")
+            notify.step(
+                target.key, "warning", f"{target.repository}:{tag} exists at {existing}; --force will overwrite it"
+            )
             continue
         if predicted(target.key) == existing:
             continue  # the input cache will reuse exactly that image: a re-run, not a conflict
@@ -230,7 +230,7 @@ def _manifests(registry: RegistryClient, writes: list[TagChange]) -> dict[tuple[
 def apply_changes(
     changes: list[TagChange],
     registry: RegistryClient,
-    notify: Notify,
+    notify: Reporter,
     journal_dir: JournalDir | None = None,
     what: str = "",
 ) -> None:
@@ -251,8 +251,8 @@ def apply_changes(
         journals = [write_journal(directory, entries, what) for directory, entries in grouped.items()]
     for item in writes:
         if item.action == Action.OVERWRITE:
-            notify(item.image, "warning", f"overwriting release tag {item.repository}:{item.tag}")
-        notify(item.image, "tag", f"{item.repository}:{item.tag} ({item.action.value}: {item.reason})")
+            notify.step(item.image, "warning", f"overwriting release tag {item.repository}:{item.tag}")
+        notify.step(item.image, "tag", f"{item.repository}:{item.tag} ({item.action.value}: {item.reason})")
 
     def put(item: TagChange) -> None:
         manifest = manifests[(str(item.repository), str(item.digest))]
@@ -296,7 +296,7 @@ def apply_changes(
     )
 
 
-def rollback(writes: list[TagChange], registry: RegistryClient, notify: Notify) -> list[str]:
+def rollback(writes: list[TagChange], registry: RegistryClient, notify: Reporter) -> list[str]:
     """Point every tag of `writes` back where it was before this run (a created tag is deleted where
     the registry can delete tags). Returns `repo:tag (why)` for each tag that could not be restored."""
 
@@ -308,10 +308,10 @@ def rollback(writes: list[TagChange], registry: RegistryClient, notify: Notify) 
                 return None  # this write never landed
             if item.previous is not None:
                 registry.tag(item.repository, item.previous, item.tag)
-                notify(item.image, "rollback", f"{name} moved back to {item.previous}")
+                notify.step(item.image, "rollback", f"{name} moved back to {item.previous}")
                 return None
             if registry.delete_tag(item.repository, item.tag):
-                notify(item.image, "rollback", f"{name} removed (this run had created it)")
+                notify.step(item.image, "rollback", f"{name} removed (this run had created it)")
                 return None
             return f"{name} (created at {current}; the registry cannot delete a tag)"
         except PipelineError as exc:
@@ -327,7 +327,7 @@ class Completion:
     skipped: list[str]  # tags someone else moved since: left as they are
 
 
-def complete_journal(journal: Journal, registry: RegistryClient, notify: Callable[[str], None]) -> Completion:
+def complete_journal(journal: Journal, registry: RegistryClient, notify: Reporter) -> Completion:
     """Roll an interrupted publish forward: write each recorded change whose tag is still where the
     interrupted run found it (or absent), leave tags that moved elsewhere since, then drop the journal.
     Raise (keeping the journal) if a write fails."""
@@ -340,7 +340,9 @@ def complete_journal(journal: Journal, registry: RegistryClient, notify: Callabl
         if current != entry.previous:
             return f"{entry.repository}:{entry.tag} (now {current}, moved by someone else since)"
         registry.tag(repository, entry.digest, entry.tag)
-        notify(f"{entry.image}: {entry.repository}:{entry.tag} -> {entry.digest} (completing the interrupted publish)")
+        notify.say(
+            f"{entry.image}: {entry.repository}:{entry.tag} -> {entry.digest} (completing the interrupted publish)"
+        )
         return "written"
 
     outcomes = _concurrently(list(journal.entries), finish)
@@ -373,7 +375,7 @@ def settle_floating(
     changes: list[TagChange],
     targets: list[Target],
     registry: RegistryClient,
-    notify: Notify,
+    notify: Reporter,
     released: Released | None = None,
 ) -> list[TagChange]:
     """After writing: each floating tag of `targets` on the highest version present now (another runner may
@@ -406,7 +408,7 @@ def settle_floating(
                 and peers[highest] != version.replace(build=None)
                 and not released(target.repository, peers[highest])
             ):
-                notify(
+                notify.step(
                     target.key,
                     "warning",
                     f"{target.repository}:{candidate.name} not moved to {highest}: no runner released that version "
@@ -418,7 +420,7 @@ def settle_floating(
                 continue
             if registry.resolve_digest(target.repository.with_tag(candidate.name)) != owner:
                 registry.tag(target.repository, owner, candidate.name)
-                notify(target.key, "repair", f"{target.repository}:{candidate.name} -> {highest} ({owner})")
+                notify.step(target.key, "repair", f"{target.repository}:{candidate.name} -> {highest} ({owner})")
             ended.append((candidate.name, highest, owner))
         return ended
 
@@ -481,7 +483,7 @@ def verify_published(
     changes: list[TagChange],
     targets: list[Target],
     registry: RegistryClient,
-    notify: Notify,
+    notify: Reporter,
     winner: Winner | None = None,
     guard: Callable[[str], None] | None = None,
     released: Released | None = None,

@@ -24,6 +24,7 @@ from pipeline.cache.inputs import GitBlobs, InputDigest, image_inputs, variant_r
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import Prediction, Reusable, cached_digest, child_lookup, predict
 from pipeline.cache.scope import Vouch, scope_of
+from pipeline.common.reporting import Forward
 from pipeline.errors import (
     BuildError,
     EngineUnavailable,
@@ -351,7 +352,7 @@ class Executor:
                         ctx.dirty,
                         self.registry,
                         self.options.force,
-                        self._emit,
+                        Forward(step=self._emit),
                         self._predicted_digest,
                     )
             except PipelineError:
@@ -868,7 +869,7 @@ class Executor:
                 for name, engine in self.engines.items()
                 if backend.serves(engine) and engine.builds(image.platform, image.os_version)
             )
-        progress = lambda step, msg: self._emit(image.key, step, self._of(image) + msg)  # noqa: E731
+        progress = Forward(step=lambda _key, step, msg: self._emit(image.key, step, self._of(image) + msg))
         while True:
             slot = self._slots.acquire(candidates, self._urgency[image.key])
             engine = self.engines.get(slot) if backend.uses_engines else None
@@ -999,14 +1000,14 @@ class Executor:
                 if claims is not None:
                     claims.check("writing any tag")  # a lost lease: another runner may be writing these tags
                     claims.started_writing()  # from here the claims stay (some tags may be in the registry)
-                apply_changes(result.tag_changes, self.registry, self._emit, journal_dir, what)
+                apply_changes(result.tag_changes, self.registry, Forward(step=self._emit), journal_dir, what)
                 # Another runner (or one without the remote) may have written meanwhile: floating tags end on the
                 # highest version present, and every tag this run reports is read back.
                 result.tag_changes = verify_published(
                     result.tag_changes,
                     targets,
                     self.registry,
-                    self._emit,
+                    Forward(step=self._emit),
                     revision_of(self.registry),
                     guard=claims.check if claims is not None else None,
                     released=claims.released if claims is not None else None,

@@ -40,7 +40,7 @@ class Outcome:
 def notifying(session: Session, plan: Plan, command: str) -> Iterator[Outcome]:
     """Notify on leaving the block: a failure if it raised or its result failed, a release if it published
     a version; nothing for a pipeline without `notify:`. A notification never raises: its failures are
-    warnings on stderr (session.say), so the exit code stays the run's own."""
+    warnings on stderr (session.reporter), so the exit code stays the run's own."""
     outcome = Outcome()
     try:
         yield outcome
@@ -65,11 +65,11 @@ def _send(session: Session, plan: Plan, command: str, outcome: Outcome, error: E
         if not messages:
             return
         for warning in deliver(messages, session.settings.environment, redactor):
-            session.say(f"warning: {warning}")
+            session.reporter.warn(f"warning: {warning}")
     except Exception as exc:  # noqa: BLE001 - a notification must never change the run's outcome
         # Without a redactor nothing can hide a secret in the exception's text: only its kind is shown.
         said = redactor.text(f"{type(exc).__name__}: {exc}") if redactor is not None else type(exc).__name__
-        session.say(f"warning: notify: not sent: {said}")
+        session.reporter.warn(f"warning: notify: not sent: {said}")
 
 
 def _notice(

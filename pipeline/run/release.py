@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.common.reporting import Reporter
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan
 from pipeline.release.cut import BumpChoice, ChosenVersion, check_can_tag, choose_version, tag_refusals
@@ -17,8 +18,6 @@ from pipeline.run.report import check_report_file, emit_report
 from pipeline.run.session import Preview, Session, check_result
 from pipeline.run.settings import Secrets
 from pipeline.vcs.tags import ReleaseRepo
-
-Progress = Callable[[str, str], None]  # (step, message)
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Release:
         report_file: Path | None,
         as_json: bool,
         push_tag: bool,
-        progress: Progress,
+        progress: Reporter,
         junit_file: Path | None = None,
         also: Callable[[RunReport], None] | None = None,
     ) -> RunResult:
@@ -57,7 +56,7 @@ class Release:
             if refusals:
                 raise refusals[0]
         plan = self.session.plan(pipelines, str(chosen.version))
-        progress("release", f"{chosen.version} ({chosen.reason})")
+        progress.step("", "release", f"{chosen.version} ({chosen.reason})")
         if not tag_existed:
             self.repo.create_tag(chosen.git_tag, f"Release {chosen.version}")
         extra = {"release": {"version": str(chosen.version), "git_tag": chosen.git_tag, "reason": chosen.reason}}
@@ -75,11 +74,11 @@ class Release:
             except BaseException:
                 if not tag_existed and not published:
                     self.repo.delete_tag(chosen.git_tag)
-                    progress("release", f"removed git tag {chosen.git_tag}: the release did not complete")
+                    progress.step("", "release", f"removed git tag {chosen.git_tag}: the release did not complete")
                 raise
             if push_tag:
                 self.repo.push_tag(chosen.git_tag)
-                progress("release", f"pushed git tag {chosen.git_tag} to origin")
+                progress.step("", "release", f"pushed git tag {chosen.git_tag} to origin")
         return result
 
     def dry_run(
@@ -88,7 +87,7 @@ class Release:
         options: RunOptions,
         secrets: Secrets,
         report_file: Path | None,
-        notify: Progress,
+        notify: Reporter,
         junit_file: Path | None = None,
         push_tag: bool = False,
     ) -> ReleasePreview:
@@ -109,8 +108,6 @@ class Release:
                 check_report_file(path, option)
             except PipelineError as exc:
                 refusals.append(exc)
-        preview = self.session.preview(
-            plan, options, secrets, lambda image, step, message: notify(step, f"{image}: {message}")
-        )
+        preview = self.session.preview(plan, options, secrets, notify)
         preview.refusals[:0] = refusals
         return ReleasePreview(self.chosen, plan, preview)

@@ -25,6 +25,7 @@ from pipeline.cache.predict import Prediction, predict
 from pipeline.cache.scope import Vouch, reuse_warnings
 from pipeline.ci import checkout_of
 from pipeline.ci.commands import GroupSyntax
+from pipeline.common.reporting import SILENT, Forward, Reporter
 from pipeline.config import LoadedConfig
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import ConfigError, PipelineError, RegistryError, RunFailed, UsageError
@@ -38,7 +39,6 @@ from pipeline.registry.tls import ssl_context
 from pipeline.release.journal import JournalEntry, read_journal
 from pipeline.release.publish import (
     Action,
-    Notify,
     Released,
     TagChange,
     Target,
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from pipeline.signing.runsigner import RunSigner
 
 T = TypeVar("T")
-Say = Callable[[str], None]
 
 
 class _Check(Protocol):
@@ -99,12 +98,12 @@ class Preview:
 @dataclass(eq=False)  # identity: one config and its settings
 class Session:
     """One config (or none: registry commands outside a project) and the settings; makes plans and runs
-    them. `say` takes progress lines meant for stderr; `progress` is how much of a run's progress is
+    them. `reporter` takes progress lines meant for stderr; `progress` is how much of a run's progress is
     printed there (`--progress`, `-q`)."""
 
     config: LoadedConfig | None
     settings: Settings
-    say: Say = lambda message: None
+    reporter: Reporter = SILENT
     progress: ProgressMode = "auto"
     groups: GroupSyntax | None = None  # fold each image's progress into a CI log group
     # Where a versioned run claims its version (several runners): a remote of the checkout by name, or the
@@ -262,9 +261,9 @@ class Session:
                 bases=parts.bases,
             )
             for warning in reuse_warnings(plan):
-                self.say(f"warning: {warning}")
+                self.reporter.warn(f"warning: {warning}")
             # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
-            locks = pipeline_locks(plan, self.settings.lock_dir, self.say) if options.push else nullcontext()
+            locks = pipeline_locks(plan, self.settings.lock_dir, self.reporter.say) if options.push else nullcontext()
             with locks:
                 if options.push:
                     self._complete_interrupted(plan, registry)
@@ -292,7 +291,13 @@ class Session:
             return None
         repositories = [str(i.repository) for i in plan.images.values() if i.tags.release]
         return ReleaseClaims(
-            remote, repositories, version_tag(version), sha, this_runner(self.settings.environment), force, self.say
+            remote,
+            repositories,
+            version_tag(version),
+            sha,
+            this_runner(self.settings.environment),
+            force,
+            self.reporter,
         )
 
     def promote_claims(
@@ -311,10 +316,10 @@ class Session:
             return None
         runner = this_runner(self.settings.environment)
         return lambda digest: ReleaseClaims(
-            remote, [destination], version, digest, runner, force, self.say, kind="digest"
+            remote, [destination], version, digest, runner, force, self.reporter, kind="digest"
         )
 
-    def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Notify) -> Preview:
+    def preview(self, plan: Plan, options: RunOptions, secrets: Secrets, notify: Reporter) -> Preview:
         """A dry run: every check `execute` makes before building, read-only and in its order, each refusal
         recorded instead of raised; then the tag changes the run would publish."""
         refusals: list[PipelineError] = []
@@ -348,7 +353,7 @@ class Session:
         registries (a certificate that does not verify stops here), the signing keys, the trust policy."""
         backends = check(
             lambda: open_backends(
-                {i.builder for i in plan.images.values()}, self.settings.environment, plan.engines, self.say
+                {i.builder for i in plan.images.values()}, self.settings.environment, plan.engines, self.reporter
             )
         )
         check(lambda: check_build_secrets(plan, self.settings.environment))
@@ -358,7 +363,9 @@ class Session:
             reachable = check(lambda: [registry.session.connect(host) for host in hosts]) is not None
             signer = check(lambda: self._signer(plan, registry, secrets)) if options.push else None
             policy = check(lambda: TrustPolicy.from_config(self.loaded.spec, self.loaded.base_dir))
-            bases = check(lambda: open_resolver(registry, plan, self.loaded.file, locked=options.locked, say=self.say))
+            bases = check(
+                lambda: open_resolver(registry, plan, self.loaded.file, locked=options.locked, reporter=self.reporter)
+            )
             yield _Parts(backends, credentials, registry, reachable, signer, policy, bases)
 
     def _vouch(self, registry: RegistryClient, parts: _Parts) -> Vouch | None:
@@ -435,7 +442,7 @@ class Session:
             yield None
             return
         runner = this_runner(self.settings.environment)
-        with repositories_lease(remote, [e.repository for e in entries], runner, self.say, "completing"):
+        with repositories_lease(remote, [e.repository for e in entries], runner, self.reporter, "completing"):
             yield lambda repository, version: claim_done(remote, repository, version)
 
     def _complete_interrupted(self, plan: Plan, registry: RegistryClient) -> None:
@@ -444,18 +451,18 @@ class Session:
             journal = read_journal(directory)
             if journal is None:
                 continue
-            self.say(
+            self.reporter.say(
                 f"pipeline {name}: a run interrupted while publishing ({journal.what}, "
                 f"{len(journal.entries)} tag change(s) recorded in {journal.path}); completing it first"
             )
             with self._journal_lease(journal.entries) as released:
-                done = complete_journal(journal, registry, lambda m: self.say(f"  {m}"))
+                done = complete_journal(journal, registry, Forward(lambda m: self.reporter.say(f"  {m}")))
                 if released is not None:
                     # Under the lease, as a run's publishing: floating tags onto the highest released version,
                     # then every tag the journal wrote read back (another runner may have won meanwhile).
                     keys = {e.image for e in journal.entries}
                     targets = [Target(k, i.repository, i.tags) for k, i in plan.images.items() if k in keys]
-                    notify: Notify = lambda image, step, message: self.say(f"  {image}: {message}")  # noqa: E731
+                    notify = Forward(step=lambda image, step, message: self.reporter.say(f"  {image}: {message}"))
                     changes = [
                         TagChange(
                             e.image,
@@ -472,7 +479,7 @@ class Session:
                     ]
                     read_back(settle_floating(changes, targets, registry, notify, released), registry)
             left = f"; left as they are (moved since): {', '.join(done.skipped)}" if done.skipped else ""
-            self.say(
+            self.reporter.say(
                 f"pipeline {name}: completed the interrupted publish: {done.written} tag(s) written, "
                 f"{done.already} already in place{left}"
             )

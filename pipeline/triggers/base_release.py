@@ -3,12 +3,12 @@ each group run, as a patch release (its git tag made, removed or pushed) or as a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.cache.lastbuild import narrow_plan
+from pipeline.common.reporting import Reporter
 from pipeline.config import LoadedConfig
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan
@@ -21,8 +21,6 @@ from pipeline.triggers.changed import Affected
 from pipeline.vcs.source import GitSource
 from pipeline.vcs.tags import ReleaseRepo
 from pipeline.versioning import next_version
-
-Say = Callable[[str], None]
 
 
 def release_groups(config: LoadedConfig, plan: Plan, affected: list[Affected]) -> list[tuple[list[str], bool]]:
@@ -61,16 +59,16 @@ class BaseRun:
         release: bool,
         trigger: dict[str, Any],
     ) -> bool:
-        session, say = self.session, self.session.say
+        session, reporter = self.session, self.session.reporter
         repo = ReleaseRepo(self.tree) if release else None
         version = self._next_patch(repo) if repo is not None else None
         if version is not None:
             plan = session.plan(pipelines, version, branch=branch, trigger_tags=tags)
-            say(f"release {version} ({reason})")
+            reporter.say(f"release {version} ({reason})")
         plan = replace(plan, context=replace(plan.context, reason=reason))
         with session.registry() as registry:
             vouch = session.pin_vouch(plan, registry, self.secrets)
-            plan = narrow_plan(plan, keys, registry, self.history, self.fallback, vouch, say)
+            plan = narrow_plan(plan, keys, registry, self.history, self.fallback, vouch, reporter.say)
         git_tag = f"v{version}" if version is not None else None
         extra: dict[str, Any] = {"reason": reason, "trigger": trigger}
         if repo is not None and git_tag is not None:
@@ -86,18 +84,18 @@ class BaseRun:
                 emit_report(plan, result, self.report_file, False, extra)
             except BaseException:
                 if repo is not None and git_tag is not None and not published:
-                    _withdraw(repo, git_tag, say)
+                    _withdraw(repo, git_tag, reporter)
                 raise
             if repo is not None and git_tag is not None:
                 if not result.ok and not published:
-                    _withdraw(repo, git_tag, say)
+                    _withdraw(repo, git_tag, reporter)
                 elif self.source.mirrored:
                     repo.push_tag(git_tag)
-                    say(f"pushed git tag {git_tag} to {self.source.name}")
+                    reporter.say(f"pushed git tag {git_tag} to {self.source.name}")
         try:
             check_result(result)
         except PipelineError as exc:
-            say(f"error: {exc}")
+            reporter.say(f"error: {exc}")
         return result.ok
 
     def _next_patch(self, repo: ReleaseRepo) -> str:
@@ -115,6 +113,6 @@ class BaseRun:
         return str(version)
 
 
-def _withdraw(repo: ReleaseRepo, git_tag: str, say: Say) -> None:
+def _withdraw(repo: ReleaseRepo, git_tag: str, reporter: Reporter) -> None:
     repo.delete_tag(git_tag)
-    say(f"removed git tag {git_tag}: the release did not complete")
+    reporter.say(f"removed git tag {git_tag}: the release did not complete")

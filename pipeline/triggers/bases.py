@@ -17,6 +17,7 @@ from pipeline.bases.usage import base_uses
 from pipeline.cache.explain import match_children
 from pipeline.cache.inputs import BASES_LABEL
 from pipeline.cache.lastbuild import last_build
+from pipeline.common.reporting import Reporter
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.plan import Plan, PlannedImage, sanitize_tag
@@ -30,8 +31,6 @@ from pipeline.triggers.base_release import BaseRun, release_groups
 from pipeline.triggers.changed import Affected
 from pipeline.triggers.rules import match_ref, ref_name
 from pipeline.vcs.source import GitSource
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def trigger_bases(
     config_path: str,
     report_file: Path | None,
     jobs: int,
-    say: Say,
+    reporter: Reporter,
     progress: ProgressMode = "auto",
     keep_going: bool = False,
     locked: bool = False,
@@ -189,10 +188,10 @@ def trigger_bases(
     with source.checkout(commit) as tree:
         config = load_config(tree / config_path, checkout=tree)
         remote = source.spec if source.mirrored else str(Path(source.spec).resolve())
-        session = Session(config, settings, say, progress, claims_remote=remote)
+        session = Session(config, settings, reporter, progress, claims_remote=remote)
         matches = [m for m in match_ref(config.spec, ref) if m.release_version is None]
         if not matches:
-            return _nothing(f"{ref}: no trigger rule matches; nothing to build", trigger, report_file, say)
+            return _nothing(f"{ref}: no trigger rule matches; nothing to build", trigger, report_file, reporter)
         tags = {m.pipeline: m.extra_tags for m in matches}
         plan = session.plan(list(tags), None, branch=branch, trigger_tags=tags)
         history = source.history(commit)
@@ -201,15 +200,15 @@ def trigger_bases(
             resolver = open_resolver(registry, plan, tree / config_path, locked=locked)
             users, moves = find_moves(plan, registry, resolver, requested, history, fallback)
         if not users:
-            return _nothing(f"{shown}: no image of {ref} uses it; nothing to build", trigger, report_file, say)
+            return _nothing(f"{shown}: no image of {ref} uses it; nothing to build", trigger, report_file, reporter)
         if not moves:
             message = f"{shown}: nothing moved since the last build of {', '.join(sorted(users))}; nothing to build"
-            return _nothing(message, trigger, report_file, say)
+            return _nothing(message, trigger, report_file, reporter)
         affected = affected_by(plan, moves)
         trigger["moves"] = [{"image": m.image, "reference": m.reference, "old": m.old, "new": m.new} for m in moves]
         trigger["affected"] = [{"image": a.key, "reason": a.reason} for a in affected]
         for item in affected:
-            say(f"{item.key}: {item.reason}")
+            reporter.say(f"{item.key}: {item.reason}")
         ok = True
         for pipelines, release in release_groups(config, plan, affected):
             keys = {a.key for a in affected if plan.images[a.key].pipeline in pipelines}
@@ -246,8 +245,8 @@ def current_bases(settings: Settings, repo: str, ref: str, config_path: str) -> 
             return {reference: resolver.current(parse_reference(reference)) for reference in references}
 
 
-def _nothing(message: str, trigger: dict[str, Any], report_file: Path | None, say: Say) -> bool:
-    say(message)
+def _nothing(message: str, trigger: dict[str, Any], report_file: Path | None, reporter: Reporter) -> bool:
+    reporter.say(message)
     if report_file:
         write_report(
             report_file, RunReport.model_validate({"ok": True, "images": [], "reason": None, "trigger": trigger})

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.common.reporting import Reporter
 from pipeline.common.retry import retry_after_in_text
 from pipeline.errors import PipelineError, UsageError
 from pipeline.files import write_text
@@ -18,7 +19,6 @@ from pipeline.triggers.watch import state_path, stop_on_signals
 
 CurrentDigests = Callable[[], dict[str, str]]  # reference -> the digest it points at now
 HandleMoves = Callable[[list[str]], bool]  # the references that moved -> every build succeeded
-Log = Callable[[str], None]
 
 
 def bases_state_path(state_dir: Path, repo: str, branch: str) -> Path:
@@ -49,43 +49,43 @@ class BaseWatchState:
 
 
 class BaseWatcher:
-    def __init__(self, current: CurrentDigests, handle: HandleMoves, state: BaseWatchState, log: Log) -> None:
+    def __init__(self, current: CurrentDigests, handle: HandleMoves, state: BaseWatchState, reporter: Reporter) -> None:
         self.current = current
         self.handle = handle
         self.state = state
-        self.log = log
+        self.reporter = reporter
         self.stopping = threading.Event()
 
     def install_signal_handlers(self) -> None:
-        stop_on_signals(self.stopping, self.log)
+        stop_on_signals(self.stopping, self.reporter.say)
 
     def poll(self) -> list[str]:
         """One round: the digests now, and the references that moved handed on. Returns those references."""
         now = self.current()
         moved = [reference for reference, digest in sorted(now.items()) if self.state.digests.get(reference) != digest]
         if not moved:
-            self.log(f"no base moved ({len(now)} watched)")
+            self.reporter.say(f"no base moved ({len(now)} watched)")
             return []
         for reference in moved:
             before = self.state.digests.get(reference)
-            self.log(f"{reference}: {before or '(first poll)'} → {now[reference]}")
+            self.reporter.say(f"{reference}: {before or '(first poll)'} → {now[reference]}")
         try:
             ok = self.handle(moved)
         except PipelineError as exc:
-            self.log(f"base update: {exc}")
+            self.reporter.say(f"base update: {exc}")
             ok = False
         if ok:
             self.state.digests.update({reference: now[reference] for reference in moved})
             self.state.save()
         else:
-            self.log("base update: a build failed; the moved bases are tried again at the next poll")
+            self.reporter.say("base update: a build failed; the moved bases are tried again at the next poll")
         return moved
 
     def run(self, interval: float, once: bool = False) -> None:
         """Poll until stopped; a failed poll is logged and retried (after the registry's Retry-After when its
         error names one and that is longer). With `once`, a failed poll is raised."""
         known = len(self.state.digests)
-        self.log(f"state file {self.state.path}: {known} base digest(s) known" if known else "starting fresh")
+        self.reporter.say(f"state file {self.state.path}: {known} base digest(s) known" if known else "starting fresh")
         while not self.stopping.is_set():
             wait = interval
             try:
@@ -94,7 +94,7 @@ class BaseWatcher:
                 if once:
                     raise
                 wait = max(interval, retry_after_in_text(str(exc)) or 0.0)
-                self.log(f"poll failed: {exc}; retrying in {wait:g}s")
+                self.reporter.say(f"poll failed: {exc}; retrying in {wait:g}s")
             if once:
                 return
             self.stopping.wait(wait)

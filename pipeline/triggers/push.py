@@ -4,12 +4,13 @@ question for a working tree (`changed`, `run --since`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.cache.lastbuild import narrow_plan
+from pipeline.common.reporting import Reporter
 from pipeline.config import load_config
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
@@ -22,8 +23,6 @@ from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected, affected_for_paths, affected_since
 from pipeline.triggers.rules import ZERO_SHA, match_ref, ref_name
 from pipeline.vcs.source import GitSource
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def trigger_push(
     config_path: str,
     report_file: Path | None,
     jobs: int,
-    say: Say,
+    reporter: Reporter,
     keep_going: bool = False,
     progress: ProgressMode = "auto",
     locked: bool = False,
@@ -62,11 +61,11 @@ def trigger_push(
         config = load_config(tree / config_path, checkout=tree)
         # Claims go to the watched repository itself (a mirror's origin, or the local repository a hook runs in).
         remote = source.spec if source.mirrored else str(Path(source.spec).resolve())
-        session = Session(config, settings, say, progress, claims_remote=remote)
+        session = Session(config, settings, reporter, progress, claims_remote=remote)
         matches = match_ref(config.spec, ref)
         trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}
         if not matches:
-            say(f"{ref}: no trigger rule matches; nothing to build")
+            reporter.say(f"{ref}: no trigger rule matches; nothing to build")
             if report_file:
                 write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
             return True
@@ -84,9 +83,9 @@ def trigger_push(
                 affected = [Affected(key, f"release {version} from {ref}") for key in plan.images]
             trigger["affected"] += [{"image": a.key, "reason": a.reason} for a in affected]
             for item in affected:
-                say(f"{item.key}: {item.reason}")
+                reporter.say(f"{item.key}: {item.reason}")
             if not affected:
-                say(f"{ref} {commit[:12]}: no image affected")
+                reporter.say(f"{ref} {commit[:12]}: no image affected")
                 if report_file:
                     write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
                 continue
@@ -94,7 +93,7 @@ def trigger_push(
                 fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
                 vouch = session.pin_vouch(plan, registry, secrets)
                 plan = narrow_plan(
-                    plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, say
+                    plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, reporter.say
                 )
             check_report_file(report_file)
             with notifying(session, plan, "trigger") as outcome:
@@ -106,7 +105,7 @@ def trigger_push(
             try:
                 check_result(result)
             except PipelineError as exc:
-                say(f"error: {exc}")
+                reporter.say(f"error: {exc}")
         return ok
 
 
@@ -148,11 +147,11 @@ def narrow_to_changes(session: Session, plan: Plan, since: str, secrets: Secrets
     affected = affected_since(config, plan, since)
     source = GitSource(str(config.base_dir), Path("."))
     for item in affected:
-        session.say(f"{item.key}: {item.reason}")
+        session.reporter.say(f"{item.key}: {item.reason}")
     head = source.resolve("HEAD")
     history = source.history(head) if head else []
     branch = plan.context.git_branch
     with session.registry() as registry:
         fallback = sanitize_tag(branch) if branch else None
         vouch = session.pin_vouch(plan, registry, secrets)
-        return narrow_plan(plan, {a.key for a in affected}, registry, history, fallback, vouch, session.say)
+        return narrow_plan(plan, {a.key for a in affected}, registry, history, fallback, vouch, session.reporter.say)

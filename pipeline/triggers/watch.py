@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.common.reporting import Reporter
 from pipeline.common.urls import strip_credentials
 from pipeline.errors import PipelineError, SourceUnavailable, UsageError
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.vcs.source import GitSource
 
 HandleCommit = Callable[[str, str], bool]  # (before, after) -> succeeded
-Log = Callable[[str], None]
 
 
 def parse_interval(text: str) -> float:
@@ -68,7 +68,7 @@ class WatchState:
         return cls(path, data.get("last"), list(data.get("history") or []))
 
     @classmethod
-    def load_or_migrate(cls, path: Path, legacy: Path, log: Log) -> WatchState:
+    def load_or_migrate(cls, path: Path, legacy: Path, reporter: Reporter) -> WatchState:
         """The state at `path`; when there is none yet but a state file in the old place (`legacy`, in the
         working tree, where it made `release` see a dirty tree), that one is moved to `path`, once."""
         if path.exists() or not legacy.is_file():
@@ -77,7 +77,7 @@ class WatchState:
         state = cls(path, old.last, old.history)
         state.save()
         legacy.unlink()
-        log(f"moved the watch state {legacy} to {path} (state now lives under the state directory)")
+        reporter.say(f"moved the watch state {legacy} to {path} (state now lives under the state directory)")
         return state
 
     def describe(self, branch: str) -> str:
@@ -111,23 +111,25 @@ def stop_on_signals(stopping: threading.Event, log: Callable[[str], None]) -> No
 
 
 class Watcher:
-    def __init__(self, source: GitSource, branch: str, state: WatchState, handle: HandleCommit, log: Log) -> None:
+    def __init__(
+        self, source: GitSource, branch: str, state: WatchState, handle: HandleCommit, reporter: Reporter
+    ) -> None:
         self.source = source
         self.branch = branch
         self.state = state
         self.handle = handle
-        self.log = log
+        self.reporter = reporter
         self.stopping = threading.Event()
 
     @classmethod
     def for_repository(
-        cls, repo: str, cache_dir: Path, branch: str, state: WatchState, handle: HandleCommit, log: Log
+        cls, repo: str, cache_dir: Path, branch: str, state: WatchState, handle: HandleCommit, reporter: Reporter
     ) -> Watcher:
         """Watch `repo` (a path, or a URL mirrored under `cache_dir`)."""
-        return cls(GitSource(repo, cache_dir), branch, state, handle, log)
+        return cls(GitSource(repo, cache_dir), branch, state, handle, reporter)
 
     def install_signal_handlers(self) -> None:
-        stop_on_signals(self.stopping, self.log)
+        stop_on_signals(self.stopping, self.reporter.say)
 
     def poll(self) -> int:
         """One round: fetch and handle every new commit, oldest first. Returns how many were handled."""
@@ -150,28 +152,28 @@ class Watcher:
                 break
             before = self.state.last if self.state.last else self.source.first_parent(sha)
             since = before[:12] if before != ZERO_SHA else "the start"
-            self.log(f"{self.branch}: building {sha[:12]} (changes since {since})")
+            self.reporter.say(f"{self.branch}: building {sha[:12]} (changes since {since})")
             try:
                 ok = self.handle(before, sha)
             except PipelineError as exc:
-                self.log(f"{sha[:12]}: {exc}")
+                self.reporter.say(f"{sha[:12]}: {exc}")
                 ok = False
             self.state.record(sha, ok)
-            self.log(f"{sha[:12]}: {'succeeded' if ok else 'failed; continuing with the next commit'}")
+            self.reporter.say(f"{sha[:12]}: {'succeeded' if ok else 'failed; continuing with the next commit'}")
             handled += 1
         return handled
 
     def run(self, interval: float, once: bool = False) -> None:
         """Poll until stopped; a failed poll is logged and retried. With `once`, a failed poll is the
         result: raised, so `watch --once` (a cron job's) fails visibly instead of exiting 0."""
-        self.log(self.state.describe(self.branch))
+        self.reporter.say(self.state.describe(self.branch))
         while not self.stopping.is_set():
             try:
                 self.poll()
             except PipelineError as exc:
                 if once:
                     raise
-                self.log(f"poll failed: {exc}; retrying in {interval:g}s")
+                self.reporter.say(f"poll failed: {exc}; retrying in {interval:g}s")
             if once:
                 return
             self.stopping.wait(interval)

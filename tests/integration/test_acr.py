@@ -21,6 +21,7 @@ from pipeline.acr.client import StaticTokenCredential
 from pipeline.acr.sync import GIT_TOKEN_VARIABLE, sync_tasks
 from pipeline.builders import BuildOutcome, BuildRequest
 from pipeline.builders.acr import AcrBuilder
+from pipeline.common.reporting import SILENT
 from pipeline.config import load_config
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import AuthError
@@ -445,11 +446,7 @@ def build_on_acr(
         os_version=os_version,
         credentials=credentials(emu.login_server),
     )
-    return (
-        AcrBuilder(StaticTokenCredential(emu.token), poll_seconds=0.2)
-        .for_settings(spec)
-        .build(request, lambda step, message: None)
-    )
+    return AcrBuilder(StaticTokenCredential(emu.token), poll_seconds=0.2).for_settings(spec).build(request, SILENT)
 
 
 def windows_contexts(root: Path) -> tuple[Path, Path]:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.common.reporting import SILENT
 from pipeline.registry.client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
 from pipeline.registry.index import PlatformClash, index_platforms, push_index
 from pipeline.registry.reference import Repository, parse_repository
@@ -381,7 +382,7 @@ def test_tagging_an_index_just_pushed_writes_each_tag_without_reading_the_index_
             TagChange("app", repository, tag, kind, Action.CREATE, index.digest, None, "test")
             for tag, kind in (("1.0.0", "release"), ("latest", "floating"))
         ]
-        apply_changes(changes, registry, lambda *_: None)
+        apply_changes(changes, registry, SILENT)
     path = f"/v2/{namespace}/app/manifests/"
     manifest_reads = sorted((m, p) for m, p in transport.requests if p.startswith(path) and m != "PUT")
     assert manifest_reads == sorted([("GET", path + amd64), ("GET", path + arm64)])  # the children, once each

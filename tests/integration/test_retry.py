@@ -11,6 +11,7 @@ import pytest
 from pipeline.builders import BuildRequest
 from pipeline.builders.classic import DockerBuilder
 from pipeline.common import retry
+from pipeline.common.reporting import Forward
 from pipeline.registry.reference import parse_reference
 from tests.faults.proxy import FaultPlan, fault_proxy
 from tests.integration.conftest import RegistryPeek, Services
@@ -55,7 +56,9 @@ def test_engine_push_retries_a_429_by_the_policy(
             tag=parse_reference(f"{proxy}/{namespace}/app:sha-1"),
         )
         lines: list[str] = []
-        outcome = DockerBuilder().build(request, lambda step, message: lines.append(f"{step}: {message}"))
+        outcome = DockerBuilder().build(
+            request, Forward(step=lambda _image, step, message: lines.append(f"{step}: {message}"))
+        )
     assert len(plan.injected) == count
     assert outcome.pushed_digest == plain_peek.digest(f"{namespace}/app", "sha-1")
     # The engine keeps the registry's Retry-After to itself: each failed push waited the policy's backoff.

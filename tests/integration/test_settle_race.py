@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import semver
 
+from pipeline.common.reporting import SILENT, Forward
 from pipeline.plan import REVISION_LABEL
 from pipeline.registry.client import OCI_MANIFEST, Manifest, RegistryClient
 from pipeline.registry.reference import Repository, parse_repository
@@ -63,7 +64,7 @@ def remote(tmp_path: Path, name: str) -> RefsRemote:
 
 
 def claims(where: RefsRemote, repository: Repository, version: str, commit: str, pid: int) -> ReleaseClaims:
-    return ReleaseClaims(where, [str(repository)], version, commit, Runner("host", pid, None), False, lambda m: None)
+    return ReleaseClaims(where, [str(repository)], version, commit, Runner("host", pid, None), False, SILENT)
 
 
 def test_a_planted_higher_version_does_not_attract_latest_but_a_released_one_does(
@@ -78,7 +79,7 @@ def test_a_planted_higher_version_does_not_attract_latest_but_a_released_one_doe
         ours = push_tiny(registry, repository, "1.0.0", "a" * 40)
         registry.tag(repository, ours, "latest")
         push_tiny(registry, repository, "99.0.0", "f" * 40)  # pushed by hand: no claim on the remote
-        settle_floating([], [target], registry, lambda i, s, m: notes.append(m), mine.released)
+        settle_floating([], [target], registry, Forward(step=lambda i, s, m: notes.append(m)), mine.released)
         assert plain_peek.digest(f"{namespace}/app", "latest") == ours
         assert notes == [
             f"{repository}:latest not moved to 99.0.0: no runner released that version (its claim on the git "
@@ -94,7 +95,7 @@ def test_a_planted_higher_version_does_not_attract_latest_but_a_released_one_doe
         registry.tag(clean, ours, "latest")
         with other.publishing():
             theirs = push_tiny(registry, clean, "2.0.0", "b" * 40)
-        settle_floating([], [target], registry, lambda i, s, m: notes.append(m), mine.released)
+        settle_floating([], [target], registry, Forward(step=lambda i, s, m: notes.append(m)), mine.released)
     assert plain_peek.digest(f"{namespace}/clean", "latest") == theirs
 
 

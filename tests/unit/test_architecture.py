@@ -416,6 +416,47 @@ def test_shared_types_are_defined_once() -> None:
     assert not twice, f"defined more (or less) than once: {twice}"
 
 
+# Progress goes through one protocol, pipeline.common.reporting.Reporter: no package defines its own callback.
+PROGRESS_ALIASES = ("Say", "Log", "WarnFn", "ProgressFn", "Progress", "Notify")
+REPORTING = "pipeline/common/"
+
+
+def progress_aliases(root: Path) -> list[str]:
+    """Module-level progress callback aliases outside pipeline/common (file:line name): one of the names
+    the Reporter replaced, or any alias of `Callable[[str], None]` (a line said somewhere)."""
+    named = [
+        f"{where} {name}"
+        for name, places in alias_definitions(root, PROGRESS_ALIASES).items()
+        for where in places
+        if not where.startswith(REPORTING)
+    ]
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root.parent).as_posix()
+        if relative.startswith(REPORTING):
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+            if isinstance(node, ast.Assign) and ast.unparse(node.value) == "Callable[[str], None]":
+                line = f"{relative}:{node.lineno} {ast.unparse(node.targets[0])}"
+                if not any(found.startswith(f"{relative}:{node.lineno} ") for found in named):
+                    named.append(line)
+    return sorted(named)
+
+
+def test_progress_goes_through_the_reporter_protocol() -> None:
+    found = progress_aliases(ROOT)
+    assert not found, "progress callback aliases (take a pipeline.common.reporting.Reporter instead):\n" + "\n".join(
+        found
+    )
+
+
+def test_progress_alias_checker_names_file_line_and_alias(tmp_path: Path) -> None:
+    package = tmp_path / "pipeline"
+    (package / "common").mkdir(parents=True)
+    (package / "common" / "reporting.py").write_text("Say = Callable[[str], None]\n")
+    (package / "run.py").write_text("x = 1\nNotify = Callable[[str, str, str], None]\nEcho = Callable[[str], None]\n")
+    assert progress_aliases(package) == ["pipeline/run.py:2 Notify", "pipeline/run.py:3 Echo"]
+
+
 def test_top_level_holds_the_core_and_packages_are_documented() -> None:
     problems = layout_problems(ROOT, TOP_LEVEL)
     assert not problems, report(problems)

@@ -29,6 +29,7 @@ from pipeline.acr.tasks import (
 )
 from pipeline.builders import BuildRequest
 from pipeline.builders.acr import AcrBuilder, LogFollower
+from pipeline.common.reporting import SILENT, Forward
 from pipeline.config import load_config
 from pipeline.config.schema import AcrSpec
 from pipeline.errors import ConfigError
@@ -83,7 +84,7 @@ def test_source_archive_honours_dockerignore_and_adds_the_labelled_dockerfile(tm
 
 def test_log_follower_reports_whole_lines_once() -> None:
     lines: list[tuple[str, str]] = []
-    follower = LogFollower(lambda step, line: lines.append((step, line)))
+    follower = LogFollower(Forward(step=lambda _image, step, line: lines.append((step, line))), "app")
     follower.feed(b"2024/01/01 00:00:00 Step 1/2 : FROM x\r\n2024/01/01 partial")
     assert lines == [("build", "Step 1/2 : FROM x")]
     follower.feed(b" line\n\n")
@@ -99,7 +100,11 @@ def test_log_follower_reports_whole_lines_once() -> None:
 
 def test_log_follower_keeps_the_failing_steps_last_lines_and_hides_the_label_step() -> None:
     lines: list[tuple[str, str]] = []
-    follower = LogFollower(lambda step, line: lines.append((step, line)), {"org.opencontainers.image.revision": "abc"})
+    follower = LogFollower(
+        Forward(step=lambda _image, step, line: lines.append((step, line))),
+        "app",
+        {"org.opencontainers.image.revision": "abc"},
+    )
     log = ["Step 1/3 : FROM x", " ---> 1a2b3c", "Step 2/3 : RUN ./make.sh", " ---> Running in 4d5e6f"]
     log += [f"line {n}" for n in range(1, 31)] + ["Removing intermediate container 4d5e6f"]
     follower.feed(("\n".join(log) + "\n").encode())
@@ -181,7 +186,7 @@ def test_builder_refuses_an_os_version_it_cannot_honour(
         os_version="10.0.17763",
     )
     with pytest.raises(ConfigError, match=message):
-        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, lambda step, message: None)
+        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, SILENT)
 
 
 def test_arm_scopes_and_acr_hosts() -> None:
@@ -202,7 +207,7 @@ def test_builder_refuses_a_repository_off_the_login_server(tmp_path: Path) -> No
         tag=ImageRef(parse_repository("ghcr.io/org/app"), tag="sha-1"),
     )
     with pytest.raises(ConfigError, match="login server shop.azurecr.io"):
-        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, lambda step, message: None)
+        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, SILENT)
 
 
 def test_task_names_and_repository_urls() -> None:

@@ -13,6 +13,7 @@ from pipeline.bases.lock import BaseLock, LockEntry
 from pipeline.bases.resolve import BaseNotLocked, BaseNotResolved, open_resolver, plan_builds
 from pipeline.bases.status import BaseStatus, Move, base_status, lock_update
 from pipeline.bases.usage import BaseUse, Rebuild, base_uses
+from pipeline.common.reporting import Forward
 from pipeline.config.schema import ConfigSpec
 from pipeline.dockerfile.bases import default_platform
 from pipeline.plan import Plan, PlannedImage, RunContext, make_plan
@@ -201,7 +202,7 @@ def test_a_base_an_existing_lock_does_not_name_floats_with_a_warning(tmp_path: P
     plan = plan_of(tmp_path, ["tools"])
     config = write_lock(tmp_path, [LockEntry("r/other:1", HERE, None, A)])
     said: list[str] = []
-    resolver = open_resolver(registry, plan, config, say=said.append)  # type: ignore[arg-type]
+    resolver = open_resolver(registry, plan, config, reporter=Forward(said.append))
     (found,) = resolver.bases_of(*_lint(plan))
     current = registry.tags[f"{UP}/debian:12"]
     assert (found.digest, found.locked, found.not_in_lock) == (current, False, True)
@@ -213,7 +214,7 @@ def test_a_base_an_existing_lock_does_not_name_floats_with_a_warning(tmp_path: P
     # Without a lock, bases float silently (the floating workflow).
     (tmp_path / "pipelines.lock").unlink()
     said.clear()
-    (floating,) = open_resolver(registry, plan, config, say=said.append).bases_of(*_lint(plan))  # type: ignore[arg-type]
+    (floating,) = open_resolver(registry, plan, config, reporter=Forward(said.append)).bases_of(*_lint(plan))
     assert (floating.digest, floating.not_in_lock, said) == (current, False, [])
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.builders import BuildRequest
 from pipeline.builders.buildx import BuildxBuilder, StepTracker, read_progress, user_step
+from pipeline.common.reporting import Forward
 from pipeline.plan import BuildSecret, Engine
 from pipeline.registry.reference import parse_reference
 
@@ -71,7 +72,7 @@ def test_progress_stream_read_in_odd_chunks() -> None:
 
 def test_one_line_per_user_step_and_the_failing_steps_tail() -> None:
     lines: list[tuple[str, str]] = []
-    steps = StepTracker(lambda step, message: lines.append((step, message)))
+    steps = StepTracker(Forward(step=lambda _image, step, message: lines.append((step, message))), "app")
     for item in read_progress(io.StringIO(_stream())):
         steps.text(item) if isinstance(item, str) else steps.status(item)
     assert [m for s, m in lines if s == "build"] == [
@@ -129,7 +130,7 @@ def test_an_engine_builds_on_its_own_contexts_builder(tmp_path: Path) -> None:
 
 def test_a_step_answered_from_the_cache_without_a_start_time_is_still_a_line() -> None:
     lines: list[tuple[str, str]] = []
-    steps = StepTracker(lambda step, message: lines.append((step, message)))
+    steps = StepTracker(Forward(step=lambda _image, step, message: lines.append((step, message))), "app")
     steps.status({"vertexes": [{"digest": "sha256:c", "name": "[1/2] COPY busybox /bin/busybox", "cached": True}]})
     steps.status(
         {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.builders.buildx import StepTracker, read_progress
+from pipeline.common.reporting import Forward
 
 DATA = Path(__file__).parent / "data"
 
@@ -14,7 +15,7 @@ def test_a_missing_cache_source_is_not_the_failure() -> None:
     # --cache-from an image not pushed yet (every first build), then a RUN step exits 1: BuildKit marks
     # the cache import vertex "not found" first and ignores it; the RUN step is what failed.
     lines: list[tuple[str, str]] = []
-    steps = StepTracker(lambda step, message: lines.append((step, message)))
+    steps = StepTracker(Forward(step=lambda _image, step, message: lines.append((step, message))), "app")
     with (DATA / "cache-miss-then-run-fails.rawjson").open() as stream:
         for item in read_progress(stream):
             if isinstance(item, str):

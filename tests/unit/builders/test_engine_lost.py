@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.builders import BuildRequest
 from pipeline.builders.classic import DockerBuilder
+from pipeline.common.reporting import Forward
 from pipeline.errors import EngineUnavailable
 from pipeline.registry.reference import parse_reference
 
@@ -61,7 +62,7 @@ def test_an_engine_lost_during_a_push_is_an_unavailable_engine(tmp_path: Path) -
     lines: list[str] = []
 
     with pytest.raises(EngineUnavailable, match=r"^p/app: lost the Docker engine three \(.*\) during the push") as lost:
-        engine.push(request, lambda step, message: lines.append(message))
+        engine.push(request, Forward(step=lambda _image, step, message: lines.append(message)))
 
     assert lost.value.engine == "three"
     assert lines == ["pushing 127.0.0.1:5000/x/app:1"]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.cli.workflow import report_sink
+from pipeline.common.reporting import SILENT
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.run.session import Session
@@ -28,7 +29,7 @@ KEYS = ["shop/web-app", "shop/web_app"]
 
 
 def _session(config: Path, environ: dict[str, str]) -> Session:
-    return Session(load_config(config), Settings.from_environment(environ), lambda message: None)
+    return Session(load_config(config), Settings.from_environment(environ), SILENT)
 
 
 def test_names_are_kept_apart_only_where_outputs_are_written(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import yaml
 from pipeline.ci.outputs import Output, outputs
 from pipeline.cli import cli
 from pipeline.cli.workflow import report_sink
+from pipeline.common.reporting import SILENT
 from pipeline.config import load_config
 from pipeline.config.names import declared_images
 from pipeline.plan import RunContext, make_plan
@@ -160,7 +161,7 @@ def test_the_files_each_job_names_are_written_in_a_fresh_checkout(
     assert named and not any(path.parent.exists() for path in named)
     check_report_file(report)
     check_report_file(junit, "--junit")
-    session = Session(config, Settings.from_environment({}), lambda message: None)
+    session = Session(config, Settings.from_environment({}), SILENT)
     plan = make_plan(config.spec, config.base_dir, [], RunContext(git_sha="f" * 40))
     app = ImageResult("shop/app", "127.0.0.1:9/readme/app", Status.SUCCEEDED, digest=DIGEST, tags=["sha-fff"])
     emit_report(

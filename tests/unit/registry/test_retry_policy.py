@@ -17,6 +17,7 @@ from pipeline.acr.auth import AcrExchangeCredentials
 from pipeline.builders import BuildRequest
 from pipeline.builders.classic import DockerBuilder
 from pipeline.common import retry
+from pipeline.common.reporting import SILENT
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_reference
@@ -94,7 +95,7 @@ def engine_push(engine: EnginePushStub) -> str:
         dockerfile=Path("Dockerfile"),
         tag=parse_reference("127.0.0.1:5000/demo/app:sha-1"),
     )
-    return DockerBuilder()._push(engine, request, lambda step, message: None)  # type: ignore[arg-type]
+    return DockerBuilder()._push(engine, request, SILENT)  # type: ignore[arg-type]
 
 
 def token_exchange(steps: list[str]) -> int:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.attest.provenance import BuildFacts, provenance_predicate
+from pipeline.common.reporting import SILENT
 from pipeline.config import load_config
 from pipeline.notify.message import Notice, generic_body, slack_body
 from pipeline.plan import Plan, RunContext, make_plan
@@ -94,7 +95,7 @@ def test_the_watcher_hands_on_only_what_moved_and_keeps_it_after_a_success(tmp_p
         return outcome[0]
 
     state = BaseWatchState.load(tmp_path / "state.json")
-    watcher = BaseWatcher(lambda: dict(digests), handle, state, lambda message: None)
+    watcher = BaseWatcher(lambda: dict(digests), handle, state, SILENT)
     assert watcher.poll() == ["r/up/base:1", "r/up/tools:2"]  # a first poll hands every base on
     assert watcher.poll() == []
     digests["r/up/base:1"] = NEW

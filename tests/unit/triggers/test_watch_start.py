@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.common.reporting import Forward
 from pipeline.triggers.watch import Watcher, WatchState
 from tests.helpers import git
 
@@ -25,9 +26,9 @@ def _watch_once(repo: Path, state: Path) -> tuple[list[str], list[str]]:
         handled.append(after)
         return True
 
-    Watcher.for_repository(str(repo), repo / "cache", "main", WatchState.load(state), handle, lines.append).run(
-        1, once=True
-    )
+    Watcher.for_repository(
+        str(repo), repo / "cache", "main", WatchState.load(state), handle, Forward(lines.append)
+    ).run(1, once=True)
     return lines, handled
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.common.reporting import Forward
 from pipeline.errors import PipelineError
 from pipeline.release.claims import ReleaseClaims, Runner, VersionClaimed, repositories_lease, repository_key
 from pipeline.vcs.refs import Lease, LeaseLost, LeaseTimeout, RefsRemote, RemoteRef
@@ -122,7 +123,7 @@ def test_a_held_lease_is_renewed_and_outlives_its_ttl(two: tuple[Path, RefsRemot
 def claims(remote: RefsRemote, commit: str, pid: int, **kwargs: object) -> ReleaseClaims:
     said: list[str] = []
     return ReleaseClaims(
-        remote, ["reg:5000/ns/app"], "1.0.0", commit, Runner("host", pid, None), False, said.append, **kwargs
+        remote, ["reg:5000/ns/app"], "1.0.0", commit, Runner("host", pid, None), False, Forward(said.append), **kwargs
     )
 
 
@@ -227,10 +228,14 @@ def test_completing_a_journal_waits_for_the_lease_another_runner_holds(
     with publishing.publishing():  # another runner is writing tags of reg:5000/ns/app
         with (
             pytest.raises(LeaseTimeout, match="held by host pid 2; gave up waiting after 1 s"),
-            repositories_lease(a, ["reg:5000/ns/app"], Runner("host", 1, None), said.append, "completing", wait=1),
+            repositories_lease(
+                a, ["reg:5000/ns/app"], Runner("host", 1, None), Forward(said.append), "completing", wait=1
+            ),
         ):
             ran.append(True)
     assert not ran and said[0].startswith("waiting for runner host pid 2 to finish publishing")
-    with repositories_lease(a, ["reg:5000/ns/app"], Runner("host", 1, None), said.append, "completing") as lease:
+    with repositories_lease(
+        a, ["reg:5000/ns/app"], Runner("host", 1, None), Forward(said.append), "completing"
+    ) as lease:
         lease.check()  # released by the other runner: held now, and released after the block
     assert list(remote_refs(origin)) == [f"refs/pipeline/claims/{repository_key('reg:5000/ns/app')}/1.0.0"]
