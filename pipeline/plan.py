@@ -147,6 +147,7 @@ class PlannedImage:
     variant: str | None = None  # a variant's view: its name
     # `tags: {variants: true}`: each variant's own tags (2.1.5-ltsc2019), by variant name.
     variant_tags: Mapping[str, TagSet] = field(default_factory=dict)
+    paths: tuple[str, ...] = ()  # extra `paths:` globs (`changed`), relative to the pipelines file
 
     @property
     def key(self) -> str:
@@ -388,6 +389,7 @@ def make_plan(
                     if image.tags.variants
                     else {}
                 ),
+                paths=image.paths,
             )
             images[planned.key] = planned
     return Plan(images=images, context=context, engines=_engines(spec, base_dir))

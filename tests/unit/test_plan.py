@@ -160,3 +160,21 @@ def _type_args(hint: object) -> list[object]:
 
 def _is_model(hint: object) -> bool:
     return isinstance(hint, type) and issubclass(hint, BaseModel)
+
+
+def test_planned_image_carries_its_paths_for_changed(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        """\
+        registry: r.example/x
+        pipelines:
+          shop:
+            images:
+              app: {context: a, paths: ["shared/**", "VERSION"]}
+              plain: {context: b}
+        """,
+    )
+    assert {key: image.paths for key, image in plan.images.items()} == {
+        "shop/app": ("shared/**", "VERSION"),
+        "shop/plain": (),
+    }
