@@ -142,10 +142,11 @@ def test_planned_images_carry_no_config_models(tmp_path: Path) -> None:
             tags: {variants: true, extra: ["{{ git.short_sha }}"]}
             secrets: {npm: {env: NPM}}
             images:
-              app: {context: a, platforms: [linux/amd64, linux/arm64]}
+              app: {context: a, platforms: [linux/amd64, linux/arm64], paths: ["shared/**", VERSION]}
         """,
     )
     (image,) = plan.images.values()
+    assert image.paths == ("shared/**", "VERSION")  # what `changed` reads
     assert image.sign is not None and image.sign.key == str((tmp_path / "keys/cosign.key").resolve())
     assert image.acr is not None and (image.acr.registry, image.acr.server) == ("shop", "shop.azurecr.io")
     assert _models_in(image) == []
@@ -160,21 +161,3 @@ def _type_args(hint: object) -> list[object]:
 
 def _is_model(hint: object) -> bool:
     return isinstance(hint, type) and issubclass(hint, BaseModel)
-
-
-def test_planned_image_carries_its_paths_for_changed(tmp_path: Path) -> None:
-    plan = plan_of(
-        tmp_path,
-        """\
-        registry: r.example/x
-        pipelines:
-          shop:
-            images:
-              app: {context: a, paths: ["shared/**", "VERSION"]}
-              plain: {context: b}
-        """,
-    )
-    assert {key: image.paths for key, image in plan.images.items()} == {
-        "shop/app": ("shared/**", "VERSION"),
-        "shop/plain": (),
-    }
