@@ -13,16 +13,10 @@ import semver
 
 from pipeline.common.checkout import Checkout
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
-from pipeline.config.resolve import (
-    builder_for,
-    dependencies_of,
-    engine_builds,
-    engine_for,
-    matching_variant,
-    variant_builder,
-    variants_for,
-)
-from pipeline.config.schema import AcrSpec, ConfigSpec, SignSpec, TagPolicy
+from pipeline.config.resolve import engine_builds, matching_variant
+from pipeline.config.resolved import AcrSettings, ResolvedImage, Signing, resolve_images
+from pipeline.config.resolved import BuildSecret as BuildSecret  # the builders read it from the plan
+from pipeline.config.schema import ConfigSpec
 from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import topological_order
@@ -113,15 +107,6 @@ DEFAULT_ENGINE = "default"
 
 
 @dataclass(frozen=True)
-class BuildSecret:
-    """A build secret's id and where its value is read at build time (never the value itself)."""
-
-    id: str
-    env: str | None = None
-    file: Path | None = None
-
-
-@dataclass(frozen=True)
 class Variant:
     """One platform (and Windows version) an image is built for; the image's index lists them all."""
 
@@ -146,11 +131,11 @@ class PlannedImage:
     platform: str | None
     labels: Mapping[str, str]
     tags: TagSet
-    sign: SignSpec | None = None  # key path made absolute
+    sign: Signing | None = None  # key path made absolute
     signature_storage: str = "legacy"
     reuse: str = "any"  # trusted | any | never: which earlier build with these inputs may be reused (cache.scope)
     builder: str = "docker"
-    acr: AcrSpec | None = None
+    acr: AcrSettings | None = None
     # Dependencies left out of a partial run (`run --since`, triggers): keys of Plan.pinned.
     pinned_dependencies: tuple[str, ...] = ()
     network: str | None = None  # docker build --network; None: the engine's default
@@ -162,6 +147,7 @@ class PlannedImage:
     variant: str | None = None  # a variant's view: its name
     # `tags: {variants: true}`: each variant's own tags (2.1.5-ltsc2019), by variant name.
     variant_tags: Mapping[str, TagSet] = field(default_factory=dict)
+    paths: tuple[str, ...] = ()  # extra `paths:` globs (`changed`), relative to the pipelines file
 
     @property
     def key(self) -> str:
@@ -230,58 +216,39 @@ def select_pipelines(spec: ConfigSpec, names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def repository_for(spec: ConfigSpec, pipeline: str, image: str) -> Repository:
-    image_spec = spec.pipelines[pipeline].images[image]
-    if image_spec.repository:
-        return parse_repository(image_spec.repository)
-    prefix = spec.pipelines[pipeline].registry or spec.registry
-    return parse_repository(f"{prefix}/{image}")
-
-
-def _merged_policy(*policies: TagPolicy) -> TagPolicy:
-    """Field by field, the nearest policy that sets a field wins (image, then pipeline, then top)."""
-    merged: dict[str, object] = {}
-    for policy in reversed(policies):
-        merged.update({k: v for k, v in policy.model_dump(exclude_none=True).items()})
-    return TagPolicy.model_validate(merged)
-
-
 VERSION_NAMES = frozenset({"version", "major", "minor", "patch"})
 
 
-def version_dependent(spec: ConfigSpec, pipeline: str) -> set[str]:
-    """The images of `pipeline` whose inputs change with the run's version: a build arg of the image or of
-    one of its variants uses `{{ version }}`, `{{ major }}`, `{{ minor }}` or `{{ patch }}`, or an image it
+def version_dependent(images: Mapping[str, ResolvedImage]) -> set[str]:
+    """The keys of `images` whose inputs change with the run's version: a build arg of the image or of one
+    of its variants uses `{{ version }}`, `{{ major }}`, `{{ minor }}` or `{{ patch }}`, or an image it
     depends on is such an image (its digest, an input, then changes too). Their build tag names the version
     too (`sha-<commit>-<version>`), so that `sha-<commit>` never moves between runs of one commit."""
-    spec_pipeline = spec.pipelines[pipeline]
-    graph = dependencies_of(spec_pipeline)
+    graph = {key: tuple(f"{image.pipeline}/{dep}" for dep in image.depends_on) for key, image in images.items()}
     found: set[str] = set()
-    for name in topological_order(graph):
-        image = spec_pipeline.images[name]
+    for key in topological_order(graph):
+        image = images[key]
         args = [*image.build_args.values()]
-        args += [value for v in variants_for(spec, pipeline, name) for value in v.spec.build_args.values()]
-        if found.intersection(graph[name]) or any(VERSION_NAMES.intersection(placeholders(a)) for a in args):
-            found.add(name)
+        args += [value for v in image.variants for value in v.own_build_args.values()]
+        if found.intersection(graph[key]) or any(VERSION_NAMES.intersection(placeholders(a)) for a in args):
+            found.add(key)
     return found
 
 
 def _tags_for(
-    spec: ConfigSpec,
-    pipeline: str,
-    image: str,
+    image: ResolvedImage,
     context: RunContext,
     positions: PositionIndex | None,
+    versioned_build: bool,
     trigger_tags: tuple[str, ...] = (),
     variant: str | None = None,
 ) -> TagSet:
     """The image's tags; with `variant`, the per-variant tags (`2.1.5-ltsc2019`: the suffix, then the name)."""
-    image_spec = spec.pipelines[pipeline].images[image]
-    policy = _merged_policy(image_spec.tags, spec.pipelines[pipeline].tags, spec.tags)
-    suffix = (policy.suffix or "") + (f"-{variant}" if variant else "")
+    policy = image.tags
+    suffix = policy.suffix + (f"-{variant}" if variant else "")
     values = context.template_values(for_tags=True)
     extra = []
-    for template in [*(policy.extra or []), *trigger_tags]:
+    for template in [*policy.extra, *trigger_tags]:
         if context.version is None and VERSION_NAMES.intersection(placeholders(template)):
             continue  # a version tag template means nothing in a run without a version
         if context.missing_placeholders(template):
@@ -293,13 +260,13 @@ def _tags_for(
             if tag.startswith(RESERVED_TAG_PREFIXES):  # e.g. `{{ git.branch }}` on a branch named `sha-…`
                 raise ConfigError("it starts like a tag the run writes itself (inputs-, sha-, pr-sha-)")
         except ConfigError as exc:
-            where: KeyPath = ("pipelines", pipeline, "images", image, "tags")
+            where: KeyPath = (*image.at, "tags")
             message = f"extra tag template '{template}' renders to an invalid tag: {exc}"
             if positions is not None:
                 raise positions.error(where, message) from None
             raise ConfigError(f"{format_path(where)}: {message}") from None
         extra.append(tag + suffix)
-    floating = FLOATING_KINDS if policy.floating is None else tuple(policy.floating)
+    floating = FLOATING_KINDS if policy.floating is None else policy.floating
     tags = tag_set(
         context.version,
         context.git_sha,
@@ -307,7 +274,7 @@ def _tags_for(
         floating=floating,
         extra=extra,
         dirty=context.dirty,
-        versioned_build=image in version_dependent(spec, pipeline),
+        versioned_build=versioned_build,
     )
     if context.git_pr is not None:
         # A pull request's build (unreviewed code) never takes a tag a branch build reads as a cache
@@ -338,79 +305,14 @@ def _check_placeholders(
         raise ConfigError(f"{format_path(where)}: {message}")
 
 
-def _variant_tags_for(
-    spec: ConfigSpec,
-    pipeline: str,
-    image: str,
-    context: RunContext,
-    positions: PositionIndex | None,
-    trigger_tags: Mapping[str, tuple[str, ...]] | None,
-) -> dict[str, TagSet]:
-    image_spec = spec.pipelines[pipeline].images[image]
-    policy = _merged_policy(image_spec.tags, spec.pipelines[pipeline].tags, spec.tags)
-    if not policy.variants:
-        return {}
-    extra = (trigger_tags or {}).get(pipeline, ())
-    return {
-        v.name: _tags_for(spec, pipeline, image, context, positions, extra, variant=v.name)
-        for v in variants_for(spec, pipeline, image)
-    }
-
-
-def _reuse_for(spec: ConfigSpec, pipeline: str) -> str:
-    """`reuse:` of the pipeline, else the top level's; unset: `trusted` where the pipeline signs (what it
-    signs must be what it built or could verify), else `any` (README "Reuse and trust")."""
-    chosen = spec.pipelines[pipeline].reuse or spec.reuse
-    if chosen is not None:
-        return chosen
-    return "trusted" if (spec.pipelines[pipeline].sign or spec.sign) is not None else "any"
-
-
-def _sign_for(spec: ConfigSpec, pipeline: str, base_dir: Path) -> SignSpec | None:
-    sign = spec.pipelines[pipeline].sign or spec.sign
-    if sign is not None and sign.key is not None:
-        return sign.model_copy(update={"key": str((base_dir / sign.key).resolve())})
-    return sign
-
-
 def _storage_for(spec: ConfigSpec, repository: Repository) -> str:
     settings = spec.registries.get(repository.registry)
     return settings.signature_storage if settings else "legacy"
 
 
-def _secrets_for(spec: ConfigSpec, pipeline: str, image: str, base_dir: Path) -> tuple[BuildSecret, ...]:
-    """The pipeline's secrets with the image's over them, by id; files made absolute."""
-    merged = {**spec.pipelines[pipeline].secrets, **spec.pipelines[pipeline].images[image].secrets}
-    return tuple(
-        BuildSecret(
-            id=secret_id,
-            env=source.env,
-            file=(base_dir / Path(source.file).expanduser()).resolve() if source.file else None,
-        )
-        for secret_id, source in sorted(merged.items())
-    )
-
-
 def default_engines() -> dict[str, Engine]:
     """The engines of a config without `engines:`: DOCKER_HOST's (or the local socket) alone."""
     return {DEFAULT_ENGINE: Engine(DEFAULT_ENGINE)}
-
-
-def _variants_for(spec: ConfigSpec, pipeline: str, image: str) -> tuple[Variant, ...]:
-    image_spec = spec.pipelines[pipeline].images[image]
-    return tuple(
-        Variant(
-            name=v.name,
-            platform=v.spec.platform,
-            os_version=v.spec.os_version,
-            build_args={**image_spec.build_args, **v.spec.build_args},
-            builder=builder,
-            # A variant built on ACR Tasks runs on no engine, whatever engine its image is pinned to.
-            engine=None if builder == "acr" else v.spec.engine or engine_for(spec, pipeline, image),
-        )
-        for v in variants_for(spec, pipeline, image)
-        for builder in [variant_builder(spec, pipeline, image, v.spec)]
-    )
 
 
 def _engines(spec: ConfigSpec, base_dir: Path) -> dict[str, Engine]:
@@ -440,43 +342,54 @@ def make_plan(
     trigger_tags: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Plan:
     """Plan the named pipelines (all when empty). The config must already have passed its checks."""
+    resolved = resolve_images(spec, base_dir)
+    versioned = version_dependent(resolved)
     images: dict[str, PlannedImage] = {}
     for pipeline_name in select_pipelines(spec, pipelines):
-        pipeline = spec.pipelines[pipeline_name]
-        graph = dependencies_of(pipeline)
-        for name in topological_order(graph):
-            image = pipeline.images[name]
+        mine = {image.name: image for image in resolved.values() if image.pipeline == pipeline_name}
+        extra_tags = (trigger_tags or {}).get(pipeline_name, ())
+        for name in topological_order({name: image.depends_on for name, image in mine.items()}):
+            image = mine[name]
             for arg, value in image.build_args.items():
-                at: KeyPath = ("pipelines", pipeline_name, "images", name, "build_args", arg)
-                _check_placeholders(value, context, at, positions, "build arg")
-            for variant in variants_for(spec, pipeline_name, name):
-                for arg, value in variant.spec.build_args.items():
+                _check_placeholders(value, context, (*image.at, "build_args", arg), positions, "build arg")
+            for variant in image.variants:
+                for arg, value in variant.own_build_args.items():
                     _check_placeholders(value, context, (*variant.at, "build_args", arg), positions, "build arg")
             context_dir = (base_dir / image.context).resolve()
+            repository = parse_repository(image.repository)
             planned = PlannedImage(
                 pipeline=pipeline_name,
                 name=name,
-                repository=repository_for(spec, pipeline_name, name),
+                repository=repository,
                 context=context_dir,
                 dockerfile=context_dir / image.dockerfile,
                 build_args=dict(image.build_args),
-                depends_on=tuple(f"{pipeline_name}/{dep}" for dep in graph[name]),
+                depends_on=tuple(f"{pipeline_name}/{dep}" for dep in image.depends_on),
                 target=image.target,
                 platform=image.platform,
                 labels=dict(image.labels),
-                tags=_tags_for(
-                    spec, pipeline_name, name, context, positions, (trigger_tags or {}).get(pipeline_name, ())
+                tags=_tags_for(image, context, positions, image.key in versioned, extra_tags),
+                sign=image.sign,
+                reuse=image.reuse,
+                builder=image.builder,
+                acr=image.acr,
+                signature_storage=_storage_for(spec, repository),
+                network=image.network,
+                secrets=image.secrets,
+                engine=image.engine,
+                variants=tuple(
+                    Variant(v.name, v.platform, v.os_version, dict(v.build_args), v.builder, v.engine)
+                    for v in image.variants
                 ),
-                sign=_sign_for(spec, pipeline_name, base_dir),
-                reuse=_reuse_for(spec, pipeline_name),
-                builder=builder_for(spec, pipeline_name, name),
-                acr=spec.pipelines[pipeline_name].acr or spec.acr,
-                signature_storage=_storage_for(spec, repository_for(spec, pipeline_name, name)),
-                network=image.network or pipeline.network or spec.network,
-                secrets=_secrets_for(spec, pipeline_name, name, base_dir),
-                engine=engine_for(spec, pipeline_name, name),
-                variants=_variants_for(spec, pipeline_name, name),
-                variant_tags=_variant_tags_for(spec, pipeline_name, name, context, positions, trigger_tags),
+                variant_tags=(
+                    {
+                        v.name: _tags_for(image, context, positions, image.key in versioned, extra_tags, v.name)
+                        for v in image.variants
+                    }
+                    if image.tags.variants
+                    else {}
+                ),
+                paths=image.paths,
             )
             images[planned.key] = planned
     return Plan(images=images, context=context, engines=_engines(spec, base_dir))

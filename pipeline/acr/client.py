@@ -31,7 +31,7 @@ from azure.storage.blob import BlobClient, BlobType
 
 from pipeline.acr.tasks import TaskSpec
 from pipeline.common.retry import POLICY
-from pipeline.config.schema import AcrSpec
+from pipeline.config.resolved import AcrSettings
 from pipeline.errors import AuthError, PipelineError
 
 TASKS_API_VERSION = "2019-06-01-preview"  # the newest API of 14.x with runs, scheduleRun and tasks
@@ -165,7 +165,7 @@ def _message(exc: AzureError) -> str:
 class AcrTasksClient:
     """ARM operations of one registry's ACR Tasks, and the blob transfers they hand out."""
 
-    def __init__(self, credential: TokenCredential, spec: AcrSpec) -> None:
+    def __init__(self, credential: TokenCredential, spec: AcrSettings) -> None:
         self.spec = spec
         self.where = f"registry '{spec.registry}' (resource group {spec.resource_group}, {spec.arm_endpoint})"
         common: dict[str, Any] = {

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.acr.tasks import TaskChange, WantedTask, task_changes, task_source, wanted_tasks
-from pipeline.config.schema import AcrSpec
+from pipeline.config.resolved import AcrSettings
 from pipeline.errors import UsageError
 from pipeline.plan import Plan
 from pipeline.vcs.info import find_repository
@@ -58,8 +58,8 @@ def sync_tasks(
     return TaskSync(wanted, skipped, changes)
 
 
-def _registries(specs: Iterable[AcrSpec | None]) -> dict[RegistryKey, AcrSpec]:
-    found: dict[RegistryKey, AcrSpec] = {}
+def _registries(specs: Iterable[AcrSettings | None]) -> dict[RegistryKey, AcrSettings]:
+    found: dict[RegistryKey, AcrSettings] = {}
     for spec in specs:
         if spec is not None:
             found.setdefault(_key(spec), spec)
@@ -67,7 +67,7 @@ def _registries(specs: Iterable[AcrSpec | None]) -> dict[RegistryKey, AcrSpec]:
 
 
 def _sync(
-    registries: dict[RegistryKey, AcrSpec],
+    registries: dict[RegistryKey, AcrSettings],
     wanted: list[WantedTask],
     source: str,
     prune: bool,
@@ -100,5 +100,5 @@ def _sync(
     return changes
 
 
-def _key(spec: AcrSpec) -> RegistryKey:
+def _key(spec: AcrSettings) -> RegistryKey:
     return (spec.arm_endpoint, spec.subscription, spec.resource_group, spec.registry)

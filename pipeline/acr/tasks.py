@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.config.schema import AcrSpec
+from pipeline.config.resolved import AcrSettings
 from pipeline.config.templates import render
 from pipeline.errors import ConfigError
 from pipeline.plan import Plan, PlannedImage
@@ -69,7 +69,7 @@ class TaskSpec:
 @dataclass(frozen=True)
 class WantedTask:
     image: str  # plan key
-    acr: AcrSpec
+    acr: AcrSettings
     spec: TaskSpec
 
 
@@ -143,7 +143,7 @@ def wanted_tasks(
 
 
 def _task(
-    plan: Plan, image: PlannedImage, acr: AcrSpec, url: str, kind: str, branch: str, repo_root: Path, source: str
+    plan: Plan, image: PlannedImage, acr: AcrSettings, url: str, kind: str, branch: str, repo_root: Path, source: str
 ) -> TaskSpec:
     try:
         directory = image.context.relative_to(repo_root.resolve()).as_posix()

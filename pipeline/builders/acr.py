@@ -30,7 +30,7 @@ from pipeline.builders import (
     pinned_dockerfile,
 )
 from pipeline.common.reporting import Reporter
-from pipeline.config.schema import AcrSpec
+from pipeline.config.resolved import AcrSettings
 from pipeline.errors import BuildError, ConfigError, PipelineError
 from pipeline.plan import Engine, PlannedImage
 
@@ -107,7 +107,7 @@ class AcrBuilder:
         (environment, workload identity, managed identity, Azure CLI, ...)."""
         return cls(azure_credential(environment))
 
-    def client(self, spec: AcrSpec) -> AcrTasksClient:
+    def client(self, spec: AcrSettings) -> AcrTasksClient:
         key = (spec.arm_endpoint, spec.subscription, spec.resource_group, spec.registry)
         with self._lock:
             if key not in self._clients:
@@ -137,11 +137,11 @@ class AcrBuilder:
     def builder_for(self, image: PlannedImage, engine: Engine | None = None) -> Builder:
         return self.for_settings(image.acr)
 
-    def for_settings(self, spec: AcrSpec | None) -> Builder:
+    def for_settings(self, spec: AcrSettings | None) -> Builder:
         """The builder for images whose `acr:` settings are `spec` (their registry's Tasks)."""
         return _OnTasks(self, spec)
 
-    def build(self, spec: AcrSpec | None, request: BuildRequest, progress: Reporter) -> BuildOutcome:
+    def build(self, spec: AcrSettings | None, request: BuildRequest, progress: Reporter) -> BuildOutcome:
         if spec is None:
             raise ConfigError(f"{request.image}: builds on ACR Tasks but has no 'acr:' settings")
         server = spec.server
@@ -285,7 +285,7 @@ class _OnTasks:
     """A Builder bound to one image's `acr:` settings: the settings travel with the backend, not with the
     neutral BuildRequest."""
 
-    def __init__(self, backend: AcrBuilder, spec: AcrSpec | None) -> None:
+    def __init__(self, backend: AcrBuilder, spec: AcrSettings | None) -> None:
         self.backend, self.spec = backend, spec
 
     def build(self, request: BuildRequest, progress: Reporter) -> BuildOutcome:

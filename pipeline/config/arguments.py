@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
 from pipeline.config.positions import KeyPath, PositionIndex
-from pipeline.config.resolve import variants_for
+from pipeline.config.resolve import declared_variants
 from pipeline.config.schema import ConfigSpec, VariantSpec
 from pipeline.errors import ConfigProblem
 
@@ -104,7 +104,7 @@ def argument_problems(spec: ConfigSpec, positions: PositionIndex) -> list[Config
             too_large = [*_sized(image.build_args, (*img, "build_args"), "build arg")]
             too_large += _sized(image.labels, (*img, "labels"), "label")
             found += [(where, problem, False) for where, problem in too_large]
-            variants = [v.spec.build_args for v in variants_for(spec, pipeline_name, image_name)] or [{}]
+            variants = [v.spec.build_args for v in declared_variants(spec, pipeline_name, image_name)] or [{}]
             whole = _argument_bytes(image.labels) + max(_argument_bytes({**image.build_args, **v}) for v in variants)
             if whole > MAX_IMAGE_BYTES and not too_large:  # one value too large is that value's mistake
                 found.append(

@@ -13,17 +13,8 @@ from pipeline.config.arguments import argument_problems
 from pipeline.config.paths import escape_problem, glob_problem, is_dir, is_file, repository_root
 from pipeline.config.platform import platform_problem
 from pipeline.config.positions import KeyPath, PositionIndex, ordered
-from pipeline.config.resolve import (
-    ResolvedVariant,
-    builder_for,
-    chosen_builder,
-    dependencies_of,
-    engine_builds,
-    engine_for,
-    matching_variant,
-    variant_builder,
-    variants_for,
-)
+from pipeline.config.resolve import declared_variants, dependencies_of, engine_builds, matching_variant
+from pipeline.config.resolved import ResolvedImage, ResolvedVariant, resolve_images
 from pipeline.config.schema import (
     ConfigSpec,
     EngineSpec,
@@ -112,15 +103,12 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, 
         _check_notify(spec, positions)
     found.problems += argument_problems(spec, positions)
     found.raise_any()
-    for check in (
-        _check_unique_repositories,
-        _check_builders,
-        _check_engine_pins,
-        _check_secrets,
-        _check_variants,
-    ):
+    with found.each():
+        _check_unique_repositories(spec, positions)
+    images = resolve_images(spec, base_dir)
+    for check in (_check_builders, _check_engine_pins, _check_secrets, _check_variants):
         with found.each():
-            check(spec, positions)
+            check(spec, images, positions)
     found.raise_any()
 
 
@@ -146,23 +134,21 @@ def _check_host(host: str, where: KeyPath, positions: PositionIndex, *, at_key: 
         raise positions.error(where, str(exc), at_key=at_key) from None
 
 
-def _check_builders(spec: ConfigSpec, positions: PositionIndex) -> None:
-    for name, pipeline in spec.pipelines.items():
-        for image in pipeline.images:
-            if builder_for(spec, name, image) != "acr":
-                continue
-            if (pipeline.acr or spec.acr) is None:
-                raise positions.error(
-                    ("pipelines", name, "images", image),
-                    "builds on ACR Tasks (builder: acr, or a windows/* platform) but no 'acr:' settings are given",
-                    at_key=True,
-                )
-            platform = pipeline.images[image].platform
-            if platform is not None and platform.split("/")[0] not in ACR_OPERATING_SYSTEMS:
-                raise positions.error(
-                    ("pipelines", name, "images", image, "platform"),
-                    f"ACR Tasks build linux/* and windows/* images, not '{platform}'",
-                )
+def _check_builders(spec: ConfigSpec, images: dict[str, ResolvedImage], positions: PositionIndex) -> None:
+    for image in images.values():
+        if image.builder != "acr":
+            continue
+        if image.acr is None:
+            raise positions.error(
+                image.at,
+                "builds on ACR Tasks (builder: acr, or a windows/* platform) but no 'acr:' settings are given",
+                at_key=True,
+            )
+        platform = image.platform
+        if platform is not None and platform.split("/")[0] not in ACR_OPERATING_SYSTEMS:
+            raise positions.error(
+                (*image.at, "platform"), f"ACR Tasks build linux/* and windows/* images, not '{platform}'"
+            )
 
 
 def _check_engine(engine: EngineSpec, where: KeyPath, base_dir: Path, positions: PositionIndex) -> None:
@@ -179,7 +165,7 @@ def _check_engine(engine: EngineSpec, where: KeyPath, base_dir: Path, positions:
             raise positions.error((*where, "cert_path"), f"'{engine.cert_path}' is not a directory")
 
 
-def _check_engine_pins(spec: ConfigSpec, positions: PositionIndex) -> None:
+def _check_engine_pins(spec: ConfigSpec, images: dict[str, ResolvedImage], positions: PositionIndex) -> None:
     for pipeline_name, pipeline in spec.pipelines.items():
         pinned: list[tuple[KeyPath, str | None]] = [(("pipelines", pipeline_name, "engine"), pipeline.engine)]
         pinned += [(("pipelines", pipeline_name, "images", i, "engine"), s.engine) for i, s in pipeline.images.items()]
@@ -188,20 +174,17 @@ def _check_engine_pins(spec: ConfigSpec, positions: PositionIndex) -> None:
                 known = list(spec.engines)
                 hint = _suggest(engine_name, known) if known else " (no 'engines:' are declared)"
                 raise positions.error(where, f"no engine named '{engine_name}'{hint}")
-        for image_name, image in pipeline.images.items():
-            _check_image_engine(spec, pipeline_name, image_name, image, positions)
+        for image in images.values():
+            if image.pipeline == pipeline_name:
+                _check_image_engine(spec, image, positions)
 
 
-def _check_image_engine(
-    spec: ConfigSpec, pipeline_name: str, image_name: str, image: ImageSpec, positions: PositionIndex
-) -> None:
+def _check_image_engine(spec: ConfigSpec, image: ResolvedImage, positions: PositionIndex) -> None:
     """An image's builder can build where it is pinned (else the run would fail only at build time)."""
-    builder = builder_for(spec, pipeline_name, image_name)
-    pinned = engine_for(spec, pipeline_name, image_name)
-    where: KeyPath = ("pipelines", pipeline_name, "images", image_name)
-    pinned_at: KeyPath = (*where, "engine") if image.engine else ("pipelines", pipeline_name, "engine")
+    builder, pinned, where = image.builder, image.engine, image.at
+    pinned_at: KeyPath = image.engine_at or where
     if builder == "acr" and pinned is not None:
-        raise positions.error(pinned_at, f"{image_name} builds on ACR Tasks (builder: acr), not on engine '{pinned}'")
+        raise positions.error(pinned_at, f"{image.name} builds on ACR Tasks (builder: acr), not on engine '{pinned}'")
     if builder != "classic" or not spec.engines:
         return
     if pinned is not None and spec.engines[pinned].buildx is not None:
@@ -217,7 +200,7 @@ def _check_image_engine(
         )
 
 
-def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:
+def _check_secrets(spec: ConfigSpec, images: dict[str, ResolvedImage], positions: PositionIndex) -> None:
     for pipeline_name, pipeline in spec.pipelines.items():
         where_pipeline: KeyPath = ("pipelines", pipeline_name)
         owners: list[tuple[KeyPath, dict[str, SecretSource]]] = [(where_pipeline, pipeline.secrets)]
@@ -228,15 +211,14 @@ def _check_secrets(spec: ConfigSpec, positions: PositionIndex) -> None:
                     raise positions.error(
                         (*where, "secrets", secret_id), "a secret needs exactly one of 'env: VARIABLE' or 'file: PATH'"
                     )
-        for image, image_spec in pipeline.images.items():
-            builder = builder_for(spec, pipeline_name, image)
-            if builder == "docker" or not (pipeline.secrets or image_spec.secrets):
+        for image in images.values():
+            if image.pipeline != pipeline_name or image.builder == "docker" or image.secrets_at is None:
                 continue
             # Point at the `secrets:` that gives this image its secrets: its own, else the pipeline's.
-            owner: KeyPath = ("pipelines", pipeline_name, "images", image) if image_spec.secrets else where_pipeline
             raise positions.error(
-                (*owner, "secrets"),
-                f"build secrets need BuildKit (builder: docker), but image {image} builds with builder: {builder}",
+                image.secrets_at,
+                f"build secrets need BuildKit (builder: docker), but image {image.name} builds with builder: "
+                f"{image.builder}",
                 at_key=True,
             )
 
@@ -509,7 +491,7 @@ def _check_pipeline(
     for name, image in pipeline.images.items():
         with found.each():
             _check_variant_lists(image, (*at, "images", name), positions)
-            for variant in variants_for(spec, pipeline_name, name):
+            for variant in declared_variants(spec, pipeline_name, name):
                 # Each variant's build args as the image's are: the pipeline's variants apply to every image.
                 # (Top-level variants' build args were checked to name no image at all.)
                 if variant.at[0] == "pipelines":
@@ -594,26 +576,26 @@ def _check_variant_lists(owner: ConfigSpec | PipelineSpec | ImageSpec, at: KeyPa
 
 
 def _shown(v: ResolvedVariant) -> str:
-    return platform_text(v.spec.platform, v.spec.os_version)
+    return platform_text(v.platform, v.os_version)
 
 
 def _variant_key(v: ResolvedVariant) -> tuple[str, str, str | None]:
-    return (v.name, v.spec.platform, v.spec.os_version)
+    return (v.name, v.platform, v.os_version)
 
 
-def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
+def _check_variants(spec: ConfigSpec, images: dict[str, ResolvedImage], positions: PositionIndex) -> None:
     """Every variant can be built by some configured builder, an index can tell the variants apart, and a
     dependant's variants each have a base variant to build on."""
-    for pipeline_name, pipeline in spec.pipelines.items():
-        resolved = {name: variants_for(spec, pipeline_name, name) for name in pipeline.images}
-        graph = dependencies_of(pipeline)  # once: per image it was quadratic (200 images: 0.3 s of `changed`)
-        for image_name, variants in resolved.items():
+    for pipeline_name in spec.pipelines:
+        mine = {image.name: image for image in images.values() if image.pipeline == pipeline_name}
+        for image_name, image in mine.items():
+            variants = image.variants
             seen: dict[tuple[str, str], str] = {}
             for variant in variants:
-                build = windows_build(variant.spec.os_version or "")
+                build = windows_build(variant.os_version or "")
                 # 10.0.17763.1 and 10.0.17763.5458 run on the same hosts: one index entry cannot tell them apart.
-                what = variant.spec.platform + (f" build {build}" if build else "")
-                key = (str(parse_platform(variant.spec.platform)), build)  # linux/arm64 is linux/arm64/v8
+                what = variant.platform + (f" build {build}" if build else "")
+                key = (str(parse_platform(variant.platform)), build)  # linux/arm64 is linux/arm64/v8
                 if key in seen:
                     raise positions.error(
                         variant.at,
@@ -622,10 +604,10 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
                         at_key=variant.at[-2] == "variants",
                     )
                 seen[key] = variant.name
-                _check_variant_builder(spec, pipeline_name, image_name, variant, positions)
-            for dep in graph[image_name]:
-                base = [_variant_key(v) for v in resolved[dep]]
-                declared = pipeline.images[dep].platform
+                _check_variant_builder(spec, image, variant, positions)
+            for dep in image.depends_on:
+                base = [_variant_key(v) for v in mine[dep].variants]
+                declared = mine[dep].platform
                 if not base and declared is not None:
                     # A base of one declared platform: a variant of another would build FROM the wrong image.
                     base = [(dep, declared, None)]
@@ -645,22 +627,21 @@ def _check_variants(spec: ConfigSpec, positions: PositionIndex) -> None:
 
 
 def _check_variant_builder(
-    spec: ConfigSpec, pipeline_name: str, image_name: str, variant: ResolvedVariant, positions: PositionIndex
+    spec: ConfigSpec, image: ResolvedImage, variant: ResolvedVariant, positions: PositionIndex
 ) -> None:
     """A variant that no configured builder can build is refused now, naming the variant."""
-    pipeline = spec.pipelines[pipeline_name]
-    builder = variant_builder(spec, pipeline_name, image_name, variant.spec)
-    chosen = chosen_builder(spec, pipeline_name, image_name, variant.spec)
-    platform, os_version = variant.spec.platform, variant.spec.os_version
+    image_name = image.name
+    builder, chosen = variant.builder, variant.chosen_builder
+    platform, os_version = variant.platform, variant.os_version
     system = platform.split("/")[0]
     what = f"variant '{variant.name}' of {image_name} ({platform_text(platform, os_version)})"
     at_key = variant.at[-2] == "variants"
     engine_at: KeyPath = (*variant.at, "engine")
     wanted = f"'os: {system}'" + (f" and 'os_version: {os_version}'" if os_version else "")
-    if variant.spec.engine is not None:
+    if variant.own_engine is not None:
         # The variant's own engine is the user's choice: say what is wrong with it before any default
         # (a Windows variant defaults to ACR Tasks only when no engine is named).
-        name = variant.spec.engine
+        name = variant.own_engine
         if name not in spec.engines:
             known = list(spec.engines)
             hint = _suggest(name, known) if known else " (no 'engines:' are declared)"
@@ -670,7 +651,7 @@ def _check_variant_builder(
         engine = spec.engines[name]
         if not engine_builds(engine.os, engine.os_version, platform, os_version):
             builds = engine.os + (f" {engine.os_version}" if engine.os == "windows" and engine.os_version else "")
-            acr = (pipeline.acr or spec.acr) is not None
+            acr = image.acr is not None
             other = ""
             if system == "windows":
                 other = ", or drop 'engine' to build it on ACR Tasks" + ("" if acr else " with 'acr:' settings")
@@ -681,7 +662,7 @@ def _check_variant_builder(
             )
         return
     if builder == "acr":
-        if (pipeline.acr or spec.acr) is None:
+        if image.acr is None:
             raise positions.error(
                 variant.at,
                 f"{what} builds on ACR Tasks (builder: acr, or a Windows platform with no Windows engine) "
@@ -692,7 +673,7 @@ def _check_variant_builder(
             where: KeyPath = (*variant.at, "platform") if at_key else variant.at
             raise positions.error(where, f"{what}: ACR Tasks build linux/* and windows/* images, not {system}/*")
         return
-    pinned = engine_for(spec, pipeline_name, image_name)
+    pinned = image.engine
     if spec.engines:
         candidates = {pinned: spec.engines[pinned]} if pinned in spec.engines else spec.engines
         able = [n for n, e in candidates.items() if engine_builds(e.os, e.os_version, platform, os_version)]

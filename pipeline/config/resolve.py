@@ -1,5 +1,5 @@
-"""What the schema leaves to resolution: an image's builder (nearest setting, then the defaults) and its
-dependencies (explicit and implied by `{{ images.X }}`). Pure."""
+"""What the schema leaves to resolution beyond the merge table of `config.resolved`: an image's variant list,
+the default builder, its dependencies (explicit and implied by `{{ images.X }}`), variant matching. Pure."""
 
 from __future__ import annotations
 
@@ -11,30 +11,14 @@ from pipeline.config.templates import image_references
 from pipeline.registry.platforms import parse_platform, same_windows_build
 
 
-def builder_for(spec: ConfigSpec, pipeline: str, image: str) -> str:
-    """The image's builder, else the pipeline's; a Windows image goes to ACR Tasks unless an engine builds
-    Windows; then the top-level default."""
-    image_spec = spec.pipelines[pipeline].images[image]
-    return _builder(spec, chosen_builder(spec, pipeline, image), image_spec.platform, None)
-
-
-def chosen_builder(spec: ConfigSpec, pipeline: str, image: str, variant: VariantSpec | None = None) -> str | None:
-    """The builder a variant, its image or its pipeline names, nearest first (None: none is named)."""
-    own = variant.builder if variant is not None else None
-    return own or spec.pipelines[pipeline].images[image].builder or spec.pipelines[pipeline].builder
-
-
-def _builder(spec: ConfigSpec, chosen: str | None, platform: str | None, os_version: str | None) -> str:
+def default_builder(spec: ConfigSpec, chosen: str | None, platform: str | None, os_version: str | None) -> str:
+    """The builder a variant, image or pipeline names (`chosen`), else: a Windows platform goes to ACR Tasks
+    unless an engine builds its Windows build; then the top-level default."""
     if chosen:
         return chosen
     if (platform or "").startswith("windows/") and not _engine_for_windows(spec, os_version):
         return "acr"
     return spec.builder
-
-
-def engine_for(spec: ConfigSpec, pipeline: str, image: str) -> str | None:
-    """The engine the image is pinned to: its own `engine:`, else its pipeline's (None: any)."""
-    return spec.pipelines[pipeline].images[image].engine or spec.pipelines[pipeline].engine
 
 
 def dependencies_of(pipeline: PipelineSpec) -> dict[str, tuple[str, ...]]:
@@ -56,8 +40,8 @@ def dependencies_of(pipeline: PipelineSpec) -> dict[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
-class ResolvedVariant:
-    """One variant of an image as resolved from the nearest `variants:`/`platforms:`, and where it is declared."""
+class DeclaredVariant:
+    """One variant of an image as the nearest `variants:`/`platforms:` declares it, and where."""
 
     name: str
     spec: VariantSpec
@@ -69,7 +53,7 @@ def platform_variant_name(platform: str) -> str:
     return platform.replace("/", "-")
 
 
-def variants_for(spec: ConfigSpec, pipeline: str, image: str) -> list[ResolvedVariant]:
+def declared_variants(spec: ConfigSpec, pipeline: str, image: str) -> list[DeclaredVariant]:
     """The image's variants: its own `variants:`/`platforms:`, else its pipeline's, else the top level's.
     An image's own `platform:` (or an empty list) means one platform and no index: returns []."""
     image_spec = spec.pipelines[pipeline].images[image]
@@ -82,19 +66,13 @@ def variants_for(spec: ConfigSpec, pipeline: str, image: str) -> list[ResolvedVa
     ]
     for owner, at in levels:
         if owner.variants is not None:
-            return [ResolvedVariant(name, v, (*at, "variants", name)) for name, v in owner.variants.items()]
+            return [DeclaredVariant(name, v, (*at, "variants", name)) for name, v in owner.variants.items()]
         if owner.platforms is not None:
             return [
-                ResolvedVariant(platform_variant_name(p), VariantSpec(platform=p), (*at, "platforms", i))
+                DeclaredVariant(platform_variant_name(p), VariantSpec(platform=p), (*at, "platforms", i))
                 for i, p in enumerate(owner.platforms)
             ]
     return []
-
-
-def variant_builder(spec: ConfigSpec, pipeline: str, image: str, variant: VariantSpec) -> str:
-    """The variant's builder, else the image's or pipeline's; a Windows variant goes to ACR Tasks unless an
-    engine builds its Windows build; then the top-level default."""
-    return _builder(spec, chosen_builder(spec, pipeline, image, variant), variant.platform, variant.os_version)
 
 
 def _engine_for_windows(spec: ConfigSpec, os_version: str | None) -> bool:

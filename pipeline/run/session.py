@@ -27,7 +27,7 @@ from pipeline.ci import checkout_of
 from pipeline.ci.commands import GroupSyntax
 from pipeline.common.reporting import SILENT, Forward, Reporter
 from pipeline.config import LoadedConfig
-from pipeline.config.schema import AcrSpec
+from pipeline.config.resolved import AcrSettings
 from pipeline.errors import ConfigError, PipelineError, RegistryError, RunFailed, UsageError
 from pipeline.files import check_regular_file
 from pipeline.plan import Plan, PlannedImage, RunContext, make_plan
@@ -163,11 +163,11 @@ class Session:
 
     # --- the registry ----------------------------------------------------------------------------
 
-    def credentials(self, acr: Iterable[AcrSpec] = ()) -> CredentialLookup:
+    def credentials(self, acr: Iterable[AcrSettings] = ()) -> CredentialLookup:
         """The docker config, then (for ACR login servers: *.azurecr.io and those of `acr`) an ACR refresh
         token exchanged for the Azure AD token."""
         specs = list(acr)
-        arm_endpoint = specs[0].arm_endpoint if specs else AcrSpec.model_fields["arm_endpoint"].default
+        arm_endpoint = specs[0].arm_endpoint if specs else AcrSettings.arm_endpoint
         environment = self.settings.environment
 
         def aad_token() -> str:
@@ -190,14 +190,14 @@ class Session:
             content_cache=ContentCache(self.settings.cache_dir / "content"),
         )
 
-    def _acr_specs(self) -> list[AcrSpec]:
+    def _acr_specs(self) -> list[AcrSettings]:
         """The config's ACR registries (top level and pipelines'): `sign`, `verify`, `promote` and `tags`
         on their login servers authenticate as a run does."""
         if self.config is None:
             return []
         spec = self.config.spec
         found = [spec.acr, *(p.acr for p in spec.pipelines.values())]
-        return list({a.server: a for a in found if a is not None}.values())
+        return list({a.server: AcrSettings.of(a) for a in found if a is not None}.values())
 
     def trust_policy(self) -> TrustPolicy | None:
         """The config's trust policy (None without a config)."""

@@ -228,7 +228,7 @@ def affected_for_inputs(
 
 def affected_for_paths(config: LoadedConfig, plan: Plan, repo_root: Path, paths: list[str] | None) -> list[Affected]:
     """Affected images of `plan` for changed `paths` (relative to `repo_root`); None = all of them."""
-    return affected_for_inputs(image_inputs(config, plan), repo_root, config.file, paths)
+    return affected_for_inputs(image_inputs(plan), repo_root, config.file, paths)
 
 
 def affected_since(config: LoadedConfig, plan: Plan, since: str) -> list[Affected]:
@@ -285,4 +285,4 @@ def _inputs_from_config(
     with probes.recording() as facts:
         config = load_config(config_file)
         plan = make_plan(config.spec, config.base_dir, pipelines, RunContext.of(checkout), config.positions)
-    return image_inputs(config, plan), facts
+    return image_inputs(plan), facts

@@ -1,5 +1,5 @@
-"""What `pipeline changed` needs of each planned image (ImageInputs), made from the checked config and
-its plan, or read back from the rows its cache keeps (triggers/changed_cache.py). Imports no config."""
+"""What `pipeline changed` needs of each planned image (ImageInputs), made from the checked config's
+plan, or read back from the rows its cache keeps (triggers/changed_cache.py). Imports no config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from pipeline.dockerfile.ignore import reads_own_ignore_file
 
 if TYPE_CHECKING:
-    from pipeline.config import LoadedConfig
     from pipeline.plan import Plan
 
 
@@ -40,14 +39,14 @@ class ImageInputs:
     buildkit: bool = False
 
 
-def image_inputs(config: LoadedConfig, plan: Plan) -> list[ImageInputs]:
+def image_inputs(plan: Plan) -> list[ImageInputs]:
     """Each planned image's inputs, in the plan's (build) order."""
     return [
         ImageInputs(
             key=key,
             context=image.context,
             dockerfile=image.dockerfile,
-            paths=tuple(config.spec.pipelines[image.pipeline].images[image.name].paths),
+            paths=image.paths,
             depends_on=image.depends_on,
             variants=tuple(VariantShown(v.name, v.platform, v.os_version, v.builder, v.engine) for v in image.variants),
             buildkit=reads_own_ignore_file(image.builder),

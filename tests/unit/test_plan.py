@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from pipeline.config.schema import ConfigSpec
-from pipeline.plan import BuildSecret, Plan, RunContext, make_plan
+from pipeline.plan import BuildSecret, Plan, PlannedImage, RunContext, make_plan
 from pipeline.versioning import parse_version
 
 
@@ -110,3 +114,50 @@ def test_a_build_whose_inputs_use_the_version_names_it_in_its_build_tag(tmp_path
             "plain": (f"sha-0123456789ab{dirt}",),
             "variant_versioned": (versioned,),
         }
+
+
+def _models_in(value: object) -> list[object]:
+    """Every pydantic model reachable from `value` through dataclasses, mappings and sequences."""
+    if isinstance(value, BaseModel):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [m for f in dataclasses.fields(value) for m in _models_in(getattr(value, f.name))]
+    if isinstance(value, Mapping):
+        return [m for item in value.items() for m in _models_in(item)]
+    if isinstance(value, (tuple, list)):
+        return [m for item in value for m in _models_in(item)]
+    return []
+
+
+def test_planned_images_carry_no_config_models(tmp_path: Path) -> None:
+    """The plan holds resolved values (signing, ACR settings, variants), not the pydantic config models."""
+    plan = plan_of(
+        tmp_path,
+        """\
+        registry: r.example/x
+        sign: {key: keys/cosign.key, attest: [provenance]}
+        acr: {registry: shop, resource_group: rg, subscription: s}
+        pipelines:
+          shop:
+            tags: {variants: true, extra: ["{{ git.short_sha }}"]}
+            secrets: {npm: {env: NPM}}
+            images:
+              app: {context: a, platforms: [linux/amd64, linux/arm64], paths: ["shared/**", VERSION]}
+        """,
+    )
+    (image,) = plan.images.values()
+    assert image.paths == ("shared/**", "VERSION")  # what `changed` reads
+    assert image.sign is not None and image.sign.key == str((tmp_path / "keys/cosign.key").resolve())
+    assert image.acr is not None and (image.acr.registry, image.acr.server) == ("shop", "shop.azurecr.io")
+    assert _models_in(image) == []
+    hints = typing.get_type_hints(PlannedImage)
+    models = [name for name, hint in hints.items() for arg in _type_args(hint) if _is_model(arg)]
+    assert models == []
+
+
+def _type_args(hint: object) -> list[object]:
+    return [hint, *(a for arg in typing.get_args(hint) for a in _type_args(arg))]
+
+
+def _is_model(hint: object) -> bool:
+    return isinstance(hint, type) and issubclass(hint, BaseModel)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
-from pipeline.config.resolve import dependencies_of, variants_for
+from pipeline.config.resolve import dependencies_of
+from pipeline.config.resolved import resolve_images
 from pipeline.errors import ConfigError
 from tests.helpers import write_project
 
@@ -134,8 +135,8 @@ def test_nearest_variants_win(tmp_path: Path, top: str, pipeline: str, image: st
         f"      base:\n        context: images/base\n        {image}\n",
         IMAGES,
     )
-    spec = load_config(config).spec
-    assert [v.name for v in variants_for(spec, "shop", "base")] == expected
+    loaded = load_config(config)
+    assert [v.name for v in resolve_images(loaded.spec, loaded.base_dir)["shop/base"].variants] == expected
 
 
 def test_the_variant_error_names_the_image_that_takes_it(tmp_path: Path) -> None:
