@@ -98,14 +98,7 @@ class ImageBuild(EngineBuild):
             )
             row.inputs = inputs.digest
             build_tag = image.tags.build[0] if image.tags.build else self.scope.write_tag(inputs)
-            found = self._reusable(image, row, inputs) if self.options.cache else None
-            if found is not None and found.digest is not None:
-                why = f"inputs unchanged ({found.tag}): every variant of {image.repository}@{found.digest}"
-                self._reuse(image, row, found.digest, why, build_tag)
-                parts.variants_of_index(self.registry, image, row, found.digest)
-                for view in views:
-                    self._record_bases(view, build_args[view.variant or ""], row)
-                row.cached = True
+            if self.options.cache and self._reused_index(image, row, inputs, build_tag, build_args):
                 return
         with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="variant") as pool:
             futures = [
@@ -125,6 +118,26 @@ class ImageBuild(EngineBuild):
         row.tags = [build_tag]
         if self.options.push:
             self._push_index(image, row, build_tag, inputs)
+
+    def _reused_index(
+        self,
+        image: PlannedImage,
+        row: ImageResult,
+        inputs: InputDigest,
+        build_tag: str,
+        args: dict[str, dict[str, str]],
+    ) -> bool:
+        """An index with every variant's inputs already pushed is this image (True): tagged, signed, reported."""
+        found = self._reusable(image, row, inputs)
+        if found.digest is None:
+            return False
+        why = f"inputs unchanged ({found.tag}): every variant of {image.repository}@{found.digest}"
+        self._reuse(image, row, found.digest, why, build_tag)
+        parts.variants_of_index(self.registry, image, row, found.digest)
+        for view in [image.variant_view(v) for v in image.variants]:
+            self._record_bases(view, args[view.variant or ""], row)
+        row.cached = True
+        return True
 
     @staticmethod
     def _variants_done(row: ImageResult, views: list[PlannedImage], failures: list[BaseException | None]) -> None:

@@ -32,36 +32,49 @@ def publish(
     guard: AbstractContextManager[object] = claims.publishing() if claims is not None else nullcontext()
     try:
         with guard:
-            result.tag_changes = decide_changes(targets, registry, force)
-            journal_dir = (
-                (lambda c: journals(plan.images[owners.get(c.image, (c.image, ""))[0]].pipeline))
-                if journals is not None
-                else None
-            )
-            ctx = plan.context
-            what = f"version {ctx.template_values()['version']}" + (
-                f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else ""
-            )
-            if claims is not None:
-                claims.check("writing any tag")  # a lost lease: another runner may be writing these tags
-                claims.started_writing()  # from here the claims stay (some tags may be in the registry)
-            apply_changes(result.tag_changes, registry, emit, journal_dir, what)
-            # Another runner (or one without the remote) may have written meanwhile: floating tags end on the
-            # highest version present, and every tag this run reports is read back.
-            result.tag_changes = verify_published(
-                result.tag_changes,
-                targets,
-                registry,
-                emit,
-                revision_of(registry),
-                guard=claims.check if claims is not None else None,
-                released=claims.released if claims is not None else None,
-            )
+            _write(plan, registry, targets, owners, result, force, emit, journals, claims)
     except PipelineError as exc:
         result.error = str(exc)
         return
     result.published = True
     _report_tags(result, owners)
+
+
+def _write(
+    plan: Plan,
+    registry: RegistryClient,
+    targets: list[Target],
+    owners: Mapping[str, tuple[str, str]],
+    result: RunResult,
+    force: bool,
+    emit: Emit,
+    journals: Callable[[str], Path] | None,
+    claims: ReleaseClaims | None,
+) -> None:
+    """Decide, write (journalled) and read back every tag change, under the claim's lease."""
+    result.tag_changes = decide_changes(targets, registry, force)
+    journal_dir = (
+        (lambda c: journals(plan.images[owners.get(c.image, (c.image, ""))[0]].pipeline))
+        if journals is not None
+        else None
+    )
+    ctx = plan.context
+    what = f"version {ctx.template_values()['version']}" + (f" of commit {ctx.git_sha[:12]}" if ctx.git_sha else "")
+    if claims is not None:
+        claims.check("writing any tag")  # a lost lease: another runner may be writing these tags
+        claims.started_writing()  # from here the claims stay (some tags may be in the registry)
+    apply_changes(result.tag_changes, registry, emit, journal_dir, what)
+    # Another runner (or one without the remote) may have written meanwhile: floating tags end on the
+    # highest version present, and every tag this run reports is read back.
+    result.tag_changes = verify_published(
+        result.tag_changes,
+        targets,
+        registry,
+        emit,
+        revision_of(registry),
+        guard=claims.check if claims is not None else None,
+        released=claims.released if claims is not None else None,
+    )
 
 
 def _targets(plan: Plan, outcomes: Mapping[str, ImageOutcome]) -> tuple[list[Target], dict[str, tuple[str, str]]]:
