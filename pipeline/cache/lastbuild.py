@@ -10,6 +10,7 @@ from pipeline.cache.scope import Vouch
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
+from pipeline.registry.protocol import Registry
 from pipeline.versioning import sha_tag
 
 
@@ -24,7 +25,7 @@ class LastBuild:
 
 
 def last_build(
-    registry: RegistryClient, image: PlannedImage, history: list[str], fallback_tag: str | None = None
+    registry: Registry, image: PlannedImage, history: list[str], fallback_tag: str | None = None
 ) -> LastBuild | None:
     """The newest build on `history` (HEAD first) by its sha- tag, else `fallback_tag` (a branch tag,
     taken as is), else None. Only the registry counts: a local image may be stale. Registry failures

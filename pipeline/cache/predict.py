@@ -11,6 +11,7 @@ from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import child_for
+from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import parse_reference
 
 
@@ -23,7 +24,7 @@ class Prediction:
     refused: tuple[str, ...] = ()  # candidates not reused, and why
 
 
-def child_lookup(registry: RegistryClient) -> ChildOf:
+def child_lookup(registry: Registry) -> ChildOf:
     """How a variant finds what it builds on in the registry: an index's child of its platform (one
     image: itself). The same rule for the run, `plan`, `explain` and partial runs, so their input digests agree."""
 
@@ -37,7 +38,7 @@ def child_lookup(registry: RegistryClient) -> ChildOf:
     return child_of
 
 
-def _labelled(registry: RegistryClient, plan: Plan, key: str, inputs: InputDigest, tag: str) -> str | None:
+def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag: str) -> str | None:
     """The digest `tag` holds if its labels say these inputs (the tag holds only a prefix of the input
     digest). Labels are plain text: a signing pipeline also vouches for it (`Vouch`)."""
     image = plan.images[key]
@@ -75,7 +76,7 @@ class Reusable:
 
 
 def cached_digest(
-    registry: RegistryClient,
+    registry: Registry,
     plan: Plan,
     key: str,
     inputs: InputDigest,

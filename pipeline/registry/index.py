@@ -22,6 +22,7 @@ import httpx
 from pipeline.errors import PipelineError, RegistryError
 from pipeline.registry.client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
 from pipeline.registry.platforms import check_platform, normalize
+from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import Repository
 from pipeline.registry.session import registry_message
 
@@ -217,9 +218,7 @@ def index_platforms(registry: RegistryClient, repository: Repository, digest: st
     return platforms_in(registry.manifest_by_digest(repository, digest))
 
 
-def child_for(
-    registry: RegistryClient, repository: Repository, digest: str, platform: str, os_version: str | None
-) -> str:
+def child_for(registry: Registry, repository: Repository, digest: str, platform: str, os_version: str | None) -> str:
     """What a build for `platform` (and Windows build) takes from `repository@digest`: the digest itself
     when it is one image, else the index's child of that platform. An index without one is an error."""
     manifest = registry.manifest_by_digest(repository, digest)

@@ -5,7 +5,7 @@ tags, and the provenance condition on input digests."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -16,7 +16,8 @@ from pipeline.config import load_config
 from pipeline.errors import ConfigError, RegistryError
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import RegistryClient
-from pipeline.run.executor import Executor
+from pipeline.registry.protocol import Registry
+from pipeline.run.build_parts import cache_sources
 from pipeline.signing.reuse import names_inputs
 from tests.helpers import write_project
 
@@ -138,10 +139,8 @@ def test_reuse_never_builds_on_no_earlier_image_cache(tmp_path: Path, reuse: str
     """`reuse: never` uses no earlier image at all, not even its layer cache (`--cache-from`)."""
     plan = plan_of(tmp_path, two_pipelines(unsigned=f"    reuse: {reuse}\n"))
     image = plan.images["plain/p"]
-    executor = SimpleNamespace(
-        options=SimpleNamespace(push=True, cache=True), registry=_Unreachable(), plan=plan, vouch=None
-    )
-    found = Executor._cache_sources(executor, image, "sha-" + "c" * 12)  # type: ignore[arg-type]
+    registry = cast(Registry, _Unreachable())
+    found = cache_sources(plan, registry, None, image, "sha-" + "c" * 12, lambda *said: None)
     assert len(found) == sources  # `any`: this commit's build tag and latest, by tag
     if sources:
         assert found == (f"{image.repository}:sha-{'c' * 12}", f"{image.repository}:latest")

@@ -1,0 +1,220 @@
+"""Walks a plan's images in dependency order and hands each to a build function: N at a time, the most
+urgent first, build slots per engine, fail-fast or keep-going, and what a signal leaves behind. It
+never sees a builder or a registry (skaffold's scheduler apart from its builders)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
+
+from pipeline.errors import BuildError, Interrupted, interrupt_of
+from pipeline.graph import dependants_closure
+from pipeline.plan import Plan, PlannedImage
+from pipeline.run.results import Emit, ImageOutcome, ImageResult, RunResult, Status
+
+IO_CONCURRENCY = 8
+REMOTE = "remote"  # the slots of builds that need no engine (ACR Tasks)
+
+# Builds one image on a pool thread, writing only its own report row; returns how it ended.
+BuildFn = Callable[[PlannedImage, ImageResult], ImageOutcome]
+
+
+class RunInterrupted(Interrupted):
+    """A run stopped by a signal, with what it knew at that moment: images done stay as they were (pushed,
+    with their digests), those under way are `interrupted`, those not started `skipped`."""
+
+    def __init__(self, signum: int, result: RunResult) -> None:
+        super().__init__(signum)
+        self.result = result
+
+
+def interrupted_result(plan: Plan, exc: KeyboardInterrupt) -> RunResult:
+    """What a run stopped by `exc` knew: the executor's (RunInterrupted), or (stopped before it started
+    building: checking engines, registries, keys) every image not built."""
+    if isinstance(exc, RunInterrupted):
+        return exc.result
+    name = interrupt_of(exc).signal_name
+    why = f"not built: the run was interrupted by {name} before building began"
+    return RunResult(
+        images={
+            key: ImageResult(key=key, repository=str(image.repository), status=Status.SKIPPED, error=why)
+            for key, image in plan.images.items()
+        },
+        interrupted=name,
+    )
+
+
+class NoEngineLeft(BuildError):
+    pass
+
+
+class EngineSlots:
+    """Build slots per engine. A waiting image takes a free slot on one of the engines it may use
+    (the one with the most free slots); when images compete, the most urgent (longest chain of
+    dependants) goes first. An engine marked down gives no more slots."""
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self._free = dict(limits)
+        self._down: set[str] = set()
+        self._cond = threading.Condition()
+        self._waiting: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._tickets = itertools.count()
+
+    def acquire(self, candidates: tuple[str, ...], urgency: int) -> str:
+        with self._cond:
+            ticket = (-urgency, next(self._tickets))
+            self._waiting[ticket] = candidates
+            try:
+                while True:
+                    live = [c for c in candidates if c not in self._down]
+                    if not live:
+                        raise NoEngineLeft(f"no engine left to build on ({', '.join(candidates)} stopped answering)")
+                    free = [c for c in live if self._free[c] > 0]
+                    if free and not self._outranked(ticket, set(free)):
+                        chosen = max(free, key=lambda c: self._free[c])
+                        self._free[chosen] -= 1
+                        return chosen
+                    self._cond.wait()
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()
+
+    def _outranked(self, ticket: tuple[int, int], free: set[str]) -> bool:
+        return any(other < ticket and free.intersection(c) for other, c in self._waiting.items())
+
+    def release(self, engine: str) -> None:
+        with self._cond:
+            self._free[engine] += 1
+            self._cond.notify_all()
+
+    def mark_down(self, engine: str) -> None:
+        with self._cond:
+            self._down.add(engine)
+            self._cond.notify_all()
+
+    def is_down(self, engine: str) -> bool:
+        with self._cond:
+            return engine in self._down
+
+
+def urgencies(plan: Plan) -> dict[str, int]:
+    """Each image's longest chain of dependants (itself included): the critical path runs through the
+    highest numbers, so they are built first when slots are short."""
+    dependants: dict[str, list[str]] = {key: [] for key in plan.images}
+    for key, image in plan.images.items():
+        for dep in image.depends_on:
+            dependants[dep].append(key)
+    result: dict[str, int] = {}
+    for key in reversed(list(plan.images)):  # plan order is a build order: dependants come later
+        result[key] = 1 + max((result[d] for d in dependants[key]), default=0)
+    return result
+
+
+class Scheduler:
+    """Owns the run's report rows and the outcomes of finished images. A row is written by its image's
+    build alone while it runs; dependants read only `outcomes` (immutable), filled here once a build is
+    over and before any dependant starts."""
+
+    def __init__(
+        self, plan: Plan, build: BuildFn, emit: Emit, concurrency: int, keep_going: bool, urgency: Mapping[str, int]
+    ) -> None:
+        self.plan = plan
+        self.build = build
+        self.emit = emit
+        self.concurrency = concurrency
+        self.keep_going = keep_going
+        self.urgency = urgency
+        self.rows = {key: ImageResult(key=key, repository=str(image.repository)) for key, image in plan.images.items()}
+        self._outcomes: dict[str, ImageOutcome] = {}
+
+    @property
+    def outcomes(self) -> Mapping[str, ImageOutcome]:
+        return self._outcomes
+
+    def run(self, pool: ThreadPoolExecutor) -> None:
+        """Every image built or skipped: in dependency order, at most `concurrency` at once."""
+        pending = list(self.plan.images)
+        running: dict[Future[ImageOutcome], str] = {}
+        stopped = False
+        while pending or running:
+            if not stopped:
+                self._start_ready(pool, pending, running)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = future.result()
+                self._outcomes[running.pop(future)] = outcome
+                if outcome.status == Status.FAILED:
+                    stopped = stopped or not self._failed(outcome.key, pending)
+        for key in pending:
+            self.skip(key, "not built: the run stopped at the first failure (use --keep-going)")
+
+    def _start_ready(
+        self, pool: ThreadPoolExecutor, pending: list[str], running: dict[Future[ImageOutcome], str]
+    ) -> None:
+        ready = sorted((k for k in pending if self._ready(k)), key=lambda k: -self.urgency[k])
+        for key in ready:
+            if len(running) >= self.concurrency:
+                break
+            pending.remove(key)
+            self.rows[key].status = Status.RUNNING
+            running[pool.submit(self.build, self.plan.images[key], self.rows[key])] = key
+
+    def _failed(self, key: str, pending: list[str]) -> bool:
+        """After `key` failed: with keep-going, skip what depends on it and go on (True); else stop."""
+        if not self.keep_going:
+            return False
+        graph = {k: image.depends_on for k, image in self.plan.images.items()}
+        blocked = dependants_closure(graph, {key}) - {key}
+        for other in [k for k in pending if k in blocked]:
+            pending.remove(other)
+            self.skip(other, f"not built: depends on {key}, which failed")
+        return True
+
+    def _ready(self, key: str) -> bool:
+        done = self._outcomes
+        return all(d in done and done[d].status == Status.SUCCEEDED for d in self.plan.images[key].depends_on)
+
+    def skip(self, key: str, reason: str) -> None:
+        self.rows[key].status = Status.SKIPPED
+        self.rows[key].error = reason
+        self.emit(key, "skipped", reason)
+
+    def fail(self, key: str, error: str) -> None:
+        self.rows[key].status, self.rows[key].error = Status.FAILED, error
+        self.emit(key, "failed", error)
+
+
+def stopped_result(
+    rows: Mapping[str, ImageResult], result: RunResult, start: float, now: float, signal: Interrupted
+) -> RunResult:
+    """A copy of the run's rows as they are when `signal` came (build threads go on changing theirs):
+    images under way are `interrupted`, those not started `skipped`. `start`, `now`: on the run's clock."""
+    wall = time.time()
+    images: dict[str, ImageResult] = {}
+    for key, found in list(rows.items()):
+        image = replace(found, tags=list(found.tags), variants={n: replace(v) for n, v in found.variants.items()})
+        if image.status in (Status.RUNNING, Status.PENDING) and image.started is not None:
+            image.status = Status.INTERRUPTED
+            image.error = f"{key}: interrupted by {signal.signal_name} before it finished"
+            image.finished_at = wall
+            image.duration = now - image.started
+            for variant in image.variants.values():
+                if variant.status in (Status.RUNNING, Status.PENDING):
+                    variant.status = Status.INTERRUPTED
+        elif image.status in (Status.RUNNING, Status.PENDING):
+            image.status = Status.SKIPPED
+            image.error = f"not built: the run was interrupted by {signal.signal_name}"
+        images[key] = image
+    return RunResult(
+        images=images,
+        duration=now - start,
+        tag_changes=list(result.tag_changes),
+        error=result.error,
+        interrupted=signal.signal_name,
+    )
