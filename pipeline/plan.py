@@ -288,7 +288,7 @@ _MISSING_WHY = {
     "CI_MERGE_REQUEST_IID, Azure's SYSTEM_PULLREQUEST_PULLREQUESTNUMBER or _PULLREQUESTID); run it only in "
     "pull request builds",
     "git.branch": "this build is on no branch (a tag build, a pull/merge request from a fork, or a detached "
-    "HEAD outside CI; see README's Branch and pull request); run it only in branch builds",
+    "HEAD outside CI; see docs/ci.md, Branch and pull request); run it only in branch builds",
 }
 
 

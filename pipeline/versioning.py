@@ -27,7 +27,7 @@ FLOATING_KINDS: tuple[FloatingKind, ...] = ("minor", "major", "latest")
 RESERVED_TAG = re.compile(r"^(latest|\d+|\d+\.\d+|\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$")
 # The run's own tags: input tags (`inputs-`, a pull request's `inputs-pr-`) and build tags (`sha-`, a pull
 # request's `pr-sha-`). Later builds read them (reuse, cache sources), so an extra tag, which a pull
-# request's own pipelines.yaml (or its branch name) could set, must never be one (README "Reuse and trust").
+# request's own pipelines.yaml (or its branch name) could set, must never be one (docs/reuse-and-trust.md).
 RESERVED_TAG_PREFIXES = ("inputs-", "sha-", "pr-sha-")
 _VERSION_TAG = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
 

@@ -2,7 +2,7 @@
 and run logs, and AAD tokens. Everything else in pipeline sees only the plain types defined here.
 
 Runs and tasks come from azure-mgmt-containerregistry 14.0.0, API version 2019-06-01-preview: 15.x moved
-them into the separate beta package azure-mgmt-containerregistrytasks (README: "Building on ACR Tasks").
+them into the separate beta package azure-mgmt-containerregistrytasks (docs/acr.md).
 """
 
 from __future__ import annotations

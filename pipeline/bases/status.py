@@ -52,7 +52,7 @@ class BaseStatus:
         return LockEntry(self.reference, self.platform, self.os_version, self.current, self.index)
 
     def data(self) -> dict[str, Any]:
-        """The `--json` form (README "Base images")."""
+        """The `--json` form (docs/base-images.md)."""
         return _data(self)
 
 

@@ -1,5 +1,5 @@
 """The one retry policy for every registry operation: pipeline's own HTTP requests, the ACR token
-exchange and the engine's pushes. README ("Registries and credentials", "Guarantees") states these
+exchange and the engine's pushes. docs/registries.md and docs/guarantees.md states these
 numbers; tests/unit/registry/test_retry_policy.py holds the two to each other.
 
     for attempt in POLICY.retrying(lambda exc: isinstance(exc, Transient)):

@@ -324,7 +324,7 @@ def _check_signing(spec: ConfigSpec, base_dir: Path, positions: PositionIndex) -
 
 def _check_reuse(spec: ConfigSpec, positions: PositionIndex) -> None:
     """`reuse: trusted` reuses only what the pipeline's own signer signed: a pipeline that signs nothing has
-    no signer to check against (README "Reuse and trust")."""
+    no signer to check against (docs/reuse-and-trust.md)."""
     for name, pipeline in spec.pipelines.items():
         chosen = pipeline.reuse or spec.reuse
         if chosen != "trusted" or (pipeline.sign or spec.sign) is not None:

@@ -265,7 +265,7 @@ def _resolve_pipeline(spec: ConfigSpec, pipeline_name: str, base_dir: Path) -> d
             tags=TagRules.of(merged_policy("tags", chain)),
             sign=Signing.of(sign, base_dir) if sign is not None else None,
             # Unset: `trusted` where the pipeline signs (what it signs must be what it built or could
-            # verify), else `any` (README "Reuse and trust").
+            # verify), else `any` (docs/reuse-and-trust.md).
             reuse=reuse or ("trusted" if sign is not None else "any"),
             acr=AcrSettings.of(acr) if acr is not None else None,
             network=network,

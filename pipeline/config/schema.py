@@ -100,8 +100,8 @@ class SignSpec(StrictModel):
     )
 
 
-# Which earlier build with the same input digest a run may reuse instead of building (README "Reuse and
-# trust"): `trusted` only one signed (and, with `attest: [provenance]`, attested for these inputs) by the
+# Which earlier build with the same input digest a run may reuse instead of building (docs/reuse-and-trust.md):
+# `trusted` only one signed (and, with `attest: [provenance]`, attested for these inputs) by the
 # pipeline's own signer; `any` whatever the `inputs-` tag holds; `never` none. Unset: `trusted` where the
 # pipeline signs, else `any`.
 Reuse = Literal["trusted", "any", "never"]

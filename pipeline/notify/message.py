@@ -54,7 +54,7 @@ class Notice:
 
 
 def generic_body(notice: Notice) -> dict[str, Any]:
-    """The generic webhook's JSON body (README: Notifications lists every field)."""
+    """The generic webhook's JSON body (docs/triggers.md: Notifications lists every field)."""
     return {
         "schema": SCHEMA_VERSION,
         "event": notice.event,

@@ -47,7 +47,7 @@ class ImageResult:
     platform: str | None = None  # a variant: what it was built for (`windows/amd64 10.0.17763`)
     # A reused image: the version and commit its labels name (those of the earlier build that made it).
     built_from: dict[str, str | None] | None = None
-    # Images under this run's input tags that were not reused, and why (README "Reuse and trust").
+    # Images under this run's input tags that were not reused, and why (docs/reuse-and-trust.md).
     not_reused: list[str] = field(default_factory=list)
     # The external base images it stands on, as this run resolved them (an index: its variants', together).
     bases: list[ResolvedBase] = field(default_factory=list)

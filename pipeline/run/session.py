@@ -369,7 +369,7 @@ class Session:
             yield _Parts(backends, credentials, registry, reachable, signer, policy, bases)
 
     def _vouch(self, registry: RegistryClient, parts: _Parts) -> Vouch | None:
-        """What checks a `reuse: trusted` pipeline's candidates: its own signer (README "Reuse and trust")."""
+        """What checks a `reuse: trusted` pipeline's candidates: its own signer (docs/reuse-and-trust.md)."""
         return None if parts.signer is None else self._reuse_verifier(registry, parts.signer)
 
     def _reuse_verifier(self, registry: RegistryClient, signer: RunSigner) -> Vouch:
