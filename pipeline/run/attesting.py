@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import cast
 
 from pipeline.attest.provenance import BaseImage, BuilderKind, BuildFacts, provenance_predicate
+from pipeline.bases.resolve import BaseResolver
 from pipeline.builders import Backend
 from pipeline.dockerfile.bases import base_images
-from pipeline.errors import SigningError
+from pipeline.errors import PipelineError, SigningError
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import index_platforms
 from pipeline.registry.platforms import platform_text
 from pipeline.registry.reference import parse_reference
-from pipeline.run.executor import Built
+from pipeline.run.results import Built
 from pipeline.sbom import LayerCache, bom_document, read_packages, sbom_document
 from pipeline.signing.payloads import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from pipeline.signing.runsigner import RunSigner
@@ -54,15 +55,18 @@ class RunAttester:
         config_file: Path,
         invocation_id: str,
         backends: Mapping[str, Backend] | None = None,
+        bases: BaseResolver | None = None,
     ) -> None:
         """`backends`: the run's, by `builder:` name: each says what really builds (`docker` falls back to
-        the classic builder where buildx is missing) and the versions to record for an engine."""
+        the classic builder where buildx is missing) and the versions to record for an engine. `bases`: the
+        run's resolution of external base images, which an image reused rather than built stood on."""
         self.registry = registry
         self.signer = signer
         self.plan = plan
         self.config_file = config_file
         self.invocation_id = invocation_id
         self.backends = backends or {}
+        self.bases = bases
         self._bases_of: dict[tuple[str, str | None], tuple[BaseImage, ...]] = {}
         self._resolved: dict[str, str | None] = {}
         self._lock = threading.Lock()
@@ -119,11 +123,20 @@ class RunAttester:
 
     def _read_bases(self, view: PlannedImage, built: Built | None) -> tuple[BaseImage, ...]:
         """The Dockerfile's base images by digest: pinned ones as written, external ones as the run resolved
-        them (the digest the build stood on, `Built.bases`: never the tag read again), others as the
-        registry resolves them now. One that cannot be resolved is a refusal: provenance that leaves out a
-        base would say less than it claims."""
+        them (the digest the build stood on, `Built.bases`; for an image reused rather than built, the
+        run's resolution that its input digest used: never the tag read again), others as the registry
+        resolves them now. One that cannot be resolved is a refusal: provenance that leaves out a base would
+        say less than it claims."""
         build_args = dict(built.build_args) if built is not None else dict(view.build_args)
-        stood_on = {base.reference: base.digest for base in built.bases} if built is not None else {}
+        if built is not None:
+            stood_on = {base.reference: base.digest for base in built.bases}
+        elif self.bases is not None:
+            try:
+                stood_on = self.bases.digests(view, build_args)
+            except PipelineError as exc:
+                raise SigningError(f"{view.key}: attesting: {exc}") from None
+        else:
+            stood_on = {}
         try:
             # As the engine read it: bytes that are not UTF-8 (a comment in Latin-1) do not stop the build.
             text = view.dockerfile.read_bytes().decode("utf-8", errors="replace")

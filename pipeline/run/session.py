@@ -405,7 +405,13 @@ class Session:
         from pipeline.run.attesting import RunAttester  # SBOM readers: only for a plan that attests
 
         return RunAttester(
-            registry, parts.signer, plan, self.loaded.file, invocation_id=str(uuid.uuid4()), backends=parts.backends
+            registry,
+            parts.signer,
+            plan,
+            self.loaded.file,
+            invocation_id=str(uuid.uuid4()),
+            backends=parts.backends,
+            bases=parts.bases,
         )
 
     def _signer(self, plan: Plan, registry: RegistryClient, secrets: Secrets) -> RunSigner | None:
