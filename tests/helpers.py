@@ -45,6 +45,41 @@ def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busyb
     return config_file
 
 
+FROM_BASE = 'build_args: {BASE_IMAGE: "{{ images.base }}"}'
+
+
+def image_entry(name: str, *keys: str) -> str:
+    """An image's YAML flow mapping: `context: images/<name>`, then each of `keys` (`key: value`)."""
+    return "{" + ", ".join((f"context: images/{name}", *keys)) + "}"
+
+
+def shop_config(
+    registry: str,
+    images: dict[str, str] | tuple[str, ...],
+    *,
+    pipeline: str = "shop",
+    top: str = "",
+    network: str | None = "none",
+    keys: str = "",
+    more: dict[str, dict[str, str] | tuple[str, ...]] | None = None,
+) -> str:
+    """pipelines.yaml's text: `registry`, `network` (BuildKit's RUN steps default to the bridge network,
+    which this machine's engines lack), the top-level YAML `top` (unindented lines), then pipeline
+    `pipeline` with its own `keys` (unindented YAML lines) and `images`, then the pipelines of `more`.
+    Images map a name to its flow mapping (`image_entry(...)`; empty: just its context `images/<name>`);
+    a tuple names images that have only a context."""
+    lines = [f"registry: {registry}", *([f"network: {network}"] if network else []), *textwrap.dedent(top).splitlines()]
+    lines.append("pipelines:")
+    for name, members in {pipeline: images, **(more or {})}.items():
+        entries = members if isinstance(members, dict) else dict.fromkeys(members, "")
+        lines.append(f"  {name}:")
+        if name == pipeline:
+            lines += [f"    {line}" for line in textwrap.dedent(keys).splitlines()]
+        lines.append("    images:")
+        lines += [f"      {image_name}: {entry or image_entry(image_name)}" for image_name, entry in entries.items()]
+    return "\n".join(lines) + "\n"
+
+
 def app_project(
     root: Path,
     registry: str,
@@ -60,14 +95,7 @@ def app_project(
     variants = f", platforms: [{', '.join(platforms)}]" if platforms else ""
     return write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              {image}: {{context: images/{image}{variants}}}
-        """,
+        shop_config(registry, {image: f"{{context: images/{image}{variants}}}"}),
         {image: dockerfile},
         busybox=(image,) if busybox else (),
     )
