@@ -34,7 +34,7 @@ from pipeline.config.schema import AcrSpec
 from pipeline.errors import ConfigError
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.reference import ImageRef, parse_repository
-from tests.helpers import write_project
+from tests.helpers import image_entry, shop_config, write_project
 
 LABELS = {"org.opencontainers.image.revision": "abc", "team": 'say "hi"'}
 
@@ -219,19 +219,20 @@ def test_task_names_and_repository_urls() -> None:
 def _plan(tmp_path: Path) -> tuple[Plan, Path]:
     config_file = write_project(
         tmp_path,
-        """\
-        registry: 127.0.0.1:5000/local
-        acr: {registry: shopacr, resource_group: rg, subscription: sub, timeout: 100}
-        pipelines:
-          shop:
-            images:
-              base: {context: images/base}
-              app:
-                context: images/app
-                repository: shopacr.azurecr.io/shop/app
-                platform: windows/amd64
-                build_args: {BASE: "{{ images.base }}", SHA: "{{ git.short_sha }}"}
-        """,
+        shop_config(
+            "127.0.0.1:5000/local",
+            {
+                "base": "",
+                "app": image_entry(
+                    "app",
+                    "repository: shopacr.azurecr.io/shop/app",
+                    "platform: windows/amd64",
+                    'build_args: {BASE: "{{ images.base }}", SHA: "{{ git.short_sha }}"}',
+                ),
+            },
+            network=None,
+            top="acr: {registry: shopacr, resource_group: rg, subscription: sub, timeout: 100}",
+        ),
         {"base": "FROM scratch\n", "app": "ARG BASE\nFROM $BASE\n"},
     )
     config = load_config(config_file)
