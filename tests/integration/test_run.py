@@ -31,26 +31,12 @@ RUN echo "$GREETING" > /greeting
 
 
 def three_image_config(registry: str) -> str:
-    return f"""\
-    registry: {registry}
-    network: none
-    pipelines:
-      shop:
-        images:
-          base:
-            context: images/base
-          app:
-            context: images/app
-            target: runtime
-            build_args:
-              BASE_IMAGE: "{{{{ images.base }}}}"
-              GREETING: "hello {{{{ version }}}}"
-          worker:
-            context: images/worker
-            depends_on: [base]
-            build_args:
-              BASE_IMAGE: "{{{{ images.base }}}}"
-    """
+    app = image_entry(
+        "app", "target: runtime", 'build_args: {BASE_IMAGE: "{{ images.base }}", GREETING: "hello {{ version }}"}'
+    )
+    return shop_config(
+        registry, {"base": "", "app": app, "worker": image_entry("worker", "depends_on: [base]", FROM_BASE)}
+    )
 
 
 def three_image_project(root: Path, registry: str) -> Path:
