@@ -178,6 +178,11 @@ def commit_files(root: Path, files: dict[str, str], message: str = "change") -> 
     return git(root, "rev-parse", "HEAD")
 
 
+def fake_digests(chars: str) -> tuple[str, ...]:
+    """One well-formed sha256 digest per character of `chars` (`sha256:` and 64 of it)."""
+    return tuple(f"sha256:{char * 64}" for char in chars)
+
+
 SHOP_IMAGES = ("base", "app", "worker")
 
 

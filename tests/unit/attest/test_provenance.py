@@ -15,14 +15,11 @@ import pytest
 
 from pipeline import __version__
 from pipeline.attest.provenance import BaseImage, BuildFacts, provenance_predicate, provenance_statement
+from tests.helpers import fake_digests
 
 SCHEMA = Path(__file__).resolve().parents[2] / "data" / "schemas" / "slsa-provenance-v1.schema.json"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-IMAGE_DIGEST = "sha256:" + "aa" * 32
-BASE_DIGEST = "sha256:" + "bb" * 32
-TOOLS_DIGEST = "sha256:" + "cc" * 32
-DOCKERFILE_DIGEST = "sha256:" + "dd" * 32
-INPUT_DIGEST = "sha256:" + "ee" * 32
+IMAGE_DIGEST, BASE_DIGEST, TOOLS_DIGEST, DOCKERFILE_DIGEST, INPUT_DIGEST = fake_digests("abcde")
 SECRET = "s3cr3t-v4lue-0f-the-run"
 REGISTRY_PASSWORD = "registry-p4ssw0rd"
 
