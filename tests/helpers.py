@@ -46,6 +46,8 @@ def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busyb
 
 
 FROM_BASE = 'build_args: {BASE_IMAGE: "{{ images.base }}"}'
+# `web` built FROM `app` (its build arg BASE).
+WEB_ON_APP = '{context: images/web, depends_on: [app], build_args: {BASE: "{{ images.app }}"}}'
 
 
 def image_entry(name: str, *keys: str) -> str:
@@ -110,6 +112,15 @@ def push_upstream(root: Path, reference: str, content: str) -> None:
         done = subprocess.run(["docker", *command], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
     subprocess.run(["docker", "rmi", reference], capture_output=True, check=False)
+
+
+def two_upstreams(root: Path, registry: str, namespace: str) -> tuple[str, str]:
+    """Upstream releases `base:1` (up.txt "one") and `other:1` (up.txt "other") pushed under
+    `<registry>/<namespace>-upstream/`; their references."""
+    base, other = (f"{registry}/{namespace}-upstream/{name}:1" for name in ("base", "other"))
+    push_upstream(root / "up-base", base, "one\n")
+    push_upstream(root / "up-other", other, "other\n")
+    return base, other
 
 
 @dataclass
