@@ -123,22 +123,22 @@ def test_platforms() -> None:
         platform_properties("darwin/arm64")
 
 
-def _wire(build: RemoteBuild) -> dict[str, Any]:
-    """The scheduleRun body as it goes to Azure."""
-    return dict(docker_build_request(build).serialize())
-
-
-def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a_build_arg() -> None:
+def _wire(build_args: dict[str, str], **platform: str) -> dict[str, Any]:
+    """The scheduleRun body, as it goes to Azure, of shop/app's build with `build_args` on `platform`."""
     build = RemoteBuild(
         image_names=("shop/app:sha-1",),
         dockerfile="Dockerfile",
         source_location="source/x.tar.gz",
-        build_args={"BASE": "mcr.microsoft.com/windows/servercore"},
-        os="Windows",
-        architecture="amd64",
-        os_version="10.0.17763",
+        build_args=build_args,
+        **platform,
     )
-    body = _wire(build)
+    return dict(docker_build_request(build).serialize())
+
+
+def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a_build_arg() -> None:
+    body = _wire(
+        {"BASE": "mcr.microsoft.com/windows/servercore"}, os="Windows", architecture="amd64", os_version="10.0.17763"
+    )
     assert body["platform"] == {"os": "Windows", "architecture": "amd64"}
     assert body["arguments"] == [
         {"name": "BASE", "value": "mcr.microsoft.com/windows/servercore", "isSecret": False},
@@ -147,15 +147,7 @@ def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a
 
 
 def test_a_run_request_without_os_version_has_no_pipeline_os_version() -> None:
-    build = RemoteBuild(
-        image_names=("shop/app:sha-1",),
-        dockerfile="Dockerfile",
-        source_location="source/x.tar.gz",
-        build_args={"BASE": "busybox"},
-        architecture="arm64",
-        variant="v8",
-    )
-    body = _wire(build)
+    body = _wire({"BASE": "busybox"}, architecture="arm64", variant="v8")
     assert body["platform"] == {"os": "Linux", "architecture": "arm64", "variant": "v8"}
     assert [a["name"] for a in body["arguments"]] == ["BASE"]
 
