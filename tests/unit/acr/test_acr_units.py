@@ -152,6 +152,14 @@ def test_a_run_request_without_os_version_has_no_pipeline_os_version() -> None:
     assert [a["name"] for a in body["arguments"]] == ["BASE"]
 
 
+def _acr_build(root: Path, repository: str, **request: Any) -> None:
+    """p/app (context `root`) built by the ACR builder of registry `shop` under `repository`:sha-1."""
+    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
+    tag = ImageRef(parse_repository(repository), tag="sha-1")
+    built = BuildRequest(image="p/app", context=root, dockerfile=root / "Dockerfile", tag=tag, **request)
+    AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(built, lambda step, message: None)
+
+
 @pytest.mark.parametrize(
     ("platform", "build_args", "message"),
     [
@@ -162,18 +170,8 @@ def test_a_run_request_without_os_version_has_no_pipeline_os_version() -> None:
 def test_builder_refuses_an_os_version_it_cannot_honour(
     tmp_path: Path, platform: str, build_args: dict[str, str], message: str
 ) -> None:
-    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
-    request = BuildRequest(
-        image="p/app",
-        context=tmp_path,
-        dockerfile=tmp_path / "Dockerfile",
-        tag=ImageRef(parse_repository("shop.azurecr.io/app"), tag="sha-1"),
-        build_args=build_args,
-        platform=platform,
-        os_version="10.0.17763",
-    )
     with pytest.raises(ConfigError, match=message):
-        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, lambda step, message: None)
+        _acr_build(tmp_path, "shop.azurecr.io/app", build_args=build_args, platform=platform, os_version="10.0.17763")
 
 
 def test_arm_scopes_and_acr_hosts() -> None:
@@ -186,15 +184,8 @@ def test_arm_scopes_and_acr_hosts() -> None:
 
 
 def test_builder_refuses_a_repository_off_the_login_server(tmp_path: Path) -> None:
-    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
-    request = BuildRequest(
-        image="p/app",
-        context=tmp_path,
-        dockerfile=tmp_path / "Dockerfile",
-        tag=ImageRef(parse_repository("ghcr.io/org/app"), tag="sha-1"),
-    )
     with pytest.raises(ConfigError, match="login server shop.azurecr.io"):
-        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, lambda step, message: None)
+        _acr_build(tmp_path, "ghcr.io/org/app")
 
 
 def test_task_names_and_repository_urls() -> None:
