@@ -11,7 +11,10 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pipeline.attest.provenance import BuildFacts
 
 
 class RegistryPeekLike(Protocol):
@@ -187,6 +190,15 @@ def commit_files(root: Path, files: dict[str, str], message: str = "change") -> 
     git(root, "add", "-A")
     git(root, "commit", "-qm", message)
     return git(root, "rev-parse", "HEAD")
+
+
+def build_facts(repository: str, digest: str, builder: str = "buildx", **more: Any) -> BuildFacts:
+    """The BuildFacts of `repository`'s image (`.../<pipeline>/<image>`) built from pipelines.yaml, with `more`."""
+    from pipeline.attest.provenance import BuildFacts
+
+    pipeline, image = repository.split("/")[-2:]
+    known = {"config_path": "pipelines.yaml", "pipeline": pipeline, "image": image, "builder": builder}
+    return BuildFacts(**{**known, "repository": repository, "digest": digest, **more})
 
 
 def fake_digests(chars: str) -> tuple[str, ...]:
