@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pipeline.attest.provenance import BuildFacts
+    from pipeline.builders import BuildRequest
 
 
 class RegistryPeekLike(Protocol):
@@ -190,6 +191,17 @@ def commit_files(root: Path, files: dict[str, str], message: str = "change") -> 
     git(root, "add", "-A")
     git(root, "commit", "-qm", message)
     return git(root, "rev-parse", "HEAD")
+
+
+def build_request(root: Path, reference: str, **more: Any) -> BuildRequest:
+    """The request to build `reference`'s image (`.../<pipeline>/<image>:<tag>`) from `root` and its
+    Dockerfile, with `more`."""
+    from pipeline.builders import BuildRequest
+    from pipeline.registry.reference import parse_reference
+
+    tag = parse_reference(reference)
+    image = "/".join(reference.rsplit(":", 1)[0].split("/")[-2:])
+    return BuildRequest(image=image, context=root, dockerfile=root / "Dockerfile", tag=tag, **more)
 
 
 def build_facts(repository: str, digest: str, builder: str = "buildx", **more: Any) -> BuildFacts:
