@@ -11,7 +11,11 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pipeline.attest.provenance import BuildFacts
+    from pipeline.builders import BuildRequest
 
 
 class RegistryPeekLike(Protocol):
@@ -45,6 +49,43 @@ def write_project(root: Path, config: str, dockerfiles: dict[str, str], *, busyb
     return config_file
 
 
+FROM_BASE = 'build_args: {BASE_IMAGE: "{{ images.base }}"}'
+# `web` built FROM `app` (its build arg BASE).
+WEB_ON_APP = '{context: images/web, depends_on: [app], build_args: {BASE: "{{ images.app }}"}}'
+
+
+def image_entry(name: str, *keys: str) -> str:
+    """An image's YAML flow mapping: `context: images/<name>`, then each of `keys` (`key: value`)."""
+    return "{" + ", ".join((f"context: images/{name}", *keys)) + "}"
+
+
+def shop_config(
+    registry: str,
+    images: dict[str, str] | tuple[str, ...],
+    *,
+    pipeline: str = "shop",
+    top: str = "",
+    network: str | None = "none",
+    keys: str = "",
+    more: dict[str, dict[str, str] | tuple[str, ...]] | None = None,
+) -> str:
+    """pipelines.yaml's text: `registry`, `network` (BuildKit's RUN steps default to the bridge network,
+    which this machine's engines lack), the top-level YAML `top` (unindented lines), then pipeline
+    `pipeline` with its own `keys` (unindented YAML lines) and `images`, then the pipelines of `more`.
+    Images map a name to its flow mapping (`image_entry(...)`; empty: just its context `images/<name>`);
+    a tuple names images that have only a context."""
+    lines = [f"registry: {registry}", *([f"network: {network}"] if network else []), *textwrap.dedent(top).splitlines()]
+    lines.append("pipelines:")
+    for name, members in {pipeline: images, **(more or {})}.items():
+        entries = members if isinstance(members, dict) else dict.fromkeys(members, "")
+        lines.append(f"  {name}:")
+        if name == pipeline:
+            lines += [f"    {line}" for line in textwrap.dedent(keys).splitlines()]
+        lines.append("    images:")
+        lines += [f"      {image_name}: {entry or image_entry(image_name)}" for image_name, entry in entries.items()]
+    return "\n".join(lines) + "\n"
+
+
 def app_project(
     root: Path,
     registry: str,
@@ -60,14 +101,7 @@ def app_project(
     variants = f", platforms: [{', '.join(platforms)}]" if platforms else ""
     return write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              {image}: {{context: images/{image}{variants}}}
-        """,
+        shop_config(registry, {image: f"{{context: images/{image}{variants}}}"}),
         {image: dockerfile},
         busybox=(image,) if busybox else (),
     )
@@ -82,6 +116,15 @@ def push_upstream(root: Path, reference: str, content: str) -> None:
         done = subprocess.run(["docker", *command], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
     subprocess.run(["docker", "rmi", reference], capture_output=True, check=False)
+
+
+def two_upstreams(root: Path, registry: str, namespace: str) -> tuple[str, str]:
+    """Upstream releases `base:1` (up.txt "one") and `other:1` (up.txt "other") pushed under
+    `<registry>/<namespace>-upstream/`; their references."""
+    base, other = (f"{registry}/{namespace}-upstream/{name}:1" for name in ("base", "other"))
+    push_upstream(root / "up-base", base, "one\n")
+    push_upstream(root / "up-other", other, "other\n")
+    return base, other
 
 
 @dataclass
@@ -148,6 +191,31 @@ def commit_files(root: Path, files: dict[str, str], message: str = "change") -> 
     git(root, "add", "-A")
     git(root, "commit", "-qm", message)
     return git(root, "rev-parse", "HEAD")
+
+
+def build_request(root: Path, reference: str, **more: Any) -> BuildRequest:
+    """The request to build `reference`'s image (`.../<pipeline>/<image>:<tag>`) from `root` and its
+    Dockerfile, with `more`."""
+    from pipeline.builders import BuildRequest
+    from pipeline.registry.reference import parse_reference
+
+    tag = parse_reference(reference)
+    image = "/".join(reference.rsplit(":", 1)[0].split("/")[-2:])
+    return BuildRequest(image=image, context=root, dockerfile=root / "Dockerfile", tag=tag, **more)
+
+
+def build_facts(repository: str, digest: str, builder: str = "buildx", **more: Any) -> BuildFacts:
+    """The BuildFacts of `repository`'s image (`.../<pipeline>/<image>`) built from pipelines.yaml, with `more`."""
+    from pipeline.attest.provenance import BuildFacts
+
+    pipeline, image = repository.split("/")[-2:]
+    known = {"config_path": "pipelines.yaml", "pipeline": pipeline, "image": image, "builder": builder}
+    return BuildFacts(**{**known, "repository": repository, "digest": digest, **more})
+
+
+def fake_digests(chars: str) -> tuple[str, ...]:
+    """One well-formed sha256 digest per character of `chars` (`sha256:` and 64 of it)."""
+    return tuple(f"sha256:{char * 64}" for char in chars)
 
 
 SHOP_IMAGES = ("base", "app", "worker")

@@ -29,7 +29,6 @@ import base64
 import datetime as dt
 import hashlib
 import io
-import ipaddress
 import itertools
 import json
 import re
@@ -49,12 +48,9 @@ from typing import Any
 import docker
 import httpx
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.acr.azurite import AZURITE_ACCOUNT, AZURITE_KEY
+from tests.certs import self_signed_certificate
 
 TASKS_API = "2019-06-01-preview"
 REGISTRY_API = "2025-04-01"
@@ -84,35 +80,6 @@ class _BuildClient(docker.APIClient):
         if sock is not None:
             sock.shutdown(socket.SHUT_RDWR)
         self.close()
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, and its key (PEM files in `directory`)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acr-emulator")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "emulator-cert.pem", directory / "emulator-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
 
 
 def _now() -> str:
@@ -169,7 +136,7 @@ class AcrEmulator:
         self._access_tokens: set[str] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.cert_file, key_file = self_signed_certificate(workdir)
+        self.cert_file, key_file = self_signed_certificate(workdir, "acr-emulator", "emulator")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert_file, key_file)
         self._arm = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self._arm_request))

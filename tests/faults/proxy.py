@@ -221,7 +221,14 @@ class QuietServer(ThreadingHTTPServer):
 def fault_proxy(upstream: str, plan: FaultPlan) -> Iterator[str]:
     """Serve on a free loopback port; yield its `127.0.0.1:PORT`."""
     host, port = upstream.rsplit(":", 1)
-    server = QuietServer(("127.0.0.1", 0), _handler((host, int(port)), plan))
+    with serving(_handler((host, int(port)), plan)) as address:
+        yield address
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a free loopback port in a thread; yield its `127.0.0.1:PORT`."""
+    server = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Protocol
 
-from tests.faults.proxy import QuietServer, read_body
+from tests.faults.proxy import read_body, serving
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 MANIFEST_PATH = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<reference>[^/?]+)(?P<query>\?.*)?$")
@@ -130,11 +130,5 @@ def _handler(upstream: tuple[str, int], rules: list[Rule]) -> type[BaseHTTPReque
 def rewrite_proxy(upstream: str, *rules: Rule) -> Iterator[str]:
     """Serve on a free loopback port in front of `upstream` (`host:port`); yield `127.0.0.1:PORT`."""
     host, port = upstream.rsplit(":", 1)
-    server = QuietServer(("127.0.0.1", 0), _handler((host, int(port)), list(rules)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_handler((host, int(port)), list(rules))) as address:
+        yield address

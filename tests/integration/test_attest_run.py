@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 from packageurl import PackageURL
 
-from tests.helpers import git, init_git, run_cli, write_project
+from tests.helpers import git, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_attest import cosign_verify_attestation
 from tests.integration.test_signing import ENV, consumer_project, push_unsigned
@@ -51,22 +51,22 @@ RUN --mount=type=secret,id=token echo "$GREETING" > /greeting && wc -c < /run/se
 def attested_project(root: Path, registry: str) -> None:
     write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        registries:
-          {registry.split("/")[0]}: {{signature_storage: both}}
-        sign: {{key: cosign.key, attest: [provenance, sbom]}}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}", GREETING: hello}}
-                secrets:
-                  token: {{env: PIPELINE_TEST_TOKEN}}
-        """,
+        shop_config(
+            registry,
+            {
+                "base": "",
+                "app": image_entry(
+                    "app",
+                    'build_args: {BASE_IMAGE: "{{ images.base }}", GREETING: hello}',
+                    "secrets: {token: {env: PIPELINE_TEST_TOKEN}}",
+                ),
+            },
+            top=f"""\
+            registries:
+              {registry.split("/")[0]}: {{signature_storage: both}}
+            sign: {{key: cosign.key, attest: [provenance, sbom]}}
+            """,
+        ),
         {"base": BASE, "app": APP},
         busybox=("base",),
     )

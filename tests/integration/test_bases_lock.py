@@ -9,7 +9,18 @@ import json
 from pathlib import Path
 
 from pipeline.dockerfile.bases import default_platform
-from tests.helpers import built_steps, commit_files, git, init_git, push_upstream, run_cli, write_project
+from tests.helpers import (
+    WEB_ON_APP,
+    built_steps,
+    commit_files,
+    git,
+    init_git,
+    push_upstream,
+    run_cli,
+    shop_config,
+    two_upstreams,
+    write_project,
+)
 from tests.integration.conftest import RegistryPeek, Services
 
 HEADER = [
@@ -33,16 +44,7 @@ def test_the_lock_holds_until_bases_update_moves_it(
     project = tmp_path / "project"
     write_project(
         project,
-        f"""\
-        registry: {registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-              web: {{context: images/web, depends_on: [app], build_args: {{BASE: "{{{{ images.app }}}}"}}}}
-              tool: {{context: images/tool}}
-        """,
+        shop_config(f"{registry}/{namespace}", {"app": "", "web": WEB_ON_APP, "tool": ""}),
         {
             "app": f"FROM {base}\nCOPY app.txt /app.txt\n",
             "web": "ARG BASE\nFROM ${BASE}\nCOPY web.txt /web.txt\n",
@@ -128,21 +130,11 @@ def test_run_locked_refuses_a_base_the_lock_does_not_name_and_pushes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     registry = services.plain_registry
-    base = f"{registry}/{namespace}-upstream/base:1"
-    other = f"{registry}/{namespace}-upstream/other:1"
-    push_upstream(tmp_path / "upstream", base, "one\n")
-    push_upstream(tmp_path / "upstream", other, "other\n")
+    base, other = two_upstreams(tmp_path, registry, namespace)
     project = tmp_path / "project"
     write_project(
         project,
-        f"""\
-        registry: {registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
+        shop_config(f"{registry}/{namespace}", ("app",)),
         {"app": f"FROM {base}\nCOPY Dockerfile /app\n"},
     )
     init_git(project)

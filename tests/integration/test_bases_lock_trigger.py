@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import git, init_git, push_upstream, run_cli, write_project
+from tests.helpers import WEB_ON_APP, git, init_git, push_upstream, run_cli, shop_config, two_upstreams, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 IMAGES = ("app", "web", "tool", "plain")
@@ -18,25 +18,15 @@ def project(tmp_path: Path, services: Services, namespace: str) -> tuple[Path, s
     """`app` FROM the upstream base, `web` FROM app, `tool` FROM another upstream image, `plain` FROM
     scratch; built on main. Returns (project, base, other)."""
     registry = services.plain_registry
-    base = f"{registry}/{namespace}-upstream/base:1"
-    other = f"{registry}/{namespace}-upstream/other:1"
-    push_upstream(tmp_path / "up-base", base, "one\n")
-    push_upstream(tmp_path / "up-other", other, "other\n")
+    base, other = two_upstreams(tmp_path, registry, namespace)
     root = tmp_path / "project"
     write_project(
         root,
-        f"""\
-        registry: {registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            triggers: [{{branch: "^main$"}}]
-            images:
-              app: {{context: images/app}}
-              web: {{context: images/web, depends_on: [app], build_args: {{BASE: "{{{{ images.app }}}}"}}}}
-              tool: {{context: images/tool}}
-              plain: {{context: images/plain}}
-        """,
+        shop_config(
+            f"{registry}/{namespace}",
+            {"app": "", "web": WEB_ON_APP, "tool": "", "plain": ""},
+            keys='triggers: [{branch: "^main$"}]',
+        ),
         {
             "app": f"FROM {base}\nCOPY app.txt /app.txt\n",
             "web": "ARG BASE\nFROM ${BASE}\nCOPY web.txt /web.txt\n",

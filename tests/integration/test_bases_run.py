@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import built_steps, init_git, run_cli, write_project
+from tests.helpers import built_steps, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 UPSTREAM_DOCKERFILE = "FROM scratch\nCOPY up.txt /up.txt\n"
@@ -45,18 +45,10 @@ def project(root: Path, registry: str, *, second: str | None = None) -> Path:
         app += f"COPY --from={second} /up.txt /second.txt\n"
     config = write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base-app: {{context: images/base-app}}
-              other: {{context: images/other}}
-              child:
-                context: images/child
-                build_args: {{BASE: "{{{{ images.base-app }}}}"}}
-        """,
+        shop_config(
+            registry,
+            {"base-app": "", "other": "", "child": image_entry("child", 'build_args: {BASE: "{{ images.base-app }}"}')},
+        ),
         {
             "base-app": app,
             "other": "FROM scratch\nCOPY other.txt /other.txt\n",
@@ -214,15 +206,7 @@ def test_a_base_without_an_image_for_a_variant_platform_is_refused_naming_what_i
     root = tmp_path / "project"
     write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app, platforms: [linux/amd64, linux/arm64]}}
-              other: {{context: images/other}}
-        """,
+        shop_config(registry, {"app": image_entry("app", "platforms: [linux/amd64, linux/arm64]"), "other": ""}),
         {
             "app": f"FROM {registry}-upstream/base:multi\n",
             "other": "FROM scratch\nCOPY Dockerfile /Dockerfile\n",

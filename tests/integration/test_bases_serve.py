@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from pipeline.cache.inputs import BASES_LABEL
-from tests.helpers import git, init_git, write_project
+from tests.helpers import git, init_git, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_serve import Serve
 
@@ -192,14 +192,7 @@ def test_a_distribution_notification_rebuilds_the_dependants_on_the_new_digest(
 def _project(repo: Path, services: Services, namespace: str) -> Path:
     write_project(
         repo,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
+        shop_config(f"{services.plain_registry}/{namespace}", ("app",)),
         {"app": "FROM scratch\nCOPY app.txt /app.txt\n"},
     )
     (repo / "images" / "app" / "app.txt").write_text("app\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import init_git, run_cli, write_project
+from tests.helpers import image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 # The namespace makes the step unique to this test run, so no earlier build's layer answers for it.
@@ -20,15 +20,11 @@ def test_network_none_and_host_reach_the_run_steps(
 ) -> None:
     write_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          net:
-            images:
-              isolated: {{context: images/isolated}}
-              hosted: {{context: images/hosted, network: host}}
-        """,
+        shop_config(
+            f"{services.plain_registry}/{namespace}",
+            {"isolated": "", "hosted": image_entry("hosted", "network: host")},
+            pipeline="net",
+        ),
         {name: DOCKERFILE.format(unique=f"{namespace}-{name}") for name in ("isolated", "hosted")},
         busybox=("isolated", "hosted"),
     )

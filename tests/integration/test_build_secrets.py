@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import init_git, run_cli, write_project
+from tests.helpers import image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 # Busybox on scratch, then a step that reads the secret and keeps only its hash and length. BuildKit's
@@ -36,21 +36,13 @@ def secrets_project(root: Path, registry: str) -> Path:
     from ../netrc-secret (outside the repository, as a user keeps such files)."""
     return write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              npm:
-                context: images/npm
-                secrets:
-                  npm_token: {{env: PIPELINE_TEST_NPM_TOKEN}}
-              netrc:
-                context: images/netrc
-                secrets:
-                  netrc: {{file: ../netrc-secret}}
-        """,
+        shop_config(
+            registry,
+            {
+                "npm": image_entry("npm", "secrets: {npm_token: {env: PIPELINE_TEST_NPM_TOKEN}}"),
+                "netrc": image_entry("netrc", "secrets: {netrc: {file: ../netrc-secret}}"),
+            },
+        ),
         {
             "npm": DOCKERFILE.format(id="npm_token", unique=uuid.uuid4().hex),
             "netrc": DOCKERFILE.format(id="netrc", unique=uuid.uuid4().hex),

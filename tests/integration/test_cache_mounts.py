@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, FROM_BASE, git, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 # The cache's id is the test's namespace: the engine shares a cache mount between every build that
@@ -26,17 +26,7 @@ def test_a_cache_mount_keeps_its_contents_across_runs_and_dependants_build_from_
 ) -> None:
     write_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
+        shop_config(f"{services.plain_registry}/{namespace}", {"base": "", "app": image_entry("app", FROM_BASE)}),
         {"base": BASE_DOCKERFILE, "app": APP_DOCKERFILE.format(cache_id=f"pipeline-test-{namespace}")},
         busybox=("base",),
     )

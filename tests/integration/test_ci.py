@@ -22,7 +22,16 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from tests.helpers import BASE_DOCKERFILE, app_project, assert_valid_report, git, init_git, run_cli, write_project
+from tests.helpers import (
+    BASE_DOCKERFILE,
+    app_project,
+    assert_valid_report,
+    git,
+    init_git,
+    run_cli,
+    shop_config,
+    write_project,
+)
 from tests.integration.conftest import RegistryPeek, Services
 
 JUNIT_XSD = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit-10.xsd"
@@ -334,15 +343,7 @@ def test_a_stopped_run_writes_its_report_junit_and_outputs_for_what_it_knew(
     seconds = random.randint(600, 999)  # names the step's process: `sleep N` runs on this machine's engine
     write_project(
         root,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              quick: {{context: images/quick}}
-              slow: {{context: images/slow}}
-        """,
+        shop_config(f"{services.plain_registry}/{namespace}", ("quick", "slow")),
         {"quick": "FROM scratch\nCOPY hello /hello\n", "slow": f"{BASE_DOCKERFILE}RUN sleep {seconds}\n"},
         busybox=("slow",),
     )

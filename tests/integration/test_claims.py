@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.faults.rewrite import OnFirstBlob, ReadBackRewrite, rewrite_proxy
-from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli, write_project
+from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import ACCEPT, RegistryPeek, Services
 
 COPY_APP = "FROM scratch\nCOPY app.txt /app.txt\n"
@@ -59,15 +59,7 @@ def test_a_read_back_digest_other_than_the_pushed_one_fails_the_run(
     with rewrite_proxy(services.plain_registry, rule) as proxy:
         write_project(
             tmp_path,
-            f"""\
-            registry: {proxy}/{namespace}
-            network: none
-            pipelines:
-              shop:
-                images:
-                  app: {{context: images/app}}
-                  other: {{context: images/other}}
-            """,
+            shop_config(f"{proxy}/{namespace}", ("app", "other")),
             {"app": COPY_APP, "other": "FROM scratch\nCOPY . /other\n"},
         )
         (tmp_path / "images/app/app.txt").write_text("v1\n")
@@ -144,14 +136,7 @@ DOCKERIGNORE = "*.txt\n!keep.txt\n"
 def ignoring_project(root: Path, registry: str) -> None:
     write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              app: {{context: images/app}}
-        """,
+        shop_config(registry, ("app",)),
         {"app": "FROM scratch\nCOPY . /ctx/\n"},
     )
     (root / "images/app/.dockerignore").write_text(DOCKERIGNORE)
@@ -216,14 +201,7 @@ def test_same_commit_rebuilds_to_the_same_digest(
     `run --no-cache` of one commit, with RUN steps, both really building, push one digest."""
     write_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-        """,
+        shop_config(f"{services.plain_registry}/{namespace}", ("base",)),
         {"base": BASE_DOCKERFILE},
         busybox=("base",),
     )

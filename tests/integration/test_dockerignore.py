@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import git, init_git, run_cli, write_project
+from tests.helpers import git, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 
@@ -22,14 +22,11 @@ def test_a_dockerfiles_own_ignore_file_decides_what_is_sent_and_what_rebuilds(
 ) -> None:
     write_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          p:
-            images:
-              app: {{context: images/app, dockerfile: docker/app.Dockerfile}}
-        """,
+        shop_config(
+            f"{services.plain_registry}/{namespace}",
+            {"app": image_entry("app", "dockerfile: docker/app.Dockerfile")},
+            pipeline="p",
+        ),
         {},
     )
     context = tmp_path / "images" / "app"

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BASE_DOCKERFILE, assert_valid_report, init_git, run_cli, write_project
+from tests.helpers import (
+    BASE_DOCKERFILE,
+    FROM_BASE,
+    assert_valid_report,
+    image_entry,
+    init_git,
+    run_cli,
+    shop_config,
+    write_project,
+)
 from tests.integration.conftest import RegistryPeek, Services
 
 FAILING_RUN = 'RUN for i in $(seq 1 30); do echo "numbered line $i"; done; exit 3'
@@ -20,21 +29,11 @@ PROGRESS = re.compile(r"^\[\s*([\d.]+)s\] (\S+)\s+(\S+)\s+(.*)$")
 def failing_project(root: Path, registry: str, builder: str) -> None:
     write_project(
         root,
-        f"""\
-        registry: {registry}
-        builder: {builder}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              worker:
-                context: images/worker
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-        """,
+        shop_config(
+            registry,
+            {"base": "", "worker": image_entry("worker", FROM_BASE), "app": image_entry("app", FROM_BASE)},
+            top=f"builder: {builder}",
+        ),
         {
             "base": BASE_DOCKERFILE,
             "worker": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo worker > /worker\n",

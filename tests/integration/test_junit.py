@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 import xmlschema
 
-from tests.helpers import BASE_DOCKERFILE, assert_valid_report, init_git, run_cli, write_project
+from tests.helpers import (
+    BASE_DOCKERFILE,
+    FROM_BASE,
+    assert_valid_report,
+    image_entry,
+    init_git,
+    run_cli,
+    shop_config,
+    write_project,
+)
 from tests.integration.conftest import RegistryPeek, Services
 
 XSD = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit-10.xsd"
@@ -21,24 +30,16 @@ FAILING_RUN = r"RUN printf 'compiling\n\033[31mERROR\033[0m: no compiler\n'; exi
 def failing_project(root: Path, registry: str, builder: str = "docker") -> None:
     write_project(
         root,
-        f"""\
-        registry: {registry}
-        builder: {builder}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-              worker:
-                context: images/worker
-                build_args: {{APP_IMAGE: "{{{{ images.app }}}}"}}
-          tools:
-            images:
-              lint: {{context: images/lint}}
-        """,
+        shop_config(
+            registry,
+            {
+                "base": "",
+                "app": image_entry("app", FROM_BASE),
+                "worker": image_entry("worker", 'build_args: {APP_IMAGE: "{{ images.app }}"}'),
+            },
+            top=f"builder: {builder}",
+            more={"tools": ("lint",)},
+        ),
         {
             "base": BASE_DOCKERFILE,
             "app": f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\n{FAILING_RUN}\n",

@@ -16,7 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.reference import Repository
-from tests.helpers import write_project
+from tests.helpers import image_entry, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
 # Commits of a made-up first-parent history, HEAD first: only their sha- tags matter here.
@@ -34,17 +34,13 @@ def shop_plan(root: Path, registry: str) -> Plan:
     """base (tags with suffix -win) and app FROM it; never built: the registry is filled by `push`."""
     config_file = write_project(
         root,
-        f"""\
-        registry: {registry}
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base, tags: {{suffix: -win}}}}
-              app:
-                context: images/app
-                build_args: {{BASE: "{{{{ images.base }}}}"}}
-        """,
+        shop_config(
+            registry,
+            {
+                "base": image_entry("base", "tags: {suffix: -win}"),
+                "app": image_entry("app", 'build_args: {BASE: "{{ images.base }}"}'),
+            },
+        ),
         {"base": "FROM scratch\n", "app": "ARG BASE\nFROM $BASE\n"},
     )
     config = load_config(config_file)

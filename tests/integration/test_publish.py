@@ -4,6 +4,8 @@ moves back what it can and names the rest; the next run completes what a failure
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.faults.proxy import FaultPlan, fault_proxy
@@ -17,9 +19,12 @@ def journals(state: Path) -> list[Path]:
     return sorted(state.glob("pipeline/pipelines/*/publish-journal.json"))
 
 
-def test_a_tag_that_cannot_be_written_rolls_back_and_the_next_run_completes(
-    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
-) -> None:
+@contextmanager
+def released_behind_faults(
+    tmp_path: Path, services: Services, namespace: str
+) -> Iterator[tuple[Path, FaultPlan, str, dict[str, str]]]:
+    """The unsigned shop (in tmp_path/shop) released as 1.0.0 through a fault proxy in front of the plain
+    registry, its state under tmp_path/state; yields the project, the proxy's plan and address, the env."""
     env = {**ENV, "XDG_STATE_HOME": str(tmp_path / "state")}
     plan = FaultPlan()
     with fault_proxy(services.plain_registry, plan) as proxy:
@@ -27,6 +32,13 @@ def test_a_tag_that_cannot_be_written_rolls_back_and_the_next_run_completes(
         shop_project(root, f"{proxy}/{namespace}", sign=False)
         init_git(root)
         assert run_cli(["run", "--version", "1.0.0"], root, env=env).code == 0
+        yield root, plan, proxy, env
+
+
+def test_a_tag_that_cannot_be_written_rolls_back_and_the_next_run_completes(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    with released_behind_faults(tmp_path, services, namespace) as (root, plan, proxy, env):
         before = release_tags(plain_peek, namespace)
         assert set(before["app"]) == {"1.0.0", "1.0", "1", "latest"}
 
@@ -80,13 +92,7 @@ def test_a_failure_that_moved_only_existing_tags_leaves_no_trace(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     """When every write of a run moves an existing tag, a failure restores the registry exactly."""
-    env = {**ENV, "XDG_STATE_HOME": str(tmp_path / "state")}
-    plan = FaultPlan()
-    with fault_proxy(services.plain_registry, plan) as proxy:
-        root = tmp_path / "shop"
-        shop_project(root, f"{proxy}/{namespace}", sign=False)
-        init_git(root)
-        assert run_cli(["run", "--version", "1.0.0"], root, env=env).code == 0
+    with released_behind_faults(tmp_path, services, namespace) as (root, plan, _proxy, env):
         (root / "images/app/feature.txt").write_text("2\n")
         git(root, "add", "-A")
         git(root, "commit", "-qm", "next")

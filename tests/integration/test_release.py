@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers import CliResult, built_steps, git, init_git, run_cli, shop_project
+from tests.helpers import SHOP_IMAGES, CliResult, built_steps, git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
 
 
@@ -23,6 +23,19 @@ def commit_change(root: Path, marker: str, message: str | None = None) -> None:
     git(root, "commit", "-qam", message or f"change {marker}")
 
 
+def shop(root: Path, services: Services, namespace: str, images: tuple[str, ...] = SHOP_IMAGES) -> str:
+    """The unsigned shop under the plain registry, committed; HEAD's sha."""
+    shop_project(root, f"{services.plain_registry}/{namespace}", sign=False, images=images)
+    return init_git(root)
+
+
+def released(root: Path, services: Services, namespace: str, *args: str) -> str:
+    """The shop committed and published by `pipeline ARGS` (`run --version 1.0.0`, `release ...`); HEAD's sha."""
+    sha = shop(root, services, namespace)
+    assert run_cli(list(args), root).code == 0
+    return sha
+
+
 def snapshot(peek: RegistryPeek, namespace: str) -> dict[str, dict[str, str | None]]:
     """Every tag of every image, with the digest it points at."""
     return {
@@ -34,9 +47,7 @@ def snapshot(peek: RegistryPeek, namespace: str) -> dict[str, dict[str, str | No
 def test_backport_moves_its_line_but_not_latest(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["run", "--version", "1.4.2"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "run", "--version", "1.4.2")
     commit_change(tmp_path, "two")
     assert run_cli(["run", "--version", "2.0.0"], tmp_path).code == 0
     commit_change(tmp_path, "backport")
@@ -60,9 +71,7 @@ def test_backport_moves_its_line_but_not_latest(
 def test_existing_release_tag_at_another_digest_blocks_with_nothing_moved(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "run", "--version", "1.0.0")
     before = snapshot(plain_peek, namespace)
 
     # Another commit released under the same version: refused before anything is built.
@@ -139,8 +148,7 @@ def test_a_versioned_run_of_a_commit_moves_none_of_its_build_tags(
 def test_rerun_of_the_same_release_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    sha = init_git(tmp_path)
+    sha = shop(tmp_path, services, namespace)
     assert run_cli(["run", "--version", "3.1.4"], tmp_path).code == 0
     before = snapshot(plain_peek, namespace)
     # Like a fresh CI runner: no local images, no layer cache for this project.
@@ -162,9 +170,7 @@ def test_rerun_of_the_same_release_changes_nothing(
 def test_prerelease_moves_nothing_floating(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "run", "--version", "1.0.0")
     before = snapshot(plain_peek, namespace)
     commit_change(tmp_path, "rc")
     result = run_cli(["run", "--version", "1.1.0-rc.1"], tmp_path)
@@ -179,9 +185,7 @@ def test_prerelease_moves_nothing_floating(
 def test_one_failing_image_leaves_every_floating_and_release_tag(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "run", "--version", "1.0.0")
     before = snapshot(plain_peek, namespace)
 
     break_worker(tmp_path)
@@ -200,9 +204,7 @@ def test_one_failing_image_leaves_every_floating_and_release_tag(
 def test_promote_from_plain_to_authenticated_registry(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, auth_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "run", "--version", "1.0.0")
     tested = plain_peek.digest(f"{namespace}/app", "1.0.0")
     env = {"DOCKER_CONFIG": str(services.auth_docker_config)}
 
@@ -274,8 +276,7 @@ def test_promote_from_plain_to_authenticated_registry(
 def test_release_bump_auto_from_conventional_commits(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace)
     remote = tmp_path.parent / f"{tmp_path.name}-remote.git"
     git(tmp_path.parent, "init", "-q", "--bare", str(remote))
     git(tmp_path, "remote", "add", "origin", str(remote))
@@ -346,8 +347,7 @@ def test_push_tag_without_origin_is_refused_before_anything_is_published(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     """Before, the dry run passed and the real run moved 0.2.1, 0.2, 0 and latest, then failed to push."""
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False, images=("base",))
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace, images=("base",))
     assert run_cli(["release", "--version", "0.2.0"], tmp_path).code == 0
     commit_change(tmp_path, "next", "fix: next")
     before = all_tags(plain_peek, f"{namespace}/base")
@@ -371,8 +371,7 @@ def test_push_tag_without_origin_is_refused_before_anything_is_published(
 def test_push_tag_already_on_origin_from_another_writer_is_refused_before_anything_is_published(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False, images=("base",))
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace, images=("base",))
     remote = with_origin(tmp_path)
     git(tmp_path, "push", "-q", "origin", "main")
     # Another release manager's clone cuts v0.1.0 from another commit and pushes the tag first.
@@ -401,8 +400,7 @@ def test_push_tag_already_on_origin_from_another_writer_is_refused_before_anythi
 def test_rerunning_a_bump_release_on_its_commit_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace)
     remote = with_origin(tmp_path)
     assert run_cli(["release", "--version", "0.1.0"], tmp_path).code == 0
     commit_change(tmp_path, "next")
@@ -436,8 +434,7 @@ def test_a_release_left_with_only_its_git_tag_is_finished_by_the_same_command(
 ) -> None:
     """A run killed after tagging HEAD (before anything was published) leaves v0.0.1 behind; the same
     command publishes 0.0.1 instead of cutting 0.0.2."""
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace)
     git(tmp_path, "tag", "-a", "v0.0.1", "-m", "Release 0.0.1")
     result = run_cli(["release", "--bump", "patch"], tmp_path)
     assert result.code == 0, result.output
@@ -450,8 +447,7 @@ def test_a_release_left_with_only_its_git_tag_is_finished_by_the_same_command(
 def test_rerunning_a_prerelease_on_its_commit_changes_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace)
     first = run_cli(["release", "--bump", "minor", "--pre", "rc"], tmp_path)
     assert first.code == 0, first.output
     assert tags_on_head(tmp_path) == ["v0.1.0-rc.1"]
@@ -480,9 +476,7 @@ def test_rerunning_a_prerelease_on_its_commit_changes_nothing(
 def test_a_prerelease_of_a_commit_released_as_stable_is_refused(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["release", "--bump", "minor"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "release", "--bump", "minor")
     before = snapshot(plain_peek, namespace)
     for args in (["--bump", "patch", "--pre", "rc"], ["--bump", "patch", "--pre", "rc", "--dry-run"]):
         refused = run_cli(["release", *args], tmp_path)
@@ -498,9 +492,7 @@ def test_a_prerelease_of_a_commit_released_as_stable_is_refused(
 def test_rerunning_bump_auto_on_a_released_commit_is_that_release(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["release", "--version", "1.2.0"], tmp_path).code == 0
+    released(tmp_path, services, namespace, "release", "--version", "1.2.0")
     commit_change(tmp_path, "fix", "fix: handle empty carts")
     first = run_cli(["release", "--bump", "auto"], tmp_path)
     assert first.code == 0, first.output
@@ -531,8 +523,7 @@ def last_line(result: CliResult) -> str:
 def test_dry_run_refuses_what_the_real_run_refuses_in_git(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
+    shop(tmp_path, services, namespace)
 
     (tmp_path / "untracked.txt").write_text("x")
     dry = run_cli(["release", "--bump", "minor", "--dry-run"], tmp_path)
@@ -560,9 +551,7 @@ def test_dry_run_refuses_what_the_real_run_refuses_in_git(
 def test_dry_run_refuses_a_registry_release_tag_of_another_commit_like_the_real_run(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    shop_project(tmp_path, f"{services.plain_registry}/{namespace}", sign=False)
-    init_git(tmp_path)
-    assert run_cli(["run", "--version", "1.0.0"], tmp_path).code == 0  # released without a git tag
+    released(tmp_path, services, namespace, "run", "--version", "1.0.0")  # released without a git tag
     commit_change(tmp_path, "other")
     before = snapshot(plain_peek, namespace)
 

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.reference import parse_repository
-from tests.helpers import commit_files, git, init_git, run_cli, shop_project, write_project
+from tests.helpers import CliResult, commit_files, git, init_git, run_cli, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_signing import ENV, cosign_attest, cosign_verify
 
@@ -66,14 +66,19 @@ def signed_shop(root: Path, registry: str, sign: str = "{key: cosign.key}", extr
     init_git(root)
 
 
+def first_run(root: Path, registry: str, *args: str, **signing: str) -> tuple[CliResult, dict[str, Any]]:
+    """`signed_shop(root, registry, **signing)`, then a run (with `args`) that succeeds: it and its report."""
+    signed_shop(root, registry, **signing)
+    first = run_cli(["run", *args, "--report", "first.json"], root, env=ENV)
+    assert first.code == 0, first.output
+    return first, report_of(root / "first.json")
+
+
 def test_a_planted_look_alike_is_rebuilt_and_the_release_is_our_own_signed_build(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
 ) -> None:
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix)
-    first = run_cli(["run", "--report", "first.json"], tmp_path, env=ENV)
-    assert first.code == 0, first.output
-    built = report_of(tmp_path / "first.json")
+    _first, built = first_run(tmp_path, prefix)
     app = built["shop/app"]
     tag = input_tag(app["inputs"])
     assert plain_peek.digest(f"{namespace}/app", tag) == app["digest"]
@@ -102,10 +107,8 @@ def test_signed_by_the_key_but_provenance_of_other_inputs_is_rebuilt(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
 ) -> None:
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix, sign="{key: cosign.key, attest: [provenance]}")
-    first = run_cli(["run", "--report", "first.json"], tmp_path, env=ENV)
-    assert first.code == 0, first.output
-    app = report_of(tmp_path / "first.json")["shop/app"]
+    _first, report = first_run(tmp_path, prefix, sign="{key: cosign.key, attest: [provenance]}")
+    app = report["shop/app"]
     again = run_cli(["run", "--report", "again.json"], tmp_path, env=ENV)
     assert again.code == 0, again.output
     assert all(i["reused"] for i in report_of(tmp_path / "again.json").values())  # signed and attested: reused
@@ -157,9 +160,7 @@ def test_reuse_any_on_a_signing_pipeline_warns_and_reuses_what_is_planted(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
 ) -> None:
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix, extra="reuse: any")
-    first = run_cli(["run", "--report", "first.json"], tmp_path, env=ENV)
-    assert first.code == 0, first.output
+    first, _report = first_run(tmp_path, prefix, extra="reuse: any")
     warning = (
         "warning: pipeline shop: `reuse: any` on a pipeline that signs reuses images anyone with push rights "
         "can plant under an inputs- tag, then signs them (use `reuse: trusted`)"
@@ -255,10 +256,8 @@ def test_a_signing_pipeline_builds_only_on_its_own_signed_cache_sources(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, registry: RegistryClient
 ) -> None:
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix)
-    first = run_cli(["run", "--report", "first.json"], tmp_path, env=ENV)
-    assert first.code == 0, first.output
-    app = report_of(tmp_path / "first.json")["shop/app"]
+    _first, report = first_run(tmp_path, prefix)
+    app = report["shop/app"]
     planted = plant(registry, plain_peek, f"{prefix}/app", "latest", app["digest"])
     commit_files(tmp_path, {"images/app/more.txt": "more\n"})
 
@@ -276,10 +275,8 @@ def test_a_planted_release_tag_of_this_commit_is_not_signed_or_published(
 ) -> None:
     """Whatever `reuse:` says, a signing pipeline never signs a release tag it did not verify."""
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix, extra=reuse)
-    first = run_cli(["run", "--version", "1.0.0", "--report", "first.json"], tmp_path, env=ENV)
-    assert first.code == 0, first.output
-    app = report_of(tmp_path / "first.json")["shop/app"]
+    _first, report = first_run(tmp_path, prefix, "--version", "1.0.0", extra=reuse)
+    app = report["shop/app"]
     planted = plant(registry, plain_peek, f"{prefix}/app", "1.0.0", app["digest"])  # its revision: this commit
 
     done = run_cli(["run", "--version", "1.0.0"], tmp_path, env=ENV)
@@ -296,10 +293,8 @@ def test_run_since_builds_on_a_dependency_only_when_its_pinned_build_is_signed(
     `sha-<commit>` build: anyone with push rights can re-point that tag. A `reuse: trusted` pipeline pins
     only a digest its signer signed; a look-alike is not built on: the dependency is built instead."""
     prefix = f"{services.plain_registry}/{namespace}"
-    signed_shop(tmp_path, prefix)
-    first = run_cli(["run", "--report", "first.json"], tmp_path, env=ENV)
-    assert first.code == 0, first.output
-    base = report_of(tmp_path / "first.json")["shop/base"]["digest"]
+    _first, report = first_run(tmp_path, prefix)
+    base = report["shop/base"]["digest"]
     tag = f"sha-{git(tmp_path, 'rev-parse', 'HEAD')[:12]}"
     assert plain_peek.digest(f"{namespace}/base", tag) == base
     planted = plant(registry, plain_peek, f"{prefix}/base", tag, base)  # what the old code built app on

@@ -7,7 +7,17 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from tests.helpers import BASE_DOCKERFILE, assert_valid_report, built_steps, init_git, run_cli, write_project
+from tests.helpers import (
+    BASE_DOCKERFILE,
+    FROM_BASE,
+    assert_valid_report,
+    built_steps,
+    image_entry,
+    init_git,
+    run_cli,
+    shop_config,
+    write_project,
+)
 from tests.integration.conftest import RegistryPeek, Services
 
 APP_DOCKERFILE = """\
@@ -21,26 +31,12 @@ RUN echo "$GREETING" > /greeting
 
 
 def three_image_config(registry: str) -> str:
-    return f"""\
-    registry: {registry}
-    network: none
-    pipelines:
-      shop:
-        images:
-          base:
-            context: images/base
-          app:
-            context: images/app
-            target: runtime
-            build_args:
-              BASE_IMAGE: "{{{{ images.base }}}}"
-              GREETING: "hello {{{{ version }}}}"
-          worker:
-            context: images/worker
-            depends_on: [base]
-            build_args:
-              BASE_IMAGE: "{{{{ images.base }}}}"
-    """
+    app = image_entry(
+        "app", "target: runtime", 'build_args: {BASE_IMAGE: "{{ images.base }}", GREETING: "hello {{ version }}"}'
+    )
+    return shop_config(
+        registry, {"base": "", "app": app, "worker": image_entry("worker", "depends_on: [base]", FROM_BASE)}
+    )
 
 
 def three_image_project(root: Path, registry: str) -> Path:
@@ -146,15 +142,7 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
     slow = 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sleep", "3"]\n'
     write_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          p:
-            images:
-              one: {{context: images/one}}
-              two: {{context: images/two}}
-        """,
+        shop_config(f"{services.plain_registry}/{namespace}", ("one", "two"), pipeline="p"),
         {"one": slow, "two": slow.replace("3", "3.1")},
         busybox=("one", "two"),
     )
@@ -177,29 +165,18 @@ def test_independent_images_build_in_parallel(tmp_path: Path, services: Services
     assert first["build_finished_at"] <= second["build_started_at"]
 
 
-FAILING_CONFIG = """\
-registry: {registry}
-network: none
-pipelines:
-  p:
-    images:
-      base: {{context: images/base}}
-      broken:
-        context: images/broken
-        depends_on: [base]
-      after_broken:
-        context: images/after
-        build_args: {{BASE_IMAGE: "{{{{ images.broken }}}}"}}
-      sibling:
-        context: images/sibling
-        build_args: {{BASE_IMAGE: "{{{{ images.base }}}}"}}
-"""
+FAILING_IMAGES = {
+    "base": "",
+    "broken": image_entry("broken", "depends_on: [base]"),
+    "after_broken": image_entry("after", 'build_args: {BASE_IMAGE: "{{ images.broken }}"}'),
+    "sibling": image_entry("sibling", FROM_BASE),
+}
 
 
 def failing_project(root: Path, registry: str) -> None:
     write_project(
         root,
-        FAILING_CONFIG.format(registry=registry),
+        shop_config(registry, FAILING_IMAGES, pipeline="p"),
         {
             "base": BASE_DOCKERFILE,
             "broken": 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "false"]\n',

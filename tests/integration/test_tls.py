@@ -3,18 +3,14 @@ refused without the CA, used with `registries: {HOST: {ca_file}}` or `insecure_r
 
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import ssl
 from pathlib import Path
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.certs import self_signed_certificate
 from tests.helpers import BASE_DOCKERFILE, CliResult, run_cli, write_project
 from tests.integration.conftest import ACCEPT, Services, TlsRegistry
 
@@ -68,21 +64,8 @@ def assert_refused(result: CliResult, tls: TlsRegistry) -> None:
 
 def other_ca(path: Path) -> None:
     """A CA that did not sign the registry's certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "some other CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_file, _key_file = self_signed_certificate(path.parent, "some other CA", path.stem)
+    cert_file.rename(path)
 
 
 def test_run_is_refused_without_the_ca_and_pushes_with_it(

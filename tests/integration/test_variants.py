@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import git, init_git, run_cli, write_project
+from tests.helpers import git, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
 
 BASE = """\
@@ -17,6 +17,8 @@ FROM scratch
 ARG TARGETARCH
 COPY ${TARGETARCH}.txt /arch.txt
 """
+FROM_BASE = 'build_args: {BASE: "{{ images.base }}"}'
+TWO_PLATFORMS = "platforms: [linux/amd64, linux/arm64]"
 APP = """\
 ARG BASE
 FROM ${BASE}
@@ -25,27 +27,26 @@ COPY app.txt /app.txt
 
 
 def _project(root: Path, registry: str, *, variant_tags: bool = False) -> None:
-    tags = "\n        tags: {variants: true}" if variant_tags else ""
-    write_project(
-        root,
-        f"""\
-        registry: {registry}
-        network: none{tags}
-        pipelines:
-          shop:
-            platforms: [linux/amd64, linux/arm64]
-            images:
-              base: {{context: images/base}}
-              app:
-                context: images/app
-                build_args: {{BASE: "{{{{ images.base }}}}"}}
-        """,
-        {"base": BASE, "app": APP},
-    )
+    images = {"base": "", "app": image_entry("app", FROM_BASE)}
+    top = "tags: {variants: true}" if variant_tags else ""
+    write_project(root, shop_config(registry, images, top=top, keys=TWO_PLATFORMS), {"base": BASE, "app": APP})
+    _files(root, "app v1\n")
+    init_git(root)
+
+
+def _files(root: Path, app: str) -> None:
+    """base's file per architecture, app's app.txt."""
     for arch in ("amd64", "arm64"):
         (root / "images" / "base" / f"{arch}.txt").write_text(f"base for {arch}\n")
-    (root / "images" / "app" / "app.txt").write_text("app v1\n")
-    init_git(root)
+    (root / "images" / "app" / "app.txt").write_text(app)
+
+
+def _index_base_and_amd64_app(root: Path, registry: str, top: str = "") -> str:
+    """base in both platforms (an image index), app FROM it for linux/amd64 only; HEAD's sha."""
+    images = {"base": image_entry("base", TWO_PLATFORMS), "app": image_entry("app", "platform: linux/amd64", FROM_BASE)}
+    write_project(root, shop_config(registry, images, top=top), {"base": BASE, "app": APP})
+    _files(root, "app\n")
+    return init_git(root)
 
 
 def _images(stdout: str) -> dict[str, dict[str, Any]]:
@@ -148,14 +149,11 @@ def test_a_variant_built_for_another_platform_than_asked_is_not_published(
     arm = tmp_path / "arm"
     write_project(
         arm,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        pipelines:
-          other:
-            images:
-              armbase: {{context: images/armbase, platform: linux/arm64}}
-        """,
+        shop_config(
+            f"{services.plain_registry}/{namespace}",
+            {"armbase": image_entry("armbase", "platform: linux/arm64")},
+            pipeline="other",
+        ),
         {"armbase": "FROM scratch\nCOPY arm.txt /arm.txt\n"},
     )
     (arm / "images" / "armbase" / "arm.txt").write_text(f"arm64 only {namespace}\n", encoding="utf-8")
@@ -261,26 +259,7 @@ def test_a_change_to_one_variant_rebuilds_only_it_and_the_dependants_variants_on
 
 
 def test_without_a_push_a_dependant_without_variants_cannot_build_on_a_base_with_them(tmp_path: Path) -> None:
-    write_project(
-        tmp_path,
-        """\
-        registry: 127.0.0.1:5000/nopush
-        network: none
-        pipelines:
-          shop:
-            images:
-              base: {context: images/base, platforms: [linux/amd64, linux/arm64]}
-              app:
-                context: images/app
-                platform: linux/amd64
-                build_args: {BASE: "{{ images.base }}"}
-        """,
-        {"base": BASE, "app": APP},
-    )
-    for arch in ("amd64", "arm64"):
-        (tmp_path / "images" / "base" / f"{arch}.txt").write_text(f"base for {arch}\n")
-    (tmp_path / "images" / "app" / "app.txt").write_text("app\n")
-    init_git(tmp_path)
+    _index_base_and_amd64_app(tmp_path, "127.0.0.1:5000/nopush")
     result = run_cli(["run", "--no-push", "--json"], tmp_path)
     assert result.code != 0
     images = _images(result.stdout)
@@ -300,22 +279,18 @@ def test_each_variant_builds_on_the_engine_it_names(
     local = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     write_project(
         tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        engines:
-          here: {{host: "{local}"}}
-          there: {{host: "{second}"}}
-        pipelines:
-          shop:
-            images:
-              base:
-                context: images/base
-                engine: here
-                variants:
-                  linux-amd64: {{platform: linux/amd64, engine: there}}
-                  linux-arm64: {{platform: linux/arm64, engine: there}}
-        """,
+        shop_config(
+            f"{services.plain_registry}/{namespace}",
+            {
+                "base": image_entry(
+                    "base",
+                    "engine: here",
+                    "variants: {linux-amd64: {platform: linux/amd64, engine: there},"
+                    " linux-arm64: {platform: linux/arm64, engine: there}}",
+                )
+            },
+            top=f'engines: {{here: {{host: "{local}"}}, there: {{host: "{second}"}}}}',
+        ),
         {"base": BASE},
     )
     for arch in ("amd64", "arm64"):
@@ -333,27 +308,8 @@ def test_each_variant_builds_on_the_engine_it_names(
 def test_suffix_and_variant_tags_in_a_run_and_a_dependant_without_variants_gets_the_index(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    write_project(
-        tmp_path,
-        f"""\
-        registry: {services.plain_registry}/{namespace}
-        network: none
-        tags: {{suffix: -x, variants: true}}
-        pipelines:
-          shop:
-            images:
-              base: {{context: images/base, platforms: [linux/amd64, linux/arm64]}}
-              app:
-                context: images/app
-                platform: linux/amd64
-                build_args: {{BASE: "{{{{ images.base }}}}"}}
-        """,
-        {"base": BASE, "app": APP},
-    )
-    for arch in ("amd64", "arm64"):
-        (tmp_path / "images" / "base" / f"{arch}.txt").write_text(f"base for {arch}\n")
-    (tmp_path / "images" / "app" / "app.txt").write_text("app\n")
-    sha = init_git(tmp_path)[:12]
+    registry = f"{services.plain_registry}/{namespace}"
+    sha = _index_base_and_amd64_app(tmp_path, registry, top="tags: {suffix: -x, variants: true}")[:12]
     result = run_cli(["run", "--json", "--version", "2.1.5", "--progress", "plain"], tmp_path)
     assert result.code == 0, result.output
     images = _images(result.stdout)

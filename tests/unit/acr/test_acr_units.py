@@ -35,7 +35,7 @@ from pipeline.config.schema import AcrSpec
 from pipeline.errors import ConfigError
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.reference import ImageRef, parse_repository
-from tests.helpers import write_project
+from tests.helpers import image_entry, shop_config, write_project
 
 LABELS = {"org.opencontainers.image.revision": "abc", "team": 'say "hi"'}
 
@@ -128,22 +128,22 @@ def test_platforms() -> None:
         platform_properties("darwin/arm64")
 
 
-def _wire(build: RemoteBuild) -> dict[str, Any]:
-    """The scheduleRun body as it goes to Azure."""
-    return dict(docker_build_request(build).serialize())
-
-
-def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a_build_arg() -> None:
+def _wire(build_args: dict[str, str], **platform: str) -> dict[str, Any]:
+    """The scheduleRun body, as it goes to Azure, of shop/app's build with `build_args` on `platform`."""
     build = RemoteBuild(
         image_names=("shop/app:sha-1",),
         dockerfile="Dockerfile",
         source_location="source/x.tar.gz",
-        build_args={"BASE": "mcr.microsoft.com/windows/servercore"},
-        os="Windows",
-        architecture="amd64",
-        os_version="10.0.17763",
+        build_args=build_args,
+        **platform,
     )
-    body = _wire(build)
+    return dict(docker_build_request(build).serialize())
+
+
+def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a_build_arg() -> None:
+    body = _wire(
+        {"BASE": "mcr.microsoft.com/windows/servercore"}, os="Windows", architecture="amd64", os_version="10.0.17763"
+    )
     assert body["platform"] == {"os": "Windows", "architecture": "amd64"}
     assert body["arguments"] == [
         {"name": "BASE", "value": "mcr.microsoft.com/windows/servercore", "isSecret": False},
@@ -152,17 +152,17 @@ def test_a_windows_run_request_carries_the_platform_and_the_windows_version_as_a
 
 
 def test_a_run_request_without_os_version_has_no_pipeline_os_version() -> None:
-    build = RemoteBuild(
-        image_names=("shop/app:sha-1",),
-        dockerfile="Dockerfile",
-        source_location="source/x.tar.gz",
-        build_args={"BASE": "busybox"},
-        architecture="arm64",
-        variant="v8",
-    )
-    body = _wire(build)
+    body = _wire({"BASE": "busybox"}, architecture="arm64", variant="v8")
     assert body["platform"] == {"os": "Linux", "architecture": "arm64", "variant": "v8"}
     assert [a["name"] for a in body["arguments"]] == ["BASE"]
+
+
+def _acr_build(root: Path, repository: str, **request: Any) -> None:
+    """p/app (context `root`) built by the ACR builder of registry `shop` under `repository`:sha-1."""
+    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
+    tag = ImageRef(parse_repository(repository), tag="sha-1")
+    built = BuildRequest(image="p/app", context=root, dockerfile=root / "Dockerfile", tag=tag, **request)
+    AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(built, SILENT)
 
 
 @pytest.mark.parametrize(
@@ -175,18 +175,8 @@ def test_a_run_request_without_os_version_has_no_pipeline_os_version() -> None:
 def test_builder_refuses_an_os_version_it_cannot_honour(
     tmp_path: Path, platform: str, build_args: dict[str, str], message: str
 ) -> None:
-    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
-    request = BuildRequest(
-        image="p/app",
-        context=tmp_path,
-        dockerfile=tmp_path / "Dockerfile",
-        tag=ImageRef(parse_repository("shop.azurecr.io/app"), tag="sha-1"),
-        build_args=build_args,
-        platform=platform,
-        os_version="10.0.17763",
-    )
     with pytest.raises(ConfigError, match=message):
-        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, SILENT)
+        _acr_build(tmp_path, "shop.azurecr.io/app", build_args=build_args, platform=platform, os_version="10.0.17763")
 
 
 def test_arm_scopes_and_acr_hosts() -> None:
@@ -199,15 +189,8 @@ def test_arm_scopes_and_acr_hosts() -> None:
 
 
 def test_builder_refuses_a_repository_off_the_login_server(tmp_path: Path) -> None:
-    spec = AcrSpec(registry="shop", resource_group="rg", subscription="s")
-    request = BuildRequest(
-        image="p/app",
-        context=tmp_path,
-        dockerfile=tmp_path / "Dockerfile",
-        tag=ImageRef(parse_repository("ghcr.io/org/app"), tag="sha-1"),
-    )
     with pytest.raises(ConfigError, match="login server shop.azurecr.io"):
-        AcrBuilder(StaticTokenCredential("t")).for_settings(spec).build(request, SILENT)
+        _acr_build(tmp_path, "ghcr.io/org/app")
 
 
 def test_task_names_and_repository_urls() -> None:
@@ -224,19 +207,20 @@ def test_task_names_and_repository_urls() -> None:
 def _plan(tmp_path: Path) -> tuple[Plan, Path]:
     config_file = write_project(
         tmp_path,
-        """\
-        registry: 127.0.0.1:5000/local
-        acr: {registry: shopacr, resource_group: rg, subscription: sub, timeout: 100}
-        pipelines:
-          shop:
-            images:
-              base: {context: images/base}
-              app:
-                context: images/app
-                repository: shopacr.azurecr.io/shop/app
-                platform: windows/amd64
-                build_args: {BASE: "{{ images.base }}", SHA: "{{ git.short_sha }}"}
-        """,
+        shop_config(
+            "127.0.0.1:5000/local",
+            {
+                "base": "",
+                "app": image_entry(
+                    "app",
+                    "repository: shopacr.azurecr.io/shop/app",
+                    "platform: windows/amd64",
+                    'build_args: {BASE: "{{ images.base }}", SHA: "{{ git.short_sha }}"}',
+                ),
+            },
+            network=None,
+            top="acr: {registry: shopacr, resource_group: rg, subscription: sub, timeout: 100}",
+        ),
         {"base": "FROM scratch\n", "app": "ARG BASE\nFROM $BASE\n"},
     )
     config = load_config(config_file)

@@ -15,24 +15,18 @@ import pytest
 
 from pipeline import __version__
 from pipeline.attest.provenance import BaseImage, BuildFacts, provenance_predicate, provenance_statement
+from tests.helpers import build_facts, fake_digests
 
 SCHEMA = Path(__file__).resolve().parents[2] / "data" / "schemas" / "slsa-provenance-v1.schema.json"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-IMAGE_DIGEST = "sha256:" + "aa" * 32
-BASE_DIGEST = "sha256:" + "bb" * 32
-TOOLS_DIGEST = "sha256:" + "cc" * 32
-DOCKERFILE_DIGEST = "sha256:" + "dd" * 32
-INPUT_DIGEST = "sha256:" + "ee" * 32
+IMAGE_DIGEST, BASE_DIGEST, TOOLS_DIGEST, DOCKERFILE_DIGEST, INPUT_DIGEST = fake_digests("abcde")
 SECRET = "s3cr3t-v4lue-0f-the-run"
 REGISTRY_PASSWORD = "registry-p4ssw0rd"
 
-FACTS = BuildFacts(
+FACTS = build_facts(
+    "localhost:5000/shop/api",
+    IMAGE_DIGEST,
     config_path="deploy/pipelines.yaml",
-    pipeline="shop",
-    image="api",
-    repository="localhost:5000/shop/api",
-    digest=IMAGE_DIGEST,
-    builder="buildx",
     variant="arm",
     version="2.1.5",
     target="runtime",
@@ -190,14 +184,7 @@ def test_a_detached_head_pins_the_source_by_commit_and_an_scp_remote_becomes_a_u
     [
         FACTS,
         replace(FACTS, dirty=True, source_ref=None, variant=None, build_args={}),
-        BuildFacts(  # outside git, nothing optional known
-            config_path="pipelines.yaml",
-            pipeline="p",
-            image="i",
-            repository="localhost:5000/p/i",
-            digest=IMAGE_DIGEST,
-            builder="classic",
-        ),  # fmt: skip
+        build_facts("localhost:5000/p/i", IMAGE_DIGEST, "classic"),  # outside git, nothing optional known
     ],
     ids=["full", "dirty-detached", "minimal"],
 )

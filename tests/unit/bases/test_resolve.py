@@ -19,14 +19,10 @@ from pipeline.config.schema import ConfigSpec
 from pipeline.plan import Plan, RunContext, make_plan
 from pipeline.registry.client import Manifest, RegistryClient
 from pipeline.registry.reference import ImageRef, Repository
-from tests.helpers import write_project
+from tests.helpers import fake_digests, write_project
 
 UP = "up.example/lib/base"
-INDEX = "sha256:" + "1" * 64
-AMD64 = "sha256:" + "a" * 64
-LTSC2019 = "sha256:" + "b" * 64
-LTSC2022 = "sha256:" + "c" * 64
-LOCKED = "sha256:" + "d" * 64
+INDEX, AMD64, LTSC2019, LTSC2022, LOCKED = fake_digests("1abcd")
 
 
 @pytest.fixture(autouse=True)

@@ -42,58 +42,19 @@ def test_current_per_platform_with_the_index_and_the_lock_beside_it(tmp_path: Pa
         [LockEntry(f"{UP}/debian:12", HERE, None, OLD), LockEntry(f"{UP}/tools:1", HERE, None, t[f"{UP}/tools:1"])]
     )
     found = base_status(plan_of(tmp_path), registry, lock)  # type: ignore[arg-type]
-    assert [s.data() for s in found] == [
-        {
-            "reference": f"{UP}/debian:12",
-            "platform": HERE,
-            "os_version": None,
-            "current": t[f"{UP}/debian:12"],
-            "index": None,
-            "locked": OLD,
-            "images": ["shop/base", "tools/lint"],
-            "stage_platform": False,
-        },
-        {
-            "reference": f"{UP}/debian:bookworm",
-            "platform": "linux/amd64",
-            "os_version": None,
-            "current": t[f"{UP}/debian:bookworm-amd64"],
-            "index": t[f"{UP}/debian:bookworm"],
-            "locked": None,
-            "images": ["shop/win"],
-            "stage_platform": False,
-        },
-        {
-            "reference": f"{UP}/debian:bookworm",
-            "platform": "linux/arm64",
-            "os_version": None,
-            "current": t[f"{UP}/debian:bookworm-arm64"],
-            "index": t[f"{UP}/debian:bookworm"],
-            "locked": None,
-            "images": ["shop/win"],
-            "stage_platform": False,
-        },
-        {
-            "reference": f"{UP}/debian:ltsc2019",
-            "platform": "windows/amd64",
-            "os_version": "10.0.17763",
-            "current": t[f"{UP}/debian:ltsc2019-child"],
-            "index": t[f"{UP}/debian:ltsc2019"],
-            "locked": None,
-            "images": ["shop/win"],
-            "stage_platform": False,
-        },
-        {
-            "reference": f"{UP}/tools:1",
-            "platform": HERE,
-            "os_version": None,
-            "current": t[f"{UP}/tools:1"],
-            "index": None,
-            "locked": t[f"{UP}/tools:1"],
-            "images": ["shop/base", "shop/top"],
-            "stage_platform": False,
-        },
+    fields = ("reference", "platform", "os_version", "current", "index", "locked", "images", "stage_platform")
+    rows = [
+        (f"{UP}/debian:12", HERE, None, t[f"{UP}/debian:12"], None, OLD, ["shop/base", "tools/lint"], False),
+        *(
+            (f"{UP}/debian:bookworm", f"linux/{arch}", None, t[f"{UP}/debian:bookworm-{arch}"])
+            + (t[f"{UP}/debian:bookworm"], None, ["shop/win"], False)
+            for arch in ("amd64", "arm64")
+        ),
+        (f"{UP}/debian:ltsc2019", "windows/amd64", "10.0.17763", t[f"{UP}/debian:ltsc2019-child"])
+        + (t[f"{UP}/debian:ltsc2019"], None, ["shop/win"], False),
+        (f"{UP}/tools:1", HERE, None, t[f"{UP}/tools:1"], None, t[f"{UP}/tools:1"], ["shop/base", "shop/top"], False),
     ]
+    assert [s.data() for s in found] == [dict(zip(fields, row, strict=True)) for row in rows]
     assert [s.moved for s in found] == [True, False, False, False, False]
     # One HEAD per reference, whatever the number of platforms and images using it.
     assert sorted(registry.heads) == sorted({s.reference for s in found})

@@ -8,11 +8,10 @@ import io
 import json
 from pathlib import Path
 
-from pipeline.builders import BuildRequest
 from pipeline.builders.buildx import BuildxBuilder, StepTracker, read_progress, user_step
 from pipeline.common.reporting import Forward
 from pipeline.plan import BuildSecret, Engine
-from pipeline.registry.reference import parse_reference
+from tests.helpers import build_request
 
 RUN = "sha256:run"
 
@@ -93,11 +92,9 @@ def test_bookkeeping_vertices_are_not_steps() -> None:
 
 
 def test_command_passes_secret_sources_labels_network_and_cache(tmp_path: Path) -> None:
-    request = BuildRequest(
-        image="shop/app",
-        context=tmp_path,
-        dockerfile=tmp_path / "Dockerfile",
-        tag=parse_reference("127.0.0.1:5000/shop/app:sha-abc"),
+    request = build_request(
+        tmp_path,
+        "127.0.0.1:5000/shop/app:sha-abc",
         build_args={"BASE": "127.0.0.1:5000/shop/base@sha256:" + "0" * 64},
         labels={"org.opencontainers.image.title": "app"},
         network="none",

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.builders import BuildRequest
 from pipeline.builders.buildx import BuildxBuilder, _takes_named_contexts
 from pipeline.dockerfile.bases import UnresolvedBaseImage
 from pipeline.dockerfile.pin import pin_bases
 from pipeline.plan import Engine
-from pipeline.registry.reference import parse_reference
+from tests.helpers import build_request
 
 UP = "sha256:" + "a" * 64
 TOOLS = "sha256:" + "b" * 64
@@ -26,13 +25,7 @@ PINNED = {
 
 
 def test_named_contexts_name_each_base_as_resolved(tmp_path: Path) -> None:
-    request = BuildRequest(
-        image="p/app",
-        context=tmp_path,
-        dockerfile=tmp_path / "Dockerfile",
-        tag=parse_reference("r.example/p/app:sha-1"),
-        bases=PINNED,
-    )
+    request = build_request(tmp_path, "r.example/p/app:sha-1", bases=PINNED)
     argv = BuildxBuilder({}, Engine("default"), None).command(request, tmp_path / "meta.json")
     contexts = [argv[i + 1] for i, word in enumerate(argv) if word == "--build-context"]
     # buildx and the frontend both normalize the name (docker.io/library/busybox:latest -> busybox).

@@ -58,6 +58,11 @@ def _changes(root: Path, key: str, recorded: set[str]) -> tuple[list[FileChange]
     return found.files, found.exact
 
 
+def _exactly(*changes: tuple[str, str]) -> tuple[list[FileChange], bool]:
+    """The exact answer naming these files of images/app (path, how it changed), in this order."""
+    return [FileChange(f"images/app/{path}", how) for path, how in changes], True
+
+
 def test_ignored_edits_are_not_named_untracked_changed_and_deleted_files_are(root: Path) -> None:
     built = _context(root, "p/app")
     (root / "images/app/README.md").write_text("edited docs\n")  # .dockerignored
@@ -66,13 +71,8 @@ def test_ignored_edits_are_not_named_untracked_changed_and_deleted_files_are(roo
     (root / "images/app/main.txt").write_text("v2\n")
     (root / "images/app/old.txt").unlink()
     assert _context(root, "p/app") != built
-    assert _changes(root, "p/app", {built}) == (
-        [
-            FileChange("images/app/main.txt", "modified"),
-            FileChange("images/app/old.txt", "deleted"),
-            FileChange("images/app/src/extra.py", "added"),
-        ],
-        True,
+    assert _changes(root, "p/app", {built}) == _exactly(
+        ("main.txt", "modified"), ("old.txt", "deleted"), ("src/extra.py", "added")
     )
 
 
@@ -86,13 +86,8 @@ def test_only_an_ignored_edit_names_nothing(root: Path) -> None:
 def test_an_ignore_file_edit_names_the_files_it_lets_in_or_out(root: Path) -> None:
     built = _context(root, "p/app")
     (root / "images/app/.dockerignore").write_text("old.txt\n")  # README.md back in, old.txt out
-    assert _changes(root, "p/app", {built}) == (
-        [
-            FileChange("images/app/.dockerignore", "modified"),
-            FileChange("images/app/README.md", "added"),
-            FileChange("images/app/old.txt", "deleted"),
-        ],
-        True,
+    assert _changes(root, "p/app", {built}) == _exactly(
+        (".dockerignore", "modified"), ("README.md", "added"), ("old.txt", "deleted")
     )
 
 

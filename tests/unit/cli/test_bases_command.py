@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli, write_project
+from tests.helpers import run_cli, shop_config, write_project
 
-CONFIG = """\
-registry: 127.0.0.1:5000/shop
-pipelines:
-  shop:
-    images:
-      base: {context: images/base}
-      app: {context: images/app, depends_on: [base], build_args: {BASE: "{{ images.base }}"}}
-"""
+CONFIG = shop_config(
+    "127.0.0.1:5000/shop",
+    {"base": "", "app": '{context: images/app, depends_on: [base], build_args: {BASE: "{{ images.base }}"}}'},
+    network=None,
+)
 # Only scratch and the run's own image: nothing external, so nothing is asked of a registry.
 DOCKERFILES = {"base": "FROM scratch\nCOPY . /\n", "app": "ARG BASE\nFROM ${BASE}\nCOPY . /\n"}
 

@@ -14,20 +14,18 @@ import pytest
 
 import pipeline
 from pipeline.triggers import changed_cache
-from tests.helpers import commit_files, git, init_git, write_project
+from tests.helpers import commit_files, git, init_git, shop_config, write_project
 from tests.unit.config.test_config_errors import run_main
 
-CONFIG = """\
-registry: 127.0.0.1:5000/cached
-pipelines:
-  shop:
-    images:
-      base: {context: images/base}
+CONFIG = (
+    shop_config("127.0.0.1:5000/cached", ("base",), network=None)
+    + """\
       app:
         context: images/app
         build_args: {BASE: "{{ images.base }}"}
         platforms: [linux/amd64, linux/arm64]
 """
+)
 IMAGES = {"base": "FROM scratch\n", "app": "ARG BASE\nFROM ${BASE}\n", "v1": "FROM scratch\n", "v2": "FROM scratch\n"}
 TEXT = ["changed", "--since", "HEAD~1"]
 JSON = [*TEXT, "--json"]

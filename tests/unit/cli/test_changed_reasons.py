@@ -8,21 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import commit_files, init_git, run_cli, write_project
+from tests.helpers import commit_files, init_git, run_cli, shop_config, write_project
 from tests.unit.config.test_config_errors import run_main
 
-CONFIG = """\
-registry: 127.0.0.1:5000/reasons
-pipelines:
-  shop:
-    images:
-      base: {context: images/base}
-      tools: {context: images/tools}
+CONFIG = (
+    shop_config("127.0.0.1:5000/reasons", ("base", "tools"), network=None)
+    + """\
       app:
         context: images/app
         build_args: {BASE: "{{ images.base }}", TOOLS: "{{ images.tools }}"}
         paths: [shared/*.cfg]
 """
+)
 IMAGES = {
     "base": "FROM scratch\n",
     "tools": "FROM scratch\n",

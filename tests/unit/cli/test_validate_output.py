@@ -140,11 +140,18 @@ def test_validate_json_of_a_valid_file_and_of_an_unreadable_one(tmp_path: Path) 
     }
 
 
-def test_github_actions_gets_one_annotation_per_mistake(tmp_path: Path) -> None:
-    root = project(tmp_path, SCHEMA_MISTAKES)
-    env = {**NOT_IN_CI, "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(root)}
-    result = run_cli(["validate"], root, env=env)
+def validated_in_ci(root: Path, ci: dict[str, str]) -> tuple[dict[str, str], CliResult]:
+    """`validate` of SCHEMA_MISTAKES in `root` on the CI service that `ci` (its environment) names, which
+    fails (exit code 2): the environment and the result."""
+    env = {**NOT_IN_CI, **ci}
+    result = run_cli(["validate"], project(root, SCHEMA_MISTAKES), env=env)
     assert result.code == 2
+    return env, result
+
+
+def test_github_actions_gets_one_annotation_per_mistake(tmp_path: Path) -> None:
+    root = tmp_path
+    env, result = validated_in_ci(root, {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(root)})
     assert result.stdout.splitlines() == [
         f"::error file=pipelines.yaml,line={e['line']},col={e['column']}::{e['key']}: {e['message']}"
         for e in SCHEMA_ERRORS
@@ -159,10 +166,7 @@ def test_github_actions_gets_one_annotation_per_mistake(tmp_path: Path) -> None:
 
 
 def test_azure_pipelines_gets_one_issue_per_mistake(tmp_path: Path) -> None:
-    root = project(tmp_path, SCHEMA_MISTAKES)
-    env = {**NOT_IN_CI, "TF_BUILD": "True", "BUILD_SOURCESDIRECTORY": str(root)}
-    result = run_cli(["validate"], root, env=env)
-    assert result.code == 2
+    _env, result = validated_in_ci(tmp_path, {"TF_BUILD": "True", "BUILD_SOURCESDIRECTORY": str(tmp_path)})
     assert result.stdout.splitlines() == [
         f"##vso[task.logissue type=error;sourcepath=pipelines.yaml;linenumber={e['line']};"
         f"columnnumber={e['column']}]{e['key']}: {e['message']}"

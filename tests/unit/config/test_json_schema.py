@@ -10,7 +10,9 @@ Schema is looser are named). Documents are read as the loader reads them (positi
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
+import importlib
 import json
 import math
 import re
@@ -307,22 +309,56 @@ def test_bundled_pipelines_yaml_passes_the_schema() -> None:
     assert errors(data) == []
 
 
+HELPERS = ROOT / "tests" / "helpers.py"
+
+
+class _RunTimeValue(str):
+    """What a name a test binds only when it runs (its fixtures, locals) stands for in a config: `x`."""
+
+    def __getattr__(self, name: str) -> _RunTimeValue:
+        return _RunTimeValue("x")
+
+    def __call__(self, *args: object) -> _RunTimeValue:
+        return self
+
+
+class _NamesOf(dict[str, Any]):
+    """A test module's names for evaluating a `shop_config(...)` call of it; any other name: `x`."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+
+    def __missing__(self, name: str) -> Any:
+        return getattr(self.module, name, getattr(builtins, name, _RunTimeValue("x")))
+
+
+def config_texts(path: Path) -> Iterator[tuple[int, str]]:
+    """The configs a test file writes: its string literals with a pipelines key, and the text of each
+    `shop_config(...)` call (tests/helpers.py), its run-time values standing in as `x`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "pipelines:" in node.value:
+            yield node.lineno, node.value
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "shop_config" and path != HELPERS:
+            yield node.lineno, eval(compile(ast.Expression(node), str(path), "eval"), {}, _NamesOf(path))
+
+
 def inline_configs() -> list[tuple[str, str]]:
-    """Every whole config written as a string literal in the tests that the loader reads as a YAML
-    mapping (not the str.format templates with {placeholders}, nor those with duplicate keys)."""
+    """Every whole config written in the tests (`config_texts`) that the loader reads as a YAML mapping
+    (not the str.format templates with {placeholders}, nor those with duplicate keys)."""
     found = []
     with tempfile.TemporaryDirectory() as scratch:
         file = Path(scratch) / "pipelines.yaml"
         for path in sorted((ROOT / "tests").rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and "pipelines:" in node.value:
-                    file.write_text(textwrap.dedent(node.value), encoding="utf-8")
-                    try:
-                        mapping = isinstance(read(file), dict)
-                    except ConfigError:
-                        mapping = False
-                    if mapping:
-                        found.append((f"{path.relative_to(ROOT)}:{node.lineno}", textwrap.dedent(node.value)))
+            for lineno, text in config_texts(path):
+                file.write_text(textwrap.dedent(text), encoding="utf-8")
+                try:
+                    mapping = isinstance(read(file), dict)
+                except ConfigError:
+                    mapping = False
+                if mapping:
+                    found.append((f"{path.relative_to(ROOT)}:{lineno}", textwrap.dedent(text)))
     return found
 
 

@@ -11,9 +11,12 @@ from pipeline.config import load_config
 from pipeline.config.resolve import dependencies_of
 from pipeline.config.resolved import resolve_images
 from pipeline.errors import ConfigError
-from tests.helpers import write_project
+from tests.helpers import image_entry, shop_config, write_project
 
 IMAGES = {"base": "FROM scratch\n", "app": "FROM scratch\n"}
+
+
+TWO_PLATFORMS = image_entry("base", "platforms: [linux/amd64, linux/arm64]")
 
 
 def load(root: Path, config: str) -> None:
@@ -81,36 +84,15 @@ def test_windows_variants_on_acr_with_settings(tmp_path: Path) -> None:
 
 
 def test_a_dependant_variant_matches_its_base_by_platform_when_names_differ(tmp_path: Path) -> None:
-    load(
-        tmp_path,
-        """\
-        registry: r.example/x
-        pipelines:
-          shop:
-            images:
-              base: {context: images/base, platforms: [linux/amd64, linux/arm64]}
-              app:
-                context: images/app
-                depends_on: [base]
-                variants:
-                  x64: {platform: linux/amd64}
-                  arm: {platform: linux/arm64}
-        """,
+    app = image_entry(
+        "app", "depends_on: [base]", "variants: {x64: {platform: linux/amd64}, arm: {platform: linux/arm64}}"
     )
+    load(tmp_path, shop_config("r.example/x", {"base": TWO_PLATFORMS, "app": app}, network=None))
 
 
 def test_a_dependant_without_variants_builds_on_the_whole_base(tmp_path: Path) -> None:
-    load(
-        tmp_path,
-        """\
-        registry: r.example/x
-        pipelines:
-          shop:
-            images:
-              base: {context: images/base, platforms: [linux/amd64, linux/arm64]}
-              app: {context: images/app, depends_on: [base], platform: linux/amd64}
-        """,
-    )
+    app = image_entry("app", "depends_on: [base]", "platform: linux/amd64")
+    load(tmp_path, shop_config("r.example/x", {"base": TWO_PLATFORMS, "app": app}, network=None))
 
 
 ARM = "variants: {a: {platform: linux/arm64}}"

@@ -15,7 +15,7 @@ from pipeline.report import RunReport
 from pipeline.run.executor import ImageResult, RunResult, Status
 from pipeline.run.junit import junit_xml, write_junit
 from pipeline.run.report import report_data
-from tests.helpers import init_git, run_cli, write_project
+from tests.helpers import image_entry, init_git, run_cli, shop_config, write_project
 
 XSD = Path(__file__).resolve().parents[2] / "data" / "schemas" / "junit-10.xsd"
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -29,18 +29,16 @@ def fixture_plan(tmp_path: Path) -> Plan:
     config = load_config(
         write_project(
             tmp_path,
-            """\
-            registry: 127.0.0.1:5000/local
-            pipelines:
-              shop:
-                images:
-                  base: {context: images/base}
-                  app: {context: images/app, depends_on: [base]}
-                  worker: {context: images/worker, depends_on: [app]}
-              tools:
-                images:
-                  lint: {context: images/lint}
-            """,
+            shop_config(
+                "127.0.0.1:5000/local",
+                {
+                    "base": "",
+                    "app": image_entry("app", "depends_on: [base]"),
+                    "worker": image_entry("worker", "depends_on: [app]"),
+                },
+                network=None,
+                more={"tools": ("lint",)},
+            ),
             {name: "FROM scratch\n" for name in ("base", "app", "worker", "lint")},
         )
     )

@@ -9,7 +9,7 @@ from pipeline.config import load_config
 from pipeline.plan import RunContext, make_plan
 from pipeline.run.executor import Event, ImageResult, RunResult, Status
 from pipeline.run.report import ProgressMode, ProgressPrinter, print_summary, report_data
-from tests.helpers import write_project
+from tests.helpers import shop_config, write_project
 
 TAIL = tuple(f"line {n}" for n in range(11, 31))
 EVENTS = [
@@ -72,14 +72,7 @@ def test_the_report_has_the_failing_steps_tail_beside_the_error(tmp_path: Path) 
     config = load_config(
         write_project(
             tmp_path,
-            """\
-            registry: 127.0.0.1:5000/local
-            pipelines:
-              shop:
-                images:
-                  base: {context: images/base}
-                  app: {context: images/app}
-            """,
+            shop_config("127.0.0.1:5000/local", ("base", "app"), network=None),
             {"base": "FROM scratch\n", "app": "FROM scratch\n"},
         )
     )

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.attest.provenance import BuildFacts, provenance_predicate
+from pipeline.attest.provenance import provenance_predicate
 from pipeline.common.reporting import SILENT
 from pipeline.config import load_config
 from pipeline.notify.message import Notice, generic_body, slack_body
@@ -17,7 +17,7 @@ from pipeline.triggers.bases import BaseMove, affected_by, names_base, overall_r
 from pipeline.triggers.basewatch import BaseWatcher, BaseWatchState
 from pipeline.triggers.queue import Run
 from pipeline.triggers.statuspage import index_page, run_page
-from tests.helpers import write_project
+from tests.helpers import build_facts, write_project
 
 OLD = "sha256:" + "a" * 64
 NEW = "sha256:" + "b" * 64
@@ -116,13 +116,9 @@ def test_the_reason_is_in_notifications_provenance_and_the_status_page() -> None
     notice = Notice(event="release", pipeline="shop", command="trigger", version="1.0.1", reason=REASON)
     assert generic_body(notice)["reason"] == REASON
     assert "*reason:*" in json.dumps(slack_body(notice))
-    facts = BuildFacts(
-        config_path="pipelines.yaml",
-        pipeline="shop",
-        image="onbase",
-        repository="r.example/shop/onbase",
-        digest=NEW,
-        builder="buildx",
+    facts = build_facts(
+        "r.example/shop/onbase",
+        NEW,
         reason=REASON,
         started_on=datetime(2026, 1, 1, tzinfo=UTC),
     )
