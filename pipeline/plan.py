@@ -14,7 +14,7 @@ import semver
 from pipeline.common.checkout import Checkout
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
 from pipeline.config.resolve import engine_builds, matching_variant
-from pipeline.config.resolved import AcrSettings, ResolvedImage, Signing, resolve_images
+from pipeline.config.resolved import AcrSettings, Notification, ResolvedImage, Signing, resolve_images
 from pipeline.config.resolved import BuildSecret as BuildSecret  # the builders read it from the plan
 from pipeline.config.schema import ConfigSpec
 from pipeline.config.templates import placeholders, render
@@ -148,6 +148,7 @@ class PlannedImage:
     # `tags: {variants: true}`: each variant's own tags (2.1.5-ltsc2019), by variant name.
     variant_tags: Mapping[str, TagSet] = field(default_factory=dict)
     paths: tuple[str, ...] = ()  # extra `paths:` globs (`changed`), relative to the pipelines file
+    notify: Notification | None = None  # its pipeline's `notify:` block (the pipeline's own, else the top level's)
 
     @property
     def key(self) -> str:
@@ -199,6 +200,15 @@ class Plan:
                     pinned_dependencies=tuple(outside),
                 )
         return Plan(images=images, context=self.context, pinned=dict(pinned), engines=self.engines)
+
+    def notifications(self) -> dict[str, Notification]:
+        """The `notify:` block of each pipeline of the plan that has one (its own, else the top level's),
+        in the plan's order."""
+        found: dict[str, Notification] = {}
+        for image in self.images.values():
+            if image.notify is not None:
+                found.setdefault(image.pipeline, image.notify)
+        return found
 
     def outside_dependencies(self, keys: set[str]) -> set[str]:
         """Direct dependencies of `keys` that are not themselves in `keys`."""
@@ -390,6 +400,7 @@ def make_plan(
                     else {}
                 ),
                 paths=image.paths,
+                notify=image.notify,
             )
             images[planned.key] = planned
     return Plan(images=images, context=context, engines=_engines(spec, base_dir))

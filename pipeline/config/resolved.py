@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.config.positions import KeyPath
+from pipeline.config.positions import KeyPath, format_path
 from pipeline.config.resolve import declared_variants, default_builder, dependencies_of
-from pipeline.config.schema import AcrSpec, ConfigSpec, SignSpec, TagPolicy
+from pipeline.config.schema import AcrSpec, ConfigSpec, NotifyEvent, NotifySpec, NotifyTarget, SignSpec, TagPolicy
 
 Level = Literal["top", "pipeline", "image", "variant"]
 Merge = Literal["nearest", "merged dict", "merged policy"]
@@ -45,6 +45,7 @@ MERGE_TABLE: Mapping[str, Rule] = {
     "engine": Rule("nearest", ("pipeline", "image", "variant")),
     "builder": Rule("nearest", ("pipeline", "image", "variant")),
     "build_args": Rule("merged dict", ("image", "variant")),
+    "notify": Rule("nearest", ("top", "pipeline")),
 }
 
 # The owners of one image's settings, by level, and where each is written.
@@ -143,6 +144,42 @@ class AcrSettings:
 
 
 @dataclass(frozen=True)
+class NotifyDestination:
+    """One target of a `notify:` block: where a message is posted (`url`, or the variable holding it)."""
+
+    url: str | None
+    url_env: str | None
+    kind: Literal["generic", "slack"]
+    events: tuple[NotifyEvent, ...] | None  # None: the block's events
+    secret_env: str | None
+
+    @classmethod
+    def of(cls, spec: NotifyTarget) -> NotifyDestination:
+        events = None if spec.events is None else tuple(spec.events)
+        return cls(url=spec.url, url_env=spec.url_env, kind=spec.kind, events=events, secret_env=spec.secret_env)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """The `notify:` block a pipeline's runs report to (its own, else the top level's) and where it is
+    written (`owner`, as warnings name it: `notify` or `pipelines.<name>.notify`)."""
+
+    events: tuple[NotifyEvent, ...]
+    targets: tuple[NotifyDestination, ...]
+    timeout: float
+    at: KeyPath = ("notify",)
+
+    @classmethod
+    def of(cls, spec: NotifySpec, at: KeyPath = ("notify",)) -> Notification:
+        targets = tuple(NotifyDestination.of(t) for t in spec.targets)
+        return cls(events=tuple(spec.events), targets=targets, timeout=spec.timeout, at=at)
+
+    @property
+    def owner(self) -> str:
+        return format_path(self.at)
+
+
+@dataclass(frozen=True)
 class BuildSecret:
     """A build secret's id and where its value is read at build time (never the value itself)."""
 
@@ -195,6 +232,7 @@ class ResolvedImage:
     builder: str
     engine: str | None
     engine_at: KeyPath | None
+    notify: Notification | None  # the pipeline's `notify:`, else the top level's
     variants: tuple[ResolvedVariant, ...] = field(default=())
 
     @property
@@ -230,6 +268,7 @@ def _resolve_pipeline(spec: ConfigSpec, pipeline_name: str, base_dir: Path) -> d
         secrets, secrets_at = merged_dict("secrets", chain)
         chosen, _ = nearest("builder", chain)
         engine, engine_at = nearest("engine", chain)
+        notify, notify_at = nearest("notify", chain)
         variants = []
         for declared in declared_variants(spec, pipeline_name, name):
             variant_chain: Chain = {**chain, "variant": (declared.spec, declared.at)}
@@ -282,6 +321,7 @@ def _resolve_pipeline(spec: ConfigSpec, pipeline_name: str, base_dir: Path) -> d
             builder=default_builder(spec, chosen, image.platform, None),
             engine=engine,
             engine_at=engine_at,
+            notify=Notification.of(notify, notify_at) if notify is not None and notify_at is not None else None,
             variants=tuple(variants),
         )
     return found

@@ -5,6 +5,7 @@ JSON body or a Slack-compatible payload, retried with the registry's policy with
 here raises for a delivery that fails: each failure comes back as a warning line naming the target.
 
     notice = Notice(event="failure", pipeline="shop", image="shop/app", error="...", ...)
-    for warning in deliver([(spec.notify, notice, "notify")], environment, Redactor.for_run(environment, ...)):
+    block = plan.notifications()["shop"]  # the pipeline's resolved `notify:` (config.resolved.Notification)
+    for warning in deliver([(block, notice, block.owner)], environment, Redactor.for_run(environment, ...)):
         print(f"warning: {warning}", file=sys.stderr)
 """

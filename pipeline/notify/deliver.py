@@ -20,7 +20,7 @@ from tenacity.stop import stop_base
 from pipeline import __version__
 from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.config.checks import notify_url_problem
-from pipeline.config.schema import NotifySpec, NotifyTarget
+from pipeline.config.resolved import Notification, NotifyDestination
 from pipeline.notify.message import Notice, generic_body, slack_body
 from pipeline.redaction import Redactor
 
@@ -57,7 +57,7 @@ class _Refused(Exception):
     """The receiver said no for good (4xx): not retried."""
 
 
-Message = tuple[NotifySpec, Notice, str]  # a notify block, the notice, and what names the block in warnings
+Message = tuple[Notification, Notice, str]  # a notify block, the notice, and what names the block in warnings
 
 
 def deliver(messages: list[Message], environment: Mapping[str, str], redactor: Redactor) -> list[str]:
@@ -100,7 +100,7 @@ def deliver(messages: list[Message], environment: Mapping[str, str], redactor: R
 
 
 def _prepare(
-    target: NotifyTarget, label: str, notice: Notice, environment: Mapping[str, str], redactor: Redactor
+    target: NotifyDestination, label: str, notice: Notice, environment: Mapping[str, str], redactor: Redactor
 ) -> _Target | str:
     """The request for one target, or why it cannot be sent (a warning)."""
     url = target.url if target.url is not None else environment.get(target.url_env or "", "")

@@ -53,15 +53,12 @@ def notifying(session: Session, plan: Plan, command: str) -> Iterator[Outcome]:
 def _send(session: Session, plan: Plan, command: str, outcome: Outcome, error: Exception | None) -> None:
     redactor: Redactor | None = None
     try:
-        spec = session.loaded.spec
-        redactor = run_redactor(session.settings, spec, plan)
+        redactor = run_redactor(session.settings, plan)
         messages: list[Message] = []
-        for pipeline in dict.fromkeys(image.pipeline for image in plan.images.values()):
-            block = spec.pipelines[pipeline].notify or spec.notify
-            notice = _notice(session, plan, pipeline, command, outcome, error) if block else None
-            if block and notice:
-                owner = "notify" if spec.pipelines[pipeline].notify is None else f"pipelines.{pipeline}.notify"
-                messages.append((block, notice, owner))
+        for pipeline, block in plan.notifications().items():
+            notice = _notice(session, plan, pipeline, command, outcome, error)
+            if notice:
+                messages.append((block, notice, block.owner))
         if not messages:
             return
         for warning in deliver(messages, session.settings.environment, redactor):

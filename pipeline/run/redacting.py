@@ -7,22 +7,19 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from pipeline.config.schema import ConfigSpec
 from pipeline.plan import Plan
 from pipeline.redaction import RedactedStream, Redactor
 from pipeline.run.executor import Event, EventSink, ImageResult, RunResult
 from pipeline.run.settings import Settings
 
 
-def run_redactor(settings: Settings, spec: ConfigSpec, plan: Plan) -> Redactor:
+def run_redactor(settings: Settings, plan: Plan) -> Redactor:
     """Every secret this run could know: its build secrets (variables and files), the variables of the
     notify targets of its pipelines, the docker config, and every variable named like a secret."""
     variables = [s.env for image in plan.images.values() for s in image.secrets if s.env]
     files = [s.file for image in plan.images.values() for s in image.secrets if s.file]
-    for pipeline in dict.fromkeys(image.pipeline for image in plan.images.values()):
-        block = spec.pipelines[pipeline].notify or spec.notify
-        if block is not None:
-            variables += [v for t in block.targets for v in (t.secret_env, t.url_env) if v]
+    for block in plan.notifications().values():
+        variables += [v for t in block.targets for v in (t.secret_env, t.url_env) if v]
     return Redactor.for_run(settings.environment, variables, files, settings.docker_config)
 
 

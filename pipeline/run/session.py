@@ -243,7 +243,7 @@ class Session:
             )
             journals = self.journal_dirs(plan)
             # One redactor for everything the run shows: its progress now, its result (reports) after.
-            redactor = run_redactor(self.settings, self.loaded.spec, plan)
+            redactor = run_redactor(self.settings, plan)
             executor = Executor(
                 plan,
                 parts.backends,

@@ -161,3 +161,31 @@ def _type_args(hint: object) -> list[object]:
 
 def _is_model(hint: object) -> bool:
     return isinstance(hint, type) and issubclass(hint, BaseModel)
+
+
+def test_plan_carries_each_pipelines_resolved_notify_block(tmp_path: Path) -> None:
+    """notifying and redacting read the plan's blocks: a pipeline's own, else the top level's, none without."""
+    plan = plan_of(
+        tmp_path,
+        """\
+        registry: r.example/x
+        notify: {targets: [{url: "https://hooks.example.com/top"}]}
+        pipelines:
+          own:
+            notify: {events: [release], targets: [{url_env: SLACK_URL, kind: slack}]}
+            images: {app: {context: a}, api: {context: b}}
+          inherits:
+            images: {web: {context: c}}
+        """,
+    )
+    blocks = plan.notifications()
+    assert {name: block.owner for name, block in blocks.items()} == {
+        "own": "pipelines.own.notify",
+        "inherits": "notify",
+    }
+    assert [t.url_env for t in blocks["own"].targets] == ["SLACK_URL"]
+    assert [t.url for t in blocks["inherits"].targets] == ["https://hooks.example.com/top"]
+    assert _models_in(plan.images["own/app"]) == []
+    assert plan.subset({"inherits/web"}, {}).notifications() == {"inherits": blocks["inherits"]}
+    without = plan_of(tmp_path, "registry: r.example/x\npipelines: {shop: {images: {app: {context: a}}}}\n")
+    assert without.notifications() == {}

@@ -12,6 +12,8 @@ from pipeline.config.resolved import (
     MERGE_TABLE,
     AcrSettings,
     BuildSecret,
+    Notification,
+    NotifyDestination,
     ResolvedImage,
     Signing,
     TagRules,
@@ -180,7 +182,43 @@ def test_the_table_names_every_inherited_field_and_how_it_merges() -> None:
         "engine": ("nearest", ("pipeline", "image", "variant")),
         "builder": ("nearest", ("pipeline", "image", "variant")),
         "build_args": ("merged dict", ("image", "variant")),
+        "notify": ("nearest", ("top", "pipeline")),
     }
+
+
+HOOK = {"url": "https://hooks.example.com/top"}
+SLACK = {"url_env": "SLACK_URL", "kind": "slack", "events": ["release"], "secret_env": None}
+
+
+def test_notify_nearest_wins_and_remembers_where_it_is_written(tmp_path: Path) -> None:
+    """A pipeline's `notify:` replaces the top level's whole (no merge of targets); unset anywhere, none."""
+    top = {"notify": {"targets": [HOOK]}}
+    pipeline = {"notify": {"events": ["failure", "release"], "targets": [SLACK], "timeout": 5}}
+    assert resolved(tmp_path, {}, {}, {}).notify is None
+    inherited = resolved(tmp_path, top, {}, {}).notify
+    assert inherited == Notification(
+        events=("failure",),
+        targets=(NotifyDestination(HOOK["url"], None, "generic", None, None),),
+        timeout=30.0,
+        at=("notify",),
+    )
+    assert inherited.owner == "notify"
+    own = resolved(tmp_path, top, pipeline, {}).notify
+    assert own == Notification(
+        events=("failure", "release"),
+        targets=(NotifyDestination(None, "SLACK_URL", "slack", ("release",), None),),
+        timeout=5.0,
+        at=("pipelines", "shop", "notify"),
+    )
+    assert own.owner == "pipelines.shop.notify"
+    assert resolved(tmp_path, {}, pipeline, {}).notify == own
+
+
+def test_notify_is_a_frozen_value_not_the_config_model(tmp_path: Path) -> None:
+    notify = resolved(tmp_path, {"notify": {"targets": [HOOK]}}, {}, {}).notify
+    assert type(notify) is Notification and all(type(t) is NotifyDestination for t in notify.targets)
+    with pytest.raises(AttributeError):
+        notify.timeout = 1.0  # type: ignore[misc]
 
 
 def test_dependencies_are_resolved_once_explicit_and_implied(tmp_path: Path) -> None:

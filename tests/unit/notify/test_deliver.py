@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from pipeline.config.resolved import Notification
 from pipeline.config.schema import NotifySpec
 from pipeline.notify.deliver import deliver
 from pipeline.notify.message import ImageNotice, Notice
@@ -17,8 +18,8 @@ from tests.receiver import receiving
 SECRET = "notify-hmac-SECRETSCAN-9fQ2"
 
 
-def spec(**block: Any) -> NotifySpec:
-    return NotifySpec.model_validate(block)
+def spec(**block: Any) -> Notification:
+    return Notification.of(NotifySpec.model_validate(block))
 
 
 FAILURE = Notice(

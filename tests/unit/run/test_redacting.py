@@ -40,7 +40,7 @@ def test_the_plans_build_secrets_and_notify_variables_are_hidden_in_events_and_i
     # NPM_AUTH is named like no secret: only the plan (its build secret) says it is one.
     environment = {"NPM_AUTH": BUILD_SECRET, "HOOK_URL": HOOK_URL, "HOME": "/root"}
     settings = Settings.from_environment({**environment, "DOCKER_CONFIG": str(tmp_path / "no-docker-config")})
-    redactor = run_redactor(settings, config.spec, plan)
+    redactor = run_redactor(settings, plan)
     leaked = [BUILD_SECRET, *FILE_LINES, HOOK_URL]
 
     seen: list[Event] = []
