@@ -60,6 +60,7 @@ from typing import Any, Literal, NamedTuple
 
 from pipeline import __version__
 from pipeline.attest.uris import git_source_uri, image_purl
+from pipeline.common.fields import fields_of
 from pipeline.common.urls import strip_credentials
 from pipeline.signing.payloads import SLSA_PROVENANCE_V1, in_toto_statement
 
@@ -165,12 +166,7 @@ def provenance_statement(facts: BuildFacts) -> bytes:
 def _external_parameters(facts: BuildFacts) -> dict[str, Any]:
     return {
         "config": facts.config_path,
-        "pipeline": facts.pipeline,
-        "image": facts.image,
-        "variant": facts.variant,
-        "version": facts.version,
-        "target": facts.target,
-        "platform": facts.platform,
+        **fields_of(facts, "pipeline", "image", "variant", "version", "target", "platform"),
         "osVersion": facts.os_version,
         "buildArgs": {name: facts.build_args[name] for name in sorted(facts.build_args)},
         "source": {
@@ -184,10 +180,7 @@ def _external_parameters(facts: BuildFacts) -> dict[str, Any]:
 def _internal_parameters(facts: BuildFacts) -> dict[str, Any]:
     return {
         "inputDigest": facts.input_digest,
-        "builder": facts.builder,
-        "engine": facts.engine,
-        "dockerfile": facts.dockerfile,
-        "context": facts.context,
+        **fields_of(facts, "builder", "engine", "dockerfile", "context"),
         "acr": {"registry": facts.acr_registry, "runId": facts.acr_run_id},
         "reason": facts.reason,
     }

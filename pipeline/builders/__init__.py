@@ -41,6 +41,13 @@ def failure_detail(detail: str, step: str | None) -> str:
     return _COMMAND_ECHO.sub(lambda m: m.group(1) or f"exit code: {m.group(2)}", detail)
 
 
+def build_failure(image: str, detail: str, step: str | None, tail: tuple[str, ...]) -> BuildError:
+    """A local build's failure as both builders say it (`shop/app: build failed at [3/3] RUN make: exit
+    code: 2`), with the failing step and its last output lines."""
+    where = f" at {step}" if step else ""
+    return BuildError(f"{image}: build failed{where}: {failure_detail(detail, step)}", tail, step)
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     image: str  # the plan key, for messages

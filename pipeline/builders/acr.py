@@ -29,6 +29,7 @@ from pipeline.builders import (
     BuildRequest,
     pinned_dockerfile,
 )
+from pipeline.common.fields import fields_of
 from pipeline.common.reporting import Reporter
 from pipeline.config.resolved import AcrSettings
 from pipeline.errors import BuildError, ConfigError, PipelineError
@@ -166,14 +167,11 @@ class AcrBuilder:
                 image_names=(f"{request.tag.repository.path}:{request.tag.tag}",),
                 dockerfile=archive.dockerfile,
                 source_location=upload.relative_path,
-                build_args=request.build_args,
-                target=request.target,
+                **fields_of(request, "build_args", "target", "os_version", "push"),
                 os=os_name,
                 architecture=architecture,
                 variant=variant,
-                os_version=request.os_version,
                 timeout=spec.timeout,
-                push=request.push,
             )
             run_id = client.schedule(build)
         except PipelineError as exc:

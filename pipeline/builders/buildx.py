@@ -35,11 +35,10 @@ from typing import IO, Any
 from pipeline.builders import (
     LOG_TAIL_LINES,
     Backend,
-    Builder,
     BuildOutcome,
     BuildRequest,
+    build_failure,
     engine_environment,
-    failure_detail,
     pinned_dockerfile,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
@@ -101,7 +100,7 @@ class BuildxBackend:
     def serves(self, engine: Engine) -> bool:
         return True
 
-    def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
+    def builder_for(self, image: PlannedImage, engine: Engine | None) -> BuildxBuilder:
         if engine is None:
             raise ValueError(f"{image.key}: a local build needs an engine")  # the executor always names one
         return BuildxBuilder(
@@ -277,10 +276,8 @@ class BuildxBuilder:
                 f"{request.image}: lost {self.pusher.label} ({self.pusher.where}): {detail}",
                 self.engine.name,
             )
-        where = f" at {steps.failed_step}" if steps.failed_step else ""
-        return_tail = steps.failed_tail() or tuple(steps.texts[-LOG_TAIL_LINES:])
-        detail = failure_detail(detail, steps.failed_step)
-        raise BuildError(f"{request.image}: build failed{where}: {detail}", return_tail, steps.failed_step)
+        tail = steps.failed_tail() or tuple(steps.texts[-LOG_TAIL_LINES:])
+        raise build_failure(request.image, detail, steps.failed_step, tail)
 
 
 _CONTEXTS: dict[tuple[str, str | None, str | None], bool] = {}

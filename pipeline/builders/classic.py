@@ -20,13 +20,13 @@ from tenacity import RetryCallState
 
 from pipeline.builders import (
     LOG_TAIL_LINES,
-    Builder,
     BuildOutcome,
     BuildRequest,
+    build_failure,
     engine_environment,
-    failure_detail,
     pinned_dockerfile,
 )
+from pipeline.common.fields import fields_of
 from pipeline.common.reporting import Reporter
 from pipeline.common.retry import POLICY, Transient, retry_after_in_text
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
@@ -34,6 +34,9 @@ from pipeline.errors import AuthError, BuildError, EngineUnavailable, Environmen
 from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
 
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
+# Every classic build: intermediate containers removed (after a failed step too), no pull (the Dockerfile's
+# bases are what the run resolved), the output stream decoded into JSON chunks.
+_BUILD_OPTIONS: dict[str, Any] = {"rm": True, "forcerm": True, "pull": False, "decode": True}
 # A connection that broke: requests' errors, and urllib3's while a streamed response (build output,
 # push progress) is being read, which docker-py does not wrap.
 _BROKEN = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
@@ -166,13 +169,9 @@ class DockerBuilder:
                 tag=str(request.tag),
                 buildargs=dict(request.build_args),
                 labels=dict(request.labels),
-                target=request.target,
-                platform=request.platform,
+                **fields_of(request, "target", "platform"),
                 network_mode=request.network,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
+                **_BUILD_OPTIONS,
             )
             pending = ""  # the engine may split one output line over two chunks
             for chunk in stream:
@@ -183,10 +182,7 @@ class DockerBuilder:
                 elif "error" in chunk:
                     self._line(pending.rstrip(), step, tail, len(request.labels), progress, request.image)
                     detail = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
-                    failed = step if step != "build" else None
-                    where = f" at {failed}" if failed else ""
-                    detail = failure_detail(detail, failed)
-                    raise BuildError(f"{request.image}: build failed{where}: {detail}", tuple(tail), failed)
+                    raise build_failure(request.image, detail, step if step != "build" else None, tuple(tail))
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
             self._line(pending.rstrip(), step, tail, len(request.labels), progress, request.image)
@@ -363,7 +359,7 @@ class ClassicBackend:
     def serves(self, engine: Engine) -> bool:
         return engine.name in self.engines
 
-    def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder:
+    def builder_for(self, image: PlannedImage, engine: Engine | None) -> DockerBuilder:
         if engine is None:
             raise ValueError(f"{image.key}: a local build needs an engine")  # the executor always names one
         return self.engines[engine.name]

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from pipeline.cli.common import echo_json, insecure_option, optional_config, optional_config_option, session
+from pipeline.common.fields import fields_of
 from pipeline.registry.reference import parse_reference
 from pipeline.signing.attached import Attached, Attachment, Kind
 from pipeline.signing.tree import TreeNode, supply_chain_tree
@@ -63,11 +64,7 @@ def tree_data(node: TreeNode) -> dict[str, Any]:
 
 def _item_data(item: Attachment) -> dict[str, Any]:
     return {
-        "form": item.form,
-        "manifest": item.manifest,
-        "tag": item.tag,
-        "media_type": item.media_type,
-        "predicate_type": item.predicate_type,
+        **fields_of(item, "form", "manifest", "tag", "media_type", "predicate_type"),
         "signer": item.signer.data() if item.signer else None,
         "referrers": [_item_data(nested) for nested in item.referrers],
     }

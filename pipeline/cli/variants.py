@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.common.fields import fields_of
+
 if TYPE_CHECKING:
     from pipeline.plan import PlannedImage
 
@@ -26,13 +28,7 @@ class ShownVariant(Protocol):
 
 def variant_row(variant: ShownVariant) -> dict[str, Any]:
     """What --json says of a variant (commands add their own keys: build args, tags, inputs)."""
-    return {
-        "name": variant.name,
-        "platform": variant.platform,
-        "os_version": variant.os_version,
-        "builder": variant.builder,
-        "engine": variant.engine,
-    }
+    return fields_of(variant, "name", "platform", "os_version", "builder", "engine")
 
 
 def variant_names(image: PlannedImage) -> str:

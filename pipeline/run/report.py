@@ -17,6 +17,7 @@ from rich.table import Table
 
 from pipeline.ci.commands import Command, GroupSyntax, inert_json, write_command
 from pipeline.ci.groups import GroupedLines, Line, on_interrupt
+from pipeline.common.fields import fields_of
 from pipeline.errors import UsageError
 from pipeline.files import write_text
 from pipeline.plan import Plan
@@ -52,47 +53,31 @@ def report_data(plan: Plan, result: RunResult) -> RunReport:
         images=[
             ImageReport(
                 image=key,
-                pipeline=plan.images[key].pipeline,
-                name=plan.images[key].name,
+                **fields_of(plan.images[key], "pipeline", "name"),
                 depends_on=list(plan.images[key].depends_on),  # the DAG, for pictures of the run (serve)
-                repository=r.repository,
-                reference=r.reference,
-                digest=r.digest,
-                image_id=r.image_id,
-                tags=r.tags,
+                **fields_of(r, "repository", "reference", "digest", "image_id", "tags"),
                 status=r.status.value,
                 duration_seconds=round(r.duration, 3),
-                started_at=_iso(r.started_at),
-                finished_at=_iso(r.finished_at),
-                build_started_at=_iso(r.build_started_at),
-                build_finished_at=_iso(r.build_finished_at),
-                engine=r.engine,
-                inputs=r.inputs,
+                **_times(r, "started_at", "finished_at", "build_started_at", "build_finished_at"),
+                **fields_of(r, "engine", "inputs", "error", "failed_step"),
                 reused=r.cached,
                 # a reused image: {version, revision} of the build that made it
                 built_from=BuiltFrom(**r.built_from) if r.built_from is not None else None,
                 # Candidates under the input tags that were not reused, and why (`not reused: sha256:… is
                 # not signed by this pipeline's key …`), the image's and its variants'.
                 not_reused=[*r.not_reused, *(line for v in r.variants.values() for line in v.not_reused)],
-                error=r.error,
                 log_tail=list(r.log_tail),
-                failed_step=r.failed_step,
                 # Each external base image it stands on, as the run resolved it (an index: its variants').
                 bases=[BaseReport(**base.as_dict()) for base in r.bases],
                 # An image index's children, one per variant (empty: one image, no index).
                 variants=[
                     VariantReport(
                         variant=name,
-                        platform=v.platform,
-                        digest=v.digest,
-                        reference=v.reference,
-                        tags=v.tags,
+                        **fields_of(v, "platform", "digest", "reference", "tags", "engine"),
                         status=v.status.value,
-                        engine=v.engine,
                         reused=v.cached,
                         bases=[BaseReport(**base.as_dict()) for base in v.bases],
-                        build_started_at=_iso(v.build_started_at),
-                        build_finished_at=_iso(v.build_finished_at),
+                        **_times(v, "build_started_at", "build_finished_at"),
                     )
                     for name, v in r.variants.items()
                 ],
@@ -111,20 +96,20 @@ def with_extra(report: RunReport, extra: dict[str, Any] | None) -> RunReport:
 
 def tag_change_report(change: TagChange) -> TagChangeReport:
     return TagChangeReport(
-        image=change.image,
+        **fields_of(change, "image", "tag", "kind", "digest", "previous", "reason"),
         repository=str(change.repository),
-        tag=change.tag,
-        kind=change.kind,
         action=change.action.value,
-        digest=change.digest,
-        previous=change.previous,
-        reason=change.reason,
     )
 
 
 def tag_change_data(change: TagChange) -> dict[str, Any]:
     """A tag change as the report's JSON writes it (also in `release --dry-run --json` and `promote --json`)."""
     return tag_change_report(change).model_dump(mode="json")
+
+
+def _times(obj: object, *names: str) -> dict[str, str | None]:
+    """{name: obj.name as ISO 8601 UTC} for each of `names` (epoch seconds; None stays None)."""
+    return {name: _iso(getattr(obj, name)) for name in names}
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,16 +110,14 @@ def stop_on_signals(stopping: threading.Event, log: Callable[[str], None]) -> No
     signal.signal(signal.SIGINT, stop)
 
 
+@dataclass(eq=False)
 class Watcher:
-    def __init__(
-        self, source: GitSource, branch: str, state: WatchState, handle: HandleCommit, reporter: Reporter
-    ) -> None:
-        self.source = source
-        self.branch = branch
-        self.state = state
-        self.handle = handle
-        self.reporter = reporter
-        self.stopping = threading.Event()
+    source: GitSource
+    branch: str
+    state: WatchState
+    handle: HandleCommit
+    reporter: Reporter
+    stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
     @classmethod
     def for_repository(
