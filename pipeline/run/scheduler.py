@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from pipeline.errors import BuildError, Interrupted, interrupt_of
 from pipeline.graph import dependants_closure
@@ -114,22 +114,25 @@ def urgencies(plan: Plan) -> dict[str, int]:
     return result
 
 
+@dataclass(eq=False)  # identity: one run's walk
 class Scheduler:
     """Owns the run's report rows and the outcomes of finished images. A row is written by its image's
     build alone while it runs; dependants read only `outcomes` (immutable), filled here once a build is
     over and before any dependant starts."""
 
-    def __init__(
-        self, plan: Plan, build: BuildFn, emit: Emit, concurrency: int, keep_going: bool, urgency: Mapping[str, int]
-    ) -> None:
-        self.plan = plan
-        self.build = build
-        self.emit = emit
-        self.concurrency = concurrency
-        self.keep_going = keep_going
-        self.urgency = urgency
-        self.rows = {key: ImageResult(key=key, repository=str(image.repository)) for key, image in plan.images.items()}
-        self._outcomes: dict[str, ImageOutcome] = {}
+    plan: Plan
+    build: BuildFn
+    emit: Emit
+    concurrency: int
+    keep_going: bool
+    urgency: Mapping[str, int]
+    rows: dict[str, ImageResult] = field(init=False)
+    _outcomes: dict[str, ImageOutcome] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rows = {
+            key: ImageResult(key=key, repository=str(image.repository)) for key, image in self.plan.images.items()
+        }
 
     @property
     def outcomes(self) -> Mapping[str, ImageOutcome]:
