@@ -111,51 +111,11 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
     scope = scope_of(the_plan.context)
     for warning in reuse_warnings(the_plan):
         click.echo(f"warning: {warning}", err=True)
-    rows: list[dict[str, Any]] = []
-    for step, (key, image) in enumerate(the_plan.images.items(), start=1):
-        image_values = _values_for(the_plan, image, values)
-        variants = []
-        for variant in image.variants:
-            view = image.variant_view(variant)
-            view_values = _values_for(the_plan, view, values)
-            tags = image.variant_tags.get(variant.name)
-            variants.append(
-                variant_row(variant)
-                | {
-                    "build_args": {k: render(v, view_values) for k, v in view.build_args.items()},
-                    "tags": list(tags.all) if tags is not None else [],
-                }
-            )
-        rows.append(
-            {
-                "step": step,
-                "image": key,
-                "repository": str(image.repository),
-                "depends_on": list(image.depends_on),
-                "context": str(image.context),
-                "dockerfile": str(image.dockerfile),
-                "build_args": {k: render(v, image_values) for k, v in image.build_args.items()},
-                "target": image.target,
-                "platform": image.platform,
-                "builder": image.builder,
-                "engine": image.engine,
-                "network": image.network,
-                "secrets": [secret.id for secret in image.secrets],  # ids only: values are read by buildx
-                "tags": list(image.tags.all),
-                "variants": variants,  # each built alone, then published as one image index
-                "action": predictions[key].action if key in predictions else "unknown",
-                "why": predictions[key].why if key in predictions else "offline",
-                "reuse_digest": predictions[key].digest if key in predictions else None,
-                "not_reused": list(predictions[key].refused) if key in predictions else [],
-                "reuse": _reuse_row(scope, image, predictions.get(key)),
-            }
-        )
-    scope_row: dict[str, Any] = {
-        "untrusted": scope.untrusted,
-        "why": scope.why,
-        "writes_input_tags": f"{scope.input_prefix}<hash>",
-        "reads_input_tags": [f"{prefix}<hash>" for prefix in scope.read_prefixes],
-    }
+    rows = [
+        _plan_row(the_plan, values, scope, predictions, step, key, image)
+        for step, (key, image) in enumerate(the_plan.images.items(), start=1)
+    ]
+    scope_row = _scope_row(scope)
     if as_json:
         echo_json({"version": str(the_plan.context.version or "") or None, "scope": scope_row, "images": rows})
         return
@@ -165,24 +125,92 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
             f"reads {', '.join(scope_row['reads_input_tags'])}; branch builds never read what it writes"
         )
     for row in rows:
-        deps = f" (after {', '.join(row['depends_on'])})" if row["depends_on"] else ""
-        click.echo(f"{row['step']}. {row['image']} -> {row['repository']}{deps}")
-        detail = row["reuse_digest"] if row["action"] == "reuse" else row["why"]
-        click.echo(f"     {row['action']} ({detail})")
-        click.echo(f"     tags: {', '.join(row['tags'])}")
-        reuse = row["reuse"]
-        click.echo(f"     reuse: {reuse['rule']}; input tag {reuse['writes']} (reads {', '.join(reuse['reads'])})")
-        for line in row["not_reused"]:
-            click.echo(f"     {line}")
-        network = f"network {row['network']}" if row["network"] else ""
-        if not row["variants"]:
-            where = f" on engine {row['engine']}" if row["engine"] else ""
-            click.echo(f"     builder: {row['builder']}{where}" + (f", {network}" if network else ""))
-        elif network:
-            click.echo(f"     {network}")
-        if row["secrets"]:
-            click.echo(f"     secrets: {', '.join(row['secrets'])}")
-        _echo_build_args(row)
+        _echo_plan_row(row)
+
+
+def _plan_row(
+    the_plan: Plan,
+    values: dict[str, str],
+    scope: Scope,
+    predictions: dict[str, Prediction],
+    step: int,
+    key: str,
+    image: PlannedImage,
+) -> dict[str, Any]:
+    """One image of `plan --json`: what is built from what, its tags, and whether it is built or reused."""
+    image_values = _values_for(the_plan, image, values)
+    prediction = predictions.get(key)
+    return {
+        "step": step,
+        "image": key,
+        "repository": str(image.repository),
+        "depends_on": list(image.depends_on),
+        "context": str(image.context),
+        "dockerfile": str(image.dockerfile),
+        "build_args": {k: render(v, image_values) for k, v in image.build_args.items()},
+        "target": image.target,
+        "platform": image.platform,
+        "builder": image.builder,
+        "engine": image.engine,
+        "network": image.network,
+        "secrets": [secret.id for secret in image.secrets],  # ids only: values are read by buildx
+        "tags": list(image.tags.all),
+        "variants": _variant_rows(the_plan, image, values),  # each built alone, then published as one image index
+        "action": prediction.action if prediction is not None else "unknown",
+        "why": prediction.why if prediction is not None else "offline",
+        "reuse_digest": prediction.digest if prediction is not None else None,
+        "not_reused": list(prediction.refused) if prediction is not None else [],
+        "reuse": _reuse_row(scope, image, prediction),
+    }
+
+
+def _variant_rows(the_plan: Plan, image: PlannedImage, values: dict[str, str]) -> list[dict[str, Any]]:
+    """The image's variants, each with its rendered build args and its tags."""
+    rows = []
+    for variant in image.variants:
+        view = image.variant_view(variant)
+        view_values = _values_for(the_plan, view, values)
+        tags = image.variant_tags.get(variant.name)
+        rows.append(
+            variant_row(variant)
+            | {
+                "build_args": {k: render(v, view_values) for k, v in view.build_args.items()},
+                "tags": list(tags.all) if tags is not None else [],
+            }
+        )
+    return rows
+
+
+def _scope_row(scope: Scope) -> dict[str, Any]:
+    """Whether the run is trusted, and the input tags it writes and reads."""
+    return {
+        "untrusted": scope.untrusted,
+        "why": scope.why,
+        "writes_input_tags": f"{scope.input_prefix}<hash>",
+        "reads_input_tags": [f"{prefix}<hash>" for prefix in scope.read_prefixes],
+    }
+
+
+def _echo_plan_row(row: dict[str, Any]) -> None:
+    """One image of the plan as text: its step, action, tags, reuse rule, builder, secrets and build args."""
+    deps = f" (after {', '.join(row['depends_on'])})" if row["depends_on"] else ""
+    click.echo(f"{row['step']}. {row['image']} -> {row['repository']}{deps}")
+    detail = row["reuse_digest"] if row["action"] == "reuse" else row["why"]
+    click.echo(f"     {row['action']} ({detail})")
+    click.echo(f"     tags: {', '.join(row['tags'])}")
+    reuse = row["reuse"]
+    click.echo(f"     reuse: {reuse['rule']}; input tag {reuse['writes']} (reads {', '.join(reuse['reads'])})")
+    for line in row["not_reused"]:
+        click.echo(f"     {line}")
+    network = f"network {row['network']}" if row["network"] else ""
+    if not row["variants"]:
+        where = f" on engine {row['engine']}" if row["engine"] else ""
+        click.echo(f"     builder: {row['builder']}{where}" + (f", {network}" if network else ""))
+    elif network:
+        click.echo(f"     {network}")
+    if row["secrets"]:
+        click.echo(f"     secrets: {', '.join(row['secrets'])}")
+    _echo_build_args(row)
 
 
 def _reuse_row(scope: Scope, image: PlannedImage, prediction: Prediction | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.registry.reference import parse_reference, parse_repository
 from pipeline.release.cut import BumpChoice
+from pipeline.release.promote import Promotion
 from pipeline.release.promote import promote as promote_image
 from pipeline.release.tagview import VersionRow, tag_view
 from pipeline.run.release import Release, ReleasePreview
 from pipeline.run.report import tag_change_data
 from pipeline.signing.actions import SignResult, sign_reference
+from pipeline.signing.signer import Signer
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
@@ -187,12 +190,7 @@ def promote(
       COSIGN_PASSWORD=... pipeline promote stage.example.com/shop/app:1.0.0 prod.example.com/shop/app \\
           --version 1.0.0 --resign --key prod.key --storage both
     """
-    kinds = [k for k in floating.split(",") if k]
-    bad = [k for k in kinds if k not in FLOATING_KINDS]
-    if bad:
-        raise click.BadParameter(
-            f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
-        )
+    kinds = _floating_kinds(floating)
     if not resign and signing.given:
         raise UsageError("--key, --identity-token, --trust-config and --storage go with --resign")
     source_ref = parse_reference(source)
@@ -201,15 +199,36 @@ def promote(
     the_session = session(optional_config(config_file))
     policy = the_session.trust_policy()
     with the_session.registry(insecure) as registry:
-        resigner = None
-        if resign:
-            # Made (key read, passphrase or token asked for) before anything is copied: a missing key or a
-            # wrong passphrase must not leave the image copied, untagged, at the destination.
-            made = signing.signer()()
-            resigner = partial(sign_reference, registry, signer=lambda: made)
+        resigner = partial(sign_reference, registry, signer=_signer_now(signing)) if resign else None
         claims = the_session.promote_claims(str(destination_repo), str(tags.release), force, Path.cwd())
         done = promote_image(registry, source_ref, destination_repo, tags, force, _STEPS, policy, resigner, claims)
-    data: dict[str, Any] = {
+    if as_json:
+        echo_json(_promotion_data(done))
+        return
+    _echo_promotion(done)
+
+
+def _signer_now(signing: SignerFlags) -> Callable[[], Signer]:
+    """The `--resign` signer, made (key read, passphrase or token asked for) now, before anything is copied:
+    a missing key or a wrong passphrase must not leave the image copied, untagged, at the destination."""
+    made = signing.signer()()
+    return lambda: made
+
+
+def _floating_kinds(floating: str) -> list[str]:
+    """The floating tag kinds of `--floating` (comma-separated), each one of FLOATING_KINDS."""
+    kinds = [k for k in floating.split(",") if k]
+    bad = [k for k in kinds if k not in FLOATING_KINDS]
+    if bad:
+        raise click.BadParameter(
+            f"unknown floating tag kind '{bad[0]}' (minor, major, latest)", param_hint="--floating"
+        )
+    return kinds
+
+
+def _promotion_data(done: Promotion) -> dict[str, Any]:
+    """`promote --json`: where the image went, what was copied, carried and signed, and the tag changes."""
+    return {
         "source": str(done.source),
         "digest": done.digest,
         "destination": str(done.destination),
@@ -225,10 +244,11 @@ def promote(
         "resigned": _resigned_data(done.resigned),
         "tag_changes": [tag_change_data(c) for c in done.changes],
     }
-    if as_json:
-        echo_json(data)
-        return
-    click.echo(f"{data['reference']}")
+
+
+def _echo_promotion(done: Promotion) -> None:
+    """The promoted reference, what was carried (or already there), the signer, and the tag changes."""
+    click.echo(f"{done.destination}@{done.digest}")
     carried = ", ".join(f"{count} {kind}" for kind, count in done.carried.counts.items() if count)
     already = ", ".join(f"{count} {kind}" for kind, count in done.carried.already.items() if count)
     click.echo(f"  carried: {carried or ('nothing new' if already else 'nothing attached')}")

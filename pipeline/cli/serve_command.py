@@ -15,6 +15,7 @@ import click
 
 from pipeline.cli.common import F, settings
 from pipeline.errors import UsageError
+from pipeline.redaction import Redactor
 from pipeline.triggers.registry_hooks import DEFAULT_HEADER, REGISTRY_SOURCES, RegistryEndpoints, RegistrySource
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
 from pipeline.triggers.worker import DEFAULT_COMMAND, WorkerSettings, log_redactor
@@ -216,13 +217,32 @@ def serve(
     secret = _secret(secret_env, insecure_no_secret)
     registry = _registry_endpoints(registry_hooks, registry_secret_env, dockerhub_secret_env, registry_header, branch)
     state_dir = state_dir.resolve()
+    # The runs don't need the webhook or registry secrets; keep them out of their environment altogether.
+    hidden = {secret_env, registry_secret_env, dockerhub_secret_env}
+    worker = _worker_settings(repo, state_dir, config_file, command, hidden, stop_timeout, public_url)
+    limits = ServerLimits(read_timeout, max_body, max_connections)
+    service = Service(
+        ServeSettings(host, port, state_dir, secret, worker, limits, registry), _redactor(secret, registry), _log
+    )
+    _serve_until_signalled(service, worker, state_dir, secret, registry)
+
+
+def _worker_settings(
+    repo: str,
+    state_dir: Path,
+    config_file: str | None,
+    command: str | None,
+    hidden: set[str],
+    stop_timeout: float,
+    public_url: str | None,
+) -> WorkerSettings:
+    """How the worker runs each queued push: the command (`pipeline trigger` unless --command), in an
+    environment without the `hidden` variables, its logs and reports under the state directory."""
     prefix = tuple(shlex.split(command)) if command else DEFAULT_COMMAND
     if not prefix:
         raise UsageError("--command: empty command")
-    # The runs don't need the webhook or registry secrets; keep them out of their environment altogether.
-    hidden = {secret_env, registry_secret_env, dockerhub_secret_env}
     env = {name: value for name, value in os.environ.items() if name not in hidden}
-    worker = WorkerSettings(
+    return WorkerSettings(
         repo=_repo_argument(repo),
         runs_dir=state_dir / "runs",
         config=config_file,
@@ -232,13 +252,21 @@ def serve(
         cache_dir=settings().repos_dir,  # the mirror `pipeline trigger` uses; the worker fetches it between runs
         public_url=public_url,
     )
+
+
+def _redactor(secret: bytes | None, registry: RegistryEndpoints) -> Redactor:
+    """What serve hides in its log and the runs' (see log_redactor): the webhook and registry secrets among them."""
     registry_secrets = [value.decode("utf-8") for value in registry.secrets.values()]
-    redactor = log_redactor(
+    return log_redactor(
         os.environ, secret.decode("utf-8") if secret else None, settings().docker_config, registry_secrets
     )
-    limits = ServerLimits(read_timeout, max_body, max_connections)
-    service = Service(ServeSettings(host, port, state_dir, secret, worker, limits, registry), redactor, _log)
 
+
+def _serve_until_signalled(
+    service: Service, worker: WorkerSettings, state_dir: Path, secret: bytes | None, registry: RegistryEndpoints
+) -> None:
+    """Start the service, say where it listens, and serve until SIGTERM or SIGINT; then stop it (the
+    current run may finish within --stop-timeout)."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -15,7 +15,16 @@ from typing import Any, Literal
 
 from pipeline.config.positions import KeyPath, format_path
 from pipeline.config.resolve import declared_variants, default_builder, dependencies_of
-from pipeline.config.schema import AcrSpec, ConfigSpec, NotifyEvent, NotifySpec, NotifyTarget, SignSpec, TagPolicy
+from pipeline.config.schema import (
+    AcrSpec,
+    ConfigSpec,
+    ImageSpec,
+    NotifyEvent,
+    NotifySpec,
+    NotifyTarget,
+    SignSpec,
+    TagPolicy,
+)
 
 Level = Literal["top", "pipeline", "image", "variant"]
 Merge = Literal["nearest", "merged dict", "merged policy"]
@@ -256,72 +265,92 @@ def resolve_images(spec: ConfigSpec, base_dir: Path) -> dict[str, ResolvedImage]
 def _resolve_pipeline(spec: ConfigSpec, pipeline_name: str, base_dir: Path) -> dict[str, ResolvedImage]:
     pipeline = spec.pipelines[pipeline_name]
     graph = dependencies_of(pipeline)
-    found = {}
-    for name, image in pipeline.images.items():
-        at: KeyPath = ("pipelines", pipeline_name, "images", name)
-        chain: Chain = {"top": (spec, ()), "pipeline": (pipeline, ("pipelines", pipeline_name)), "image": (image, at)}
-        registry, _ = nearest("registry", chain)
-        sign, _ = nearest("sign", chain)
-        acr, _ = nearest("acr", chain)
-        reuse, _ = nearest("reuse", chain)
-        network, _ = nearest("network", chain)
-        secrets, secrets_at = merged_dict("secrets", chain)
-        chosen, _ = nearest("builder", chain)
-        engine, engine_at = nearest("engine", chain)
-        notify, notify_at = nearest("notify", chain)
-        variants = []
-        for declared in declared_variants(spec, pipeline_name, name):
-            variant_chain: Chain = {**chain, "variant": (declared.spec, declared.at)}
-            variant_chosen, _ = nearest("builder", variant_chain)
-            variant_builder = default_builder(spec, variant_chosen, declared.spec.platform, declared.spec.os_version)
-            variant_engine, _ = nearest("engine", variant_chain)
-            variants.append(
-                ResolvedVariant(
-                    name=declared.name,
-                    at=declared.at,
-                    platform=declared.spec.platform,
-                    os_version=declared.spec.os_version,
-                    own_build_args=dict(declared.spec.build_args),
-                    build_args=merged_dict("build_args", variant_chain)[0],
-                    chosen_builder=variant_chosen,
-                    builder=variant_builder,
-                    own_engine=declared.spec.engine,
-                    engine=None if variant_builder == "acr" else variant_engine,
-                )
+    return {
+        name: _resolve_image(spec, pipeline_name, name, image, graph[name], base_dir)
+        for name, image in pipeline.images.items()
+    }
+
+
+def _resolve_image(
+    spec: ConfigSpec, pipeline_name: str, name: str, image: ImageSpec, depends_on: tuple[str, ...], base_dir: Path
+) -> ResolvedImage:
+    """One image with every inherited field taken from the nearest level that sets it (image, pipeline, top)."""
+    at: KeyPath = ("pipelines", pipeline_name, "images", name)
+    pipeline = spec.pipelines[pipeline_name]
+    chain: Chain = {"top": (spec, ()), "pipeline": (pipeline, ("pipelines", pipeline_name)), "image": (image, at)}
+    registry, _ = nearest("registry", chain)
+    sign, _ = nearest("sign", chain)
+    acr, _ = nearest("acr", chain)
+    reuse, _ = nearest("reuse", chain)
+    network, _ = nearest("network", chain)
+    secrets, secrets_at = merged_dict("secrets", chain)
+    chosen, _ = nearest("builder", chain)
+    engine, engine_at = nearest("engine", chain)
+    notify, notify_at = nearest("notify", chain)
+    variants = _resolve_variants(spec, pipeline_name, name, chain)
+    return ResolvedImage(
+        pipeline=pipeline_name,
+        name=name,
+        context=image.context,
+        dockerfile=image.dockerfile,
+        target=image.target,
+        platform=image.platform,
+        build_args=dict(image.build_args),
+        labels=dict(image.labels),
+        paths=tuple(image.paths),
+        depends_on=depends_on,
+        repository=image.repository or f"{registry}/{name}",
+        tags=TagRules.of(merged_policy("tags", chain)),
+        sign=Signing.of(sign, base_dir) if sign is not None else None,
+        # Unset: `trusted` where the pipeline signs (what it signs must be what it built or could
+        # verify), else `any` (docs/reuse-and-trust.md).
+        reuse=reuse or ("trusted" if sign is not None else "any"),
+        acr=AcrSettings.of(acr) if acr is not None else None,
+        network=network,
+        secrets=_build_secrets(secrets, base_dir),
+        secrets_at=secrets_at,
+        chosen_builder=chosen,
+        builder=default_builder(spec, chosen, image.platform, None),
+        engine=engine,
+        engine_at=engine_at,
+        notify=Notification.of(notify, notify_at) if notify is not None and notify_at is not None else None,
+        variants=variants,
+    )
+
+
+def _resolve_variants(spec: ConfigSpec, pipeline_name: str, name: str, chain: Chain) -> tuple[ResolvedVariant, ...]:
+    """The image's variants, each with the builder, engine and build args its own level adds to the image's chain."""
+    variants = []
+    for declared in declared_variants(spec, pipeline_name, name):
+        variant_chain: Chain = {**chain, "variant": (declared.spec, declared.at)}
+        variant_chosen, _ = nearest("builder", variant_chain)
+        variant_builder = default_builder(spec, variant_chosen, declared.spec.platform, declared.spec.os_version)
+        variant_engine, _ = nearest("engine", variant_chain)
+        variants.append(
+            ResolvedVariant(
+                name=declared.name,
+                at=declared.at,
+                platform=declared.spec.platform,
+                os_version=declared.spec.os_version,
+                own_build_args=dict(declared.spec.build_args),
+                build_args=merged_dict("build_args", variant_chain)[0],
+                chosen_builder=variant_chosen,
+                builder=variant_builder,
+                own_engine=declared.spec.engine,
+                engine=None if variant_builder == "acr" else variant_engine,
             )
-        found[name] = ResolvedImage(
-            pipeline=pipeline_name,
-            name=name,
-            context=image.context,
-            dockerfile=image.dockerfile,
-            target=image.target,
-            platform=image.platform,
-            build_args=dict(image.build_args),
-            labels=dict(image.labels),
-            paths=tuple(image.paths),
-            depends_on=graph[name],
-            repository=image.repository or f"{registry}/{name}",
-            tags=TagRules.of(merged_policy("tags", chain)),
-            sign=Signing.of(sign, base_dir) if sign is not None else None,
-            # Unset: `trusted` where the pipeline signs (what it signs must be what it built or could
-            # verify), else `any` (docs/reuse-and-trust.md).
-            reuse=reuse or ("trusted" if sign is not None else "any"),
-            acr=AcrSettings.of(acr) if acr is not None else None,
-            network=network,
-            secrets=tuple(
-                BuildSecret(
-                    id=secret_id,
-                    env=source.env,
-                    file=(base_dir / Path(source.file).expanduser()).resolve() if source.file else None,
-                )
-                for secret_id, source in sorted(secrets.items())
-            ),
-            secrets_at=secrets_at,
-            chosen_builder=chosen,
-            builder=default_builder(spec, chosen, image.platform, None),
-            engine=engine,
-            engine_at=engine_at,
-            notify=Notification.of(notify, notify_at) if notify is not None and notify_at is not None else None,
-            variants=tuple(variants),
         )
-    return found
+    return tuple(variants)
+
+
+def _build_secrets(secrets: Mapping[str, Any], base_dir: Path) -> tuple[BuildSecret, ...]:
+    """The image's build secrets, sorted by id: each read from its variable or its file (relative to the
+    config's directory)."""
+    return tuple(
+        BuildSecret(
+            id=secret_id,
+            env=source.env,
+            file=(base_dir / Path(source.file).expanduser()).resolve() if source.file else None,
+        )
+        for secret_id, source in sorted(secrets.items())
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.cache.lastbuild import narrow_plan
 from pipeline.common.reporting import Reporter
-from pipeline.config import load_config
+from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import PipelineError, UsageError
 from pipeline.plan import Plan, sanitize_tag
 from pipeline.report import RunReport
@@ -21,7 +21,7 @@ from pipeline.run.report import ProgressMode, check_report_file, emit_report, wr
 from pipeline.run.session import Session, check_result
 from pipeline.run.settings import Secrets, Settings
 from pipeline.triggers.changed import Affected, affected_for_paths, affected_since
-from pipeline.triggers.rules import ZERO_SHA, match_ref, ref_name
+from pipeline.triggers.rules import ZERO_SHA, Match, match_ref, ref_name
 from pipeline.vcs.source import GitSource
 
 
@@ -54,59 +54,101 @@ def trigger_push(
     commit = source.resolve(push.after)
     if commit is None:
         raise UsageError(f"{repo}: no commit {push.after}")
-    ref, before = push.ref, push.before
-    kind, name = ref_name(ref)
     with source.checkout(commit) as tree:
         # The pushed commit chose what is in the checkout: its config may name nothing outside it.
         config = load_config(tree / config_path, checkout=tree)
         # Claims go to the watched repository itself (a mirror's origin, or the local repository a hook runs in).
         remote = source.spec if source.mirrored else str(Path(source.spec).resolve())
         session = Session(config, settings, reporter, progress, claims_remote=remote)
-        matches = match_ref(config.spec, ref)
-        trigger: dict[str, Any] = {"ref": ref, "before": before, "after": commit, "affected": []}
+        matches = match_ref(config.spec, push.ref)
+        trigger: dict[str, Any] = {"ref": push.ref, "before": push.before, "after": commit, "affected": []}
         if not matches:
-            reporter.say(f"{ref}: no trigger rule matches; nothing to build")
-            if report_file:
-                write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
+            reporter.say(f"{push.ref}: no trigger rule matches; nothing to build")
+            _report_nothing_built(report_file, trigger)
             return True
         ok = True
+        options = RunOptions(jobs=jobs, keep_going=keep_going, locked=locked)
         for version in sorted({m.release_version for m in matches}, key=lambda v: v or ""):
             group = [m for m in matches if m.release_version == version]
-            tags = {m.pipeline: m.extra_tags for m in group}
-            plan = session.plan(
-                [m.pipeline for m in group], version, branch=name if kind == "branch" else None, trigger_tags=tags
-            )
-            if version is None:
-                paths = source.changed_paths(before, commit) if before != ZERO_SHA else None
-                affected: list[Affected] = affected_for_paths(config, plan, tree, paths)
-            else:
-                affected = [Affected(key, f"release {version} from {ref}") for key in plan.images]
+            plan = _group_plan(session, group, version, push.ref)
+            affected = _affected(source, config, plan, tree, push, commit, version)
             trigger["affected"] += [{"image": a.key, "reason": a.reason} for a in affected]
             for item in affected:
                 reporter.say(f"{item.key}: {item.reason}")
             if not affected:
-                reporter.say(f"{ref} {commit[:12]}: no image affected")
-                if report_file:
-                    write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
+                reporter.say(f"{push.ref} {commit[:12]}: no image affected")
+                _report_nothing_built(report_file, trigger)
                 continue
-            with session.registry() as registry:
-                fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
-                vouch = session.pin_vouch(plan, registry, secrets)
-                plan = narrow_plan(
-                    plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, reporter.say
-                )
-            check_report_file(report_file)
-            with notifying(session, plan, "trigger") as outcome:
-                result = outcome.result = session.execute(
-                    plan, RunOptions(jobs=jobs, keep_going=keep_going, locked=locked), secrets
-                )
-                emit_report(plan, result, report_file, False, {"trigger": trigger})
-            ok = ok and result.ok
-            try:
-                check_result(result)
-            except PipelineError as exc:
-                reporter.say(f"error: {exc}")
+            if not _build_affected(
+                session, source, plan, group, affected, commit, secrets, options, report_file, trigger
+            ):
+                ok = False
         return ok
+
+
+def _group_plan(session: Session, group: list[Match], version: str | None, ref: str) -> Plan:
+    """The plan of the pipelines of one release group (`version`; None: not a release), with their trigger
+    rules' extra tags; a branch push is planned as that branch."""
+    kind, name = ref_name(ref)
+    tags = {m.pipeline: m.extra_tags for m in group}
+    return session.plan(
+        [m.pipeline for m in group], version, branch=name if kind == "branch" else None, trigger_tags=tags
+    )
+
+
+def _report_nothing_built(report_file: Path | None, trigger: dict[str, Any]) -> None:
+    """With --report, a successful report of no images, saying what the push was."""
+    if report_file:
+        write_report(report_file, RunReport.model_validate({"ok": True, "images": [], "trigger": trigger}))
+
+
+def _affected(
+    source: GitSource,
+    config: LoadedConfig,
+    plan: Plan,
+    tree: Path,
+    push: RefUpdate,
+    commit: str,
+    version: str | None,
+) -> list[Affected]:
+    """The images of `plan` the push calls for: a release builds them all; a branch push those whose inputs
+    the pushed range changed (all of them for a new branch)."""
+    if version is not None:
+        return [Affected(key, f"release {version} from {push.ref}") for key in plan.images]
+    paths = source.changed_paths(push.before, commit) if push.before != ZERO_SHA else None
+    return affected_for_paths(config, plan, tree, paths)
+
+
+def _build_affected(
+    session: Session,
+    source: GitSource,
+    plan: Plan,
+    group: list[Match],
+    affected: list[Affected],
+    commit: str,
+    secrets: Secrets,
+    options: RunOptions,
+    report_file: Path | None,
+    trigger: dict[str, Any],
+) -> bool:
+    """Build the affected images of `plan` (what they depend on pinned to its last build where the
+    pipeline's `reuse:` allows), report and notify; True when every build succeeded. A failure is said,
+    not raised, so the push's other release groups still run."""
+    with session.registry() as registry:
+        fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
+        vouch = session.pin_vouch(plan, registry, secrets)
+        plan = narrow_plan(
+            plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, session.reporter.say
+        )
+    check_report_file(report_file)
+    with notifying(session, plan, "trigger") as outcome:
+        result = outcome.result = session.execute(plan, options, secrets)
+        emit_report(plan, result, report_file, False, {"trigger": trigger})
+    try:
+        check_result(result)
+    except PipelineError as exc:
+        session.reporter.say(f"error: {exc}")
+    return result.ok
 
 
 def resolve_before(settings: Settings, repo: str, before: str) -> str:
