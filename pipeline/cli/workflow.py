@@ -14,19 +14,11 @@ from click.core import ParameterSource
 
 from pipeline.ci import detect
 from pipeline.ci.commands import GROUPS, error_annotations, write_command
-from pipeline.ci.outputs import (
-    azure_variable_lines,
-    check_names,
-    dotenv_text,
-    dotenv_warnings,
-    github_output_text,
-    outputs,
-)
-from pipeline.ci.summary import summary_markdown
+from pipeline.ci.outputs import check_names
+from pipeline.ci.publish import publish_outputs
 from pipeline.cli.common import STDERR, progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.files import append_text, write_text
 from pipeline.report import RunReport
 from pipeline.run.report import check_report_file
 from pipeline.run.session import Session
@@ -58,7 +50,7 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
     def write(report: RunReport) -> None:
         check_names(image.image for image in report.images)
         try:
-            write_all(report)
+            publish_outputs(report, ci, dotenv, title, STDERR)
         except PipelineError as exc:
             # Tags that are published stay so: failing now would report (and notify) a published release as
             # failed. A failed run has its own error. Only a run that succeeded without publishing anything
@@ -67,22 +59,6 @@ def report_sink(session: Session, dotenv: Path | None, title: str, images: Itera
                 raise
             why = "its tags are published" if report.published else "it failed already"
             say(f"warning: {exc}; the run's exit code and notification stay its own ({why})")
-
-    def write_all(report: RunReport) -> None:
-        found = outputs(report)
-        if ci is not None and ci.provider == "github":
-            if ci.output_file is not None:
-                append_text(ci.output_file, github_output_text(found), "step outputs")
-            if ci.summary_file is not None:
-                append_text(ci.summary_file, summary_markdown(report, title), "job summary")
-        if ci is not None and ci.provider == "azure":
-            for line in azure_variable_lines(found):
-                write_command(line, sys.stdout)
-        if dotenv is not None:
-            text = dotenv_text(found)
-            write_text(dotenv, text, "dotenv file")
-            for warning in dotenv_warnings(text):
-                say(f"warning: --dotenv {dotenv}: {warning}; GitLab refuses the report")
 
     return write
 
