@@ -13,6 +13,7 @@ from typing import IO, cast
 
 import docker.utils.build
 
+from pipeline.dockerfile.bases import dockerfile_text
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.errors import BuildError
 
@@ -75,7 +76,7 @@ def source_archive(
     Dockerfile with its bases by digest (pipeline.dockerfile.pin), when given, else the user's."""
     dockerfile_path = dockerfile if dockerfile.is_absolute() else context / dockerfile
     try:
-        text = dockerfile_path.read_text(encoding="utf-8") if pinned is None else pinned
+        text = dockerfile_text(dockerfile_path) if pinned is None else pinned
     except OSError as exc:
         raise BuildError(f"cannot read {dockerfile_path}: {exc}") from None
     generated = with_labels(text, labels, target)

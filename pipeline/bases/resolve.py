@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.bases.lock import BaseLock, LockEntry, lock_path
 from pipeline.common.reporting import SILENT, Reporter
-from pipeline.dockerfile.bases import BaseImage, base_images, default_platform, shown_path
+from pipeline.dockerfile.bases import BaseImage, base_images, default_platform, dockerfile_text, shown_path
 from pipeline.errors import ConfigError, PipelineError, VerificationFailed
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
@@ -98,8 +98,7 @@ def open_resolver(
 
 def read_dockerfile(view: PlannedImage) -> str:
     try:
-        # As the engine reads it: bytes that are not UTF-8 (a comment in Latin-1) do not stop a build.
-        return view.dockerfile.read_bytes().decode("utf-8", errors="replace")
+        return dockerfile_text(view.dockerfile)
     except OSError as exc:
         raise BaseNotResolved(f"{view.label}: cannot read {view.dockerfile}: {exc.strerror}") from None
 

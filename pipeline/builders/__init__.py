@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pipeline.common.reporting import Reporter
-from pipeline.dockerfile.bases import UnresolvedBaseImage, shown_path
+from pipeline.dockerfile.bases import UnresolvedBaseImage, dockerfile_text, shown_path
 from pipeline.dockerfile.pin import pin_bases
 from pipeline.errors import BuildError
 from pipeline.plan import BuildSecret, Engine, PlannedImage
@@ -87,8 +87,7 @@ def pinned_dockerfile(request: BuildRequest) -> str | None:
     and the line of a base it cannot pin (fail closed: never built on a tag)."""
     path = request.dockerfile if request.dockerfile.is_absolute() else request.context / request.dockerfile
     try:
-        # As the engine reads it: bytes that are not UTF-8 (a comment in Latin-1) do not stop a build.
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = dockerfile_text(path)
     except OSError as exc:
         raise BuildError(f"{request.image}: cannot read {path}: {exc.strerror}") from None
     try:

@@ -44,6 +44,13 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def dockerfile_text(path: Path) -> str:
+    """A Dockerfile's text as the engine reads it: bytes that are not UTF-8 (a comment in Latin-1) do not
+    stop a build, so they stop nothing that reads the same file (the base resolution, the pinned copy,
+    the trust gate, provenance). Raises OSError."""
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
 def default_platform() -> str:
     """The platform the local engine builds for when none is given (its BUILDPLATFORM and TARGETPLATFORM)."""
     machine = host.machine().lower()

@@ -19,7 +19,7 @@ from typing import cast
 from pipeline.attest.provenance import BaseImage, BuilderKind, BuildFacts, provenance_predicate
 from pipeline.bases.resolve import BaseResolver
 from pipeline.builders import Backend
-from pipeline.dockerfile.bases import base_images
+from pipeline.dockerfile.bases import base_images, dockerfile_text
 from pipeline.errors import PipelineError, SigningError
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -138,8 +138,7 @@ class RunAttester:
         else:
             stood_on = {}
         try:
-            # As the engine read it: bytes that are not UTF-8 (a comment in Latin-1) do not stop the build.
-            text = view.dockerfile.read_bytes().decode("utf-8", errors="replace")
+            text = dockerfile_text(view.dockerfile)
         except OSError as exc:
             raise SigningError(f"{view.key}: attesting: cannot read {view.dockerfile}: {exc.strerror}") from None
         found = []

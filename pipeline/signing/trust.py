@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config.schema import ConfigSpec
-from pipeline.dockerfile.bases import base_images, shown_path
+from pipeline.dockerfile.bases import base_images, dockerfile_text, shown_path
 from pipeline.errors import VerificationFailed
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -127,11 +127,9 @@ class BaseImageGate:
             return []
         shown = shown_path(image.dockerfile)
         try:
-            text = image.dockerfile.read_text(encoding="utf-8")
+            text = dockerfile_text(image.dockerfile)
         except OSError as exc:
             raise VerificationFailed(f"{image.key}: cannot read {shown}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise VerificationFailed(f"{image.key}: cannot read {shown}: not UTF-8 ({exc.reason})") from None
         verified = []
         # Raises UnresolvedBaseImage (naming the line) for a base it cannot work out: never built unchecked.
         bases = base_images(text, build_args, platform=image.platform, target=image.target, source=shown)
