@@ -151,7 +151,21 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
         timeout=timeout,
         check=False,
     )
+    _check_reports(args, cwd, done.stdout)
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def _check_reports(args: list[str], cwd: Path, stdout: str) -> None:
+    """Every report a command wrote (`--report FILE`; `run --json`'s stdout) matches
+    schema/report.schema.json, in whichever test it was written: the schema is the stable interface."""
+    for i, arg in enumerate(args):
+        name = args[i + 1] if arg == "--report" and i + 1 < len(args) else arg.partition("=")[2]
+        if (arg == "--report" or arg.startswith("--report=")) and name and name != "-":
+            path = Path(name) if Path(name).is_absolute() else cwd / name
+            if path.is_file() and path.stat().st_size:
+                assert_valid_report(path)
+    if args[:1] == ["run"] and "--json" in args and stdout.strip():
+        assert_valid_report(stdout)
 
 
 _BUILD_PROGRESS = re.compile(r"^\[ *[\d.]+s\] (\S+) +build +(.+)$", re.MULTILINE)

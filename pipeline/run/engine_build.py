@@ -16,7 +16,7 @@ from pipeline.run import build_parts as parts
 from pipeline.run.build_parts import of
 from pipeline.run.image_steps import ImageSteps
 from pipeline.run.results import Built, ImageResult
-from pipeline.run.scheduler import REMOTE
+from pipeline.run.slots import REMOTE
 
 
 class EngineBuild(ImageSteps):

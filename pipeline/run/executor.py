@@ -38,17 +38,8 @@ from pipeline.run.results import (
     RunResult,
     Status,
 )
-from pipeline.run.scheduler import (
-    IO_CONCURRENCY,
-    REMOTE,
-    EngineSlots,
-    NoEngineLeft,
-    RunInterrupted,
-    Scheduler,
-    interrupted_result,
-    stopped_result,
-    urgencies,
-)
+from pipeline.run.scheduler import IO_CONCURRENCY, RunInterrupted, Scheduler, interrupted_result, stopped_result
+from pipeline.run.slots import REMOTE, EngineSlots, NoEngineLeft, urgencies
 
 __all__ = [
     "BaseGate",

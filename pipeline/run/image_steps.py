@@ -29,7 +29,7 @@ from pipeline.run.results import (
     ImageResult,
     RunOptions,
 )
-from pipeline.run.scheduler import EngineSlots
+from pipeline.run.slots import EngineSlots
 
 # Pushes an image index of these child digests to a repository by digest (registry.index.push_index).
 IndexWriter = Callable[[Repository, Sequence[str]], Manifest]

@@ -1,23 +1,21 @@
 """Walks a plan's images in dependency order and hands each to a build function: N at a time, the most
-urgent first, build slots per engine, fail-fast or keep-going, and what a signal leaves behind. It
-never sees a builder or a registry (skaffold's scheduler apart from its builders)."""
+urgent first (run.slots: the engine slots the build itself then waits for), fail-fast or keep-going, and
+what a signal leaves behind. It never sees a builder or a registry (skaffold's scheduler apart from its
+builders)."""
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
-from pipeline.errors import BuildError, Interrupted, interrupt_of
+from pipeline.errors import Interrupted, interrupt_of
 from pipeline.graph import dependants_closure
 from pipeline.plan import Plan, PlannedImage
 from pipeline.run.results import Emit, ImageOutcome, ImageResult, RunResult, Status
 
 IO_CONCURRENCY = 8
-REMOTE = "remote"  # the slots of builds that need no engine (ACR Tasks)
 
 # Builds one image on a pool thread, writing only its own report row; returns how it ended.
 BuildFn = Callable[[PlannedImage, ImageResult], ImageOutcome]
@@ -46,72 +44,6 @@ def interrupted_result(plan: Plan, exc: KeyboardInterrupt) -> RunResult:
         },
         interrupted=name,
     )
-
-
-class NoEngineLeft(BuildError):
-    pass
-
-
-class EngineSlots:
-    """Build slots per engine. A waiting image takes a free slot on one of the engines it may use
-    (the one with the most free slots); when images compete, the most urgent (longest chain of
-    dependants) goes first. An engine marked down gives no more slots."""
-
-    def __init__(self, limits: Mapping[str, int]) -> None:
-        self._free = dict(limits)
-        self._down: set[str] = set()
-        self._cond = threading.Condition()
-        self._waiting: dict[tuple[int, int], tuple[str, ...]] = {}
-        self._tickets = itertools.count()
-
-    def acquire(self, candidates: tuple[str, ...], urgency: int) -> str:
-        with self._cond:
-            ticket = (-urgency, next(self._tickets))
-            self._waiting[ticket] = candidates
-            try:
-                while True:
-                    live = [c for c in candidates if c not in self._down]
-                    if not live:
-                        raise NoEngineLeft(f"no engine left to build on ({', '.join(candidates)} stopped answering)")
-                    free = [c for c in live if self._free[c] > 0]
-                    if free and not self._outranked(ticket, set(free)):
-                        chosen = max(free, key=lambda c: self._free[c])
-                        self._free[chosen] -= 1
-                        return chosen
-                    self._cond.wait()
-            finally:
-                del self._waiting[ticket]
-                self._cond.notify_all()
-
-    def _outranked(self, ticket: tuple[int, int], free: set[str]) -> bool:
-        return any(other < ticket and free.intersection(c) for other, c in self._waiting.items())
-
-    def release(self, engine: str) -> None:
-        with self._cond:
-            self._free[engine] += 1
-            self._cond.notify_all()
-
-    def mark_down(self, engine: str) -> None:
-        with self._cond:
-            self._down.add(engine)
-            self._cond.notify_all()
-
-    def is_down(self, engine: str) -> bool:
-        with self._cond:
-            return engine in self._down
-
-
-def urgencies(plan: Plan) -> dict[str, int]:
-    """Each image's longest chain of dependants (itself included): the critical path runs through the
-    highest numbers, so they are built first when slots are short."""
-    dependants: dict[str, list[str]] = {key: [] for key in plan.images}
-    for key, image in plan.images.items():
-        for dep in image.depends_on:
-            dependants[dep].append(key)
-    result: dict[str, int] = {}
-    for key in reversed(list(plan.images)):  # plan order is a build order: dependants come later
-        result[key] = 1 + max((result[d] for d in dependants[key]), default=0)
-    return result
 
 
 @dataclass(eq=False)  # identity: one run's walk

@@ -17,7 +17,8 @@ from pipeline.registry.client import Manifest
 from pipeline.registry.reference import ImageRef, Repository
 from pipeline.run.image_build import ImageBuild
 from pipeline.run.results import Event, ImageResult, RunOptions
-from pipeline.run.scheduler import REMOTE, EngineSlots, Scheduler, urgencies
+from pipeline.run.scheduler import Scheduler
+from pipeline.run.slots import REMOTE, EngineSlots, urgencies
 from tests.helpers import write_project
 from tests.unit.bases.fakes import IMAGE, INDEX, manifest
 

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.plan import RunContext, make_plan
-from pipeline.run.executor import EngineSlots, NoEngineLeft, urgencies
+from pipeline.run.slots import EngineSlots, NoEngineLeft, urgencies
 from tests.helpers import write_project
 
 TIMEOUT = 10.0

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.plan import Plan, PlannedImage
 from pipeline.run.results import ImageOutcome, ImageResult, Status
-from pipeline.run.scheduler import Scheduler, urgencies
+from pipeline.run.scheduler import Scheduler
+from pipeline.run.slots import urgencies
 from tests.unit.run.fakes import plan_of
 
 # a fails; b stands alone; c builds on a; d on b.
