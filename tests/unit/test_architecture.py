@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
         ("pipeline.common",),
         "general helpers of no one domain: the retry policy, URL credentials stripped, the checkout as plain "
-        "data; over errors only",
+        "data, the progress Reporter, an object's fields as a dict; over errors only",
     ),
     (
         ("pipeline.report",),
