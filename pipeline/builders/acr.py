@@ -29,7 +29,6 @@ from pipeline.builders import (
     BuildRequest,
     pinned_dockerfile,
 )
-from pipeline.common.fields import fields_of
 from pipeline.common.reporting import Reporter
 from pipeline.config.resolved import AcrSettings
 from pipeline.errors import BuildError, ConfigError, PipelineError
@@ -167,7 +166,10 @@ class AcrBuilder:
                 image_names=(f"{request.tag.repository.path}:{request.tag.tag}",),
                 dockerfile=archive.dockerfile,
                 source_location=upload.relative_path,
-                **fields_of(request, "build_args", "target", "os_version", "push"),
+                build_args=request.build_args,
+                target=request.target,
+                os_version=request.os_version,
+                push=request.push,
                 os=os_name,
                 architecture=architecture,
                 variant=variant,

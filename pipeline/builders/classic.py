@@ -26,7 +26,6 @@ from pipeline.builders import (
     engine_environment,
     pinned_dockerfile,
 )
-from pipeline.common.fields import fields_of
 from pipeline.common.reporting import Reporter
 from pipeline.common.retry import POLICY, Transient, retry_after_in_text
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
@@ -169,7 +168,8 @@ class DockerBuilder:
                 tag=str(request.tag),
                 buildargs=dict(request.build_args),
                 labels=dict(request.labels),
-                **fields_of(request, "target", "platform"),
+                target=request.target,
+                platform=request.platform,
                 network_mode=request.network,
                 **_BUILD_OPTIONS,
             )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.common.fields import fields_of
 from pipeline.dockerfile.ignore import reads_own_ignore_file
 
 if TYPE_CHECKING:
@@ -45,7 +44,10 @@ def image_inputs(plan: Plan) -> list[ImageInputs]:
     return [
         ImageInputs(
             key=key,
-            **fields_of(image, "context", "dockerfile", "paths", "depends_on"),
+            context=image.context,
+            dockerfile=image.dockerfile,
+            paths=image.paths,
+            depends_on=image.depends_on,
             variants=tuple(VariantShown(v.name, v.platform, v.os_version, v.builder, v.engine) for v in image.variants),
             buildkit=reads_own_ignore_file(image.builder),
         )
