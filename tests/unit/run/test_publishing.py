@@ -1,11 +1,13 @@
 """Publishing a run's tags into a registry in memory (no services): a versioned run's release and floating
-tags written by digest and read back onto the report rows, and an image without a digest left untagged."""
+tags written by digest and read back onto the report rows, a failed image left untagged, and the outcomes
+publishing reads immutable."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import cast
 
+import pytest
 import semver
 
 from pipeline.plan import RunContext
@@ -74,3 +76,14 @@ def test_a_failed_image_s_tags_are_not_written(tmp_path: Path) -> None:
     app = sorted(k.rpartition(":")[2] for k in registry.tags if k.startswith(f"{REGISTRY}/app:"))
     assert app == ["inputs-" + app[0][7:], "sha-" + "c" * 12]  # only what its build pushed
     assert registry.tags[f"{REGISTRY}/base:1.2.3"] == digests["shop/base"]
+
+
+def test_an_outcome_cannot_change_after_it_is_handed_over() -> None:
+    variants: dict[str, str | None] = {"ltsc2019": "sha256:" + "1" * 64}
+    outcome = ImageOutcome("shop/app", f"{REGISTRY}/app", Status.SUCCEEDED, "sha256:" + "2" * 64, variants)
+    variants["ltsc2022"] = "sha256:" + "3" * 64  # the builder's dict changing later
+    assert dict(outcome.variants) == {"ltsc2019": "sha256:" + "1" * 64}
+    with pytest.raises(TypeError):
+        outcome.variants["ltsc2019"] = None  # type: ignore[index]
+    same = {"ltsc2019": "sha256:" + "1" * 64}
+    assert outcome == ImageOutcome("shop/app", f"{REGISTRY}/app", Status.SUCCEEDED, "sha256:" + "2" * 64, same)
