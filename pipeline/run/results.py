@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from pipeline.bases.resolve import ResolvedBase
@@ -129,6 +130,10 @@ class ImageOutcome:
     status: Status
     digest: str | None = None
     variants: Mapping[str, str | None] = field(default_factory=dict)  # variant name -> its own digest
+
+    def __post_init__(self) -> None:
+        # A read-only copy: neither the builder's dict nor a reader can change it afterwards.
+        object.__setattr__(self, "variants", MappingProxyType(dict(self.variants)))
 
     @property
     def reference(self) -> str | None:

@@ -15,7 +15,10 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from pipeline.pictures import STATUS_COLOURS, layout, render_svg
+from pipeline.report import ImageReport, RunReport, TagChangeReport
 from pipeline.triggers.queue import Run
 
 REFRESH_SECONDS = 2
@@ -51,7 +54,8 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def report_of(run: Run) -> dict[str, Any] | None:
+def stored_report(run: Run) -> dict[str, Any] | None:
+    """The run's report as stored, for the API to pass on as it is (None: none, or not a JSON object)."""
     if not run.report:
         return None
     try:
@@ -61,11 +65,22 @@ def report_of(run: Run) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def report_of(run: Run) -> RunReport | None:
+    """The run's report for the pages, read with the report's model; one that does not validate (written
+    by a version that wrote other keys, or not a report) is shown as a run without a report."""
+    data = stored_report(run)
+    if data is None:
+        return None
+    try:
+        return RunReport.model_validate(data)
+    except ValidationError:
+        return None
+
+
 def run_reason(run: Run) -> str | None:
     """Why the run built what it did, when its report says (`base update: <ref> <old> → <new>`)."""
     report = report_of(run)
-    reason = report.get("reason") if report else None
-    return reason if isinstance(reason, str) and reason else None
+    return report.reason if report and report.reason else None
 
 
 def _reason(run: Run) -> str:
@@ -73,15 +88,14 @@ def _reason(run: Run) -> str:
     return f'<div class="muted reason">{escape(reason)}</div>' if reason else ""
 
 
-def images_of(run: Run) -> list[dict[str, Any]]:
+def images_of(run: Run) -> list[ImageReport]:
     report = report_of(run)
-    images = report.get("images") if report else None
-    return [i for i in images if isinstance(i, dict)] if isinstance(images, list) else []
+    return report.images if report else []
 
 
 def run_json(run: Run, now: float | None = None) -> dict[str, Any]:
     data = run.as_dict()
-    data["report"] = report_of(run)
+    data["report"] = stored_report(run)
     for key in ("created_at", "started_at", "finished_at"):
         data[key] = _iso(data[key])
     duration = run.duration(now)
@@ -89,18 +103,17 @@ def run_json(run: Run, now: float | None = None) -> dict[str, Any]:
     return data
 
 
-def image_status(image: dict[str, Any]) -> str:
+def image_status(image: ImageReport) -> str:
     """The report's status, with `reused` for an image taken from the registry instead of built."""
-    status = str(image.get("status", "?"))
-    return "reused" if status == "succeeded" and image.get("reused") is True else status
+    return "reused" if image.status == "succeeded" and image.reused else image.status
 
 
 def image_href(run_id: int, key: str) -> str:
     return f"/runs/{run_id}/images/{quote(key, safe='/')}"
 
 
-def find_image(run: Run, key: str) -> dict[str, Any] | None:
-    return next((image for image in images_of(run) if image.get("image") == key), None)
+def find_image(run: Run, key: str) -> ImageReport | None:
+    return next((image for image in images_of(run) if image.image == key), None)
 
 
 def image_log(log_text: str, key: str) -> list[str]:
@@ -124,8 +137,8 @@ def _status(status: str) -> str:
     return f'<span class="st {escape(status)}">{escape(status)}</span>'
 
 
-def _short_digest(digest: object) -> str:
-    if not isinstance(digest, str) or not digest:
+def _short_digest(digest: str | None) -> str:
+    if not digest:
         return "-"
     algorithm, _, value = digest.partition(":")
     return f"{algorithm}:{value[:12]}"
@@ -160,30 +173,25 @@ def _images_table(run: Run) -> str:
         return '<span class="muted">-</span>'
     rows = []
     for image in images:
-        tags = image.get("tags") if isinstance(image.get("tags"), list) else []
         rows.append(
             "<tr>"
-            f'<td><a href="{escape(image_href(run.id, str(image.get("image", "?"))))}">'
-            f"{escape(str(image.get('image', '?')))}</a></td>"
+            f'<td><a href="{escape(image_href(run.id, image.image))}">{escape(image.image)}</a></td>'
             f"<td>{_status(image_status(image))}</td>"
-            f'<td><code title="{escape(str(image.get("digest") or ""))}">{escape(_short_digest(image.get("digest")))}'
-            "</code></td>"
-            f"<td>{escape(', '.join(str(t) for t in tags or []) or '-')}</td>"
+            f'<td><code title="{escape(image.digest or "")}">{escape(_short_digest(image.digest))}</code></td>'
+            f"<td>{escape(', '.join(image.tags) or '-')}</td>"
             "</tr>"
         )
     return f'{_dag(run, images)}<table class="images">{"".join(rows)}</table>'
 
 
-def _dag(run: Run, images: list[dict[str, Any]]) -> str:
+def _dag(run: Run, images: list[ImageReport]) -> str:
     """The run's images as a DAG, each box coloured by its status and linked to its page. Reports made
     before they named dependencies draw the boxes alone."""
     graph: dict[str, tuple[str, ...]] = {}
     statuses: dict[str, str] = {}
     for image in images:
-        key = str(image.get("image", "?"))
-        deps = image.get("depends_on")
-        graph[key] = tuple(str(d) for d in deps) if isinstance(deps, list) else ()
-        statuses[key] = image_status(image)
+        graph[image.image] = tuple(image.depends_on)
+        statuses[image.image] = image_status(image)
     links = {key: image_href(run.id, key) for key in graph}
     svg = render_svg(layout(graph), statuses, links, title=f"run #{run.id}: images by status", ident=f"run{run.id}")
     return f'<div class="dag-wrap" id="dag-{run.id}">{svg}</div>'
@@ -200,22 +208,24 @@ def _legend() -> str:
 _TAG_CHANGE_COLUMNS = ("image", "tag", "action", "digest", "previous", "reason")
 
 
-def _tag_changes(report: dict[str, Any] | None) -> str:
+def _digest_cell(digest: str | None) -> str:
+    return f'<td><code title="{escape(digest or "")}">{escape(_short_digest(digest))}</code></td>'
+
+
+def _tag_change_row(change: TagChangeReport) -> str:
+    cells = (
+        f"<td>{escape(change.image)}</td><td>{escape(change.tag)}</td><td>{escape(change.action)}</td>"
+        f"{_digest_cell(change.digest)}{_digest_cell(change.previous)}<td>{escape(change.reason)}</td>"
+    )
+    return f"<tr>{cells}</tr>"
+
+
+def _tag_changes(report: RunReport | None) -> str:
     """The report's tag changes as a table: which tag was created, moved, kept or left, and why."""
-    changes = report.get("tag_changes") if report else None
-    rows = [c for c in changes if isinstance(c, dict)] if isinstance(changes, list) else []
+    rows = report.tag_changes if report else []
     if not rows:
         return '<p class="muted">No tag changes.</p>'
-    body = []
-    for change in rows:
-        cells = []
-        for column in _TAG_CHANGE_COLUMNS:
-            value = change.get(column)
-            if column in ("digest", "previous"):
-                cells.append(f'<td><code title="{escape(str(value or ""))}">{escape(_short_digest(value))}</code></td>')
-            else:
-                cells.append(f"<td>{escape(str(value) if value is not None else '-')}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
+    body = [_tag_change_row(change) for change in rows]
     head = "".join(f"<th>{column}</th>" for column in _TAG_CHANGE_COLUMNS)
     return f'<table class="tag-changes"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -283,8 +293,8 @@ def run_page(run: Run, log_text: str | None, now: float | None = None) -> str:
     ]
     if run.superseded_by is not None:
         facts.append(("superseded by", f'<a href="/runs/{run.superseded_by}">#{run.superseded_by}</a>'))
-    if report and report.get("error"):
-        facts.append(("error", escape(str(report["error"]))))
+    if report and report.error:
+        facts.append(("error", escape(report.error)))
     if run_reason(run):
         facts.append(("reason", escape(run_reason(run) or "")))
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in facts)
@@ -298,28 +308,24 @@ def run_page(run: Run, log_text: str | None, now: float | None = None) -> str:
     return _page(f"run #{run.id} {run.status}", body, refresh=run.active)
 
 
-def image_page(run: Run, image: dict[str, Any], log_text: str | None) -> str:
+def image_page(run: Run, image: ImageReport, log_text: str | None) -> str:
     """One image of a run: what the report says of it, its failing step's output and its lines of the log."""
-    key = str(image.get("image", "?"))
-    tags = image.get("tags") if isinstance(image.get("tags"), list) else []
-    deps = image.get("depends_on") if isinstance(image.get("depends_on"), list) else []
-    duration = image.get("duration_seconds")
+    key = image.image
+    # A report written before images had a duration shows none (the model's default is not a duration).
+    duration = f"{image.duration_seconds}s" if "duration_seconds" in image.model_fields_set else "-"
     facts = [
         ("status", _status(image_status(image))),
-        ("repository", escape(str(image.get("repository") or "-"))),
-        ("digest", f"<code>{escape(str(image.get('digest') or '-'))}</code>"),
-        ("tags", escape(", ".join(str(t) for t in tags or []) or "-")),
-        ("depends on", escape(", ".join(str(d) for d in deps or []) or "-")),
-        ("duration", escape(f"{duration}s") if isinstance(duration, int | float) else "-"),
+        ("repository", escape(image.repository or "-")),
+        ("digest", f"<code>{escape(image.digest or '-')}</code>"),
+        ("tags", escape(", ".join(image.tags) or "-")),
+        ("depends on", escape(", ".join(image.depends_on) or "-")),
+        ("duration", escape(duration)),
     ]
-    if image.get("error"):
-        facts.append(("error", escape(str(image["error"]))))
+    if image.error:
+        facts.append(("error", escape(image.error)))
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in facts)
-    tail = image.get("log_tail") if isinstance(image.get("log_tail"), list) else []
     tail_html = (
-        f"<h2>failing step's output</h2><pre>{escape(chr(10).join(str(line) for line in tail or []))}</pre>"
-        if tail
-        else ""
+        f"<h2>failing step's output</h2><pre>{escape(chr(10).join(image.log_tail))}</pre>" if image.log_tail else ""
     )
     lines = image_log(log_text, key) if log_text is not None else []
     log = (

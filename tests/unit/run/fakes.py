@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.builders import BuildOutcome, BuildRequest
 from pipeline.common.reporting import Reporter
 from pipeline.config import load_config
+from pipeline.errors import RegistryError
 from pipeline.plan import Engine, Plan, PlannedImage, RunContext, make_plan
 from pipeline.registry.client import Manifest
 from pipeline.registry.reference import ImageRef, Repository
@@ -25,11 +26,13 @@ from tests.unit.bases.fakes import IMAGE, INDEX, manifest
 REGISTRY = "127.0.0.1:5000/t"
 
 
-def plan_of(root: Path, images: str, dockerfiles: Sequence[str] = ("base", "app")) -> Plan:
+def plan_of(
+    root: Path, images: str, dockerfiles: Sequence[str] = ("base", "app"), context: RunContext | None = None
+) -> Plan:
     """Pipeline `shop` with `images` (YAML under `images:`, indented 6), each context `FROM scratch`."""
     config = f"registry: {REGISTRY}\npipelines:\n  shop:\n    images:\n{images}"
     loaded = load_config(write_project(root, config, {name: "FROM scratch\n" for name in dockerfiles}))
-    return make_plan(loaded.spec, loaded.base_dir, [], RunContext())
+    return make_plan(loaded.spec, loaded.base_dir, [], context or RunContext())
 
 
 class MemoryRegistry:
@@ -61,6 +64,20 @@ class MemoryRegistry:
         with self._lock:
             self.manifests[found.digest] = found
         return found
+
+    def get_manifest(self, ref: ImageRef) -> Manifest:
+        digest = ref.digest or self.resolve_digest(ref)
+        if digest is None or digest not in self.manifests:
+            raise RegistryError(f"{ref}: not found in the registry")
+        return self.manifests[digest]
+
+    def image_labels(self, ref: ImageRef) -> dict[str, str]:
+        return self.manifest_labels(ref.repository, self.get_manifest(ref))
+
+    def delete_tag(self, repository: Repository, tag: str) -> bool:
+        with self._lock:
+            self.tags.pop(f"{repository}:{tag}", None)
+        return True
 
     def resolve_digest(self, ref: ImageRef) -> str | None:
         with self._lock:

@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 from pipeline.pictures import STATUS_COLOURS
+from pipeline.report import ImageReport
 from pipeline.triggers.queue import Run
-from pipeline.triggers.statuspage import image_log, image_page, index_page, run_page
+from pipeline.triggers.statuspage import find_image, image_log, image_page, index_page, run_json, run_page
 from tests.dom import Dom
 
 HOSTILE = '<script>alert("x")</script>&'
@@ -164,7 +165,7 @@ def test_image_page_shows_its_log_lines_and_error() -> None:
         "    | step output 2",
     ]
     run = a_run(REPORT)
-    app = REPORT["images"][2] | {"log_tail": ["step output 1", f"{HOSTILE}"]}  # type: ignore[index]
+    app = ImageReport.model_validate(REPORT["images"][2] | {"log_tail": ["step output 1", f"{HOSTILE}"]})  # type: ignore[index]
     dom = Dom(image_page(run, app, LOG))
     assert not dom.find("script")
     (log,) = dom.find("pre", id="log")
@@ -172,3 +173,28 @@ def test_image_page_shows_its_log_lines_and_error() -> None:
     assert any(f"build failed {HOSTILE}" in text for _, text in dom.find("td"))
     assert any(HOSTILE in text for _, text in dom.find("pre"))  # the failing step's output
     assert dom.find("a", href="/runs/7")
+
+
+def test_pages_read_the_report_with_its_model() -> None:
+    """A report of an older version (no `report_version`, no durations) is read with the model's defaults;
+    one the model refuses (a key no version wrote) shows as a run without a report, as unreadable JSON does,
+    while the API passes on what was stored."""
+    run = a_run(REPORT)
+    app = find_image(run, "shop/app")
+    assert isinstance(app, ImageReport) and app.depends_on == ["shop/base", "shop/cache"]
+    dom = Dom(image_page(run, app, LOG))
+    assert ["".join(t) for name, _, t in dom.tags if name in ("th", "td")][:12] == [
+        "status", "failed", "repository", "-", "digest", "-", "tags", "-",
+        "depends on", "shop/base, shop/cache", "duration", "-",
+    ]  # fmt: skip
+    timed = a_run(REPORT | {"images": [image("shop/base", "succeeded", [], duration_seconds=2.5)]})
+    base = find_image(timed, "shop/base")
+    assert base is not None and "<th>duration</th><td>2.5s</td>" in image_page(timed, base, None)
+
+    unknown = REPORT | {"no_such_key": 1}
+    odd = a_run(unknown)
+    assert find_image(odd, "shop/app") is None
+    page = run_page(odd, None)
+    assert 'class="dag-wrap"' not in page and "No tag changes." in page and "run failed" not in page
+    assert page == run_page(a_run(None), None)  # as a run without a report
+    assert run_json(odd)["report"] == unknown
