@@ -3,10 +3,10 @@ and by `run --since`, which pins unchanged dependencies to it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.cache.scope import Vouch
+from pipeline.common.reporting import SILENT, Reporter
 from pipeline.errors import PipelineError
 from pipeline.plan import Plan, PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -51,12 +51,12 @@ def narrow_plan(
     history: list[str],
     fallback_tag: str | None,
     vouch: Vouch | None = None,
-    say: Callable[[str], None] = lambda message: None,
+    reporter: Reporter = SILENT,
 ) -> Plan:
     """The plan cut down to `keys`, every dependency left out pinned to its last pushed digest. Its
     pipeline's `reuse:` rule decides what may be pinned: `any`, whatever the tag names; `trusted`, only a
     digest `vouch` accepts (its pipeline's signature); `never`, nothing. A dependency that may not be
-    pinned is built in this run (added to the plan, with its own dependencies), and `say` says why."""
+    pinned is built in this run (added to the plan, with its own dependencies), and `reporter` says why."""
     keys = set(keys)
     pinned: dict[str, str] = {}
     outside = plan.outside_dependencies(keys)
@@ -65,7 +65,7 @@ def narrow_plan(
             image = plan.images[dep]
             reference, problem = _pin(registry, image, history, fallback_tag, vouch)
             if reference is None:
-                say(f"{dep}: not pinned: {problem}; building {dep}")
+                reporter.say(f"{dep}: not pinned: {problem}; building {dep}")
                 keys.add(dep)
             else:
                 pinned[dep] = reference

@@ -14,6 +14,7 @@ from typing import cast
 import click
 
 from pipeline.cli.common import F, settings
+from pipeline.common.reporting import Forward
 from pipeline.errors import UsageError
 from pipeline.redaction import Redactor
 from pipeline.triggers.registry_hooks import DEFAULT_HEADER, REGISTRY_SOURCES, RegistryEndpoints, RegistrySource
@@ -222,7 +223,9 @@ def serve(
     worker = _worker_settings(repo, state_dir, config_file, command, hidden, stop_timeout, public_url)
     limits = ServerLimits(read_timeout, max_body, max_connections)
     service = Service(
-        ServeSettings(host, port, state_dir, secret, worker, limits, registry), _redactor(secret, registry), _log
+        ServeSettings(host, port, state_dir, secret, worker, limits, registry),
+        _redactor(secret, registry),
+        Forward(_log),
     )
     _serve_until_signalled(service, worker, state_dir, secret, registry)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipeline.common.reporting import SILENT, Reporter
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
 
@@ -26,7 +26,7 @@ def copy_image(
     source: Repository,
     digest: str,
     destination: Repository,
-    notify: Callable[[str], None] = lambda message: None,
+    notify: Reporter = SILENT,
 ) -> CopyStats:
     """Copy `source@digest` to `destination@digest` byte for byte (so the digest is unchanged)."""
     stats = CopyStats()
@@ -40,7 +40,7 @@ def _copy_manifest(
     digest: str,
     destination: Repository,
     stats: CopyStats,
-    notify: Callable[[str], None],
+    notify: Reporter,
 ) -> None:
     manifest = registry.get_manifest(source.with_digest(digest))
     data = manifest.json()
@@ -62,18 +62,18 @@ def _copy_blob(
     size: int,
     destination: Repository,
     stats: CopyStats,
-    notify: Callable[[str], None],
+    notify: Reporter,
 ) -> None:
     if registry.blob_exists(destination, digest):
         stats.blobs_present += 1
         return
     if source.registry == destination.registry and registry.mount_blob(destination, digest, source):
         stats.blobs_mounted += 1
-        notify(f"mounted {digest[:19]} from {source.path}")
+        notify.say(f"mounted {digest[:19]} from {source.path}")
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         registry.download_blob(source, digest, spool)
         registry.upload_blob(destination, digest, spool)
     stats.blobs_copied += 1
     stats.bytes_copied += size
-    notify(f"copied {digest[:19]} ({size} bytes)")
+    notify.say(f"copied {digest[:19]} ({size} bytes)")

@@ -11,10 +11,11 @@ destination has no referrers API its fallback index `sha256-<hex>` is merged, ne
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.common.reporting import Reporter
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.copy import copy_image
 from pipeline.registry.index import index_platforms
@@ -41,7 +42,7 @@ def carry_supply_chain(
     source: Repository,
     digest: str,
     destination: Repository,
-    notify: Callable[[str], None],
+    notify: Reporter,
     kinds: Iterable[Kind] = KINDS,
 ) -> Carried:
     """Carry what is attached to `digest` and, for an index, to every child (children first, as signing
@@ -71,30 +72,30 @@ def _carry_legacy(
     destination: Repository,
     tag: str,
     manifest: str,
-    notify: Callable[[str], None],
+    notify: Reporter,
 ) -> list[bool]:
     """Whether each of the source manifest's layers was written at the destination now (False: it was
     there already)."""
     there = registry.resolve_digest(destination.with_tag(tag))
     layers = [layer for layer, _ in descriptors_in(registry.manifest_by_digest(source, manifest).json().get("layers"))]
     if there == manifest:
-        notify(f"{destination}:{tag} already there")
+        notify.say(f"{destination}:{tag} already there")
         return [False] * len(layers)
     copy_image(registry, source, manifest, destination)
     if there is None:
         registry.tag(destination, manifest, tag)
-        notify(f"{destination}:{tag}")
+        notify.say(f"{destination}:{tag}")
         return [True] * len(layers)
     ours = registry.get_manifest(destination.with_digest(there))
     kept: list[dict[str, Any]] = [layer for layer, _ in descriptors_in(ours.json().get("layers"))]
     present = {json.dumps(layer, sort_keys=True) for layer in kept}
     written = [json.dumps(layer, sort_keys=True) not in present for layer in layers]
     if not any(written):
-        notify(f"{destination}:{tag} already holds every layer")
+        notify.say(f"{destination}:{tag} already holds every layer")
         return written
     missing = [layer for layer, new in zip(layers, written, strict=True) if new]
     write_legacy_layers(registry, destination, tag, kept + missing, ours)
-    notify(f"{destination}:{tag} (merged with the signatures already there)")
+    notify.say(f"{destination}:{tag} (merged with the signatures already there)")
     return written
 
 
@@ -105,7 +106,7 @@ def _carry_referrers(
     subject: str,
     referrers: list[Attachment],
     carried: Carried,
-    notify: Callable[[str], None],
+    notify: Reporter,
 ) -> None:
     """Copy each referrer (then its own referrers) and list them in the destination's fallback index
     where it has no referrers API."""
@@ -117,7 +118,7 @@ def _carry_referrers(
         if registry.resolve_digest(destination.with_digest(referrer.manifest)) is None:
             copy_image(registry, source, referrer.manifest, destination)
             copied.add(referrer.manifest)
-            notify(f"{destination}@{referrer.manifest} ({referrer.kind}, referrer of {subject[:19]})")
+            notify.say(f"{destination}@{referrer.manifest} ({referrer.kind}, referrer of {subject[:19]})")
         _carry_referrers(registry, source, destination, referrer.manifest, list(referrer.referrers), carried, notify)
     listed: set[str] = set()
     if registry.referrers(destination, subject) is None:

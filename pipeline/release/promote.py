@@ -94,7 +94,7 @@ def _copy_and_tag(
         decide_changes([target], registry, force, digest_is=SOURCE_IS)
     except TagConflict as exc:
         raise TagConflict(f"{exc} and nothing was copied") from None
-    stats = copy_image(registry, source.repository, digest, destination, lambda m: notify.step("", "copy", m))
+    stats = copy_image(registry, source.repository, digest, destination, Forward(lambda m: notify.step("", "copy", m)))
     resigned = None
     kinds = KINDS
     if resign is not None:
@@ -102,7 +102,7 @@ def _copy_and_tag(
         notify.step("", "sign", f"{destination}@{digest} signed by {resigned.signer}")
         kinds = tuple(k for k in KINDS if k != "signature")
     carried = carry_supply_chain(
-        registry, source.repository, digest, destination, lambda m: notify.step("", "carry", m), kinds
+        registry, source.repository, digest, destination, Forward(lambda m: notify.step("", "carry", m)), kinds
     )
     if source.digest is None:
         now = registry.resolve_digest(source)

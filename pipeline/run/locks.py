@@ -7,10 +7,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from pipeline.common.reporting import Reporter
 from pipeline.plan import Plan
 
 
@@ -30,7 +31,7 @@ def lock_keys(plan: Plan) -> list[str]:
 
 
 @contextmanager
-def pipeline_locks(plan: Plan, lock_dir: Path, notify: Callable[[str], None]) -> Iterator[None]:
+def pipeline_locks(plan: Plan, lock_dir: Path, notify: Reporter) -> Iterator[None]:
     """Hold every pipeline's lock (in a fixed order, so two runs cannot deadlock) for the block."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -42,7 +43,7 @@ def pipeline_locks(plan: Plan, lock_dir: Path, notify: Callable[[str], None]) ->
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                notify(f"waiting for the other run of pipeline {key.rsplit('-', 1)[0]} ({holder}) to finish")
+                notify.say(f"waiting for the other run of pipeline {key.rsplit('-', 1)[0]} ({holder}) to finish")
                 fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             handle.truncate()

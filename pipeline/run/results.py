@@ -111,6 +111,7 @@ class Built:
     bases: tuple[ResolvedBase, ...] = ()  # the external bases it stood on, as the run resolved them
 
 
+# Not a Reporter: structured `Event`s (image, step, elapsed time, log tail) for the report and CI groups, not lines.
 EventSink = Callable[[Event], None]
 # Signs a pushed digest as the image's pipeline says; returns a progress line (None: not signed).
 DigestSigner = Callable[[PlannedImage, str], str | None]
@@ -145,6 +146,7 @@ class ImageOutcome:
         return ImageOutcome(row.key, row.repository, row.status, row.digest, variants)
 
 
+# Not a Reporter: it makes an `Event` (with the build's log tail) on the run's clock for the EventSink.
 class Emit(Protocol):
     """Says one progress step of an image (an `Event` on the run's clock)."""
 

@@ -263,7 +263,7 @@ class Session:
             for warning in reuse_warnings(plan):
                 self.reporter.warn(f"warning: {warning}")
             # Runs of one pipeline on this machine take turns; a second one then finds the first's images.
-            locks = pipeline_locks(plan, self.settings.lock_dir, self.reporter.say) if options.push else nullcontext()
+            locks = pipeline_locks(plan, self.settings.lock_dir, self.reporter) if options.push else nullcontext()
             with locks:
                 if options.push:
                     self._complete_interrupted(plan, registry)

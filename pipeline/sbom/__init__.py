@@ -7,11 +7,12 @@ The readers (`readers.READERS`, one module each, the `reader.Reader` protocol) c
 database (Debian, Ubuntu), apk's installed database (Alpine) and Python's `*.dist-info/METADATA`.
 
     from datetime import UTC, datetime
+    from pipeline.common.reporting import Forward
     from pipeline.sbom import sbom_document
 
     document = sbom_document(
         registry, repository, "sha256:…", bases=[("registry.example/base", "sha256:…")],
-        timestamp=datetime.now(UTC), warn=print,
+        timestamp=datetime.now(UTC), reporter=Forward(print),
     )
     json.dumps(document)  # the predicate of a https://cyclonedx.org/bom attestation
 

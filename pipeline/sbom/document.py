@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from pipeline import __version__
+from pipeline.common.reporting import SILENT, Reporter
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import Repository
 from pipeline.sbom.layers import LayerCache, registry_files
@@ -116,16 +117,15 @@ def sbom_document(
     *,
     timestamp: datetime | None = None,
     readers: Sequence[Reader] = READERS,
-    warn: Callable[[str], None] | None = None,
+    reporter: Reporter = SILENT,
     layers: LayerCache | None = None,
 ) -> dict[str, Any]:
     """The CycloneDX 1.6 JSON (a dict) of the image manifest `digest` as stored in `repository`: the
     packages `readers` find in its layers, `bases` ((repository, digest) pairs) as container components.
-    Files a reader cannot read are skipped, listed in metadata.properties and passed to `warn`. `layers`
+    Files a reader cannot read are skipped, listed in metadata.properties and passed to `reporter.warn`. `layers`
     keeps the layers read for the next image (a run's images share their bases' layers)."""
     files = registry_files(registry, repository, digest, wanted_by(readers), layers, tuple(readers))
     contents = read_packages(files, readers)
     for reason in contents.skipped:
-        if warn is not None:
-            warn(f"{repository}@{digest}: {reason}")
+        reporter.warn(f"{repository}@{digest}: {reason}")
     return bom_document(str(repository), digest, contents, bases, timestamp)

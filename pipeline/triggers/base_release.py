@@ -68,7 +68,7 @@ class BaseRun:
         plan = replace(plan, context=replace(plan.context, reason=reason))
         with session.registry() as registry:
             vouch = session.pin_vouch(plan, registry, self.secrets)
-            plan = narrow_plan(plan, keys, registry, self.history, self.fallback, vouch, reporter.say)
+            plan = narrow_plan(plan, keys, registry, self.history, self.fallback, vouch, reporter)
         git_tag = f"v{version}" if version is not None else None
         extra: dict[str, Any] = {"reason": reason, "trigger": trigger}
         if repo is not None and git_tag is not None:

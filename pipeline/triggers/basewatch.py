@@ -57,7 +57,7 @@ class BaseWatcher:
         self.stopping = threading.Event()
 
     def install_signal_handlers(self) -> None:
-        stop_on_signals(self.stopping, self.reporter.say)
+        stop_on_signals(self.stopping, self.reporter)
 
     def poll(self) -> list[str]:
         """One round: the digests now, and the references that moved handed on. Returns those references."""

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.common.reporting import Reporter
+
 
 @dataclass(frozen=True)
 class Arrival:
@@ -41,7 +43,7 @@ class Lobby:
         refuse: Close,
         timeout: float,
         capacity: int,
-        log: Callable[[str], None],
+        log: Reporter,
     ) -> None:
         self._dispatch, self._close, self._refuse = dispatch, close, refuse
         self.timeout = timeout
@@ -101,7 +103,7 @@ class Lobby:
             try:
                 self._turn()
             except Exception as exc:  # a bug here must not stop the server from accepting: report, go on
-                self.log(f"lobby: {type(exc).__name__}: {exc}")
+                self.log.say(f"lobby: {type(exc).__name__}: {exc}")
                 self._stopping.wait(0.1)
 
     def _turn(self) -> None:
@@ -180,7 +182,7 @@ class Lobby:
         self._closed_idle += 1
         now = time.monotonic()
         if now >= self._next_log:
-            self.log(
+            self.log.say(
                 f"closed {self._closed_idle} idle connection(s): nothing sent within {self.timeout:g}s, "
                 f"or {self.capacity} connections were waiting"
             )

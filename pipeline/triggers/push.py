@@ -138,7 +138,7 @@ def _build_affected(
         fallback = next((t for m in group for t in m.extra_tags if "{{" not in t), None)
         vouch = session.pin_vouch(plan, registry, secrets)
         plan = narrow_plan(
-            plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, session.reporter.say
+            plan, {a.key for a in affected}, registry, source.history(commit), fallback, vouch, session.reporter
         )
     check_report_file(report_file)
     with notifying(session, plan, "trigger") as outcome:
@@ -196,4 +196,4 @@ def narrow_to_changes(session: Session, plan: Plan, since: str, secrets: Secrets
     with session.registry() as registry:
         fallback = sanitize_tag(branch) if branch else None
         vouch = session.pin_vouch(plan, registry, secrets)
-        return narrow_plan(plan, {a.key for a in affected}, registry, history, fallback, vouch, session.reporter.say)
+        return narrow_plan(plan, {a.key for a in affected}, registry, history, fallback, vouch, session.reporter)

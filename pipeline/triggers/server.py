@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from pipeline.common.reporting import Reporter
 from pipeline.errors import UsageError
 from pipeline.redaction import Redactor
 from pipeline.triggers.lobby import Arrival, Lobby
@@ -90,7 +91,7 @@ class WebhookServer(ThreadingHTTPServer):
     request_queue_size = 128  # the listen backlog, where connections wait while every slot is taken
 
     def __init__(
-        self, settings: ServeSettings, queue: RunQueue, worker: Worker, redactor: Redactor, log: Callable[[str], None]
+        self, settings: ServeSettings, queue: RunQueue, worker: Worker, redactor: Redactor, log: Reporter
     ) -> None:
         self.settings = settings
         self.limits = settings.limits
@@ -175,7 +176,7 @@ class WebhookServer(ThreadingHTTPServer):
         """A client gone mid-answer is one line, not a traceback; anything else is a bug: reported in full."""
         error = sys.exc_info()[1]
         if isinstance(error, OSError):
-            self.log(f"{client_address[0]}: connection lost: {error.strerror or error}")
+            self.log.say(f"{client_address[0]}: connection lost: {error.strerror or error}")
             return
         super().handle_error(request, client_address)
 
@@ -194,12 +195,12 @@ class WebhookServer(ThreadingHTTPServer):
                 self._slots.release()
             return
         if self._answer_503(request):
-            self.log(f"{client_address[0]} busy: answered 503 to {line[:80]!r}")
+            self.log.say(f"{client_address[0]} busy: answered 503 to {line[:80]!r}")
 
     def _refuse(self, arrival: Arrival) -> None:
         """A connection that waited in the lobby, ready, until its read deadline without a slot."""
         if self._answer_503(arrival.sock):
-            self.log(f"{arrival.address[0]} busy: answered 503 (no slot within {self.limits.read_timeout:g}s)")
+            self.log.say(f"{arrival.address[0]} busy: answered 503 (no slot within {self.limits.read_timeout:g}s)")
         self.shutdown_request(arrival.sock)
 
     def _answer_503(self, sock: socket.socket) -> bool:
@@ -249,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         # The request line names Docker Hub's URL secret: redacted like everything else serve logs.
-        self.server.log(self.server.redactor.text(f"{self.address_string()} {format % args}"))
+        self.server.log.say(self.server.redactor.text(f"{self.address_string()} {format % args}"))
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self._headers_read()
@@ -267,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             delivery = read_delivery(headers, body, self.server.settings.secret)
         except DeliveryRejected as exc:
-            self.server.log(f"rejected delivery from {self.address_string()}: {exc}")
+            self.server.log.say(f"rejected delivery from {self.address_string()}: {exc}")
             self._json(HTTPStatus(exc.http_status), {"status": "rejected", "error": str(exc)})
             return
         queue = self.server.queue
@@ -280,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(outcome, Duplicate):
             self._json(HTTPStatus.OK, {"status": "duplicate", "run": outcome.run_id})
             return
-        self.server.log(
+        self.server.log.say(
             f"run {outcome.run_id} queued: {delivery.source} {delivery.ref} "
             f"{delivery.before[:12]}..{delivery.after[:12]} ({delivery.delivery_id})"
         )
@@ -298,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             events = read_notification(registry, path, headers, body)
         except DeliveryRejected as exc:
-            self.server.log(f"rejected registry notification from {self.address_string()}: {exc}")
+            self.server.log.say(f"rejected registry notification from {self.address_string()}: {exc}")
             self._json(HTTPStatus(exc.http_status), {"status": "rejected", "error": str(exc)})
             return
         answers: list[dict[str, Any]] = []
@@ -311,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(outcome, Duplicate):
                 answers.append({"id": event.delivery_id, "status": "duplicate", "run": outcome.run_id})
                 continue
-            self.server.log(
+            self.server.log.say(
                 f"run {outcome.run_id} queued: base update {event.reference} {event.digest or ''} ({event.delivery_id})"
             )
             answers.append({"id": event.delivery_id, "status": "queued", "run": outcome.run_id})
@@ -371,7 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < int(length):
             self.close_connection = True
             timeout = self.server.limits.read_timeout
-            self.server.log(f"dropped {self.address_string()}: the request was not received within {timeout:g}s")
+            self.server.log.say(f"dropped {self.address_string()}: the request was not received within {timeout:g}s")
             self._json(HTTPStatus.REQUEST_TIMEOUT, {"error": f"the body was not received within {timeout:g}s"})
             return None
         return body
@@ -430,7 +431,7 @@ def _int(text: str, default: int, top: int) -> int:
 class Service:
     """The queue, the worker and the HTTP server, started and stopped together."""
 
-    def __init__(self, settings: ServeSettings, redactor: Redactor, log: Callable[[str], None]) -> None:
+    def __init__(self, settings: ServeSettings, redactor: Redactor, log: Reporter) -> None:
         self.settings = settings
         self.log = log
         self.queue = RunQueue(settings.state_dir / "serve.sqlite3")
@@ -452,7 +453,7 @@ class Service:
 
     def start(self) -> None:
         for run_id in self.queue.requeue_interrupted():
-            self.log(f"run {run_id} was interrupted by a previous stop: queued again")
+            self.log.say(f"run {run_id} was interrupted by a previous stop: queued again")
         self.worker.start()
         self._http_thread.start()
 

@@ -99,11 +99,11 @@ class WatchState:
         tmp.replace(self.path)
 
 
-def stop_on_signals(stopping: threading.Event, log: Callable[[str], None]) -> None:
+def stop_on_signals(stopping: threading.Event, log: Reporter) -> None:
     """SIGTERM and SIGINT set `stopping` (said in the log): a watch loop stops after its current step."""
 
     def stop(signum: int, _frame: object) -> None:
-        log(f"received {signal.Signals(signum).name}: stopping after the current step")
+        log.say(f"received {signal.Signals(signum).name}: stopping after the current step")
         stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
@@ -127,7 +127,7 @@ class Watcher:
         return cls(GitSource(repo, cache_dir), branch, state, handle, reporter)
 
     def install_signal_handlers(self) -> None:
-        stop_on_signals(self.stopping, self.reporter.say)
+        stop_on_signals(self.stopping, self.reporter)
 
     def poll(self) -> int:
         """One round: fetch and handle every new commit, oldest first. Returns how many were handled."""

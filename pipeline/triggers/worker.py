@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pipeline.common.reporting import Reporter
 from pipeline.errors import PipelineError
 from pipeline.notify.runurl import RUN_URL_VARIABLE
 from pipeline.redaction import Redactor
@@ -62,7 +63,7 @@ class RepoAncestry:
     falls back on the deliveries' own before -> after links; a failed fetch is logged, never fatal.
     """
 
-    def __init__(self, repo: str, cache_dir: Path | None, log: Callable[[str], None]) -> None:
+    def __init__(self, repo: str, cache_dir: Path | None, log: Reporter) -> None:
         self.repo = repo
         self.cache_dir = cache_dir
         self.log = log
@@ -90,7 +91,7 @@ class RepoAncestry:
             if not self._warned:  # tried again before each claim (a clone may fail for a while)
                 self._warned = True
                 judged = "by their before/after links only" if self._source is None else "without the branch's head"
-                self.log(f"warning: {exc}; late deliveries are judged {judged} until git answers")
+                self.log.warn(f"warning: {exc}; late deliveries are judged {judged} until git answers")
 
     def contains(self, tips: Collection[str], commit: str) -> bool:
         return self._answer(tips, commit) is True
@@ -141,9 +142,7 @@ def describe(run: Run, short: bool = False) -> str:
 
 
 class Worker(threading.Thread):
-    def __init__(
-        self, queue: RunQueue, settings: WorkerSettings, redactor: Redactor, log: Callable[[str], None]
-    ) -> None:
+    def __init__(self, queue: RunQueue, settings: WorkerSettings, redactor: Redactor, log: Reporter) -> None:
         super().__init__(name="pipeline-serve-worker", daemon=True)
         self.queue = queue
         self.ancestry = RepoAncestry(settings.repo, settings.cache_dir, log)
@@ -184,7 +183,7 @@ class Worker(threading.Thread):
         self.queue.set_log_path(run.id, log_path)
         argv = run_argv(self.settings, run, report_path)
         covers = f", covering {run.coalesced} superseded push(es)" if run.coalesced else ""
-        self.log(f"run {run.id} started: {describe(run, short=True)}{covers}")
+        self.log.say(f"run {run.id} started: {describe(run, short=True)}{covers}")
         with log_path.open("w", encoding="utf-8") as log:
             log.write(self.redactor.text(f"# run {run.id}: {describe(run)}{covers}\n"))
             log.write(self.redactor.text(f"$ {shlex.join(argv)}\n"))
@@ -198,10 +197,10 @@ class Worker(threading.Thread):
             # Not the commit's failure: the delivery must still be built. Queued again, as a run left
             # `running` by a crash is on the next start (a redelivery is a duplicate of this run).
             self.queue.requeue(run.id)
-            self.log(f"run {run.id} stopped with the server (exit {code}): queued again for the next start")
+            self.log.say(f"run {run.id} stopped with the server (exit {code}): queued again for the next start")
             return
         finished = self.queue.finish(run.id, code, self._read_report(report_path))
-        self.log(f"run {run.id} {finished.status} (exit {code}) in {finished.duration() or 0:.1f}s")
+        self.log.say(f"run {run.id} {finished.status} (exit {code}) in {finished.duration() or 0:.1f}s")
 
     def _spawn_and_wait(self, argv: list[str], log: IO[str], run_id: int) -> tuple[int | None, bool]:
         """The run's exit code (None: it did not start), and whether it was stopped because the server is."""
@@ -248,7 +247,7 @@ class Worker(threading.Thread):
                 pass
             if self._stopping.is_set() and time.monotonic() >= self._stop_deadline:
                 break
-        self.log(f"terminating pid {proc.pid}: the server is stopping and the run did not finish in time")
+        self.log.say(f"terminating pid {proc.pid}: the server is stopping and the run did not finish in time")
         with self._log_lock:
             log.write("\n# terminated: the server stopped before this run finished\n")
         for sig, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):

@@ -10,6 +10,7 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from pipeline.common.reporting import Forward
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import parse_repository
 from pipeline.sbom import sbom_document
@@ -57,7 +58,11 @@ def test_sbom_of_a_pushed_image_lists_its_packages_and_base_but_not_what_a_layer
     started = time.perf_counter()
     with RegistryClient(lambda _: None) as registry:
         document = sbom_document(
-            registry, parse_repository(app_repo), digests["app"], [(base_repo, digests["base"])], warn=pytest.fail
+            registry,
+            parse_repository(app_repo),
+            digests["app"],
+            [(base_repo, digests["base"])],
+            reporter=Forward(pytest.fail),
         )
     elapsed = time.perf_counter() - started
     print(f"sbom_document of {app_repo}@{digests['app']}: {elapsed:.3f}s")

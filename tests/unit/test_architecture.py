@@ -416,14 +416,15 @@ def test_shared_types_are_defined_once() -> None:
     assert not twice, f"defined more (or less) than once: {twice}"
 
 
-# Progress goes through one protocol, pipeline.common.reporting.Reporter: no package defines its own callback.
+# Progress goes through one protocol, pipeline.common.reporting.Reporter: no package defines or takes its own callback.
 PROGRESS_ALIASES = ("Say", "Log", "WarnFn", "ProgressFn", "Progress", "Notify")
 REPORTING = "pipeline/common/"
 
 
 def progress_aliases(root: Path) -> list[str]:
-    """Module-level progress callback aliases outside pipeline/common (file:line name): one of the names
-    the Reporter replaced, or any alias of `Callable[[str], None]` (a line said somewhere)."""
+    """Progress callbacks outside pipeline/common (file:line name): a module-level alias named as one the
+    Reporter replaced, or any alias of `Callable[[str], None]` (a line said somewhere), or a function
+    parameter of that type (see `progress_parameters`)."""
     named = [
         f"{where} {name}"
         for name, places in alias_definitions(root, PROGRESS_ALIASES).items()
@@ -439,14 +440,34 @@ def progress_aliases(root: Path) -> list[str]:
                 line = f"{relative}:{node.lineno} {ast.unparse(node.targets[0])}"
                 if not any(found.startswith(f"{relative}:{node.lineno} ") for found in named):
                     named.append(line)
+        named += progress_parameters(path, relative)
     return sorted(named)
+
+
+# Parameters typed `Callable[[str], None]` that are not progress: a closer told why, a check that raises.
+NOT_PROGRESS = {"pipeline/ci/groups.py on_interrupt(close)", "pipeline/release/publish.py verify_published(guard)"}
+
+
+def progress_parameters(path: Path, relative: str) -> list[str]:
+    """Function parameters typed `Callable[[str], None]` (optionally `| None`) in one module (file:line
+    function(parameter)): a progress callback a Reporter replaces, unless NOT_PROGRESS names it."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        arguments = node.args
+        for argument in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+            annotation = ast.unparse(argument.annotation) if argument.annotation is not None else ""
+            if annotation.removesuffix(" | None") != "Callable[[str], None]":
+                continue
+            if f"{relative} {node.name}({argument.arg})" not in NOT_PROGRESS:
+                found.append(f"{relative}:{argument.lineno} {node.name}({argument.arg})")
+    return found
 
 
 def test_progress_goes_through_the_reporter_protocol() -> None:
     found = progress_aliases(ROOT)
-    assert not found, "progress callback aliases (take a pipeline.common.reporting.Reporter instead):\n" + "\n".join(
-        found
-    )
+    assert not found, "progress callbacks (take a pipeline.common.reporting.Reporter instead):\n" + "\n".join(found)
 
 
 def test_progress_alias_checker_names_file_line_and_alias(tmp_path: Path) -> None:
@@ -455,6 +476,19 @@ def test_progress_alias_checker_names_file_line_and_alias(tmp_path: Path) -> Non
     (package / "common" / "reporting.py").write_text("Say = Callable[[str], None]\n")
     (package / "run.py").write_text("x = 1\nNotify = Callable[[str, str, str], None]\nEcho = Callable[[str], None]\n")
     assert progress_aliases(package) == ["pipeline/run.py:2 Notify", "pipeline/run.py:3 Echo"]
+
+
+def test_progress_checker_names_callback_parameters(tmp_path: Path) -> None:
+    package = tmp_path / "pipeline"
+    (package / "common").mkdir(parents=True)
+    (package / "common" / "reporting.py").write_text("def f(say: Callable[[str], None]) -> None: ...\n")
+    (package / "copy.py").write_text(
+        "def copy(a: int, notify: Callable[[str], None] = print) -> None: ...\n"
+        "class Server:\n"
+        "    def __init__(self, *, log: Callable[[str], None] | None = None, on: Callable[[int], None]) -> None: ...\n"
+        "def fine(reporter: Reporter, done: Callable[[str, str], None]) -> None: ...\n"
+    )
+    assert progress_aliases(package) == ["pipeline/copy.py:1 copy(notify)", "pipeline/copy.py:3 __init__(log)"]
 
 
 def test_top_level_holds_the_core_and_packages_are_documented() -> None:

@@ -12,6 +12,7 @@ import pytest
 from pipeline.cache.inputs import InputDigest
 from pipeline.cache.lastbuild import narrow_plan
 from pipeline.cache.scope import reuse_warnings, scope_of
+from pipeline.common.reporting import Forward
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, RegistryError
 from pipeline.plan import Plan, RunContext, make_plan
@@ -108,7 +109,7 @@ def test_reuse_never_pins_no_dependency_it_builds_them(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, config)
     said: list[str] = []
     with RegistryClient(lambda _: None) as registry:
-        narrowed = narrow_plan(plan, {"shop/app"}, registry, ["c" * 40], "main", None, said.append)
+        narrowed = narrow_plan(plan, {"shop/app"}, registry, ["c" * 40], "main", None, Forward(said.append))
     assert set(narrowed.images) == {"shop/base", "shop/app"} and narrowed.pinned == {}
     assert said == ["shop/base: not pinned: pipeline shop has reuse: never; building shop/base"]
 

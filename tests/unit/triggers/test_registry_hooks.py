@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.common.reporting import Forward
 from pipeline.triggers.registry_hooks import (
     DISTRIBUTION_EVENTS,
     BaseUpdate,
@@ -233,7 +234,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     settings = ServeSettings("127.0.0.1", 0, tmp_path / "state", b"git-secret", worker, registry=registry)
     lines: list[str] = []
     redactor = log_redactor({}, "git-secret", tmp_path / "no-docker-config", [SECRET.decode(), HUB_SECRET.decode()])
-    running = Service(settings, redactor, lines.append)
+    running = Service(settings, redactor, Forward(lines.append))
     running.lines = lines  # type: ignore[attr-defined]
     running.start()
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline.common.reporting import SILENT
 from pipeline.redaction import Redactor
 from pipeline.triggers.server import ServerLimits, ServeSettings, Service
 from pipeline.triggers.webhooks import signature_header
@@ -29,7 +30,7 @@ def serving(tmp_path: Path, limits: ServerLimits) -> Iterator[Service]:
     # and that one only needs to be queued.
     worker = WorkerSettings(repo=str(tmp_path), runs_dir=tmp_path / "runs", command=(sys.executable, "-c", "pass"))
     settings = ServeSettings("127.0.0.1", 0, tmp_path / "state", SECRET, worker, limits)
-    running = Service(settings, Redactor([]), lambda message: None)
+    running = Service(settings, Redactor([]), SILENT)
     running.start()
     try:
         yield running

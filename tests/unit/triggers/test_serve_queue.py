@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.common.reporting import SILENT
 from pipeline.triggers.queue import Duplicate, Queued, RunQueue
 from pipeline.triggers.statuspage import index_page, run_json, run_page
 from pipeline.triggers.webhooks import Ignored, Push
@@ -207,7 +208,7 @@ def test_a_late_delivery_never_builds_an_older_commit(history: History, tmp_path
     branch, steps, expected = LATE_DELIVERIES[case]
     ref = f"refs/heads/{branch}"
     queue = RunQueue(tmp_path / "q.sqlite3")
-    ancestry = RepoAncestry(str(history.repo), None, lambda message: None)
+    ancestry = RepoAncestry(str(history.repo), None, SILENT)
     built: list[str] = []
     names = {sha: name for name, sha in history.commits.items()}
     for step in steps:
@@ -242,7 +243,7 @@ def test_late_and_repeated_deliveries_never_build_an_older_commit(
     order = data.draw(st.permutations(deliveries), label="arrival order")
     claims = data.draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)), label="worker runs after")
     states = [pushes[0][0], *(after for _, after in pushes)]  # the branch's commits, in time
-    ancestry = RepoAncestry(str(history.repo), None, lambda message: None)
+    ancestry = RepoAncestry(str(history.repo), None, SILENT)
     built: list[str] = []
 
     def work(queue: RunQueue) -> None:
