@@ -82,7 +82,7 @@ def test_the_junit_file_has_one_case_per_image_as_the_report_and_registry_say(
         "shop/app": "failed",
         "shop/worker": "skipped",
         "tools/lint": "succeeded",
-    }
+    }, {key: image.get("error") for key, image in images.items()}
     assert [(s.get("name"), s.get("tests"), s.get("failures"), s.get("skipped")) for s in root] == [
         ("shop", "3", "1", "1"),
         ("tools", "1", "0", "0"),
