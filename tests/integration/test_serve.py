@@ -532,7 +532,8 @@ def test_sigterm_mid_build_queues_the_run_again_and_the_next_start_builds_it(
     run_id = queued.json()["run"]
     deadline = time.monotonic() + 300
     while marker not in server.log(run_id):  # the slow step is being built
-        assert server.run(run_id)["status"] == "running", server.log(run_id)
+        # Queued until the worker takes it (on a loaded machine, a moment), then running until stopped.
+        assert server.run(run_id)["status"] in {"queued", "running"}, server.log(run_id)
         assert time.monotonic() < deadline, server.log(run_id)
         time.sleep(0.1)
     assert server.run(run_id)["status"] == "running"  # the stop lands mid-build
