@@ -139,6 +139,12 @@ class BuildxBuilder:
         running: _Running | None = None,
     ) -> None:
         self.environment = dict(environment)
+        # No buildx provenance attestation (buildx 0.10+ adds one by default where the image store can
+        # hold it: the containerd store, a buildx builder). The run signs and attests every pushed digest
+        # itself (sigstore, verified by `pipeline verify`); buildx's is unsigned, carries build timestamps
+        # (a new digest for every build of the same inputs) and turns a one-platform image into an index
+        # with an `unknown/unknown` entry. Older buildx ignores the variable.
+        self.environment["BUILDX_NO_DEFAULT_ATTESTATIONS"] = "1"
         self.engine = engine
         self.pusher = pusher  # None: a buildx builder, which pushes by itself
         self._running = running or _Running()

@@ -254,6 +254,11 @@ class DockerBuilder:
                 if isinstance(aux, dict) and "Digest" in aux:
                     digest = str(aux["Digest"])
                 status = chunk.get("status")
+                # The containerd image store (Docker 24+) sends no aux record: only the CLI's line
+                # "<tag>: digest: sha256:... size: N".
+                pushed = _PUSHED_DIGEST.search(str(status or "")) if digest is None else None
+                if pushed is not None:
+                    digest = pushed.group(1)
                 if status in ("Pushed", "Layer already exists", "Mounted from"):
                     progress.step(request.image, "push", f"{chunk.get('id', '')}: {status}")
         except docker.errors.APIError as exc:
@@ -321,6 +326,7 @@ def _is_auth_failure(message: str) -> bool:
 
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+_PUSHED_DIGEST = re.compile(r"^\S+: digest: (sha256:[0-9a-f]{64}) size: \d+$")
 # The classic builder's lines about a step (" ---> Running in 1a2b", " ---> Using cache", " ---> 3c4d",
 # "Removing intermediate container 1a2b"), between and after the step's own output.
 _BOOKKEEPING = re.compile(r"^ --->( |$)|^Removing intermediate container [0-9a-f]+$")
