@@ -306,7 +306,39 @@ def buildkit_version(builder: str, environment: Mapping[str, str]) -> tuple[int,
     except (OSError, subprocess.TimeoutExpired):
         return None
     found = _BUILDKIT_VERSION.search(done.stdout) if done.returncode == 0 else None
-    return (int(found.group(1)), int(found.group(2))) if found is not None else None
+    if found is None:
+        return None
+    version = (int(found.group(1)), int(found.group(2)))
+    if version == (0, 0) and _DOCKER_DRIVER.search(done.stdout):
+        # A distribution's build of the engine (Debian's docker.io 26) reports its built-in BuildKit as
+        # v0.0.0+unknown: the engine's own version says which BuildKit it vendors.
+        return engine_buildkit(_engine_version(environment))
+    return version
+
+
+_DOCKER_DRIVER = re.compile(r"^Driver:\s*docker\s*$", re.MULTILINE)
+
+
+def engine_buildkit(engine_version: str | None) -> tuple[int, int] | None:
+    """The BuildKit an engine of this version has built in, as far as the named-contexts check needs:
+    Docker 23.0 vendors BuildKit v0.11 (every later release a newer one); older or unknown: None."""
+    major = re.match(r"v?(\d+)\.", engine_version or "")
+    return (0, 11) if major is not None and int(major.group(1)) >= 23 else None
+
+
+def _engine_version(environment: Mapping[str, str]) -> str | None:
+    try:
+        done = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            env=dict(environment),
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _takes_named_contexts(version: tuple[int, int] | None) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.builders.buildx import BuildxBuilder, _takes_named_contexts
+from pipeline.builders.buildx import BuildxBuilder, _takes_named_contexts, engine_buildkit
 from pipeline.dockerfile.bases import UnresolvedBaseImage
 from pipeline.dockerfile.pin import pin_bases
 from pipeline.plan import Engine
@@ -72,3 +72,9 @@ def test_a_base_that_cannot_be_written_in_is_refused() -> None:
     # The image word split over a continuation: not rewritten silently, refused.
     with pytest.raises(UnresolvedBaseImage, match=r"Dockerfile:1: cannot write 127.0.0.1:5000/up/base:1"):
         pin_bases("FROM 127.0.0.1:5000/up/\\\nbase:1\n", PINNED, {})
+
+
+def test_an_engine_that_hides_its_buildkit_version_is_judged_by_its_own_version() -> None:
+    # Debian's docker.io 26 reports its built-in BuildKit as v0.0.0+unknown; Docker 23+ vendors v0.11+.
+    assert engine_buildkit("26.1.5+dfsg1") == (0, 11) and _takes_named_contexts(engine_buildkit("23.0.0"))
+    assert engine_buildkit("20.10.24+dfsg1") is None and engine_buildkit(None) is None
