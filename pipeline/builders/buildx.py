@@ -498,15 +498,21 @@ def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], 
     return BuildxBackend(environment, engines, engine_clients(environment, engines), version)
 
 
-def _check_builder(engine: Engine, environment: Mapping[str, str]) -> None:
-    done = subprocess.run(
-        ["docker", "buildx", "inspect", "--bootstrap", str(engine.buildx_builder)],
-        capture_output=True,
-        text=True,
-        env=dict(environment),
-        check=False,
-        timeout=300,
-    )
+def _check_builder(engine: Engine, environment: Mapping[str, str], timeout: float = 300) -> None:
+    try:
+        done = subprocess.run(
+            ["docker", "buildx", "inspect", "--bootstrap", str(engine.buildx_builder)],
+            capture_output=True,
+            text=True,
+            env=dict(environment),
+            check=False,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:  # a kubernetes builder whose pods never start, say
+        raise EnvironmentProblem(
+            f"engine {engine.name}: buildx builder '{engine.buildx_builder}' did not answer within {timeout:g} s"
+        ) from None
     if done.returncode != 0:
         problem = (done.stderr.strip().splitlines() or ["it does not answer"])[-1]
         raise EnvironmentProblem(f"engine {engine.name}: buildx builder '{engine.buildx_builder}': {problem}")

@@ -8,8 +8,11 @@ import io
 import json
 from pathlib import Path
 
-from pipeline.builders.buildx import BuildxBuilder, StepTracker, read_progress, user_step
+import pytest
+
+from pipeline.builders.buildx import BuildxBuilder, StepTracker, _check_builder, read_progress, user_step
 from pipeline.common.reporting import Forward
+from pipeline.errors import EnvironmentProblem
 from pipeline.plan import BuildSecret, Engine
 from tests.helpers import build_request
 
@@ -137,3 +140,13 @@ def test_a_step_answered_from_the_cache_without_a_start_time_is_still_a_line() -
         }
     )
     assert lines == [("build", "[1/2] COPY busybox /bin/busybox (cached)")]
+
+
+def test_a_builder_that_never_answers_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    # A kubernetes builder whose pods never start: `docker buildx inspect --bootstrap` hangs.
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\nexec /bin/sleep 30\n")
+    fake.chmod(0o755)
+    engine = Engine("fleet", buildx_builder="fleet")
+    with pytest.raises(EnvironmentProblem, match=r"^engine fleet: buildx builder 'fleet' did not answer within 0.5 s$"):
+        _check_builder(engine, {"PATH": str(tmp_path)}, timeout=0.5)
