@@ -83,6 +83,8 @@ class BuildxBackend:
         self._environment = dict(environment)
         self._pushers = pushers
         self._running = _Running()
+        self._multi: dict[str, bool] = {}  # engine name -> multi_platform, asked once per run
+        self._multi_lock = threading.Lock()
         words = version.split()
         self._version = words[1] if len(words) > 1 else version
 
@@ -99,6 +101,18 @@ class BuildxBackend:
 
     def serves(self, engine: Engine) -> bool:
         return True
+
+    def multi_platform(self, engine: Engine) -> bool:
+        """A buildx builder (open_backend refused one of the `docker` driver: docker-container, remote or
+        kubernetes) builds and pushes an index itself; an engine's own builder only where its image store
+        is containerd's (the classic store holds one image per tag)."""
+        if engine.buildx_builder is not None:
+            return True
+        with self._multi_lock:
+            if engine.name not in self._multi:
+                pusher = self._pushers.get(engine.name)
+                self._multi[engine.name] = pusher is not None and pusher.containerd_store()
+            return self._multi[engine.name]
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> BuildxBuilder:
         if engine is None:
@@ -180,7 +194,9 @@ class BuildxBuilder:
             argv += ["--label", f"{name}={value}"]
         if request.target:
             argv += ["--target", request.target]
-        if request.platform:
+        if request.platforms:
+            argv += ["--platform", ",".join(request.platforms)]
+        elif request.platform:
             argv += ["--platform", request.platform]
         if request.network:
             argv += ["--network", request.network]

@@ -111,12 +111,15 @@ class EngineBuild(ImageSteps):
             parts.check_pushed_platform(self.registry, image, digest)
         return digest
 
-    def _build_on_an_engine(self, image: PlannedImage, row: ImageResult, request: BuildRequest) -> BuildOutcome:
-        """Wait for a slot on an engine the image may use and build there. An engine that stops
-        answering is marked down for the rest of the run, and an image not pinned to it moves to
-        another engine (the build is repeatable: it pushes under the same build tag)."""
+    def _build_on_an_engine(
+        self, image: PlannedImage, row: ImageResult, request: BuildRequest, candidates: tuple[str, ...] = ()
+    ) -> BuildOutcome:
+        """Wait for a slot on an engine the image may use (`candidates`, else those that can build it)
+        and build there. An engine that stops answering is marked down for the rest of the run, and an
+        image not pinned to it moves to another engine (the build is repeatable: it pushes under the same
+        build tag)."""
         backend = self.backends[image.builder]
-        candidates = self._candidates(image, backend)
+        candidates = candidates or self._candidates(image, backend)
         progress = Forward(step=lambda _key, step, msg: self.emit(image.key, step, of(image) + msg))
         while True:
             slot = self.slots.acquire(candidates, self.urgency[image.key])
