@@ -186,7 +186,15 @@ class BuildxBuilder:
         argv = ["docker", "buildx", "build", "--progress", "rawjson", "--metadata-file", str(metadata)]
         argv += ["--file", str(dockerfile or request.dockerfile), "--tag", str(request.tag)]
         argv += ["--builder", self.builder]
-        if self.engine.buildx_builder is not None and request.push:
+        pushes = self.engine.buildx_builder is not None and request.push
+        if request.platforms:
+            # An OCI index of the platforms, as the run writes one of variants built apart (the engine's
+            # own exporter would write a Docker manifest list).
+            argv += [
+                "--output",
+                f"type=image,name={request.tag},oci-mediatypes=true" + (",push=true" if pushes else ""),
+            ]
+        elif pushes:
             argv.append("--push")
         for name, value in request.build_args.items():
             argv += ["--build-arg", f"{name}={value}"]

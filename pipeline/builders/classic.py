@@ -113,7 +113,10 @@ class DockerBuilder:
     def containerd_store(self) -> bool:
         """Whether the engine keeps images in containerd's store (`docker info`'s DriverStatus names the
         containerd snapshotter), which holds image indexes: one build may then make several platforms."""
-        client = self._client()
+        try:
+            client = self._client()
+        except EnvironmentProblem:
+            return False  # not answering now: built one platform per build, where a lost engine is handled
         try:
             status = client.info().get("DriverStatus") or []
         except (docker.errors.DockerException, requests.exceptions.RequestException):

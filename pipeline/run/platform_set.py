@@ -44,10 +44,12 @@ class PlatformSetBuild(EngineBuild):
         self, views: list[PlannedImage], args: dict[str, dict[str, str]], row: ImageResult
     ) -> PlatformSet | None:
         """The variants as one platform set, or None (built per variant, as ever): only with a push (the
-        variants' per-variant local tags are what an unpushed dependant builds on), no Windows version
-        (each needs its own base and engine build), the same builder, engines and, once each dependency's
-        child of the variant's platform is set back to its index, the same build args and bases."""
-        if not self.options.push or len(views) < 2 or any(v.os_version is not None for v in views):
+        variants' per-variant local tags are what an unpushed dependant builds on), no Windows platform (each
+        Windows version stands on its own base, on an engine of that version), one builder, the same
+        engines, each able to build several platforms at once, and, once each dependency's child of the
+        variant's platform is set back to its index, the same build args and bases."""
+        windows = any(v.os_version is not None or (v.platform or "").startswith("windows/") for v in views)
+        if not self.options.push or len(views) < 2 or windows:
             return None
         if len({v.builder for v in views}) != 1 or len({v.platform for v in views}) != len(views):
             return None

@@ -8,7 +8,10 @@ import io
 import json
 from pathlib import Path
 
-from pipeline.builders.buildx import BuildxBuilder, StepTracker, read_progress, user_step
+import pytest
+
+from pipeline.builders.buildx import BuildxBackend, BuildxBuilder, StepTracker, read_progress, user_step
+from pipeline.builders.classic import DockerBuilder
 from pipeline.common.reporting import Forward
 from pipeline.plan import BuildSecret, Engine
 from tests.helpers import build_request
@@ -137,3 +140,50 @@ def test_a_step_answered_from_the_cache_without_a_start_time_is_still_a_line() -
         }
     )
     assert lines == [("build", "[1/2] COPY busybox /bin/busybox (cached)")]
+
+
+def test_several_platforms_are_one_command_that_writes_an_oci_index(tmp_path: Path) -> None:
+    request = build_request(tmp_path, "127.0.0.1:5000/shop/app:sha-abc", platforms=("linux/amd64", "linux/arm64"))
+    argv = BuildxBuilder({}, Engine("default"), None).command(request, tmp_path / "meta.json")
+    assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64" and argv.count("--platform") == 1
+    assert argv[argv.index("--output") + 1] == "type=image,name=127.0.0.1:5000/shop/app:sha-abc,oci-mediatypes=true"
+    assert "--push" not in argv  # the engine pushes the index from its containerd store
+    pushed = BuildxBuilder({}, Engine("k8s", buildx_builder="k8s"), None).command(request, tmp_path / "m.json")
+    assert pushed[pushed.index("--output") + 1].endswith(",oci-mediatypes=true,push=true") and "--push" not in pushed
+
+
+def test_only_an_engine_with_the_containerd_store_or_a_buildx_builder_builds_several_platforms_at_once() -> None:
+    class Pusher:
+        def __init__(self, containerd: bool) -> None:
+            self.containerd, self.asked = containerd, 0
+
+        def containerd_store(self) -> bool:
+            self.asked += 1
+            return self.containerd
+
+    modern, classic = Pusher(True), Pusher(False)
+    backend = BuildxBackend({}, {}, {"modern": modern, "old": classic})  # type: ignore[dict-item]
+    assert [backend.multi_platform(Engine(n)) for n in ("modern", "old", "modern", "old")] == [True, False] * 2
+    assert (modern.asked, classic.asked) == (1, 1)  # once per engine per run
+    assert backend.multi_platform(Engine("fleet", buildx_builder="fleet")) is True
+
+
+def test_the_containerd_store_is_read_from_docker_info_s_driver_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Client:
+        def __init__(self, status: list[list[str]]) -> None:
+            self.status = status
+
+        def info(self) -> dict[str, object]:
+            return {"DriverStatus": self.status}
+
+        def close(self) -> None:
+            pass
+
+    engine = DockerBuilder({})
+    for status, expected in (
+        ([["driver-type", "io.containerd.snapshotter.v1"]], True),
+        ([["Backing Filesystem", "extfs"], ["Supports d_type", "true"]], False),
+        ([], False),
+    ):
+        monkeypatch.setattr(engine, "_client", lambda image=None, s=status: Client(s))
+        assert engine.containerd_store() is expected
