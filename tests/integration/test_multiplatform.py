@@ -55,7 +55,7 @@ def _builds(log: Path) -> list[str]:
     return [line for line in lines if line.startswith("buildx build ")]
 
 
-def _project(root: Path, registry: str, busybox_arm64: Path) -> str:
+def _project(root: Path, registry: str, arm64_busybox: Path) -> str:
     platforms = f"[{', '.join(PLATFORMS)}]"
     write_project(
         root,
@@ -66,7 +66,7 @@ def _project(root: Path, registry: str, busybox_arm64: Path) -> str:
     )
     context = root / "images" / "app"
     shutil.copy(BUSYBOX, context / "busybox-amd64")
-    shutil.copy(busybox_arm64, context / "busybox-arm64")
+    shutil.copy(arm64_busybox, context / "busybox-arm64")
     (context / "run-id").write_text(f"{root}\n")  # a layer no earlier run built: the RUN steps run
     assert run_cli(["keys", "generate"], root).code == 0
     return init_git(root)
