@@ -151,3 +151,49 @@ def test_the_docker_20_10_engine_still_builds_one_platform_per_invocation(
     (app,) = json.loads(result.stdout)["images"]
     children = plain_peek.index_children(f"{namespace}/app", str(app["digest"]))
     assert {v["platform"]: v["digest"] for v in app["variants"]} == children
+
+
+APP = """\
+ARG BASE
+FROM ${BASE}
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox uname -m > /app-arch"]
+"""
+
+
+def test_a_dependant_builds_on_its_base_s_index_one_invocation_each(
+    tmp_path: Path,
+    services: Services,
+    namespace: str,
+    plain_peek: RegistryPeek,
+    modern_host: str,
+    busybox_arm64: Path,  # noqa: F811
+    docker_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", modern_host)
+    root = tmp_path / "project"
+    platforms = f"platforms: [{', '.join(PLATFORMS)}]"
+    images = {
+        "base": f"{{context: images/base, {platforms}}}",
+        "app": "{context: images/app, depends_on: [base], build_args: {BASE: '{{ images.base }}'}, " + platforms + "}",
+    }
+    write_project(root, shop_config(f"{services.plain_registry}/{namespace}", images), {"base": DOCKERFILE, "app": APP})
+    context = root / "images" / "base"
+    shutil.copy(BUSYBOX, context / "busybox-amd64")
+    shutil.copy(busybox_arm64, context / "busybox-arm64")
+    (context / "run-id").write_text(f"{root}\n")
+    init_git(root)
+    result = run_cli(["run", "--json", "--version", "1.0.0"], root)
+    assert result.code == 0, result.output
+    builds = _builds(docker_log)
+    assert len(builds) == 2 and all("--platform linux/amd64,linux/arm64 " in b for b in builds), builds
+    images_out = {i["name"]: i for i in json.loads(result.stdout)["images"]}
+    base_children = plain_peek.index_children(f"{namespace}/base", str(images_out["base"]["digest"]))
+    app_children = plain_peek.index_children(f"{namespace}/app", str(images_out["app"]["digest"]))
+    assert set(app_children) == set(PLATFORMS)
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        base_layers = plain_peek.layers(f"{namespace}/base", base_children[platform])
+        app_layers = plain_peek.layers(f"{namespace}/app", app_children[platform])
+        assert app_layers[: len(base_layers)] == base_layers, platform  # each platform on its own base child
+        files = plain_peek.files(f"{namespace}/app", app_children[platform])
+        assert (files["arch"], files["app-arch"]) == (f"{machine}\n".encode(),) * 2, platform

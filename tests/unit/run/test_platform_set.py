@@ -129,3 +129,22 @@ def test_a_pushed_index_with_a_wrong_or_extra_platform_fails_the_image_naming_it
     assert error is not None and error.startswith("shop/base: the build pushed ")
     assert error.endswith("with an image for linux/s390x, not asked; not published")
     assert len(tags) == 1
+
+
+def test_a_dependant_s_platform_set_builds_on_its_dependency_s_index_in_one_build(tmp_path: Path) -> None:
+    images = TWO_PLATFORMS + (
+        "      app:\n        context: images/app\n        depends_on: [base]\n"
+        '        build_args: {BASE: "{{ images.base }}"}\n        variants:\n'
+        "          amd64: {platform: linux/amd64}\n          arm64: {platform: linux/arm64}\n"
+    )
+    plan = plan_of(tmp_path, images)
+    registry = MemoryRegistry()
+    backend = _backend(registry, True)
+    found, _ = run_images(plan, registry, backend, RunOptions())
+    base, app = found["shop/base"], found["shop/app"]
+    assert (base.status, app.status) == (Status.SUCCEEDED, Status.SUCCEEDED), (base.error, app.error)
+    # BuildKit takes each platform's child of the index itself: one value for both platforms.
+    assert [(r.image, r.platforms, dict(r.build_args)) for r in backend.requests] == [
+        ("shop/base", ("linux/amd64", "linux/arm64"), {}),
+        ("shop/app", ("linux/amd64", "linux/arm64"), {"BASE": f"{plan.images['shop/base'].repository}@{base.digest}"}),
+    ]
