@@ -383,6 +383,9 @@ def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
 # taking theirs as the build's error would hide the failing step, or a lost engine, behind "not found".
 _BEST_EFFORT = ("importing cache manifest from ",)
 _STEP_NAME = re.compile(r"^\[(?:([^\]\s]+) )?(\d+/\d+)\] (.*)$", re.DOTALL)
+# A vertex of one platform in a build of several (`[linux/arm64 1/3] COPY ...`): BuildKit names the
+# platform only where a step's text differs between platforms, so a RUN's is found among its inputs.
+_PLATFORM_NAME = re.compile(r"^\[([a-z0-9]+/[a-z0-9]+(?:/[a-z0-9]+)?) ")
 
 
 class StepTracker:
@@ -400,6 +403,8 @@ class StepTracker:
         self.failed_step: str | None = None
         self._failed_vertex: str | None = None
         self._failed_in_step = False
+        self._names: dict[str, str] = {}
+        self._inputs: dict[str, list[str]] = {}
 
     def text(self, line: str) -> None:
         self.texts.append(line)
@@ -409,6 +414,9 @@ class StepTracker:
         for vertex in update.get("vertexes") or ():
             digest = str(vertex.get("digest", ""))
             name = str(vertex.get("name", ""))
+            self._names[digest] = name
+            if vertex.get("inputs"):
+                self._inputs[digest] = [str(found) for found in vertex["inputs"]]
             # A step answered from the cache may come with no start time at all: still one line.
             if (vertex.get("started") or vertex.get("cached")) and digest not in self.started:
                 self.started.add(digest)
@@ -422,7 +430,7 @@ class StepTracker:
             best_effort = name.startswith(_BEST_EFFORT)  # never the failure, even when nothing else failed
             if vertex.get("error") and not best_effort and (self.error is None or first_step_error):
                 self.error = str(vertex["error"])
-                self.failed_step = user_step(name) or name
+                self.failed_step = self._with_platform(digest, user_step(name) or name)
                 self._failed_vertex = digest
                 self._failed_in_step = user_step(name) is not None
         for log in update.get("logs") or ():
@@ -440,6 +448,23 @@ class StepTracker:
                 if line:
                     self.tails.setdefault(digest, collections.deque(maxlen=LOG_TAIL_LINES)).append(line)
                     self.progress.step(self.image, "log", line)
+
+    def _with_platform(self, digest: str, step: str) -> str:
+        """`[3/3] RUN make` as `[linux/arm64 3/3] RUN make` where the vertex (or one it stands on)
+        names the platform it was built for: in a build of several, which one failed."""
+        seen: set[str] = set()
+        todo = [digest]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            found = _PLATFORM_NAME.match(self._names.get(current, ""))
+            if found is not None:
+                prefix = f"[{found.group(1)} "
+                return step if step.startswith(prefix) or not step.startswith("[") else prefix + step[1:]
+            todo.extend(self._inputs.get(current, ()))
+        return step
 
     def _tail(self, digest: str) -> tuple[str, ...]:
         tail = list(self.tails.get(digest, ()))

@@ -89,6 +89,7 @@ class PlatformSetBuild(EngineBuild):
             for view in views:
                 child = row.variants[view.variant or ""]
                 child.status, child.error, child.engine = Status.FAILED, str(exc), row.engine
+                child.log_tail = exc.log_tail if isinstance(exc, BuildError) else ()
             raise
         row.image_id, row.digest, row.tags = outcome.image_id, index, [build_tag]
         for view in views:

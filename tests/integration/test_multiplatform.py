@@ -197,3 +197,32 @@ def test_a_dependant_builds_on_its_base_s_index_one_invocation_each(
         assert app_layers[: len(base_layers)] == base_layers, platform  # each platform on its own base child
         files = plain_peek.files(f"{namespace}/app", app_children[platform])
         assert (files["arch"], files["app-arch"]) == (f"{machine}\n".encode(),) * 2, platform
+
+
+def test_a_step_failing_on_one_platform_fails_the_image_naming_that_platform_and_tags_nothing(
+    tmp_path: Path,
+    services: Services,
+    namespace: str,
+    plain_peek: RegistryPeek,
+    modern_host: str,
+    busybox_arm64: Path,  # noqa: F811
+    docker_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", modern_host)
+    root = tmp_path / "project"
+    _project(root, f"{services.plain_registry}/{namespace}", busybox_arm64)
+    dockerfile = root / "images" / "app" / "Dockerfile"
+    dockerfile.write_text(DOCKERFILE + 'RUN ["/bin/busybox", "sh", "-c", "! /bin/busybox grep -q aarch64 /arch"]\n')
+    commit_files(root, {})
+    result = run_cli(["run", "--json", "--version", "1.0.0"], root)
+    assert result.code != 0
+    assert len(_builds(docker_log)) == 1
+    (app,) = json.loads(result.stdout)["images"]
+    assert app["status"] == "failed"
+    assert app["error"].startswith("shop/app: build failed at [linux/arm64 "), app["error"]
+    assert plain_peek.all_tags(f"{namespace}/app") <= {f"sha-{_head(root)[:12]}"}  # at most what the engine pushed
+
+
+def _head(root: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout

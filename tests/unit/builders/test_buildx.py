@@ -187,3 +187,22 @@ def test_the_containerd_store_is_read_from_docker_info_s_driver_status(monkeypat
     ):
         monkeypatch.setattr(engine, "_client", lambda image=None, s=status: Client(s))
         assert engine.containerd_store() is expected
+
+
+def test_a_step_failing_in_a_build_of_several_platforms_names_the_platform_it_failed_on() -> None:
+    steps = StepTracker(Forward(), "app")
+    run = '[2/2] RUN ["/bin/busybox", "true"]'
+    steps.status(
+        {
+            "vertexes": [
+                {"digest": "sha256:c1", "name": "[linux/amd64 1/2] COPY busybox-amd64 /bin/busybox", "started": "t"},
+                {"digest": "sha256:c2", "name": "[linux/arm64 1/2] COPY busybox-arm64 /bin/busybox", "started": "t"},
+                {"digest": "sha256:r1", "name": run, "inputs": ["sha256:c1"], "started": "t"},
+                {"digest": "sha256:r2", "name": run, "inputs": ["sha256:c2"], "started": "t", "error": "exit code: 1"},
+            ]
+        }
+    )
+    assert steps.failed_step == '[linux/arm64 2/2] RUN ["/bin/busybox", "true"]'
+    one = StepTracker(Forward(), "app")  # a build of one platform: its steps name none
+    one.status({"vertexes": [{"digest": "sha256:r", "name": run, "inputs": ["sha256:x"], "error": "exit code: 1"}]})
+    assert one.failed_step == run
