@@ -3,11 +3,19 @@ registry) and which built, and why. Used by `pipeline plan`, `explain` and the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.cache.inputs import INPUTS_LABEL, BaseLookup, ChildOf, GitBlobs, InputDigest, image_inputs
+from pipeline.cache.inputs import (
+    INPUTS_LABEL,
+    BaseLookup,
+    ChildOf,
+    GitBlobs,
+    InputDigest,
+    image_inputs,
+    labelled_inputs,
+)
 from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
@@ -64,11 +72,11 @@ def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag
         }
         wanted = {variant.digest for variant in inputs.variants.values()}
         # Built per variant, each child names its variant's inputs; built in one invocation (one label set
-        # for every platform: run.platform_set), each names the index's, over every variant's.
+        # for every platform: run.platform_set), each names the index's (and, apart, every variant's).
         together = found == {inputs.digest} and _one_each(image, descriptors)
         return digest if (found == wanted or together) and len(children) == len(wanted) else None
     labels = registry.manifest_labels(image.repository, manifest)
-    return digest if inputs.digest in _inputs_named(labels) else None
+    return digest if inputs.digest in labelled_inputs(labels) else None
 
 
 def _one_each(image: PlannedImage, descriptors: list[dict[str, Any]]) -> bool:
@@ -76,15 +84,6 @@ def _one_each(image: PlannedImage, descriptors: list[dict[str, Any]]) -> bool:
     failed its check after pushing left it under the build tag, which may be an input tag)."""
     platforms = [d.get("platform") or {} for d in descriptors]
     return all(sum(check_platform(p, v.platform, v.os_version) is None for p in platforms) == 1 for v in image.variants)
-
-
-def _inputs_named(labels: Mapping[str, str]) -> set[str]:
-    """The input digests an image's labels say it was built from: its own, or, for a child of an index
-    built in one invocation, its index's and (as that index's components) every variant's."""
-    own = labels.get(INPUTS_LABEL)
-    if own is None:
-        return set()
-    return {own, *(value for name, value in labels.items() if name.startswith(INPUTS_LABEL + "."))}
 
 
 @dataclass(frozen=True)

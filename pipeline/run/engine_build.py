@@ -7,7 +7,7 @@ import time
 
 from pipeline.bases.resolve import ResolvedBase
 from pipeline.builders import Backend, BuildOutcome, BuildRequest
-from pipeline.cache.inputs import InputDigest
+from pipeline.cache.inputs import InputDigest, platform_set_labels
 from pipeline.common.reporting import Forward
 from pipeline.errors import EngineUnavailable, PipelineError
 from pipeline.plan import PlannedImage
@@ -81,7 +81,7 @@ class EngineBuild(ImageSteps):
             dockerfile=image.dockerfile,
             tag=image.repository.with_tag(build_tag),
             build_args=build_args,
-            labels={**parts.labels(self.plan, image), **(inputs.labels() if inputs else {})},
+            labels={**parts.labels(self.plan, image), **(self._input_labels(inputs) if inputs else {})},
             target=image.target,
             platform=image.platform,
             os_version=image.os_version,
@@ -97,6 +97,11 @@ class EngineBuild(ImageSteps):
             bases={base.reference: base.pinned for base in bases},
             own=frozenset(self.bases.own) if self.bases is not None else frozenset(),
         )
+
+    @staticmethod
+    def _input_labels(inputs: InputDigest) -> dict[str, str]:
+        """An image's (or variant's) input labels; a whole image's variants built at once: platform_set_labels."""
+        return platform_set_labels(inputs) if inputs.variants else inputs.labels()
 
     def _pushed_digest(self, image: PlannedImage, pushed: ImageRef, outcome: BuildOutcome) -> str:
         """The digest the registry holds under the build tag: the one the push wrote, of the platform asked."""

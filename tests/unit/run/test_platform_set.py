@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.cache.inputs import INPUTS_LABEL, labelled_inputs, variant_labels
 from pipeline.run.results import RunOptions, Status
 from tests.unit.run.fakes import FakeBackend, MemoryRegistry, plan_of, run_images
 
@@ -148,3 +149,23 @@ def test_a_dependant_s_platform_set_builds_on_its_dependency_s_index_in_one_buil
         ("shop/base", ("linux/amd64", "linux/arm64"), {}),
         ("shop/app", ("linux/amd64", "linux/arm64"), {"BASE": f"{plan.images['shop/base'].repository}@{base.digest}"}),
     ]
+
+
+def test_each_child_of_one_build_reads_back_its_variant_s_own_labels(tmp_path: Path) -> None:
+    """What `explain`, base-update triggers and trusted reuse read of a child: as if built apart."""
+    plan = plan_of(tmp_path, TWO_PLATFORMS, ["base"])
+
+    def child_labels(several: bool) -> dict[str, dict[str, str]]:
+        registry = MemoryRegistry()
+        found, _ = run_images(plan, registry, _backend(registry, several), RunOptions())
+        repository = plan.images["shop/base"].repository
+        return {
+            name: variant_labels(registry.manifest_labels(repository, registry.manifests[v.digest or ""]), name)
+            for name, v in found["shop/base"].variants.items()
+        }
+
+    together, apart = child_labels(True), child_labels(False)
+    assert together == apart
+    assert {n: labelled_inputs(labels) for n, labels in apart.items()} == {
+        n: {labels[INPUTS_LABEL]} for n, labels in together.items()
+    }
