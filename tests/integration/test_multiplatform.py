@@ -55,13 +55,14 @@ def _builds(log: Path) -> list[str]:
     return [line for line in lines if line.startswith("buildx build ")]
 
 
-def _project(root: Path, registry: str, arm64_busybox: Path) -> str:
+def _project(root: Path, registry: str, arm64_busybox: Path, trusted: bool = False) -> str:
+    """`trusted`: provenance attested, and reused only when signed and attested for these inputs."""
     platforms = f"[{', '.join(PLATFORMS)}]"
+    sign = "sign: {key: cosign.key, attest: [provenance]}" if trusted else "sign: {key: cosign.key}"
+    images = {"app": f"{{context: images/app, platforms: {platforms}}}"}
     write_project(
         root,
-        shop_config(
-            registry, {"app": f"{{context: images/app, platforms: {platforms}}}"}, top="sign: {key: cosign.key}"
-        ),
+        shop_config(registry, images, top=sign, keys="reuse: trusted" if trusted else ""),
         {"app": DOCKERFILE},
     )
     context = root / "images" / "app"
@@ -84,7 +85,7 @@ def test_two_platforms_are_one_buildx_invocation_on_the_containerd_store(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", modern_host)
     root = tmp_path / "project"
-    init_sha = _project(root, f"{services.plain_registry}/{namespace}", busybox_arm64)
+    init_sha = _project(root, f"{services.plain_registry}/{namespace}", busybox_arm64, trusted=True)
     started = time.monotonic()
     result = run_cli(["run", "--json", "--version", "1.0.0"], root)
     took = time.monotonic() - started
