@@ -423,7 +423,8 @@ class StepTracker:
                 self.order.append(digest)
                 step = user_step(name)
                 if step is not None:
-                    self.progress.step(self.image, "build", step + (" (cached)" if vertex.get("cached") else ""))
+                    shown = self._with_platform(digest, step) + (" (cached)" if vertex.get("cached") else "")
+                    self.progress.step(self.image, "build", shown)
             # A Dockerfile step's error is the failure; BuildKit's own vertices may fail without failing
             # the build (a --cache-from image not there yet: "importing cache manifest ... not found").
             first_step_error = user_step(name) is not None and not self._failed_in_step
@@ -451,7 +452,7 @@ class StepTracker:
 
     def _with_platform(self, digest: str, step: str) -> str:
         """`[3/3] RUN make` as `[linux/arm64 3/3] RUN make` where the vertex (or one it stands on)
-        names the platform it was built for: in a build of several, which one failed."""
+        names the platform it was built for: in a build of several, which one runs or failed."""
         seen: set[str] = set()
         todo = [digest]
         while todo:

@@ -93,6 +93,8 @@ def test_two_platforms_are_one_buildx_invocation_on_the_containerd_store(
     (build,) = _builds(docker_log)
     assert "--platform linux/amd64,linux/arm64 " in build, build
     assert "building linux/amd64, linux/arm64 in one buildx invocation" in result.stderr
+    for platform in PLATFORMS:  # each platform's steps said as its own, the RUN too (its text is the same)
+        assert f"[{platform} 3/3] RUN " in result.stderr, result.stderr
     (app,) = json.loads(result.stdout)["images"]
     repo = f"{namespace}/app"
     assert plain_peek.digest(repo, "1.0.0") == app["digest"]

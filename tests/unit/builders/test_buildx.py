@@ -190,7 +190,8 @@ def test_the_containerd_store_is_read_from_docker_info_s_driver_status(monkeypat
 
 
 def test_a_step_failing_in_a_build_of_several_platforms_names_the_platform_it_failed_on() -> None:
-    steps = StepTracker(Forward(), "app")
+    lines: list[str] = []
+    steps = StepTracker(Forward(step=lambda _image, step, message: lines.append(message)), "app")
     run = '[2/2] RUN ["/bin/busybox", "true"]'
     steps.status(
         {
@@ -203,6 +204,7 @@ def test_a_step_failing_in_a_build_of_several_platforms_names_the_platform_it_fa
         }
     )
     assert steps.failed_step == '[linux/arm64 2/2] RUN ["/bin/busybox", "true"]'
+    assert lines[2:] == [f'[linux/{arch} 2/2] RUN ["/bin/busybox", "true"]' for arch in ("amd64", "arm64")]
     one = StepTracker(Forward(), "app")  # a build of one platform: its steps name none
     one.status({"vertexes": [{"digest": "sha256:r", "name": run, "inputs": ["sha256:x"], "error": "exit code: 1"}]})
     assert one.failed_step == run
