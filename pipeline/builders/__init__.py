@@ -59,6 +59,9 @@ class BuildRequest:
     target: str | None = None
     platform: str | None = None
     os_version: str | None = None  # the Windows version a windows/* build is for (10.0.17763); None otherwise
+    # Several platforms built by one invocation (`--platform a,b`), pushed as one image index of them (only
+    # where the backend's `multi_platform` says the engine can); `platform` is then None.
+    platforms: tuple[str, ...] = ()
     push: bool = True
     credentials: Credentials | None = field(default=None, repr=False)
     network: str | None = None
@@ -137,6 +140,11 @@ class Backend(Protocol):
 
     def serves(self, engine: Engine) -> bool:
         """Whether this backend can build on `engine` (the classic builder: not on a buildx builder)."""
+        ...
+
+    def multi_platform(self, engine: Engine) -> bool:
+        """Whether one build on `engine` can build several platforms and push them as one image index
+        (a BuildKit with an image store that holds indexes); asked once per engine per run."""
         ...
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> Builder: ...

@@ -134,6 +134,9 @@ class AcrBuilder:
     def serves(self, engine: Engine) -> bool:
         return False  # builds remotely, on ACR Tasks
 
+    def multi_platform(self, engine: Engine) -> bool:
+        return False  # one ACR task run per platform
+
     def builder_for(self, image: PlannedImage, engine: Engine | None = None) -> Builder:
         return self.for_settings(image.acr)
 

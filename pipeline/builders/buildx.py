@@ -83,6 +83,8 @@ class BuildxBackend:
         self._environment = dict(environment)
         self._pushers = pushers
         self._running = _Running()
+        self._multi: dict[str, bool] = {}  # engine name -> multi_platform, asked once per run
+        self._multi_lock = threading.Lock()
         words = version.split()
         self._version = words[1] if len(words) > 1 else version
 
@@ -99,6 +101,18 @@ class BuildxBackend:
 
     def serves(self, engine: Engine) -> bool:
         return True
+
+    def multi_platform(self, engine: Engine) -> bool:
+        """A buildx builder (open_backend refused one of the `docker` driver: docker-container, remote or
+        kubernetes) builds and pushes an index itself; an engine's own builder only where its image store
+        is containerd's (the classic store holds one image per tag)."""
+        if engine.buildx_builder is not None:
+            return True
+        with self._multi_lock:
+            if engine.name not in self._multi:
+                pusher = self._pushers.get(engine.name)
+                self._multi[engine.name] = pusher is not None and pusher.containerd_store()
+            return self._multi[engine.name]
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> BuildxBuilder:
         if engine is None:
@@ -172,7 +186,15 @@ class BuildxBuilder:
         argv = ["docker", "buildx", "build", "--progress", "rawjson", "--metadata-file", str(metadata)]
         argv += ["--file", str(dockerfile or request.dockerfile), "--tag", str(request.tag)]
         argv += ["--builder", self.builder]
-        if self.engine.buildx_builder is not None and request.push:
+        pushes = self.engine.buildx_builder is not None and request.push
+        if request.platforms:
+            # An OCI index of the platforms, as the run writes one of variants built apart (the engine's
+            # own exporter would write a Docker manifest list).
+            argv += [
+                "--output",
+                f"type=image,name={request.tag},oci-mediatypes=true" + (",push=true" if pushes else ""),
+            ]
+        elif pushes:
             argv.append("--push")
         for name, value in request.build_args.items():
             argv += ["--build-arg", f"{name}={value}"]
@@ -180,7 +202,9 @@ class BuildxBuilder:
             argv += ["--label", f"{name}={value}"]
         if request.target:
             argv += ["--target", request.target]
-        if request.platform:
+        if request.platforms:
+            argv += ["--platform", ",".join(request.platforms)]
+        elif request.platform:
             argv += ["--platform", request.platform]
         if request.network:
             argv += ["--network", request.network]
@@ -391,6 +415,9 @@ def read_progress(stream: IO[str]) -> Iterator[dict[str, Any] | str]:
 # taking theirs as the build's error would hide the failing step, or a lost engine, behind "not found".
 _BEST_EFFORT = ("importing cache manifest from ",)
 _STEP_NAME = re.compile(r"^\[(?:([^\]\s]+) )?(\d+/\d+)\] (.*)$", re.DOTALL)
+# A vertex of one platform in a build of several (`[linux/arm64 1/3] COPY ...`): BuildKit names the
+# platform only where a step's text differs between platforms, so a RUN's is found among its inputs.
+_PLATFORM_NAME = re.compile(r"^\[([a-z0-9]+/[a-z0-9]+(?:/[a-z0-9]+)?) ")
 
 
 class StepTracker:
@@ -408,6 +435,8 @@ class StepTracker:
         self.failed_step: str | None = None
         self._failed_vertex: str | None = None
         self._failed_in_step = False
+        self._names: dict[str, str] = {}
+        self._inputs: dict[str, list[str]] = {}
 
     def text(self, line: str) -> None:
         self.texts.append(line)
@@ -417,20 +446,24 @@ class StepTracker:
         for vertex in update.get("vertexes") or ():
             digest = str(vertex.get("digest", ""))
             name = str(vertex.get("name", ""))
+            self._names[digest] = name
+            if vertex.get("inputs"):
+                self._inputs[digest] = [str(found) for found in vertex["inputs"]]
             # A step answered from the cache may come with no start time at all: still one line.
             if (vertex.get("started") or vertex.get("cached")) and digest not in self.started:
                 self.started.add(digest)
                 self.order.append(digest)
                 step = user_step(name)
                 if step is not None:
-                    self.progress.step(self.image, "build", step + (" (cached)" if vertex.get("cached") else ""))
+                    shown = self._with_platform(digest, step) + (" (cached)" if vertex.get("cached") else "")
+                    self.progress.step(self.image, "build", shown)
             # A Dockerfile step's error is the failure; BuildKit's own vertices may fail without failing
             # the build (a --cache-from image not there yet: "importing cache manifest ... not found").
             first_step_error = user_step(name) is not None and not self._failed_in_step
             best_effort = name.startswith(_BEST_EFFORT)  # never the failure, even when nothing else failed
             if vertex.get("error") and not best_effort and (self.error is None or first_step_error):
                 self.error = str(vertex["error"])
-                self.failed_step = user_step(name) or name
+                self.failed_step = self._with_platform(digest, user_step(name) or name)
                 self._failed_vertex = digest
                 self._failed_in_step = user_step(name) is not None
         for log in update.get("logs") or ():
@@ -448,6 +481,23 @@ class StepTracker:
                 if line:
                     self.tails.setdefault(digest, collections.deque(maxlen=LOG_TAIL_LINES)).append(line)
                     self.progress.step(self.image, "log", line)
+
+    def _with_platform(self, digest: str, step: str) -> str:
+        """`[3/3] RUN make` as `[linux/arm64 3/3] RUN make` where the vertex (or one it stands on)
+        names the platform it was built for: in a build of several, which one runs or failed."""
+        seen: set[str] = set()
+        todo = [digest]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            found = _PLATFORM_NAME.match(self._names.get(current, ""))
+            if found is not None:
+                prefix = f"[{found.group(1)} "
+                return step if step.startswith(prefix) or not step.startswith("[") else prefix + step[1:]
+            todo.extend(self._inputs.get(current, ()))
+        return step
 
     def _tail(self, digest: str) -> tuple[str, ...]:
         tail = list(self.tails.get(digest, ()))

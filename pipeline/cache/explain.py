@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cache.changes import FileChange, context_changes
-from pipeline.cache.inputs import BASES_LABEL, DEPENDENCIES_LABEL, INPUTS_LABEL, BaseLookup, GitBlobs, InputDigest
+from pipeline.cache.inputs import (
+    BASES_LABEL,
+    DEPENDENCIES_LABEL,
+    INPUTS_LABEL,
+    BaseLookup,
+    GitBlobs,
+    InputDigest,
+    variant_labels,
+)
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
@@ -304,7 +312,10 @@ def _compare_variants(
             variant.changed_inputs = ["variant"]  # new, or the last build was one image, not an index
         else:
             variant.last_build = child
-            labels = registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child))
+            labels = variant_labels(
+                registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)),
+                variant.name,
+            )
             variant.changed_inputs = changed_components(inputs.variants[variant.name], labels)
             recorded.add(labels.get(f"{INPUTS_LABEL}.context", ""))
             if "dependencies" in variant.changed_inputs:

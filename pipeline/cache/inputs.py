@@ -26,6 +26,9 @@ INPUTS_LABEL = "org.pipeline.inputs"
 DEPENDENCIES_LABEL = "org.pipeline.dependencies"
 # Each external base the build stood on (JSON, reference -> digest): `explain` names the base that moved.
 BASES_LABEL = "org.pipeline.bases"
+# One build of several variants (run.platform_set) gives every platform one label set: each variant's own
+# labels go under `org.pipeline.variant.<name>.` (read back by `variant_labels`).
+VARIANT_LABEL_PREFIX = "org.pipeline.variant."
 INPUTS_TAG_PREFIX = "inputs-"
 TAG_DIGEST_LENGTH = 24
 
@@ -51,6 +54,34 @@ class InputDigest:
         if self.bases:
             labels[BASES_LABEL] = json.dumps(dict(self.bases), sort_keys=True, separators=(",", ":"))
         return labels
+
+
+def platform_set_labels(inputs: InputDigest) -> dict[str, str]:
+    """The labels of one build of every variant of an image: the index's input labels (what the index's
+    reuse reads on each child) and each variant's own under `org.pipeline.variant.<name>.`."""
+    labels = inputs.labels()
+    for name, variant in inputs.variants.items():
+        labels.update({f"{VARIANT_LABEL_PREFIX}{name}.{key}": value for key, value in variant.labels().items()})
+    return labels
+
+
+def variant_labels(labels: Mapping[str, str], name: str | None) -> dict[str, str]:
+    """A child's labels as variant `name`'s own build writes them: for a child of one build of several
+    variants, that variant's input labels in place of the index's; any other child's unchanged."""
+    prefix = f"{VARIANT_LABEL_PREFIX}{name}."
+    own = {key[len(prefix) :]: value for key, value in labels.items() if name and key.startswith(prefix)}
+    if not own:
+        return dict(labels)
+    ours = (INPUTS_LABEL, DEPENDENCIES_LABEL, BASES_LABEL, VARIANT_LABEL_PREFIX)
+    return {**{key: value for key, value in labels.items() if not key.startswith(ours)}, **own}
+
+
+def labelled_inputs(labels: Mapping[str, str]) -> set[str]:
+    """The input digests an image's labels say it was built from: its own; for a child of one build of
+    several variants, the index's and every variant's."""
+    found = {labels[INPUTS_LABEL]} if INPUTS_LABEL in labels else set()
+    suffix = "." + INPUTS_LABEL
+    return found | {v for k, v in labels.items() if k.startswith(VARIANT_LABEL_PREFIX) and k.endswith(suffix)}
 
 
 class GitBlobs:

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from pipeline.cache.inputs import INPUTS_LABEL, BaseLookup, ChildOf, GitBlobs, InputDigest, image_inputs
+from pipeline.cache.inputs import (
+    INPUTS_LABEL,
+    BaseLookup,
+    ChildOf,
+    GitBlobs,
+    InputDigest,
+    image_inputs,
+    labelled_inputs,
+)
 from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import child_for
+from pipeline.registry.platforms import check_platform
 from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import parse_reference
 
@@ -52,7 +62,8 @@ def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag
         # An index is reused only when every variant is: its children carry exactly the variants' inputs.
         if not manifest.is_index:
             return None
-        children = [str(child["digest"]) for child in manifest.json().get("manifests") or []]
+        descriptors = manifest.json().get("manifests") or []
+        children = [str(child["digest"]) for child in descriptors]
         found = {
             registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)).get(
                 INPUTS_LABEL
@@ -60,9 +71,19 @@ def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag
             for child in children
         }
         wanted = {variant.digest for variant in inputs.variants.values()}
-        return digest if found == wanted and len(children) == len(wanted) else None
+        # Built per variant, each child names its variant's inputs; built in one invocation (one label set
+        # for every platform: run.platform_set), each names the index's (and, apart, every variant's).
+        together = found == {inputs.digest} and _one_each(image, descriptors)
+        return digest if (found == wanted or together) and len(children) == len(wanted) else None
     labels = registry.manifest_labels(image.repository, manifest)
-    return digest if labels.get(INPUTS_LABEL) == inputs.digest else None
+    return digest if inputs.digest in labelled_inputs(labels) else None
+
+
+def _one_each(image: PlannedImage, descriptors: list[dict[str, Any]]) -> bool:
+    """Whether an index built in one invocation has one child of each variant's platform (a build that
+    failed its check after pushing left it under the build tag, which may be an input tag)."""
+    platforms = [d.get("platform") or {} for d in descriptors]
+    return all(sum(check_platform(p, v.platform, v.os_version) is None for p in platforms) == 1 for v in image.variants)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import time
 
 from pipeline.bases.resolve import ResolvedBase
 from pipeline.builders import Backend, BuildOutcome, BuildRequest
-from pipeline.cache.inputs import InputDigest
+from pipeline.cache.inputs import InputDigest, platform_set_labels
 from pipeline.common.reporting import Forward
 from pipeline.errors import EngineUnavailable, PipelineError
 from pipeline.plan import PlannedImage
@@ -81,7 +81,7 @@ class EngineBuild(ImageSteps):
             dockerfile=image.dockerfile,
             tag=image.repository.with_tag(build_tag),
             build_args=build_args,
-            labels={**parts.labels(self.plan, image), **(inputs.labels() if inputs else {})},
+            labels={**parts.labels(self.plan, image), **(self._input_labels(inputs) if inputs else {})},
             target=image.target,
             platform=image.platform,
             os_version=image.os_version,
@@ -98,6 +98,11 @@ class EngineBuild(ImageSteps):
             own=frozenset(self.bases.own) if self.bases is not None else frozenset(),
         )
 
+    @staticmethod
+    def _input_labels(inputs: InputDigest) -> dict[str, str]:
+        """An image's (or variant's) input labels; a whole image's variants built at once: platform_set_labels."""
+        return platform_set_labels(inputs) if inputs.variants else inputs.labels()
+
     def _pushed_digest(self, image: PlannedImage, pushed: ImageRef, outcome: BuildOutcome) -> str:
         """The digest the registry holds under the build tag: the one the push wrote, of the platform asked."""
         self.emit(image.key, "verify", f"{of(image)}reading {pushed} back from the registry")
@@ -111,12 +116,15 @@ class EngineBuild(ImageSteps):
             parts.check_pushed_platform(self.registry, image, digest)
         return digest
 
-    def _build_on_an_engine(self, image: PlannedImage, row: ImageResult, request: BuildRequest) -> BuildOutcome:
-        """Wait for a slot on an engine the image may use and build there. An engine that stops
-        answering is marked down for the rest of the run, and an image not pinned to it moves to
-        another engine (the build is repeatable: it pushes under the same build tag)."""
+    def _build_on_an_engine(
+        self, image: PlannedImage, row: ImageResult, request: BuildRequest, candidates: tuple[str, ...] = ()
+    ) -> BuildOutcome:
+        """Wait for a slot on an engine the image may use (`candidates`, else those that can build it)
+        and build there. An engine that stops answering is marked down for the rest of the run, and an
+        image not pinned to it moves to another engine (the build is repeatable: it pushes under the same
+        build tag)."""
         backend = self.backends[image.builder]
-        candidates = self._candidates(image, backend)
+        candidates = candidates or self._candidates(image, backend)
         progress = Forward(step=lambda _key, step, msg: self.emit(image.key, step, of(image) + msg))
         while True:
             slot = self.slots.acquire(candidates, self.urgency[image.key])

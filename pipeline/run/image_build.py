@@ -11,11 +11,11 @@ from pipeline.cache.inputs import InputDigest, image_inputs
 from pipeline.errors import BuildError, PipelineError
 from pipeline.plan import PlannedImage
 from pipeline.run import build_parts as parts
-from pipeline.run.engine_build import EngineBuild
+from pipeline.run.platform_set import PlatformSetBuild
 from pipeline.run.results import ImageOutcome, ImageResult, Status
 
 
-class ImageBuild(EngineBuild):
+class ImageBuild(PlatformSetBuild):
     """The build function the scheduler hands each image to (`__call__`)."""
 
     def __call__(self, image: PlannedImage, row: ImageResult) -> ImageOutcome:
@@ -80,7 +80,8 @@ class ImageBuild(EngineBuild):
     def _build_variants(self, image: PlannedImage, row: ImageResult) -> None:
         """Build every variant (at once, each on an engine or builder that can build it), push each by
         digest, then push the image index listing them: the index is the image from then on. One failing
-        variant fails the image, so nothing is tagged."""
+        variant fails the image, so nothing is tagged. Variants that differ only in platform, on engines
+        that build several platforms at once, are one build instead (platform_set)."""
         views = [image.variant_view(v) for v in image.variants]
         for view in views:
             row.variants[view.variant or ""] = ImageResult(
@@ -99,6 +100,10 @@ class ImageBuild(EngineBuild):
             row.inputs = inputs.digest
             build_tag = image.tags.build[0] if image.tags.build else self.scope.write_tag(inputs)
             if self.options.cache and self._reused_index(image, row, inputs, build_tag, build_args):
+                return
+            group = self._platform_set(views, build_args, row)
+            if group is not None:
+                self._build_platform_set(image, row, group, inputs, build_tag)
                 return
         with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="variant") as pool:
             futures = [

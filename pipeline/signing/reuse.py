@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.cache.inputs import INPUTS_LABEL, InputDigest
+from pipeline.cache.inputs import INPUTS_LABEL, InputDigest, labelled_inputs
 from pipeline.errors import RegistryError
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
@@ -157,12 +157,15 @@ class ReuseVerifier:
                 )
             if wanted is not None and children:
                 # The child's own label must be the input digest its signed provenance names.
-                label = self.registry.manifest_labels(
+                # (a child of one build of several variants: one of the variants' inputs its labels name).
+                labels = self.registry.manifest_labels(
                     image.repository, self.registry.manifest_by_digest(image.repository, subject)
-                ).get(INPUTS_LABEL)
+                )
                 named = {_input_digest_of(a.predicate) for a in attested.attestations}
-                if label not in named:
-                    return f"{subject}{shown}: its provenance names other inputs than its label {label}"
+                if not labelled_inputs(labels) & named & wanted:
+                    return (
+                        f"{subject}{shown}: its provenance names other inputs than its label {labels.get(INPUTS_LABEL)}"
+                    )
         return None
 
     @staticmethod

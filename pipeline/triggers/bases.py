@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.bases.resolve import BaseResolver, open_resolver, plan_builds
 from pipeline.bases.usage import base_uses
 from pipeline.cache.explain import match_children
-from pipeline.cache.inputs import BASES_LABEL
+from pipeline.cache.inputs import BASES_LABEL, variant_labels
 from pipeline.cache.lastbuild import last_build
 from pipeline.common.reporting import Reporter
 from pipeline.config import load_config
@@ -86,7 +86,11 @@ def recorded_bases(
         return {None: _label(registry.manifest_labels(image.repository, manifest))}
     children = match_children(image.variants, manifest.json().get("manifests") or [])
     return {
-        name: _label(registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)))
+        name: _label(
+            variant_labels(
+                registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)), name
+            )
+        )
         for name, child in children.items()
     }
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.builders.buildx import BuildxBuilder, StepTracker, _check_builder, read_progress, user_step
+from pipeline.builders.buildx import BuildxBackend, BuildxBuilder, StepTracker, _check_builder, read_progress, user_step
+from pipeline.builders.classic import DockerBuilder
 from pipeline.common.reporting import Forward
 from pipeline.errors import EnvironmentProblem
 from pipeline.plan import BuildSecret, Engine
@@ -150,3 +151,71 @@ def test_a_builder_that_never_answers_is_one_error_line_not_a_traceback(tmp_path
     engine = Engine("fleet", buildx_builder="fleet")
     with pytest.raises(EnvironmentProblem, match=r"^engine fleet: buildx builder 'fleet' did not answer within 0.5 s$"):
         _check_builder(engine, {"PATH": str(tmp_path)}, timeout=0.5)
+
+
+def test_several_platforms_are_one_command_that_writes_an_oci_index(tmp_path: Path) -> None:
+    request = build_request(tmp_path, "127.0.0.1:5000/shop/app:sha-abc", platforms=("linux/amd64", "linux/arm64"))
+    argv = BuildxBuilder({}, Engine("default"), None).command(request, tmp_path / "meta.json")
+    assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64" and argv.count("--platform") == 1
+    assert argv[argv.index("--output") + 1] == "type=image,name=127.0.0.1:5000/shop/app:sha-abc,oci-mediatypes=true"
+    assert "--push" not in argv  # the engine pushes the index from its containerd store
+    pushed = BuildxBuilder({}, Engine("k8s", buildx_builder="k8s"), None).command(request, tmp_path / "m.json")
+    assert pushed[pushed.index("--output") + 1].endswith(",oci-mediatypes=true,push=true") and "--push" not in pushed
+
+
+def test_only_an_engine_with_the_containerd_store_or_a_buildx_builder_builds_several_platforms_at_once() -> None:
+    class Pusher:
+        def __init__(self, containerd: bool) -> None:
+            self.containerd, self.asked = containerd, 0
+
+        def containerd_store(self) -> bool:
+            self.asked += 1
+            return self.containerd
+
+    modern, classic = Pusher(True), Pusher(False)
+    backend = BuildxBackend({}, {}, {"modern": modern, "old": classic})  # type: ignore[dict-item]
+    assert [backend.multi_platform(Engine(n)) for n in ("modern", "old", "modern", "old")] == [True, False] * 2
+    assert (modern.asked, classic.asked) == (1, 1)  # once per engine per run
+    assert backend.multi_platform(Engine("fleet", buildx_builder="fleet")) is True
+
+
+def test_the_containerd_store_is_read_from_docker_info_s_driver_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Client:
+        def __init__(self, status: list[list[str]]) -> None:
+            self.status = status
+
+        def info(self) -> dict[str, object]:
+            return {"DriverStatus": self.status}
+
+        def close(self) -> None:
+            pass
+
+    engine = DockerBuilder({})
+    for status, expected in (
+        ([["driver-type", "io.containerd.snapshotter.v1"]], True),
+        ([["Backing Filesystem", "extfs"], ["Supports d_type", "true"]], False),
+        ([], False),
+    ):
+        monkeypatch.setattr(engine, "_client", lambda image=None, s=status: Client(s))
+        assert engine.containerd_store() is expected
+
+
+def test_a_step_failing_in_a_build_of_several_platforms_names_the_platform_it_failed_on() -> None:
+    lines: list[str] = []
+    steps = StepTracker(Forward(step=lambda _image, step, message: lines.append(message)), "app")
+    run = '[2/2] RUN ["/bin/busybox", "true"]'
+    steps.status(
+        {
+            "vertexes": [
+                {"digest": "sha256:c1", "name": "[linux/amd64 1/2] COPY busybox-amd64 /bin/busybox", "started": "t"},
+                {"digest": "sha256:c2", "name": "[linux/arm64 1/2] COPY busybox-arm64 /bin/busybox", "started": "t"},
+                {"digest": "sha256:r1", "name": run, "inputs": ["sha256:c1"], "started": "t"},
+                {"digest": "sha256:r2", "name": run, "inputs": ["sha256:c2"], "started": "t", "error": "exit code: 1"},
+            ]
+        }
+    )
+    assert steps.failed_step == '[linux/arm64 2/2] RUN ["/bin/busybox", "true"]'
+    assert lines[2:] == [f'[linux/{arch} 2/2] RUN ["/bin/busybox", "true"]' for arch in ("amd64", "arm64")]
+    one = StepTracker(Forward(), "app")  # a build of one platform: its steps name none
+    one.status({"vertexes": [{"digest": "sha256:r", "name": run, "inputs": ["sha256:x"], "error": "exit code: 1"}]})
+    assert one.failed_step == run

@@ -54,6 +54,12 @@ class MemoryRegistry:
             self.tags[f"{ref.repository}:{ref.tag}"] = found.digest
         return found.digest
 
+    def push_index(self, ref: ImageRef, labels: dict[str, str], platforms: Sequence[str]) -> str:
+        """What one build of several platforms pushes: an image per platform and their index, tagged."""
+        children = [self.push_image(ref, labels, platform) for platform in platforms]
+        found = self.write_index(ref.repository, children)
+        return self.put_manifest(ref.repository, ref.tag or "", found)
+
     def write_index(self, repository: Repository, children: Sequence[str]) -> Manifest:
         descriptors = []
         for child in children:
@@ -95,6 +101,8 @@ class MemoryRegistry:
         return self.manifests[digest]
 
     def manifest_labels(self, repository: Repository, found: Manifest) -> dict[str, str]:
+        if found.is_index:  # its first image's, as the registry client reads them
+            return self.manifest_labels(repository, self.manifests[found.json()["manifests"][0]["digest"]])
         return dict(self.configs[found.digest]["config"]["Labels"])
 
     def image_config(self, repository: Repository, found: Manifest) -> dict[str, Any]:
@@ -119,6 +127,8 @@ class FakeBackend:
         self.requests: list[BuildRequest] = []
         self.running = self.most = 0
         self.wrong_digest = False
+        self.several_platforms = False  # multi_platform: one build makes an index of every platform asked
+        self.index_platforms: tuple[str, ...] | None = None  # what that index holds instead (a faulty build)
         self._lock = threading.Lock()
 
     def versions(self, engine: Engine | None) -> dict[str, str]:
@@ -126,6 +136,9 @@ class FakeBackend:
 
     def serves(self, engine: Engine) -> bool:
         return True
+
+    def multi_platform(self, engine: Engine) -> bool:
+        return self.several_platforms
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> FakeBackend:
         return self
@@ -138,7 +151,12 @@ class FakeBackend:
         try:
             if self.hold is not None:
                 self.hold.wait(timeout=2)  # broken (raises) when fewer builds than its parties run at once
-            digest = self.registry.push_image(request.tag, dict(request.labels), request.platform or "linux/amd64")
+            if request.platforms:
+                digest = self.registry.push_index(
+                    request.tag, dict(request.labels), self.index_platforms or request.platforms
+                )
+            else:
+                digest = self.registry.push_image(request.tag, dict(request.labels), request.platform or "linux/amd64")
         finally:
             with self._lock:
                 self.running -= 1

@@ -1,6 +1,6 @@
 """The run's parts stay apart: the scheduler walks the DAG and sees no builder or registry; one image's
-build (image_build, engine_build, image_steps, build_parts) never reaches back into the scheduler; the
-engine slots are their own module both may use."""
+build (image_build, engine_build, image_steps, build_parts, platform_set) never reaches back into the
+scheduler; the engine slots are their own module both may use."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 RUN = Path(__file__).resolve().parents[3] / "pipeline" / "run"
-IMAGE_BUILD = ("image_build", "engine_build", "image_steps", "build_parts")
+IMAGE_BUILD = ("image_build", "engine_build", "image_steps", "build_parts", "platform_set")
 
 
 def imported(module: str) -> set[str]:
