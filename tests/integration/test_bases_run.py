@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.helpers import built_steps, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 UPSTREAM_DOCKERFILE = "FROM scratch\nCOPY up.txt /up.txt\n"
 

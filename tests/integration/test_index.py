@@ -26,6 +26,8 @@ from tests.helpers import run_cli
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_signing import ENV, consumer_project, cosign_sign, cosign_verify
 
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
+
 WINDOWS_VERSION = "10.0.17763.1"
 
 

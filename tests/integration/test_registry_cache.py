@@ -10,8 +10,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import BUSYBOX, CliResult, app_project, git, init_git, run_cli
 from tests.integration.conftest import RegistryPeek, Services
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 SLOW_SECONDS = 8
 # Unique per project (`{unique}`), so neither engine has the RUN step's layer from another test.

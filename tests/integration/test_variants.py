@@ -9,8 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import git, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 BASE = """\
 FROM scratch
