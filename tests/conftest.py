@@ -36,6 +36,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     return EngineHalves(config, log)
 
+
 # The longest files (minutes of real releases with injected faults, SIGKILLs, a killed engine).
 LONGEST_FIRST = ("tests/integration/test_faults.py", "tests/integration/test_engines.py")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pipeline.cache.inputs import INPUTS_LABEL, BaseLookup, ChildOf, GitBlobs, InputDigest, image_inputs
 from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
-from pipeline.registry.client import RegistryClient
+from pipeline.registry.client import RegistryClient, image_descriptors
 from pipeline.registry.index import child_for
 from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import parse_reference
@@ -52,7 +52,7 @@ def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag
         # An index is reused only when every variant is: its children carry exactly the variants' inputs.
         if not manifest.is_index:
             return None
-        children = [str(child["digest"]) for child in manifest.json().get("manifests") or []]
+        children = [str(child["digest"]) for child in image_descriptors(manifest.json())]
         found = {
             registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)).get(
                 INPUTS_LABEL
