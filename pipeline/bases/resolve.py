@@ -19,7 +19,7 @@ from pipeline.dockerfile.bases import BaseImage, base_images, default_platform, 
 from pipeline.errors import ConfigError, PipelineError, VerificationFailed
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient
-from pipeline.registry.index import platforms_in
+from pipeline.registry.index import image_descriptors, platforms_in
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.reference import ImageRef, Repository, parse_reference
 
@@ -294,10 +294,9 @@ class BaseResolver:
         manifest = self.registry.manifest_by_digest(ref.repository, digest)
         wanted = platform_text(platform, os_version)
         if manifest.is_index:
-            for child in manifest.json().get("manifests") or []:
-                if isinstance(child, dict) and "digest" in child:
-                    if check_platform(child.get("platform") or {}, platform, os_version) is None:
-                        return ResolvedBase(reference, platform, os_version, str(child["digest"]), digest)
+            for child in image_descriptors(manifest.json()):
+                if check_platform(child.get("platform") or {}, platform, os_version) is None:
+                    return ResolvedBase(reference, platform, os_version, str(child["digest"]), digest)
             listed = ", ".join(text for _, text in platforms_in(manifest)) or "no platforms"
             raise BaseNotResolved(
                 f"base image {reference} ({ref.repository}@{digest}) has no {wanted} image to build on "

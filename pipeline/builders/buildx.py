@@ -42,6 +42,7 @@ from pipeline.builders import (
     pinned_dockerfile,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
+from pipeline.builders.store import containerd_store
 from pipeline.common.reporting import Reporter
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
 from pipeline.plan import Engine, PlannedImage
@@ -83,8 +84,6 @@ class BuildxBackend:
         self._environment = dict(environment)
         self._pushers = pushers
         self._running = _Running()
-        self._multi: dict[str, bool] = {}  # engine name -> multi_platform, asked once per run
-        self._multi_lock = threading.Lock()
         words = version.split()
         self._version = words[1] if len(words) > 1 else version
 
@@ -105,14 +104,10 @@ class BuildxBackend:
     def multi_platform(self, engine: Engine) -> bool:
         """A buildx builder (open_backend refused one of the `docker` driver: docker-container, remote or
         kubernetes) builds and pushes an index itself; an engine's own builder only where its image store
-        is containerd's (the classic store holds one image per tag)."""
+        is containerd's (the classic store holds one image per tag; asked once per engine: builders.store)."""
         if engine.buildx_builder is not None:
             return True
-        with self._multi_lock:
-            if engine.name not in self._multi:
-                pusher = self._pushers.get(engine.name)
-                self._multi[engine.name] = pusher is not None and pusher.containerd_store()
-            return self._multi[engine.name]
+        return engine.name in self._pushers and containerd_store(engine_environment(self._environment, engine))
 
     def builder_for(self, image: PlannedImage, engine: Engine | None) -> BuildxBuilder:
         if engine is None:
@@ -232,9 +227,7 @@ class BuildxBuilder:
                 metadata: dict[str, Any] = json.loads(metadata_file.read_text())
             except (OSError, ValueError) as exc:
                 raise BuildError(f"{request.image}: docker buildx wrote no build metadata: {exc}") from None
-        # The config digest (the engine's image ID); an engine's build that was not pushed names only
-        # that, as containerimage.digest.
-        image_id = str(metadata.get("containerimage.config.digest") or metadata.get("containerimage.digest") or "")
+        image_id = self._image_id(metadata)
         if not image_id:
             raise BuildError(f"{request.image}: docker buildx reported no image digest")
         if not request.push:
@@ -245,6 +238,17 @@ class BuildxBuilder:
                 raise BuildError(f"{request.image}: docker buildx pushed but reported no digest")
             return BuildOutcome(image_id=image_id, pushed_digest=digest, log_tail=tail)
         return BuildOutcome(image_id=image_id, pushed_digest=self.pusher.push(request, progress), log_tail=tail)
+
+    def _image_id(self, metadata: Mapping[str, Any]) -> str:
+        """The ID the engine gives the image it built (`docker image inspect <id>` finds it there): on the
+        classic store the config's digest (an engine's build of BuildKit 0.8 that was not pushed names
+        only that, as containerimage.digest); on the containerd store the manifest's digest,
+        containerimage.digest. A buildx builder keeps no image: the config's digest names what it built."""
+        config = str(metadata.get("containerimage.config.digest") or "")
+        manifest = str(metadata.get("containerimage.digest") or "")
+        if manifest and self.pusher is not None and containerd_store(self.environment):
+            return manifest
+        return config or manifest
 
     def _named_contexts(self) -> bool:
         """Whether this builder's BuildKit takes named contexts (v0.10+; asked once per builder)."""

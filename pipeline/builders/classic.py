@@ -110,21 +110,6 @@ class DockerBuilder:
                 client.close()
         return self._version or None
 
-    def containerd_store(self) -> bool:
-        """Whether the engine keeps images in containerd's store (`docker info`'s DriverStatus names the
-        containerd snapshotter), which holds image indexes: one build may then make several platforms."""
-        try:
-            client = self._client()
-        except EnvironmentProblem:
-            return False  # not answering now: built one platform per build, where a lost engine is handled
-        try:
-            status = client.info().get("DriverStatus") or []
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return False
-        finally:
-            client.close()
-        return any(list(pair)[:2] == ["driver-type", "io.containerd.snapshotter.v1"] for pair in status)
-
     def answers(self) -> bool:
         """A quick ping: does the engine still answer?"""
         try:

@@ -24,7 +24,7 @@ from pipeline.cache.inputs import (
 from pipeline.cache.lastbuild import last_build
 from pipeline.cache.predict import predict
 from pipeline.plan import REVISION_LABEL, Plan, PlannedImage, Variant
-from pipeline.registry.client import Manifest, RegistryClient
+from pipeline.registry.client import Manifest, RegistryClient, image_descriptors
 from pipeline.registry.platforms import check_platform
 from pipeline.vcs.history import History, first_parent_history
 
@@ -305,7 +305,7 @@ def _compare_variants(
     every component some variant changed (its context's files are listed once, below). Returns the
     context hashes the children recorded."""
     recorded = set()
-    children = match_children(image.variants, manifest.json().get("manifests") or []) if manifest.is_index else {}
+    children = match_children(image.variants, image_descriptors(manifest.json())) if manifest.is_index else {}
     for variant in variants:
         child = children.get(variant.name)
         if child is None:

@@ -18,7 +18,7 @@ from pipeline.cache.inputs import (
 )
 from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
-from pipeline.registry.client import RegistryClient
+from pipeline.registry.client import RegistryClient, image_descriptors
 from pipeline.registry.index import child_for
 from pipeline.registry.platforms import check_platform
 from pipeline.registry.protocol import Registry
@@ -62,7 +62,7 @@ def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag
         # An index is reused only when every variant is: its children carry exactly the variants' inputs.
         if not manifest.is_index:
             return None
-        descriptors = manifest.json().get("manifests") or []
+        descriptors = image_descriptors(manifest.json())
         children = [str(child["digest"]) for child in descriptors]
         found = {
             registry.manifest_labels(image.repository, registry.manifest_by_digest(image.repository, child)).get(

@@ -6,7 +6,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Unpack
 
@@ -24,6 +24,30 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+
+# buildx's attestation manifests (provenance, SBOM) sit in an index beside its images, platform
+# `unknown/unknown`, annotated with the image they describe (docs.docker.com/build/metadata/attestations/
+# attestation-storage/). They are not images of a platform: nothing runs or builds on them.
+ATTESTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
+ATTESTATION_MANIFEST = "attestation-manifest"
+
+
+def is_attestation_manifest(descriptor: Mapping[str, Any]) -> bool:
+    """An index entry that is buildx's attestation manifest of another entry, not an image."""
+    annotations = descriptor.get("annotations")
+    return isinstance(annotations, dict) and annotations.get(ATTESTATION_REFERENCE_TYPE) == ATTESTATION_MANIFEST
+
+
+def image_descriptors(index: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The entries of an index's `manifests` that are images (with a digest), in its order: without
+    buildx's attestation manifests. Copying an index whole (promote) still copies every entry."""
+    return [
+        d
+        for d in index.get("manifests") or []
+        if isinstance(d, dict) and "digest" in d and not is_attestation_manifest(d)
+    ]
+
+
 UPLOAD_CHUNK = 1 << 20
 
 
@@ -179,7 +203,7 @@ class RegistryClient(Closing):
         """The labels in the config of `manifest`, read from `repository` (for an index, its first image's)."""
         data = manifest.json()
         if manifest.is_index:
-            children = data.get("manifests") or []
+            children = image_descriptors(data)  # its first image's, not an attestation manifest's
             if not children:
                 return {}
             return self.manifest_labels(repository, self.manifest_by_digest(repository, str(children[0]["digest"])))

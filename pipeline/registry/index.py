@@ -20,7 +20,17 @@ from typing import Any
 import httpx
 
 from pipeline.errors import PipelineError, RegistryError
-from pipeline.registry.client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
+from pipeline.registry.client import (
+    DOCKER_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    RegistryClient,
+    image_descriptors,
+    is_attestation_manifest,
+)
+
+__all__ = ["image_descriptors", "is_attestation_manifest"]  # where the index's readers look for them
 from pipeline.registry.platforms import check_platform, normalize
 from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import Repository
@@ -201,14 +211,13 @@ def push_index(registry: RegistryClient, repository: Repository, children: Seque
 
 
 def platforms_in(manifest: Manifest) -> list[tuple[str, str]]:
-    """(child digest, platform text) of each child an index lists; [] for an image manifest."""
+    """(child digest, platform text) of each image an index lists (not its attestation manifests); [] for an
+    image manifest."""
     if not manifest.is_index:
         return []
-    children = manifest.json().get("manifests") or []
     return [
         (str(c["digest"]), Platform.from_descriptor(c.get("platform") or {}).text())
-        for c in children
-        if isinstance(c, dict) and "digest" in c
+        for c in image_descriptors(manifest.json())
     ]
 
 
@@ -224,8 +233,8 @@ def child_for(registry: Registry, repository: Repository, digest: str, platform:
     manifest = registry.manifest_by_digest(repository, digest)
     if not manifest.is_index:
         return digest
-    for child in manifest.json().get("manifests") or []:
-        if isinstance(child, dict) and check_platform(child.get("platform") or {}, platform, os_version) is None:
+    for child in image_descriptors(manifest.json()):
+        if check_platform(child.get("platform") or {}, platform, os_version) is None:
             return str(child["digest"])
     wanted = f"{platform} {os_version}" if os_version else platform
     listed = ", ".join(text for _, text in platforms_in(manifest))

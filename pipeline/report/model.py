@@ -75,7 +75,11 @@ class ImageReport(BaseModel):
     repository: str | None = None
     reference: str | None = Field(None, description="`repository@digest` of the pushed (or reused) image.")
     digest: str | None = None
-    image_id: str | None = None
+    image_id: str | None = Field(
+        None,
+        description="The ID of the built image in the engine that built it (`docker image inspect <id>`): "
+        "its config's digest on the classic image store, its manifest's digest on the containerd store.",
+    )
     tags: list[str] = []
     status: Status = "pending"
     duration_seconds: float = 0.0

@@ -22,6 +22,7 @@ from pipeline.plan import (
     base_variant,
     render_build_args,
 )
+from pipeline.registry.client import image_descriptors
 from pipeline.registry.platforms import check_platform, platform_text
 from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import ImageRef
@@ -149,7 +150,7 @@ def variants_of_index(registry: Registry, image: PlannedImage, row: ImageResult,
     if not image.variants:
         return
     index = registry.manifest_by_digest(image.repository, digest)
-    children = [(str(d["digest"]), d.get("platform") or {}) for d in index.json().get("manifests") or []]
+    children = [(str(d["digest"]), d.get("platform") or {}) for d in image_descriptors(index.json())]
     for variant in image.variants:
         view = image.variant_view(variant)
         # A descriptor's `platform` has the config's keys (os, architecture, variant, os.version).

@@ -6,19 +6,16 @@ its children taken as the variants. Anything else builds one variant per build (
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from pipeline.bases.resolve import ResolvedBase
 from pipeline.cache.inputs import InputDigest, variant_references
 from pipeline.errors import BuildError
 from pipeline.plan import PlannedImage, render_build_args
+from pipeline.registry.client import image_descriptors
 from pipeline.registry.platforms import check_platform
 from pipeline.run import build_parts as parts
 from pipeline.run.engine_build import EngineBuild
 from pipeline.run.results import Built, ImageResult, Status
-
-# How buildx marks the attestation manifests it adds to an index (`unknown/unknown`): not an image.
-_REFERENCE_TYPE = "vnd.docker.reference.type"
 
 
 @dataclass(frozen=True)
@@ -124,11 +121,7 @@ class PlatformSetBuild(EngineBuild):
         where = f"{image.repository}@{index}"
         if not found.is_index:
             raise BuildError(f"{image.key}: the build of {len(views)} platforms pushed {where}, which is no index")
-        descriptors: list[dict[str, Any]] = [
-            d
-            for d in found.json().get("manifests") or []
-            if (d.get("annotations") or {}).get(_REFERENCE_TYPE) != "attestation-manifest"
-        ]
+        descriptors = image_descriptors(found.json())
         children: dict[str, str] = {}
         for view in views:
             matching = [

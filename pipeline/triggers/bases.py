@@ -21,7 +21,7 @@ from pipeline.common.reporting import Reporter
 from pipeline.config import load_config
 from pipeline.errors import UsageError
 from pipeline.plan import Plan, PlannedImage, sanitize_tag
-from pipeline.registry.client import RegistryClient
+from pipeline.registry.client import RegistryClient, image_descriptors
 from pipeline.registry.reference import ImageRef, parse_reference
 from pipeline.report import RunReport
 from pipeline.run.report import ProgressMode, check_report_file, write_report
@@ -84,7 +84,7 @@ def recorded_bases(
     manifest = registry.manifest_by_digest(image.repository, found.digest)
     if not (manifest.is_index and image.variants):
         return {None: _label(registry.manifest_labels(image.repository, manifest))}
-    children = match_children(image.variants, manifest.json().get("manifests") or [])
+    children = match_children(image.variants, image_descriptors(manifest.json()))
     return {
         name: _label(
             variant_labels(

@@ -84,6 +84,63 @@ def services() -> Services:
     return result
 
 
+# The engine matrix: a test file marked `pytestmark = pytest.mark.engines` (or one test marked so) runs
+# once per engine, its ids showing which: `docker20` is the engine at DOCKER_HOST as given (the services'
+# Docker 20.10, classic store), `docker26` the services' Docker 26 with the containerd image store
+# ($PIPELINE_ENGINE_MODERN_HOST). The test's DOCKER_HOST is that engine's for the CLI it runs and for its
+# own docker calls. Fixtures of a wider scope than the test are set up before it, on the default engine.
+ENGINES = ("docker20", "docker26")
+_modern_checked: dict[str, str] = {}  # the modern engine's host, or why it cannot be used: checked once
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("engines") is not None:
+        metafunc.parametrize("docker_engine", ENGINES, indirect=True)
+
+
+def _modern_engine() -> str:
+    """The Docker 26 engine's DOCKER_HOST, answering and using the containerd image store."""
+    if not _modern_checked:
+        host = _read_env().get("PIPELINE_ENGINE_MODERN_HOST", "")
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_CONTEXT"} | {"DOCKER_HOST": host}
+        if not host:
+            _modern_checked["error"] = "no Docker 26 engine (PIPELINE_ENGINE_MODERN_HOST) in the services env"
+        else:
+            info = subprocess.run(
+                ["docker", "info", "--format", "{{json .DriverStatus}}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+            if info.returncode != 0:
+                _modern_checked["error"] = f"the Docker 26 engine at {host} is not answering"
+            elif "io.containerd.snapshotter.v1" not in info.stdout:
+                _modern_checked["error"] = f"the Docker 26 engine at {host} does not use the containerd image store"
+            else:
+                _modern_checked["host"] = host
+    if "error" in _modern_checked:
+        _unavailable(_modern_checked["error"])
+    return _modern_checked["host"]
+
+
+@pytest.fixture(scope="session")
+def modern_host(services: Services) -> str:
+    """Docker 26 with the containerd store (PIPELINE_ENGINE_MODERN_HOST), answering: for a test of its own."""
+    return _modern_engine()
+
+
+@pytest.fixture(autouse=True)
+def docker_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which engine of the matrix this test runs on (`docker20` for a test outside the matrix)."""
+    name: str = getattr(request, "param", "docker20")
+    if name == "docker26":
+        monkeypatch.setenv("DOCKER_HOST", _modern_engine())
+        monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    return name
+
+
 @pytest.fixture(scope="session")
 def engine2(services: Services) -> str:
     """The second Docker engine scripts/services starts (its DOCKER_HOST), answering."""

@@ -13,6 +13,8 @@ import pytest
 from tests.helpers import BUSYBOX, app_project, init_git, run_cli
 from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
 
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
+
 BINFMT_ENTRY = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 
 DOCKERFILE = """\

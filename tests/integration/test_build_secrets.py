@@ -17,6 +17,8 @@ import pytest
 from tests.helpers import image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
+
 # Busybox on scratch, then a step that reads the secret and keeps only its hash and length. BuildKit's
 # cache key for a step does not include a secret's value, so `{unique}` keeps an earlier run's layer
 # (made with another value) from answering for this one.

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import BASE_DOCKERFILE, FROM_BASE, git, image_entry, init_git, run_cli, shop_config, write_project
 from tests.integration.conftest import RegistryPeek, Services
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 # The cache's id is the test's namespace: the engine shares a cache mount between every build that
 # names the same id, and other tests build on this engine too.

@@ -27,7 +27,12 @@ import pytest
 from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, user_tags, write_project
 from tests.integration.conftest import RegistryPeek, Services, _unavailable
 
-LOCAL_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+def _local_host() -> str:
+    """The engine at DOCKER_HOST, read per test: the engine matrix sets it (tests/integration/conftest.py)."""
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
 LEAVES = 6
 
 
@@ -78,10 +83,11 @@ def _wide_project(root: Path, registry: str, engines: str, namespace: str) -> No
     init_git(root)
 
 
+@pytest.mark.engines
 def test_a_wide_dag_spreads_over_two_engines_within_their_limits(
     tmp_path: Path, services: Services, engine2: str, namespace: str, plain_peek: RegistryPeek
 ) -> None:
-    engines = f"engines:\n  one: {{host: '{LOCAL_HOST}', jobs: 2}}\n  two: {{host: '{engine2}', jobs: 2}}\n"
+    engines = f"engines:\n  one: {{host: '{_local_host()}', jobs: 2}}\n  two: {{host: '{engine2}', jobs: 2}}\n"
     _wide_project(tmp_path, f"{services.plain_registry}/{namespace}", engines, namespace)
 
     result = run_cli(["run", "--version", "1.0.0", "--json"], tmp_path)
@@ -109,6 +115,7 @@ def test_a_wide_dag_spreads_over_two_engines_within_their_limits(
         assert plain_peek.digest(f"{namespace}/{name}", "latest") == report[name]["digest"]
 
 
+@pytest.mark.engines
 def test_engine_pins_are_honoured(
     tmp_path: Path, services: Services, engine2: str, namespace: str, plain_peek: RegistryPeek
 ) -> None:
@@ -119,7 +126,7 @@ def test_engine_pins_are_honoured(
         registry: {registry}
         network: none
         engines:
-          one: {{host: '{LOCAL_HOST}', jobs: 4}}
+          one: {{host: '{_local_host()}', jobs: 4}}
           two: {{host: '{engine2}', jobs: 4}}
         pipelines:
           shop:
@@ -149,7 +156,7 @@ def test_engine_pins_are_honoured(
     report = _report(result)
     # The pipeline's pin, and the image's over it; with 4 free slots on one, only a pin sends base there.
     assert {name: i["engine"] for name, i in report.items()} == {"base": "two", "app": "one", "worker": "two"}
-    host = {"one": LOCAL_HOST, "two": engine2}
+    host = {"one": _local_host(), "two": engine2}
     for name, engine in {"base": "two", "app": "one", "worker": "two"}.items():
         built = f"{registry}/{name}@{report[name]['digest']}"
         assert plain_peek.digest(f"{namespace}/{name}", "1.0.0") == report[name]["digest"]
@@ -304,7 +311,7 @@ def test_an_engine_killed_mid_build_hands_its_image_to_another_engine(
         registry: {services.plain_registry}/{namespace}
         network: none
         engines:
-          one: {{host: '{LOCAL_HOST}', jobs: 1}}
+          one: {{host: '{_local_host()}', jobs: 1}}
           three: {{host: '{private_engine.host}', jobs: 1}}
         pipelines:
           p:
@@ -333,7 +340,7 @@ def test_an_engine_killed_mid_build_hands_its_image_to_another_engine(
     assert report[moved]["engine"] == "one" and report[moved]["status"] == "succeeded"
     for name in ("first", "second"):
         assert plain_peek.digest(f"{namespace}/{name}", "1.0.0") == report[name]["digest"] is not None
-        assert _has_image(LOCAL_HOST, f"{services.plain_registry}/{namespace}/{name}@{report[name]['digest']}")
+        assert _has_image(_local_host(), f"{services.plain_registry}/{namespace}/{name}@{report[name]['digest']}")
 
 
 def test_an_image_pinned_to_an_engine_that_dies_fails_and_moves_no_release_tag(
@@ -351,7 +358,7 @@ def test_an_image_pinned_to_an_engine_that_dies_fails_and_moves_no_release_tag(
               base: {{context: images/base}}
               pinned: {{context: images/pinned, engine: three, build_args: {{PAUSE: "{pause}"}}}}
         """
-    values = {"registry": f"{services.plain_registry}/{namespace}", "one": LOCAL_HOST, "three": private_engine.host}
+    values = {"registry": f"{services.plain_registry}/{namespace}", "one": _local_host(), "three": private_engine.host}
     write_project(
         tmp_path,
         config.format(pause=0, **values),
@@ -383,13 +390,14 @@ def test_an_image_pinned_to_an_engine_that_dies_fails_and_moves_no_release_tag(
     assert all(plain_peek.digest(f"{namespace}/{name}", "1.1.0") is None for name in ("base", "pinned"))
 
 
+@pytest.mark.engines
 def test_an_engine_named_by_a_docker_context(
     tmp_path: Path, services: Services, engine2: str, namespace: str, plain_peek: RegistryPeek
 ) -> None:
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
     env = {"DOCKER_CONFIG": str(docker_config)}
-    created = _docker(LOCAL_HOST, "context", "create", "second", "--docker", f"host={engine2}", env=env)
+    created = _docker(_local_host(), "context", "create", "second", "--docker", f"host={engine2}", env=env)
     assert created.returncode == 0, created.stderr
     project = tmp_path / "project"
     registry = f"{services.plain_registry}/{namespace}"
@@ -417,7 +425,7 @@ def test_an_engine_named_by_a_docker_context(
     assert app["engine"] == "second"
     assert plain_peek.digest(f"{namespace}/app", "1.0.0") == app["digest"]
     built = f"{registry}/app@{app['digest']}"
-    assert _has_image(engine2, built) and not _has_image(LOCAL_HOST, built)
+    assert _has_image(engine2, built) and not _has_image(_local_host(), built)
 
 
 # --- buildx builders -----------------------------------------------------------------------
@@ -449,7 +457,7 @@ def test_a_docker_context_named_as_a_buildx_builder_is_refused_before_building(
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
     env = {"DOCKER_CONFIG": str(docker_config)}
-    assert _docker(LOCAL_HOST, "context", "create", "second", "--docker", f"host={engine2}", env=env).returncode == 0
+    assert _docker(_local_host(), "context", "create", "second", "--docker", f"host={engine2}", env=env).returncode == 0
     _builder_project(tmp_path / "project", f"{services.plain_registry}/{namespace}", "second")
 
     result = run_cli(["run", "--version", "1.0.0"], tmp_path / "project", env=env)
@@ -469,7 +477,7 @@ def test_a_buildx_builder_that_does_not_answer_stops_the_run_before_building(
     docker_config.mkdir()
     env = {"DOCKER_CONFIG": str(docker_config)}
     nothing = f"unix://{tmp_path}/no-buildkitd.sock"
-    created = _docker(LOCAL_HOST, "buildx", "create", "--name", "remote-kit", "--driver", "remote", nothing, env=env)
+    created = _docker(_local_host(), "buildx", "create", "--name", "remote-kit", "--driver", "remote", nothing, env=env)
     assert created.returncode == 0, created.stderr
     _builder_project(tmp_path / "project", f"{services.plain_registry}/{namespace}", "remote-kit")
 
@@ -488,7 +496,7 @@ def test_the_default_engine_builds_where_it_pushes_whatever_docker_context_is_cu
     config_dir = tmp_path / "docker-config"
     config_dir.mkdir()
     env = {"DOCKER_CONFIG": str(config_dir)}
-    assert _docker(LOCAL_HOST, "context", "create", "other", "--docker", f"host={engine2}", env=env).returncode == 0
+    assert _docker(_local_host(), "context", "create", "other", "--docker", f"host={engine2}", env=env).returncode == 0
     switched = subprocess.run(
         ["docker", "context", "use", "other"], capture_output=True, text=True, env={**os.environ, **env}, check=False
     )
@@ -524,6 +532,7 @@ def test_the_default_engine_builds_where_it_pushes_whatever_docker_context_is_cu
     assert f"{namespace}" in plain_peek.files(f"{namespace}/app", digest)
 
 
+@pytest.mark.engines
 def test_a_linux_engine_declared_windows_is_refused_before_anything_is_built(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:
@@ -533,8 +542,8 @@ def test_a_linux_engine_declared_windows_is_refused_before_anything_is_built(
         registry: {services.plain_registry}/{namespace}
         network: none
         engines:
-          linux: {{host: '{LOCAL_HOST}'}}
-          win: {{host: '{LOCAL_HOST}', os: windows, os_version: "10.0.17763"}}
+          linux: {{host: '{_local_host()}'}}
+          win: {{host: '{_local_host()}', os: windows, os_version: "10.0.17763"}}
         pipelines:
           p:
             images:
@@ -551,12 +560,12 @@ def test_a_linux_engine_declared_windows_is_refused_before_anything_is_built(
 
     assert result.code == 3, result.output  # the environment does not match the config
     assert result.stderr.splitlines() == [
-        f"error: engine win is declared 'os: windows', but the Docker engine win at {LOCAL_HOST} runs linux: "
+        f"error: engine win is declared 'os: windows', but the Docker engine win at {_local_host()} runs linux: "
         "point the engine at a windows engine, or declare 'os: linux'"
     ]
     assert "operating system is not supported" not in result.output
     assert not (tmp_path / "report.json").exists()  # refused before the run: nothing to report
     for name in ("tool", "app"):  # nothing built or pushed, the Linux image neither
         assert plain_peek.all_tags(f"{namespace}/{name}") == set()
-        listed = _docker(LOCAL_HOST, "images", "-q", f"{services.plain_registry}/{namespace}/{name}")
+        listed = _docker(_local_host(), "images", "-q", f"{services.plain_registry}/{namespace}/{name}")
         assert listed.returncode == 0 and listed.stdout == "", listed

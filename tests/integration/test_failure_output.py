@@ -21,6 +21,8 @@ from tests.helpers import (
 )
 from tests.integration.conftest import RegistryPeek, Services
 
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
+
 FAILING_RUN = 'RUN for i in $(seq 1 30); do echo "numbered line $i"; done; exit 3'
 NUMBERED = [f"numbered line {n}" for n in range(1, 31)]
 PROGRESS = re.compile(r"^\[\s*([\d.]+)s\] (\S+)\s+(\S+)\s+(.*)$")

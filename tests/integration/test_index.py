@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import uuid
@@ -23,14 +24,19 @@ from pipeline.registry.reference import Repository, parse_repository
 from pipeline.release.publish import Action, TagChange, apply_changes
 from tests.faults.proxy import FaultPlan, fault_proxy
 from tests.helpers import run_cli
-from tests.integration.conftest import RegistryPeek, Services
+from tests.integration.conftest import RegistryPeek, Services, _modern_engine
 from tests.integration.test_signing import ENV, consumer_project, cosign_sign, cosign_verify
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 WINDOWS_VERSION = "10.0.17763.1"
 
 
 def docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=300)
+    # buildx's default provenance attestation off, as pipeline has it: on Docker 26 with the containerd store
+    # it would make each one-platform fixture image an index (an image and its attestation manifest).
+    env = os.environ | {"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=300, env=env)
 
 
 def build_and_push(tmp_path: Path, ref: str, platform: str, content: str) -> str:
@@ -95,7 +101,7 @@ def platforms_of(index: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_an_index_of_two_platforms_is_what_skopeo_docker_and_a_per_platform_pull_see(
-    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, docker_engine: str
 ) -> None:
     image = two_platform_image(tmp_path, services, namespace)
     expected = {
@@ -129,7 +135,9 @@ def test_an_index_of_two_platforms_is_what_skopeo_docker_and_a_per_platform_pull
         assert image.index in pulled.stdout
         shown = json.loads(docker("image", "inspect", image.tagged).stdout)[0]
         assert shown["Architecture"] == "arm64"
-        assert shown["Id"] == arm64_config["digest"]
+        # The engines differ in what an image's ID is: the classic store's is the config's digest, the
+        # containerd store's the digest of what was pulled (here the index; its arm64 child is what runs).
+        assert shown["Id"] == (image.index if docker_engine == "docker26" else arm64_config["digest"])
         assert f"{image.repository}@{image.index}" in shown["RepoDigests"]
     finally:
         docker("image", "rm", image.tagged)
@@ -388,3 +396,88 @@ def test_tagging_an_index_just_pushed_writes_each_tag_without_reading_the_index_
     assert manifest_reads == sorted([("GET", path + amd64), ("GET", path + arm64)])  # the children, once each
     for tag in ("sha-build", "1.0.0", "latest"):
         assert plain_peek.digest(f"{namespace}/app", tag) == index.digest, tag
+
+
+def test_an_index_buildx_pushed_with_attestation_manifests_shows_signs_builds_on_and_promotes_only_its_images(
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
+) -> None:
+    """Docker 26's buildx (containerd store) pushes a two-platform index with its provenance attestations: beside
+    each image an attestation manifest, platform unknown/unknown. Met as a base image or under `tags`, `tree`,
+    `sign`, `verify` and `promote`, only the two images are platforms; promote copies the index whole."""
+    modern = _modern_engine()  # whatever engine the run's leg builds on: the upstream is Docker 26's
+    context = tmp_path / "upstream"
+    context.mkdir()
+    (context / "content").write_text(f"upstream {namespace}\n")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY content /content\n")
+    repo = f"{services.plain_registry}/{namespace}-upstream/base"
+    pushed = subprocess.run(
+        ["docker", "buildx", "build", "--builder", "default", "--platform", "linux/amd64,linux/arm64"]
+        + ["--attest", "type=provenance,mode=min", "--push", "-t", f"{repo}:1.0.0", str(context)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "BUILDX_NO_DEFAULT_ATTESTATIONS")}
+        | {"DOCKER_HOST": modern},
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    found = plain_peek.manifest(f"{namespace}-upstream/base", "1.0.0")
+    assert found is not None
+    index, raw = found
+    entries = raw["manifests"]
+    assert isinstance(entries, list)
+    images = {f"{e['platform']['os']}/{e['platform']['architecture']}": e["digest"] for e in entries[:2]}
+    assert set(images) == {"linux/amd64", "linux/arm64"}
+    attestations = [e for e in entries[2:] if e["annotations"]["vnd.docker.reference.type"] == "attestation-manifest"]
+    assert len(entries) == 4 and len(attestations) == 2, raw
+    assert {e["platform"]["os"] for e in attestations} == {"unknown"}
+    platforms = [("linux/amd64", images["linux/amd64"]), ("linux/arm64", images["linux/arm64"])]
+    tagged = f"{repo}:1.0.0"
+
+    shown = run_cli(["tags", repo, "--json"], tmp_path)
+    assert shown.code == 0, shown.output
+    (row,) = json.loads(shown.stdout)["versions"]
+    assert row["digest"] == index
+    assert [(p["platform"], p["digest"]) for p in row["platforms"]] == platforms
+
+    assert run_cli(["keys", "generate"], tmp_path, env=ENV).code == 0
+    signed = run_cli(["sign", tagged, "--key", "cosign.key", "--json"], tmp_path, env=ENV)
+    assert signed.code == 0, signed.output
+    assert [(c["platform"], c["digest"]) for c in json.loads(signed.stdout)["children"]] == platforms
+    verified = run_cli(["verify", tagged, "--key", "cosign.pub", "--json"], tmp_path)
+    assert verified.code == 0, verified.output
+    verdict = json.loads(verified.stdout)
+    assert verdict["verified"] is True
+    assert [(c["platform"], c["verified"]) for c in verdict["children"]] == [(p, True) for p, _ in platforms]
+    tree = run_cli(["tree", tagged, "--json"], tmp_path)
+    assert tree.code == 0, tree.output
+    assert [(c["platform"], c["digest"]) for c in json.loads(tree.stdout)["children"]] == platforms
+
+    # A build on it (its trust policy checks every image of the index) stands on its amd64 image.
+    consumer = tmp_path / "consumer"
+    consumer_project(
+        consumer,
+        f"{services.plain_registry}/{namespace}",
+        f"{services.plain_registry}/{namespace}-upstream",
+        (tmp_path / "cosign.pub").read_bytes(),
+        f"FROM {tagged}\nENV CONSUMER=1\n",
+    )
+    built = run_cli(["run", "--json"], consumer)
+    assert built.code == 0, built.output
+    (app,) = json.loads(built.stdout)["images"]
+    assert [(b["platform"], b["digest"], b["index"]) for b in app["bases"]] == [
+        ("linux/amd64", images["linux/amd64"], index)
+    ]
+    assert plain_peek.files(f"{namespace}/app", app["digest"])["content"] == f"upstream {namespace}\n".encode()
+
+    # Promote copies the index whole (its attestation manifests too: the index names them) and verifies.
+    destination = f"{services.plain_registry}/{namespace}/promoted"
+    promoted = run_cli(["promote", tagged, destination, "--version", "1.0.0", "--json"], consumer)
+    assert promoted.code == 0, promoted.output
+    assert json.loads(promoted.stdout)["digest"] == index
+    assert plain_peek.manifest(f"{namespace}/promoted", "1.0.0") == found
+    for entry in entries:
+        assert plain_peek.digest(f"{namespace}/promoted", entry["digest"]) == entry["digest"]
+    again = run_cli(["verify", f"{destination}:1.0.0", "--key", "cosign.pub", "--json"], tmp_path)
+    assert again.code == 0, again.output
+    assert [c["platform"] for c in json.loads(again.stdout)["children"]] == ["linux/amd64", "linux/arm64"]

@@ -14,23 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BUSYBOX, commit_files, init_git, run_cli, shop_config, write_project
-from tests.integration.conftest import RegistryPeek, Services, _read_env, _unavailable
+from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_arm64_run import DOCKERFILE, busybox_arm64  # noqa: F401 (a fixture)
 from tests.integration.test_signing import ENV
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
-
-
-@pytest.fixture(scope="session")
-def modern_host(services: Services) -> str:
-    """Docker 26 with the containerd store (PIPELINE_ENGINE_MODERN_HOST), answering."""
-    host = _read_env().get("PIPELINE_ENGINE_MODERN_HOST", "")
-    if not host:
-        _unavailable("no Docker 26 engine (PIPELINE_ENGINE_MODERN_HOST) in the services env")
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_CONTEXT"} | {"DOCKER_HOST": host}
-    if subprocess.run(["docker", "info"], env=env, capture_output=True, check=False, timeout=120).returncode != 0:
-        _unavailable(f"the Docker 26 engine at {host} is not answering")
-    return host
 
 
 @pytest.fixture

@@ -4,14 +4,23 @@ below the change, pulled from the registry."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import BUSYBOX, CliResult, app_project, git, init_git, run_cli
-from tests.integration.conftest import RegistryPeek, Services
+from tests.integration.conftest import SERVICES_ENV, RegistryPeek, Services, _unavailable
+from tests.integration.test_engines import PrivateEngine, _docker
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 SLOW_SECONDS = 8
 # Unique per project (`{unique}`), so neither engine has the RUN step's layer from another test.
@@ -56,21 +65,57 @@ def timed(args: list[str], root: Path, host: str) -> tuple[CliResult, float]:
     return result, time.monotonic() - started
 
 
+@pytest.fixture
+def second_engine(request: pytest.FixtureRequest, docker_engine: str, services: Services) -> Iterator[str]:
+    """Another engine of the same kind as the test's, which never built the test's images: the services'
+    second Docker 20.10, or a private Docker 26 on the containerd store started for the test. (BuildKit's
+    cache keys differ between versions: Docker 20.10's BuildKit 0.8 does not match Docker 26's inline
+    cache, nor the other way round, so the two engines of one test are of one version.)"""
+    if docker_engine != "docker26":
+        yield request.getfixturevalue("engine2")
+        return
+    tools = SERVICES_ENV.parent / "tools" / "modern" / "bin"
+    if not (tools / "dockerd").exists():
+        _unavailable(f"no Docker 26 binaries in {tools} to start a second engine with")
+    root = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # short: unix socket paths live under it
+    (root / "daemon.json").write_text('{"features": {"containerd-snapshotter": true}}\n')
+    argv = [str(tools / "dockerd"), "--config-file", f"{root}/daemon.json", "--bridge=none", "--iptables=false"]
+    argv += ["--ip6tables=false", "--host", f"unix://{root}/d.sock", "--data-root", f"{root}/data"]
+    argv += ["--exec-root", f"{root}/x", "--pidfile", f"{root}/d.pid"]
+    env = os.environ | {"PATH": f"{tools}:{os.environ['PATH']}"}
+    with (root / "dockerd.log").open("wb") as log:
+        engine = PrivateEngine(root, subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env))
+    try:
+        deadline = time.monotonic() + 60
+        while _docker(engine.host, "info").returncode != 0:
+            assert engine.process.poll() is None, (root / "dockerd.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the private Docker 26 did not answer within 60 s"
+            time.sleep(0.2)
+        yield engine.host
+    finally:
+        if engine.process.poll() is None:
+            engine.kill()
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
-    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, engine2: str
+    tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, second_engine: str
 ) -> None:
     first_sha = project(tmp_path / "cached", f"{services.plain_registry}/{namespace}")
     project(tmp_path / "baseline", f"{services.plain_registry}/{namespace}b")
     for root in (tmp_path / "cached", tmp_path / "baseline"):
-        built = run_cli(["run"], root)  # on the default engine (DOCKER_HOST of the services)
+        built = run_cli(["run"], root)  # on the test's engine (DOCKER_HOST)
         assert built.code == 0, built.output
         assert run_step_lines(built) and not any(line.endswith("(cached)") for line in run_step_lines(built))
 
     second_sha = change_one_file(tmp_path / "cached")
-    rebuilt, with_cache = timed(["run"], tmp_path / "cached", engine2)
+    rebuilt, with_cache = timed(["run"], tmp_path / "cached", second_engine)
     assert rebuilt.code == 0, rebuilt.output
     change_one_file(tmp_path / "baseline")
-    uncached, without_cache = timed(["run", "--no-cache"], tmp_path / "baseline", engine2)
+    uncached, without_cache = timed(["run", "--no-cache"], tmp_path / "baseline", second_engine)
     assert uncached.code == 0, uncached.output
     print(
         f"\nsecond engine, one-file change, wall time of `pipeline run` (image's build+push on the run clock): "

@@ -19,6 +19,8 @@ from tests.helpers import CliResult, commit_files, git, init_git, run_cli, shop_
 from tests.integration.conftest import RegistryPeek, Services
 from tests.integration.test_signing import ENV, cosign_attest, cosign_verify
 
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OUTSIDE_CI = {"GITHUB_ACTIONS": "", "GITLAB_CI": "", "TF_BUILD": ""}
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import git, init_git, run_cli, shop_project
 from tests.integration.conftest import RegistryPeek, Services
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 ENV = {"COSIGN_PASSWORD": "reused-labels-test"}
 APP = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\nRUN test ! -f /app/broken\n"

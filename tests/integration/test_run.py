@@ -7,6 +7,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import (
     BASE_DOCKERFILE,
     FROM_BASE,
@@ -19,6 +21,8 @@ from tests.helpers import (
     write_project,
 )
 from tests.integration.conftest import RegistryPeek, Services
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 APP_DOCKERFILE = """\
 ARG BASE_IMAGE

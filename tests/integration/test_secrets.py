@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pipeline.triggers.rules import ZERO_SHA
 from pipeline.triggers.webhooks import signature_header
 from tests.helpers import BASE_DOCKERFILE, CliResult, git, init_git, run_cli, write_project
 from tests.integration.conftest import ACCEPT, Services
 from tests.receiver import receiving
+
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
 COSIGN_PASSWORD = "cosign-pass-SECRETSCAN-q81Zr"
 WRONG_COSIGN_PASSWORD = "cosign-wrong-SECRETSCAN-7Hn2w"

@@ -18,6 +18,8 @@ from pipeline.signing.storage import signature_tag
 from tests.helpers import BASE_DOCKERFILE, built_steps, init_git, run_cli, shop_project, write_project
 from tests.integration.conftest import RegistryPeek, Services
 
+pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
+
 PASSWORD = "correct horse battery staple"
 ENV = {"COSIGN_PASSWORD": PASSWORD}
 CHILD = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo child >> /layers\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.builders import buildx as buildx_module
 from pipeline.builders.buildx import BuildxBackend, BuildxBuilder, StepTracker, _check_builder, read_progress, user_step
 from pipeline.builders.classic import DockerBuilder
 from pipeline.common.reporting import Forward
@@ -163,41 +164,15 @@ def test_several_platforms_are_one_command_that_writes_an_oci_index(tmp_path: Pa
     assert pushed[pushed.index("--output") + 1].endswith(",oci-mediatypes=true,push=true") and "--push" not in pushed
 
 
-def test_only_an_engine_with_the_containerd_store_or_a_buildx_builder_builds_several_platforms_at_once() -> None:
-    class Pusher:
-        def __init__(self, containerd: bool) -> None:
-            self.containerd, self.asked = containerd, 0
-
-        def containerd_store(self) -> bool:
-            self.asked += 1
-            return self.containerd
-
-    modern, classic = Pusher(True), Pusher(False)
-    backend = BuildxBackend({}, {}, {"modern": modern, "old": classic})  # type: ignore[dict-item]
-    assert [backend.multi_platform(Engine(n)) for n in ("modern", "old", "modern", "old")] == [True, False] * 2
-    assert (modern.asked, classic.asked) == (1, 1)  # once per engine per run
+def test_only_an_engine_with_the_containerd_store_or_a_buildx_builder_builds_several_platforms_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stores = {"unix:///modern.sock": True, "unix:///old.sock": False}
+    monkeypatch.setattr(buildx_module, "containerd_store", lambda environment: stores[environment["DOCKER_HOST"]])
+    engines = {"modern": Engine("modern", host="unix:///modern.sock"), "old": Engine("old", host="unix:///old.sock")}
+    backend = BuildxBackend({}, engines, {"modern": DockerBuilder(), "old": DockerBuilder()})
+    assert [backend.multi_platform(engines[n]) for n in ("modern", "old")] == [True, False]
     assert backend.multi_platform(Engine("fleet", buildx_builder="fleet")) is True
-
-
-def test_the_containerd_store_is_read_from_docker_info_s_driver_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Client:
-        def __init__(self, status: list[list[str]]) -> None:
-            self.status = status
-
-        def info(self) -> dict[str, object]:
-            return {"DriverStatus": self.status}
-
-        def close(self) -> None:
-            pass
-
-    engine = DockerBuilder({})
-    for status, expected in (
-        ([["driver-type", "io.containerd.snapshotter.v1"]], True),
-        ([["Backing Filesystem", "extfs"], ["Supports d_type", "true"]], False),
-        ([], False),
-    ):
-        monkeypatch.setattr(engine, "_client", lambda image=None, s=status: Client(s))
-        assert engine.containerd_store() is expected
 
 
 def test_a_step_failing_in_a_build_of_several_platforms_names_the_platform_it_failed_on() -> None:

@@ -9,8 +9,17 @@ import httpx
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX
-from pipeline.registry.index import IndexEntry, Platform, PlatformClash, _refuses_kind, index_body
+from pipeline.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, Manifest
+from pipeline.registry.index import (
+    IndexEntry,
+    Platform,
+    PlatformClash,
+    _refuses_kind,
+    image_descriptors,
+    index_body,
+    is_attestation_manifest,
+    platforms_in,
+)
 
 AMD64 = IndexEntry("sha256:" + "a" * 64, DOCKER_MANIFEST, 528, Platform("linux", "amd64"))
 ARM64 = IndexEntry("sha256:" + "b" * 64, DOCKER_MANIFEST, 529, Platform("linux", "arm64", "v8"))
@@ -87,3 +96,30 @@ def test_which_answers_mean_the_registry_does_not_take_an_oci_index(
 ) -> None:
     body = {"errors": [{"code": code, "message": "x"}]} if code else None
     assert _refuses_kind(httpx.Response(status, json=body)) is refused
+
+
+def test_buildx_attestation_manifests_are_not_images_of_an_index() -> None:
+    """buildx's provenance/SBOM manifests (platform unknown/unknown, annotated) are left out of an index's
+    platforms, wherever they stand in its list."""
+    attestation = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "3" * 64,
+        "size": 840,
+        "annotations": {
+            "vnd.docker.reference.digest": "sha256:" + "1" * 64,
+            "vnd.docker.reference.type": "attestation-manifest",
+        },
+        "platform": {"architecture": "unknown", "os": "unknown"},
+    }
+    amd64 = {"digest": "sha256:" + "1" * 64, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}
+    arm64 = {"digest": "sha256:" + "2" * 64, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}}
+    unknown_image = {"digest": "sha256:" + "4" * 64, "size": 1, "platform": {"os": "unknown", "architecture": "x"}}
+    body = json.dumps({"mediaType": OCI_INDEX, "manifests": [attestation, amd64, arm64, unknown_image]}).encode()
+    manifest = Manifest(OCI_INDEX, "sha256:" + "9" * 64, body)
+    assert is_attestation_manifest(attestation) and not is_attestation_manifest(amd64)
+    assert image_descriptors(manifest.json()) == [amd64, arm64, unknown_image]  # an image of an odd platform stays
+    assert platforms_in(manifest) == [
+        (amd64["digest"], "linux/amd64"),
+        (arm64["digest"], "linux/arm64"),
+        (unknown_image["digest"], "unknown/x"),
+    ]
