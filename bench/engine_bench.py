@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rotation import rotated_samples
-from run_bench import BUSYBOX, GIT_ENV, git_init, perimage, pipeline_report, require, sh, stdout_of
+from run_bench import BUSYBOX, GIT_ENV, build_seconds, git_init, perimage, pipeline_report, require, sh, stdout_of
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 DOCKERFILE = """\
@@ -138,6 +138,7 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
         paths: dict[str, set[str]] = {}
         pushed: dict[str, str] = {}  # method -> what it pushed in its last round
         inside: dict[str, list[float]] = {}
+        slot: dict[str, list[float]] = {}  # the report's build_started_at..build_finished_at of the image
 
         def one(i: int) -> float:
             write_context(root / "one", arm64)
@@ -179,6 +180,7 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
                 path = f"{len(built)} `docker buildx build`: {'; '.join(platforms_built)}"
                 paths.setdefault(label, set()).add(path)
                 inside.setdefault(label, []).append(report["duration_seconds"])
+                slot.setdefault(label, []).append(build_seconds(report)["app"])
                 (app,) = report["images"]
                 pushed[label] = f"{registry}/{namespace}/app@{app['digest']}"
                 return seconds
@@ -196,6 +198,7 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
             work(-1)
         paths.clear()
         inside.clear()
+        slot.clear()
         loads: dict[str, list[float]] = {name: [] for name in methods}
 
         def with_load(name: str, work: Callable[[int], float]) -> Callable[[int], float]:
@@ -225,7 +228,10 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
             f"{statistics.median(values) / base:5.2f}x one  load {statistics.median(loads[name]):.1f}"
         )
         if name in inside:
-            print(f"     after start-up (report's duration)  median {statistics.median(inside[name]):6.2f} s")
+            print(
+                f"     after start-up (report's duration)  median {statistics.median(inside[name]):6.2f} s; "
+                f"build_started..finished {statistics.median(slot[name]):5.2f} s"
+            )
             print(f"     path taken: {' | '.join(sorted(paths[name]))}")
         print(f"     pushed: {shapes[name]}")
     print(f"   rounds: {'; '.join(f'{n} ' + ', '.join(f'{x:.2f}' for x in v) for n, v in samples.items())}")
