@@ -15,8 +15,8 @@ platforms  a two-platform image (linux/amd64 + linux/arm64, the arm64 RUN step u
 Every timed method runs once untimed first (warm peers); then rounds rotate the order.
 
     set -a; . /tmp/pipeline-services/env; set +a
-    PYTHONPATH=$PWD .venv/bin/python bench/engine_bench.py [--registry 127.0.0.1:5000] [--rounds 5] \\
-        [--only perimage,perimage20,platforms] [--code /other/worktree]
+    PYTHONPATH=$PWD .venv/bin/python bench/engine_bench.py [--registry 127.0.0.1:5000] [--rounds 7] \\
+        [--platform-rounds 15] [--only perimage,perimage20,platforms] [--code /other/worktree]
 """
 
 from __future__ import annotations
@@ -46,10 +46,14 @@ COPY busybox-${TARGETARCH} /bin/busybox
 COPY nonce /nonce
 RUN ["/bin/busybox", "sh", "-c", "/bin/busybox md5sum /nonce > /nonce.md5"]
 """
-# Logs each `docker buildx build` (its argv, one line) and runs the real docker.
+# Runs the real docker; logs each `docker buildx build` as a line: its start, its end (epoch seconds), its argv.
 WRAPPER = """#!/bin/sh
-if [ "$1" = buildx ] && [ "$2" = build ]; then printf '%s\\n' "$*" >> {log}; fi
-exec {docker} "$@"
+[ "$1 $2" = "buildx build" ] || exec {docker} "$@"
+start=$(date +%s.%N)
+{docker} "$@"
+status=$?
+printf '%s %s %s\\n' "$start" "$(date +%s.%N)" "$*" >> {log}
+exit $status
 """
 
 
@@ -139,6 +143,7 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
         pushed: dict[str, str] = {}  # method -> what it pushed in its last round
         inside: dict[str, list[float]] = {}
         slot: dict[str, list[float]] = {}  # the report's build_started_at..build_finished_at of the image
+        in_buildx: dict[str, list[float]] = {}  # from the first buildx invocation's start to the last one's end
 
         def one(i: int) -> float:
             write_context(root / "one", arm64)
@@ -175,10 +180,12 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
                 sh("git", "commit", "-qam", "fresh", cwd=project, env=GIT_ENV)
                 log.write_text("")
                 seconds, report, _progress = pipeline_report("--jobs", "2", cwd=project, env=run_env)
-                built = [re.search(r"--platform (\S+)", line) for line in log.read_text().splitlines()]
-                platforms_built = sorted(match.group(1) if match else "(none)" for match in built)
-                path = f"{len(built)} `docker buildx build`: {'; '.join(platforms_built)}"
-                paths.setdefault(label, set()).add(path)
+                built = [line.split(" ", 2) for line in log.read_text().splitlines()]
+                argv = [re.search(r"--platform (\S+)", command) for _, _, command in built]
+                platforms_built = sorted(match.group(1) if match else "(none)" for match in argv)
+                paths.setdefault(label, set()).add(f"{len(built)} `docker buildx build`: {'; '.join(platforms_built)}")
+                span = max(float(end) for _, end, _ in built) - min(float(start) for start, _, _ in built)
+                in_buildx.setdefault(label, []).append(span)
                 inside.setdefault(label, []).append(report["duration_seconds"])
                 slot.setdefault(label, []).append(build_seconds(report)["app"])
                 (app,) = report["images"]
@@ -199,6 +206,7 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
         paths.clear()
         inside.clear()
         slot.clear()
+        in_buildx.clear()
         loads: dict[str, list[float]] = {name: [] for name in methods}
 
         def with_load(name: str, work: Callable[[int], float]) -> Callable[[int], float]:
@@ -230,7 +238,8 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
         if name in inside:
             print(
                 f"     after start-up (report's duration)  median {statistics.median(inside[name]):6.2f} s; "
-                f"build_started..finished {statistics.median(slot[name]):5.2f} s"
+                f"build_started..finished {statistics.median(slot[name]):5.2f} s; "
+                f"in `docker buildx build` {statistics.median(in_buildx[name]):5.2f} s"
             )
             print(f"     path taken: {' | '.join(sorted(paths[name]))}")
         print(f"     pushed: {shapes[name]}")
@@ -240,7 +249,8 @@ def platforms(registry: str, rounds: int, env: dict[str, str], codes: list[Path]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--registry", default="127.0.0.1:5000")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of each per-image benchmark")
+    parser.add_argument("--platform-rounds", type=int, default=15, help="rounds of the two-platform benchmark")
     parser.add_argument("--only", default="perimage,perimage20,platforms")
     parser.add_argument("--code", type=Path, action="append", default=[], help="another tree's pipeline, timed too")
     args = parser.parse_args()
@@ -262,7 +272,7 @@ def main() -> int:
         print(f"default engine: {engine_named(on_default)}")
         perimage(args.registry, args.rounds, on_default, "Docker 20.10 (default engine)")
     if "platforms" in chosen:
-        platforms(args.registry, args.rounds, on_modern, [code.resolve() for code in args.code])
+        platforms(args.registry, args.platform_rounds, on_modern, [code.resolve() for code in args.code])
     return 0
 
 
