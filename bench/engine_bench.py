@@ -102,7 +102,7 @@ def write_context(context: Path, arm64_busybox: Path) -> None:
 
 def push(context: Path, ref: str, platforms: str, env: dict[str, str]) -> str:
     """A bare `docker buildx build --push` as a user would type it; the pushed manifest's (or index's) digest."""
-    metadata = context / f"metadata-{uuid.uuid4().hex[:8]}.json"
+    metadata = context.parent / f"metadata-{uuid.uuid4().hex[:8]}.json"  # beside the context, not sent with it
     sh(
         "docker", "buildx", "build", "-q", "--network", "none", "--platform", platforms, "--push",
         "--metadata-file", str(metadata), "-t", ref, str(context), env=env,
