@@ -68,21 +68,35 @@ def sh(*command: str, cwd: Path | None = None, env: dict[str, str] | None = None
 
 def sh_output(*command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:
     """Run a command to success: its wall time and its stderr (pipeline's progress lines)."""
+    seconds, done = completed(*command, cwd=cwd, env=env)
+    return seconds, done.stderr
+
+
+def stdout_of(*command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a command to success: what it printed on stdout."""
+    return completed(*command, cwd=cwd, env=env)[1].stdout
+
+
+def completed(
+    *command: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"bench: {' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return time.perf_counter() - started, done.stderr
+    return time.perf_counter() - started, done
 
 
-def pipeline(*args: str, cwd: Path) -> float:
-    return sh(sys.executable, "-m", "pipeline", *args, cwd=cwd)
+def pipeline(*args: str, cwd: Path, env: dict[str, str] | None = None) -> float:
+    return sh(sys.executable, "-m", "pipeline", *args, cwd=cwd, env=env)
 
 
-def pipeline_report(*args: str, cwd: Path) -> tuple[float, dict[str, Any], str]:
+def pipeline_report(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, dict[str, Any], str]:
     """`pipeline run ARGS --report`: the command's wall time, its JSON report and its progress lines."""
     report = cwd / "bench-report.json"
-    seconds, progress = sh_output(sys.executable, "-m", "pipeline", "run", *args, "--report", str(report), cwd=cwd)
+    seconds, progress = sh_output(
+        sys.executable, "-m", "pipeline", "run", *args, "--report", str(report), cwd=cwd, env=env
+    )
     return seconds, json.loads(report.read_text()), progress
 
 
@@ -425,7 +439,9 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def perimage(registry: str, rounds: int = 5) -> None:
+def perimage(registry: str, rounds: int = 5, env: dict[str, str] | None = None, engine: str = "") -> None:
+    """`env`: the environment of both peers (DOCKER_HOST: the engine; None: this process's), named by `engine`."""
+    load_before = os.getloadavg()[0]
     namespace = f"bench-perimage-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -437,12 +453,12 @@ def perimage(registry: str, rounds: int = 5) -> None:
 
         def loop() -> float:
             return sum(
-                buildx("-t", f"{namespace}/small{i:02d}:cli", context=root / f"small{i:02d}")
+                buildx("-t", f"{namespace}/small{i:02d}:cli", context=root / f"small{i:02d}", env=env)
                 for i in range(SMALL_IMAGES)
             )
 
         # Warm peers: one untimed round of each (busybox layer, plugin and interpreter in the page cache).
-        pipeline("run", "--no-push", "--jobs", "1", cwd=root)
+        pipeline("run", "--no-push", "--jobs", "1", cwd=root, env=env)
         loop()
         ours: list[float] = []
         inside: list[float] = []
@@ -453,7 +469,7 @@ def perimage(registry: str, rounds: int = 5) -> None:
         for _ in range(rounds):
             write_small_images(root, uuid.uuid4().hex)
             cpu = children_cpu()
-            seconds, report, _ = pipeline_report("--no-push", "--jobs", "1", cwd=root)
+            seconds, report, _ = pipeline_report("--no-push", "--jobs", "1", cwd=root, env=env)
             ours_cpu.append(children_cpu() - cpu)
             ours.append(seconds)
             inside.append(report["duration_seconds"])
@@ -464,7 +480,8 @@ def perimage(registry: str, rounds: int = 5) -> None:
     n = SMALL_IMAGES
     loop_m, ours_m, inside_m = (statistics.median(x) for x in (cli, ours, inside))
     loop_min, ours_min, inside_min = min(cli), min(ours), min(inside)
-    print(f"4. per-image cost: {n} independent small images with a RUN step, fresh content each round")
+    on = f" on {engine}" if engine else ""
+    print(f"4. per-image cost{on}: {n} independent small images with a RUN step, fresh content each round")
     print(f"   {rounds} alternating rounds; median (min)")
     print(
         f"   docker buildx build loop x{n}             {loop_m:7.2f} s ({loop_min:5.2f})   {loop_m / n:5.2f} s an image"
@@ -481,7 +498,7 @@ def perimage(registry: str, rounds: int = 5) -> None:
     cpu_ours, cpu_loop = statistics.median(ours_cpu), statistics.median(cli_cpu)
     print(f"   CPU of the client processes (not the engine's): pipeline {cpu_ours:5.2f} s, loop {cpu_loop:5.2f} s")
     print(f"   rounds: pipeline {', '.join(f'{x:.2f}' for x in ours)}; loop {', '.join(f'{x:.2f}' for x in cli)}")
-    print(f"   load average after: {os.getloadavg()[0]:.1f}")
+    print(f"   load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
 
 
 # --- 5. two engines ----------------------------------------------------------------------
