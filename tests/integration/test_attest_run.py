@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 from packageurl import PackageURL
 
 from tests.helpers import git, image_entry, init_git, run_cli, shop_config, write_project
@@ -83,6 +84,7 @@ def predicate(root: Path, ref: str, kind: str) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.engines  # issue 28: a build, its attestations and a promotion on each engine
 def test_a_run_attests_provenance_and_sbom_of_what_it_built(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek
 ) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import BASE_DOCKERFILE, app_project, git, init_git, run_cli
 from tests.integration.conftest import RegistryPeek, Services
 
 
+@pytest.mark.engines  # issue 28: a build, its attestations and a promotion on each engine
 def test_promote_onto_a_release_tag_of_another_digest_copies_nothing(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, auth_peek: RegistryPeek
 ) -> None:
