@@ -42,7 +42,7 @@ from pipeline.builders import (
     pinned_dockerfile,
 )
 from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
-from pipeline.builders.store import containerd_store
+from pipeline.builders.store import containerd_store, docker_output
 from pipeline.common.reporting import Reporter
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
 from pipeline.plan import Engine, PlannedImage
@@ -60,13 +60,8 @@ def buildx_version(environment: Mapping[str, str]) -> str | None:
     """`docker buildx version`'s line, or None when the plugin is not installed (or the CLI is absent)."""
     if shutil.which("docker", path=environment.get("PATH")) is None:
         return None
-    try:
-        done = subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, text=True, env=dict(environment), timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.startswith("github.com/docker/buildx") else None
+    said = docker_output(["docker", "buildx", "version"], environment, timeout=30)
+    return said.strip() if said is not None and said.startswith("github.com/docker/buildx") else None
 
 
 class BuildxBackend:
@@ -322,22 +317,12 @@ _BUILDKIT_VERSION = re.compile(r"^\s*(?:BuildKit version|Buildkit):\s*v?(\d+)\.(
 def buildkit_version(builder: str, environment: Mapping[str, str]) -> tuple[int, int] | None:
     """The BuildKit version `docker buildx inspect` reports for the builder's (first) node; None when it
     cannot say (then bases are written into the Dockerfile, which every BuildKit reads)."""
-    try:
-        done = subprocess.run(
-            ["docker", "buildx", "inspect", builder],
-            capture_output=True,
-            text=True,
-            env=dict(environment),
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    found = _BUILDKIT_VERSION.search(done.stdout) if done.returncode == 0 else None
-    if found is None:
+    said = docker_output(["docker", "buildx", "inspect", builder], environment)
+    found = _BUILDKIT_VERSION.search(said) if said is not None else None
+    if said is None or found is None:
         return None
     version = (int(found.group(1)), int(found.group(2)))
-    if version == (0, 0) and _DOCKER_DRIVER.search(done.stdout):
+    if version == (0, 0) and _DOCKER_DRIVER.search(said):
         # A distribution's build of the engine (Debian's docker.io 26) reports its built-in BuildKit as
         # v0.0.0+unknown: the engine's own version says which BuildKit it vendors.
         return engine_buildkit(_engine_version(environment))
@@ -355,18 +340,8 @@ def engine_buildkit(engine_version: str | None) -> tuple[int, int] | None:
 
 
 def _engine_version(environment: Mapping[str, str]) -> str | None:
-    try:
-        done = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            env=dict(environment),
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    said = docker_output(["docker", "version", "--format", "{{.Server.Version}}"], environment)
+    return said.strip() if said is not None else None
 
 
 def _takes_named_contexts(version: tuple[int, int] | None) -> bool:

@@ -32,25 +32,32 @@ def is_containerd_store(driver_status: str) -> bool:
     return any(isinstance(pair, list) and pair == ["driver-type", CONTAINERD_SNAPSHOTTER] for pair in pairs)
 
 
+def docker_output(argv: list[str], environment: Mapping[str, str], timeout: float = 60) -> str | None:
+    """What a docker CLI command that asks the engine or builder something prints (stdout); None when it
+    cannot be run, takes longer than `timeout` or fails."""
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env=dict(environment),
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def containerd_store(environment: Mapping[str, str]) -> bool:
     """Whether the engine this environment names (DOCKER_HOST, DOCKER_CONTEXT) keeps the containerd image
     store. An engine that does not answer counts as classic: its build fails anyway and says why."""
     key = (environment.get("DOCKER_HOST"), environment.get("DOCKER_CONTEXT"))
     with _GUARD:
         if key not in _STORES:
-            try:
-                done = subprocess.run(
-                    ["docker", "info", "--format", "{{json .DriverStatus}}"],
-                    capture_output=True,
-                    text=True,
-                    env=dict(environment),
-                    timeout=60,
-                    stdin=subprocess.DEVNULL,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired):
+            status = docker_output(["docker", "info", "--format", "{{json .DriverStatus}}"], environment)
+            if status is None:
                 return False  # not remembered: asked again by the next build
-            if done.returncode != 0:
-                return False
-            _STORES[key] = is_containerd_store(done.stdout.strip())
+            _STORES[key] = is_containerd_store(status.strip())
         return _STORES[key]

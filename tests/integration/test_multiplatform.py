@@ -22,6 +22,14 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
 @pytest.fixture
+def on_modern(modern_host: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test's DOCKER_HOST (its CLI runs and its own docker calls): Docker 26 with the containerd store."""
+    monkeypatch.setenv("DOCKER_HOST", modern_host)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    return modern_host
+
+
+@pytest.fixture
 def docker_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A `docker` first in PATH that logs each invocation's argv (one line) and runs the real one."""
     real = shutil.which("docker")
@@ -66,12 +74,10 @@ def test_two_platforms_are_one_buildx_invocation_on_the_containerd_store(
     services: Services,
     namespace: str,
     plain_peek: RegistryPeek,
-    modern_host: str,
+    on_modern: str,
     busybox_arm64: Path,  # noqa: F811
     docker_log: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", modern_host)
     root = tmp_path / "project"
     init_sha = _project(root, f"{services.plain_registry}/{namespace}", busybox_arm64, trusted=True)
     started = time.monotonic()
@@ -156,12 +162,10 @@ def test_a_dependant_builds_on_its_base_s_index_one_invocation_each(
     services: Services,
     namespace: str,
     plain_peek: RegistryPeek,
-    modern_host: str,
+    on_modern: str,
     busybox_arm64: Path,  # noqa: F811
     docker_log: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", modern_host)
     root = tmp_path / "project"
     platforms = f"platforms: [{', '.join(PLATFORMS)}]"
     images = {
@@ -195,12 +199,10 @@ def test_a_step_failing_on_one_platform_fails_the_image_naming_that_platform_and
     services: Services,
     namespace: str,
     plain_peek: RegistryPeek,
-    modern_host: str,
+    on_modern: str,
     busybox_arm64: Path,  # noqa: F811
     docker_log: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", modern_host)
     root = tmp_path / "project"
     _project(root, f"{services.plain_registry}/{namespace}", busybox_arm64)
     dockerfile = root / "images" / "app" / "Dockerfile"
