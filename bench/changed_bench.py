@@ -9,7 +9,8 @@ same machine load; wall time and the process's CPU time (user + system, from wai
 included), which a loaded machine inflates less. Each round runs it twice: a miss (the cache in
 .git/pipeline/changed-cache.json removed first, outside the timing: the config is loaded and the cache
 written) and a hit (the cache as the miss left it: what a hook pays on each commit that leaves the
-pipelines file alone). Target: under 300 ms wall for a hit.
+pipelines file alone). Target (issue 29 item 4): under 300 ms wall for both, the miss included (a commit
+that edits the pipelines file, or the first run after a checkout, pays it).
 
     .venv/bin/python bench/changed_bench.py [--images 200] [--files 10000] [--runs 21]
 """
@@ -162,8 +163,12 @@ def main() -> int:
     print(floor.line("git diff --name-only (the floor)"))
     print(miss.line("pipeline changed, cache miss"))
     print(hit.line("pipeline changed, cache hit"))
-    print(f"  ratio miss / git diff              {miss.median() / floor.median():7.1f}x")
-    print(f"  ratio hit / git diff               {hit.median() / floor.median():7.1f}x   target: hit under 300 ms")
+    for name, samples in (("miss", miss), ("hit", hit)):
+        verdict = "met" if samples.median() <= 0.3 else "NOT met"
+        print(
+            f"  ratio {name + ' / git diff':<29}{samples.median() / floor.median():7.1f}x"
+            f"   target under 300 ms: {verdict}"
+        )
     for name, seconds in in_process.items():
         print(f"  in process, {name:<4}                  {seconds * 1000:7.1f} ms  (git, inputs, mapping)")
     assert '"images"' in json_out and "changed" in text
