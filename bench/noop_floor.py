@@ -1,0 +1,112 @@
+"""The floor of a no-op `pipeline run` on this machine, and the run itself beside it (issue 29).
+
+Floor: what a no-op cannot avoid — an interpreter start, `git rev-parse HEAD`, `git ls-files -s`, and one
+manifest HEAD for each tag a no-op looks up (an image's input tag and its build tag), all in parallel
+on a pool of keep-alive connections (stdlib http.client, nothing else imported). The project is
+benchmark 1's DAG (bench/run_bench.py, chains of ten), built and pushed once; then floor and
+`pipeline run` (warm: nothing to build) alternate, so load from elsewhere falls on both alike.
+                                      targets: 30 images <= 2x the floor; 100 <= 0.5 s; 300 <= 1.0 s; 1,000 <= 2.5 s
+
+    .venv/bin/python bench/noop_floor.py [--registry $PIPELINE_PLAIN_REGISTRY] [--images 30,100,300] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_bench import pipeline, require, sh, write_noop_project  # noqa: E402
+
+# The floor's child process: only the stdlib, so its start-up is the interpreter's own.
+FLOOR = """
+import http.client, json, subprocess, sys, threading
+registry, paths = sys.argv[1], json.loads(sys.argv[2])
+subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True)
+subprocess.run(["git", "ls-files", "-s"], check=True, capture_output=True)
+oci, docker = "application/vnd.oci.image.", "application/vnd.docker.distribution.manifest."
+accept = {"Accept": f"{oci}index.v1+json, {oci}manifest.v1+json, {docker}v2+json, {docker}list.v2+json"}
+def worker(share):
+    connection = http.client.HTTPConnection(registry)
+    for path in share:
+        connection.request("HEAD", path, headers=accept)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200 and response.getheader("Docker-Content-Digest"), (path, response.status)
+workers = [threading.Thread(target=worker, args=(paths[i::8],)) for i in range(min(8, len(paths)))]
+for w in workers: w.start()
+for w in workers: w.join()
+"""
+
+
+def tag_paths(registry: str, namespace: str, count: int) -> list[str]:
+    """The manifest paths of every tag the run left in each image's repository (its input and build tags)."""
+    connection = http.client.HTTPConnection(registry)
+    paths = []
+    for i in range(count):
+        repository = f"{namespace}/img{i:03d}"
+        connection.request("GET", f"/v2/{repository}/tags/list")
+        response = connection.getresponse()
+        tags = json.loads(response.read())["tags"]
+        paths += [f"/v2/{repository}/manifests/{tag}" for tag in tags]
+    return paths
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 1)[0]
+
+
+def measure(registry: str, count: int, rounds: int) -> tuple[float, float]:
+    """(floor, pipeline) medians for a `count`-image DAG; prints both with their rounds and the load."""
+    namespace = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_noop_project(root, registry, namespace, count)
+        pipeline("run", "--jobs", "2", cwd=root)
+        pipeline("run", cwd=root)  # warm: page cache, content cache
+        paths = tag_paths(registry, namespace, count)
+        floors: list[float] = []
+        runs: list[float] = []
+        loads = [load()]
+        for _ in range(rounds):
+            floors.append(sh(sys.executable, "-c", FLOOR, registry, json.dumps(paths), cwd=root))
+            runs.append(pipeline("run", cwd=root))
+            loads.append(load())
+    floor, ours = statistics.median(floors), statistics.median(runs)
+    print(f"{count} images ({len(paths)} HEADs), median of {rounds} alternating rounds (min)")
+    print(f"   floor                 {floor:6.3f} s ({min(floors):5.3f})")
+    print(
+        f"   pipeline run no-op    {ours:6.3f} s ({min(runs):5.3f})   {ours / floor:5.2f}x the floor "
+        f"({min(runs) / min(floors):4.2f}x)   {ours / count * 1000:5.2f} ms an image"
+    )
+    print(f"   rounds: floor {', '.join(f'{x:.3f}' for x in floors)}; run {', '.join(f'{x:.3f}' for x in runs)}")
+    print(f"   load average (1 min) before and after each round: {' '.join(loads)}")
+    return floor, ours
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--registry", default=os.environ.get("PIPELINE_PLAIN_REGISTRY", "127.0.0.1:5000"))
+    parser.add_argument("--images", default="30,100,300")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    require("docker")
+    require("git")
+    print(f"machine: {os.cpu_count()} cores; registry {args.registry}; load {load()}")
+    results = {count: measure(args.registry, count, args.rounds) for count in map(int, args.images.split(","))}
+    counts = sorted(results)
+    for smaller, larger in zip(counts, counts[1:], strict=False):
+        extra = (results[larger][1] - results[smaller][1]) / (larger - smaller)
+        print(f"per-image cost of the run from {smaller} to {larger} images: {extra * 1000:5.2f} ms an image")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
