@@ -10,6 +10,7 @@ every run compiles pipeline's ~120 modules again, a third of a no-op's start-up.
                                       targets: 30 images <= 2x the floor; 100 <= 0.5 s; 300 <= 1.0 s; 1,000 <= 2.5 s
 
     .venv/bin/python bench/noop_floor.py [--registry $PIPELINE_PLAIN_REGISTRY] [--images 30,100,300] [--rounds 5]
+        [--before DIR]    # another checkout of pipeline (`git worktree add DIR <commit>`), timed in the same rounds
 """
 
 from __future__ import annotations
@@ -69,21 +70,27 @@ def load() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 1)[0]
 
 
-def measure(registry: str, count: int, rounds: int) -> tuple[float, float]:
-    """(floor, pipeline) medians for a `count`-image DAG; prints both with their rounds and the load."""
+def measure(registry: str, count: int, rounds: int, before: Path | None) -> tuple[float, float]:
+    """(floor, pipeline) medians for a `count`-image DAG; prints both with their rounds and the load;
+    `before`: a checkout whose `pipeline run` is timed in each round too (its PYTHONPATH)."""
+    old_env = {**ENV, "PYTHONPATH": str(before)} if before else ENV
     namespace = f"bench-floor-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_noop_project(root, registry, namespace, count)
         pipeline("run", "--jobs", "2", cwd=root, env=ENV)
         pipeline("run", cwd=root, env=ENV)  # warm: page cache, content cache, bytecode
+        pipeline("run", cwd=root, env=old_env)
         paths = tag_paths(registry, namespace, count)
         floors: list[float] = []
         runs: list[float] = []
+        olds: list[float] = []
         loads = [load()]
         for _ in range(rounds):
             floors.append(sh(sys.executable, "-c", FLOOR, registry, json.dumps(paths), cwd=root, env=ENV))
             runs.append(pipeline("run", cwd=root, env=ENV))
+            if before:
+                olds.append(pipeline("run", cwd=root, env=old_env))
             loads.append(load())
     floor, ours = statistics.median(floors), statistics.median(runs)
     print(f"{count} images ({len(paths)} HEADs), median of {rounds} alternating rounds (min)")
@@ -92,6 +99,13 @@ def measure(registry: str, count: int, rounds: int) -> tuple[float, float]:
         f"   pipeline run no-op    {ours:6.3f} s ({min(runs):5.3f})   {ours / floor:5.2f}x the floor "
         f"({min(runs) / min(floors):4.2f}x)   {ours / count * 1000:5.2f} ms an image"
     )
+    if olds:
+        old = statistics.median(olds)
+        print(
+            f"   before ({before})  {old:6.3f} s ({min(olds):5.3f})   {old / floor:5.2f}x the floor "
+            f"({min(olds) / min(floors):4.2f}x)   {old / count * 1000:5.2f} ms an image"
+        )
+        print(f"   rounds before: {', '.join(f'{x:.3f}' for x in olds)}")
     print(f"   rounds: floor {', '.join(f'{x:.3f}' for x in floors)}; run {', '.join(f'{x:.3f}' for x in runs)}")
     print(f"   load average (1 min) before and after each round: {' '.join(loads)}")
     return floor, ours
@@ -102,12 +116,14 @@ def main() -> int:
     parser.add_argument("--registry", default=os.environ.get("PIPELINE_PLAIN_REGISTRY", "127.0.0.1:5000"))
     parser.add_argument("--images", default="30,100,300")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="another checkout of pipeline, timed in the same rounds")
     args = parser.parse_args()
     require("docker")
     require("git")
     print(f"machine: {os.cpu_count()} cores; registry {args.registry}; load {load()}")
-    results = {count: measure(args.registry, count, args.rounds) for count in map(int, args.images.split(","))}
-    counts = sorted(results)
+    counts = [int(count) for count in args.images.split(",")]
+    results = {count: measure(args.registry, count, args.rounds, args.before) for count in counts}
+    counts.sort()
     for smaller, larger in zip(counts, counts[1:], strict=False):
         extra = (results[larger][1] - results[smaller][1]) / (larger - smaller)
         print(f"per-image cost of the run from {smaller} to {larger} images: {extra * 1000:5.2f} ms an image")
