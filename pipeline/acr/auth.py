@@ -7,8 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-import httpx
-
+from pipeline.common.http import httpx
 from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.errors import AuthError, PipelineError
 from pipeline.registry.credentials import CredentialLookup, Credentials

@@ -29,8 +29,9 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pipeline.builders import (
     LOG_TAIL_LINES,
@@ -41,11 +42,13 @@ from pipeline.builders import (
     engine_environment,
     pinned_dockerfile,
 )
-from pipeline.builders.classic import ClassicBackend, DockerBuilder, engine_clients
 from pipeline.builders.store import containerd_store, docker_output
 from pipeline.common.reporting import Reporter
 from pipeline.errors import BuildError, EngineUnavailable, EnvironmentProblem
 from pipeline.plan import Engine, PlannedImage
+
+if TYPE_CHECKING:
+    from pipeline.builders.classic import DockerBuilder
 
 # Marks of a client that lost its engine or builder (then the engine is pinged to be sure).
 _LOST = re.compile(
@@ -509,7 +512,12 @@ def user_step(name: str) -> str | None:
 def open_backend(environment: Mapping[str, str], engines: Mapping[str, Engine], warn: Reporter) -> Backend:
     """BuildKit on every engine (each checked to answer); without the buildx plugin, the classic
     builder, with one warning (a buildx builder engine then cannot be used: an error)."""
-    version = buildx_version(environment)
+    with ThreadPoolExecutor(1) as asking:
+        # The docker CLI answers (~0.1 s, a process of its own) while docker-py, the engine client, loads.
+        asked = asking.submit(buildx_version, environment)
+        from pipeline.builders.classic import ClassicBackend, engine_clients
+
+        version = asked.result()
     if version is None:
         named = [e.name for e in engines.values() if e.buildx_builder is not None]
         if named:

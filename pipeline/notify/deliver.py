@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from tenacity import RetryCallState, stop_after_attempt
 from tenacity.stop import stop_base
 
 from pipeline import __version__
+from pipeline.common.http import httpx
 from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.config.checks import notify_url_problem
 from pipeline.config.resolved import Notification, NotifyDestination

@@ -10,8 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Unpack
 
-import httpx
-
+from pipeline.common.http import httpx
 from pipeline.errors import RegistryError
 from pipeline.registry.contentcache import ContentCache
 from pipeline.registry.credentials import CredentialLookup

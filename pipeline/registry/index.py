@@ -17,8 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from pipeline.common.http import httpx
 from pipeline.errors import PipelineError, RegistryError
 from pipeline.registry.client import (
     DOCKER_LIST,

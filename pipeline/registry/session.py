@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Self, TypedDict, Unpack
 
-import httpx
-
+from pipeline.common.http import httpx
 from pipeline.common.retry import POLICY, Transient, parse_retry_after
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.credentials import CredentialLookup

@@ -14,8 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-import httpx
-
+from pipeline.common.http import httpx
 from pipeline.errors import RegistryError
 from pipeline.files import read_regular_file
 from pipeline.registry.reference import is_loopback_host
