@@ -218,3 +218,33 @@ def test_the_command_table_summaries_are_the_commands_short_help() -> None:
         assert stand_in.hidden == command.hidden, name
         for limit in (45, *range(30, 100)):
             assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), (name, limit)
+
+
+# Every command's --help (and so its TABs) the same way; `serve --help` still loads the web server's
+# modules (its option defaults come from pipeline.triggers.server), GitPython and the config models.
+# `changed` reads image references (pipeline.registry.reference, stdlib only) to name variants.
+NOT_LOADED_FOR_ANY_HELP = tuple(name for name in NOT_LOADED_FOR_HELP if name != "pipeline.registry")
+HELP_PATHS = [
+    *[[name] for name in ("plan", "graph", "validate", "explain", "bases", "release", "promote", "tags")],
+    *[[name] for name in ("keys", "sign", "verify", "attest", "tree", "schema", "changed", "trigger", "hooks")],
+    *[[name] for name in ("hook-run", "watch", "acr", "completion")],
+    ["keys", "generate"],
+    ["hooks", "install"],
+    ["acr", "sync-tasks"],
+]
+
+
+@pytest.mark.parametrize("args", HELP_PATHS, ids=[" ".join(path) for path in HELP_PATHS])
+def test_every_command_help_loads_no_config_models_clients_or_signing(repository: Path, args: list[str]) -> None:
+    output, modules = probe([*args, "--help"], repository)
+    assert output.startswith(f"Usage: pipeline {' '.join(args)} ")
+    assert among(modules, (*NOT_LOADED_FOR_ANY_HELP, "yaml", "pipeline.config")) == []
+
+
+@pytest.mark.parametrize(
+    "words", ["pipeline release ", "pipeline bases ", "pipeline changed ", "pipeline acr sync-tasks "]
+)
+def test_completing_pipeline_names_of_every_command_loads_no_config_models(repository: Path, words: str) -> None:
+    output, modules = probe([], repository, complete(words))
+    assert output.splitlines() == ["plain,shop"]
+    assert among(modules, NOT_LOADED_FOR_ANY_HELP) == []
