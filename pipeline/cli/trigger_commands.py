@@ -14,7 +14,6 @@ from pipeline.cli.common import F, locked_option, progress_mode, progress_option
 from pipeline.common.reporting import Forward
 from pipeline.errors import PipelineError
 from pipeline.triggers import hooks as git_hooks
-from pipeline.vcs import ZERO_SHA
 
 # --help and completion import this module: the run stack, the config models and GitPython load in the
 # commands' bodies.
@@ -27,6 +26,9 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+# Git's name for a missing ref, as pipeline.vcs.ZERO_SHA (which the CLI does not import; triggers.rules,
+# which re-exports it, loads the config models).
+ZERO_SHA = "0" * 40
 _SAY = Forward(_say)  # triggers' and watchers' progress, on stderr
 
 
