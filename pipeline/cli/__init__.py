@@ -18,35 +18,104 @@ from pipeline.cli.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, cli, red
 from pipeline.cli.completion import COMPLETE_VAR  # noqa: E402
 from pipeline.errors import Interrupted, PipelineError  # noqa: E402
 
-# Each command's module is imported only when the command runs (common.LazyGroup): start-up is most of
-# a no-op run's time, and most commands' modules pull in what `run` never uses.
-COMMANDS = {
-    "run": "build_commands:run",
-    "plan": "build_commands:plan",
-    "graph": "build_commands:graph",
-    "validate": "build_commands:validate",
-    "explain": "build_commands:explain",
-    "bases": "bases_command:bases",
-    "release": "release_commands:release",
-    "promote": "release_commands:promote",
-    "tags": "release_commands:tags",
-    "keys": "sign_commands:keys",
-    "sign": "sign_commands:sign",
-    "verify": "sign_commands:verify",
-    "attest": "sign_commands:attest",
-    "tree": "tree_command:tree",
-    "schema": "schema_command:schema",
-    "changed": "changed_command:changed",
-    "trigger": "trigger_commands:trigger",
-    "hooks": "trigger_commands:hooks",
-    "hook-run": "trigger_commands:hook_run",
-    "watch": "trigger_commands:watch",
-    "serve": "serve_command:serve",
-    "acr": "acr_commands:acr",
-    "completion": "completion:completion",
+# Each command's module is imported only when the command runs or completes (common.LazyGroup): start-up
+# is most of a no-op run's time, and most commands' modules pull in what `run` never uses. Each command's
+# summary (its help's first sentence, as click shortens it) is kept here so that `pipeline --help` and
+# completing a command name import none of them; tests/unit/cli/test_startup.py checks they match.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("build_commands:run", "Build PIPELINES (default: all) in dependency order and push them."),
+    "plan": (
+        "build_commands:plan",
+        "Show what `run` would do, without side effects: order, references, build args, tags, and for each "
+        'image "build (why)" or "reuse (digest)" from the registry\'s input-digest tags.',
+    ),
+    "graph": ("build_commands:graph", "Draw the dependency graph: an arrow from each image to the images built on it."),
+    "validate": (
+        "build_commands:validate",
+        "Check the pipelines file (schema, paths, dependencies, cycles) without building.",
+    ),
+    "explain": (
+        "build_commands:explain",
+        "Say why IMAGE (pipeline/name, or a unique name) would be rebuilt: which inputs changed since its "
+        "last pushed build on this line of history, and which context files.",
+    ),
+    "bases": (
+        "bases_command:bases",
+        "List every external base image PIPELINES (default: all) build on: the reference as the Dockerfile "
+        "names it, per platform the digest the registry has now (an index's child, and the index), the digest"
+        " pipelines.lock holds (if any), and the images using it.",
+    ),
+    "release": (
+        "release_commands:release",
+        "Cut a release: choose the version, tag HEAD (annotated vX.Y.Z), build and publish it.",
+    ),
+    "promote": (
+        "release_commands:promote",
+        "Copy a tested image SOURCE (repo:tag or repo@digest) to DESTINATION (a repository) and tag it.",
+    ),
+    "tags": (
+        "release_commands:tags",
+        "Show REPOSITORY's tags as versions: one row per digest with every version on it, its platforms (an "
+        "image index), the tags that share it, and the version whose build made it when that is another (a "
+        "reused image keeps the labels of its build).",
+    ),
+    "keys": ("sign_commands:keys", "Manage cosign-compatible signing keys."),
+    "sign": (
+        "sign_commands:sign",
+        "Sign REFERENCE's digest (a tag is resolved to its digest first; the tag itself is never signed).",
+    ),
+    "verify": (
+        "sign_commands:verify",
+        "Verify REFERENCE's signatures: exit 0 verified, 1 not (no signature, bad signature or wrong "
+        "identity), with the reason.",
+    ),
+    "attest": (
+        "sign_commands:attest",
+        "Attest a predicate about REFERENCE's digest by hand, as `cosign attest` does: an in-toto statement "
+        "signed with the key (or keyless) and stored as cosign's `.att` layer and/or an OCI 1.1 referrer.",
+    ),
+    "tree": (
+        "tree_command:tree",
+        "Show what is attached to REFERENCE's digest, like `cosign tree`: the tags naming it, its signatures,"
+        " attestations (predicate type, signer, storage form), SBOMs and other OCI referrers, and for an "
+        "image index each platform's manifest with its own attachments.",
+    ),
+    "schema": (
+        "schema_command:schema",
+        "Print the JSON Schema (draft 2020-12) of pipelines.yaml, made from the same models the loader "
+        "validates with: every key with its description, example, allowed values and default.",
+    ),
+    "changed": (
+        "changed_command:changed",
+        "List the images a change affects (context files not .dockerignored, the Dockerfile, extra `paths:` "
+        "globs, the pipelines file), each with every reason: its changed files (the first three, and how many"
+        " more) and each affected image it depends on.",
+    ),
+    "trigger": (
+        "trigger_commands:trigger",
+        "Build what one push calls for: the pipelines whose trigger rules match REF, limited to the images "
+        "the commits from BEFORE to AFTER affect (a release rule builds everything at its version).",
+    ),
+    "hooks": ("trigger_commands:hooks", "Install or remove git hooks that build what each commit or push changed."),
+    "hook-run": (
+        "trigger_commands:hook_run",
+        "What installed hooks call; reads the pushed ranges the way each hook receives them.",
+    ),
+    "watch": ("trigger_commands:watch", "Poll a branch and build each new commit in order (only what it changed)."),
+    "serve": (
+        "serve_command:serve",
+        "Receive push webhooks (GitHub, GitLab, generic JSON), run `pipeline trigger` for each pushed range "
+        "one at a time, and show the runs on a status page.",
+    ),
+    "acr": ("acr_commands:acr", "Azure Container Registry: tasks that build on commits without a running `pipeline`."),
+    "completion": (
+        "completion:completion",
+        "Print the completion script for SHELL; pipeline and image names complete from the pipelines file.",
+    ),
 }
-for name, where in COMMANDS.items():
-    cli.add_lazy_command(name, f"pipeline.cli.{where}")
+HIDDEN = {"hook-run"}
+for name, (where, summary) in COMMANDS.items():
+    cli.add_lazy_command(name, f"pipeline.cli.{where}", summary, hidden=name in HIDDEN)
 
 
 def main() -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.acr import sync
-from pipeline.acr.tasks import TaskSpec
 from pipeline.cli.common import config_option, echo_json, session, settings
 from pipeline.cli.completion import complete_pipelines
-from pipeline.config import load_config
+
+# --help and completion import this module: the Azure sync and the config models load in the command.
+if TYPE_CHECKING:
+    from pipeline.acr import sync
+    from pipeline.acr.tasks import TaskSpec
 
 
 @click.group()
@@ -42,6 +45,9 @@ def sync_tasks(
       pipeline acr sync-tasks --dry-run --json
       pipeline acr sync-tasks --branch main --prune
     """
+    from pipeline.acr import sync
+    from pipeline.config import load_config
+
     config = load_config(config_file)
     plan = session(config).plan(pipelines, None)
     result = sync.sync_tasks(

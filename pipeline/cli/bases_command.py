@@ -4,16 +4,17 @@ and `--update` to bring pipelines.lock up to date (pipeline.bases.status)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.bases.lock import BaseLock, lock_path
-from pipeline.bases.status import BaseStatus, LockUpdate, base_status, lock_update
-from pipeline.bases.usage import base_uses
 from pipeline.cli.common import config_option, echo_json, session
 from pipeline.cli.completion import complete_pipelines
-from pipeline.config import load_config
-from pipeline.registry.platforms import platform_text
+
+# --help and completion import this module: the registry client and the config models load in the command.
+if TYPE_CHECKING:
+    from pipeline.bases.lock import BaseLock
+    from pipeline.bases.status import BaseStatus, LockUpdate
 
 
 @click.command()
@@ -50,6 +51,11 @@ def bases(pipelines: tuple[str, ...], config_file: Path, as_json: bool, update: 
       pipeline bases --json | jq -r '.bases[] | select(.current != .locked) | .reference'
       pipeline bases --update && git commit -m "Update base images" pipelines.lock
     """
+    from pipeline.bases.lock import BaseLock, lock_path
+    from pipeline.bases.status import base_status, lock_update
+    from pipeline.bases.usage import base_uses
+    from pipeline.config import load_config
+
     config = load_config(config_file)
     the_session = session(config)
     plan = the_session.plan(pipelines, None)
@@ -84,6 +90,8 @@ def bases(pipelines: tuple[str, ...], config_file: Path, as_json: bool, update: 
 
 
 def _echo_bases(found: list[BaseStatus], lock: BaseLock | None) -> None:
+    from pipeline.registry.platforms import platform_text
+
     if not found:
         click.echo("no external base images (only scratch and the pipelines' own images)")
     for status in found:

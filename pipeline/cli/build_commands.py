@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.cache.predict import Prediction
-from pipeline.cache.scope import Scope, reuse_warnings, scope_of
 from pipeline.cli.common import (
     EXIT_CONFIG,
     RunFlags,
@@ -21,17 +19,15 @@ from pipeline.cli.common import (
     session,
 )
 from pipeline.cli.completion import complete_images, complete_pipelines
-from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
-from pipeline.cli.variants import variant_lines_of, variant_row
-from pipeline.cli.workflow import report_sink, run_session, show_error
-from pipeline.config import load_config
-from pipeline.config.templates import render
 from pipeline.errors import ConfigError, RegistryError, UsageError
-from pipeline.plan import Plan, PlannedImage, base_variant
-from pipeline.run.executor import interrupted_result
-from pipeline.run.notifying import notifying
-from pipeline.run.report import check_report_file, emit_report
-from pipeline.run.session import Session, check_result
+
+# `--help` and completion import this module: what only a command's run needs (the config models, the
+# planner, the engine and registry clients) is imported in the commands' bodies.
+if TYPE_CHECKING:
+    from pipeline.cache.predict import Prediction
+    from pipeline.cache.scope import Scope
+    from pipeline.plan import Plan, PlannedImage
+    from pipeline.run.session import Session
 
 
 @click.command()
@@ -64,6 +60,13 @@ def run(
       pipeline run --dotenv build.env     # outputs for GitLab's artifacts:reports:dotenv
       pipeline run --locked               # CI: only on the base digests pipelines.lock names
     """
+    from pipeline.cli.workflow import report_sink, run_session
+    from pipeline.config import load_config
+    from pipeline.run.executor import interrupted_result
+    from pipeline.run.notifying import notifying
+    from pipeline.run.report import check_report_file, emit_report
+    from pipeline.run.session import check_result
+
     the_session = run_session(load_config(config_file), flags.progress, flags.quiet)
     the_plan = the_session.plan(pipelines, version)
     if since is not None:
@@ -104,6 +107,9 @@ def plan(pipelines: tuple[str, ...], config_file: Path, version: str | None, off
     Example:
       pipeline plan shop --version 2.1.5 --json
     """
+    from pipeline.cache.scope import reuse_warnings, scope_of
+    from pipeline.config import load_config
+
     the_session = session(load_config(config_file))
     the_plan = the_session.plan(pipelines, version)
     values = the_plan.context.template_values()
@@ -138,6 +144,8 @@ def _plan_row(
     image: PlannedImage,
 ) -> dict[str, Any]:
     """One image of `plan --json`: what is built from what, its tags, and whether it is built or reused."""
+    from pipeline.config.templates import render
+
     image_values = _values_for(the_plan, image, values)
     prediction = predictions.get(key)
     return {
@@ -166,6 +174,9 @@ def _plan_row(
 
 def _variant_rows(the_plan: Plan, image: PlannedImage, values: dict[str, str]) -> list[dict[str, Any]]:
     """The image's variants, each with its rendered build args and its tags."""
+    from pipeline.cli.variants import variant_row
+    from pipeline.config.templates import render
+
     rows = []
     for variant in image.variants:
         view = image.variant_view(variant)
@@ -228,6 +239,8 @@ def _reuse_row(scope: Scope, image: PlannedImage, prediction: Prediction | None)
 def _values_for(the_plan: Plan, image: PlannedImage, values: dict[str, str]) -> dict[str, str]:
     """Template values with `{{ images.X }}` as the run will fill it: X's digest, or for a variant's
     view the digest of X's matching variant."""
+    from pipeline.plan import base_variant
+
     image_values = dict(values)
     for dep in image.depends_on:
         dep_image = the_plan.images[dep]
@@ -239,6 +252,8 @@ def _values_for(the_plan: Plan, image: PlannedImage, values: dict[str, str]) -> 
 
 def _echo_build_args(row: dict[str, Any]) -> None:
     """Build args every variant shares once, then each variant with the ones that are its own."""
+    from pipeline.cli.variants import variant_lines_of
+
     if not row["variants"]:
         for name, value in row["build_args"].items():
             click.echo(f"     build arg {name}={value}")
@@ -277,6 +292,8 @@ def explain(image_name: str, config_file: Path, as_json: bool) -> None:
     Example:
       pipeline explain shop/app
     """
+    from pipeline.config import load_config
+
     the_session = session(load_config(config_file))
     the_plan = the_session.plan((), None)
     matches = [k for k in the_plan.images if k == image_name or k.split("/", 1)[1] == image_name]
@@ -313,6 +330,9 @@ def graph(pipelines: tuple[str, ...], config_file: Path, fmt: str) -> None:
       pipeline graph --format svg > graph.svg
       pipeline graph --format dot | dot -Tpng > graph.png
     """
+    from pipeline.cli.diagram import to_dot, to_mermaid, to_svg
+    from pipeline.config import load_config
+
     the_plan = session(load_config(config_file)).plan(pipelines, None)
     drawings = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
     click.echo(drawings[fmt](the_plan), nl=False)
@@ -335,6 +355,9 @@ def validate(config_file: Path, as_json: bool) -> None:
       pipeline validate -f pipelines.yaml
       pipeline validate --json | jq -r '.errors[] | "\\(.line):\\(.column) \\(.message)"'
     """
+    from pipeline.cli.workflow import show_error
+    from pipeline.config import load_config
+
     try:
         config = load_config(config_file)
     except ConfigError as exc:

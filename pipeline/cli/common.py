@@ -21,6 +21,8 @@ from pipeline.errors import ConfigError, UsageError
 # The config (pydantic and its models) loads when a command reads one: `changed` starts git first. The
 # run's settings (and the CI detection they read) when a command reads them: `changed` never does.
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from pipeline.config import LoadedConfig
     from pipeline.redaction import Redactor
     from pipeline.run.executor import RunOptions
@@ -40,9 +42,36 @@ class LazyGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, str] = {}  # command name -> "module:attribute"
+        self.summaries: dict[str, click.Command] = {}  # command name -> a stand-in with its summary only
 
-    def add_lazy_command(self, name: str, where: str) -> None:
+    def add_lazy_command(self, name: str, where: str, summary: str, hidden: bool = False) -> None:
+        """`summary`: the first sentence of the command's help, which is all its short help is made of."""
         self.lazy[name] = where
+        self.summaries[name] = click.Command(name, help=summary, hidden=hidden)
+
+    def summary_of(self, name: str) -> click.Command:
+        """The command if it is loaded, else its stand-in: the same short help and hidden flag, and no
+        import of its module (`pipeline --help`, completing a command name)."""
+        return self.commands.get(name) or self.summaries[name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own listing, from the summaries: nothing else of a command is shown."""
+        commands = [(name, self.summary_of(name)) for name in self.list_commands(ctx)]
+        rows = [(name, command) for name, command in commands if not command.hidden]
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """click's own completions (command names, then the group's options), from the summaries."""
+        from click.shell_completion import CompletionItem
+
+        commands = [(name, self.summary_of(name)) for name in self.list_commands(ctx) if name.startswith(incomplete)]
+        results = [
+            CompletionItem(name, help=command.get_short_help_str()) for name, command in commands if not command.hidden
+        ]
+        return [*results, *click.Command.shell_complete(self, ctx, incomplete)]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,19 +24,18 @@ from pipeline.cli.common import (
     signer_options,
 )
 from pipeline.cli.completion import complete_pipelines
-from pipeline.cli.workflow import report_sink, run_session
 from pipeline.common.reporting import Forward
-from pipeline.config import load_config
 from pipeline.errors import UsageError
-from pipeline.registry.reference import parse_reference, parse_repository
-from pipeline.release.cut import BumpChoice
-from pipeline.release.promote import Promotion
-from pipeline.release.promote import promote as promote_image
-from pipeline.release.tagview import VersionRow, tag_view
-from pipeline.run.release import Release, ReleasePreview
-from pipeline.run.report import tag_change_data
-from pipeline.signing.actions import SignResult, sign_reference
-from pipeline.signing.signer import Signer
+
+# --help and completion import this module: the config models, the run stack, the registry client and
+# signing load in the commands' bodies.
+if TYPE_CHECKING:
+    from pipeline.release.cut import BumpChoice
+    from pipeline.release.promote import Promotion
+    from pipeline.release.tagview import VersionRow
+    from pipeline.run.release import ReleasePreview
+    from pipeline.signing.actions import SignResult
+    from pipeline.signing.signer import Signer
 from pipeline.versioning import FLOATING_KINDS, parse_version, tag_set
 
 
@@ -51,6 +50,8 @@ _STEPS = Forward(step=lambda image, step, message: _progress(step, f"{image}: {m
 
 def _print_dry_run(found: ReleasePreview, as_json: bool) -> None:
     """Print the plan, then refuse exactly as the real run would: the first refusal decides the exit code."""
+    from pipeline.run.report import tag_change_data
+
     chosen, plan, changes, refusals = found.chosen, found.plan, found.preview.changes, found.preview.refusals
     if as_json:
         data = {
@@ -122,6 +123,10 @@ def release(
       pipeline release --bump minor --push-tag
       pipeline release --version 2.1.0 --pre rc  # 2.1.0-rc.N
     """
+    from pipeline.cli.workflow import report_sink, run_session
+    from pipeline.config import load_config
+    from pipeline.run.release import Release
+
     config = load_config(config_file)
     the_session = run_session(config, flags.progress, flags.quiet)
     cut = Release(the_session, bump, version, pre)
@@ -190,6 +195,10 @@ def promote(
       COSIGN_PASSWORD=... pipeline promote stage.example.com/shop/app:1.0.0 prod.example.com/shop/app \\
           --version 1.0.0 --resign --key prod.key --storage both
     """
+    from pipeline.registry.reference import parse_reference, parse_repository
+    from pipeline.release.promote import promote as promote_image
+    from pipeline.signing.actions import sign_reference
+
     kinds = _floating_kinds(floating)
     if not resign and signing.given:
         raise UsageError("--key, --identity-token, --trust-config and --storage go with --resign")
@@ -228,6 +237,8 @@ def _floating_kinds(floating: str) -> list[str]:
 
 def _promotion_data(done: Promotion) -> dict[str, Any]:
     """`promote --json`: where the image went, what was copied, carried and signed, and the tag changes."""
+    from pipeline.run.report import tag_change_data
+
     return {
         "source": str(done.source),
         "digest": done.digest,
@@ -295,6 +306,9 @@ def tags(
       pipeline tags 127.0.0.1:5000/demo/app --json
       pipeline tags 127.0.0.1:5000/demo/app --all   # also inputs-… and sha256-….sig/.att tags
     """
+    from pipeline.registry.reference import parse_repository
+    from pipeline.release.tagview import tag_view
+
     repo = parse_repository(repository)
     with session(optional_config(config_file)).registry(insecure) as registry:
         view = tag_view(registry, repo, suffix, everything)

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.config.json_schema import schema_text
-from pipeline.files import write_text
-from pipeline.report.json_schema import report_schema_text
-
 
 @click.command()
 @click.option(
@@ -40,6 +36,10 @@ def schema(output: Path | None, of_report: bool) -> None:
       pipeline schema | jq '."$defs".ImageSpec.properties | keys'
       pipeline schema --report --output schema/report.schema.json
     """
+    from pipeline.config.json_schema import schema_text  # the models: not for --help
+    from pipeline.files import write_text
+    from pipeline.report.json_schema import report_schema_text
+
     text = report_schema_text() if of_report else schema_text()
     if output is None:
         click.echo(text, nl=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,13 +19,13 @@ from pipeline.cli.common import (
     signer_options,
 )
 from pipeline.errors import UsageError, VerificationFailed
-from pipeline.registry.reference import parse_reference
-from pipeline.signing import keys as keyfiles
-from pipeline.signing.actions import SignResult, attest_reference, sign_reference, verify_reference
-from pipeline.signing.payloads import PREDICATE_TYPES, SIGN_PREDICATE
-from pipeline.signing.policy import IdentityRequirement, KeyRequirement, Requirement
-from pipeline.signing.trust import TrustPolicy
-from pipeline.signing.verify import Verification
+
+# --help and completion import this module: the registry client, the crypto libraries, sigstore and the
+# config models load in the commands' bodies.
+if TYPE_CHECKING:
+    from pipeline.signing.actions import SignResult
+    from pipeline.signing.policy import Requirement
+    from pipeline.signing.verify import Verification
 
 
 @click.group()
@@ -44,6 +44,8 @@ def generate(output_prefix: str, force: bool) -> None:
     Example:
       COSIGN_PASSWORD=... pipeline keys generate --output-prefix release
     """
+    from pipeline.signing import keys as keyfiles
+
     secret = passphrase(f"{output_prefix}.key")
     private, public = keyfiles.write_key_pair(Path(output_prefix), keyfiles.generate(), secret, overwrite=force)
     click.echo(f"Private key written to {private}")
@@ -72,6 +74,9 @@ def sign(
     Example:
       COSIGN_PASSWORD=... pipeline sign 127.0.0.1:5000/demo/app:1.0.0 --key cosign.key
     """
+    from pipeline.registry.reference import parse_reference
+    from pipeline.signing.actions import sign_reference
+
     ref = parse_reference(reference)
     with session(optional_config(config_file)).registry(insecure) as registry:
         signed = sign_reference(registry, ref, signing.signer())
@@ -153,6 +158,12 @@ def verify(
       pipeline verify 127.0.0.1:5000/demo/app:1.0.0 --key cosign.pub --json
       pipeline verify 127.0.0.1:5000/demo/app:1.0.0 --key cosign.pub --type provenance
     """
+    from pipeline.registry.reference import parse_reference
+    from pipeline.signing import keys as keyfiles
+    from pipeline.signing.actions import verify_reference
+    from pipeline.signing.policy import IdentityRequirement, KeyRequirement
+    from pipeline.signing.trust import TrustPolicy
+
     ref = parse_reference(reference)
     predicate_type = predicate_type_of(attestation_type) if attestation_type else None
     if (subject is None) != (issuer is None):
@@ -211,6 +222,8 @@ def _echo_predicates(result: Verification) -> None:
 
 def predicate_type_of(name: str) -> str:
     """provenance / sbom, or a predicate type URI as cosign's --type takes one."""
+    from pipeline.signing.payloads import PREDICATE_TYPES, SIGN_PREDICATE
+
     if name in PREDICATE_TYPES:
         return PREDICATE_TYPES[name]
     if name == SIGN_PREDICATE:
@@ -260,6 +273,9 @@ def attest(
       COSIGN_PASSWORD=... pipeline attest 127.0.0.1:5000/demo/app:1.0.0 --key cosign.key \\
         --type provenance --predicate provenance.json
     """
+    from pipeline.registry.reference import parse_reference
+    from pipeline.signing.actions import attest_reference
+
     ref = parse_reference(reference)
     predicate_type = predicate_type_of(attestation_type)
     name = getattr(predicate_file, "name", "-")

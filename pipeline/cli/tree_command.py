@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.cli.common import echo_json, insecure_option, optional_config, optional_config_option, session
 from pipeline.common.fields import fields_of
-from pipeline.registry.reference import parse_reference
-from pipeline.signing.attached import Attached, Attachment, Kind
-from pipeline.signing.tree import TreeNode, supply_chain_tree
+
+# --help and completion import this module: the registry client and signing load in the command.
+if TYPE_CHECKING:
+    from pipeline.signing.attached import Attached, Attachment, Kind
+    from pipeline.signing.tree import TreeNode
 
 SECTIONS: tuple[tuple[Kind, str], ...] = (
     ("signature", "signatures"),
@@ -40,6 +42,9 @@ def tree(reference: str, insecure: tuple[str, ...], config_file: Path | None, as
       pipeline tree 127.0.0.1:5000/demo/app:1.0.0
       pipeline tree 127.0.0.1:5000/demo/app@sha256:0123... --json
     """
+    from pipeline.registry.reference import parse_reference
+    from pipeline.signing.tree import supply_chain_tree
+
     ref = parse_reference(reference)
     with session(optional_config(config_file)).registry(insecure) as registry:
         found = supply_chain_tree(registry, ref)

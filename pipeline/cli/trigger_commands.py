@@ -6,25 +6,29 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline.cli.common import F, locked_option, progress_mode, progress_options, secrets, settings
 from pipeline.common.reporting import Forward
 from pipeline.errors import PipelineError
-from pipeline.run.report import ProgressMode
 from pipeline.triggers import hooks as git_hooks
-from pipeline.triggers.bases import current_bases, trigger_bases
-from pipeline.triggers.basewatch import BaseWatcher, BaseWatchState, bases_state_path
-from pipeline.triggers.push import RefUpdate, hook_pushes, resolve_before, trigger_push
-from pipeline.triggers.rules import ZERO_SHA
-from pipeline.triggers.watch import Watcher, WatchState, legacy_state_path, parse_interval, state_path
+
+# --help and completion import this module: the run stack, the config models and GitPython load in the
+# commands' bodies.
+if TYPE_CHECKING:
+    from pipeline.run.report import ProgressMode
+    from pipeline.triggers.push import RefUpdate
 
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+# Git's name for a missing ref, as pipeline.vcs.ZERO_SHA (which the CLI does not import; triggers.rules,
+# which re-exports it, loads the config models).
+ZERO_SHA = "0" * 40
 _SAY = Forward(_say)  # triggers' and watchers' progress, on stderr
 
 
@@ -37,6 +41,8 @@ def _trigger(
     progress: ProgressMode = "auto",
     locked: bool = False,
 ) -> bool:
+    from pipeline.triggers.push import trigger_push
+
     return trigger_push(
         settings(), secrets(), repo, push, config_path, report_file, jobs, _SAY, progress=progress, locked=locked
     )
@@ -95,6 +101,9 @@ def trigger(
       pipeline trigger --repo . --ref refs/heads/main --before HEAD~1 --after HEAD
       pipeline trigger --repo . --ref refs/heads/main --base 127.0.0.1:5000/up/base:1
     """
+    from pipeline.triggers.bases import trigger_bases
+    from pipeline.triggers.push import RefUpdate, resolve_before
+
     if bases:
         mode = progress_mode(progress, quiet)
         ok = trigger_bases(
@@ -168,6 +177,8 @@ def hooks_uninstall(repo_path: Path, hook_names: tuple[str, ...]) -> None:
 @click.option("-f", "--file", "config_path", default="pipelines.yaml")
 def hook_run(hook: str, hook_args: tuple[str, ...], git_dir: str, config_path: str) -> None:
     """What installed hooks call; reads the pushed ranges the way each hook receives them."""
+    from pipeline.triggers.push import hook_pushes
+
     jobs = os.cpu_count() or 1
     stdin = [] if hook in ("post-commit", "post-merge") else sys.stdin.read().splitlines()
     pushes = hook_pushes(settings(), hook, git_dir, stdin)
@@ -236,6 +247,9 @@ def watch(
       pipeline watch --repo https://git.example.com/shop.git --branch main --interval 1m
       pipeline watch --repo https://git.example.com/shop.git --branch main --bases --interval 15m
     """
+    from pipeline.triggers.push import RefUpdate
+    from pipeline.triggers.watch import Watcher, WatchState, legacy_state_path, parse_interval, state_path
+
     seconds = parse_interval(interval)
     mode = progress_mode(progress, quiet)
     if watch_bases:
@@ -268,6 +282,9 @@ def _watch_bases(
     mode: ProgressMode,
     locked: bool,
 ) -> None:
+    from pipeline.triggers.bases import current_bases, trigger_bases
+    from pipeline.triggers.basewatch import BaseWatcher, BaseWatchState, bases_state_path
+
     ref = f"refs/heads/{branch}"
     state = BaseWatchState.load(state_file or bases_state_path(settings().state_dir, repo, branch))
 

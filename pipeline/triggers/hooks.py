@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.vcs.info import hooks_dir
 
 HOOKS = ("post-commit", "post-merge", "pre-push", "post-receive")
+
+
+def hooks_dir(repo_path: Path) -> Path:
+    """The repository's hooks directory (vcs.info: GitPython loads here, not for `pipeline hooks --help`)."""
+    from pipeline.vcs.info import hooks_dir as of_repository
+
+    return of_repository(repo_path)
+
+
 READS_STDIN = {"pre-push", "post-receive"}
 MARKER = "# installed by `pipeline hooks install`"
 LEGACY_SUFFIX = ".pre-pipeline"

@@ -5,10 +5,12 @@ in a fresh interpreter and fail when it loads a library it does not need again."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.helpers import git, init_git, write_project
@@ -53,15 +55,29 @@ print("\\0" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def loaded_modules(args: list[str], cwd: Path, names: tuple[str, ...]) -> list[str]:
+def probe(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """What the command printed on stdout, and every module it imported."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args)], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert "\0" in done.stdout, done.stderr
-    output, _, probe = done.stdout.rpartition("\0")
-    result = json.loads(probe)
+    output, _, found = done.stdout.rpartition("\0")
+    result = json.loads(found)
     assert result["code"] in (0, None), output + done.stderr
-    return [m for m in result["modules"] if any(m == n or m.startswith(n + ".") for n in names)]
+    return output, result["modules"]
+
+
+def among(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def loaded_modules(args: list[str], cwd: Path, names: tuple[str, ...]) -> list[str]:
+    return among(probe(args, cwd)[1], names)
 
 
 @pytest.fixture
@@ -110,3 +126,133 @@ def test_changed_on_a_cache_hit_loads_no_config_models(repository: Path, args: l
     heavy = ("pydantic", "yaml", "pipeline.config", "pipeline.plan")
     assert "pydantic" in loaded_modules(args, repository, heavy)  # the miss
     assert loaded_modules(args, repository, heavy) == []
+
+
+# `pipeline --help`, a command's --help and a TAB (issue 29: each under 150 ms) need click and the
+# command's own module: not the config models, the planner, the run stack or the clients it drives.
+# pipeline.run.settings (stdlib only: --progress's choices) and pipeline.ci.environment stay.
+NOT_LOADED_FOR_HELP = (
+    *NOT_LOADED,
+    "pydantic",
+    "pipeline.config.loader",
+    "pipeline.config.schema",
+    "pipeline.plan",
+    "pipeline.cache",
+    "pipeline.registry",
+    "pipeline.signing",
+    "pipeline.cli.workflow",
+    "pipeline.run.notifying",
+)
+# The CLI's own modules a --help or TAB loads besides the command's: the group and the completion callbacks.
+CLI_CORE = ["pipeline.cli", "pipeline.cli.common", "pipeline.cli.completion"]
+
+
+def complete(words: str) -> dict[str, str]:
+    """The environment of a bash TAB after `words` (the word being completed is the last, maybe empty)."""
+    return {
+        "_PIPELINE_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    }
+
+
+def test_help_lists_every_command_and_loads_no_command_module(repository: Path) -> None:
+    output, modules = probe(["--help"], repository)
+    assert "  run         Build PIPELINES (default: all) in dependency order" in output
+    assert "  completion  Print the completion script for SHELL;" in output
+    assert "hook-run" not in output  # hidden
+    assert among(modules, (*NOT_LOADED_FOR_HELP, "yaml", "pipeline.config")) == []
+    assert among(modules, ("pipeline.cli",)) == CLI_CORE  # no command's module
+
+
+def test_run_help_loads_only_its_command_module(repository: Path) -> None:
+    output, modules = probe(["run", "--help"], repository)
+    assert "Usage: pipeline run [OPTIONS] [PIPELINES]..." in output
+    assert "--progress [auto|plain|quiet]" in output
+    heavy = (*NOT_LOADED_FOR_HELP, "yaml", "pipeline.config")
+    assert among(modules, heavy) == []
+    assert among(modules, ("pipeline.cli",)) == sorted([*CLI_CORE, "pipeline.cli.build_commands"])
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("pipeline ru", ["plain,run"]),
+        ("pipeline ", ["plain,acr", "plain,attest", "plain,bases"]),
+        ("pipeline run --pro", ["plain,--progress"]),
+        ("pipeline run --progress ", ["plain,auto", "plain,plain", "plain,quiet"]),
+    ],
+    ids=["command", "commands", "option", "choice"],
+)
+def test_completion_loads_no_config_or_run_stack(repository: Path, words: str, expected: list[str]) -> None:
+    output, modules = probe([], repository, complete(words))
+    assert output.splitlines()[: len(expected)] == expected
+    assert among(modules, (*NOT_LOADED_FOR_HELP, "yaml", "pipeline.config")) == []
+    command_module = ["pipeline.cli.build_commands"] if "run" in words else []
+    assert among(modules, ("pipeline.cli",)) == sorted([*CLI_CORE, *command_module])
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("pipeline run ", ["plain,shop"]), ("pipeline explain sh", ["plain,shop/base", "plain,shop/app"])],
+    ids=["pipelines", "images"],
+)
+def test_completing_names_reads_the_file_without_the_config_models(
+    repository: Path, words: str, expected: list[str]
+) -> None:
+    """Pipeline and image names come from pipelines.yaml through PyYAML alone (config.names)."""
+    output, modules = probe([], repository, complete(words))
+    assert output.splitlines() == expected
+    assert among(modules, NOT_LOADED_FOR_HELP) == []
+
+
+def test_the_command_table_summaries_are_the_commands_short_help() -> None:
+    """`pipeline --help` and completion show the table's summaries: they must say what each command's
+    own help would (at every width click may use), and hide what it hides."""
+    from pipeline.cli import cli
+
+    ctx = click.Context(cli)
+    for name in cli.lazy:
+        stand_in, command = cli.summaries[name], cli.get_command(ctx, name)
+        assert command is not None
+        assert stand_in.hidden == command.hidden, name
+        for limit in (45, *range(30, 100)):
+            assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), (name, limit)
+
+
+# Every command's --help (and so its TABs) the same way; `serve --help` still loads the web server's
+# modules (its option defaults come from pipeline.triggers.server), GitPython and the config models.
+# `changed` reads image references (pipeline.registry.reference, stdlib only) to name variants.
+NOT_LOADED_FOR_ANY_HELP = tuple(name for name in NOT_LOADED_FOR_HELP if name != "pipeline.registry")
+HELP_PATHS = [
+    *[[name] for name in ("plan", "graph", "validate", "explain", "bases", "release", "promote", "tags")],
+    *[[name] for name in ("keys", "sign", "verify", "attest", "tree", "schema", "changed", "trigger", "hooks")],
+    *[[name] for name in ("hook-run", "watch", "acr", "completion")],
+    ["keys", "generate"],
+    ["hooks", "install"],
+    ["acr", "sync-tasks"],
+]
+
+
+@pytest.mark.parametrize("args", HELP_PATHS, ids=[" ".join(path) for path in HELP_PATHS])
+def test_every_command_help_loads_no_config_models_clients_or_signing(repository: Path, args: list[str]) -> None:
+    output, modules = probe([*args, "--help"], repository)
+    assert output.startswith(f"Usage: pipeline {' '.join(args)} ")
+    assert among(modules, (*NOT_LOADED_FOR_ANY_HELP, "yaml", "pipeline.config")) == []
+
+
+@pytest.mark.parametrize(
+    "words", ["pipeline release ", "pipeline bases ", "pipeline changed ", "pipeline acr sync-tasks "]
+)
+def test_completing_pipeline_names_of_every_command_loads_no_config_models(repository: Path, words: str) -> None:
+    output, modules = probe([], repository, complete(words))
+    assert output.splitlines() == ["plain,shop"]
+    assert among(modules, NOT_LOADED_FOR_ANY_HELP) == []
+
+
+def test_the_clis_name_for_a_missing_ref_is_gits() -> None:
+    """trigger --before's default is the CLI's own copy of vcs.ZERO_SHA (the CLI imports no vcs)."""
+    from pipeline.cli.trigger_commands import ZERO_SHA
+    from pipeline.vcs import ZERO_SHA as GITS
+
+    assert ZERO_SHA == GITS
