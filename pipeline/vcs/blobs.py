@@ -4,30 +4,22 @@ them, a no-op run included, and GitPython's import would be a noticeable part of
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-
-def _git(cwd: Path, *args: str) -> str | None:
-    """What `git ARGS` printed (decoded as GitPython does), or None if git is missing or failed."""
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    except OSError:  # no git binary, or `cwd` is not a directory
-        return None
-    return done.stdout.decode("utf-8", "surrogateescape") if done.returncode == 0 else None
+from pipeline.vcs.worktree import git_outputs
 
 
 def unmodified_blobs(path: Path) -> tuple[Path, dict[str, str]] | None:
     """The working tree's top around `path` and, for each tracked file not modified there (path from
     the top), `git:<mode>:<blob id>`; None outside a repository or when git cannot answer."""
-    top = _git(path, "rev-parse", "--show-toplevel")
-    if not top or not top.strip():
+    top = git_outputs(path, ("rev-parse", "--show-toplevel"))
+    if top is None or not top[0].strip():
         return None
-    root = Path(top.rstrip("\n"))
-    staged = _git(root, "ls-files", "-s", "-z")
-    dirty = _git(root, "status", "--porcelain", "-z", "--untracked-files=no")
-    if staged is None or dirty is None:
+    root = Path(top[0].rstrip("\n"))
+    read = git_outputs(root, ("ls-files", "-s", "-z"), ("status", "--porcelain", "-z", "--untracked-files=no"))
+    if read is None:
         return None
+    staged, dirty = read
     modified = {entry[3:] for entry in dirty.split("\0") if len(entry) > 3}
     blobs = {}
     for entry in staged.split("\0"):

@@ -25,6 +25,17 @@ class _Git:
         return self.process.returncode, _text(out), _text(err)
 
 
+def git_outputs(cwd: Path, *commands: tuple[str, ...]) -> list[str] | None:
+    """What each `git COMMAND` printed, the commands run side by side; None when git is missing, `cwd`
+    is not a directory, or any of them failed."""
+    try:
+        running = [_Git(cwd, *command) for command in commands]
+    except (EnvironmentProblem, OSError):  # no git binary; `cwd` gone
+        return None
+    finished = [process.done() for process in running]
+    return [out for _code, out, _err in finished] if all(code == 0 for code, _o, _e in finished) else None
+
+
 def _text(output: bytes) -> str:
     # As GitPython decodes: paths that are not UTF-8 survive as surrogates, never an error.
     return output.decode("utf-8", "surrogateescape")
