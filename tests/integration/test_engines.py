@@ -8,6 +8,7 @@ the images in each engine's store, the run's progress lines and exit code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -220,38 +221,52 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.fixture
-def private_engine(services: Services, namespace: str) -> Iterator[PrivateEngine]:
-    if shutil.which("dockerd") is None:
-        _unavailable("no dockerd binary to start a private engine with")
+@contextlib.contextmanager
+def started_engine(
+    prefix: str, dockerd: str, options: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[PrivateEngine]:
+    """A dockerd of the test's own, answering: its socket, data root, exec root, pid file and log in one
+    temp directory; killed, unmounted and removed afterwards."""
     # A short path: the engine's and its containerd's unix sockets live under it (108-byte limit).
-    root = Path(tempfile.mkdtemp(prefix="pe-", dir="/tmp"))
-    log = (root / "dockerd.log").open("wb")
-    argv = ["dockerd", "--bridge=none", "--iptables=false", "--host", f"unix://{root}/d.sock"]
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    argv = [dockerd, *options, "--bridge=none", "--iptables=false", "--host", f"unix://{root}/d.sock"]
     argv += ["--data-root", f"{root}/data", "--exec-root", f"{root}/x", "--pidfile", f"{root}/d.pid"]
-    engine = PrivateEngine(root, subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL))
+    log = (root / "dockerd.log").open("wb")
+    engine = PrivateEngine(root, subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env))
     try:
         deadline = time.monotonic() + 60
         while _docker(engine.host, "info").returncode != 0:
             assert engine.process.poll() is None, (root / "dockerd.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the private dockerd did not answer within 60 s"
+            assert time.monotonic() < deadline, f"the private {dockerd} did not answer within 60 s"
             time.sleep(0.2)
         yield engine
     finally:
         if engine.process.poll() is None:
             engine.kill()
-        # A RUN step of a killed engine lives on, orphaned: its shell's command line carries the namespace.
-        steps = {pid for pid in _pids() if namespace in _cmdline(pid) and pid != os.getpid()}
-        for pid in steps | {pid for pid in _pids() if _parent(pid) in steps}:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
         for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
             subprocess.run(["umount", "-l", mount], check=False)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_engine(services: Services, namespace: str) -> Iterator[PrivateEngine]:
+    if shutil.which("dockerd") is None:
+        _unavailable("no dockerd binary to start a private engine with")
+    with started_engine("pe-", "dockerd") as engine:
+        try:
+            yield engine
+        finally:
+            if engine.process.poll() is None:
+                engine.kill()
+            # A RUN step of a killed engine lives on, orphaned: its shell's command line carries the namespace.
+            steps = {pid for pid in _pids() if namespace in _cmdline(pid) and pid != os.getpid()}
+            for pid in steps | {pid for pid in _pids() if _parent(pid) in steps}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 class Background:

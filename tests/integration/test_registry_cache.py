@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -18,7 +17,7 @@ import pytest
 
 from tests.helpers import BUSYBOX, CliResult, app_project, git, init_git, run_cli
 from tests.integration.conftest import SERVICES_ENV, RegistryPeek, Services, _unavailable
-from tests.integration.test_engines import PrivateEngine, _docker
+from tests.integration.test_engines import started_engine
 
 pytestmark = pytest.mark.engines  # run on each engine of the matrix (tests/integration/conftest.py)
 
@@ -77,27 +76,14 @@ def second_engine(request: pytest.FixtureRequest, docker_engine: str, services: 
     tools = SERVICES_ENV.parent / "tools" / "modern" / "bin"
     if not (tools / "dockerd").exists():
         _unavailable(f"no Docker 26 binaries in {tools} to start a second engine with")
-    root = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # short: unix socket paths live under it
+    root = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))
     (root / "daemon.json").write_text('{"features": {"containerd-snapshotter": true}}\n')
-    argv = [str(tools / "dockerd"), "--config-file", f"{root}/daemon.json", "--bridge=none", "--iptables=false"]
-    argv += ["--ip6tables=false", "--host", f"unix://{root}/d.sock", "--data-root", f"{root}/data"]
-    argv += ["--exec-root", f"{root}/x", "--pidfile", f"{root}/d.pid"]
     env = os.environ | {"PATH": f"{tools}:{os.environ['PATH']}"}
-    with (root / "dockerd.log").open("wb") as log:
-        engine = PrivateEngine(root, subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env))
+    options = ("--config-file", f"{root}/daemon.json", "--ip6tables=false")
     try:
-        deadline = time.monotonic() + 60
-        while _docker(engine.host, "info").returncode != 0:
-            assert engine.process.poll() is None, (root / "dockerd.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the private Docker 26 did not answer within 60 s"
-            time.sleep(0.2)
-        yield engine.host
+        with started_engine("pm-", str(tools / "dockerd"), options, env) as engine:
+            yield engine.host
     finally:
-        if engine.process.poll() is None:
-            engine.kill()
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-        for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
-            subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
