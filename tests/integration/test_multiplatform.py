@@ -61,12 +61,17 @@ def _project(root: Path, registry: str, arm64_busybox: Path, trusted: bool = Fal
         shop_config(registry, images, top=sign, keys="reuse: trusted" if trusted else ""),
         {"app": DOCKERFILE},
     )
-    context = root / "images" / "app"
-    shutil.copy(BUSYBOX, context / "busybox-amd64")
-    shutil.copy(arm64_busybox, context / "busybox-arm64")
-    (context / "run-id").write_text(f"{root}\n")  # a layer no earlier run built: the RUN steps run
+    _busyboxes(root / "images" / "app", arm64_busybox)
     assert run_cli(["keys", "generate"], root).code == 0
     return init_git(root)
+
+
+def _busyboxes(context: Path, arm64_busybox: Path) -> None:
+    """Each platform's busybox (`COPY busybox-${TARGETARCH}`), and a layer no earlier run built, so the
+    RUN steps run."""
+    shutil.copy(BUSYBOX, context / "busybox-amd64")
+    shutil.copy(arm64_busybox, context / "busybox-arm64")
+    (context / "run-id").write_text(f"{context}\n")
 
 
 def test_two_platforms_are_one_buildx_invocation_on_the_containerd_store(
@@ -173,10 +178,7 @@ def test_a_dependant_builds_on_its_base_s_index_one_invocation_each(
         "app": "{context: images/app, depends_on: [base], build_args: {BASE: '{{ images.base }}'}, " + platforms + "}",
     }
     write_project(root, shop_config(f"{services.plain_registry}/{namespace}", images), {"base": DOCKERFILE, "app": APP})
-    context = root / "images" / "base"
-    shutil.copy(BUSYBOX, context / "busybox-amd64")
-    shutil.copy(busybox_arm64, context / "busybox-arm64")
-    (context / "run-id").write_text(f"{root}\n")
+    _busyboxes(root / "images" / "base", busybox_arm64)
     init_git(root)
     result = run_cli(["run", "--json", "--version", "1.0.0"], root)
     assert result.code == 0, result.output
