@@ -19,8 +19,7 @@ from pipeline.cache.inputs import (
 from pipeline.cache.scope import Vouch, scope_of
 from pipeline.plan import Plan, PlannedImage, render_build_args
 from pipeline.registry.client import RegistryClient, image_descriptors
-from pipeline.registry.index import child_for
-from pipeline.registry.platforms import check_platform
+from pipeline.registry.index import child_for, children_for
 from pipeline.registry.protocol import Registry
 from pipeline.registry.reference import parse_reference
 
@@ -82,8 +81,7 @@ def _labelled(registry: Registry, plan: Plan, key: str, inputs: InputDigest, tag
 def _one_each(image: PlannedImage, descriptors: list[dict[str, Any]]) -> bool:
     """Whether an index built in one invocation has one child of each variant's platform (a build that
     failed its check after pushing left it under the build tag, which may be an input tag)."""
-    platforms = [d.get("platform") or {} for d in descriptors]
-    return all(sum(check_platform(p, v.platform, v.os_version) is None for p in platforms) == 1 for v in image.variants)
+    return all(len(children_for(descriptors, v.platform, v.os_version)) == 1 for v in image.variants)
 
 
 @dataclass(frozen=True)

@@ -226,15 +226,23 @@ def index_platforms(registry: RegistryClient, repository: Repository, digest: st
     return platforms_in(registry.manifest_by_digest(repository, digest))
 
 
+def children_for(descriptors: list[dict[str, Any]], platform: str, os_version: str | None = None) -> list[str]:
+    """The digests of an index's image entries (`image_descriptors`) whose platform is `platform` (and,
+    given, that Windows build), in the index's order."""
+    return [
+        str(d["digest"]) for d in descriptors if check_platform(d.get("platform") or {}, platform, os_version) is None
+    ]
+
+
 def child_for(registry: Registry, repository: Repository, digest: str, platform: str, os_version: str | None) -> str:
     """What a build for `platform` (and Windows build) takes from `repository@digest`: the digest itself
     when it is one image, else the index's child of that platform. An index without one is an error."""
     manifest = registry.manifest_by_digest(repository, digest)
     if not manifest.is_index:
         return digest
-    for child in image_descriptors(manifest.json()):
-        if check_platform(child.get("platform") or {}, platform, os_version) is None:
-            return str(child["digest"])
+    found = children_for(image_descriptors(manifest.json()), platform, os_version)
+    if found:
+        return found[0]
     wanted = f"{platform} {os_version}" if os_version else platform
     listed = ", ".join(text for _, text in platforms_in(manifest))
     raise RegistryError(f"{repository}@{digest} has no {wanted} image to build on (it has {listed})")

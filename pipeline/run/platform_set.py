@@ -12,7 +12,7 @@ from pipeline.cache.inputs import InputDigest, variant_references
 from pipeline.errors import BuildError
 from pipeline.plan import PlannedImage, render_build_args
 from pipeline.registry.client import image_descriptors
-from pipeline.registry.platforms import check_platform
+from pipeline.registry.index import children_for
 from pipeline.run import build_parts as parts
 from pipeline.run.engine_build import EngineBuild
 from pipeline.run.results import Built, ImageResult, Status
@@ -124,11 +124,7 @@ class PlatformSetBuild(EngineBuild):
         descriptors = image_descriptors(found.json())
         children: dict[str, str] = {}
         for view in views:
-            matching = [
-                str(d["digest"])
-                for d in descriptors
-                if check_platform(d.get("platform") or {}, view.platform or "", None) is None
-            ]
+            matching = children_for(descriptors, view.platform or "")
             if len(matching) != 1:
                 problem = "no image" if not matching else f"{len(matching)} images"
                 raise BuildError(
