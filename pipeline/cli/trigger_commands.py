@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.cli.common import F, locked_option, progress_mode, progress_options, secrets, settings
+from pipeline.common.checkout import ZERO_SHA
 from pipeline.common.reporting import Forward
 from pipeline.errors import PipelineError
 from pipeline.triggers import hooks as git_hooks
@@ -26,9 +27,6 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
-# Git's name for a missing ref, as pipeline.vcs.ZERO_SHA (which the CLI does not import; triggers.rules,
-# which re-exports it, loads the config models).
-ZERO_SHA = "0" * 40
 _SAY = Forward(_say)  # triggers' and watchers' progress, on stderr
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The `before` of a new ref and the `after` of a deleted one, as git and every forge write it (vcs and the
+# CLI's `trigger --before` default take it from here: the CLI imports no vcs).
+ZERO_SHA = "0" * 40
+
 
 @dataclass(frozen=True)
 class Checkout:

@@ -4,5 +4,6 @@ of tracked files (blobs), the history `explain` compares with (history), release
 repository triggers build from (source), refs as a shared commit point (refs); the working tree read by
 plain `git` calls for `changed` (worktree), and its paths as the config's checks see them (probes)."""
 
-# The `before` of a new ref and the `after` of a deleted one, as git and every forge write it.
-ZERO_SHA = "0" * 40
+from pipeline.common.checkout import ZERO_SHA
+
+__all__ = ["ZERO_SHA"]

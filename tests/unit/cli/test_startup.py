@@ -251,7 +251,7 @@ def test_completing_pipeline_names_of_every_command_loads_no_config_models(repos
 
 
 def test_the_clis_name_for_a_missing_ref_is_gits() -> None:
-    """trigger --before's default is the CLI's own copy of vcs.ZERO_SHA (the CLI imports no vcs)."""
+    """trigger --before's default is vcs.ZERO_SHA, taken from common.checkout (the CLI imports no vcs)."""
     from pipeline.cli.trigger_commands import ZERO_SHA
     from pipeline.vcs import ZERO_SHA as GITS
 
