@@ -17,10 +17,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.common.urls import strip_credentials
 from pipeline.errors import EnvironmentProblem, PipelineError
-from pipeline.vcs.loader import git
+
+if TYPE_CHECKING:
+    import git
+
+# GitPython (~35 ms to import) loads when a remote is opened (RefsRemote.of: a versioned run's claims, a
+# publishing lease), not with this module, which every run imports through release.publish.
 
 # Claim and lease objects are commits of the empty tree: the message is the payload, nothing else is pushed.
 _IDENTITY = {
@@ -75,6 +81,8 @@ class RefsRemote:
     def of(cls, path: Path, remote: str = "origin") -> RefsRemote | None:
         """`remote` (a remote's name, or a repository's URL or path) of the repository at `path`; None when
         there is no repository or no remote of that name (read locally: no network)."""
+        from pipeline.vcs.loader import git
+
         try:
             repo = git.Repo(path, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
@@ -116,6 +124,8 @@ class RefsRemote:
             return True
         args = ["--atomic", "--porcelain"]
         refspecs = []
+        from pipeline.vcs.loader import git
+
         for ref, (old, new) in updates.items():
             args.append(f"--force-with-lease={ref}:{old or ''}")
             refspecs.append(f"{new}:{ref}" if new is not None else f":{ref}")
@@ -133,6 +143,8 @@ class RefsRemote:
         return True
 
     def _have(self, oid: str) -> bool:
+        from pipeline.vcs.loader import git
+
         try:
             self.repo.git.cat_file("-e", f"{oid}^{{commit}}")
         except git.GitCommandError:
@@ -149,6 +161,8 @@ class RefsRemote:
         return fields
 
     def _git(self, command: str, *args: str, **kwargs: object) -> str:
+        from pipeline.vcs.loader import git
+
         try:
             return str(getattr(self.repo.git, command.replace("-", "_"))(*args, **kwargs)).strip()
         except git.GitCommandNotFound:

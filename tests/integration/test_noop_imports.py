@@ -18,6 +18,7 @@ NOT_LOADED = (
     "docker",
     "requests",
     "urllib3",
+    "git",  # GitPython: the checkout is read by plain `git` calls (vcs.info), claims load it when they claim
     "pygments",
     "sigstore",
     "cryptography",
