@@ -19,6 +19,7 @@ NOT_LOADED = (
     "requests",
     "urllib3",
     "git",  # GitPython: the checkout is read by plain `git` calls (vcs.info), claims load it when they claim
+    "pipeline.report",  # the report's models: made for --report, --json, --junit or CI outputs, not for the table
     "pygments",
     "sigstore",
     "cryptography",
