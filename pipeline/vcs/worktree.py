@@ -4,7 +4,9 @@ it, where importing GitPython alone would take a sixth of its time budget."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +15,19 @@ from pipeline.errors import EnvironmentProblem, UsageError
 
 class GitCall:
     """One `git` process, started now and read when `done` is called (so several run side by side): the
-    plain-git runner of `changed` and of a run's checkout (vcs.info)."""
+    plain-git runner of `changed`, of a run's checkout (vcs.info) and of claims (vcs.refs). `env`: variables
+    set for this call on top of the process's environment. Standard input is empty, as GitPython's."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
+    def __init__(self, cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
         try:
-            self.process = subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.process = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **env} if env else None,
+            )
         except FileNotFoundError:
             raise EnvironmentProblem("git is not installed; changes are read from git") from None
 
