@@ -1,21 +1,18 @@
 """Local builds with the engine's classic (pre-BuildKit) builder through the Docker Engine API (the
-`docker` package), and pushes from an engine (the BuildKit builder pushes through this module too)."""
+`docker` package), and pushes from an engine (the BuildKit builder pushes through this module too).
+docker-py (and requests) is imported by a build or push only: the check of an engine at the start of a
+run goes through builders.endpoint where it can, so a run that reuses every image never loads it."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import re
 import subprocess
 from collections.abc import Iterator, Mapping
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
-import docker
-import docker.errors
-import docker.utils
-import docker.utils.build
-import requests.exceptions
-import urllib3.exceptions
 from tenacity import RetryCallState
 
 from pipeline.builders import (
@@ -26,19 +23,45 @@ from pipeline.builders import (
     engine_environment,
     pinned_dockerfile,
 )
+from pipeline.builders.endpoint import EngineError, PlainEndpoint, plain_endpoint
 from pipeline.common.reporting import Reporter
 from pipeline.common.retry import POLICY, Transient, retry_after_in_text
 from pipeline.dockerfile.ignore import ignore_file, ignore_patterns, reads_own_ignore_file
 from pipeline.errors import AuthError, BuildError, EngineUnavailable, EnvironmentProblem, RegistryError
 from pipeline.plan import DEFAULT_ENGINE, Engine, PlannedImage
 
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
+
 BUILD_TIMEOUT_SECONDS = 6 * 3600  # a RUN step may print nothing for a long time
 # Every classic build: intermediate containers removed (after a failed step too), no pull (the Dockerfile's
 # bases are what the run resolved), the output stream decoded into JSON chunks.
 _BUILD_OPTIONS: dict[str, Any] = {"rm": True, "forcerm": True, "pull": False, "decode": True}
-# A connection that broke: requests' errors, and urllib3's while a streamed response (build output,
-# push progress) is being read, which docker-py does not wrap.
-_BROKEN = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
+CHECK_TIMEOUT_SECONDS = 60  # docker-py's default: the engine's version at the start of a run
+
+
+def _broken() -> tuple[type[Exception], ...]:
+    """A connection that broke: requests' errors, and urllib3's while a streamed response (build output,
+    push progress) is being read, which docker-py does not wrap. (Called where docker-py is loaded.)"""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
+
+
+def _unreachable() -> tuple[type[Exception], ...]:
+    """What docker-py raises for an engine that does not answer."""
+    import docker.errors
+    import requests.exceptions
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+def _api_error() -> type[docker.errors.APIError]:
+    import docker.errors
+
+    return docker.errors.APIError
 
 
 class DockerBuilder:
@@ -46,7 +69,9 @@ class DockerBuilder:
 
     def __init__(self, environment: Mapping[str, str] | None = None, name: str = DEFAULT_ENGINE) -> None:
         self.name = name
-        self._client_kwargs = docker.utils.kwargs_from_env(environment=dict(environment or {}))
+        # docker-py's kwargs_from_env reads os.environ when handed an empty environment; so does this.
+        self._environment = dict(environment or {}) or dict(os.environ)
+        self._endpoint: PlainEndpoint | None = plain_endpoint(self._environment)
         self._version: str | None = None  # the engine's, asked once (provenance)
 
     @property
@@ -56,15 +81,22 @@ class DockerBuilder:
 
     @property
     def where(self) -> str:
-        return str(self._client_kwargs.get("base_url", "the default socket"))
+        return self._environment.get("DOCKER_HOST") or "the default socket"
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        import docker.utils
+
+        return dict(docker.utils.kwargs_from_env(environment=self._environment))
 
     def _client(self, image: str | None = None) -> docker.APIClient:
         """A connected client; `image` set: the run is under way, so an engine that does not answer is
         an engine lost mid-run (its images may move), not a setup problem."""
+        import docker
+
         try:
-            client = docker.APIClient(timeout=BUILD_TIMEOUT_SECONDS, **self._client_kwargs)
+            client = docker.APIClient(timeout=BUILD_TIMEOUT_SECONDS, **self._client_kwargs())
             client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except _unreachable() as exc:
             if image is not None:
                 raise EngineUnavailable(f"{image}: lost {self.label} ({self.where}): {exc}", self.name) from None
             raise EnvironmentProblem(f"cannot reach {self.label} at {self.where}: {exc}") from None
@@ -81,30 +113,49 @@ class DockerBuilder:
 
     def check(self, os: str | None = None) -> None:
         """The engine answers, and (`os` given: what the config declares it builds) runs that OS: a Linux
-        engine declared `os: windows` is refused here, before anything is built, not by a failing build."""
+        engine declared `os: windows` is refused here, before anything is built, not by a failing build.
+        Where the engine has a PlainEndpoint, one `GET /version` answers both (kept for `engine_version`)."""
+        if self._endpoint is not None:
+            try:
+                answer = self._endpoint.version(CHECK_TIMEOUT_SECONDS)
+            except EngineError as exc:
+                raise EnvironmentProblem(
+                    f"cannot reach {self.label} at {self.where}: Error while fetching server API version: {exc}"
+                ) from None
+            self._version = str(answer.get("Version") or "")
+            self._check_os(os, str(answer.get("Os") or ""))
+            return
         client = self._client()
         try:
             if os is None:
                 return
             try:
                 found = str(client.version().get("Os") or "")
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            except _unreachable() as exc:
                 raise EnvironmentProblem(f"cannot ask {self.label} at {self.where} its OS: {exc}") from None
-            if found and found != os:
-                raise EnvironmentProblem(
-                    f"engine {self.name} is declared 'os: {os}', but {self.label} at {self.where} runs {found}: "
-                    f"point the engine at a {os} engine, or declare 'os: {found}'"
-                )
+            self._check_os(os, found)
         finally:
             client.close()
 
+    def _check_os(self, os: str | None, found: str) -> None:
+        if os is not None and found and found != os:
+            raise EnvironmentProblem(
+                f"engine {self.name} is declared 'os: {os}', but {self.label} at {self.where} runs {found}: "
+                f"point the engine at a {os} engine, or declare 'os: {found}'"
+            )
+
     def engine_version(self) -> str | None:
         """The engine's version (its API's `Version`), once; None where it does not say."""
+        if self._version is None and self._endpoint is not None:
+            try:
+                self._version = str(self._endpoint.version(CHECK_TIMEOUT_SECONDS).get("Version") or "")
+            except EngineError:
+                self._version = ""
         if self._version is None:
             client = self._client()
             try:
                 self._version = str(client.version().get("Version") or "")
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
+            except _unreachable():
                 self._version = ""
             finally:
                 client.close()
@@ -112,13 +163,17 @@ class DockerBuilder:
 
     def answers(self) -> bool:
         """A quick ping: does the engine still answer?"""
+        if self._endpoint is not None:
+            return self._endpoint.ping(5)
+        import docker
+
         try:
-            client = docker.APIClient(timeout=5, **self._client_kwargs)
+            client = docker.APIClient(timeout=5, **self._client_kwargs())
             try:
                 return bool(client.ping())
             finally:
                 client.close()
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except _unreachable():
             return False
 
     def push(self, request: BuildRequest, progress: Reporter) -> str:
@@ -186,9 +241,9 @@ class DockerBuilder:
                 elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
             self._line(pending.rstrip(), step, tail, len(request.labels), progress, request.image)
-        except docker.errors.APIError as exc:
+        except _api_error() as exc:
             raise BuildError(f"{request.image}: build failed: {exc.explanation or exc}", tuple(tail)) from None
-        except _BROKEN as exc:
+        except _broken() as exc:
             raise self._lost(request, "build", exc) or BuildError(
                 f"{request.image}: lost the Docker engine during the build: {exc}"
             ) from None
@@ -261,9 +316,9 @@ class DockerBuilder:
                     digest = pushed.group(1)
                 if status in ("Pushed", "Layer already exists", "Mounted from"):
                     progress.step(request.image, "push", f"{chunk.get('id', '')}: {status}")
-        except docker.errors.APIError as exc:
+        except _api_error() as exc:
             raise RegistryError(f"{request.image}: push to {repository} failed: {exc.explanation or exc}") from None
-        except _BROKEN as exc:
+        except _broken() as exc:
             raise self._lost(request, "push", exc) or TransientPushError(
                 f"{request.image}: push to {repository} failed: {exc}"
             ) from None
@@ -283,6 +338,8 @@ def _pinned_context(request: BuildRequest, pinned: str) -> Iterator[IO[bytes]]:
     """The build context as docker-py sends it (the context's .dockerignore applied by docker-py's own
     matcher, the same patterns) with the pinned Dockerfile added as PINNED_DOCKERFILE."""
     context = request.context
+    import docker.utils.build
+
     exclude = ignore_patterns(ignore_file(context, request.dockerfile, buildkit=reads_own_ignore_file("classic")))
     archive = cast(IO[bytes], docker.utils.build.tar(context, exclude=exclude, dockerfile=(PINNED_DOCKERFILE, pinned)))
     try:

@@ -15,10 +15,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.ci.commands import azure_data, azure_property
 from pipeline.errors import ConfigError
-from pipeline.report import RunReport
+
+if TYPE_CHECKING:
+    from pipeline.report import RunReport
 
 SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 IMAGE_FIELDS = ("image", "repository", "digest", "reference", "tags", "status")

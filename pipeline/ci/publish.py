@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.ci.commands import write_command
 from pipeline.ci.environment import CiEnvironment
@@ -12,7 +13,9 @@ from pipeline.ci.outputs import azure_variable_lines, dotenv_text, dotenv_warnin
 from pipeline.ci.summary import summary_markdown
 from pipeline.common.reporting import Reporter
 from pipeline.files import append_text, write_text
-from pipeline.report import RunReport
+
+if TYPE_CHECKING:
+    from pipeline.report import RunReport
 
 
 def publish_outputs(

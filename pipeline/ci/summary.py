@@ -4,8 +4,11 @@ tag changes with their reasons, and each failure with its log tail."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from pipeline.report import RunReport
+if TYPE_CHECKING:
+    from pipeline.report import RunReport
+
 
 # GitHub renders HTML in a summary (`<img src=...>`, `<details>`) and Markdown links and images: a build's
 # error text gets none of them (translate is one pass: the `&` of an entity made here is not escaped again).

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from click.core import ParameterSource
@@ -19,11 +19,13 @@ from pipeline.ci.publish import publish_outputs
 from pipeline.cli.common import STDERR, progress_mode, redacted, say, settings
 from pipeline.config import LoadedConfig
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.report import RunReport
 from pipeline.run.report import check_report_file
 from pipeline.run.session import Session
 
-ReportSink = Callable[[RunReport], None]
+if TYPE_CHECKING:
+    from pipeline.report import RunReport
+
+ReportSink = Callable[["RunReport"], None]
 
 
 def run_session(config: LoadedConfig, progress: str, quiet: bool) -> Session:
@@ -37,14 +39,15 @@ def run_session(config: LoadedConfig, progress: str, quiet: bool) -> Session:
     return Session(config, the_settings, STDERR, mode, groups)
 
 
-def report_sink(session: Session, dotenv: Path | None, title: str, images: Iterable[str] = ()) -> ReportSink:
+def report_sink(session: Session, dotenv: Path | None, title: str, images: Iterable[str] = ()) -> ReportSink | None:
     """What receives the run's report: GitHub's $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY, Azure's output
     variables (stdout), and --dotenv FILE. Output names of `images` are checked for clashes now, before any
-    build, where outputs are written (outside CI without --dotenv, none are)."""
+    build, where outputs are written (outside CI without --dotenv, none are: None, so the report is not even
+    made when nothing else asks for it)."""
     check_report_file(dotenv, "--dotenv")
     ci = session.settings.ci
     if dotenv is None and (ci is None or ci.provider == "gitlab"):
-        return lambda report: None  # nothing reads outputs: no names to keep apart
+        return None  # nothing reads outputs: no names to keep apart
     check_names(images)
 
     def write(report: RunReport) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,12 +22,16 @@ from pipeline.errors import UsageError
 from pipeline.files import write_text
 from pipeline.plan import Plan
 from pipeline.release.publish import TagChange
-from pipeline.report import BaseReport, BuiltFrom, ImageReport, RunReport, TagChangeReport, VariantReport
 from pipeline.run.executor import Event, RunResult, Status
 
 # Defined with the settings (the CLI's options need them without loading this module); kept importable here.
 from pipeline.run.settings import PROGRESS_MODES as PROGRESS_MODES
 from pipeline.run.settings import ProgressMode as ProgressMode
+
+if TYPE_CHECKING:
+    # The report's models (~25 ms of pydantic classes) load when a report is made: a run's summary table
+    # needs none of them (emit_report).
+    from pipeline.report import RunReport, TagChangeReport
 
 STATUS_STYLE = {
     Status.SUCCEEDED: "green",
@@ -40,6 +44,8 @@ STATUS_STYLE = {
 
 
 def report_data(plan: Plan, result: RunResult) -> RunReport:
+    from pipeline.report import BaseReport, BuiltFrom, ImageReport, RunReport, VariantReport
+
     ctx = plan.context
     return RunReport(
         ok=result.ok,
@@ -91,10 +97,14 @@ def with_extra(report: RunReport, extra: dict[str, Any] | None) -> RunReport:
     """The report with a caller's sections (`release`, `trigger`, `reason`), checked against the model."""
     if not extra:
         return report
+    from pipeline.report import RunReport
+
     return RunReport.model_validate({**report.data(), **extra})
 
 
 def tag_change_report(change: TagChange) -> TagChangeReport:
+    from pipeline.report import TagChangeReport
+
     return TagChangeReport(
         **fields_of(change, "image", "tag", "kind", "digest", "previous", "reason"),
         repository=str(change.repository),
@@ -269,7 +279,11 @@ def emit_report(
     also: Callable[[RunReport], None] | None = None,
 ) -> None:
     """The run's report: written to `report_file` (and as JUnit XML to `junit_file`) if given, and printed
-    as JSON or as the summary table; then handed to `also` (the CI's outputs and summary)."""
+    as JSON or as the summary table; then handed to `also` (the CI's outputs and summary). A run that
+    only prints the table (no file, no JSON, no `also`) makes no report at all."""
+    if not (report_file or junit_file or as_json or also is not None):
+        print_summary(result)
+        return
     report = with_extra(report_data(plan, result), extra)
     if report_file:
         write_report(report_file, report)

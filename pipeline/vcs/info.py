@@ -1,5 +1,6 @@
 """What the git checkout around the config says: HEAD, branch, origin URL (for tags and OCI labels); where
-its top and its hooks directory are."""
+its top and its hooks directory are. A run's read (read_git_info) is plain `git` calls, side by side
+(vcs.worktree's runner): GitPython, ~35 ms to import, loads only for the repository and hooks look-ups."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from pipeline.common.urls import strip_credentials
 from pipeline.errors import EnvironmentProblem, UsageError
-from pipeline.vcs.loader import git
+from pipeline.vcs.worktree import HEAD_COMMAND, GitCall, WorkTree
 
 # How far back a run looks for an earlier build whose layers it may reuse (registry cache sources).
 EARLIER_COMMITS = 100
@@ -32,36 +33,43 @@ class GitInfo:
 
 def read_git_info(path: Path) -> GitInfo | None:
     """GitInfo for the repository containing `path`, or None outside git (or before the first commit)."""
-    try:
-        return _read(path)
-    except git.GitCommandNotFound:
-        raise EnvironmentProblem("git is not installed, but the config lives in a git repository") from None
-
-
-def _read(path: Path) -> GitInfo | None:
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    if not path.is_dir():
         return None
     try:
-        commit = repo.head.commit
-        sha = commit.hexsha
-    except ValueError:
+        calls = [GitCall(path, *command) for command in _INFO_COMMANDS]
+    except EnvironmentProblem:  # no git binary: an error only where there is a repository to read
+        if any((directory / ".git").exists() for directory in (path.absolute(), *path.absolute().parents)):
+            raise EnvironmentProblem("git is not installed, but the config lives in a git repository") from None
         return None
-    branch = None if repo.head.is_detached else repo.active_branch.name
-    remote_url = None
-    if "origin" in [r.name for r in repo.remotes]:
-        urls = list(repo.remotes.origin.urls)
-        remote_url = strip_credentials(urls[0]) if urls else None  # never a token in a label
-    return GitInfo(
-        sha=sha,
-        branch=branch,
-        remote_url=remote_url,
-        dirty=repo.is_dirty(untracked_files=False),
-        committed_at=commit.committed_datetime,
-        earlier=tuple(str(repo.git.rev_list("--first-parent", f"--max-count={EARLIER_COMMITS + 1}", sha)).split()[1:]),
-        root=Path(repo.working_tree_dir) if repo.working_tree_dir else None,
+    tree = WorkTree.read(calls[0], path)
+    (_, committed, _), (_, earlier, _), (has_origin, urls, _), (_, staged, _), (_, changed, _) = (
+        call.done() for call in calls[1:]
     )
+    if tree is None or tree.head is None:
+        return None
+    remote_url = next(iter(urls.splitlines()), None) if has_origin == 0 else None
+    return GitInfo(
+        sha=tree.head,
+        branch=tree.branch,
+        remote_url=strip_credentials(remote_url) if remote_url else None,  # never a token in a label
+        dirty=bool(staged or changed),
+        committed_at=datetime.fromisoformat(committed.strip()),
+        earlier=tuple(earlier.split()[1:]),
+        root=tree.root,
+    )
+
+
+# What read_git_info asks, all at once: HEAD, its branch and the top; HEAD's commit time; its first-parent
+# ancestors; origin's URL (the one `git push origin` uses: insteadOf applied); the staged and the unstaged
+# changes of tracked files (dirty: what GitPython's is_dirty(untracked_files=False) asks).
+_INFO_COMMANDS = (
+    HEAD_COMMAND,
+    ("log", "-1", "--format=%cI", "HEAD"),
+    ("rev-list", "--first-parent", f"--max-count={EARLIER_COMMITS + 1}", "HEAD"),
+    ("remote", "get-url", "--all", "origin"),
+    ("diff", "--cached", "--abbrev=40", "--full-index", "--raw"),
+    ("diff", "--abbrev=40", "--full-index", "--raw"),
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class Repository:
 
 def find_repository(path: Path) -> Repository | None:
     """The repository containing `path` (searching upwards); None outside one."""
+    from pipeline.vcs.loader import git
+
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -83,6 +93,8 @@ def find_repository(path: Path) -> Repository | None:
 def hooks_dir(repo_path: Path) -> Path:
     """The directory git runs the hooks of the repository containing `repo_path` from (core.hooksPath
     honoured)."""
+    from pipeline.vcs.loader import git
+
     try:
         repo = git.Repo(repo_path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

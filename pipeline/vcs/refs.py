@@ -10,7 +10,6 @@ who holds it and until when; a waiter polls, an expired lease is taken over by c
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from pipeline.common.urls import strip_credentials
 from pipeline.errors import EnvironmentProblem, PipelineError
-from pipeline.vcs.loader import git
+from pipeline.vcs.worktree import GitCall
 
 # Claim and lease objects are commits of the empty tree: the message is the payload, nothing else is pushed.
 _IDENTITY = {
@@ -30,6 +29,9 @@ _IDENTITY = {
     "GIT_COMMITTER_EMAIL": "pipeline@localhost",
 }
 _QUIET = {"GIT_TERMINAL_PROMPT": "0"}  # a remote that wants a password fails instead of waiting for one
+# git's messages in English, whatever the runner's locale: _REFUSED is matched against them (and GitPython,
+# which ran these calls before, set the same).
+_C_LOCALE = {"LANGUAGE": "C", "LC_ALL": "C"}
 _REFUSED = ("[rejected]", "stale info", "atomic push failed", "already exists", "fetch first")
 
 
@@ -63,10 +65,11 @@ Updates = Mapping[str, tuple[str | None, str | None]]
 
 
 class RefsRemote:
-    """Compare-and-swap on the refs of one remote of a local repository, through GitPython's git."""
+    """Compare-and-swap on the refs of one remote of a local repository (its top, or a bare one's git
+    directory: `directory`), by plain `git` calls (vcs.worktree's runner)."""
 
-    def __init__(self, repo: git.Repo, remote: str = "origin") -> None:
-        self.repo = repo
+    def __init__(self, directory: Path, remote: str = "origin") -> None:
+        self.directory = directory
         self.remote = remote
         self.name = strip_credentials(remote)  # what messages say: a URL's token stays out of them
         self._tree: str | None = None  # the empty tree, written once
@@ -76,19 +79,24 @@ class RefsRemote:
         """`remote` (a remote's name, or a repository's URL or path) of the repository at `path`; None when
         there is no repository or no remote of that name (read locally: no network)."""
         try:
-            repo = git.Repo(path, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+            asked = [GitCall(path, *args) for args in (("rev-parse", "--absolute-git-dir"), ("remote",))]
+            top = GitCall(path, "rev-parse", "--show-toplevel")  # none in a bare repository
+        except (EnvironmentProblem, OSError):  # no git binary; `path` gone
+            return None
+        (git_dir_code, git_dir, _), (remotes_code, remotes, _) = (call.done() for call in asked)
+        top_code, top_dir, _ = top.done()
+        if git_dir_code != 0 or remotes_code != 0:
             return None
         named = "/" not in remote and ":" not in remote
-        if named and remote not in [r.name for r in repo.remotes]:
+        if named and remote not in remotes.split():
             return None
-        return cls(repo, remote)
+        return cls(Path((top_dir if top_code == 0 else git_dir).strip()), remote)
 
     def make_object(self, fields: Mapping[str, str], title: str = "pipeline") -> str:
         """A new commit object (empty tree) whose message is `title` and the `key: value` lines; never the
         same object twice (a push of an object the remote has already is 'up to date', not refused)."""
         if self._tree is None:
-            self._tree = self._git("mktree", istream=subprocess.DEVNULL)
+            self._tree = self._git("mktree")
         tree = self._tree
         lines = {**fields, "nonce": uuid.uuid4().hex}
         message = title + "\n\n" + "".join(f"{k}: {v}\n" for k, v in lines.items())
@@ -119,25 +127,19 @@ class RefsRemote:
         for ref, (old, new) in updates.items():
             args.append(f"--force-with-lease={ref}:{old or ''}")
             refspecs.append(f"{new}:{ref}" if new is not None else f":{ref}")
-        try:
-            self.repo.git.push(*args, self.remote, *refspecs, env=_QUIET)
-        except git.GitCommandError as exc:
-            text = f"{exc.stdout or ''}\n{exc.stderr or ''}"
-            if any(marker in text for marker in _REFUSED):
+        code, out, err = self._call("push", *args, self.remote, *refspecs, env=_QUIET)
+        if code != 0:
+            if any(marker in f"{out}\n{err}" for marker in _REFUSED):
                 return False
             raise RefsUnavailable(
-                f"git remote '{self.name}': push refused or failed: {_reason(exc)}; a versioned run claims its "
+                f"git remote '{self.name}': push refused or failed: {_reason(err, code)}; a versioned run claims its "
                 "version there so that runners do not overwrite each other's releases (give this runner push "
                 "access to refs/pipeline/*, or set PIPELINE_CLAIMS=off to release without that guarantee)"
-            ) from None
+            )
         return True
 
     def _have(self, oid: str) -> bool:
-        try:
-            self.repo.git.cat_file("-e", f"{oid}^{{commit}}")
-        except git.GitCommandError:
-            return False
-        return True
+        return self._call("cat-file", "-e", f"{oid}^{{commit}}")[0] == 0
 
     def _fields(self, oid: str) -> dict[str, str]:
         message = self._git("log", "-1", "--format=%B", oid)
@@ -148,20 +150,25 @@ class RefsRemote:
                 fields[key] = value.strip()
         return fields
 
-    def _git(self, command: str, *args: str, **kwargs: object) -> str:
+    def _git(self, command: str, *args: str, env: Mapping[str, str] | None = None) -> str:
+        """What `git COMMAND ARGS` printed (stripped); RefsUnavailable naming the remote when it failed."""
+        code, out, err = self._call(command, *args, env=env)
+        if code != 0:
+            raise RefsUnavailable(f"git remote '{self.name}': git {command} failed: {_reason(err, code)}")
+        return out.strip()
+
+    def _call(self, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
         try:
-            return str(getattr(self.repo.git, command.replace("-", "_"))(*args, **kwargs)).strip()
-        except git.GitCommandNotFound:
+            return GitCall(self.directory, *args, env={**_C_LOCALE, **(env or {})}).done()
+        except EnvironmentProblem:
             raise EnvironmentProblem("git is not installed; several runners coordinate through git") from None
-        except git.GitCommandError as exc:
-            raise RefsUnavailable(f"git remote '{self.name}': git {command} failed: {_reason(exc)}") from None
 
 
-def _reason(exc: git.GitCommandError) -> str:
-    text = f"{exc.stderr or ''}".strip().removeprefix("stderr:").strip().strip("'")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    chosen = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else str(exc))
-    return strip_credentials(chosen)
+def _reason(stderr: str, code: int) -> str:
+    """The line of git's error output that says why (its fatal: or error: line, else its last)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    fallback = lines[-1] if lines else f"git exited with {code}"
+    return strip_credentials(next((line for line in lines if line.startswith(("fatal:", "error:"))), fallback))
 
 
 class LeaseTimeout(PipelineError):

@@ -4,19 +4,30 @@ it, where importing GitPython alone would take a sixth of its time budget."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EnvironmentProblem, UsageError
 
 
-class _Git:
-    """One `git` process, started now and read when `done` is called (so several run side by side)."""
+class GitCall:
+    """One `git` process, started now and read when `done` is called (so several run side by side): the
+    plain-git runner of `changed`, of a run's checkout (vcs.info) and of claims (vcs.refs). `env`: variables
+    set for this call on top of the process's environment. Standard input is empty, as GitPython's."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
+    def __init__(self, cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
         try:
-            self.process = subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.process = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **env} if env else None,
+            )
         except FileNotFoundError:
             raise EnvironmentProblem("git is not installed; changes are read from git") from None
 
@@ -29,7 +40,7 @@ def git_outputs(cwd: Path, *commands: tuple[str, ...]) -> list[str] | None:
     """What each `git COMMAND` printed, the commands run side by side; None when git is missing, `cwd`
     is not a directory, or any of them failed."""
     try:
-        running = [_Git(cwd, *command) for command in commands]
+        running = [GitCall(cwd, *command) for command in commands]
     except (EnvironmentProblem, OSError):  # no git binary; `cwd` gone
         return None
     finished = [process.done() for process in running]
@@ -54,26 +65,26 @@ class WorkTree:
     @classmethod
     def find(cls, directory: Path) -> WorkTree | None:
         """The working tree containing `directory` (searching upwards, as git does); None outside one."""
-        return cls._read(_Git(directory, *_HEAD), directory)
+        return cls.read(GitCall(directory, *HEAD_COMMAND), directory)
 
     @classmethod
-    def _read(cls, head: _Git, directory: Path) -> WorkTree | None:
+    def read(cls, head: GitCall, directory: Path) -> WorkTree | None:
         code, out, _ = head.done()
         lines = out.splitlines()
         if code == 0 and len(lines) == 4:
             root, git_dir, sha, ref = lines
             branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
             return cls(Path(root), sha, branch, Path(git_dir))
-        code, out, _ = _Git(directory, "rev-parse", "--show-toplevel").done()  # no commit yet, or no repository
+        code, out, _ = GitCall(directory, "rev-parse", "--show-toplevel").done()  # no commit yet, or no repository
         return cls(Path(out.strip()), None, None) if code == 0 else None
 
     def changes_since(self, since: str, label: str) -> list[str]:
         """Paths (relative to the root) that differ between `since` and the working tree, committed or
         not, untracked files included; `label` names the repository in the error for an unknown `since`."""
         known, diff, untracked = (
-            _Git(self.root, *_known(since)),
-            _Git(self.root, *_diff(since)),
-            _Git(self.root, *_UNTRACKED),
+            GitCall(self.root, *_known(since)),
+            GitCall(self.root, *_diff(since)),
+            GitCall(self.root, *_UNTRACKED),
         )
         return _changed_paths(known, diff, untracked, since, label)
 
@@ -82,7 +93,7 @@ class WorkTree:
 # directory it runs in (`:/`), as their paths from the top (`--full-name`). Like a diff with the working
 # tree, they are changes: the input digest hashes them, so `changed` must name them too.
 _UNTRACKED = ("ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", ":/")
-_HEAD = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "--symbolic-full-name", "HEAD")
+HEAD_COMMAND = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "--symbolic-full-name", "HEAD")
 
 
 def _revision(since: str) -> str:
@@ -103,7 +114,7 @@ def _diff(since: str) -> tuple[str, ...]:
     return ("diff", "--no-relative", "--name-only", "--no-renames", "-z", since, "--")
 
 
-def _changed_paths(known: _Git, diff: _Git, untracked: _Git, since: str, label: str) -> list[str]:
+def _changed_paths(known: GitCall, diff: GitCall, untracked: GitCall, since: str, label: str) -> list[str]:
     """The diff's paths and the untracked files, in git's order (by bytes), each once."""
     if known.done()[0] != 0:
         diff.done()
@@ -146,9 +157,9 @@ _PARENT = "HEAD~1"
 def _default_baseline(directory: Path) -> Baseline:
     """The baseline when none is given, from three git questions asked side by side."""
     name, base, parent = (
-        _Git(directory, *_UPSTREAM_NAME),
-        _Git(directory, *_UPSTREAM_BASE),
-        _Git(directory, *_known(_PARENT)),
+        GitCall(directory, *_UPSTREAM_NAME),
+        GitCall(directory, *_UPSTREAM_BASE),
+        GitCall(directory, *_known(_PARENT)),
     )
     (name_code, upstream, _), (base_code, sha, _) = name.done(), base.done()
     parent_code = parent.done()[0]
@@ -167,17 +178,17 @@ class PendingChanges:
 
     def __init__(self, directory: Path, since: str | None) -> None:
         self.directory = directory
-        self._head = _Git(directory, *_HEAD)
-        self._untracked = _Git(directory, *_UNTRACKED)
+        self._head = GitCall(directory, *HEAD_COMMAND)
+        self._untracked = GitCall(directory, *_UNTRACKED)
         self.baseline = Baseline(_revision(since), since) if since is not None else _default_baseline(directory)
-        self._known: _Git | None = None
-        self._diff: _Git | None = None
+        self._known: GitCall | None = None
+        self._diff: GitCall | None = None
         if self.baseline.revision is not None:
-            self._known = _Git(directory, *_known(self.baseline.revision))
-            self._diff = _Git(directory, *_diff(self.baseline.revision))
+            self._known = GitCall(directory, *_known(self.baseline.revision))
+            self._diff = GitCall(directory, *_diff(self.baseline.revision))
 
     def tree(self) -> WorkTree | None:
-        return WorkTree._read(self._head, self.directory)
+        return WorkTree.read(self._head, self.directory)
 
     def paths(self, label: str) -> list[str] | None:
         """The changed paths (relative to the root); None when there is no baseline: everything counts."""

@@ -12,8 +12,14 @@ from tests.integration.conftest import Services
 from tests.unit.cli.test_startup import loaded_modules
 
 # Nothing here builds, signs (no key configured) or talks to Azure; httpx's own command-line client
-# (rich's syntax highlighting through pygments) is no part of pipeline.
+# (rich's syntax highlighting through pygments) is no part of pipeline. The engine is asked whether it
+# answers without docker-py (builders.endpoint): docker-py and requests load for a build or push only.
 NOT_LOADED = (
+    "docker",
+    "requests",
+    "urllib3",
+    "git",  # GitPython: the checkout is read by plain `git` calls (vcs.info), claims load it when they claim
+    "pipeline.report",  # the report's models: made for --report, --json, --junit or CI outputs, not for the table
     "pygments",
     "sigstore",
     "cryptography",
@@ -28,7 +34,7 @@ NOT_LOADED = (
 )
 
 
-def test_a_no_op_run_loads_no_signing_azure_or_http_cli_library(
+def test_a_no_op_run_loads_no_engine_client_signing_azure_or_http_cli_library(
     tmp_path: Path, services: Services, namespace: str
 ) -> None:
     write_project(
