@@ -146,7 +146,8 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
             False,
         )
     grammar = _grammar(path, "[key]" in error["loc"])
-    if kind == "string_pattern_mismatch" and grammar is not None:
+    # A secret file's length is a max_length beside its pattern (schema.py): too long reads as the grammar too.
+    if kind in ("string_pattern_mismatch", "string_too_long") and grammar is not None:
         return f"'{_shown(error['input'])}' {grammar}", "[key]" in error["loc"]
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False
