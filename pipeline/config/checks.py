@@ -431,10 +431,11 @@ def _check_build_args(
 ) -> None:
     """Templates parse and name images of the pipeline (never `name` itself; None: no image may be named).
     `shared`: the build args are a pipeline-level variant's, which every image of the pipeline takes."""
+    known = set(names)
     for arg, value in build_args.items():
         where = (*at, arg)
         try:
-            unknown = unknown_names(value, set(names))
+            unknown = unknown_names(value, known)
             refs = image_references(value)
         except TemplateSyntaxError as exc:
             raise positions.error(where, str(exc)) from None
