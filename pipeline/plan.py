@@ -350,9 +350,11 @@ def make_plan(
     context: RunContext,
     positions: PositionIndex | None = None,
     trigger_tags: Mapping[str, tuple[str, ...]] | None = None,
+    resolved: Mapping[str, ResolvedImage] | None = None,
 ) -> Plan:
-    """Plan the named pipelines (all when empty). The config must already have passed its checks."""
-    resolved = resolve_images(spec, base_dir)
+    """Plan the named pipelines (all when empty). The config must already have passed its checks;
+    `resolved`: its images as they resolved them (LoadedConfig.images), else resolved here."""
+    resolved = resolve_images(spec, base_dir) if resolved is None else resolved
     versioned = version_dependent(resolved)
     images: dict[str, PlannedImage] = {}
     for pipeline_name in select_pipelines(spec, pipelines):

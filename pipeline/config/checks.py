@@ -61,8 +61,11 @@ class _Findings:
             raise ConfigError(problems=ordered(self.problems))
 
 
-def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, checkout: Path | None = None) -> None:
-    """Raise one ConfigError listing every mistake found. Checks that resolve names across the file
+def check_config(
+    spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, checkout: Path | None = None
+) -> dict[str, ResolvedImage]:
+    """Raise one ConfigError listing every mistake found, else return every image resolved (for the plan:
+    resolve_images, done once). Checks that resolve names across the file
     (engines, builders, variants, repositories) run once the checks of what they resolve have passed:
     an unknown name is reported once, where it is written, not again by each check that meets it.
     `checkout`: the repository the config came from when the tool did not choose it (see load_config);
@@ -110,6 +113,7 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, 
         with found.each():
             check(spec, images, positions)
     found.raise_any()
+    return images
 
 
 def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:

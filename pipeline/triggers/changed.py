@@ -284,5 +284,6 @@ def _inputs_from_config(
 
     with probes.recording() as facts:
         config = load_config(config_file)
-        plan = make_plan(config.spec, config.base_dir, pipelines, RunContext.of(checkout), config.positions)
+        context = RunContext.of(checkout)
+        plan = make_plan(config.spec, config.base_dir, pipelines, context, config.positions, resolved=config.images)
     return image_inputs(plan), facts
