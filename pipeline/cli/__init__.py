@@ -10,12 +10,8 @@ from types import FrameType
 
 # Pydantic looks for plugins in every installed distribution's entry points when the config models are
 # built (~10 ms of a `pipeline changed` that git hooks run on each commit); the CLI's models use none.
+# Its loader would still import importlib.metadata to answer "none": config/no_pydantic_plugins.py answers.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-if os.environ["PYDANTIC_DISABLE_PLUGINS"] in ("__all__", "1", "true"):  # pydantic's own words for "all off"
-    # Its loader would still import importlib.metadata to answer "no plugins" (cli/no_pydantic_plugins.py).
-    from pipeline.cli import no_pydantic_plugins  # noqa: E402
-
-    sys.modules.setdefault("pydantic.plugin._loader", no_pydantic_plugins)
 
 import click  # noqa: E402
 

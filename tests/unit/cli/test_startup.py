@@ -133,7 +133,7 @@ def test_changed_on_a_cache_miss_loads_no_plugin_scan(
     repository: Path, disabled: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pydantic's plugin loader imports importlib.metadata (email, zipfile: ~15 ms) even to answer that
-    plugins are off; the CLI answers it instead (cli/no_pydantic_plugins.py), and the models are built
+    plugins are off; pipeline answers it instead (config/no_pydantic_plugins.py), and the models are built
     and the config checked as before: the same affected images."""
     if disabled:
         monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", disabled)
