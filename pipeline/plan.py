@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-
-import semver
+from typing import TYPE_CHECKING
 
 from pipeline.common.checkout import Checkout
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
@@ -22,6 +21,9 @@ from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
 from pipeline.versioning import FLOATING_KINDS, RESERVED_TAG_PREFIXES, TagSet, tag_set, version_tag
+
+if TYPE_CHECKING:
+    import semver  # a run's version; imported where one is parsed (pipeline.versioning)
 
 # Labels every built image carries, named by the OCI image annotations spec
 # (https://github.com/opencontainers/image-spec/blob/main/annotations.md); release and cache read them back.
