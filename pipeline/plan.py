@@ -20,6 +20,7 @@ from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
+from pipeline.vcs import probes
 from pipeline.versioning import FLOATING_KINDS, RESERVED_TAG_PREFIXES, TagSet, tag_set, version_tag
 
 if TYPE_CHECKING:
@@ -369,7 +370,8 @@ def make_plan(
             for variant in image.variants:
                 for arg, value in variant.own_build_args.items():
                     _check_placeholders(value, context, (*variant.at, "build_args", arg), positions, "build arg")
-            context_dir = (base_dir / image.context).resolve()
+            # As the checks found it (probes: while `changed` records, asked once for both).
+            context_dir = Path(probes.realpath(base_dir / image.context))
             repository = parse_repository(image.repository)
             planned = PlannedImage(
                 pipeline=pipeline_name,
