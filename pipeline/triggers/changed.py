@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pipeline.bases.lock import lock_path
+from pipeline.bases.lock_file import lock_path
 from pipeline.ci.environment import CiEnvironment, checkout_of
 from pipeline.common.checkout import Checkout
 from pipeline.dockerfile.ignore import IgnoreMatcher, ignore_file, ignore_patterns

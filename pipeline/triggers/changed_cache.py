@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.bases.lock import lock_path
+from pipeline.bases.lock_file import lock_path
 from pipeline.common.checkout import Checkout
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file
