@@ -13,6 +13,7 @@ pipelines file alone). Target (issue 29 item 4): under 300 ms wall for both, the
 that edits the pipelines file, or the first run after a checkout, pays it).
 
     .venv/bin/python bench/changed_bench.py [--images 200] [--files 10000] [--runs 21]
+        [--before DIR]    # another checkout of pipeline (`git worktree add DIR <commit>`), timed in the same rounds
 """
 
 from __future__ import annotations
@@ -110,24 +111,44 @@ def cache_file(root: Path) -> Path:
     return root / ".git" / "pipeline" / "changed-cache.json"
 
 
-def time_whole_command(root: Path, runs: int) -> tuple[Samples, Samples, Samples, str]:
+def time_whole_command(
+    root: Path, runs: int, before: Path | None = None
+) -> tuple[Samples, Samples, Samples, str, tuple[Samples, Samples] | None]:
     """`git diff --name-only HEAD~1`, then `pipeline changed --since HEAD~1` missing and hitting its cache,
-    alternating, after a warm-up; the two answers must be the same."""
+    alternating, after a warm-up; the two answers must be the same. With `before` (a checkout of pipeline,
+    put first on PYTHONPATH), its miss and hit are timed in the same rounds, the two codes' order swapped
+    each round; both answers must be the same."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode; let the warm-up write it
+    old_env = {**env, "PYTHONPATH": str(before)} if before else env
     command = [*pipeline_command(), "changed", "--since", "HEAD~1"]
     floor, miss, hit, output = Samples(), Samples(), Samples(), ""
+    old_miss, old_hit = Samples(), Samples()
     run_once(command, root, env, Samples())
+    if before:
+        run_once(command, root, old_env, Samples())
     run_once(["git", "diff", "--name-only", "HEAD~1"], root, env, Samples())
-    for _ in range(runs):
-        run_once(["git", "diff", "--name-only", "HEAD~1"], root, env, floor)
+
+    def miss_then_hit(code_env: dict[str, str], misses: Samples, hits: Samples) -> str:
         cache_file(root).unlink(missing_ok=True)
-        output = run_once(command, root, env, miss)
+        answer = run_once(command, root, code_env, misses)
         if not cache_file(root).is_file():
             raise SystemExit("the miss wrote no cache")
-        if run_once(command, root, env, hit) != output:
+        if run_once(command, root, code_env, hits) != answer:
             raise SystemExit("a hit answered otherwise than the miss")
-    return floor, miss, hit, output
+        return answer
+
+    for round_ in range(runs):
+        run_once(["git", "diff", "--name-only", "HEAD~1"], root, env, floor)
+        if not before:
+            output = miss_then_hit(env, miss, hit)
+            continue
+        order = [(env, miss, hit), (old_env, old_miss, old_hit)]
+        answers = [miss_then_hit(*code) for code in (order if round_ % 2 else order[::-1])]
+        if answers[0] != answers[1]:
+            raise SystemExit(f"the code before answered otherwise:\n{answers[0]}\n{answers[1]}")
+        output = answers[0]
+    return floor, miss, hit, output, ((old_miss, old_hit) if before else None)
 
 
 def main() -> int:
@@ -135,13 +156,14 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--before", type=Path, help="another checkout of pipeline, timed in the same rounds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root, args.images, args.files)
         tracked = len(subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split())
         load = os.getloadavg()
-        floor, miss, hit, text = time_whole_command(root, args.runs)
+        floor, miss, hit, text, old = time_whole_command(root, args.runs, args.before)
         load_after = os.getloadavg()
         json_out = subprocess.run(
             [*pipeline_command(), "changed", "--since", "HEAD~1", "--json"], cwd=root, capture_output=True, text=True
@@ -163,6 +185,9 @@ def main() -> int:
     print(floor.line("git diff --name-only (the floor)"))
     print(miss.line("pipeline changed, cache miss"))
     print(hit.line("pipeline changed, cache hit"))
+    if old:
+        print(old[0].line("before: cache miss"))
+        print(old[1].line("before: cache hit"))
     for name, samples in (("miss", miss), ("hit", hit)):
         verdict = "met" if samples.median() <= 0.3 else "NOT met"
         print(

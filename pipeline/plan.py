@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-
-import semver
+from typing import TYPE_CHECKING
 
 from pipeline.common.checkout import Checkout
 from pipeline.config.positions import KeyPath, PositionIndex, format_path
@@ -21,7 +20,11 @@ from pipeline.config.templates import placeholders, render
 from pipeline.errors import ConfigError, UsageError
 from pipeline.graph import topological_order
 from pipeline.registry.reference import Repository, parse_repository, validate_tag
+from pipeline.vcs import probes
 from pipeline.versioning import FLOATING_KINDS, RESERVED_TAG_PREFIXES, TagSet, tag_set, version_tag
+
+if TYPE_CHECKING:
+    import semver  # a run's version; imported where one is parsed (pipeline.versioning)
 
 # Labels every built image carries, named by the OCI image annotations spec
 # (https://github.com/opencontainers/image-spec/blob/main/annotations.md); release and cache read them back.
@@ -350,9 +353,11 @@ def make_plan(
     context: RunContext,
     positions: PositionIndex | None = None,
     trigger_tags: Mapping[str, tuple[str, ...]] | None = None,
+    resolved: Mapping[str, ResolvedImage] | None = None,
 ) -> Plan:
-    """Plan the named pipelines (all when empty). The config must already have passed its checks."""
-    resolved = resolve_images(spec, base_dir)
+    """Plan the named pipelines (all when empty). The config must already have passed its checks;
+    `resolved`: its images as they resolved them (LoadedConfig.images), else resolved here."""
+    resolved = resolve_images(spec, base_dir) if resolved is None else resolved
     versioned = version_dependent(resolved)
     images: dict[str, PlannedImage] = {}
     for pipeline_name in select_pipelines(spec, pipelines):
@@ -365,7 +370,8 @@ def make_plan(
             for variant in image.variants:
                 for arg, value in variant.own_build_args.items():
                     _check_placeholders(value, context, (*variant.at, "build_args", arg), positions, "build arg")
-            context_dir = (base_dir / image.context).resolve()
+            # As the checks found it (probes: while `changed` records, asked once for both).
+            context_dir = Path(probes.realpath(base_dir / image.context))
             repository = parse_repository(image.repository)
             planned = PlannedImage(
                 pipeline=pipeline_name,

@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
-
-import semver
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    # Imported where a version is parsed or made: planning a run without one (`pipeline changed`, which
+    # commit hooks run) needs only this module's tag rules, and semver is ~4 ms of its start.
+    import semver
 
 SHA_TAG_LENGTH = 12
 FloatingKind = Literal["minor", "major", "latest"]
@@ -73,6 +76,8 @@ class TagSet:
 
 def parse_version(text: str) -> semver.Version:
     """Parse X.Y.Z[-pre][+meta] (a leading 'v' is accepted); raise UsageError otherwise."""
+    import semver
+
     raw = text[1:] if text[:1] in ("v", "V") else text
     try:
         return semver.Version.parse(raw)
@@ -121,6 +126,8 @@ def tag_set(
 
 def versions_in(tags: Iterable[str], suffix: str = "") -> dict[str, semver.Version]:
     """The tags of a repository that are versions with this suffix, keyed by tag."""
+    import semver
+
     found: dict[str, semver.Version] = {}
     for tag in tags:
         if suffix and not tag.endswith(suffix):
@@ -175,6 +182,8 @@ def next_version(
 ) -> semver.Version:
     """The version after the latest stable `current` (0.0.0 when there is none); with `pre`, the next
     `X.Y.Z-pre.N` after the `existing` prereleases of that version."""
+    import semver
+
     base = current.finalize_version() if current is not None else semver.Version(0, 0, 0)
     target = {"major": base.bump_major, "minor": base.bump_minor, "patch": base.bump_patch}[bump]()
     return target if pre is None else next_prerelease(target, pre, existing)

@@ -10,12 +10,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.bases.lock_file import LOCK_NAME as LOCK_NAME
+from pipeline.bases.lock_file import lock_path as lock_path
 from pipeline.errors import ConfigError
 from pipeline.files import read_regular_file, write_text
 from pipeline.registry.platforms import platform_text
 from pipeline.registry.reference import parse_reference
 
-LOCK_NAME = "pipelines.lock"
 LOCK_VERSION = 1
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HEADER = (
@@ -38,11 +39,6 @@ class LockEntry:
     @property
     def key(self) -> LockKey:
         return (self.reference, self.platform, self.os_version)
-
-
-def lock_path(config_file: Path) -> Path:
-    """Where the lock of a pipelines file lives: beside it."""
-    return config_file.parent / LOCK_NAME
 
 
 @dataclass(frozen=True)

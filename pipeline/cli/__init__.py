@@ -10,6 +10,7 @@ from types import FrameType
 
 # Pydantic looks for plugins in every installed distribution's entry points when the config models are
 # built (~10 ms of a `pipeline changed` that git hooks run on each commit); the CLI's models use none.
+# Its loader would still import importlib.metadata to answer "none": config/no_pydantic_plugins.py answers.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import click  # noqa: E402

@@ -61,8 +61,11 @@ class _Findings:
             raise ConfigError(problems=ordered(self.problems))
 
 
-def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, checkout: Path | None = None) -> None:
-    """Raise one ConfigError listing every mistake found. Checks that resolve names across the file
+def check_config(
+    spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, checkout: Path | None = None
+) -> dict[str, ResolvedImage]:
+    """Raise one ConfigError listing every mistake found, else return every image resolved (for the plan:
+    resolve_images, done once). Checks that resolve names across the file
     (engines, builders, variants, repositories) run once the checks of what they resolve have passed:
     an unknown name is reported once, where it is written, not again by each check that meets it.
     `checkout`: the repository the config came from when the tool did not choose it (see load_config);
@@ -110,6 +113,7 @@ def check_config(spec: ConfigSpec, base_dir: Path, positions: PositionIndex, *, 
         with found.each():
             check(spec, images, positions)
     found.raise_any()
+    return images
 
 
 def _check_prefix(prefix: str, where: KeyPath, positions: PositionIndex) -> None:
@@ -431,10 +435,11 @@ def _check_build_args(
 ) -> None:
     """Templates parse and name images of the pipeline (never `name` itself; None: no image may be named).
     `shared`: the build args are a pipeline-level variant's, which every image of the pipeline takes."""
+    known = set(names)
     for arg, value in build_args.items():
         where = (*at, arg)
         try:
-            unknown = unknown_names(value, set(names))
+            unknown = unknown_names(value, known)
             refs = image_references(value)
         except TemplateSyntaxError as exc:
             raise positions.error(where, str(exc)) from None

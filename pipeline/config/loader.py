@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.config.checks import check_config
 from pipeline.config.paths import escape_problem, repository_root
 from pipeline.config.positions import KeyPath, PositionIndex, one_line, ordered, parse_yaml
+from pipeline.config.resolved import ResolvedImage
 from pipeline.config.schema import ConfigSpec
 from pipeline.errors import ConfigError
 from pipeline.vcs import probes
@@ -25,6 +27,9 @@ class LoadedConfig:
     spec: ConfigSpec
     file: Path
     positions: PositionIndex
+    # Every image resolved (inherited settings taken from the nearest level), as the checks resolved them:
+    # the plan starts from these instead of resolving the whole config a second time.
+    images: Mapping[str, ResolvedImage] | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -50,9 +55,8 @@ def load_config(file: Path | str = DEFAULT_CONFIG_FILE, *, checkout: Path | None
         spec = ConfigSpec.model_validate(data)
     except ValidationError as exc:
         raise _schema_error(exc, positions) from None
-    loaded = LoadedConfig(spec=spec, file=path, positions=positions)
-    check_config(spec, path.parent, positions, checkout=root if checkout is not None else None)
-    return loaded
+    images = check_config(spec, path.parent, positions, checkout=root if checkout is not None else None)
+    return LoadedConfig(spec=spec, file=path, positions=positions, images=images)
 
 
 def _model_at(path: KeyPath) -> type[BaseModel] | None:
@@ -146,7 +150,8 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
             False,
         )
     grammar = _grammar(path, "[key]" in error["loc"])
-    if kind == "string_pattern_mismatch" and grammar is not None:
+    # A secret file's length is a max_length beside its pattern (schema.py): too long reads as the grammar too.
+    if kind in ("string_pattern_mismatch", "string_too_long") and grammar is not None:
         return f"'{_shown(error['input'])}' {grammar}", "[key]" in error["loc"]
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False

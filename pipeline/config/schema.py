@@ -3,11 +3,16 @@
 Every field has a description and an example: `pipeline schema` turns these models into the JSON Schema
 editors show on hover and complete from (pipeline/config/json_schema.py)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each of the ~100 annotations from its
+# text (typing.ForwardRef compiles and evals every one, ~2.5 ms of each start that builds the models).
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
+
+from pipeline.config import no_pydantic_plugins
+
+no_pydantic_plugins.install()  # before the first model is built
 
 NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
@@ -21,6 +26,13 @@ OsVersion = Annotated[str, Strict(), StringConstraints(pattern=r"^[0-9]+\.[0-9]+
 # (and so an editor) says boolean and integer, and the loader means the same.
 Flag = Annotated[bool, Strict()]
 Count = Annotated[int, Strict()]
+
+
+def no_items() -> list[Any]:
+    """The default of the list fields: a Python function, not `list`, whose signature pydantic reads without
+    inspect parsing a builtin's text signature (which compiles tokenize's patterns: ~5 ms of each start
+    that builds these models)."""
+    return []
 
 
 class StrictModel(BaseModel):
@@ -48,8 +60,11 @@ ContextName = Annotated[str, StringConstraints(pattern=CONTEXT_PATTERN)]
 BUILDX_BUILDER_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
 BuildxBuilderName = Annotated[str, StringConstraints(pattern=BUILDX_BUILDER_PATTERN)]
 # `--secret id=ID,src=FILE` is read as comma-separated fields: a `,` or `"` in FILE would start another.
-SECRET_FILE_PATTERN = r'^[^,"\x00-\x1f]{1,4096}$'
-SecretFile = Annotated[str, StringConstraints(pattern=SECRET_FILE_PATTERN)]
+# The length is max_length, not `{1,4096}` in the pattern: pydantic-core's regex engine unrolls a counted
+# repetition, and that one pattern cost ~20 ms of CPU (5 ms a compile, once per model holding secrets)
+# at every start that loads the config; loader.py gives both mistakes the same message.
+SECRET_FILE_PATTERN = r'^[^,"\x00-\x1f]+$'
+SecretFile = Annotated[str, StringConstraints(pattern=SECRET_FILE_PATTERN, max_length=4096)]
 # DOCKER_HOST: its URL's parts are checked in config/arguments.py.
 HostUrl = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
@@ -93,7 +108,7 @@ class SignSpec(StrictModel):
         False, description="Sign with a Fulcio certificate for the run's OIDC identity token", examples=[True]
     )
     attest: list[Literal["provenance", "sbom"]] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Also attest every pushed digest, signed the same way: provenance (SLSA v1: how it was "
         "built) and sbom (CycloneDX: what its layers contain)",
         examples=[["provenance", "sbom"]],
@@ -145,12 +160,12 @@ class ProvenanceRule(StrictModel):
     """Signed SLSA v1 provenance the images must carry, and what it must say."""
 
     builder_ids: list[NonEmpty] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Glob patterns; the provenance's runDetails.builder.id must match one (none given: any builder)",
         examples=[["https://github.com/pipeline-build/pipeline/builders/*"]],
     )
     sources: list[NonEmpty] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Glob patterns of the git repository it was built from: a resolved dependency with a "
         "gitCommit digest whose URI (without git+ and @ref) matches one (none given: any source)",
         examples=[["https://git.example.com/platform/*"]],
@@ -167,12 +182,12 @@ class TrustRule(StrictModel):
         examples=[["127.0.0.1:5000/base/*"]],
     )
     keys: list[NonEmpty] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="cosign public keys, relative to this file",
         examples=[["keys/base-team.pub"]],
     )
     identities: list[IdentitySpec] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Keyless signer identities",
         examples=[
             [
@@ -321,7 +336,7 @@ class ImageSpec(StrictModel):
         "Dockerfile", description="Dockerfile path, relative to the context", examples=["Dockerfile.prod"]
     )
     depends_on: list[Name] = Field(
-        default_factory=list, description="Images of this pipeline built first", examples=[["base"]]
+        default_factory=no_items, description="Images of this pipeline built first", examples=[["base"]]
     )
     build_args: dict[BuildArgName, str] = Field(
         default_factory=dict,
@@ -369,7 +384,7 @@ class ImageSpec(StrictModel):
         examples=[{"suffix": "-linux"}],
     )
     paths: list[NonEmpty] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Extra globs (relative to this file) whose changes rebuild the image",
         examples=[["src/**", "requirements.txt"]],
     )
@@ -401,7 +416,7 @@ class TriggerRule(StrictModel):
         examples=[r"^v(?P<version>\d+\.\d+\.\d+)$"],
     )
     tags: list[NonEmpty] = Field(
-        default_factory=list, description="Extra tag templates for builds it triggers", examples=[["latest-main"]]
+        default_factory=no_items, description="Extra tag templates for builds it triggers", examples=[["latest-main"]]
     )
     release: Flag = Field(
         False, description="Tag rules: release the version in the (?P<version>...) group", examples=[True]
@@ -501,7 +516,7 @@ class PipelineSpec(StrictModel):
     )
     reuse: Reuse | None = Field(None, description=REUSE_DESCRIPTION + " (over the top level's)", examples=["never"])
     triggers: list[TriggerRule] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Which pushes build this pipeline",
         examples=[[{"branch": "^main$"}, {"tag": r"^v(?P<version>\d+\.\d+\.\d+)$", "release": True}]],
     )
@@ -562,7 +577,7 @@ class ConfigSpec(StrictModel):
         None, description="Default repository prefix: image X is <registry>/X", examples=["127.0.0.1:5000/demo"]
     )
     insecure_registries: list[NonEmpty] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Registries reached over plain HTTP or unverified TLS (loopback: only if they speak no TLS)",
         examples=[["build.lan:5000"]],
     )
@@ -583,7 +598,7 @@ class ConfigSpec(StrictModel):
         examples=[{"127.0.0.1:5000": {"signature_storage": "both"}}],
     )
     trust: list[TrustRule] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Signatures required per repository",
         examples=[[{"repositories": ["127.0.0.1:5000/base/*"], "keys": ["keys/base-team.pub"]}]],
     )

@@ -139,7 +139,9 @@ class Session:
             dirty=git.dirty if git else False,
             earlier_commits=git.earlier if git else (),
         )
-        return make_plan(config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags)
+        return make_plan(
+            config.spec, config.base_dir, list(pipelines), context, config.positions, trigger_tags, config.images
+        )
 
     def blobs(self) -> GitBlobs | None:
         return GitBlobs.read(self.loaded.base_dir)

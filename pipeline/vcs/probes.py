@@ -22,6 +22,10 @@ Fact = tuple[str, str, str | bool]
 
 # A context variable, not a global: a server loading two configs in two threads records each apart.
 _facts: ContextVar[dict[tuple[str, str], str | bool] | None] = ContextVar("pipeline_probe_facts", default=None)
+# While recording, the probes are answered as still_true replays them (_Replay: one lstat per directory,
+# the probe's own answer always), and a path asked again gets the answer it got (the checks and then the
+# plan ask for the same 200 contexts): one look at the disk per recording.
+_answers: ContextVar[_Replay | None] = ContextVar("pipeline_probe_answers", default=None)
 
 
 # os.path's predicates answer False for unusable paths (too long, undecodable), as the checks want.
@@ -36,8 +40,13 @@ PROBES: dict[str, Callable[[str], str | bool]] = {
 def _ask(probe: str, path: str | Path) -> str | bool:
     text = os.fspath(path)
     facts = _facts.get()
+    replay = _answers.get()
+    if facts is not None:
+        known = facts.get((probe, text))
+        if isinstance(known, bool) or (known is not None and not known.startswith("!")):
+            return known  # a probe that raised is asked again, to raise again
     try:
-        answer = PROBES[probe](text)
+        answer = replay.answer(probe, text) if replay is not None else PROBES[probe](text)
     except (OSError, ValueError) as exc:
         if facts is not None:
             facts.setdefault((probe, text), "!" + type(exc).__name__)
@@ -70,10 +79,12 @@ def recording() -> Iterator[list[Fact]]:
     """Note every probe asked in this context (thread) until the block ends; the list fills at the end."""
     found: list[Fact] = []
     token = _facts.set({})
+    replay_token = _answers.set(_Replay())
     try:
         yield found
     finally:
         noted = _facts.get() or {}
+        _answers.reset(replay_token)
         _facts.reset(token)
         found.extend((probe, path, answer) for (probe, path), answer in noted.items())
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,17 @@ def test_buildkit_images_use_the_dockerfiles_own_ignore_file_as_their_builds_do(
     own = run_main(TEXT, capsys, monkeypatch, project)
     assert written(project) == old
     assert own == (0, f"{'shop/app':<30} images/app/Dockerfile.dockerignore changed [linux-amd64, linux-arm64]\n")
+
+
+def test_the_cache_is_written_owner_only_beside_a_leftover_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """The entry is written to a fresh file, then renamed over the cache (as tempfile.mkstemp made it,
+    without importing tempfile): owner-only, and a killed writer's leftover neither blocks it nor is used."""
+    git_dir = tmp_path / ".git"
+    (git_dir / "pipeline").mkdir(parents=True)
+    leftover = git_dir / "pipeline" / "changed-cache.json.0123456789ab.tmp"
+    leftover.write_text("half a cache")
+    changed_cache.write(git_dir, "key", [], [{"image": "shop/base"}])
+    path = changed_cache.cache_file(git_dir)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, leftover.name])
+    assert changed_cache.read(git_dir, "key") == [{"image": "shop/base"}]

@@ -128,6 +128,32 @@ def test_changed_on_a_cache_hit_loads_no_config_models(repository: Path, args: l
     assert loaded_modules(args, repository, heavy) == []
 
 
+@pytest.mark.parametrize("disabled", ["__all__", "1", "true", None])
+def test_changed_on_a_cache_miss_loads_no_plugin_scan(
+    repository: Path, disabled: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic's plugin loader imports importlib.metadata (email, zipfile: ~15 ms) even to answer that
+    plugins are off; pipeline answers it instead (config/no_pydantic_plugins.py), and the models are built
+    and the config checked as before: the same affected images."""
+    if disabled:
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", disabled)
+    else:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)  # unset: the CLI turns them off
+    output, modules = probe(["changed", "--since", "HEAD~1"], repository)
+    assert "pydantic" in modules and "pipeline.config.schema" in modules  # a miss: the models were built
+    assert among(modules, ("importlib.metadata", "email", "zipfile")) == []
+    assert among(modules, ("semver",)) == []  # a plan without a version parses none (pipeline.versioning)
+    assert among(modules, ("pipeline.bases.lock",)) == []  # where the lock is: bases.lock_file
+    assert among(modules, ("tempfile", "shutil")) == []  # the cache's fresh file: changed_cache._fresh_file
+    assert [line.split()[0] for line in output.splitlines()] == ["shop/base", "shop/app"], output
+
+
+def test_changed_with_some_pydantic_plugins_on_scans_for_them(repository: Path) -> None:
+    """A PYDANTIC_DISABLE_PLUGINS that names plugins leaves the others on: pydantic's own loader looks."""
+    _, modules = probe(["changed", "--since", "HEAD~1"], repository, {"PYDANTIC_DISABLE_PLUGINS": "logfire"})
+    assert "pydantic" in modules and "importlib.metadata" in modules
+
+
 # `pipeline --help`, a command's --help and a TAB (issue 29: each under 150 ms) need click and the
 # command's own module: not the config models, the planner, the run stack or the clients it drives.
 # pipeline.run.settings (stdlib only: --progress's choices) and pipeline.ci.environment stay.

@@ -176,3 +176,27 @@ def test_names_that_reach_argv_accept_what_users_write(
     """
     code, lines = validate(tmp_path, config, capsys, monkeypatch)
     assert code == 0, lines
+
+
+@pytest.mark.parametrize("length", [4097, 5000])
+def test_a_secret_file_path_over_4096_characters_is_the_grammar_error_at_its_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    """The length is a max_length beside the pattern (schema.py: a `{1,4096}` in the pattern cost ~20 ms of
+    every config load): too long reads as the same one line as a `,` in the path does."""
+    path = "d/" * ((length - 1) // 2) + "x" * (1 + (length - 1) % 2)
+    assert len(path) == length
+    code, lines = validate(tmp_path, HEAD + f"        secrets: {{npm: {{file: {path}}}}}\n", capsys, monkeypatch)
+    assert code == 2
+    assert lines == [
+        f"error: pipelines.yaml:7:31: pipelines.shop.images.base.secrets.npm.file: '{path[:77]}...' is not a "
+        "secret file path for buildx: no ',', '\"' or control characters, at most 4096 characters"
+    ]
+
+
+def test_a_secret_file_path_of_4096_characters_passes_the_grammar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = "d/" * 2047 + "xy"
+    code, lines = validate(tmp_path, HEAD + f"        secrets: {{npm: {{file: {path}}}}}\n", capsys, monkeypatch)
+    assert not any("is not a secret file path" in line for line in lines), lines

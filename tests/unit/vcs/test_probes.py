@@ -92,3 +92,34 @@ def test_nothing_is_noted_outside_a_recording(tree: Path) -> None:
     with probes.recording() as facts:
         pass
     assert facts == []
+
+
+def test_a_recording_answers_as_the_probes_and_each_path_once(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While recording, answers come from the shared lstats (as still_true replays them) and a path asked
+    again is not looked at again (the checks and the plan ask for the same contexts); the answers, errors
+    included, are still the probes' own."""
+    expected: dict[tuple[str, str], object] = {}
+    for probe, ask in probes.PROBES.items():
+        for path in PATHS:
+            try:
+                expected[(probe, path)] = ask(path)
+            except (OSError, ValueError) as exc:
+                expected[(probe, path)] = type(exc)
+    looks: list[str] = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: looks.append(os.fspath(path)) or real_lstat(path, *a, **k))
+    with probes.recording() as facts:
+        for _ in range(2):
+            for probe in probes.PROBES:
+                for path in PATHS:
+                    try:
+                        got: object = probes._ask(probe, path)
+                    except (OSError, ValueError) as exc:
+                        got = type(exc)
+                    assert got == expected[(probe, path)], (probe, path)
+        first = len(looks)
+        assert probes.realpath("images/app/Dockerfile") == str(tree / "images/app/Dockerfile")
+        assert len(looks) == first  # asked before: answered from the recording
+    assert probes.still_true(facts)
+    plain = str(tree / "images/app")
+    assert looks.count(plain) <= 1, "one lstat per directory while recording"
