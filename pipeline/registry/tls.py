@@ -308,6 +308,10 @@ class Connections:
         """The client for one verify setting. Its TLS context (reading the CA bundle: ~40 ms) is made for
         the first HTTPS request: a run that speaks only plain HTTP (a loopback registry) never makes one.
         With proxies in the environment, httpx makes their transports at once, with the context."""
+        with self._lock:
+            made = self._clients.get(verify)
+        if made is not None:
+            return made
         lazy = self._transport is None and not urllib.request.getproxies()
         context = None if lazy else self.context(verify)
         with self._lock:
