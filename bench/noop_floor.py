@@ -9,8 +9,12 @@ with bytecode caching on (PYTHONDONTWRITEBYTECODE dropped), as an installed pack
 every run compiles pipeline's ~120 modules again, a third of a no-op's start-up.
                                       targets: 30 images <= 2x the floor; 100 <= 0.5 s; 300 <= 1.0 s; 1,000 <= 2.5 s
 
-    .venv/bin/python bench/noop_floor.py [--registry $PIPELINE_PLAIN_REGISTRY] [--images 30,100,300] [--rounds 5]
+    .venv/bin/python bench/noop_floor.py [--registry $PIPELINE_PLAIN_REGISTRY] [--images 30,100,300,1000]
+        [--rounds 5] [--jobs 4]  # --jobs: the first (cold) build's; 1,000 images take minutes to build
         [--before DIR]    # another checkout of pipeline (`git worktree add DIR <commit>`), timed in the same rounds
+
+The per-image cost of the run (and of the checkout before) is printed from each size to the next (100 ->
+300 -> 1,000): the difference of medians over the difference of images, so a fixed start-up cost drops out.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from run_bench import pipeline, require, sh, write_noop_project  # noqa: E402
 # The floor's child process: only the stdlib, so its start-up is the interpreter's own.
 FLOOR = """
 import http.client, json, subprocess, sys, threading
-registry, paths = sys.argv[1], json.loads(sys.argv[2])
+registry, paths = sys.argv[1], json.loads(open(sys.argv[2]).read())
 subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True)
 subprocess.run(["git", "ls-files", "-s"], check=True, capture_output=True)
 oci, docker = "application/vnd.oci.image.", "application/vnd.docker.distribution.manifest."
@@ -70,24 +74,29 @@ def load() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 1)[0]
 
 
-def measure(registry: str, count: int, rounds: int, before: Path | None) -> tuple[float, float]:
-    """(floor, pipeline) medians for a `count`-image DAG; prints both with their rounds and the load;
-    `before`: a checkout whose `pipeline run` is timed in each round too (its PYTHONPATH)."""
+def measure(
+    registry: str, count: int, rounds: int, before: Path | None, jobs: int
+) -> tuple[float, float, float | None]:
+    """(floor, pipeline, before) medians for a `count`-image DAG; prints them with their rounds and the
+    load; `before`: a checkout whose `pipeline run` is timed in each round too (its PYTHONPATH), else None."""
     old_env = {**ENV, "PYTHONPATH": str(before)} if before else ENV
     namespace = f"bench-floor-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_noop_project(root, registry, namespace, count)
-        pipeline("run", "--jobs", "2", cwd=root, env=ENV)
+        cold = pipeline("run", "--jobs", str(jobs), cwd=root, env=ENV)
+        print(f"{count} images: built and pushed (cold, --jobs {jobs}) in {cold:.1f} s", flush=True)
         pipeline("run", cwd=root, env=ENV)  # warm: page cache, content cache, bytecode
         pipeline("run", cwd=root, env=old_env)
         paths = tag_paths(registry, namespace, count)
+        listed = root / "floor-paths.json"  # 2,000 paths are more than one argument may hold
+        listed.write_text(json.dumps(paths))
         floors: list[float] = []
         runs: list[float] = []
         olds: list[float] = []
         loads = [load()]
         for _ in range(rounds):
-            floors.append(sh(sys.executable, "-c", FLOOR, registry, json.dumps(paths), cwd=root, env=ENV))
+            floors.append(sh(sys.executable, "-c", FLOOR, registry, str(listed), cwd=root, env=ENV))
             runs.append(pipeline("run", cwd=root, env=ENV))
             if before:
                 olds.append(pipeline("run", cwd=root, env=old_env))
@@ -107,14 +116,15 @@ def measure(registry: str, count: int, rounds: int, before: Path | None) -> tupl
         )
         print(f"   rounds before: {', '.join(f'{x:.3f}' for x in olds)}")
     print(f"   rounds: floor {', '.join(f'{x:.3f}' for x in floors)}; run {', '.join(f'{x:.3f}' for x in runs)}")
-    print(f"   load average (1 min) before and after each round: {' '.join(loads)}")
-    return floor, ours
+    print(f"   load average (1 min) before and after each round: {' '.join(loads)}", flush=True)
+    return floor, ours, statistics.median(olds) if olds else None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--registry", default=os.environ.get("PIPELINE_PLAIN_REGISTRY", "127.0.0.1:5000"))
-    parser.add_argument("--images", default="30,100,300")
+    parser.add_argument("--images", default="30,100,300,1000")
+    parser.add_argument("--jobs", type=int, default=4, help="the first (cold) build's --jobs")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before", type=Path, help="another checkout of pipeline, timed in the same rounds")
     args = parser.parse_args()
@@ -122,11 +132,15 @@ def main() -> int:
     require("git")
     print(f"machine: {os.cpu_count()} cores; registry {args.registry}; load {load()}")
     counts = [int(count) for count in args.images.split(",")]
-    results = {count: measure(args.registry, count, args.rounds, args.before) for count in counts}
+    results = {count: measure(args.registry, count, args.rounds, args.before, args.jobs) for count in counts}
     counts.sort()
     for smaller, larger in zip(counts, counts[1:], strict=False):
         extra = (results[larger][1] - results[smaller][1]) / (larger - smaller)
-        print(f"per-image cost of the run from {smaller} to {larger} images: {extra * 1000:5.2f} ms an image")
+        line = f"per-image cost of the run from {smaller} to {larger} images: {extra * 1000:5.2f} ms an image"
+        old_small, old_large = results[smaller][2], results[larger][2]
+        if old_small is not None and old_large is not None:
+            line += f" (before: {(old_large - old_small) / (larger - smaller) * 1000:5.2f} ms)"
+        print(line)
     return 0
 
 

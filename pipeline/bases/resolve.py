@@ -140,6 +140,7 @@ class BaseResolver:
         self._pending: dict[object, threading.Lock] = {}
         self._tops: dict[str, str] = {}  # reference -> the digest it points at now
         self._resolved: dict[tuple[str, str, str | None, bool], ResolvedBase] = {}
+        self._read: dict[tuple[Path, str | None, str | None, tuple[tuple[str, str], ...]], list[BaseImage]] = {}
 
     def bases_of(
         self, view: PlannedImage, build_args: Mapping[str, str], only: Callable[[ImageRef], bool] | None = None
@@ -170,7 +171,13 @@ class BaseResolver:
         return {base.reference: base.index or base.digest for base in self.bases_of(view, build_args)}
 
     def _external(self, view: PlannedImage, build_args: Mapping[str, str]) -> list[BaseImage]:
-        return external_bases(view, build_args, self.own)
+        """external_bases, read once per run for each Dockerfile, platform, target and build args: the
+        start-of-run resolution, the input digest and the report each ask (a no-op run's parse, thrice)."""
+        key = (view.dockerfile, view.platform, view.target, tuple(sorted(build_args.items())))
+        found = self._read.get(key)
+        if found is None:
+            found = self._read[key] = external_bases(view, build_args, self.own)
+        return list(found)
 
     def resolve_all(
         self, builds: Sequence[tuple[PlannedImage, Mapping[str, str]]], jobs: int = 8

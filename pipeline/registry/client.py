@@ -6,13 +6,14 @@ import hashlib
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Unpack
 
 from pipeline.common.http import httpx
 from pipeline.errors import RegistryError
-from pipeline.registry.contentcache import ContentCache
+from pipeline.registry.contentcache import MAX_BYTES, ContentCache
 from pipeline.registry.credentials import CredentialLookup
 from pipeline.registry.reference import ImageRef, Repository
 from pipeline.registry.session import Closing, ConnectionOptions, RegistrySession
@@ -48,6 +49,7 @@ def image_descriptors(index: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 UPLOAD_CHUNK = 1 << 20
+KEPT_BYTES = 64 << 20  # what one client keeps in memory of the small content it read (configs, manifests)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,11 @@ class RegistryClient(Closing):
         how registries are reached (see ConnectionOptions)."""
         self.session = RegistrySession(credentials, **connection)
         self.content = content_cache
+        # What this client read or wrote by digest (checked against it once), in memory: the reuse check
+        # and the reuse itself read an image's manifest and config twice, and the store is on disk.
+        self._kept: dict[str, bytes] = {}
+        self._kept_bytes = 0
+        self._kept_lock = threading.Lock()
         # Manifests this client wrote, by (repository, digest): tagging what was just pushed (an index: its
         # build, input and release tags) is then one PUT, not a GET of bytes already in hand and a PUT.
         self._written: dict[tuple[str, str], Manifest] = {}
@@ -185,14 +192,36 @@ class RegistryClient(Closing):
 
     def manifest_by_digest(self, repository: Repository, digest: str) -> Manifest:
         """The manifest with this digest: from the content cache, else read from `repository` (and kept)."""
-        body = self.content.get(digest) if self.content is not None else None
+        body = self._cached(digest)
         if body is not None:
             media_type = str(json.loads(body).get("mediaType", ""))
             return Manifest(media_type=media_type, digest=digest, body=body)
         manifest = self.get_manifest(repository.with_digest(digest))
-        if self.content is not None:
-            self.content.put(digest, manifest.body)
+        self._store(digest, manifest.body)
         return manifest
+
+    def _cached(self, digest: str) -> bytes | None:
+        """Content with this digest read or written earlier: by this client, else (read and checked
+        against its digest) from the content cache."""
+        kept = self._kept.get(digest)
+        if kept is not None:
+            return kept
+        body = self.content.get(digest) if self.content is not None else None
+        if body is not None:
+            self._keep(digest, body)
+        return body
+
+    def _store(self, digest: str, data: bytes) -> None:
+        """Content checked against `digest`: kept for this client and in the content cache."""
+        self._keep(digest, data)
+        if self.content is not None:
+            self.content.put(digest, data)
+
+    def _keep(self, digest: str, data: bytes) -> None:
+        with self._kept_lock:
+            if digest not in self._kept and len(data) <= MAX_BYTES and self._kept_bytes + len(data) <= KEPT_BYTES:
+                self._kept[digest] = data
+                self._kept_bytes += len(data)
 
     def image_labels(self, ref: ImageRef) -> dict[str, str]:
         """The image config's labels (for an index, its first image's)."""
@@ -227,8 +256,7 @@ class RegistryClient(Closing):
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if new or not self.blob_exists(repository, digest):
             self.upload_blob(repository, digest, io.BytesIO(data))
-        if self.content is not None:
-            self.content.put(digest, data)
+        self._store(digest, data)
         return digest
 
     def referrers(self, repository: Repository, digest: str) -> list[dict[str, Any]] | None:
@@ -247,15 +275,14 @@ class RegistryClient(Closing):
 
     def get_blob(self, repository: Repository, digest: str) -> bytes:
         """A small blob (a config, a signature); kept in the content cache."""
-        cached = self.content.get(digest) if self.content is not None else None
+        cached = self._cached(digest)
         if cached is not None:
             return cached
         response = self.session.request("GET", repository, f"blobs/{digest}")
         self.session.raise_for(response, repository, f"reading blob {digest}")
         if "sha256:" + hashlib.sha256(response.content).hexdigest() != digest:
             raise RegistryError(f"{repository}: blob {digest} arrived with other content")
-        if self.content is not None:
-            self.content.put(digest, response.content)
+        self._store(digest, response.content)
         return response.content
 
     def blob_exists(self, repository: Repository, digest: str) -> bool:

@@ -8,9 +8,11 @@ import re
 import socket
 import ssl
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -141,10 +143,11 @@ def host_and_port(registry: str, default_port: int) -> tuple[str, int]:
     return registry, default_port
 
 
-def probe_tls(registry: str, context: ssl.SSLContext, timeout: float) -> ProbeResult:
+def probe_tls(registry: str, context: Callable[[], ssl.SSLContext], timeout: float) -> ProbeResult:
     """Does `registry` speak TLS? A plain `GET /v2/` answered by HTTP (other than the 400 a TLS server
-    gives plain requests) means plain HTTP; otherwise one TLS handshake with `context` decides. Asking
-    in plain first never stalls on a server that waits for a request line that a ClientHello lacks."""
+    gives plain requests) means plain HTTP; otherwise one TLS handshake with `context()` (made only
+    then) decides. Asking in plain first never stalls on a server that waits for a request line that a
+    ClientHello lacks."""
     host, port = host_and_port(registry, 443)
     plain_port = host_and_port(registry, 80)[1]
     try:
@@ -155,7 +158,7 @@ def probe_tls(registry: str, context: ssl.SSLContext, timeout: float) -> ProbeRe
             if plain_port == port:
                 raise  # nothing listens there
         with socket.create_connection((host, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=host):
+            with context().wrap_socket(raw, server_hostname=host):
                 return ProbeResult(Probe.TLS)
     except ssl.SSLCertVerificationError as exc:
         return ProbeResult(Probe.CERT_INVALID, str(getattr(exc, "verify_message", "") or exc))
@@ -196,7 +199,36 @@ def certificate_failure(exc: BaseException) -> str | None:
     return None
 
 
-Prober = Callable[[str, ssl.SSLContext, float], ProbeResult]
+class _SchemeTransport(httpx.BaseTransport):
+    """httpx's transport, one for plain HTTP and one for HTTPS, the latter (and its TLS context) made on
+    its first request. The plain one's context trusts no CA: it never carries TLS, and would fail closed."""
+
+    def __init__(self, context: Callable[[], ssl.SSLContext]) -> None:
+        self._context = context
+        self._plain = httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        self._tls: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def _secure(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._tls is None:
+                self._tls = httpx.HTTPTransport(verify=self._context())
+            return self._tls
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            return self._plain.handle_request(request)
+        return self._secure().handle_request(request)
+
+    def close(self) -> None:
+        self._plain.close()
+        with self._lock:
+            if self._tls is not None:
+                self._tls.close()
+
+
+# (registry, its TLS context made on demand, timeout) -> what the registry speaks
+Prober = Callable[[str, Callable[[], ssl.SSLContext], float], ProbeResult]
 MAX_PROBE_SECONDS = 10.0
 
 
@@ -250,7 +282,9 @@ class Connections:
                 known = self._settled(registry)
                 if known:
                     return known
-                probed = self._prober(registry, self.context(approach.verify), min(self._timeout, MAX_PROBE_SECONDS))
+                probed = self._prober(
+                    registry, partial(self.context, approach.verify), min(self._timeout, MAX_PROBE_SECONDS)
+                )
             try:
                 settled = self._policy.route(registry, probed)
             except TlsRefused as exc:
@@ -271,11 +305,20 @@ class Connections:
             return self._contexts[verify]
 
     def client(self, verify: Verify) -> httpx.Client:
-        context = self.context(verify)
+        """The client for one verify setting. Its TLS context (reading the CA bundle: ~40 ms) is made for
+        the first HTTPS request: a run that speaks only plain HTTP (a loopback registry) never makes one.
+        With proxies in the environment, httpx makes their transports at once, with the context."""
+        with self._lock:
+            made = self._clients.get(verify)
+        if made is not None:
+            return made
+        lazy = self._transport is None and not urllib.request.getproxies()
+        context = None if lazy else self.context(verify)
         with self._lock:
             if verify not in self._clients:
+                transport = _SchemeTransport(partial(self.context, verify)) if lazy else self._transport
                 self._clients[verify] = httpx.Client(
-                    transport=self._transport, timeout=self._timeout, follow_redirects=True, verify=context
+                    transport=transport, timeout=self._timeout, follow_redirects=True, verify=context or True
                 )
             return self._clients[verify]
 

@@ -5,6 +5,7 @@ builders)."""
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -71,49 +72,56 @@ class Scheduler:
         return self._outcomes
 
     def run(self, pool: ThreadPoolExecutor) -> None:
-        """Every image built or skipped: in dependency order, at most `concurrency` at once."""
-        pending = list(self.plan.images)
+        """Every image built or skipped: in dependency order, at most `concurrency` at once. Each image
+        waits for a count of dependencies, ready ones in a heap by urgency (then plan order): a finished
+        image costs its dependants, not a scan of everything pending (a 1,000-image run's main thread)."""
+        images = self.plan.images
+        pending = dict.fromkeys(images)  # in plan order
+        order = {key: n for n, key in enumerate(images)}
+        waiting = {key: len(set(image.depends_on)) for key, image in images.items()}
+        dependants: dict[str, list[str]] = {}
+        for key, image in images.items():
+            for dep in set(image.depends_on):
+                dependants.setdefault(dep, []).append(key)
+        ready = [(-self.urgency[key], order[key], key) for key, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
         running: dict[Future[ImageOutcome], str] = {}
         stopped = False
         while pending or running:
-            if not stopped:
-                self._start_ready(pool, pending, running)
+            while not stopped and ready and len(running) < self.concurrency:
+                key = heapq.heappop(ready)[2]
+                if key not in pending:
+                    continue  # skipped: it depends on a failure
+                del pending[key]
+                self.rows[key].status = Status.RUNNING
+                running[pool.submit(self.build, images[key], self.rows[key])] = key
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 outcome = future.result()
-                self._outcomes[running.pop(future)] = outcome
+                key = running.pop(future)
+                self._outcomes[key] = outcome
                 if outcome.status == Status.FAILED:
-                    stopped = stopped or not self._failed(outcome.key, pending)
+                    stopped = stopped or not self._failed(key, pending)
+                elif outcome.status == Status.SUCCEEDED:
+                    for dependant in dependants.get(key, ()):
+                        waiting[dependant] -= 1
+                        if waiting[dependant] == 0:
+                            heapq.heappush(ready, (-self.urgency[dependant], order[dependant], dependant))
         for key in pending:
             self.skip(key, "not built: the run stopped at the first failure (use --keep-going)")
 
-    def _start_ready(
-        self, pool: ThreadPoolExecutor, pending: list[str], running: dict[Future[ImageOutcome], str]
-    ) -> None:
-        ready = sorted((k for k in pending if self._ready(k)), key=lambda k: -self.urgency[k])
-        for key in ready:
-            if len(running) >= self.concurrency:
-                break
-            pending.remove(key)
-            self.rows[key].status = Status.RUNNING
-            running[pool.submit(self.build, self.plan.images[key], self.rows[key])] = key
-
-    def _failed(self, key: str, pending: list[str]) -> bool:
+    def _failed(self, key: str, pending: dict[str, None]) -> bool:
         """After `key` failed: with keep-going, skip what depends on it and go on (True); else stop."""
         if not self.keep_going:
             return False
         graph = {k: image.depends_on for k, image in self.plan.images.items()}
         blocked = dependants_closure(graph, {key}) - {key}
         for other in [k for k in pending if k in blocked]:
-            pending.remove(other)
+            del pending[other]
             self.skip(other, f"not built: depends on {key}, which failed")
         return True
-
-    def _ready(self, key: str) -> bool:
-        done = self._outcomes
-        return all(d in done and done[d].status == Status.SUCCEEDED for d in self.plan.images[key].depends_on)
 
     def skip(self, key: str, reason: str) -> None:
         self.rows[key].status = Status.SKIPPED

@@ -228,3 +228,25 @@ def test_a_single_image_base_is_checked_against_every_variants_platform(tmp_path
     assert whole.resolve_all(plan_builds(plan)) == {}
     arm64 = app.variant_view(next(v for v in app.variants if v.name == "arm64"))
     assert [(b.digest, b.index) for b in whole.bases_of(arm64, {})] == [(AMD64, None)]
+
+
+def test_each_dockerfile_is_read_once_per_run_for_its_build_args(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start-of-run resolution, the input digest, the report and the gate each ask an image's bases: its
+    Dockerfile is read and parsed once (a no-op run of 300 images parsed 1,200 times), again only for other
+    build args (a dependant's, its dependency's tag at the start and its digest once built)."""
+    from pipeline.bases import resolve
+
+    read: list[str] = []
+    real = resolve.dockerfile_text
+    monkeypatch.setattr(resolve, "dockerfile_text", lambda path: read.append(path.parent.name) or real(path))
+    plan = plan_of(tmp_path)
+    bases = resolver(windows_index(), plan)
+    assert bases.resolve_all(plan_builds(plan)) == {}
+    for _ in range(3):
+        for view, args in plan_builds(plan):
+            bases.bases_of(view, args)
+        bases.digests(plan.images["p/child"], {"BASE": "r.example/x/app@" + AMD64})
+    assert sorted(read) == ["app", "child", "child", "other"]
+    assert [(b.reference, b.digest) for b in bases.bases_of(plan.images["p/app"], {})] == [(f"{UP}:1", AMD64)]

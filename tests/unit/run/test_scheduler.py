@@ -104,3 +104,32 @@ def test_keep_going_builds_the_rest_and_skips_only_what_depends_on_the_failure(t
         "d": ("succeeded", None),
     }
     assert set(scheduler.outcomes) == {"shop/a", "shop/b", "shop/d"}
+
+
+class CountedUrgency(dict[str, int]):
+    """The scheduler's urgencies, each lookup counted: what it costs to choose the next image."""
+
+    lookups = 0
+
+    def __getitem__(self, key: str) -> int:
+        self.lookups += 1
+        return super().__getitem__(key)
+
+
+def test_a_finished_image_costs_its_dependants_not_a_scan_of_everything_pending(tmp_path: Path) -> None:
+    """300 images (chains of ten, as bench/noop_floor.py's), one at a time: each image's urgency is looked
+    up once, when it becomes ready, not once per image finished (a 1,000-image run's main thread)."""
+    images = "".join(
+        f"      i{n:03d}: {{context: images/base{'' if n % 10 == 0 else f', depends_on: [i{n - n % 10:03d}]'}}}\n"
+        for n in range(300)
+    )
+    plan = plan_of(tmp_path, images, ["base"])
+    urgency = CountedUrgency(urgencies(plan))
+    builds = Builds(fails=set())
+    scheduler = Scheduler(plan, builds, lambda *_: None, 1, False, urgency)
+    builds.scheduler = scheduler
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scheduler.run(pool)
+    assert [row.status for row in scheduler.rows.values()] == [Status.SUCCEEDED] * 300
+    assert builds.order[:2] == ["i000", "i010"]  # the chains' heads first: each has nine dependants
+    assert urgency.lookups <= 300
