@@ -32,7 +32,8 @@ class GitInfo:
 
 
 def read_git_info(path: Path) -> GitInfo | None:
-    """GitInfo for the repository containing `path`, or None outside git (or before the first commit)."""
+    """GitInfo for the repository containing `path`, or None outside git, in a bare repository, or before
+    the first commit. A repository git refuses to read (safe.directory) is an EnvironmentProblem."""
     if not path.is_dir():
         return None
     try:
@@ -48,12 +49,17 @@ def read_git_info(path: Path) -> GitInfo | None:
     if tree is None or tree.head is None:
         return None
     remote_url = next(iter(urls.splitlines()), None) if has_origin == 0 else None
+    try:
+        committed_at = datetime.fromisoformat(committed.strip())
+    except ValueError:
+        found = committed.strip()[:200]
+        raise EnvironmentProblem(f"{tree.root}: git gave no commit time for HEAD: {found!r}") from None
     return GitInfo(
         sha=tree.head,
         branch=tree.branch,
         remote_url=strip_credentials(remote_url) if remote_url else None,  # never a token in a label
         dirty=bool(staged or changed),
-        committed_at=datetime.fromisoformat(committed.strip()),
+        committed_at=committed_at,
         earlier=tuple(earlier.split()[1:]),
         root=tree.root,
     )
@@ -61,14 +67,16 @@ def read_git_info(path: Path) -> GitInfo | None:
 
 # What read_git_info asks, all at once: HEAD, its branch and the top; HEAD's commit time; its first-parent
 # ancestors; origin's URL (the one `git push origin` uses: insteadOf applied); the staged and the unstaged
-# changes of tracked files (dirty: what GitPython's is_dirty(untracked_files=False) asks).
+# changes of tracked files (dirty: what GitPython's is_dirty(untracked_files=False) asks). Whatever the user's
+# git configuration says: no signature check printed before the time (log.showSignature; GitHub signs its
+# merge commits), and the whole tree's changes, not only those below the config's directory (diff.relative).
 _INFO_COMMANDS = (
     HEAD_COMMAND,
-    ("log", "-1", "--format=%cI", "HEAD"),
+    ("log", "-1", "--no-show-signature", "--format=%cI", "HEAD"),
     ("rev-list", "--first-parent", f"--max-count={EARLIER_COMMITS + 1}", "HEAD"),
     ("remote", "get-url", "--all", "origin"),
-    ("diff", "--cached", "--abbrev=40", "--full-index", "--raw"),
-    ("diff", "--abbrev=40", "--full-index", "--raw"),
+    ("diff", "--cached", "--no-relative", "--abbrev=40", "--full-index", "--raw"),
+    ("diff", "--no-relative", "--abbrev=40", "--full-index", "--raw"),
 )
 
 

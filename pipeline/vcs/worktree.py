@@ -47,6 +47,19 @@ def git_outputs(cwd: Path, *commands: tuple[str, ...]) -> list[str] | None:
     return [out for _code, out, _err in finished] if all(code == 0 for code, _o, _e in finished) else None
 
 
+# What git says outside a repository, or in a bare one: not a working tree, so no WorkTree (None).
+_NOT_A_WORK_TREE = ("not a git repository", "must be run in a work tree")
+
+
+def _refusal(stderr: str) -> str | None:
+    """git's `fatal:` line when it found a repository but will not read it (e.g. "detected dubious
+    ownership", safe.directory): an error, not "outside git"."""
+    fatal = next((line for line in stderr.splitlines() if line.startswith("fatal:")), None)
+    if fatal is None or any(words in fatal for words in _NOT_A_WORK_TREE):
+        return None
+    return fatal.removeprefix("fatal:").strip()
+
+
 def _text(output: bytes) -> str:
     # As GitPython decodes: paths that are not UTF-8 survive as surrogates, never an error.
     return output.decode("utf-8", "surrogateescape")
@@ -75,8 +88,13 @@ class WorkTree:
             root, git_dir, sha, ref = lines
             branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
             return cls(Path(root), sha, branch, Path(git_dir))
-        code, out, _ = GitCall(directory, "rev-parse", "--show-toplevel").done()  # no commit yet, or no repository
-        return cls(Path(out.strip()), None, None) if code == 0 else None
+        code, out, err = GitCall(directory, "rev-parse", "--show-toplevel").done()  # no commit yet, or no repository
+        if code == 0:
+            return cls(Path(out.strip()), None, None)
+        refusal = _refusal(err)
+        if refusal:
+            raise EnvironmentProblem(f"{directory}: git refuses to read this repository: {refusal}")
+        return None
 
     def changes_since(self, since: str, label: str) -> list[str]:
         """Paths (relative to the root) that differ between `since` and the working tree, committed or
