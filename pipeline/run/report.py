@@ -145,7 +145,8 @@ def print_summary(result: RunResult, stream: TextIO | None = None) -> None:
     ]
     styles = [STATUS_STYLE[r.status] for r in result.images.values()]
     console = Console(file=stream or sys.stdout, width=SUMMARY_WIDTH)
-    console.print(_drawn_table(rows, styles) or _rich_table(rows, styles))
+    drawn = None if console.options.ascii_only or console.legacy_windows else _drawn_table(rows, styles)
+    console.print(drawn or _rich_table(rows, styles))
     # The lines below are printed whole (soft_wrap): a break rich would insert could start a line with
     # text of the build's (`::warning::...` 110 characters into an error message); the terminal wraps.
     for key, r in result.images.items():
@@ -186,7 +187,8 @@ def _rich_table(rows: Sequence[tuple[str, ...]], styles: Sequence[str]) -> Table
 def _drawn_table(rows: Sequence[tuple[str, ...]], styles: Sequence[str]) -> Segments | None:
     """The summary table as rich's Table draws it (the same characters and styles), drawn directly: rich
     measures and renders each cell, ~0.4 ms a row, most of a 1,000-image no-op's summary. None (rich draws
-    it) when a cell is not plain text rich would print as it is, or the table would not fit the width."""
+    it) when a cell is not plain text rich would print as it is, or the table would not fit the width; the
+    caller leaves it to rich where the output cannot carry its box characters (rich draws ASCII there)."""
     cells = [*SUMMARY_COLUMNS, *(cell for row in rows for cell in row)]
     if not all(cell.isascii() and cell.isprintable() and "[" not in cell and cell.count(":") < 2 for cell in cells):
         return None  # markup, emoji codes, wide or control characters: rich's own rules

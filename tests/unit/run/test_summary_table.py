@@ -99,3 +99,30 @@ def test_a_table_of_the_full_width_is_drawn_directly_one_wider_by_rich(monkeypat
     printed(CASES["one column too wide"])
     assert drawn == [True, False]
     assert max(len(line) for line in printed(CASES["exactly the width"]).splitlines()) == 160
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252", "latin-1"])
+def test_an_output_without_box_characters_gets_rich_s_ascii_table(encoding: str) -> None:
+    """rich draws `+---+` where the output's encoding has no box characters; the drawn table (UTF-8 only)
+    would stop the end of a run with a UnicodeEncodeError after everything was pushed."""
+    result = CASES["every status"]
+
+    def through(stream_of: Any) -> str:
+        raw = io.BytesIO()
+        stream = io.TextIOWrapper(raw, encoding=encoding)
+        stream_of(stream)
+        stream.flush()
+        return raw.getvalue().decode(encoding)
+
+    def rich_prints(stream: io.TextIOWrapper) -> None:
+        table = Table(title=None, show_lines=False)
+        for column in ("image", "status", "digest", "tags", "time"):
+            table.add_column(column, overflow="fold")
+        for key, r in result.images.items():
+            tags = ", ".join(r.tags) or "-"
+            table.add_row(key, r.status.value, (r.digest or "-")[:19], tags, f"{r.duration:.1f}s")
+        Console(file=stream, width=160).print(table)
+
+    ours = through(lambda stream: print_summary(result, stream))
+    assert ours.startswith(through(rich_prints))
+    assert "+" in ours.splitlines()[0] or "-" in ours.splitlines()[0]
