@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlparse
 
 DEFAULT_SOCKET = "/var/run/docker.sock"  # docker-py's, where DOCKER_HOST is unset
 _DEFAULT_HTTP_HOST = "127.0.0.1"  # docker-py's, for "tcp://:2375"
@@ -81,28 +82,53 @@ class PlainEndpoint:
 
 
 def plain_endpoint(environment: Mapping[str, str]) -> PlainEndpoint | None:
-    """The engine `environment` names (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), when it is
-    reached without TLS on a unix socket or over TCP; None otherwise (docker-py's own business)."""
-    # docker-py's kwargs_from_env: a non-empty DOCKER_CERT_PATH or any DOCKER_TLS_VERIFY but "" turn TLS on.
-    if environment.get("DOCKER_CERT_PATH") or environment.get("DOCKER_TLS_VERIFY") not in (None, ""):
-        return None
-    address = (environment.get("DOCKER_HOST") or "").strip()
-    if not address or address == "unix://":
+    """The engine `environment` names (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) where docker-py
+    (kwargs_from_env, then APIClient's parse_host) would reach it without TLS, on a unix socket or over
+    plain HTTP; None where it would use TLS, ssh or a named pipe, or raise (docker-py's own business).
+    tests/unit/builders/test_endpoint.py compares this with docker-py itself, address by address."""
+    # kwargs_from_env: a non-empty DOCKER_CERT_PATH or any DOCKER_TLS_VERIFY but "" turn TLS on.
+    verify = environment.get("DOCKER_TLS_VERIFY") not in (None, "")
+    cert_path = environment.get("DOCKER_CERT_PATH") or ""
+    address = environment.get("DOCKER_HOST") or ""
+    if cert_path or verify:
+        # Its TLSConfig refuses missing files, and APIClient refuses TLS without a DOCKER_HOST; else a
+        # unix socket or an http:// address is still reached in plain (only tcp:// turns into https).
+        directory = cert_path or os.path.join(os.path.expanduser("~"), ".docker")
+        needed = ("cert.pem", "key.pem", "ca.pem") if verify else ("cert.pem", "key.pem")
+        if not address or not all(os.path.isfile(os.path.join(directory, name)) for name in needed):
+            return None
+    if not address or address.strip() == "unix://":
         return None if sys.platform == "win32" else PlainEndpoint(DEFAULT_SOCKET)
-    # docker-py's parse_host, for the addresses it accepts without TLS.
-    parsed = urlsplit(address)
+    # parse_host, for the addresses it reaches without TLS.
+    address = address.strip()
+    parsed = urlparse(address)
     scheme = parsed.scheme
     if not scheme or any(c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+" for c in scheme):
-        parsed, scheme = urlsplit(f"//{address}", "tcp"), "tcp"
-    if parsed.query or parsed.fragment or parsed.password or ";" in parsed.path:
+        parsed, scheme = urlparse(f"//{address}", "tcp"), "tcp"
+    if scheme not in ("tcp", "http", "unix", "http+unix"):  # https, ssh, npipe (or refused: fd, others)
         return None
-    try:
-        port = parsed.port
-    except ValueError:
+    if (scheme in ("tcp", "http") and not parsed.netloc) or parsed.params or parsed.query or parsed.fragment:
+        return None
+    if parsed.password:
         return None
     if scheme in ("unix", "http+unix"):
         path = parsed.path if parsed.hostname is None else f"{parsed.hostname}/{parsed.path}"
-        return PlainEndpoint(path.rstrip("/") or "/") if path else None
-    if scheme in ("tcp", "http") and parsed.netloc and port and parsed.path in ("", "/"):
-        return PlainEndpoint(host=parsed.hostname or _DEFAULT_HTTP_HOST, port=port)
-    return None
+        # The URL it makes, as APIClient and its UnixHTTPAdapter turn it into a socket path ("unix:" and
+        # "unix:////" make "http+unix:", which no adapter takes).
+        url = f"http+unix://{path}".rstrip("/")
+        if not url.startswith("http+unix://"):
+            return None
+        socket_path = url.replace("http+unix://", "")
+        return PlainEndpoint(socket_path if socket_path.startswith("/") else f"/{socket_path}")
+    if scheme == "tcp" and (cert_path or verify):
+        return None  # https
+    try:
+        port = parsed.port or 0
+    except ValueError:
+        return None
+    if port <= 0:
+        return None  # "port is required"
+    # Past the port, a path or a user name would be part of every request's URL: docker-py's business.
+    if parsed.path.rstrip("/") or parsed.username is not None:
+        return None
+    return PlainEndpoint(host=parsed.hostname or _DEFAULT_HTTP_HOST, port=port)

@@ -150,8 +150,10 @@ def _describe(error: Any, path: KeyPath) -> tuple[str, bool]:
             False,
         )
     grammar = _grammar(path, "[key]" in error["loc"])
-    # A secret file's length is a max_length beside its pattern (schema.py): too long reads as the grammar too.
-    if kind in ("string_pattern_mismatch", "string_too_long") and grammar is not None:
+    # A secret file's length is a max_length beside its pattern (schema.py), where a `{1,4096}` in the pattern
+    # was: too long reads as its grammar, as before. Every other field's max_length keeps pydantic's words.
+    secret_file = len(path) >= 3 and path[-3] == "secrets" and path[-1] == "file"
+    if grammar is not None and (kind == "string_pattern_mismatch" or (kind == "string_too_long" and secret_file)):
         return f"'{_shown(error['input'])}' {grammar}", "[key]" in error["loc"]
     if kind == "string_pattern_mismatch" and path and path[-1] == "suffix":
         return f"'{_shown(error['input'])}' is not a valid tag suffix (ASCII letters, digits, _ . -)", False

@@ -5,9 +5,15 @@ PYDANTIC_DISABLE_PLUGINS turning them all off (the CLI sets it) the answer is "n
 module imports importlib.metadata to scan entry points whether or not it then does (with email and
 zipfile: ~15 ms of CPU in each start that builds the config models, which `pipeline changed` does on a
 cache miss). schema.py calls `install` before it builds the models: this module then stands in for the
-loader, only when the variable turns every plugin off, and gives the same answer, none. pydantic imports
-nothing else from its loader (a newer one that did would fail every config test at once: ImportError
-when the first model is built).
+loader, only when the variable turns every plugin off, and gives the same answer, none.
+
+It answers `get_plugins` only, all that pydantic takes from its loader. A pydantic that took more would
+raise ImportError where a model is first built, but only in a process with the variable all-off (the CLI):
+a test session has pydantic's own loader in place (its collection builds the models before anything
+imports pipeline.cli, which sets the variable), so the config tests would not notice. What guards it is
+tests/unit/config/test_no_pydantic_plugins.py, which reads the installed pydantic's sources and fails
+when any of its modules imports anything but `get_plugins` from the loader (and the start-up tests in
+tests/unit/cli/test_startup.py, which run `pipeline changed` with the stand-in in place).
 """
 
 from __future__ import annotations

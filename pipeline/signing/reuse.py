@@ -19,12 +19,12 @@ import hashlib
 import hmac
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pipeline.cache.inputs import INPUTS_LABEL, InputDigest, labelled_inputs
 from pipeline.errors import RegistryError
+from pipeline.files import create_private, fresh_file
 from pipeline.plan import PlannedImage
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.index import index_platforms
@@ -71,7 +71,7 @@ class VerdictStore:
             return None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = create_private(path)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(secrets.token_bytes(32))
             return path.read_bytes() or None
@@ -95,9 +95,9 @@ class VerdictStore:
         if path is None:
             return
         try:
-            with tempfile.NamedTemporaryFile(dir=self.directory, delete=False) as handle:
-                pass
-            os.replace(handle.name, path)
+            handle, name = fresh_file(path)
+            os.close(handle)
+            os.replace(name, path)
         except OSError:
             pass
 

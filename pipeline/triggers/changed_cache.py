@@ -31,7 +31,7 @@ from pipeline import __version__
 from pipeline.bases.lock_file import lock_path
 from pipeline.common.checkout import Checkout
 from pipeline.errors import ConfigError
-from pipeline.files import read_regular_file
+from pipeline.files import fresh_file, read_regular_file
 from pipeline.vcs import probes
 
 # Raise when what an entry holds, or what its key covers, changes: old entries then never match.
@@ -129,7 +129,7 @@ def write(git_dir: Path, key: str, facts: Sequence[probes.Fact], images: Sequenc
     try:
         path.parent.mkdir(exist_ok=True)
         # A fresh name each time: two writers, or a leftover of a killed one, never share it.
-        handle, name = _fresh_file(path)
+        handle, name = fresh_file(path)
     except OSError:
         return
     try:
@@ -139,20 +139,6 @@ def write(git_dir: Path, key: str, facts: Sequence[probes.Fact], images: Sequenc
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(name)
-
-
-def _fresh_file(path: Path) -> tuple[int, str]:
-    """A new file beside `path` for its next content, as tempfile.mkstemp makes one (a random name,
-    created exclusively, never through a link, owner-only), without importing tempfile: its shutil, bz2
-    and lzma were ~3 ms of every `pipeline changed`, which commit hooks run."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        name = str(path.parent / f"{path.name}.{os.urandom(6).hex()}.tmp")
-        try:
-            return os.open(name, flags, 0o600), name
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{path.parent}: no fresh temporary name")
 
 
 def _entries(path: Path) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def test_changed_on_a_cache_miss_loads_no_plugin_scan(
     assert among(modules, ("importlib.metadata", "email", "zipfile")) == []
     assert among(modules, ("semver",)) == []  # a plan without a version parses none (pipeline.versioning)
     assert among(modules, ("pipeline.bases.lock",)) == []  # where the lock is: bases.lock_file
-    assert among(modules, ("tempfile", "shutil")) == []  # the cache's fresh file: changed_cache._fresh_file
+    assert among(modules, ("tempfile", "shutil")) == []  # the cache's fresh file: files.fresh_file
     assert [line.split()[0] for line in output.splitlines()] == ["shop/base", "shop/app"], output
 
 

@@ -200,3 +200,32 @@ def test_a_secret_file_path_of_4096_characters_passes_the_grammar(
     path = "d/" * 2047 + "xy"
     code, lines = validate(tmp_path, HEAD + f"        secrets: {{npm: {{file: {path}}}}}\n", capsys, monkeypatch)
     assert not any("is not a secret file path" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        # EnvName's max_length: pydantic's own words, as before the secret file's length moved out of its pattern.
+        ("secrets: {npm: {env: %s}}", "A" * 129, "secrets.npm.env: String should have at most 128 characters"),
+        (
+            "target: %s",
+            "a" * 129,
+            f"target: '{'a' * 77}...' is not a build target: name a stage of the Dockerfile (ASCII letters, "
+            "digits and _ . -, starting with a letter; at most 128)",
+        ),
+    ],
+)
+def test_only_a_secret_file_reads_its_length_as_its_grammar(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    field: str,
+    value: str,
+    message: str,
+) -> None:
+    """An over-long environment variable name is told it is too long, not that it is no name (cee1e09's
+    message, which a `string_too_long` read as the grammar for every field had replaced)."""
+    code, lines = validate(tmp_path, HEAD + "        " + field % value + "\n", capsys, monkeypatch)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: pipelines.yaml:7:")
+    assert lines[0].split(": ", 2)[2] == "pipelines.shop.images.base." + message
