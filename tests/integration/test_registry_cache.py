@@ -91,7 +91,7 @@ def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
     tmp_path: Path, services: Services, namespace: str, plain_peek: RegistryPeek, second_engine: str
 ) -> None:
     first_sha = project(tmp_path / "cached", f"{services.plain_registry}/{namespace}")
-    project(tmp_path / "baseline", f"{services.plain_registry}/{namespace}b")
+    baseline_sha = project(tmp_path / "baseline", f"{services.plain_registry}/{namespace}b")
     for root in (tmp_path / "cached", tmp_path / "baseline"):
         built = run_cli(["run"], root)  # on the test's engine (DOCKER_HOST)
         assert built.code == 0, built.output
@@ -100,7 +100,7 @@ def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
     second_sha = change_one_file(tmp_path / "cached")
     rebuilt, with_cache = timed(["run"], tmp_path / "cached", second_engine)
     assert rebuilt.code == 0, rebuilt.output
-    change_one_file(tmp_path / "baseline")
+    baseline_second_sha = change_one_file(tmp_path / "baseline")
     uncached, without_cache = timed(["run", "--no-cache"], tmp_path / "baseline", second_engine)
     assert uncached.code == 0, uncached.output
     print(
@@ -121,8 +121,12 @@ def test_a_second_engine_reuses_the_unchanged_layers_from_the_registry(
     assert second[:2] == first[:2]
     assert second[2] != first[2]
     assert plain_peek.files(f"{namespace}/app", f"sha-{second_sha[:12]}")["file.txt"] == b"two\n"
-    # The rerun RUN step costs the engine SLOW_SECONDS; the cached one does not.
-    assert image_seconds(rebuilt) < image_seconds(uncached) - SLOW_SECONDS / 2
+    # The control: the same RUN step run again (--no-cache) writes a layer of another digest (its file's
+    # time), so the equal RUN layer above is the first engine's, taken from the registry, not a rerun. (No
+    # timed assertion: the print above shows the time saved, which load on the machine can hide.)
+    before = plain_peek.layers(f"{namespace}b/app", f"sha-{baseline_sha[:12]}")
+    after = plain_peek.layers(f"{namespace}b/app", f"sha-{baseline_second_sha[:12]}")
+    assert before[0] == after[0] and before[1] != after[1]
 
 
 def test_a_missing_cache_source_is_not_named_as_the_failure(tmp_path: Path, services: Services, namespace: str) -> None:
